@@ -1,0 +1,182 @@
+// The single-node broker: configuration, topics on disk, the Kafka listener and its handlers,
+// retention, metrics. `Broker.start` returns once it accepts connections; `stop` shuts down
+// cleanly (logs closed with their clean-shutdown markers).
+import { randomBytes } from 'node:crypto'
+import { existsSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs'
+import { join, resolve } from 'node:path'
+import * as prom from 'prom-client'
+import { type Registry } from 'prom-client'
+import { ApiKey } from '../protocol/apis.ts'
+import { Logger } from '../util/log.ts'
+import { createRegistry } from '../util/metrics.ts'
+import { BrokerConfig } from './config.ts'
+import { FetchWaiters } from './fetch-waiters.ts'
+import { Flusher } from './log/flusher.ts'
+import { KafkaServer, type Handler } from './server.ts'
+import { TopicManager } from './topics.ts'
+import { apiVersionsHandler } from './handlers/api-versions.ts'
+import { metadataHandler } from './handlers/metadata.ts'
+import { produceHandler } from './handlers/produce.ts'
+import { fetchHandler } from './handlers/fetch.ts'
+import { listOffsetsHandler } from './handlers/list-offsets.ts'
+import { createTopicsHandler } from './handlers/create-topics.ts'
+import { deleteTopicsHandler } from './handlers/delete-topics.ts'
+import { createPartitionsHandler } from './handlers/create-partitions.ts'
+import { describeConfigsHandler } from './handlers/describe-configs.ts'
+
+export interface BrokerOptions {
+  readonly host: string
+  readonly port: number
+  readonly dataDir: string
+  readonly settings?: Readonly<Record<string, string>>
+  readonly log?: Logger
+  readonly registry?: Registry
+}
+
+/** Another process holds the data directory. */
+export class DataDirLockedError extends Error {
+  readonly code = 'DATA_DIR_LOCKED'
+}
+
+export class Broker {
+  readonly config: BrokerConfig
+  readonly dataDir: string
+  readonly nodeId: number
+  readonly clusterId: string
+  readonly host: string
+  readonly log: Logger
+  readonly registry: Registry
+  readonly flusher: Flusher
+  readonly topics: TopicManager
+  readonly waiters = new FetchWaiters()
+  readonly metrics: { producedBytes: prom.Counter<'topic'>; producedBatches: prom.Counter<'topic'>; fetchedBytes: prom.Counter; produceErrors: prom.Counter<'error'> }
+  /** The port clients connect to, once listening. */
+  port = 0
+  private server: KafkaServer | undefined
+  private retentionTimer: NodeJS.Timeout | undefined
+  private readonly lockPath: string
+
+  private constructor(options: BrokerOptions) {
+    this.config = new BrokerConfig(options.settings)
+    this.dataDir = resolve(options.dataDir)
+    this.nodeId = this.config.number('node.id')
+    this.host = options.host
+    this.log = (options.log ?? new Logger()).child({ component: 'broker', node: this.nodeId })
+    this.registry = options.registry ?? createRegistry()
+    mkdirSync(this.dataDir, { recursive: true })
+    this.lockPath = join(this.dataDir, '.lock')
+    this.lock()
+    this.clusterId = this.loadClusterId()
+    this.flusher = new Flusher()
+    this.topics = new TopicManager(this.dataDir, this.config, this.flusher, this.log)
+    const reg = [this.registry]
+    this.metrics = {
+      producedBytes: new prom.Counter({ name: 'cortado_broker_produced_bytes_total', help: 'Record batch bytes appended, by topic', labelNames: ['topic'], registers: reg }),
+      producedBatches: new prom.Counter({ name: 'cortado_broker_produced_batches_total', help: 'Record batches appended, by topic', labelNames: ['topic'], registers: reg }),
+      fetchedBytes: new prom.Counter({ name: 'cortado_broker_fetched_bytes_total', help: 'Record bytes returned to fetches', registers: reg }),
+      produceErrors: new prom.Counter({ name: 'cortado_broker_produce_errors_total', help: 'Partitions of produce requests refused, by error', labelNames: ['error'], registers: reg }),
+    }
+    const flusher = this.flusher
+    new prom.Gauge({ name: 'cortado_broker_fsync_rounds', help: 'Group-commit fsync rounds completed', registers: reg, collect() { this.set(flusher.rounds) } })
+    const topics = this.topics
+    new prom.Gauge({
+      name: 'cortado_broker_partitions', help: 'Partitions hosted', registers: reg,
+      collect() { this.set(topics.list().reduce((n, t) => n + t.partitions.length, 0)) },
+    })
+  }
+
+  static async start(options: BrokerOptions): Promise<Broker> {
+    const broker = new Broker(options)
+    try {
+      broker.topics.load()
+      broker.server = new KafkaServer({
+        host: options.host,
+        port: options.port,
+        maxFrameBytes: broker.config.number('socket.request.max.bytes'),
+        maxInflight: broker.config.number('cortado.max.inflight.requests.per.connection'),
+        handlers: broker.handlers(),
+        log: broker.log,
+        registry: broker.registry,
+      })
+      broker.port = await broker.server.listen()
+    } catch (err) {
+      await broker.topics.close()
+      broker.unlock()
+      throw err
+    }
+    const interval = broker.config.number('log.retention.check.interval.ms')
+    broker.retentionTimer = setInterval(() => broker.topics.applyRetention(), interval)
+    broker.retentionTimer.unref()
+    broker.log.info('broker started', { host: broker.host, port: broker.port, dataDir: broker.dataDir, clusterId: broker.clusterId })
+    return broker
+  }
+
+  /** The host put into metadata responses. */
+  get advertisedHost(): string {
+    const configured = this.config.get('advertised.host.name')
+    if (configured !== '') return configured
+    return this.host === '0.0.0.0' || this.host === '::' ? 'localhost' : this.host
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.retentionTimer)
+    this.waiters.notifyAll()
+    await this.server?.close()
+    await this.topics.close()
+    this.unlock()
+    this.log.info('broker stopped')
+  }
+
+  private handlers(): Map<number, Handler> {
+    return new Map<number, Handler>([
+      [ApiKey.ApiVersions, apiVersionsHandler()],
+      [ApiKey.Metadata, metadataHandler(this)],
+      [ApiKey.Produce, produceHandler(this)],
+      [ApiKey.Fetch, fetchHandler(this)],
+      [ApiKey.ListOffsets, listOffsetsHandler(this)],
+      [ApiKey.CreateTopics, createTopicsHandler(this)],
+      [ApiKey.DeleteTopics, deleteTopicsHandler(this)],
+      [ApiKey.CreatePartitions, createPartitionsHandler(this)],
+      [ApiKey.DescribeConfigs, describeConfigsHandler(this)],
+    ])
+  }
+
+  private lock(): void {
+    if (existsSync(this.lockPath)) {
+      const pid = Number(readFileSync(this.lockPath, 'utf8'))
+      if (pid !== process.pid && processAlive(pid)) {
+        throw new DataDirLockedError(`data directory ${this.dataDir} is in use by process ${pid}`)
+      }
+    }
+    writeFileSync(this.lockPath, String(process.pid))
+  }
+
+  private unlock(): void {
+    try {
+      unlinkSync(this.lockPath)
+    } catch {
+      // already gone
+    }
+  }
+
+  private loadClusterId(): string {
+    const path = join(this.dataDir, 'meta.properties')
+    if (existsSync(path)) {
+      const match = /^cluster\.id=(.+)$/m.exec(readFileSync(path, 'utf8'))
+      if (match !== null) return match[1].trim()
+    }
+    const id = randomBytes(16).toString('base64url')
+    writeFileSync(path, `# written by cortado broker\nversion=1\ncluster.id=${id}\nnode.id=${this.nodeId}\n`)
+    return id
+  }
+}
+
+function processAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}

@@ -1,0 +1,183 @@
+// Broker and topic configuration, under Kafka's own names and defaults (Kafka 3.8.0
+// ServerLogConfigs / LogConfig), so `--config message.max.bytes=...` means what a Kafka user
+// expects. Topic configs fall back to the broker's `log.*` settings, as in Kafka.
+
+export type ConfigType = 'BOOLEAN' | 'STRING' | 'INT' | 'LONG' | 'DOUBLE' | 'LIST' | 'CLASS' | 'PASSWORD' | 'SHORT'
+
+export class ConfigError extends Error {
+  readonly code = 'INVALID_CONFIG'
+  readonly key: string
+  constructor(key: string, message: string) {
+    super(message)
+    this.name = 'ConfigError'
+    this.key = key
+  }
+}
+
+interface ConfigDef {
+  readonly type: ConfigType
+  readonly default: string
+  readonly doc: string
+  /** Extra validation beyond the type; returns an error message or undefined. */
+  readonly check?: (v: string) => string | undefined
+}
+
+const atLeast = (min: number) => (v: string) => (Number(v) < min ? `must be at least ${min}` : undefined)
+const oneOf = (...values: string[]) => (v: string) => (values.includes(v) ? undefined : `must be one of ${values.join(', ')}`)
+const cleanupPolicy = (v: string) =>
+  v.split(',').every((p) => p.trim() === 'delete' || p.trim() === 'compact') && v.trim() !== '' ? undefined : 'must be a list of delete, compact'
+
+/** Topic-level configs: topic name → [broker-level name, definition]. */
+export const TOPIC_CONFIGS: Readonly<Record<string, readonly [string, ConfigDef]>> = {
+  'cleanup.policy': ['log.cleanup.policy', { type: 'LIST', default: 'delete', doc: 'delete, compact, or both', check: cleanupPolicy }],
+  'compression.type': ['compression.type', { type: 'STRING', default: 'producer', doc: 'Stored as sent by the producer', check: oneOf('producer', 'uncompressed', 'gzip', 'snappy', 'lz4', 'zstd') }],
+  'delete.retention.ms': ['log.cleaner.delete.retention.ms', { type: 'LONG', default: '86400000', doc: 'How long tombstones are kept in compacted topics', check: atLeast(0) }],
+  'file.delete.delay.ms': ['log.segment.delete.delay.ms', { type: 'LONG', default: '60000', doc: 'Delay before a deleted segment file is removed', check: atLeast(0) }],
+  'flush.messages': ['log.flush.interval.messages', { type: 'LONG', default: '9223372036854775807', doc: 'Kafka compatibility; see cortado.fsync', check: atLeast(1) }],
+  'flush.ms': ['log.flush.interval.ms', { type: 'LONG', default: '9223372036854775807', doc: 'Kafka compatibility; see cortado.fsync', check: atLeast(0) }],
+  'index.interval.bytes': ['log.index.interval.bytes', { type: 'INT', default: '4096', doc: 'Bytes between offset index entries', check: atLeast(0) }],
+  'max.compaction.lag.ms': ['log.cleaner.max.compaction.lag.ms', { type: 'LONG', default: '9223372036854775807', doc: 'Longest time a record stays uncompacted', check: atLeast(1) }],
+  'max.message.bytes': ['message.max.bytes', { type: 'INT', default: '1048588', doc: 'Largest record batch accepted', check: atLeast(0) }],
+  'message.timestamp.type': ['log.message.timestamp.type', { type: 'STRING', default: 'CreateTime', doc: 'CreateTime or LogAppendTime', check: oneOf('CreateTime', 'LogAppendTime') }],
+  'min.cleanable.dirty.ratio': ['log.cleaner.min.cleanable.ratio', { type: 'DOUBLE', default: '0.5', doc: 'Dirty ratio that triggers compaction', check: (v) => (Number(v) < 0 || Number(v) > 1 ? 'must be between 0 and 1' : undefined) }],
+  'min.compaction.lag.ms': ['log.cleaner.min.compaction.lag.ms', { type: 'LONG', default: '0', doc: 'Shortest time a record stays uncompacted', check: atLeast(0) }],
+  'min.insync.replicas': ['min.insync.replicas', { type: 'INT', default: '1', doc: 'Single node: always 1 in sync', check: atLeast(1) }],
+  'retention.bytes': ['log.retention.bytes', { type: 'LONG', default: '-1', doc: 'Size limit per partition; -1 unlimited' }],
+  'retention.ms': ['log.retention.ms', { type: 'LONG', default: '604800000', doc: 'Time limit; -1 unlimited', check: atLeast(-1) }],
+  'segment.bytes': ['log.segment.bytes', { type: 'INT', default: '1073741824', doc: 'Segment file size', check: atLeast(14) }],
+  'segment.index.bytes': ['log.index.size.max.bytes', { type: 'INT', default: '10485760', doc: 'Offset index size', check: atLeast(4) }],
+  'segment.ms': ['log.roll.ms', { type: 'LONG', default: '604800000', doc: 'Roll a segment after this time', check: atLeast(1) }],
+  'unclean.leader.election.enable': ['unclean.leader.election.enable', { type: 'BOOLEAN', default: 'false', doc: 'Single node: no effect' }],
+}
+
+/** Broker-only configs (not topic overrides). */
+export const BROKER_CONFIGS: Readonly<Record<string, ConfigDef>> = {
+  'node.id': { type: 'INT', default: '0', doc: 'This broker\'s id', check: atLeast(0) },
+  'auto.create.topics.enable': { type: 'BOOLEAN', default: 'true', doc: 'Create unknown topics on metadata requests' },
+  'num.partitions': { type: 'INT', default: '1', doc: 'Partitions of auto-created topics', check: atLeast(1) },
+  'default.replication.factor': { type: 'INT', default: '1', doc: 'Single node: 1', check: atLeast(1) },
+  'log.retention.check.interval.ms': { type: 'LONG', default: '300000', doc: 'How often retention runs', check: atLeast(1) },
+  'socket.request.max.bytes': { type: 'INT', default: '104857600', doc: 'Largest request frame accepted', check: atLeast(1024) },
+  'advertised.host.name': { type: 'STRING', default: '', doc: 'Host put in metadata (default: the listen host)' },
+  'cortado.fsync': { type: 'STRING', default: 'ack', doc: 'ack: acks=1/all produce is answered only after fdatasync (group commit); none: page cache only, as Kafka by default', check: oneOf('ack', 'none') },
+  'cortado.max.inflight.requests.per.connection': { type: 'INT', default: '100', doc: 'Requests read ahead per connection before reading pauses', check: atLeast(1) },
+}
+
+// Kafka's alternative spellings of the retention and roll times.
+const ALIASES: Readonly<Record<string, (v: string) => [string, string]>> = {
+  'log.retention.hours': (v) => ['log.retention.ms', String(Number(v) * 3_600_000)],
+  'log.retention.minutes': (v) => ['log.retention.ms', String(Number(v) * 60_000)],
+  'log.roll.hours': (v) => ['log.roll.ms', String(Number(v) * 3_600_000)],
+  'broker.id': (v) => ['node.id', v],
+}
+
+const BROKER_LEVEL_TOPIC_DEFS = new Map(Object.values(TOPIC_CONFIGS).map(([brokerName, def]) => [brokerName, def]))
+
+function checkValue(key: string, def: ConfigDef, value: string): void {
+  switch (def.type) {
+    case 'BOOLEAN':
+      if (value !== 'true' && value !== 'false') throw new ConfigError(key, `${key} must be true or false, got "${value}"`)
+      break
+    case 'INT':
+    case 'LONG':
+      if (!/^-?\d+$/.test(value)) throw new ConfigError(key, `${key} must be an integer, got "${value}"`)
+      if (def.type === 'INT' && Math.abs(Number(value)) > 2 ** 31 - 1) throw new ConfigError(key, `${key} must fit in 32 bits`)
+      break
+    case 'DOUBLE':
+      if (value.trim() === '' || !Number.isFinite(Number(value))) throw new ConfigError(key, `${key} must be a number, got "${value}"`)
+      break
+    default:
+      break
+  }
+  const problem = def.check?.(value)
+  if (problem !== undefined) throw new ConfigError(key, `${key} ${problem}, got "${value}"`)
+}
+
+export interface ConfigEntry {
+  name: string
+  value: string
+  source: 'DEFAULT' | 'STATIC_BROKER' | 'DYNAMIC_TOPIC'
+  type: ConfigType
+  doc: string
+}
+
+/** The broker's configuration: defaults overlaid with `--config key=value` settings. */
+export class BrokerConfig {
+  private readonly overrides = new Map<string, string>()
+
+  constructor(settings: Readonly<Record<string, string>> = {}) {
+    for (const [rawKey, rawValue] of Object.entries(settings)) {
+      const alias = ALIASES[rawKey]
+      const [key, value] = alias ? alias(rawValue) : [rawKey, rawValue]
+      const def = BROKER_CONFIGS[key] ?? BROKER_LEVEL_TOPIC_DEFS.get(key)
+      if (def === undefined) throw new ConfigError(key, `unknown broker config "${rawKey}"`)
+      checkValue(key, def, value)
+      this.overrides.set(key, value)
+    }
+  }
+
+  get(key: string): string {
+    const value = this.overrides.get(key)
+    if (value !== undefined) return value
+    const def = BROKER_CONFIGS[key] ?? BROKER_LEVEL_TOPIC_DEFS.get(key)
+    if (def === undefined) throw new ConfigError(key, `unknown broker config "${key}"`)
+    return def.default
+  }
+
+  number(key: string): number {
+    return Number(this.get(key))
+  }
+
+  bool(key: string): boolean {
+    return this.get(key) === 'true'
+  }
+
+  /** The default value a topic gets for a topic-level config. */
+  topicDefault(topicKey: string): string {
+    const entry = TOPIC_CONFIGS[topicKey]
+    if (entry === undefined) throw new ConfigError(topicKey, `unknown topic config "${topicKey}"`)
+    return this.get(entry[0])
+  }
+
+  entries(): ConfigEntry[] {
+    const out: ConfigEntry[] = []
+    const all: [string, ConfigDef][] = [...Object.entries(BROKER_CONFIGS), ...BROKER_LEVEL_TOPIC_DEFS.entries()]
+    for (const [name, def] of all) {
+      const set = this.overrides.get(name)
+      out.push({ name, value: set ?? def.default, source: set === undefined ? 'DEFAULT' : 'STATIC_BROKER', type: def.type, doc: def.doc })
+    }
+    return out.sort((a, b) => a.name.localeCompare(b.name))
+  }
+}
+
+/** Validates topic-level overrides (CreateTopics configs, topic metadata on disk). */
+export function validateTopicConfigs(configs: Readonly<Record<string, string>>): void {
+  for (const [key, value] of Object.entries(configs)) {
+    const entry = TOPIC_CONFIGS[key]
+    if (entry === undefined) throw new ConfigError(key, `unknown topic config "${key}"`)
+    checkValue(key, entry[1], value)
+  }
+}
+
+/** A topic's effective configuration: its overrides, else the broker's defaults. */
+export function topicConfigEntries(broker: BrokerConfig, overrides: Readonly<Record<string, string>>): ConfigEntry[] {
+  return Object.entries(TOPIC_CONFIGS)
+    .map(([name, [, def]]): ConfigEntry => {
+      const set = overrides[name]
+      return set === undefined
+        ? { name, value: broker.topicDefault(name), source: 'DEFAULT', type: def.type, doc: def.doc }
+        : { name, value: set, source: 'DYNAMIC_TOPIC', type: def.type, doc: def.doc }
+    })
+    .sort((a, b) => a.name.localeCompare(b.name))
+}
+
+/** Parses `key=value` strings from the command line. */
+export function parseConfigArgs(args: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {}
+  for (const arg of args) {
+    const eq = arg.indexOf('=')
+    if (eq <= 0) throw new ConfigError(arg, `--config expects key=value, got "${arg}"`)
+    out[arg.slice(0, eq).trim()] = arg.slice(eq + 1).trim()
+  }
+  return out
+}

@@ -1,0 +1,32 @@
+// CreatePartitions (key 37): grow a topic's partition count. Explicit assignments must name
+// this broker, the only one.
+import { ErrorCode } from '../../protocol/errors.ts'
+import { type CreatePartitionsRequest } from '../../protocol/messages/create-partitions-request.ts'
+import { type CreatePartitionsResponse } from '../../protocol/messages/create-partitions-response.ts'
+import { type Shape } from '../../protocol/schema.ts'
+import { type Broker } from '../broker.ts'
+import { type Handler } from '../server.ts'
+import { TopicError } from '../topics.ts'
+
+export function createPartitionsHandler(broker: Broker): Handler {
+  return (_ctx, req: CreatePartitionsRequest): Shape<CreatePartitionsResponse> => {
+    const counts = new Map<string, number>()
+    for (const t of req.topics) counts.set(t.name, (counts.get(t.name) ?? 0) + 1)
+    return {
+      throttleTimeMs: 0,
+      results: req.topics.map((t) => {
+        if ((counts.get(t.name) ?? 0) > 1) return { name: t.name, errorCode: ErrorCode.INVALID_REQUEST, errorMessage: `topic "${t.name}" appears more than once` }
+        if (t.assignments !== null && t.assignments.some((a) => a.brokerIds.some((id) => id !== broker.nodeId))) {
+          return { name: t.name, errorCode: ErrorCode.INVALID_REPLICA_ASSIGNMENT, errorMessage: `every replica must be on broker ${broker.nodeId}` }
+        }
+        try {
+          broker.topics.addPartitions(t.name, t.count, req.validateOnly)
+          return { name: t.name, errorCode: ErrorCode.NONE, errorMessage: null }
+        } catch (err) {
+          if (err instanceof TopicError) return { name: t.name, errorCode: err.code, errorMessage: err.message }
+          throw err
+        }
+      }),
+    }
+  }
+}

@@ -1,0 +1,35 @@
+// DeleteTopics (key 20): by name (v0-5) or by name or id (v6+). Safe while clients produce and
+// fetch: the topic disappears for new requests at once, and its files are removed after the
+// appends and fsyncs already under way have finished.
+import { ErrorCode } from '../../protocol/errors.ts'
+import { type DeleteTopicsRequest } from '../../protocol/messages/delete-topics-request.ts'
+import { type DeletableTopicResult, type DeleteTopicsResponse } from '../../protocol/messages/delete-topics-response.ts'
+import { type Shape, ZERO_UUID } from '../../protocol/schema.ts'
+import { type Broker } from '../broker.ts'
+import { type Handler, type RequestContext } from '../server.ts'
+import { TopicError } from '../topics.ts'
+
+export function deleteTopicsHandler(broker: Broker): Handler {
+  return async (ctx: RequestContext, req: DeleteTopicsRequest): Promise<Shape<DeleteTopicsResponse>> => {
+    const wanted = ctx.apiVersion >= 6 ? req.topics : req.topicNames.map((name) => ({ name, topicId: ZERO_UUID }))
+    const responses = await Promise.all(wanted.map(async (w): Promise<Shape<DeletableTopicResult>> => {
+      const byId = w.name === null
+      const topic = byId ? broker.topics.getById(w.topicId) : broker.topics.get(w.name ?? '')
+      if (topic === undefined) {
+        return byId
+          ? { name: null, topicId: w.topicId, errorCode: ErrorCode.UNKNOWN_TOPIC_ID, errorMessage: 'unknown topic id' }
+          : { name: w.name, topicId: ZERO_UUID, errorCode: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, errorMessage: `topic "${w.name}" does not exist` }
+      }
+      try {
+        const deleting = broker.topics.delete(topic.name)
+        broker.waiters.notifyAll() // long polls on the topic answer now, with UNKNOWN_TOPIC
+        await deleting
+        return { name: topic.name, topicId: topic.id, errorCode: ErrorCode.NONE, errorMessage: null }
+      } catch (err) {
+        if (err instanceof TopicError) return { name: topic.name, topicId: topic.id, errorCode: err.code, errorMessage: err.message }
+        throw err
+      }
+    }))
+    return { throttleTimeMs: 0, responses }
+  }
+}

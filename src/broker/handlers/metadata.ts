@@ -1,0 +1,55 @@
+// Metadata (key 3): this broker is the only broker, the controller, and the leader of every
+// partition. Unknown topics requested by name are created when auto.create.topics.enable allows.
+import { ErrorCode } from '../../protocol/errors.ts'
+import { type MetadataRequest } from '../../protocol/messages/metadata-request.ts'
+import { type MetadataResponse, type MetadataResponseTopic } from '../../protocol/messages/metadata-response.ts'
+import { type Shape, ZERO_UUID } from '../../protocol/schema.ts'
+import { type Broker } from '../broker.ts'
+import { type Handler, type RequestContext } from '../server.ts'
+import { invalidTopicName, type Topic, TopicError } from '../topics.ts'
+
+export function metadataHandler(broker: Broker): Handler {
+  return (ctx: RequestContext, req: MetadataRequest): Shape<MetadataResponse> => {
+    const describe = (topic: Topic): Shape<MetadataResponseTopic> => ({
+      errorCode: ErrorCode.NONE,
+      name: topic.name,
+      topicId: topic.id,
+      isInternal: topic.name.startsWith('__'),
+      partitions: topic.partitions.map((_, p) => ({
+        errorCode: ErrorCode.NONE, partitionIndex: p, leaderId: broker.nodeId, leaderEpoch: 0,
+        replicaNodes: [broker.nodeId], isrNodes: [broker.nodeId], offlineReplicas: [],
+      })),
+    })
+    // v0: an empty list means all topics; v1+: null means all, empty means none.
+    const all = req.topics === null || (ctx.apiVersion === 0 && req.topics.length === 0)
+    let topics: Shape<MetadataResponseTopic>[]
+    if (all) {
+      topics = broker.topics.list().map(describe)
+    } else {
+      const autoCreate = broker.config.bool('auto.create.topics.enable') && (ctx.apiVersion < 4 || req.allowAutoTopicCreation)
+      topics = (req.topics ?? []).map((t): Shape<MetadataResponseTopic> => {
+        if (t.name === null || t.name === '') {
+          const byId = broker.topics.getById(t.topicId)
+          return byId !== undefined ? describe(byId) : { errorCode: ErrorCode.UNKNOWN_TOPIC_ID, name: null, topicId: t.topicId, partitions: [] }
+        }
+        const found = broker.topics.get(t.name)
+        if (found !== undefined) return describe(found)
+        if (invalidTopicName(t.name) !== undefined) return { errorCode: ErrorCode.INVALID_TOPIC_EXCEPTION, name: t.name, topicId: ZERO_UUID, partitions: [] }
+        if (!autoCreate) return { errorCode: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, name: t.name, topicId: ZERO_UUID, partitions: [] }
+        try {
+          return describe(broker.topics.create(t.name, -1))
+        } catch (err) {
+          if (err instanceof TopicError) return { errorCode: err.code, name: t.name, topicId: ZERO_UUID, partitions: [] }
+          throw err
+        }
+      })
+    }
+    return {
+      throttleTimeMs: 0,
+      brokers: [{ nodeId: broker.nodeId, host: broker.advertisedHost, port: broker.port, rack: null }],
+      clusterId: broker.clusterId,
+      controllerId: broker.nodeId,
+      topics,
+    }
+  }
+}

@@ -1,0 +1,108 @@
+// Produce (key 0): validate each partition's record batch, append it, and with acks=1/all answer
+// only once it is durable (cortado.fsync=ack: group-committed fdatasync, shared by every request
+// waiting at that moment). With acks=0 nothing is sent back; an error closes the connection,
+// as Kafka does, since the client would otherwise never learn of it.
+import { ErrorCode, errorName } from '../../protocol/errors.ts'
+import { type ProduceRequest } from '../../protocol/messages/produce-request.ts'
+import { type PartitionProduceResponse, type ProduceResponse, type TopicProduceResponse } from '../../protocol/messages/produce-response.ts'
+import {
+  ATTR_COMPRESSION_MASK, ATTR_TIMESTAMP_TYPE_MASK, ATTRIBUTES_OFFSET, COMPRESSION_ZSTD, CRC_OFFSET, MAX_TIMESTAMP_OFFSET,
+  type BatchHeader, validateProducedBatches, writeInt64,
+} from '../../protocol/record-batch.ts'
+import { crc32c } from '../../protocol/crc32c.ts'
+import { type Shape } from '../../protocol/schema.ts'
+import { type Broker } from '../broker.ts'
+import { partitionKey } from '../fetch-waiters.ts'
+import { LogError } from '../log/errors.ts'
+import { type PartitionLog } from '../log/partition-log.ts'
+import { CloseConnection, type Handler, type RequestContext } from '../server.ts'
+
+type PartitionResult = Shape<PartitionProduceResponse>
+
+export function produceHandler(broker: Broker): Handler {
+  return async (ctx: RequestContext, req: ProduceRequest): Promise<Shape<ProduceResponse> | null> => {
+    const now = Date.now()
+    const acks = req.acks
+    const appended: PartitionLog[] = []
+    const responses: Shape<TopicProduceResponse>[] = []
+    let firstError: string | undefined
+
+    const refuse = (index: number, errorCode: number, message: string): PartitionResult => {
+      broker.metrics.produceErrors.inc({ error: errorName(errorCode) })
+      firstError ??= `${errorName(errorCode)}: ${message}`
+      return { index, errorCode, baseOffset: -1, logAppendTimeMs: -1, logStartOffset: -1, errorMessage: message }
+    }
+
+    for (const topicData of req.topicData) {
+      const topic = broker.topics.get(topicData.name)
+      const partitionResponses = topicData.partitionData.map((pd): PartitionResult => {
+        if (acks !== 0 && acks !== 1 && acks !== -1) return refuse(pd.index, ErrorCode.INVALID_REQUIRED_ACKS, `acks must be -1, 0 or 1, got ${acks}`)
+        if (req.transactionalId !== null) return refuse(pd.index, ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED, 'transactions are not supported by this broker')
+        const log = topic?.partitions[pd.index]
+        if (topic === undefined || log === undefined) return refuse(pd.index, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, `unknown partition ${topicData.name}-${pd.index}`)
+        if (pd.records === null || pd.records.length === 0) return refuse(pd.index, ErrorCode.INVALID_RECORD, 'no records')
+        const validated = validateProducedBatches(pd.records)
+        if ('error' in validated) return refuse(pd.index, validated.error, validated.message)
+        const batches = validated.batches
+        if (ctx.apiVersion >= 3 && batches.length !== 1) {
+          return refuse(pd.index, ErrorCode.INVALID_RECORD, `produce v3+ must carry exactly one record batch per partition, got ${batches.length}`)
+        }
+        const maxBytes = Number(broker.topics.topicConfig(topic, 'max.message.bytes'))
+        for (const b of batches) {
+          const size = b.batchLength + 12
+          if (size > maxBytes) return refuse(pd.index, ErrorCode.MESSAGE_TOO_LARGE, `record batch of ${size} bytes exceeds max.message.bytes ${maxBytes}`)
+          if ((b.attributes & ATTR_COMPRESSION_MASK) === COMPRESSION_ZSTD && ctx.apiVersion < 7) {
+            return refuse(pd.index, ErrorCode.UNSUPPORTED_COMPRESSION_TYPE, 'zstd needs produce v7 or later')
+          }
+        }
+        const logAppendTime = broker.topics.topicConfig(topic, 'message.timestamp.type') === 'LogAppendTime'
+        if (logAppendTime) stampLogAppendTime(pd.records, batches, now)
+        try {
+          const { baseOffset } = log.append(pd.records, batches, now)
+          appended.push(log)
+          broker.metrics.producedBytes.inc({ topic: topic.name }, pd.records.length)
+          broker.metrics.producedBatches.inc({ topic: topic.name }, batches.length)
+          broker.waiters.notify(partitionKey(topic.id, pd.index))
+          return { index: pd.index, errorCode: ErrorCode.NONE, baseOffset, logAppendTimeMs: logAppendTime ? now : -1, logStartOffset: log.logStartOffset }
+        } catch (err) {
+          if (err instanceof LogError) return refuse(pd.index, err.code, err.message)
+          throw err
+        }
+      })
+      responses.push({ name: topicData.name, partitionResponses })
+    }
+
+    if (acks === 0) {
+      if (firstError !== undefined) throw new CloseConnection(`acks=0 produce failed: ${firstError}`)
+      return null
+    }
+    if (appended.length > 0) {
+      try {
+        await Promise.all(appended.map((log) => log.flush()))
+      } catch (err) {
+        // Not durable: the client must not take these offsets as acknowledged.
+        broker.log.error('fsync failed; produce answered with KAFKA_STORAGE_ERROR', { err })
+        for (const t of responses) {
+          for (const p of t.partitionResponses ?? []) {
+            if (p.errorCode === ErrorCode.NONE) Object.assign(p, { errorCode: ErrorCode.KAFKA_STORAGE_ERROR, baseOffset: -1, errorMessage: 'fsync failed' })
+          }
+        }
+      }
+    }
+    return { responses, throttleTimeMs: 0 }
+  }
+}
+
+/** message.timestamp.type=LogAppendTime: the broker's clock becomes the batch's timestamp. */
+function stampLogAppendTime(records: Buffer, batches: BatchHeader[], now: number): void {
+  let pos = 0
+  for (const b of batches) {
+    const end = pos + b.batchLength + 12
+    records.writeInt16BE(b.attributes | ATTR_TIMESTAMP_TYPE_MASK, pos + ATTRIBUTES_OFFSET)
+    writeInt64(records, now, pos + MAX_TIMESTAMP_OFFSET)
+    records.writeUInt32BE(crc32c(records, pos + ATTRIBUTES_OFFSET, end), pos + CRC_OFFSET)
+    b.attributes |= ATTR_TIMESTAMP_TYPE_MASK
+    b.maxTimestamp = now
+    pos = end
+  }
+}

@@ -1,0 +1,377 @@
+// The on-disk log of one partition: a directory of segments named by base offset, the newest
+// of which (the active segment) takes appends. Durability comes from the shared Flusher (group
+// commit); crash safety from recovery on open (see open()).
+
+import fs from 'node:fs'
+import path from 'node:path'
+import { type BatchHeader, ERR_CORRUPT_MESSAGE, LOG_OVERHEAD } from '../../protocol/record-batch.ts'
+import { LogClosedError, LogError, OffsetOutOfRangeError } from './errors.ts'
+import { closeQuietly, INDEX_SUFFIX, LOG_SUFFIX, parseSegmentFileName, segmentPath, TIME_INDEX_SUFFIX, unlinkIfExists } from './files.ts'
+import { type Flusher } from './flusher.ts'
+import { INT32_MAX, Segment } from './segment.ts'
+
+export interface LogConfig {
+  segmentBytes: number
+  segmentMs: number
+  /** -1 = unlimited */
+  retentionMs: number
+  /** -1 = unlimited */
+  retentionBytes: number
+  indexIntervalBytes: number
+  /** true: callers await durability via flush() */
+  flushOnAppend: boolean
+}
+
+export const DEFAULT_LOG_CONFIG: LogConfig = {
+  segmentBytes: 1073741824,
+  segmentMs: 604800000,
+  retentionMs: 604800000,
+  retentionBytes: -1,
+  indexIntervalBytes: 4096,
+  flushOnAppend: true,
+}
+
+/** Present only while the log is cleanly closed; its absence on open means "recover". */
+export const CLEAN_SHUTDOWN_FILE = '.clean-shutdown'
+const EMPTY = Buffer.alloc(0)
+
+export class PartitionLog {
+  readonly dir: string
+  readonly config: LogConfig
+  private readonly flusher: Flusher
+  private readonly dirFd: number
+  private readonly segments: Segment[]
+  private endOffset: number
+  private totalBytes: number
+  private closing: Promise<void> | null = null
+  // Closes of deleted segments' fds, which wait for in-flight fsyncs on them.
+  private readonly pendingCloses = new Set<Promise<void>>()
+  /** Bytes cut off by recovery when this log was opened (0 after a clean shutdown). */
+  readonly recoveredTruncatedBytes: number
+
+  private constructor(dir: string, config: LogConfig, flusher: Flusher, dirFd: number, segments: Segment[], truncated: number) {
+    this.dir = dir
+    this.config = config
+    this.flusher = flusher
+    this.dirFd = dirFd
+    this.segments = segments
+    this.endOffset = segments[segments.length - 1].nextOffset
+    this.totalBytes = segments.reduce((sum, s) => sum + s.size, 0)
+    this.recoveredTruncatedBytes = truncated
+  }
+
+  /**
+   * Opens (creating if missing) the log in dir. After a clean shutdown the indexes are loaded
+   * from their files (a segment whose indexes do not match its log is rescanned). Otherwise the
+   * last segment is scanned batch by batch and truncated at the first torn or corrupt batch. A
+   * segment truncated that way drops every later segment, and a segment overlapping the previous
+   * one's offsets is dropped with all after it, so the log is always one increasing run.
+   */
+  static open(dir: string, config: LogConfig, flusher: Flusher, now: number = Date.now()): PartitionLog {
+    fs.mkdirSync(dir, { recursive: true })
+    const dirFd = fs.openSync(dir, 'r')
+    try {
+      const marker = path.join(dir, CLEAN_SHUTDOWN_FILE)
+      const clean = fs.existsSync(marker)
+      let dirChanged = false
+      if (clean) {
+        // Remove it durably first: a crash from here on must lead to recovery.
+        fs.unlinkSync(marker)
+        fs.fsyncSync(dirFd)
+      }
+
+      const logs = new Set<number>()
+      const others: { name: string; baseOffset: number }[] = []
+      for (const name of fs.readdirSync(dir)) {
+        const parsed = parseSegmentFileName(name)
+        if (parsed === null) continue
+        if (parsed.suffix === LOG_SUFFIX) logs.add(parsed.baseOffset)
+        else others.push({ name, baseOffset: parsed.baseOffset })
+      }
+      // Index files without a log: left over from an interrupted delete.
+      for (const o of others) {
+        if (!logs.has(o.baseOffset)) {
+          unlinkIfExists(path.join(dir, o.name))
+          dirChanged = true
+        }
+      }
+      const bases = [...logs].sort((a, b) => a - b)
+      const segments: Segment[] = []
+      let truncated = 0
+      for (let i = 0; i < bases.length; i++) {
+        const isLast = i === bases.length - 1
+        const prev = segments.length > 0 ? segments[segments.length - 1] : null
+        let opened: { segment: Segment; truncatedBytes: number } | null = null
+        if (prev === null || bases[i] >= prev.nextOffset) {
+          opened = Segment.open(dir, bases[i], config.indexIntervalBytes, !clean && isLast)
+        }
+        if (opened === null) {
+          // Overlaps the previous segment: drop it and everything after it.
+          for (const base of bases.slice(i)) deleteSegmentFiles(dir, base)
+          dirChanged = true
+          break
+        }
+        segments.push(opened.segment)
+        truncated += opened.truncatedBytes
+        if (opened.truncatedBytes > 0 && !isLast) {
+          for (const base of bases.slice(i + 1)) deleteSegmentFiles(dir, base)
+          dirChanged = true
+          break
+        }
+      }
+      if (segments.length === 0) {
+        segments.push(Segment.create(dir, 0, config.indexIntervalBytes))
+        dirChanged = true
+      }
+      if (dirChanged) fs.fsyncSync(dirFd)
+      segments[segments.length - 1].initRollBaseTime(now)
+      return new PartitionLog(dir, config, flusher, dirFd, segments, truncated)
+    } catch (err) {
+      closeQuietly(dirFd)
+      throw err
+    }
+  }
+
+  get logStartOffset(): number {
+    return this.segments[0].baseOffset
+  }
+  /** The next offset to assign. */
+  get logEndOffset(): number {
+    return this.endOffset
+  }
+  get sizeInBytes(): number {
+    return this.totalBytes
+  }
+  get segmentCount(): number {
+    return this.segments.length
+  }
+  /** Base offsets of the segments, oldest first. */
+  get segmentBaseOffsets(): number[] {
+    return this.segments.map((s) => s.baseOffset)
+  }
+  get isClosed(): boolean {
+    return this.closing !== null
+  }
+
+  /**
+   * Appends already-validated v2 batches (concatenated in `batches`, one header each) in order,
+   * assigning offsets in place, with one synchronous write. Durable once flush() resolves.
+   */
+  append(batches: Buffer, headers: BatchHeader[], now: number): { baseOffset: number; lastOffset: number } {
+    this.checkOpen()
+    let bytes = 0
+    let count = 0
+    for (const h of headers) {
+      bytes += h.batchLength + LOG_OVERHEAD
+      count += h.lastOffsetDelta + 1
+    }
+    if (bytes !== batches.length || (count <= 0 && headers.length > 0)) {
+      throw new LogError(ERR_CORRUPT_MESSAGE, 'batch headers do not match the appended bytes')
+    }
+    const baseOffset = this.endOffset
+    if (headers.length === 0) return { baseOffset, lastOffset: baseOffset - 1 }
+    if (this.shouldRoll(bytes, count, now)) this.roll()
+    const active = this.segments[this.segments.length - 1]
+    this.endOffset = active.append(batches, headers, baseOffset, now)
+    this.totalBytes += bytes
+    this.flusher.markDirty(active.fd)
+    return { baseOffset, lastOffset: this.endOffset - 1 }
+  }
+
+  private shouldRoll(bytes: number, count: number, now: number): boolean {
+    const active = this.segments[this.segments.length - 1]
+    if (active.size === 0) return false
+    return (
+      active.size + bytes > this.config.segmentBytes ||
+      active.size + bytes > INT32_MAX || // index positions are int32
+      (this.config.segmentMs > 0 && active.rollBaseTime >= 0 && now - active.rollBaseTime > this.config.segmentMs) ||
+      this.endOffset + count - 1 - active.baseOffset > INT32_MAX // relative offsets are int32
+    )
+  }
+
+  /**
+   * Starts a new active segment at the log end offset. The old one and the directory are synced
+   * by the next flush round, which is kicked off here; appends to the new segment can only be
+   * acknowledged by that round or a later one, so they are never durable before the old data.
+   */
+  private roll(): void {
+    const old = this.segments[this.segments.length - 1]
+    old.finish()
+    for (const fd of old.fds()) this.flusher.markDirty(fd)
+    this.segments.push(Segment.create(this.dir, this.endOffset, this.config.indexIntervalBytes))
+    this.flusher.markDirty(this.dirFd)
+    this.flusher.flush().catch(() => {
+      // Failures also reject every waiter of the same round, which reports them.
+    })
+  }
+
+  /** Resolves when everything appended so far is on disk. */
+  flush(): Promise<void> {
+    if (this.closing !== null) return this.closing // close() syncs everything appended before it
+    return this.flusher.flush()
+  }
+
+  /**
+   * Whole batches starting with the one that contains fetchOffset, from a single segment, at most
+   * maxBytes in total, except that with minOneBatch the first batch comes whole even if larger
+   * (KIP-74). Empty at the log end. Throws OffsetOutOfRangeError outside
+   * [logStartOffset, logEndOffset].
+   */
+  read(fetchOffset: number, maxBytes: number, minOneBatch: boolean): Buffer {
+    this.checkOpen()
+    if (fetchOffset < this.logStartOffset || fetchOffset > this.endOffset) {
+      throw new OffsetOutOfRangeError(fetchOffset, this.logStartOffset, this.endOffset)
+    }
+    for (let i = this.segmentIndexFor(fetchOffset); i < this.segments.length; i++) {
+      const segment = this.segments[i]
+      // Past this segment's end (e.g. a gap): continue at the next segment's first batch.
+      if (fetchOffset < segment.nextOffset) {
+        return segment.read(Math.max(fetchOffset, segment.baseOffset), maxBytes, minOneBatch)
+      }
+    }
+    return EMPTY
+  }
+
+  /** Index of the last segment whose base offset is <= offset (0 if none). */
+  private segmentIndexFor(offset: number): number {
+    const segments = this.segments
+    let lo = 0
+    let hi = segments.length - 1
+    let found = 0
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1
+      if (segments[mid].baseOffset <= offset) {
+        found = mid
+        lo = mid + 1
+      } else {
+        hi = mid - 1
+      }
+    }
+    return found
+  }
+
+  /**
+   * First offset whose record timestamp is >= ts, with that timestamp (for a compressed batch,
+   * its base offset and max timestamp), or null if there is none.
+   */
+  offsetForTimestamp(ts: number): { offset: number; timestamp: number } | null {
+    this.checkOpen()
+    const start = this.logStartOffset
+    for (const segment of this.segments) {
+      if (segment.largestTimestamp < ts) continue
+      const found = segment.findOffsetByTimestamp(ts, start)
+      if (found !== null) return found
+    }
+    return null
+  }
+
+  /**
+   * Deletes whole segments, oldest first: those whose largest timestamp (file mtime when they have
+   * none) is older than retention.ms, then more while the log stays at or above
+   * retention.bytes without them. The active segment is never deleted: if it would be and holds
+   * data, the log rolls first. Returns the number of segments deleted.
+   */
+  applyRetention(now: number): number {
+    this.checkOpen()
+    const { retentionMs, retentionBytes } = this.config
+    const segments = this.segments
+    let count = 0
+    if (retentionMs >= 0) {
+      while (count < segments.length) {
+        const s = segments[count]
+        if (s.size === 0 && count === segments.length - 1) break
+        const age = now - (s.largestTimestamp >= 0 ? s.largestTimestamp : s.mtimeMs())
+        if (age <= retentionMs) break
+        count++
+      }
+    }
+    if (retentionBytes >= 0) {
+      let remaining = this.totalBytes
+      for (let i = 0; i < count; i++) remaining -= segments[i].size
+      while (count < segments.length) {
+        const s = segments[count]
+        if (s.size === 0 && count === segments.length - 1) break
+        if (remaining - s.size < retentionBytes) break
+        remaining -= s.size
+        count++
+      }
+    }
+    if (count === 0) return 0
+    if (count === segments.length) this.roll() // keeps an (empty) active segment at the log end
+    const deleted = segments.splice(0, count)
+    for (const s of deleted) {
+      this.totalBytes -= s.size
+      s.deleteFiles()
+      const closed = Promise.all(s.fds().map((fd) => this.flusher.release(fd))).then(() => s.close())
+      this.pendingCloses.add(closed)
+      void closed.finally(() => this.pendingCloses.delete(closed))
+    }
+    // Make the deletions durable at the next flush round (a crash before just resurrects them).
+    this.flusher.markDirty(this.dirFd)
+    return deleted.length
+  }
+
+  /**
+   * Syncs everything, writes the clean-shutdown marker and closes all files. Waits for in-flight
+   * fsyncs on this log's fds first. Later calls (other than flush) throw LogClosedError.
+   */
+  close(): Promise<void> {
+    this.closing ??= this.shutdown(true)
+    return this.closing
+  }
+
+  /** Closes without the marker and removes the directory. */
+  async delete(): Promise<void> {
+    this.closing ??= this.shutdown(false)
+    try {
+      await this.closing
+    } catch {
+      // The data is going away anyway.
+    }
+    fs.rmSync(this.dir, { recursive: true, force: true })
+  }
+
+  private async shutdown(clean: boolean): Promise<void> {
+    let failure: Error | null = null
+    const active = this.segments[this.segments.length - 1]
+    if (clean) {
+      try {
+        active.finish()
+        for (const fd of active.fds()) this.flusher.markDirty(fd)
+        this.flusher.markDirty(this.dirFd)
+        await this.flusher.flush()
+        // The marker only after the data and indexes it vouches for are durable.
+        const marker = path.join(this.dir, CLEAN_SHUTDOWN_FILE)
+        const markerFd = fs.openSync(marker, 'w')
+        this.flusher.markDirty(markerFd)
+        this.flusher.markDirty(this.dirFd)
+        try {
+          await this.flusher.flush()
+        } catch (err) {
+          unlinkIfExists(marker)
+          throw err
+        } finally {
+          await this.flusher.release(markerFd)
+          closeQuietly(markerFd)
+        }
+      } catch (err) {
+        failure = err instanceof Error ? err : new Error(String(err))
+      }
+    }
+    const fds = [this.dirFd]
+    for (const s of this.segments) fds.push(...s.fds())
+    await Promise.all(fds.map((fd) => this.flusher.release(fd)))
+    await Promise.all(this.pendingCloses)
+    for (const s of this.segments) s.close()
+    closeQuietly(this.dirFd)
+    if (failure !== null) throw failure
+  }
+
+  private checkOpen(): void {
+    if (this.closing !== null) throw new LogClosedError(this.dir)
+  }
+}
+
+function deleteSegmentFiles(dir: string, baseOffset: number): void {
+  for (const suffix of [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX]) unlinkIfExists(segmentPath(dir, baseOffset, suffix))
+}

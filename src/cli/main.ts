@@ -1,0 +1,124 @@
+// The `cortado` command.
+//   cortado broker --port <n> --data-dir <dir> [--host 127.0.0.1] [--config key=value]... [--metrics-port <n>]
+//   cortado start [--data-dir ./data] [--broker-port 9092]   (the local quick start)
+import { parseArgs } from 'node:util'
+import { Broker } from '../broker/broker.ts'
+import { ConfigError, parseConfigArgs } from '../broker/config.ts'
+import { Logger } from '../util/log.ts'
+import { serveMetrics } from '../util/metrics.ts'
+
+const USAGE = `usage:
+  cortado broker --port <n> --data-dir <dir> [--host 127.0.0.1] [--config key=value]... [--metrics-port <n>]
+  cortado start [--data-dir ./data] [--broker-port 9092] [--metrics-port 9404]
+`
+
+/** A command-line mistake: printed with the usage, exit code 2. */
+class UsageError extends Error {
+  readonly code = 'USAGE'
+}
+
+function intOption(name: string, value: string | undefined, fallback?: number): number {
+  if (value === undefined) {
+    if (fallback === undefined) throw new UsageError(`--${name} is required`)
+    return fallback
+  }
+  const n = Number(value)
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new UsageError(`--${name} must be a port number, got "${value}"`)
+  return n
+}
+
+interface BrokerCommand {
+  host: string
+  port: number
+  dataDir: string
+  settings: Record<string, string>
+  metricsPort?: number
+  banner: (broker: Broker, metricsPort?: number) => string
+}
+
+async function runBroker(cmd: BrokerCommand): Promise<void> {
+  const log = new Logger()
+  const broker = await Broker.start({ host: cmd.host, port: cmd.port, dataDir: cmd.dataDir, settings: cmd.settings, log })
+  const metrics = cmd.metricsPort === undefined ? undefined : await serveMetrics(broker.registry, cmd.host, cmd.metricsPort)
+  process.stdout.write(cmd.banner(broker, cmd.metricsPort) + '\n')
+  let stopping = false
+  const stop = (signal: string) => {
+    if (stopping) return
+    stopping = true
+    log.info('shutting down', { signal })
+    metrics?.close()
+    broker.stop().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        log.error('shutdown failed', { err })
+        process.exit(1)
+      },
+    )
+  }
+  process.on('SIGTERM', () => stop('SIGTERM'))
+  process.on('SIGINT', () => stop('SIGINT'))
+}
+
+async function main(argv: string[]): Promise<void> {
+  const [command, ...rest] = argv
+  if (command === 'broker') {
+    const { values } = parseArgs({
+      args: rest,
+      options: {
+        host: { type: 'string', default: '127.0.0.1' },
+        port: { type: 'string' },
+        'data-dir': { type: 'string' },
+        config: { type: 'string', multiple: true, default: [] },
+        'metrics-port': { type: 'string' },
+      },
+      strict: true,
+    })
+    if (values['data-dir'] === undefined) throw new UsageError('--data-dir is required')
+    await runBroker({
+      host: values.host,
+      port: intOption('port', values.port),
+      dataDir: values['data-dir'],
+      settings: parseConfigArgs(values.config),
+      metricsPort: values['metrics-port'] === undefined ? undefined : intOption('metrics-port', values['metrics-port']),
+      banner: (b) => `cortado broker ready on ${b.host}:${b.port} (node ${b.nodeId}, data ${b.dataDir})`,
+    })
+    return
+  }
+  if (command === 'start') {
+    const { values } = parseArgs({
+      args: rest,
+      options: {
+        'data-dir': { type: 'string', default: './data' },
+        'broker-port': { type: 'string' },
+        'metrics-port': { type: 'string' },
+        config: { type: 'string', multiple: true, default: [] },
+      },
+      strict: true,
+    })
+    await runBroker({
+      host: '127.0.0.1',
+      port: intOption('broker-port', values['broker-port'], 9092),
+      dataDir: values['data-dir'],
+      settings: parseConfigArgs(values.config),
+      metricsPort: intOption('metrics-port', values['metrics-port'], 9404),
+      banner: (b, metricsPort) => [
+        `Cortado is running: a Kafka-compatible broker on ${b.host}:${b.port}, data in ${b.dataDir}.`,
+        `  produce:  echo hello | kcat -P -b ${b.host}:${b.port} -t greetings`,
+        `  consume:  kcat -C -b ${b.host}:${b.port} -t greetings -o beginning -e`,
+        `  metrics:  curl http://${b.host}:${metricsPort}/metrics`,
+        'Any Kafka client works: point bootstrap.servers at it. Ctrl-C stops it cleanly.',
+      ].join('\n'),
+    })
+    return
+  }
+  throw new UsageError(command === undefined ? 'no command given' : `unknown command "${command}"`)
+}
+
+main(process.argv.slice(2)).catch((err: unknown) => {
+  if (err instanceof UsageError || err instanceof ConfigError || (err instanceof Error && 'code' in err && err.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION')) {
+    process.stderr.write(`cortado: ${err.message}\n${USAGE}`)
+    process.exit(2)
+  }
+  process.stderr.write(`cortado: ${err instanceof Error ? err.message : String(err)}\n`)
+  process.exit(1)
+})

@@ -1,0 +1,177 @@
+// Durability across SIGKILL: producers send with acks=all while the broker is killed and
+// restarted several times. Afterwards every acknowledged record is in the log exactly once, at
+// the offset it was acknowledged with, in order; records whose fate was unknown (in flight at
+// the kill) appear at most once; nothing else appears.
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { type CreateTopicsResponse } from '../../src/protocol/messages/create-topics-response.ts'
+import { type FetchResponse } from '../../src/protocol/messages/fetch-response.ts'
+import { type ProduceResponse } from '../../src/protocol/messages/produce-response.ts'
+import { BATCH_HEADER_SIZE, decodeRecords, encodeRecordBatch, readBatchHeader } from '../../src/protocol/record-batch.ts'
+import { type BrokerProcess, removeDir, startBroker, tempDir } from '../helpers/broker-process.ts'
+import { parseResponse, RawClient, requestFrame } from '../helpers/raw-client.ts'
+
+const TOPIC = 'crash'
+const PARTITIONS = 3
+const KILLS = 8
+const CONNECTIONS = 3
+const IN_FLIGHT = 5
+
+interface Sent {
+  partition: number
+  ids: string[]
+}
+
+interface Acked extends Sent {
+  baseOffset: number
+}
+
+/** One producer connection: pipelines produce requests until its socket dies. */
+async function produceUntilClosed(port: number, next: () => Sent, acked: Acked[], unknown: Set<string>, stop: () => boolean): Promise<void> {
+  let client: RawClient
+  try {
+    client = await RawClient.connect(port)
+  } catch {
+    return
+  }
+  const inflight = new Map<number, Sent>()
+  let correlation = 0
+  let dead = false
+  void client.closed.then(() => {
+    dead = true
+  })
+  const send = () => {
+    const sent = next()
+    const id = ++correlation
+    inflight.set(id, sent)
+    const batch = encodeRecordBatch({ records: sent.ids.map((i) => ({ key: Buffer.from(i), value: Buffer.from(`value-of-${i}`) })) })
+    client.write(requestFrame(0, 7, id, { transactionalId: null, acks: -1, timeoutMs: 30000, topicData: [{ name: TOPIC, partitionData: [{ index: sent.partition, records: batch }] }] }))
+  }
+  try {
+    while (!stop() && !dead) {
+      while (inflight.size < IN_FLIGHT) send()
+      const frame = await Promise.race([client.nextFrame(60_000), client.closed.then(() => null)])
+      if (frame === null) break
+      const { correlationId, body } = parseResponse<ProduceResponse>(0, 7, frame)
+      const sent = inflight.get(correlationId)
+      assert.ok(sent, `response for unknown correlation id ${correlationId}`)
+      inflight.delete(correlationId)
+      const p = body.responses[0].partitionResponses[0]
+      if (p.errorCode === 0) acked.push({ ...sent, baseOffset: p.baseOffset })
+      else for (const i of sent.ids) unknown.add(i)
+    }
+    // Drain what is still in flight when asked to stop.
+    while (!dead && inflight.size > 0) {
+      const frame = await Promise.race([client.nextFrame(60_000), client.closed.then(() => null)])
+      if (frame === null) break
+      const { correlationId, body } = parseResponse<ProduceResponse>(0, 7, frame)
+      const sent = inflight.get(correlationId)!
+      inflight.delete(correlationId)
+      const p = body.responses[0].partitionResponses[0]
+      if (p.errorCode === 0) acked.push({ ...sent, baseOffset: p.baseOffset })
+      else for (const i of sent.ids) unknown.add(i)
+    }
+  } finally {
+    for (const sent of inflight.values()) for (const i of sent.ids) unknown.add(i)
+    client.close()
+  }
+}
+
+async function readPartition(port: number, partition: number): Promise<{ offset: number; key: string; value: string }[]> {
+  const client = await RawClient.connect(port)
+  const out: { offset: number; key: string; value: string }[] = []
+  let offset = 0
+  for (let corr = 1; ; corr++) {
+    client.write(requestFrame(1, 4, corr, {
+      replicaId: -1, maxWaitMs: 0, minBytes: 0, maxBytes: 4 << 20, isolationLevel: 0,
+      topics: [{ topic: TOPIC, partitions: [{ partition, fetchOffset: offset, partitionMaxBytes: 4 << 20 }] }],
+    }))
+    const { body } = parseResponse<FetchResponse>(1, 4, await client.nextFrame())
+    const p = body.responses[0].partitions[0]
+    assert.equal(p.errorCode, 0)
+    const records = p.records ?? Buffer.alloc(0)
+    if (records.length === 0) break
+    let pos = 0
+    while (pos + BATCH_HEADER_SIZE <= records.length) {
+      const h = readBatchHeader(records, pos)
+      const size = h.batchLength + 12
+      if (pos + size > records.length) break
+      for (const r of decodeRecords(records.subarray(pos, pos + size))) {
+        if (r.offset >= offset) out.push({ offset: r.offset, key: r.key!.toString(), value: r.value!.toString() })
+      }
+      offset = h.baseOffset + h.lastOffsetDelta + 1
+      pos += size
+    }
+    if (offset >= p.highWatermark) break
+  }
+  client.close()
+  return out
+}
+
+void test(`acks=all records survive ${KILLS} SIGKILLs of the broker, once each and in order`, { timeout: 300_000 }, async () => {
+  const dataDir = tempDir('crash')
+  let broker: BrokerProcess = await startBroker({ dataDir })
+  const port = broker.port
+  const admin = await RawClient.connect(port)
+  admin.write(requestFrame(19, 4, 1, { topics: [{ name: TOPIC, numPartitions: PARTITIONS, replicationFactor: 1, assignments: [], configs: [{ name: 'segment.bytes', value: '65536' }] }], timeoutMs: 5000, validateOnly: false }))
+  const created = parseResponse<CreateTopicsResponse>(19, 4, await admin.nextFrame())
+  assert.equal(created.body.topics[0].errorCode, 0)
+  admin.close()
+
+  const acked: Acked[] = []
+  const unknown = new Set<string>()
+  let counter = 0
+  const next = (): Sent => {
+    const n = 1 + (counter % 4)
+    const ids = Array.from({ length: n }, () => `r${++counter}`)
+    return { partition: counter % PARTITIONS, ids }
+  }
+  let stopping = false
+  const producers = (async () => {
+    while (!stopping) {
+      await Promise.all(Array.from({ length: CONNECTIONS }, () => produceUntilClosed(port, next, acked, unknown, () => stopping)))
+      if (!stopping) await sleep(20)
+    }
+  })()
+
+  for (let k = 0; k < KILLS; k++) {
+    const before = acked.length
+    // Let some writes be acknowledged, then kill at a moment that varies.
+    while (acked.length < before + 50) await sleep(5)
+    await sleep(Math.floor(Math.random() * 150))
+    await broker.kill()
+    broker = await startBroker({ dataDir, port })
+  }
+  const beforeStop = acked.length
+  while (acked.length < beforeStop + 50) await sleep(5)
+  stopping = true
+  await producers
+
+  const seen = new Map<string, number>()
+  const logs = await Promise.all(Array.from({ length: PARTITIONS }, (_, p) => readPartition(port, p)))
+  for (const [p, records] of logs.entries()) {
+    records.forEach((r, i) => {
+      assert.equal(r.offset, i, `partition ${p}: offsets are contiguous from 0`)
+      assert.equal(r.value, `value-of-${r.key}`)
+      seen.set(r.key, (seen.get(r.key) ?? 0) + 1)
+    })
+  }
+  for (const a of acked) {
+    const records = logs[a.partition]
+    a.ids.forEach((id, i) => {
+      const r = records[a.baseOffset + i]
+      assert.ok(r !== undefined, `acknowledged ${id} at ${a.partition}/${a.baseOffset + i} is missing`)
+      assert.equal(r.key, id, `acknowledged ${id} is at its acknowledged offset`)
+      assert.equal(seen.get(id), 1, `acknowledged ${id} appears exactly once`)
+    })
+  }
+  const ackedIds = new Set(acked.flatMap((a) => a.ids))
+  for (const [id, count] of seen) {
+    assert.ok(ackedIds.has(id) || unknown.has(id), `${id} was never sent, or was refused, yet is in the log`)
+    assert.equal(count, 1, `${id} appears once`)
+  }
+  assert.ok(acked.length >= (KILLS + 1) * 50)
+  assert.equal(await broker.stop(), 0)
+  removeDir(dataDir)
+})

@@ -1,0 +1,79 @@
+// Runs the real broker as a child process (`cortado broker`), as users do, for integration,
+// compatibility and crash tests.
+import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join, dirname } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
+const MAIN = join(ROOT, 'src', 'cli', 'main.ts')
+
+export interface BrokerProcess {
+  readonly port: number
+  readonly dataDir: string
+  readonly bootstrap: string
+  readonly proc: ChildProcess
+  /** Everything the broker wrote to stderr (its structured log). */
+  readonly stderr: () => string
+  /** SIGTERM and wait for exit; returns the exit code. */
+  stop(): Promise<number | null>
+  /** SIGKILL and wait for exit. */
+  kill(): Promise<void>
+}
+
+export function tempDir(prefix: string): string {
+  return mkdtempSync(join(tmpdir(), `cortado-${prefix}-`))
+}
+
+export function removeDir(dir: string): void {
+  rmSync(dir, { recursive: true, force: true })
+}
+
+export interface StartOptions {
+  dataDir?: string
+  port?: number
+  config?: Record<string, string>
+}
+
+/** Starts `cortado broker` and resolves once it prints its ready line. */
+export async function startBroker(options: StartOptions = {}): Promise<BrokerProcess> {
+  const dataDir = options.dataDir ?? tempDir('broker')
+  const args = [MAIN, 'broker', '--port', String(options.port ?? 0), '--data-dir', dataDir]
+  for (const [k, v] of Object.entries(options.config ?? {})) args.push('--config', `${k}=${v}`)
+  const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CORTADO_LOG_LEVEL: process.env.CORTADO_LOG_LEVEL ?? 'info' } })
+  let err = ''
+  proc.stderr.on('data', (d: Buffer) => {
+    err += d.toString()
+    if (err.length > 1_000_000) err = err.slice(-500_000)
+  })
+  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)))
+  const port = await new Promise<number>((resolve, reject) => {
+    let out = ''
+    const onData = (d: Buffer) => {
+      out += d.toString()
+      const m = /ready on [^:\s]+:(\d+)/.exec(out)
+      if (m !== null) {
+        proc.stdout.off('data', onData)
+        resolve(Number(m[1]))
+      }
+    }
+    proc.stdout.on('data', onData)
+    void exited.then((code) => reject(new Error(`broker exited with ${code} before it was ready:\n${err}`)))
+  })
+  return {
+    port,
+    dataDir,
+    bootstrap: `127.0.0.1:${port}`,
+    proc,
+    stderr: () => err,
+    async stop() {
+      proc.kill('SIGTERM')
+      return exited
+    },
+    async kill() {
+      proc.kill('SIGKILL')
+      await exited
+    },
+  }
+}

@@ -1,0 +1,111 @@
+// Shared pieces of the third-party client compatibility tests (test/compat/): running a client
+// command line, and reading back how the broker stored batches (raw Fetch), which no client shows.
+import { spawn } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { type FetchResponse } from '../../src/protocol/messages/fetch-response.ts'
+import { RawClient, parseResponse, requestFrame } from './raw-client.ts'
+
+export interface RunResult {
+  code: number | null
+  signal: NodeJS.Signals | null
+  stdout: string
+  stderr: string
+}
+
+export interface RunOptions {
+  input?: string | Buffer
+  /** Kill the process after this long (a safety net against hangs, not an assertion). */
+  timeoutMs?: number
+  env?: Record<string, string>
+}
+
+/** Runs a command to completion and collects its output. Never rejects on a non-zero exit. */
+export function run(cmd: string, args: readonly string[], options: RunOptions = {}): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ...options.env } })
+    const out: Buffer[] = []
+    const err: Buffer[] = []
+    child.stdout.on('data', (d: Buffer) => out.push(d))
+    child.stderr.on('data', (d: Buffer) => err.push(d))
+    child.once('error', reject)
+    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 30_000)
+    child.once('close', (code, signal) => {
+      clearTimeout(timer)
+      resolve({ code, signal, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() })
+    })
+    child.stdin.on('error', () => undefined)
+    child.stdin.end(options.input ?? '')
+  })
+}
+
+/** Throws with the command's output when it did not exit 0. */
+export function expectSuccess(what: string, r: RunResult): RunResult {
+  if (r.code !== 0) throw new Error(`${what} exited with ${r.code ?? r.signal}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`)
+  return r
+}
+
+/** A topic name no other test uses. */
+export function uniqueTopic(prefix: string): string {
+  return `${prefix}-${randomBytes(4).toString('hex')}`
+}
+
+/** Polls `check` until it returns a value other than undefined. */
+export async function waitFor<T>(what: string, check: () => Promise<T | undefined> | T | undefined, timeoutMs = 15_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const v = await check()
+    if (v !== undefined) return v
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 50))
+  }
+}
+
+export interface StoredBatch {
+  baseOffset: number
+  records: number
+  /** Attributes bits 0-2: 0 none, 1 gzip, 2 snappy, 3 lz4, 4 zstd. */
+  codec: number
+  magic: number
+}
+
+export const CODECS: Readonly<Record<string, number>> = { none: 0, gzip: 1, snappy: 2, lz4: 3, zstd: 4 }
+
+/**
+ * The record batches stored in one partition, read with a raw Fetch v4 from offset 0 (one
+ * request; enough for the few small batches a compat test writes).
+ */
+export async function storedBatches(port: number, topic: string, partition: number): Promise<StoredBatch[]> {
+  const c = await RawClient.connect(port)
+  try {
+    c.write(
+      requestFrame(1, 4, 1, {
+        replicaId: -1,
+        maxWaitMs: 0,
+        minBytes: 0,
+        maxBytes: 16 * 1024 * 1024,
+        isolationLevel: 0,
+        topics: [{ topic, partitions: [{ partition, fetchOffset: 0, partitionMaxBytes: 16 * 1024 * 1024 }] }],
+      }),
+    )
+    const { body } = parseResponse<FetchResponse>(1, 4, await c.nextFrame())
+    const p = body.responses[0].partitions[0]
+    if (p.errorCode !== 0) throw new Error(`raw fetch of ${topic}-${partition}: error ${p.errorCode}`)
+    const records = p.records ?? Buffer.alloc(0)
+    const batches: StoredBatch[] = []
+    let pos = 0
+    while (pos + 61 <= records.length) {
+      const length = records.readInt32BE(pos + 8)
+      if (pos + 12 + length > records.length) break // a partial batch at the end of the response
+      batches.push({
+        baseOffset: Number(records.readBigInt64BE(pos)),
+        magic: records.readInt8(pos + 16),
+        codec: records.readInt16BE(pos + 21) & 0x07,
+        records: records.readInt32BE(pos + 57),
+      })
+      pos += 12 + length
+    }
+    return batches
+  } finally {
+    c.close()
+  }
+}

@@ -1,0 +1,99 @@
+// A minimal Kafka wire client over a raw socket, for tests that need exact bytes on the wire:
+// malformed frames, pipelining, old versions.
+import { connect, type Socket } from 'node:net'
+import { APIS } from '../../src/protocol/apis.ts'
+import { Reader } from '../../src/protocol/reader.ts'
+import { decode, encode, isFlexible } from '../../src/protocol/schema.ts'
+import { Writer } from '../../src/protocol/writer.ts'
+
+export class RawClient {
+  readonly socket: Socket
+  private buffered = Buffer.alloc(0)
+  private waiting: ((frame: Buffer) => void)[] = []
+  private frames: Buffer[] = []
+  readonly closed: Promise<void>
+
+  private constructor(socket: Socket) {
+    this.socket = socket
+    socket.on('data', (d: Buffer) => {
+      this.buffered = Buffer.concat([this.buffered, d])
+      while (this.buffered.length >= 4) {
+        const size = this.buffered.readInt32BE(0)
+        if (this.buffered.length < 4 + size) break
+        const frame = this.buffered.subarray(4, 4 + size)
+        this.buffered = this.buffered.subarray(4 + size)
+        const w = this.waiting.shift()
+        if (w) w(frame)
+        else this.frames.push(frame)
+      }
+    })
+    socket.on('error', () => undefined)
+    this.closed = new Promise((resolve) => socket.once('close', () => resolve()))
+  }
+
+  static connect(port: number): Promise<RawClient> {
+    return new Promise((resolve, reject) => {
+      const s = connect(port, '127.0.0.1', () => resolve(new RawClient(s)))
+      s.once('error', reject)
+    })
+  }
+
+  /** The next response frame (after the size prefix). */
+  nextFrame(timeoutMs = 5000): Promise<Buffer> {
+    const ready = this.frames.shift()
+    if (ready) return Promise.resolve(ready)
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('no response within timeout')), timeoutMs)
+      timer.unref()
+      this.waiting.push((f) => {
+        clearTimeout(timer)
+        resolve(f)
+      })
+    })
+  }
+
+  write(bytes: Buffer): void {
+    this.socket.write(bytes)
+  }
+
+  close(): void {
+    this.socket.destroy()
+  }
+}
+
+/** Encodes a complete request frame (size prefix, header, body) for an API the broker knows. */
+export function requestFrame(apiKey: number, version: number, correlationId: number, body: unknown, clientId: string | null = 'raw-test'): Buffer {
+  const spec = APIS.get(apiKey)
+  if (spec === undefined) throw new Error(`unknown api ${apiKey}`)
+  const w = new Writer()
+  w.writeInt32(0).writeInt16(apiKey).writeInt16(version).writeInt32(correlationId).writeString(clientId)
+  if (isFlexible(spec.request, version)) w.writeUVarint(0)
+  encode(spec.request, version, body, w)
+  const buf = w.toBuffer()
+  buf.writeInt32BE(buf.length - 4, 0)
+  return buf
+}
+
+/** A frame with arbitrary header fields and body bytes. */
+export function rawFrame(apiKey: number, version: number, correlationId: number, body: Buffer): Buffer {
+  const w = new Writer()
+  w.writeInt32(0).writeInt16(apiKey).writeInt16(version).writeInt32(correlationId).writeString('raw-test').writeRaw(body)
+  const buf = w.toBuffer()
+  buf.writeInt32BE(buf.length - 4, 0)
+  return buf
+}
+
+/** Decodes a response frame: correlation id and body. */
+export function parseResponse<T>(apiKey: number, version: number, frame: Buffer): { correlationId: number; body: T } {
+  const spec = APIS.get(apiKey)!
+  const r = new Reader(frame)
+  const correlationId = r.readInt32()
+  if (isFlexible(spec.response, version) && apiKey !== 18) {
+    const tags = r.readUVarint()
+    for (let i = 0; i < tags; i++) {
+      r.readUVarint()
+      r.readRaw(r.readUVarint())
+    }
+  }
+  return { correlationId, body: decode<T>(spec.response, version, r) }
+}
