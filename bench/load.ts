@@ -220,31 +220,31 @@ export interface ConsumeResult {
 export async function runConsume(o: ConsumeOptions): Promise<ConsumeResult> {
   const socket = await open(o.host, o.port)
   const reader = new FrameReader()
-  let waiter: ((f: Buffer) => void) | null = null
+  let waiter: { resolve: (f: Buffer) => void; reject: (err: Error) => void } | null = null
   let failure: Error | null = null
+  const fail = (err: Error) => {
+    failure ??= err
+    const w = waiter
+    waiter = null
+    w?.reject(failure)
+  }
   socket.on('data', (chunk: Buffer) => {
     reader.push(chunk)
     const f = reader.next()
     if (f !== null && waiter !== null) {
       const w = waiter
       waiter = null
-      w(f.subarray(4))
+      w.resolve(f.subarray(4))
     }
   })
-  socket.on('close', () => {
-    failure ??= new Error('connection closed by the server')
-    waiter = null
-  })
-  socket.on('error', (err) => {
-    failure = err
-  })
+  socket.on('close', () => fail(new Error('connection closed by the server')))
+  socket.on('error', (err) => fail(err))
   const fetch = (id: number, offset: number): Promise<Buffer> => new Promise((resolve, reject) => {
     if (failure !== null) {
       reject(failure)
       return
     }
-    waiter = resolve
-    socket.once('close', () => reject(failure ?? new Error('closed')))
+    waiter = { resolve, reject }
     socket.write(requestFrame(ApiKey.Fetch, FETCH_VERSION, id, fetchBody(o.topic, offset, o.maxBytes)))
   })
 

@@ -76,8 +76,15 @@ export class Broker {
       fetchedBytes: new prom.Counter({ name: 'cortado_broker_fetched_bytes_total', help: 'Record bytes returned to fetches', registers: reg }),
       produceErrors: new prom.Counter({ name: 'cortado_broker_produce_errors_total', help: 'Partitions of produce requests refused, by error', labelNames: ['error'], registers: reg }),
     }
-    const flusher = this.flusher
-    new prom.Gauge({ name: 'cortado_broker_fsync_rounds', help: 'Group-commit fsync rounds completed', registers: reg, collect() { this.set(flusher.rounds) } })
+    const fsyncSeconds = new prom.Histogram({
+      name: 'cortado_broker_fsync_round_seconds', help: 'Duration of group-commit fdatasync rounds',
+      buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1], registers: reg,
+    })
+    const fsyncFiles = new prom.Counter({ name: 'cortado_broker_fsync_files_total', help: 'Files fdatasync\'ed by group-commit rounds', registers: reg })
+    this.flusher.onRound = (ms, files) => {
+      fsyncSeconds.observe(ms / 1000)
+      fsyncFiles.inc(files)
+    }
     const topics = this.topics
     new prom.Gauge({
       name: 'cortado_broker_partitions', help: 'Partitions hosted', registers: reg,

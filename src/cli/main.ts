@@ -40,7 +40,9 @@ async function runBroker(cmd: BrokerCommand): Promise<void> {
   const log = new Logger()
   const broker = await Broker.start({ host: cmd.host, port: cmd.port, dataDir: cmd.dataDir, settings: cmd.settings, log })
   const metrics = cmd.metricsPort === undefined ? undefined : await serveMetrics(broker.registry, cmd.host, cmd.metricsPort)
-  process.stdout.write(cmd.banner(broker, cmd.metricsPort) + '\n')
+  const address = metrics?.address()
+  const metricsPort = typeof address === 'object' && address !== null ? address.port : undefined
+  process.stdout.write(cmd.banner(broker, metricsPort) + '\n')
   let stopping = false
   const stop = (signal: string) => {
     if (stopping) return
@@ -80,7 +82,7 @@ async function main(argv: string[]): Promise<void> {
       dataDir: values['data-dir'],
       settings: parseConfigArgs(values.config),
       metricsPort: values['metrics-port'] === undefined ? undefined : intOption('metrics-port', values['metrics-port']),
-      banner: (b) => `cortado broker ready on ${b.host}:${b.port} (node ${b.nodeId}, data ${b.dataDir})`,
+      banner: (b, metricsPort) => `cortado broker ready on ${b.host}:${b.port} (node ${b.nodeId}, data ${b.dataDir}${metricsPort === undefined ? '' : `, metrics on :${metricsPort}/metrics`})`,
     })
     return
   }
@@ -102,7 +104,8 @@ async function main(argv: string[]): Promise<void> {
       settings: parseConfigArgs(values.config),
       metricsPort: intOption('metrics-port', values['metrics-port'], 9404),
       banner: (b, metricsPort) => [
-        `Cortado is running: a Kafka-compatible broker on ${b.host}:${b.port}, data in ${b.dataDir}.`,
+        `cortado broker ready on ${b.host}:${b.port} (node ${b.nodeId}, data ${b.dataDir})`,
+        'Cortado is running: a Kafka-compatible broker (the database arrives in a later release).',
         `  produce:  echo hello | kcat -P -b ${b.host}:${b.port} -t greetings`,
         `  consume:  kcat -C -b ${b.host}:${b.port} -t greetings -o beginning -e`,
         `  metrics:  curl http://${b.host}:${metricsPort}/metrics`,

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict'
 import { after, before, test } from 'node:test'
 import { type BrokerProcess, removeDir, startBroker } from '../helpers/broker-process.ts'
-import { CODECS, expectSuccess, run, type RunResult, storedBatches, uniqueTopic, waitFor } from '../helpers/compat.ts'
+import { advertisedApis, CODECS, expectSuccess, run, type RunResult, storedBatches, uniqueTopic, waitFor } from '../helpers/compat.ts'
 
 let broker: BrokerProcess
 
@@ -101,7 +101,7 @@ void test('keyed messages produced with acks=all come back exactly once, in orde
 })
 
 for (const codec of ['gzip', 'snappy', 'lz4', 'zstd']) {
-  void test(`kcat -z ${codec}: values come back identical and the batches are stored ${codec}-compressed`, async () => {
+  void test(`kcat -z ${codec}: values come back identical and the batches are stored as librdkafka compressed them`, async (t) => {
     const topic = uniqueTopic(`kcat-${codec}`)
     const n = 200
     // Compressible values of varied length; the tab-free payload survives kcat's format string.
@@ -113,9 +113,14 @@ for (const codec of ['gzip', 'snappy', 'lz4', 'zstd']) {
     const batches = await storedBatches(broker.port, topic, 0)
     assert.ok(batches.length > 0)
     assert.equal(batches.reduce((s, b) => s + b.records, 0), n, 'stored batches hold every record')
+    // librdkafka 2.0.2 turns its LZ4 feature on only when the broker advertises FindCoordinator
+    // v0 (rdkafka_feature.c); without it, it logs "Broker does not support compression type lz4:
+    // not compressing batch" and sends lz4 batches uncompressed.
+    const expected = codec === 'lz4' && !(await advertisedApis(broker.port)).has(10) ? 'none' : codec
+    if (expected !== codec) t.diagnostic('broker lacks FindCoordinator: librdkafka sends lz4 batches uncompressed')
     for (const b of batches) {
       assert.equal(b.magic, 2)
-      assert.equal(b.codec, CODECS[codec], `batch at offset ${b.baseOffset} is ${codec}`)
+      assert.equal(b.codec, CODECS[expected], `batch at offset ${b.baseOffset} is ${expected}`)
     }
   })
 }

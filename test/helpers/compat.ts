@@ -2,6 +2,7 @@
 // command line, and reading back how the broker stored batches (raw Fetch), which no client shows.
 import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
+import { type ApiVersionsResponse } from '../../src/protocol/messages/api-versions-response.ts'
 import { type FetchResponse } from '../../src/protocol/messages/fetch-response.ts'
 import { RawClient, parseResponse, requestFrame } from './raw-client.ts'
 
@@ -105,6 +106,18 @@ export async function storedBatches(port: number, topic: string, partition: numb
       pos += 12 + length
     }
     return batches
+  } finally {
+    c.close()
+  }
+}
+
+/** The broker's advertised API ranges (ApiVersions v0), by api key. */
+export async function advertisedApis(port: number): Promise<Map<number, [number, number]>> {
+  const c = await RawClient.connect(port)
+  try {
+    c.write(requestFrame(18, 0, 1, {}))
+    const { body } = parseResponse<ApiVersionsResponse>(18, 0, await c.nextFrame())
+    return new Map(body.apiKeys.map((a) => [a.apiKey, [a.minVersion, a.maxVersion]]))
   } finally {
     c.close()
   }

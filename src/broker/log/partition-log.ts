@@ -65,7 +65,7 @@ export class PartitionLog {
    * from their files (a segment whose indexes do not match its log is rescanned). Otherwise the
    * last segment is scanned batch by batch and truncated at the first torn or corrupt batch. A
    * segment truncated that way drops every later segment, and a segment overlapping the previous
-   * one's offsets is dropped with all after it, so the log is always one increasing run.
+   * one's offsets is dropped, so offsets always increase through the log.
    */
   static open(dir: string, config: LogConfig, flusher: Flusher, now: number = Date.now()): PartitionLog {
     fs.mkdirSync(dir, { recursive: true })
@@ -106,10 +106,10 @@ export class PartitionLog {
           opened = Segment.open(dir, bases[i], config.indexIntervalBytes, !clean && isLast)
         }
         if (opened === null) {
-          // Overlaps the previous segment: drop it and everything after it.
-          for (const base of bases.slice(i)) deleteSegmentFiles(dir, base)
+          // Overlaps the previous segment's offsets (never written that way): drop it.
+          deleteSegmentFiles(dir, bases[i])
           dirChanged = true
-          break
+          continue
         }
         segments.push(opened.segment)
         truncated += opened.truncatedBytes
