@@ -210,26 +210,38 @@ function printTable(): void {
   console.log('')
   console.log('Throughput rows: higher is better; latency rows (ms): lower is better. "<" marks the broker below 0.7x of the')
   console.log('baseline (for latency: above 1/0.7x). MB/s counts record values (10^6 bytes). CPU% is the server process')
-  console.log('(100% = one core). The baseline appends each request frame to one file with writeSync, group-commits with')
+  console.log('(100% = one core); "load gen CPU %" is this process driving the load. The baseline appends each request frame to one file with writeSync, group-commits with')
   console.log('fdatasync like the broker, and serves fetches with readSync of the same sizes.')
   for (const n of notes) console.log(n)
 }
 
 // ---------------------------------------------------------------- scenarios
 
-async function measureProduce(server: Server, topic: string, records: number, recordSize: number, conns: number, inflightPerConn: number, duration: number): Promise<{ r: ProduceResult; cpu: number; perRound: number }> {
+interface ProduceMeasurement {
+  r: ProduceResult
+  /** Server and load-generator CPU, % of one core. */
+  cpu: number
+  clientCpu: number
+  /** Broker only: produce requests per fdatasync round. */
+  perRound: number
+}
+
+async function measureProduce(server: Server, topic: string, records: number, recordSize: number, conns: number, inflightPerConn: number, duration: number): Promise<ProduceMeasurement> {
   const before = await brokerMetrics(server)
   const cpu0 = server.cpuSeconds()
+  const client0 = process.cpuUsage()
   const t0 = performance.now()
   const r = await runProduce({ host: HOST, port: server.port, topic, records, recordSize, connections: conns, inflight: inflightPerConn, warmupMs, durationMs: duration })
   const wall = (performance.now() - t0) / 1000
   const cpu = ((server.cpuSeconds() - cpu0) / wall) * 100
+  const clientUsage = process.cpuUsage(client0)
+  const clientCpu = ((clientUsage.user + clientUsage.system) / 1e6 / wall) * 100
   const after = await brokerMetrics(server)
-  const delta = (name: string) => (after.get(name) ?? NaN) - (before.get(name) ?? NaN)
+  const delta = (name: string) => (after.get(name) ?? NaN) - (before.get(name) ?? 0)
   const rounds = delta('cortado_broker_fsync_round_seconds_count')
   const produced = delta('cortado_broker_requests_total{api="Produce"}')
   if (r.errors > 0) problems.push(`${server.name} ${topic}: ${r.errors} produce errors (${r.firstError})`)
-  return { r, cpu, perRound: produced / rounds }
+  return { r, cpu, clientCpu, perRound: produced / rounds }
 }
 
 async function measureConsume(server: Server, topic: string, mode: 'kafka' | 'baseline', frameBytes: number, recordSize: number): Promise<{ r: ConsumeResult; cpu: number }> {
@@ -240,7 +252,7 @@ async function measureConsume(server: Server, topic: string, mode: 'kafka' | 'ba
   return { r, cpu }
 }
 
-function produceRows(scenario: string, b: { r: ProduceResult; cpu: number }, base: { r: ProduceResult; cpu: number }, withRecords: boolean): void {
+function produceRows(scenario: string, b: ProduceMeasurement, base: ProduceMeasurement, withRecords: boolean): void {
   if (withRecords) {
     rows.push({ scenario, metric: 'records/s', broker: b.r.recordsPerSec, baseline: base.r.recordsPerSec, better: 'up' })
     rows.push({ scenario, metric: 'MB/s', broker: b.r.mbPerSec, baseline: base.r.mbPerSec, better: 'up' })
@@ -251,6 +263,7 @@ function produceRows(scenario: string, b: { r: ProduceResult; cpu: number }, bas
   rows.push({ scenario, metric: 'p99 ms', broker: b.r.latencyMs.p99, baseline: base.r.latencyMs.p99, better: 'down' })
   rows.push({ scenario, metric: 'max ms', broker: b.r.latencyMs.max, baseline: base.r.latencyMs.max, better: 'down' })
   rows.push({ scenario, metric: 'server CPU %', broker: b.cpu, baseline: base.cpu, better: 'info' })
+  rows.push({ scenario, metric: 'load gen CPU %', broker: b.clientCpu, baseline: base.clientCpu, better: 'info' })
 }
 
 async function main(): Promise<void> {

@@ -57,6 +57,7 @@ export const BROKER_CONFIGS: Readonly<Record<string, ConfigDef>> = {
   'num.partitions': { type: 'INT', default: '1', doc: 'Partitions of auto-created topics', check: atLeast(1) },
   'default.replication.factor': { type: 'INT', default: '1', doc: 'Single node: 1', check: atLeast(1) },
   'log.retention.check.interval.ms': { type: 'LONG', default: '300000', doc: 'How often retention runs', check: atLeast(1) },
+  'fetch.max.bytes': { type: 'INT', default: '57671680', doc: 'Most record bytes one fetch response carries (caps the request\'s max_bytes)', check: atLeast(1024) },
   'socket.request.max.bytes': { type: 'INT', default: '104857600', doc: 'Largest request frame accepted', check: atLeast(1024) },
   'advertised.host.name': { type: 'STRING', default: '', doc: 'Host put in metadata (default: the listen host)' },
   'cortado.fsync': { type: 'STRING', default: 'ack', doc: 'ack: acks=1/all produce is answered only after fdatasync (group commit); none: page cache only, as Kafka by default', check: oneOf('ack', 'none') },

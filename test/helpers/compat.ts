@@ -1,5 +1,6 @@
 // Shared pieces of the third-party client compatibility tests (test/compat/): running a client
 // command line, and reading back how the broker stored batches (raw Fetch), which no client shows.
+import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { type ApiVersionsResponse } from '../../src/protocol/messages/api-versions-response.ts'
@@ -121,4 +122,59 @@ export async function advertisedApis(port: number): Promise<Map<number, [number,
   } finally {
     c.close()
   }
+}
+
+/** /usr/bin/python3: the Debian interpreter that has python3-kafka and python3-confluent-kafka. */
+export const PYTHON = '/usr/bin/python3'
+
+/** Runs one of the test/compat/python scripts and parses the JSON object it prints. */
+export async function runPythonJson<T>(script: string, args: readonly string[], timeoutMs = 40_000): Promise<T> {
+  const r = expectSuccess(`${script} ${args.join(' ')}`, await run(PYTHON, [script, ...args], { timeoutMs }))
+  const lines = r.stdout.trim().split('\n')
+  return JSON.parse(lines[lines.length - 1]) as T
+}
+
+export interface Acked {
+  key: string | null
+  value: string
+  partition: number
+  offset: number
+}
+
+/**
+ * What a producer was told (partition and offset per message, in send order) against what a
+ * consumer read: the same messages exactly once, offsets dense from 0 in each partition, the
+ * producer's send order kept within each partition, and the consumer reading each partition
+ * in offset order.
+ */
+export function assertRoundTrip(sent: readonly Acked[], consumed: readonly Acked[]): void {
+  assert.equal(consumed.length, sent.length, 'consumed as many messages as were acknowledged')
+  const partitions = [...new Set(sent.map((m) => m.partition))].sort((a, b) => a - b)
+  assert.deepEqual([...new Set(consumed.map((m) => m.partition))].sort((a, b) => a - b), partitions)
+  for (const p of partitions) {
+    const acked = sent.filter((m) => m.partition === p)
+    assert.deepEqual(acked.map((m) => m.offset), acked.map((_, i) => i), `partition ${p}: acknowledged offsets are 0.. in send order`)
+    const read = consumed.filter((m) => m.partition === p)
+    assert.deepEqual(
+      read.map((m) => [m.offset, m.key, m.value]),
+      acked.map((m) => [m.offset, m.key, m.value]),
+      `partition ${p}: read back in offset order with the same keys and values`,
+    )
+  }
+}
+
+/**
+ * The batches of a partition hold `count` records and were stored with `codec`. librdkafka sends
+ * a batch uncompressed when compressing does not make it smaller, which happens to the odd tiny
+ * batch (one message split off while a new topic's messages are being partitioned), so batches
+ * of fewer than 5 records may also be uncompressed; at least one batch must carry the codec.
+ */
+export function assertStoredCodec(batches: readonly StoredBatch[], codec: string, count: number): void {
+  assert.equal(batches.reduce((s, b) => s + b.records, 0), count, 'stored batches hold every record')
+  for (const b of batches) {
+    assert.equal(b.magic, 2)
+    if (b.records < 5 && b.codec === 0) continue
+    assert.equal(b.codec, CODECS[codec], `batch at offset ${b.baseOffset} (${b.records} records) stored ${codec}`)
+  }
+  assert.ok(batches.some((b) => b.codec === CODECS[codec]), `some batch is ${codec}`)
 }

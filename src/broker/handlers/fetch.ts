@@ -30,7 +30,9 @@ export function fetchHandler(broker: Broker): Handler {
     if (ctx.apiVersion >= 7 && req.sessionEpoch !== 0 && req.sessionEpoch !== -1) {
       return { errorCode: ErrorCode.INVALID_FETCH_SESSION_EPOCH, sessionId: 0, responses: [] }
     }
-    const maxBytes = ctx.apiVersion >= 3 && req.maxBytes > 0 ? req.maxBytes : Number.MAX_SAFE_INTEGER
+    // fetch.max.bytes bounds what one response holds in memory, whatever the request asks for.
+    const limit = broker.config.number('fetch.max.bytes')
+    const maxBytes = ctx.apiVersion >= 3 && req.maxBytes > 0 ? Math.min(req.maxBytes, limit) : limit
     const deadline = Date.now() + Math.max(0, req.maxWaitMs)
     for (;;) {
       const got = collect(broker, ctx, req, maxBytes)
