@@ -32,6 +32,8 @@ interface Consumed {
   records: (Acked & { timestamp: number })[]
   errors: string[]
   eof_partitions: number[]
+  watermarks: Record<string, [number, number]>
+  offsets_for_times_0: Record<string, number>
   requests_sent: string[]
 }
 
@@ -47,6 +49,11 @@ async function consume(topic: string, partitions: number, expected: number): Pro
   const r = await runPythonJson<Consumed>(SCRIPT, [broker.bootstrap, 'consume', topic, String(partitions), String(expected)])
   assert.deepEqual(r.errors, [])
   assert.deepEqual(r.eof_partitions, Array.from({ length: partitions }, (_, i) => i), 'reached the end of every partition')
+  for (let p = 0; p < partitions; p++) {
+    const n = r.records.filter((m) => m.partition === p).length
+    assert.deepEqual(r.watermarks[String(p)], [0, n], `partition ${p} watermarks (ListOffsets earliest/latest)`)
+    assert.equal(r.offsets_for_times_0[String(p)], n > 0 ? 0 : -1, `partition ${p} offsets_for_times(0)`)
+  }
   return r
 }
 

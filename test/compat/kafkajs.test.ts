@@ -142,8 +142,13 @@ void test('admin: createTopics, listTopics, fetchTopicMetadata, createPartitions
     { 'retention.ms': '5400000', 'cleanup.policy': 'delete' },
   )
 
+  // Some data, then delete: the topic disappears, and a new topic of the same name starts empty.
+  await producer.send({ topic, acks: -1, messages: [{ value: 'old', partition: 0 }] })
   await admin.deleteTopics({ topics: [topic] })
   assert.ok(!(await admin.listTopics()).includes(topic))
+  assert.equal(await admin.createTopics({ topics: [{ topic, numPartitions: 1 }], waitForLeaders: true }), true)
+  assert.deepEqual((await admin.fetchTopicOffsets(topic)).map((o) => [o.partition, Number(o.low), Number(o.high)]), [[0, 0, 0]])
+  await admin.deleteTopics({ topics: [topic] })
 })
 
 void test('producer acks=-1 send(): offsets reported, fetchTopicOffsets agrees, messages read back in order', async () => {

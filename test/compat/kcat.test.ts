@@ -31,8 +31,8 @@ interface Consumed {
 }
 
 /** kcat -C -e over the whole topic (all partitions), parsed from a format string. */
-async function consumeAll(b: BrokerProcess, topic: string, offset = 'beginning'): Promise<Consumed[]> {
-  const r = expectSuccess('kcat -C', await kcat(b, ['-C', '-t', topic, '-o', offset, '-e', '-f', '%p\t%o\t%T\t%k\t%s\n']))
+async function consumeAll(b: BrokerProcess, topic: string, offset = 'beginning', extra: readonly string[] = []): Promise<Consumed[]> {
+  const r = expectSuccess('kcat -C', await kcat(b, ['-C', '-t', topic, '-o', offset, '-e', ...extra, '-f', '%p\t%o\t%T\t%k\t%s\n']))
   return r.stdout
     .split('\n')
     .filter((l) => l !== '')
@@ -156,4 +156,24 @@ void test('kcat -o s@<timestamp> starts at the first message at or after the tim
 
   const q = expectSuccess('kcat -Q', await kcat(broker, ['-Q', '-t', `${topic}:0:${cut}`]))
   assert.match(q.stdout, new RegExp(`${topic} \\[0\\] offset 10\\b`), q.stdout)
+})
+
+void test('headers, null keys and null values (-Z) round-trip', async () => {
+  const topic = uniqueTopic('kcat-nulls')
+  const input = 'k1:\nk2:val\n:noval\n'
+  expectSuccess('kcat -P -Z', await kcat(broker, ['-P', '-t', topic, '-p', '0', '-K', ':', '-Z', '-H', 'h1=x', '-H', 'h2=', '-X', 'acks=all'], input))
+  const r = expectSuccess('kcat -C -Z', await kcat(broker, ['-C', '-t', topic, '-e', '-Z', '-f', '%o|%k|%K|%s|%S|%h\n']))
+  assert.deepEqual(r.stdout.trim().split('\n'), ['0|k1|2|NULL|-1|h1=x,h2=', '1|k2|2|val|3|h1=x,h2=', '2|NULL|-1|noval|5|h1=x,h2='])
+})
+
+void test('a fetch size limit below the batch size still returns whole batches (KIP-74); -o -N reads the tail', async () => {
+  const topic = uniqueTopic('kcat-fetchsize')
+  const values = Array.from({ length: 300 }, (_, i) => `v${i}-${'y'.repeat(200)}`)
+  expectSuccess('kcat -P', await kcat(broker, ['-P', '-t', topic, '-p', '0', '-X', 'acks=all', '-X', 'linger.ms=50'], values.map((v) => v + '\n').join('')))
+  const batches = await storedBatches(broker.port, topic, 0)
+  assert.ok(batches.some((b) => b.records > 1), 'some batch holds several records, so it is larger than the fetch limit')
+  const got = await consumeAll(broker, topic, 'beginning', ['-X', 'fetch.message.max.bytes=100'])
+  assert.deepEqual(got.map((m) => [m.offset, m.value]), values.map((v, i) => [i, v]))
+  const tail = await consumeAll(broker, topic, '-5')
+  assert.deepEqual(tail.map((m) => [m.offset, m.value]), values.slice(-5).map((v, i) => [295 + i, v]))
 })

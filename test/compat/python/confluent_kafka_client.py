@@ -103,12 +103,17 @@ def consume(bootstrap, topic, partitions, expected):
             "value": msg.value().decode(),
             "timestamp": msg.timestamp()[1],
         })
+    # ListOffsets earliest/latest, and by timestamp (0: the first message of each partition).
+    watermarks = {str(p): list(consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)) for p in range(partitions)}
+    by_time = consumer.offsets_for_times([TopicPartition(topic, p, 0) for p in range(partitions)], timeout=10)
     consumer.close()
     sent = [l for l in capture.lines if " Sent " in l]
     return {
         "records": got,
         "errors": errors,
         "eof_partitions": sorted(eof),
+        "watermarks": watermarks,
+        "offsets_for_times_0": {str(tp.partition): tp.offset for tp in by_time},
         # Which request types the consumer sent, e.g. to see whether it looked for a group coordinator.
         "requests_sent": sorted({l.split(" Sent ")[1].split(" ")[0] for l in sent}),
     }
