@@ -20,6 +20,7 @@ import { createServer, type Socket } from 'node:net'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { FrameReader } from './frames.ts'
+import { BASELINE_STATS_API_KEY } from './wire.ts'
 
 const { values } = parseArgs({
   options: {
@@ -40,6 +41,7 @@ interface TopicFile {
 }
 
 const files = new Map<string, TopicFile>()
+let produceRequests = 0
 
 function topicFile(name: string): TopicFile {
   let f = files.get(name)
@@ -79,6 +81,7 @@ class Conn {
     const body = 14 + Math.max(0, clientIdLength)
     if (apiKey === 0) this.produce(frame, correlationId, body)
     else if (apiKey === 1) this.fetch(frame, correlationId, body)
+    else if (apiKey === BASELINE_STATS_API_KEY) this.stats(correlationId)
     else this.socket.destroy()
   }
 
@@ -93,6 +96,7 @@ class Conn {
     const baseOffset = file.frames
     file.size += frame.length
     file.frames++
+    produceRequests++
     const slot: Slot = { done: false, response: [produceResponse(correlationId, name, baseOffset)] }
     this.slots.push(slot)
     if (fsyncOnAck) {
@@ -121,6 +125,16 @@ class Conn {
     this.flush()
   }
 
+  /** Not Kafka: the benchmark's way to read the group-commit counters (JSON after the correlation id). */
+  private stats(correlationId: number): void {
+    const json = Buffer.from(JSON.stringify({ rounds: groupCommit.rounds, roundMs: groupCommit.totalMs, produceRequests }))
+    const b = Buffer.allocUnsafe(8)
+    b.writeInt32BE(4 + json.length, 0)
+    b.writeInt32BE(correlationId, 4)
+    this.slots.push({ done: true, response: [b, json] })
+    this.flush()
+  }
+
   flush(): void {
     let corked = false
     while (this.slots.length > 0 && this.slots[0].done) {
@@ -141,6 +155,7 @@ class GroupCommit {
   private running = false
   private scheduled = false
   rounds = 0
+  totalMs = 0
 
   add(fd: number, slot: Slot, conn: Conn): void {
     this.dirty.add(fd)
@@ -162,9 +177,11 @@ class GroupCommit {
     this.dirty.clear()
     this.running = true
     let pending = fds.length
+    const start = performance.now()
     const done = (): void => {
       this.running = false
       this.rounds++
+      this.totalMs += performance.now() - start
       const conns = new Set<Conn>()
       for (const w of batch) {
         w.slot.done = true

@@ -1,17 +1,28 @@
 // `npm run bench:broker`: the broker against a minimal Node baseline, same load, same durability.
 //
-//   node bench/broker.ts [--quick] [--duration <s>] [--connections <n>] [--inflight <n>]
-//                        [--batch <records per request>] [--fsync ack|none] [--cpu-prof <dir>]
+//   node bench/broker.ts [--quick] [--slice <s>] [--pairs <n>] [--connections <n>] [--inflight <n>]
+//                        [--batch <records per request>] [--fsync ack|none] [--only <scenarios>]
+//                        [--cpu-prof <dir>]
 //
 // Starts the broker (src/cli/main.ts broker) and bench/baseline-server.ts as child processes on
-// temp data dirs, drives both with the same raw-protocol load (bench/load.ts), one after the
-// other so they never compete for CPU, and prints one table: scenario, broker figure, baseline
-// figure, broker/baseline. Scenarios: produce throughput with 100 B and 1 KB records (a batch of
-// `--batch` records per request, several pipelined connections), consume throughput of what was
-// produced (Fetch v11, 8 MiB per fetch), and produce latency (1 record per request, 1 connection,
-// 1 request in flight). `--quick` is a ~10 s smoke run. Exits non-zero if the broker answered
-// with an error or a consumer did not read back every acknowledged record; there are no timing
-// assertions.
+// temp data dirs and drives both with the same raw-protocol load (bench/load.ts), never both at
+// once, so they do not compete for the CPU. Prints one table: scenario, broker figure, baseline
+// figure, broker/baseline.
+//
+// Scenarios (--only takes a comma-separated subset of produce-100, produce-1024, latency):
+//   produce 100 B and 1 KB records: `--batch` records per request (one batch), `--connections`
+//     connections each keeping `--inflight` requests in flight, acks=-1;
+//   consume: Fetch v11 of everything the produce scenario wrote, 8 MiB per fetch;
+//   latency: 1 record of 100 B per request, 1 connection, 1 request in flight.
+// Shared and virtual machines drift (CPU steal, disk), so each scenario runs as `--pairs` pairs
+// of short slices alternating broker and baseline (AB BA AB ...), each slice a fresh set of
+// connections with its own warm-up; figures are totals over all slices, and the "pairs" column
+// shows the spread of the per-pair ratios.
+//
+// `--quick` is a ~10 s smoke run. Exits 1 if the broker answered a produce with an error or a
+// consumer did not read back exactly the records the broker acknowledged; there are no timing
+// assertions. `--cpu-prof <dir>` runs both servers with node --cpu-prof, writing profiles under
+// <dir>/broker and <dir>/baseline (summarize them with bench/cpuprofile-top.ts).
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { createServer } from 'node:net'
@@ -21,8 +32,8 @@ import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { ApiKey } from '../src/protocol/apis.ts'
 import { type CreateTopicsResponse } from '../src/protocol/messages/create-topics-response.ts'
-import { call, runConsume, runProduce, type ConsumeResult, type ProduceResult } from './load.ts'
-import { decodeResponse, requestFrame } from './wire.ts'
+import { call, runConsume, runProduce, summarize } from './load.ts'
+import { BASELINE_STATS_API_KEY, decodeResponse, makeBatch, produceTemplate, requestFrame } from './wire.ts'
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
 const HOST = '127.0.0.1'
@@ -30,7 +41,8 @@ const HOST = '127.0.0.1'
 const { values: args } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
-    duration: { type: 'string' },
+    slice: { type: 'string' },
+    pairs: { type: 'string' },
     connections: { type: 'string', default: '4' },
     inflight: { type: 'string', default: '8' },
     batch: { type: 'string', default: '100' },
@@ -42,9 +54,11 @@ const { values: args } = parseArgs({
 })
 
 const quick = args.quick
-const durationMs = args.duration !== undefined ? Number(args.duration) * 1000 : quick ? 1000 : 5000
-const warmupMs = quick ? 250 : 1000
-const latencyDurationMs = args.duration !== undefined ? durationMs : quick ? 1000 : 4000
+/** Measured seconds per slice, and warm-up before each. */
+const sliceMs = args.slice !== undefined ? Number(args.slice) * 1000 : quick ? 500 : 1250
+const warmupMs = quick ? 150 : 250
+const pairs = args.pairs !== undefined ? Number(args.pairs) : quick ? 2 : 4
+const consumePasses = quick ? 1 : 2
 const connections = Number(args.connections)
 const inflight = Number(args.inflight)
 const batch = Number(args.batch)
@@ -150,20 +164,41 @@ async function createTopic(server: Server, topic: string): Promise<void> {
   if (t === undefined || t.errorCode !== 0) throw new Error(`CreateTopics ${topic} failed: ${t?.errorCode} ${t?.errorMessage}`)
 }
 
-/** A few counters from the broker's Prometheus endpoint (empty if unavailable). */
-async function brokerMetrics(server: Server): Promise<Map<string, number>> {
-  const out = new Map<string, number>()
-  if (server.metricsPort === undefined) return out
+interface GroupCommitStats {
+  rounds: number
+  roundSeconds: number
+  produceRequests: number
+}
+
+/**
+ * Group-commit counters: the broker's from its Prometheus endpoint, the baseline's from its stats
+ * request. NaN when unavailable.
+ */
+async function groupCommitStats(server: Server): Promise<GroupCommitStats> {
   try {
+    if (server.metricsPort === undefined) {
+      const frame = Buffer.alloc(14)
+      frame.writeInt32BE(10, 0)
+      frame.writeInt16BE(BASELINE_STATS_API_KEY, 4)
+      frame.writeInt32BE(1, 8)
+      frame.writeInt16BE(-1, 12)
+      const s = JSON.parse((await call(HOST, server.port, frame)).subarray(4).toString()) as { rounds: number; roundMs: number; produceRequests: number }
+      return { rounds: s.rounds, roundSeconds: s.roundMs / 1000, produceRequests: s.produceRequests }
+    }
     const text = await (await fetch(`http://${HOST}:${server.metricsPort}/metrics`)).text()
+    const m = new Map<string, number>()
     for (const line of text.split('\n')) {
-      const m = /^(cortado_\S+)\s+(\S+)$/.exec(line)
-      if (m !== null) out.set(m[1], Number(m[2]))
+      const match = /^(cortado_\S+)\s+(\S+)$/.exec(line)
+      if (match !== null) m.set(match[1], Number(match[2]))
+    }
+    return {
+      rounds: m.get('cortado_broker_fsync_round_seconds_count') ?? 0,
+      roundSeconds: m.get('cortado_broker_fsync_round_seconds_sum') ?? 0,
+      produceRequests: m.get('cortado_broker_requests_total{api="Produce"}') ?? 0,
     }
   } catch {
-    // metrics are a nice-to-have
+    return { rounds: NaN, roundSeconds: NaN, produceRequests: NaN }
   }
-  return out
 }
 
 // ---------------------------------------------------------------- table
@@ -173,8 +208,10 @@ interface Row {
   metric: string
   broker: number
   baseline: number
-  /** 'up': higher is better; 'down': lower is better. */
+  /** 'up': higher is better; 'down': lower is better; 'info': no judgement. */
   better: 'up' | 'down' | 'info'
+  /** Per-pair broker/baseline ratios, for the spread column. */
+  pairs?: number[]
 }
 
 const rows: Row[] = []
@@ -190,11 +227,12 @@ function fmt(v: number): string {
 }
 
 function printTable(): void {
-  const header = ['scenario', 'metric', 'broker', 'baseline', 'broker/baseline']
+  const header = ['scenario', 'metric', 'broker', 'baseline', 'broker/baseline', 'pairs']
   const lines = rows.map((r) => {
     const ratio = r.broker / r.baseline
-    const mark = r.better === 'info' || !Number.isFinite(ratio) ? '' : (r.better === 'up' ? ratio < 0.7 : ratio > 1 / 0.7) ? '  <' : ''
-    return [r.scenario, r.metric, fmt(r.broker), fmt(r.baseline), Number.isFinite(ratio) ? `${ratio.toFixed(2)}x${mark}` : '-']
+    const flagged = r.better === 'up' ? ratio < 0.7 : r.better === 'down' ? ratio > 1 / 0.7 : false
+    const spread = r.pairs === undefined || r.pairs.length < 2 ? '' : `${Math.min(...r.pairs).toFixed(2)}-${Math.max(...r.pairs).toFixed(2)}`
+    return [r.scenario, r.metric, fmt(r.broker), fmt(r.baseline), Number.isFinite(ratio) ? `${ratio.toFixed(2)}x${flagged ? ' <' : '  '}` : '-', spread]
   })
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i].length)))
   const render = (cells: string[]) => cells.map((c, i) => (i < 2 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ')
@@ -208,67 +246,139 @@ function printTable(): void {
     console.log(render(shown))
   }
   console.log('')
-  console.log('Throughput rows: higher is better; latency rows (ms): lower is better. "<" marks the broker below 0.7x of the')
-  console.log('baseline (for latency: above 1/0.7x). MB/s counts record values (10^6 bytes). CPU% is the server process')
-  console.log('(100% = one core); "load gen CPU %" is this process driving the load. The baseline appends each request frame to one file with writeSync, group-commits with')
-  console.log('fdatasync like the broker, and serves fetches with readSync of the same sizes.')
+  console.log('Throughput rows: higher is better; latency rows (ms): lower is better. "<" marks the broker below 0.7x')
+  console.log('the baseline (latency: above 1/0.7x). "pairs": min-max of the broker/baseline ratio over the AB/BA pairs.')
+  console.log('MB/s counts record values (10^6 bytes). Server CPU % is the server process (user+sys, all threads;')
+  console.log('100% = one core); load gen CPU % is this process. The baseline appends each produce frame to one file')
+  console.log('with writeSync and answers after a group-committed fdatasync, and serves fetches with readSync.')
   for (const n of notes) console.log(n)
 }
 
 // ---------------------------------------------------------------- scenarios
 
-interface ProduceMeasurement {
-  r: ProduceResult
-  /** Server and load-generator CPU, % of one core. */
-  cpu: number
+interface Totals {
+  requests: number
+  seconds: number
+  latencies: number[]
+  serverCpu: number
   clientCpu: number
-  /** Broker only: produce requests per fdatasync round. */
-  perRound: number
+  wall: number
+  /** Records acknowledged, warm-ups included. */
+  acked: number
+  fsyncRounds: number
+  fsyncSeconds: number
+  produceRequests: number
 }
 
-async function measureProduce(server: Server, topic: string, records: number, recordSize: number, conns: number, inflightPerConn: number, duration: number): Promise<ProduceMeasurement> {
-  const before = await brokerMetrics(server)
+const emptyTotals = (): Totals => ({ requests: 0, seconds: 0, latencies: [], serverCpu: 0, clientCpu: 0, wall: 0, acked: 0, fsyncRounds: 0, fsyncSeconds: 0, produceRequests: 0 })
+
+async function produceSlice(server: Server, t: Totals, topic: string, records: number, recordSize: number, conns: number, perConn: number): Promise<number> {
+  const before = await groupCommitStats(server)
   const cpu0 = server.cpuSeconds()
   const client0 = process.cpuUsage()
   const t0 = performance.now()
-  const r = await runProduce({ host: HOST, port: server.port, topic, records, recordSize, connections: conns, inflight: inflightPerConn, warmupMs, durationMs: duration })
+  const r = await runProduce({ host: HOST, port: server.port, topic, records, recordSize, connections: conns, inflight: perConn, warmupMs, durationMs: sliceMs })
   const wall = (performance.now() - t0) / 1000
-  const cpu = ((server.cpuSeconds() - cpu0) / wall) * 100
-  const clientUsage = process.cpuUsage(client0)
-  const clientCpu = ((clientUsage.user + clientUsage.system) / 1e6 / wall) * 100
-  const after = await brokerMetrics(server)
-  const delta = (name: string) => (after.get(name) ?? NaN) - (before.get(name) ?? 0)
-  const rounds = delta('cortado_broker_fsync_round_seconds_count')
-  const produced = delta('cortado_broker_requests_total{api="Produce"}')
+  const client = process.cpuUsage(client0)
+  t.serverCpu += server.cpuSeconds() - cpu0
+  t.clientCpu += (client.user + client.system) / 1e6
+  t.wall += wall
+  const after = await groupCommitStats(server)
+  t.fsyncRounds += after.rounds - before.rounds
+  t.fsyncSeconds += after.roundSeconds - before.roundSeconds
+  t.produceRequests += after.produceRequests - before.produceRequests
+  t.requests += r.requests
+  t.seconds += sliceMs / 1000
+  for (const l of r.latencies) t.latencies.push(l)
+  t.acked += r.totalRecords
   if (r.errors > 0) problems.push(`${server.name} ${topic}: ${r.errors} produce errors (${r.firstError})`)
-  return { r, cpu, clientCpu, perRound: produced / rounds }
+  return r.requests
 }
 
-async function measureConsume(server: Server, topic: string, mode: 'kafka' | 'baseline', frameBytes: number, recordSize: number): Promise<{ r: ConsumeResult; cpu: number }> {
+/** Runs `pairs` AB/BA pairs of produce slices; returns totals and per-pair throughput ratios. */
+async function produceScenario(broker: Server, baseline: Server, topic: string, records: number, recordSize: number, conns: number, perConn: number) {
+  const b = emptyTotals()
+  const base = emptyTotals()
+  const ratios: number[] = []
+  for (let i = 0; i < pairs; i++) {
+    if (i % 2 === 0) {
+      const x = await produceSlice(broker, b, topic, records, recordSize, conns, perConn)
+      ratios.push(x / (await produceSlice(baseline, base, topic, records, recordSize, conns, perConn)))
+    } else {
+      const y = await produceSlice(baseline, base, topic, records, recordSize, conns, perConn)
+      ratios.push((await produceSlice(broker, b, topic, records, recordSize, conns, perConn)) / y)
+    }
+    process.stdout.write('.')
+  }
+  return { b, base, ratios }
+}
+
+function produceRows(scenario: string, records: number, recordSize: number, b: Totals, base: Totals, ratios: number[], withRecords: boolean): void {
+  const rate = (t: Totals) => t.requests / t.seconds
+  if (withRecords) {
+    rows.push({ scenario, metric: 'records/s', broker: rate(b) * records, baseline: rate(base) * records, better: 'up', pairs: ratios })
+    rows.push({ scenario, metric: 'MB/s', broker: (rate(b) * records * recordSize) / 1e6, baseline: (rate(base) * records * recordSize) / 1e6, better: 'up' })
+  } else {
+    rows.push({ scenario, metric: 'requests/s', broker: rate(b), baseline: rate(base), better: 'up', pairs: ratios })
+  }
+  const lb = summarize(b.latencies)
+  const lbase = summarize(base.latencies)
+  rows.push({ scenario, metric: 'p50 ms', broker: lb.p50, baseline: lbase.p50, better: 'down' })
+  rows.push({ scenario, metric: 'p99 ms', broker: lb.p99, baseline: lbase.p99, better: 'down' })
+  rows.push({ scenario, metric: 'max ms', broker: lb.max, baseline: lbase.max, better: 'down' })
+  rows.push({ scenario, metric: 'server CPU %', broker: (b.serverCpu / b.wall) * 100, baseline: (base.serverCpu / base.wall) * 100, better: 'info' })
+  rows.push({ scenario, metric: 'load gen CPU %', broker: (b.clientCpu / b.wall) * 100, baseline: (base.clientCpu / base.wall) * 100, better: 'info' })
+  const rounds = (t: Totals) => `${fmt(t.fsyncRounds / t.wall)}/s, ${fmt((t.fsyncSeconds / t.fsyncRounds) * 1000)} ms mean, ${fmt(t.produceRequests / t.fsyncRounds)} requests each`
+  notes.push(`${scenario}: fdatasync rounds: broker ${rounds(b)}; baseline ${rounds(base)}`)
+}
+
+interface ConsumeTotals {
+  records: number
+  seconds: number
+  fetches: number
+  serverCpu: number
+}
+
+async function consumePass(server: Server, t: ConsumeTotals, topic: string, mode: 'kafka' | 'baseline', frameBytes: number, recordSize: number, expected: number): Promise<number> {
   const cpu0 = server.cpuSeconds()
   const r = await runConsume({ host: HOST, port: server.port, topic, maxBytes: fetchBytes, mode, frameBytes, recordsPerFrame: batch, recordSize })
-  const cpu = ((server.cpuSeconds() - cpu0) / r.seconds) * 100
+  t.serverCpu += server.cpuSeconds() - cpu0
+  t.records += r.records
+  t.seconds += r.seconds
+  t.fetches += r.fetches
   if (r.error !== undefined) problems.push(`${server.name} consume ${topic}: ${r.error}`)
-  return { r, cpu }
+  else if (mode === 'kafka' && r.records !== expected) {
+    problems.push(`${server.name} ${topic}: acknowledged ${expected} records but a consumer read back ${r.records}`)
+  }
+  return r.recordsPerSec
 }
 
-function produceRows(scenario: string, b: ProduceMeasurement, base: ProduceMeasurement, withRecords: boolean): void {
-  if (withRecords) {
-    rows.push({ scenario, metric: 'records/s', broker: b.r.recordsPerSec, baseline: base.r.recordsPerSec, better: 'up' })
-    rows.push({ scenario, metric: 'MB/s', broker: b.r.mbPerSec, baseline: base.r.mbPerSec, better: 'up' })
-  } else {
-    rows.push({ scenario, metric: 'requests/s', broker: b.r.requestsPerSec, baseline: base.r.requestsPerSec, better: 'up' })
+async function consumeScenario(scenario: string, broker: Server, baseline: Server, topic: string, recordSize: number, frameBytes: number, expected: number): Promise<void> {
+  const b: ConsumeTotals = { records: 0, seconds: 0, fetches: 0, serverCpu: 0 }
+  const base: ConsumeTotals = { records: 0, seconds: 0, fetches: 0, serverCpu: 0 }
+  const ratios: number[] = []
+  for (let i = 0; i < consumePasses; i++) {
+    const pass = (s: Server, t: ConsumeTotals) => consumePass(s, t, topic, s === broker ? 'kafka' : 'baseline', frameBytes, recordSize, expected)
+    if (i % 2 === 0) {
+      const x = await pass(broker, b)
+      ratios.push(x / (await pass(baseline, base)))
+    } else {
+      const y = await pass(baseline, base)
+      ratios.push((await pass(broker, b)) / y)
+    }
+    process.stdout.write('.')
   }
-  rows.push({ scenario, metric: 'p50 ms', broker: b.r.latencyMs.p50, baseline: base.r.latencyMs.p50, better: 'down' })
-  rows.push({ scenario, metric: 'p99 ms', broker: b.r.latencyMs.p99, baseline: base.r.latencyMs.p99, better: 'down' })
-  rows.push({ scenario, metric: 'max ms', broker: b.r.latencyMs.max, baseline: base.r.latencyMs.max, better: 'down' })
-  rows.push({ scenario, metric: 'server CPU %', broker: b.cpu, baseline: base.cpu, better: 'info' })
-  rows.push({ scenario, metric: 'load gen CPU %', broker: b.clientCpu, baseline: base.clientCpu, better: 'info' })
+  rows.push({ scenario, metric: 'records/s', broker: b.records / b.seconds, baseline: base.records / base.seconds, better: 'up', pairs: ratios })
+  rows.push({ scenario, metric: 'MB/s', broker: (b.records * recordSize) / b.seconds / 1e6, baseline: (base.records * recordSize) / base.seconds / 1e6, better: 'up' })
+  rows.push({ scenario, metric: 'server CPU %', broker: (b.serverCpu / b.seconds) * 100, baseline: (base.serverCpu / base.seconds) * 100, better: 'info' })
+  notes.push(`${scenario}: per pass broker ${fmt(b.records / consumePasses)} records in ${fmt(b.fetches / consumePasses)} fetches, ` +
+    `baseline ${fmt(base.records / consumePasses)} in ${fmt(base.fetches / consumePasses)}`)
 }
 
 async function main(): Promise<void> {
   const started = performance.now()
-  const nodeArgs = args['cpu-prof'] !== undefined ? ['--cpu-prof', '--cpu-prof-dir', args['cpu-prof']] : []
+  const prof = args['cpu-prof']
+  const profArgs = (name: string) => (prof !== undefined ? ['--cpu-prof', '--cpu-prof-dir', join(prof, name)] : [])
   const servers: Server[] = []
   const stopAll = async () => {
     await Promise.all(servers.map((s) => s.stop()))
@@ -278,66 +388,49 @@ async function main(): Promise<void> {
   })
   try {
     const metricsPort = await freePort()
-    const brokerArgs = ['broker', '--config', `cortado.fsync=${fsyncMode}`]
     const [broker, baseline] = await Promise.all([
-      startServer('broker', 'src/cli/main.ts', brokerArgs, nodeArgs, metricsPort),
-      startServer('baseline', 'bench/baseline-server.ts', ['--fsync', fsyncMode], []),
+      startServer('broker', 'src/cli/main.ts', ['broker', '--config', `cortado.fsync=${fsyncMode}`], profArgs('broker'), metricsPort),
+      startServer('baseline', 'bench/baseline-server.ts', ['--fsync', fsyncMode], profArgs('baseline')),
     ])
     servers.push(broker, baseline)
     console.log(`broker on ${HOST}:${broker.port}, baseline on ${HOST}:${baseline.port}; fsync=${fsyncMode}; ` +
-      `${connections} connections x ${inflight} in flight, ${batch} records/request, ${durationMs / 1000} s measured after ${warmupMs / 1000} s warm-up`)
+      `${pairs} AB/BA pairs of ${sliceMs / 1000} s slices (+${warmupMs / 1000} s warm-up each)`)
 
-    const sizes = [{ label: '100 B', size: 100 }, { label: '1 KB', size: 1024 }]
-    for (const { label, size } of sizes) {
+    for (const size of [100, 1024]) {
+      if (!want(`produce-${size}`)) continue
+      const label = size === 1024 ? '1 KB' : `${size} B`
       const topic = `bench-${size}`
-      if (!want(`produce-${size}`) && !want('throughput')) continue
       await createTopic(broker, topic)
       const scenario = `produce ${label} x${batch}/req, ${connections}x${inflight}`
-      process.stdout.write(`${scenario}: broker...`)
-      const b = await measureProduce(broker, topic, batch, size, connections, inflight, durationMs)
-      process.stdout.write(' baseline...')
-      const base = await measureProduce(baseline, topic, batch, size, connections, inflight, durationMs)
-      console.log(' done')
-      produceRows(scenario, b, base, true)
-      notes.push(`${scenario}: produce requests per fdatasync round (broker) ${fmt(b.perRound)}`)
+      process.stdout.write(`${scenario} `)
+      const { b, base, ratios } = await produceScenario(broker, baseline, topic, batch, size, connections, inflight)
+      console.log('')
+      produceRows(scenario, batch, size, b, base, ratios, true)
 
       const cscenario = `consume ${label} (${fmt(fetchBytes / 1048576)} MiB fetches)`
-      process.stdout.write(`${cscenario}: broker...`)
-      const cb = await measureConsume(broker, topic, 'kafka', b.r.frameBytes, size)
-      process.stdout.write(' baseline...')
-      const cbase = await measureConsume(baseline, topic, 'baseline', base.r.frameBytes, size)
-      console.log(' done')
-      rows.push({ scenario: cscenario, metric: 'records/s', broker: cb.r.recordsPerSec, baseline: cbase.r.recordsPerSec, better: 'up' })
-      rows.push({ scenario: cscenario, metric: 'MB/s', broker: cb.r.mbPerSec, baseline: cbase.r.mbPerSec, better: 'up' })
-      rows.push({ scenario: cscenario, metric: 'server CPU %', broker: cb.cpu, baseline: cbase.cpu, better: 'info' })
-      notes.push(`${cscenario}: broker read ${cb.r.records.toLocaleString('en-US')} records in ${cb.r.fetches} fetches (${fmt(cb.r.seconds)} s); ` +
-        `baseline ${cbase.r.records.toLocaleString('en-US')} in ${cbase.r.fetches} (${fmt(cbase.r.seconds)} s)`)
-      if (cb.r.error === undefined && cb.r.records !== b.r.totalRecords) {
-        problems.push(`broker ${topic}: acknowledged ${b.r.totalRecords} records but a consumer read back ${cb.r.records}`)
-      }
+      process.stdout.write(`${cscenario} `)
+      const frameBytes = produceTemplate(topic, makeBatch(batch, size)).frameBytes
+      await consumeScenario(cscenario, broker, baseline, topic, size, frameBytes, b.acked)
+      console.log('')
     }
 
     if (want('latency')) {
       const topic = 'bench-latency'
       await createTopic(broker, topic)
       const scenario = 'latency 100 B x1/req, 1x1'
-      process.stdout.write(`${scenario}: broker...`)
-      const b = await measureProduce(broker, topic, 1, 100, 1, 1, latencyDurationMs)
-      process.stdout.write(' baseline...')
-      const base = await measureProduce(baseline, topic, 1, 100, 1, 1, latencyDurationMs)
-      console.log(' done')
-      produceRows(scenario, b, base, false)
+      process.stdout.write(`${scenario} `)
+      const { b, base, ratios } = await produceScenario(broker, baseline, topic, 1, 100, 1, 1)
+      console.log('')
+      produceRows(scenario, 1, 100, b, base, ratios, false)
     }
 
     printTable()
     console.log(`total ${fmt((performance.now() - started) / 1000)} s`)
-    const brokerWarnings = broker.stderr().split('\n').filter((l) => /"level":"(warn|error)"/.test(l))
-    if (brokerWarnings.length > 0) {
-      console.log(`broker logged ${brokerWarnings.length} warnings/errors, first: ${brokerWarnings[0].slice(0, 300)}`)
-    }
+    const warnings = broker.stderr().split('\n').filter((l) => /"level":"(warn|error)"/.test(l))
+    if (warnings.length > 0) console.log(`broker logged ${warnings.length} warnings/errors, first: ${warnings[0].slice(0, 300)}`)
   } finally {
     await stopAll()
-    if (args['cpu-prof'] !== undefined) console.log(`broker CPU profile written to ${args['cpu-prof']}`)
+    if (prof !== undefined) console.log(`CPU profiles written to ${join(prof, 'broker')} and ${join(prof, 'baseline')}`)
   }
   if (problems.length > 0) {
     console.error('\nFAILED:')

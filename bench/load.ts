@@ -47,6 +47,8 @@ export interface ProduceResult {
   mbPerSec: number
   requestsPerSec: number
   latencyMs: LatencySummary
+  /** Every measured request's latency in ms, in completion order. */
+  latencies: number[]
   /** Records acknowledged over the whole run, warm-up included (what a consumer should find). */
   totalRecords: number
   /** Produce responses with a non-zero error code (any at all makes the run invalid). */
@@ -187,6 +189,7 @@ export async function runProduce(o: ProduceOptions): Promise<ProduceResult> {
     recordsPerSec: (measured * o.records) / seconds,
     mbPerSec: (measured * o.records * o.recordSize) / seconds / 1e6,
     latencyMs: summarize(latencies),
+    latencies,
     totalRecords: totalRequests * o.records,
     errors,
     firstError,

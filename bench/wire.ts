@@ -48,6 +48,9 @@ export function decodeResponse<T>(apiKey: number, version: number, frame: Buffer
   return { correlationId, body: decode<T>(s.response, version, r) }
 }
 
+/** Not Kafka: a request key bench/baseline-server.ts answers with its counters as JSON. */
+export const BASELINE_STATS_API_KEY = 32767
+
 /** The 12-byte head of a request: size, api key, version, correlation id. */
 export const HEAD_SIZE = 12
 

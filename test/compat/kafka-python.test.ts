@@ -101,11 +101,9 @@ void test('KafkaProducer infers a broker version from ApiVersions and uses it', 
 })
 
 for (const codec of ['gzip', 'snappy', 'lz4', 'zstd']) {
-  void test(`KafkaProducer compression_type=${codec}: consumed back identical, stored ${codec}`, async (t) => {
-    if (codecs[codec] !== true) {
-      t.skip(`kafka-python here lacks the Python module for ${codec}`)
-      return
-    }
+  void test(`KafkaProducer compression_type=${codec}: consumed back identical, stored ${codec}`, async () => {
+    // .ci/run installs python3-snappy, python3-lz4 and python3-zstandard for these.
+    assert.equal(codecs[codec], true, `kafka-python here lacks the Python module for ${codec}`)
     await roundTrip(codec, 2, 200)
   })
 }

@@ -1,6 +1,7 @@
 // kcat 1.7.1 (librdkafka 2.0.2) against the real broker process: metadata, keyed produce with
-// acks=all, every compression codec, the size limit, and consuming from a timestamp. kcat -C
-// without -G is librdkafka's legacy (group-less) consumer.
+// acks=all (and acks=0), every compression codec, the size limit, consuming from a timestamp,
+// headers and nulls, and fetch limits smaller than a batch. kcat -C without -G is librdkafka's
+// legacy (group-less) consumer.
 import assert from 'node:assert/strict'
 import { after, before, test } from 'node:test'
 import { type BrokerProcess, removeDir, startBroker } from '../helpers/broker-process.ts'
@@ -176,4 +177,16 @@ void test('a fetch size limit below the batch size still returns whole batches (
   assert.deepEqual(got.map((m) => [m.offset, m.value]), values.map((v, i) => [i, v]))
   const tail = await consumeAll(broker, topic, '-5')
   assert.deepEqual(tail.map((m) => [m.offset, m.value]), values.slice(-5).map((v, i) => [295 + i, v]))
+})
+
+void test('acks=0: no responses, the messages still land in order', async () => {
+  const topic = uniqueTopic('kcat-acks0')
+  const values = Array.from({ length: 50 }, (_, i) => `fire-and-forget-${i}`)
+  // Create the topic first, so no message is sent before the topic exists.
+  expectSuccess('kcat -P', await kcat(broker, ['-P', '-t', topic, '-p', '0', '-X', 'acks=all'], 'first\n'))
+  expectSuccess('kcat -P acks=0', await kcat(broker, ['-P', '-t', topic, '-p', '0', '-X', 'acks=0'], values.map((v) => v + '\n').join('')))
+  // Nothing acknowledges them: wait until the broker has appended all of them.
+  await waitFor('51 records stored', async () => ((await storedBatches(broker.port, topic, 0)).reduce((s, b) => s + b.records, 0) === 51 ? true : undefined))
+  const got = await consumeAll(broker, topic)
+  assert.deepEqual(got.map((m) => [m.offset, m.value]), ['first', ...values].map((v, i) => [i, v]))
 })
