@@ -226,12 +226,18 @@ function fmt(v: number): string {
   return v.toFixed(2)
 }
 
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b)
+  const mid = sorted.length >> 1
+  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2
+}
+
 function printTable(): void {
   const header = ['scenario', 'metric', 'broker', 'baseline', 'broker/baseline', 'pairs']
   const lines = rows.map((r) => {
     const ratio = r.broker / r.baseline
     const flagged = r.better === 'up' ? ratio < 0.7 : r.better === 'down' ? ratio > 1 / 0.7 : false
-    const spread = r.pairs === undefined || r.pairs.length < 2 ? '' : `${Math.min(...r.pairs).toFixed(2)}-${Math.max(...r.pairs).toFixed(2)}`
+    const spread = r.pairs === undefined || r.pairs.length < 2 ? '' : `${Math.min(...r.pairs).toFixed(2)}-${Math.max(...r.pairs).toFixed(2)}, med ${median(r.pairs).toFixed(2)}`
     return [r.scenario, r.metric, fmt(r.broker), fmt(r.baseline), Number.isFinite(ratio) ? `${ratio.toFixed(2)}x${flagged ? ' <' : '  '}` : '-', spread]
   })
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i].length)))
@@ -247,7 +253,7 @@ function printTable(): void {
   }
   console.log('')
   console.log('Throughput rows: higher is better; latency rows (ms): lower is better. "<" marks the broker below 0.7x')
-  console.log('the baseline (latency: above 1/0.7x). "pairs": min-max of the broker/baseline ratio over the AB/BA pairs.')
+  console.log('the baseline (latency: above 1/0.7x). "pairs": min-max and median of the per-pair broker/baseline ratios.')
   console.log('MB/s counts record values (10^6 bytes). Server CPU % is the server process (user+sys, all threads;')
   console.log('100% = one core); load gen CPU % is this process. The baseline appends each produce frame to one file')
   console.log('with writeSync and answers after a group-committed fdatasync, and serves fetches with readSync.')
@@ -376,7 +382,7 @@ async function consumeScenario(scenario: string, broker: Server, baseline: Serve
 }
 
 async function main(): Promise<void> {
-  const started = performance.now()
+  const startedAt = performance.now()
   const prof = args['cpu-prof']
   const profArgs = (name: string) => (prof !== undefined ? ['--cpu-prof', '--cpu-prof-dir', join(prof, name)] : [])
   const servers: Server[] = []
@@ -388,11 +394,13 @@ async function main(): Promise<void> {
   })
   try {
     const metricsPort = await freePort()
-    const [broker, baseline] = await Promise.all([
+    const started = await Promise.allSettled([
       startServer('broker', 'src/cli/main.ts', ['broker', '--config', `cortado.fsync=${fsyncMode}`], profArgs('broker'), metricsPort),
       startServer('baseline', 'bench/baseline-server.ts', ['--fsync', fsyncMode], profArgs('baseline')),
     ])
-    servers.push(broker, baseline)
+    for (const r of started) if (r.status === 'fulfilled') servers.push(r.value)
+    for (const r of started) if (r.status === 'rejected') throw r.reason
+    const [broker, baseline] = servers
     console.log(`broker on ${HOST}:${broker.port}, baseline on ${HOST}:${baseline.port}; fsync=${fsyncMode}; ` +
       `${pairs} AB/BA pairs of ${sliceMs / 1000} s slices (+${warmupMs / 1000} s warm-up each)`)
 
@@ -425,7 +433,7 @@ async function main(): Promise<void> {
     }
 
     printTable()
-    console.log(`total ${fmt((performance.now() - started) / 1000)} s`)
+    console.log(`total ${fmt((performance.now() - startedAt) / 1000)} s`)
     const warnings = broker.stderr().split('\n').filter((l) => /"level":"(warn|error)"/.test(l))
     if (warnings.length > 0) console.log(`broker logged ${warnings.length} warnings/errors, first: ${warnings[0].slice(0, 300)}`)
   } finally {

@@ -58,6 +58,9 @@ export interface ProduceResult {
   frameBytes: number
 }
 
+/** How long a server may leave a request unanswered before the run fails. */
+const STALL_MS = 30_000
+
 function percentile(sorted: Float64Array, q: number): number {
   if (sorted.length === 0) return NaN
   const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))
@@ -172,9 +175,12 @@ export async function runProduce(o: ProduceOptions): Promise<ProduceResult> {
     socket.once('close', () => done(stopping && ids.length === 0 ? undefined : new Error('connection closed by the server')))
     fill()
   }))
-  // A connection that gets no response for a while still has to notice the end of the window.
+  // A connection that gets no response for a while still has to notice the end of the window;
+  // a server that stops answering altogether fails the run instead of hanging it.
   const timer = setInterval(() => {
-    if (performance.now() >= stopAt) stopping = true
+    const now = performance.now()
+    if (now >= stopAt) stopping = true
+    if (now >= stopAt + STALL_MS) for (const s of sockets) s.destroy(new Error(`no response within ${STALL_MS / 1000} s`))
   }, 20)
   try {
     await Promise.all(finished)
@@ -247,7 +253,17 @@ export async function runConsume(o: ConsumeOptions): Promise<ConsumeResult> {
       reject(failure)
       return
     }
-    waiter = { resolve, reject }
+    const timer = setTimeout(() => fail(new Error(`no fetch response within ${STALL_MS / 1000} s`)), STALL_MS)
+    waiter = {
+      resolve: (f) => {
+        clearTimeout(timer)
+        resolve(f)
+      },
+      reject: (err) => {
+        clearTimeout(timer)
+        reject(err)
+      },
+    }
     socket.write(requestFrame(ApiKey.Fetch, FETCH_VERSION, id, fetchBody(o.topic, offset, o.maxBytes)))
   })
 

@@ -50,6 +50,8 @@ export class Broker {
   readonly topics: TopicManager
   readonly waiters = new FetchWaiters()
   readonly metrics: { producedBytes: prom.Counter<'topic'>; producedBatches: prom.Counter<'topic'>; fetchedBytes: prom.Counter; produceErrors: prom.Counter<'error'> }
+  /** cortado.fsync=ack: acks=1/all produce waits for fdatasync. */
+  readonly fsyncOnAck: boolean
   /** The port clients connect to, once listening. */
   port = 0
   private server: KafkaServer | undefined
@@ -60,6 +62,7 @@ export class Broker {
     this.config = new BrokerConfig(options.settings)
     this.dataDir = resolve(options.dataDir)
     this.nodeId = this.config.number('node.id')
+    this.fsyncOnAck = this.config.get('cortado.fsync') === 'ack'
     this.host = options.host
     this.log = (options.log ?? new Logger()).child({ component: 'broker', node: this.nodeId })
     this.registry = options.registry ?? createRegistry()

@@ -132,6 +132,7 @@ class Connection {
   private inputBytes = 0
   private readonly pending: Slot[] = []
   private waitingForDrain = false
+  private corked = false
   private closed = false
 
   constructor(socket: Socket, options: ServerOptions, metrics: ServerMetrics) {
@@ -300,18 +301,26 @@ class Connection {
 
   private writeResponses(): void {
     if (this.closed) return
-    let wrote = false
     while (this.pending.length > 0 && this.pending[0].done) {
       const slot = this.pending.shift()!
       if (slot.chunks === null) continue
-      if (!wrote) this.socket.cork()
-      wrote = true
+      if (!this.corked) {
+        // Responses completed in the same tick (one fsync round releases many) leave in one
+        // writev instead of one syscall each.
+        this.corked = true
+        this.socket.cork()
+        process.nextTick(() => {
+          this.corked = false
+          this.socket.uncork()
+        })
+      }
+      let bytes = 0
       for (const chunk of slot.chunks) {
-        this.metrics.bytesOut.inc(chunk.length)
+        bytes += chunk.length
         if (!this.socket.write(chunk)) this.waitingForDrain = true
       }
+      this.metrics.bytesOut.inc(bytes)
     }
-    if (wrote) this.socket.uncork()
     if (this.waitingForDrain) this.socket.pause()
     else this.resumeIfIdle()
   }

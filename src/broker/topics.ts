@@ -196,7 +196,6 @@ export class TopicManager {
       retentionMs: value('retention.ms'),
       retentionBytes: value('retention.bytes'),
       indexIntervalBytes: value('index.interval.bytes'),
-      flushOnAppend: this.config.get('cortado.fsync') === 'ack',
     }
   }
 

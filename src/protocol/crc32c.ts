@@ -1,6 +1,9 @@
 // CRC-32C (Castagnoli, reflected polynomial 0x82F63B78), as used by Kafka record batch v2.
 // Table-driven slicing-by-8: eight 256-entry tables let the main loop consume 8 bytes per step.
-// Node's zlib.crc32 is the IEEE polynomial, not this one, so it cannot be used.
+// Node's zlib.crc32 is the IEEE polynomial, not this one, so it cannot be used. For inputs past a
+// few hundred bytes, @node-rs/crc32 (a prebuilt N-API module using the CPU's CRC32 instruction)
+// is about 4x faster; it is used when it loads, and this table-driven code otherwise.
+import { createRequire } from 'node:module'
 
 const POLY = 0x82f63b78
 
@@ -19,8 +22,36 @@ for (let n = 0; n < 256; n++) {
   }
 }
 
+type NativeCrc32c = (input: Uint8Array, initialState?: number) => number
+
+function loadNative(): NativeCrc32c | undefined {
+  try {
+    const mod = createRequire(import.meta.url)('@node-rs/crc32') as { crc32c?: NativeCrc32c }
+    const fn = mod.crc32c
+    // Trust it only if it gives the standard check value.
+    return fn !== undefined && fn(Buffer.from('123456789')) === 0xe3069283 ? fn : undefined
+  } catch {
+    return undefined
+  }
+}
+
+const native = process.env.CORTADO_CRC32C === 'js' ? undefined : loadNative()
+/** Below this many bytes the call into native code costs more than it saves. */
+const NATIVE_MIN_BYTES = 256
+
+/** Which implementation `crc32c` uses for large inputs. */
+export const crc32cImplementation: 'native' | 'js' = native === undefined ? 'js' : 'native'
+
 /** Unsigned 32-bit CRC-32C of data[start, end). Out-of-range bounds are clamped. */
 export function crc32c(data: Uint8Array, start = 0, end = data.length): number {
+  if (native !== undefined && end - start >= NATIVE_MIN_BYTES && start >= 0 && end <= data.length) {
+    return native(start === 0 && end === data.length ? data : data.subarray(start, end)) >>> 0
+  }
+  return crc32cJs(data, start, end)
+}
+
+/** The portable implementation (also the reference the tests compare the native one with). */
+export function crc32cJs(data: Uint8Array, start = 0, end = data.length): number {
   if (start < 0) start = 0
   if (end > data.length) end = data.length
   const t = TABLE

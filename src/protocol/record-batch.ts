@@ -254,6 +254,21 @@ function walkRecords(
     const timestampDelta = c.varlong()
     const offsetDelta = c.varint()
     if (offsetDelta !== i) throw invalid(`record ${i} has offset delta ${offsetDelta}`)
+    if (out === null) {
+      // Validation only (the produce path): check the structure without building views.
+      c.skip(c.varint()) // key
+      c.skip(c.varint()) // value
+      const headerCount = c.varint()
+      if (headerCount < 0) throw invalid(`record ${i} has a negative header count`)
+      for (let h = 0; h < headerCount; h++) {
+        const keyLength = c.varint()
+        if (keyLength < 0) throw invalid(`record ${i} has a header with a null key`)
+        c.skip(keyLength)
+        c.skip(c.varint())
+      }
+      if (c.pos !== recordEnd) throw invalid(`record ${i} length does not match its contents`)
+      continue
+    }
     const key = c.bytes(c.varint())
     const value = c.bytes(c.varint())
     const headerCount = c.varint()
@@ -264,18 +279,10 @@ function walkRecords(
       if (keyLength < 0) throw invalid(`record ${i} has a header with a null key`)
       const headerKey = c.bytes(keyLength)
       const headerValue = c.bytes(c.varint())
-      if (out !== null) headers.push({ key: headerKey === null ? '' : headerKey.toString('utf8'), value: headerValue })
+      headers.push({ key: headerKey === null ? '' : headerKey.toString('utf8'), value: headerValue })
     }
     if (c.pos !== recordEnd) throw invalid(`record ${i} length does not match its contents`)
-    if (out !== null) {
-      out.push({
-        offset: baseOffset + offsetDelta,
-        timestamp: logAppendTime ?? baseTimestamp + timestampDelta,
-        key,
-        value,
-        headers,
-      })
-    }
+    out.push({ offset: baseOffset + offsetDelta, timestamp: logAppendTime ?? baseTimestamp + timestampDelta, key, value, headers })
   }
   if (c.pos !== end) throw invalid(`records do not fill the batch (${end - c.pos} bytes left over)`)
 }

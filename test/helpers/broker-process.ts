@@ -13,6 +13,8 @@ export interface BrokerProcess {
   readonly port: number
   readonly dataDir: string
   readonly bootstrap: string
+  /** The /metrics port, when started with `metrics: true`. */
+  readonly metricsPort: number | undefined
   readonly proc: ChildProcess
   /** Everything the broker wrote to stderr (its structured log). */
   readonly stderr: () => string
@@ -34,6 +36,8 @@ export interface StartOptions {
   dataDir?: string
   port?: number
   config?: Record<string, string>
+  /** Serve Prometheus metrics on an ephemeral port. */
+  metrics?: boolean
 }
 
 /** Starts `cortado broker` and resolves once it prints its ready line. */
@@ -41,6 +45,7 @@ export async function startBroker(options: StartOptions = {}): Promise<BrokerPro
   const dataDir = options.dataDir ?? tempDir('broker')
   const args = [MAIN, 'broker', '--port', String(options.port ?? 0), '--data-dir', dataDir]
   for (const [k, v] of Object.entries(options.config ?? {})) args.push('--config', `${k}=${v}`)
+  if (options.metrics === true) args.push('--metrics-port', '0')
   const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CORTADO_LOG_LEVEL: process.env.CORTADO_LOG_LEVEL ?? 'info' } })
   let err = ''
   proc.stderr.on('data', (d: Buffer) => {
@@ -48,14 +53,15 @@ export async function startBroker(options: StartOptions = {}): Promise<BrokerPro
     if (err.length > 1_000_000) err = err.slice(-500_000)
   })
   const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)))
-  const port = await new Promise<number>((resolve, reject) => {
+  const [port, metricsPort] = await new Promise<[number, number | undefined]>((resolve, reject) => {
     let out = ''
     const onData = (d: Buffer) => {
       out += d.toString()
-      const m = /ready on [^:\s]+:(\d+)/.exec(out)
+      const m = /ready on [^:\s]+:(\d+).*\n/.exec(out)
       if (m !== null) {
         proc.stdout.off('data', onData)
-        resolve(Number(m[1]))
+        const metrics = /metrics on :(\d+)/.exec(m[0])
+        resolve([Number(m[1]), metrics === null ? undefined : Number(metrics[1])])
       }
     }
     proc.stdout.on('data', onData)
@@ -63,6 +69,7 @@ export async function startBroker(options: StartOptions = {}): Promise<BrokerPro
   })
   return {
     port,
+    metricsPort,
     dataDir,
     bootstrap: `127.0.0.1:${port}`,
     proc,

@@ -76,7 +76,7 @@ export function produceHandler(broker: Broker): Handler {
       if (firstError !== undefined) throw new CloseConnection(`acks=0 produce failed: ${firstError}`)
       return null
     }
-    if (appended.length > 0) {
+    if (appended.length > 0 && broker.fsyncOnAck) {
       try {
         await Promise.all(appended.map((log) => log.flush()))
       } catch (err) {

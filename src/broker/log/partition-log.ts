@@ -18,8 +18,6 @@ export interface LogConfig {
   /** -1 = unlimited */
   retentionBytes: number
   indexIntervalBytes: number
-  /** true: callers await durability via flush() */
-  flushOnAppend: boolean
 }
 
 export const DEFAULT_LOG_CONFIG: LogConfig = {
@@ -28,7 +26,6 @@ export const DEFAULT_LOG_CONFIG: LogConfig = {
   retentionMs: 604800000,
   retentionBytes: -1,
   indexIntervalBytes: 4096,
-  flushOnAppend: true,
 }
 
 /** Present only while the log is cleanly closed; its absence on open means "recover". */

@@ -21,7 +21,6 @@ export function config(overrides: Partial<LogConfig> = {}): LogConfig {
     retentionMs: -1,
     retentionBytes: -1,
     indexIntervalBytes: 4096,
-    flushOnAppend: true,
     ...overrides,
   }
 }
