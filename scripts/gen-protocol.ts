@@ -18,6 +18,9 @@ const MESSAGES = [
   'AlterConfigs', 'CreatePartitions', 'DeleteGroups', 'IncrementalAlterConfigs', 'OffsetDelete',
 ]
 
+/** Record schemas of internal topics (messages/records/): __consumer_offsets keys and values. */
+const RECORDS = ['OffsetCommitKey', 'OffsetCommitValue', 'GroupMetadataKey', 'GroupMetadataValue']
+
 interface JsonField {
   name: string
   type: string
@@ -177,5 +180,11 @@ for (const api of MESSAGES) {
     writeFileSync(join(outDir, file), generate(msg, `${name}.json`))
     files.push(file)
   }
+}
+for (const name of RECORDS) {
+  const msg = load(join('records', name))
+  const file = kebab(name) + '.ts'
+  writeFileSync(join(outDir, file), generate(msg, `records/${name}.json`))
+  files.push(file)
 }
 console.log(`wrote ${files.length} files to ${outDir}`)

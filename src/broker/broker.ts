@@ -14,6 +14,7 @@ import { FetchWaiters } from './fetch-waiters.ts'
 import { Flusher } from './log/flusher.ts'
 import { KafkaServer, type Handler } from './server.ts'
 import { TopicManager } from './topics.ts'
+import { LogCleaner, mapKeysForBuffer } from './log/cleaner.ts'
 import { apiVersionsHandler } from './handlers/api-versions.ts'
 import { metadataHandler } from './handlers/metadata.ts'
 import { produceHandler } from './handlers/produce.ts'
@@ -23,6 +24,19 @@ import { createTopicsHandler } from './handlers/create-topics.ts'
 import { deleteTopicsHandler } from './handlers/delete-topics.ts'
 import { createPartitionsHandler } from './handlers/create-partitions.ts'
 import { describeConfigsHandler } from './handlers/describe-configs.ts'
+import { initProducerIdHandler } from './handlers/init-producer-id.ts'
+import { findCoordinatorHandler } from './handlers/find-coordinator.ts'
+import { joinGroupHandler } from './handlers/join-group.ts'
+import { syncGroupHandler } from './handlers/sync-group.ts'
+import { heartbeatHandler } from './handlers/heartbeat.ts'
+import { leaveGroupHandler } from './handlers/leave-group.ts'
+import { offsetCommitHandler } from './handlers/offset-commit.ts'
+import { offsetFetchHandler } from './handlers/offset-fetch.ts'
+import { describeGroupsHandler } from './handlers/describe-groups.ts'
+import { listGroupsHandler } from './handlers/list-groups.ts'
+import { deleteGroupsHandler } from './handlers/delete-groups.ts'
+import { offsetDeleteHandler } from './handlers/offset-delete.ts'
+import { GroupCoordinator } from './groups/coordinator.ts'
 
 export interface BrokerOptions {
   readonly host: string
@@ -49,6 +63,7 @@ export class Broker {
   readonly flusher: Flusher
   readonly topics: TopicManager
   readonly waiters = new FetchWaiters()
+  readonly groups: GroupCoordinator
   readonly metrics: { producedBytes: prom.Counter<'topic'>; producedBatches: prom.Counter<'topic'>; fetchedBytes: prom.Counter; produceErrors: prom.Counter<'error'> }
   /** cortado.fsync=ack: acks=1/all produce waits for fdatasync. */
   readonly fsyncOnAck: boolean
@@ -56,6 +71,8 @@ export class Broker {
   port = 0
   private server: KafkaServer | undefined
   private retentionTimer: NodeJS.Timeout | undefined
+  /** Compaction of cleanup.policy=compact topics (log.cleaner.enable). */
+  private cleaner: LogCleaner | undefined
   private readonly lockPath: string
 
   private constructor(options: BrokerOptions) {
@@ -72,6 +89,7 @@ export class Broker {
     this.clusterId = this.loadClusterId()
     this.flusher = new Flusher()
     this.topics = new TopicManager(this.dataDir, this.config, this.flusher, this.log)
+    this.groups = new GroupCoordinator(this.topics, this.config, this.log, this.fsyncOnAck)
     const reg = [this.registry]
     this.metrics = {
       producedBytes: new prom.Counter({ name: 'cortado_broker_produced_bytes_total', help: 'Record batch bytes appended, by topic', labelNames: ['topic'], registers: reg }),
@@ -88,6 +106,14 @@ export class Broker {
       fsyncSeconds.observe(ms / 1000)
       fsyncFiles.inc(files)
     }
+    const groups = this.groups
+    new prom.Gauge({
+      name: 'cortado_broker_groups', help: 'Consumer groups, by state', labelNames: ['state'], registers: reg,
+      collect() {
+        this.reset()
+        for (const g of groups.list()) this.inc({ state: g.state })
+      },
+    })
     const topics = this.topics
     new prom.Gauge({
       name: 'cortado_broker_partitions', help: 'Partitions hosted', registers: reg,
@@ -99,6 +125,7 @@ export class Broker {
     const broker = new Broker(options)
     try {
       broker.topics.load()
+      broker.groups.start()
       broker.server = new KafkaServer({
         host: options.host,
         port: options.port,
@@ -117,6 +144,16 @@ export class Broker {
     const interval = broker.config.number('log.retention.check.interval.ms')
     broker.retentionTimer = setInterval(() => broker.topics.applyRetention(), interval)
     broker.retentionTimer.unref()
+    if (broker.config.bool('log.cleaner.enable')) {
+      broker.cleaner = new LogCleaner({
+        targets: () => broker.topics.compactedLogs(),
+        backoffMs: broker.config.number('log.cleaner.backoff.ms'),
+        maxMapKeys: mapKeysForBuffer(broker.config.number('log.cleaner.dedupe.buffer.size')),
+        logger: broker.log,
+        registry: broker.registry,
+      })
+      broker.cleaner.start()
+    }
     broker.log.info('broker started', { host: broker.host, port: broker.port, dataDir: broker.dataDir, clusterId: broker.clusterId })
     return broker
   }
@@ -131,8 +168,12 @@ export class Broker {
   async stop(): Promise<void> {
     clearInterval(this.retentionTimer)
     this.waiters.notifyAll()
+    this.groups.close()
     await this.server?.close()
+    // No new cleaning rounds; a round in progress stops at its next slice once its log closes.
+    const cleanerStopped = this.cleaner?.stop()
     await this.topics.close()
+    await cleanerStopped
     this.unlock()
     this.log.info('broker stopped')
   }
@@ -148,6 +189,18 @@ export class Broker {
       [ApiKey.DeleteTopics, deleteTopicsHandler(this)],
       [ApiKey.CreatePartitions, createPartitionsHandler(this)],
       [ApiKey.DescribeConfigs, describeConfigsHandler(this)],
+      [ApiKey.InitProducerId, initProducerIdHandler(this)],
+      [ApiKey.FindCoordinator, findCoordinatorHandler(this)],
+      [ApiKey.JoinGroup, joinGroupHandler(this)],
+      [ApiKey.SyncGroup, syncGroupHandler(this)],
+      [ApiKey.Heartbeat, heartbeatHandler(this)],
+      [ApiKey.LeaveGroup, leaveGroupHandler(this)],
+      [ApiKey.OffsetCommit, offsetCommitHandler(this)],
+      [ApiKey.OffsetFetch, offsetFetchHandler(this)],
+      [ApiKey.DescribeGroups, describeGroupsHandler(this)],
+      [ApiKey.ListGroups, listGroupsHandler(this)],
+      [ApiKey.DeleteGroups, deleteGroupsHandler(this)],
+      [ApiKey.OffsetDelete, offsetDeleteHandler(this)],
     ])
   }
 
@@ -181,8 +234,23 @@ export class Broker {
   }
 }
 
+/**
+ * Whether the process that wrote the lock still runs a broker. After kill -9 the pid may linger
+ * as a zombie or be reused by an unrelated program, so on Linux its /proc entry must show a
+ * live process whose command line is ours.
+ */
 function processAlive(pid: number): boolean {
   if (!Number.isInteger(pid) || pid <= 0) return false
+  if (existsSync('/proc/self/stat')) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+      const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3)
+      const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8')
+      return state !== 'Z' && state !== 'X' && /cortado|main\.ts/.test(cmdline)
+    } catch {
+      return false
+    }
+  }
   try {
     process.kill(pid, 0)
     return true

@@ -11,6 +11,7 @@ import { join } from 'node:path'
 import { ErrorCode } from '../protocol/errors.ts'
 import { type BrokerConfig, ConfigError, topicConfigEntries, validateTopicConfigs } from './config.ts'
 import { PartitionLog, type LogConfig } from './log/partition-log.ts'
+import { type CleanerTarget, type CompactionConfig } from './log/cleaner.ts'
 import { type Flusher } from './log/flusher.ts'
 import { type Logger } from '../util/log.ts'
 
@@ -210,11 +211,55 @@ export class TopicManager {
 
   applyRetention(now = Date.now()): void {
     for (const topic of this.byName.values()) {
+      // cleanup.policy=compact alone: no time or size retention, as in Kafka (compact,delete: both).
+      if (!this.cleanupPolicies(topic).includes('delete')) continue
       for (const [p, log] of topic.partitions.entries()) {
         const deleted = log.applyRetention(now)
         if (deleted > 0) this.log.info('retention deleted segments', { topic: topic.name, partition: p, segments: deleted, logStartOffset: log.logStartOffset })
       }
     }
+  }
+
+  /** A topic's cleanup.policy as a list (delete, compact). */
+  cleanupPolicies(topic: Topic): string[] {
+    return this.topicConfig(topic, 'cleanup.policy').split(',').map((p) => p.trim())
+  }
+
+  /** Whether produce must refuse null keys: the topic is compacted. */
+  isCompacted(topic: Topic): boolean {
+    return this.cleanupPolicies(topic).includes('compact')
+  }
+
+  compactionConfig(topic: Topic): CompactionConfig {
+    const value = (key: string) => Number(this.topicConfig(topic, key))
+    return {
+      deleteRetentionMs: value('delete.retention.ms'),
+      minCompactionLagMs: value('min.compaction.lag.ms'),
+      maxCompactionLagMs: value('max.compaction.lag.ms'),
+      minCleanableRatio: value('min.cleanable.dirty.ratio'),
+      segmentBytes: value('segment.bytes'),
+    }
+  }
+
+  /** The partitions of compacted topics, for the log cleaner. */
+  compactedLogs(): CleanerTarget[] {
+    const out: CleanerTarget[] = []
+    for (const topic of this.byName.values()) {
+      if (!this.isCompacted(topic)) continue
+      const config = this.compactionConfig(topic)
+      const alsoDelete = this.cleanupPolicies(topic).includes('delete')
+      topic.partitions.forEach((log, p) => {
+        const afterRound = alsoDelete ? () => this.retainPartition(topic, p, log, Date.now()) : undefined
+        out.push({ name: `${topic.name}-${p}`, log, config, afterRound })
+      })
+    }
+    return out
+  }
+
+  private retainPartition(topic: Topic, p: number, log: PartitionLog, now: number): void {
+    if (log.isClosed) return
+    const deleted = log.applyRetention(now)
+    if (deleted > 0) this.log.info('retention deleted segments', { topic: topic.name, partition: p, segments: deleted, logStartOffset: log.logStartOffset })
   }
 
   async close(): Promise<void> {

@@ -231,7 +231,9 @@ function writeVarint(buf: Buffer, pos: number, v: number): number {
 
 /**
  * Walks `count` records in [pos, end), checking every length and that they exactly fill the
- * range. With `out`, also decodes them (key/value are views into buf).
+ * range. With `out`, also decodes them (key/value are views into buf). Offset deltas must be
+ * 0..count-1 (as produced) unless maxOffsetDelta is given: stored batches rewritten by the log
+ * cleaner keep their original deltas, so they only strictly increase up to lastOffsetDelta.
  */
 function walkRecords(
   buf: Buffer,
@@ -242,8 +244,10 @@ function walkRecords(
   baseTimestamp: number,
   logAppendTime: number | null,
   out: DecodedRecord[] | null,
+  maxOffsetDelta: number | null = null,
 ): void {
   const c = new Cursor(buf, pos, end)
+  let prevDelta = -1
   for (let i = 0; i < count; i++) {
     c.end = end
     const length = c.varint()
@@ -253,7 +257,10 @@ function walkRecords(
     c.skip(1) // attributes (unused)
     const timestampDelta = c.varlong()
     const offsetDelta = c.varint()
-    if (offsetDelta !== i) throw invalid(`record ${i} has offset delta ${offsetDelta}`)
+    if (maxOffsetDelta === null ? offsetDelta !== i : offsetDelta <= prevDelta || offsetDelta > maxOffsetDelta) {
+      throw invalid(`record ${i} has offset delta ${offsetDelta}`)
+    }
+    prevDelta = offsetDelta
     if (out === null) {
       // Validation only (the produce path): check the structure without building views.
       c.skip(c.varint()) // key
@@ -361,7 +368,10 @@ function validate(records: Buffer): ValidationResult {
   return { batches }
 }
 
-/** Decodes the records of the uncompressed batch at the start of `batch`. Throws RecordBatchError. */
+/**
+ * Decodes the records of the uncompressed batch at the start of `batch` (as stored: offset deltas
+ * may have gaps after compaction). Throws RecordBatchError.
+ */
 export function decodeRecords(batch: Buffer): DecodedRecord[] {
   if (batch.length < BATCH_HEADER_SIZE) throw new RecordBatchError(ERR_CORRUPT_MESSAGE, 'truncated record batch header')
   const h = readBatchHeader(batch, 0)
@@ -379,7 +389,7 @@ export function decodeRecords(batch: Buffer): DecodedRecord[] {
   }
   const logAppendTime = (h.attributes & ATTR_TIMESTAMP_TYPE_MASK) !== 0 ? h.maxTimestamp : null
   const out: DecodedRecord[] = []
-  walkRecords(batch, BATCH_HEADER_SIZE, end, h.recordsCount, h.baseOffset, h.baseTimestamp, logAppendTime, out)
+  walkRecords(batch, BATCH_HEADER_SIZE, end, h.recordsCount, h.baseOffset, h.baseTimestamp, logAppendTime, out, h.lastOffsetDelta)
   return out
 }
 
@@ -457,4 +467,146 @@ function writeBytes(buf: Buffer, pos: number, b: Buffer | null): number {
   pos = writeVarint(buf, pos, b.length)
   b.copy(buf, pos)
   return pos + b.length
+}
+
+// ---- records as the log cleaner sees them ----
+
+/** One record of a (decompressed) records section, with its key and the bytes after it. */
+export interface RawRecord {
+  attributes: number
+  timestampDelta: number
+  offsetDelta: number
+  /** View of the key, or null. */
+  key: Buffer | null
+  /** False for a tombstone (null value). */
+  hasValue: boolean
+  /** View of everything from the key length to the end of the headers, copied verbatim on rewrite. */
+  tail: Buffer
+}
+
+/**
+ * Walks the `count` records of an uncompressed records section (the bytes after a batch header,
+ * decompressed if need be), checking every length, that they exactly fill the section and that
+ * offset deltas strictly increase up to lastOffsetDelta. Throws RecordBatchError.
+ */
+export function scanRecords(section: Buffer, count: number, lastOffsetDelta: number): RawRecord[] {
+  if (count < 0 || count > section.length / 7) throw invalid(`record count ${count} does not fit the batch`)
+  const out: RawRecord[] = []
+  const end = section.length
+  const c = new Cursor(section, 0, end)
+  let prevDelta = -1
+  for (let i = 0; i < count; i++) {
+    c.end = end
+    const length = c.varint()
+    if (length < 0 || length > end - c.pos) throw invalid(`record ${i} length ${length} overruns the batch`)
+    const recordEnd = c.pos + length
+    c.end = recordEnd
+    if (c.pos >= recordEnd) throw invalid(`record ${i} is empty`)
+    const attributes = section[c.pos++]
+    const timestampDelta = c.varlong()
+    const offsetDelta = c.varint()
+    if (offsetDelta <= prevDelta || offsetDelta > lastOffsetDelta) throw invalid(`record ${i} has offset delta ${offsetDelta}`)
+    prevDelta = offsetDelta
+    const tailStart = c.pos
+    const key = c.bytes(c.varint())
+    const valueLength = c.varint()
+    c.skip(valueLength)
+    const headerCount = c.varint()
+    if (headerCount < 0) throw invalid(`record ${i} has a negative header count`)
+    for (let h = 0; h < headerCount; h++) {
+      const keyLength = c.varint()
+      if (keyLength < 0) throw invalid(`record ${i} has a header with a null key`)
+      c.skip(keyLength)
+      c.skip(c.varint())
+    }
+    if (c.pos !== recordEnd) throw invalid(`record ${i} length does not match its contents`)
+    out.push({ attributes, timestampDelta, offsetDelta, key, hasValue: valueLength >= 0, tail: section.subarray(tailStart, recordEnd) })
+  }
+  if (c.pos !== end) throw invalid(`records do not fill the batch (${end - c.pos} bytes left over)`)
+  return out
+}
+
+/**
+ * Encodes records (as returned by scanRecords, original timestamp deltas relative to
+ * `oldBaseTimestamp`) into an uncompressed records section whose deltas are relative to
+ * `newBaseTimestamp`. Offset deltas are kept as they are.
+ */
+export function encodeRecordsSection(records: readonly RawRecord[], oldBaseTimestamp: number, newBaseTimestamp: number): Buffer {
+  let total = 0
+  const deltas: number[] = []
+  for (const r of records) {
+    const ts = oldBaseTimestamp + r.timestampDelta - newBaseTimestamp
+    deltas.push(ts)
+    const body = 1 + sizeOfVarint(ts) + sizeOfVarint(r.offsetDelta) + r.tail.length
+    total += sizeOfVarint(body) + body
+  }
+  const buf = Buffer.allocUnsafe(total)
+  let pos = 0
+  for (let i = 0; i < records.length; i++) {
+    const r = records[i]
+    const body = 1 + sizeOfVarint(deltas[i]) + sizeOfVarint(r.offsetDelta) + r.tail.length
+    pos = writeVarint(buf, pos, body)
+    buf[pos++] = r.attributes
+    pos = writeVarint(buf, pos, deltas[i])
+    pos = writeVarint(buf, pos, r.offsetDelta)
+    pos += r.tail.copy(buf, pos)
+  }
+  return buf
+}
+
+export interface BatchHeaderFields {
+  baseOffset: number
+  partitionLeaderEpoch: number
+  attributes: number
+  lastOffsetDelta: number
+  baseTimestamp: number
+  maxTimestamp: number
+  producerId: number
+  producerEpoch: number
+  baseSequence: number
+  recordsCount: number
+}
+
+/** A v2 batch from header fields and an (already compressed, if need be) records section, with its CRC. */
+export function assembleBatch(f: BatchHeaderFields, section: Buffer): Buffer {
+  const total = BATCH_HEADER_SIZE + section.length
+  const buf = Buffer.allocUnsafe(total)
+  writeInt64(buf, f.baseOffset, BASE_OFFSET_OFFSET)
+  buf.writeInt32BE(total - LOG_OVERHEAD, BATCH_LENGTH_OFFSET)
+  buf.writeInt32BE(f.partitionLeaderEpoch, PARTITION_LEADER_EPOCH_OFFSET)
+  buf.writeInt8(2, MAGIC_OFFSET)
+  buf.writeInt16BE(f.attributes, ATTRIBUTES_OFFSET)
+  buf.writeInt32BE(f.lastOffsetDelta, LAST_OFFSET_DELTA_OFFSET)
+  writeInt64(buf, f.baseTimestamp, BASE_TIMESTAMP_OFFSET)
+  writeInt64(buf, f.maxTimestamp, MAX_TIMESTAMP_OFFSET)
+  writeInt64(buf, f.producerId, PRODUCER_ID_OFFSET)
+  buf.writeInt16BE(f.producerEpoch, PRODUCER_EPOCH_OFFSET)
+  buf.writeInt32BE(f.baseSequence, BASE_SEQUENCE_OFFSET)
+  buf.writeInt32BE(f.recordsCount, RECORDS_COUNT_OFFSET)
+  section.copy(buf, BATCH_HEADER_SIZE)
+  buf.writeUInt32BE(crc32c(buf, ATTRIBUTES_OFFSET, total), CRC_OFFSET)
+  return buf
+}
+
+/**
+ * The header-only batch Kafka's cleaner keeps when it removes every record of a batch whose
+ * producer state must survive (DefaultRecordBatch.writeEmptyHeader): same offsets, producer id,
+ * epoch and base sequence, no records, uncompressed, base timestamp -1.
+ */
+export function encodeEmptyBatch(h: BatchHeader): Buffer {
+  return assembleBatch(
+    {
+      baseOffset: h.baseOffset,
+      partitionLeaderEpoch: h.partitionLeaderEpoch,
+      attributes: h.attributes & (ATTR_TIMESTAMP_TYPE_MASK | ATTR_TRANSACTIONAL_MASK | ATTR_CONTROL_MASK),
+      lastOffsetDelta: h.lastOffsetDelta,
+      baseTimestamp: -1,
+      maxTimestamp: h.maxTimestamp,
+      producerId: h.producerId,
+      producerEpoch: h.producerEpoch,
+      baseSequence: h.baseSequence,
+      recordsCount: 0,
+    },
+    Buffer.alloc(0),
+  )
 }

@@ -198,7 +198,12 @@ function isDefault(f: FieldSchema, v: Value): boolean {
 }
 
 function encodeField(f: FieldSchema, version: number, flexible: boolean, v: Value, w: Writer): void {
-  const value = v === undefined ? defaultValue(f) : v
+  let value = v === undefined ? defaultValue(f) : v
+  if (value === null && !inRange(f.nullable, version)) {
+    // A version that cannot say null gets the empty value (as Kafka's "null-or-empty" fields do)
+    // rather than bytes no client can read.
+    value = f.type === 'array' ? [] : f.type === 'bytes' ? Buffer.alloc(0) : f.type === 'string' ? '' : value
+  }
   if (f.type === 'array') {
     if (value === null) {
       if (flexible) w.writeUVarint(0)

@@ -183,3 +183,10 @@ void test('a hostile array length cannot make the decoder allocate', () => {
   // Metadata v1: topics array claiming 2^31-1 entries in a 4-byte body.
   assert.throws(() => decode(metadataRequestSchema, 1, new Reader(Buffer.from([0x7f, 0xff, 0xff, 0xff]))), ProtocolError)
 })
+
+void test('null in a field the version cannot make null is written as empty, never as unreadable bytes', () => {
+  const bytes = encodeToBuffer(produceRequestSchema, 2, { acks: 1, timeoutMs: 1, topicData: [{ name: null, partitionData: null }] })
+  const back = decode<ProduceRequest>(produceRequestSchema, 2, new Reader(bytes))
+  assert.equal(back.topicData[0].name, '')
+  assert.deepEqual(back.topicData[0].partitionData, [])
+})

@@ -5,6 +5,7 @@ import { ErrorCode } from '../../protocol/errors.ts'
 import { type DeleteTopicsRequest } from '../../protocol/messages/delete-topics-request.ts'
 import { type DeletableTopicResult, type DeleteTopicsResponse } from '../../protocol/messages/delete-topics-response.ts'
 import { type Shape, ZERO_UUID } from '../../protocol/schema.ts'
+import { OFFSETS_TOPIC } from '../groups/offsets-topic.ts'
 import { type Broker } from '../broker.ts'
 import { type Handler, type RequestContext } from '../server.ts'
 import { TopicError } from '../topics.ts'
@@ -19,6 +20,9 @@ export function deleteTopicsHandler(broker: Broker): Handler {
         return byId
           ? { name: null, topicId: w.topicId, errorCode: ErrorCode.UNKNOWN_TOPIC_ID, errorMessage: 'unknown topic id' }
           : { name: w.name, topicId: ZERO_UUID, errorCode: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, errorMessage: `topic "${w.name}" does not exist` }
+      }
+      if (topic.name === OFFSETS_TOPIC) {
+        return { name: topic.name, topicId: topic.id, errorCode: ErrorCode.INVALID_TOPIC_EXCEPTION, errorMessage: `${OFFSETS_TOPIC} is internal and cannot be deleted` }
       }
       try {
         const deleting = broker.topics.delete(topic.name)

@@ -2,6 +2,15 @@
 // only once it is durable (cortado.fsync=ack: group-committed fdatasync, shared by every request
 // waiting at that moment). With acks=0 nothing is sent back; an error closes the connection,
 // as Kafka does, since the client would otherwise never learn of it.
+//
+// Idempotent producers (batches with a producer id): each partition's producer state decides before
+// the append (log/producer-state.ts). A retry of one of the producer's last five batches is
+// answered with the original offsets and not appended; a sequence gap gets
+// OUT_OF_ORDER_SEQUENCE_NUMBER and an older epoch INVALID_PRODUCER_EPOCH. A duplicate is answered
+// only after a flush too: its original may have been appended but not yet synced (its own request
+// still waiting for the same round), and the duplicate's answer must be as durable as the
+// original's.
+import * as prom from 'prom-client'
 import { ErrorCode, errorName } from '../../protocol/errors.ts'
 import { type ProduceRequest } from '../../protocol/messages/produce-request.ts'
 import { type PartitionProduceResponse, type ProduceResponse, type TopicProduceResponse } from '../../protocol/messages/produce-response.ts'
@@ -10,7 +19,9 @@ import {
   type BatchHeader, validateProducedBatches, writeInt64,
 } from '../../protocol/record-batch.ts'
 import { crc32c } from '../../protocol/crc32c.ts'
+import { nullKeyProblem } from '../../protocol/batch-records.ts'
 import { type Shape } from '../../protocol/schema.ts'
+import { OFFSETS_TOPIC } from '../groups/offsets-topic.ts'
 import { type Broker } from '../broker.ts'
 import { partitionKey } from '../fetch-waiters.ts'
 import { LogError } from '../log/errors.ts'
@@ -20,9 +31,15 @@ import { CloseConnection, type Handler, type RequestContext } from '../server.ts
 type PartitionResult = Shape<PartitionProduceResponse>
 
 export function produceHandler(broker: Broker): Handler {
+  const expirationMs = broker.config.number('producer.id.expiration.ms')
+  const expiryCheckMs = broker.config.number('producer.id.expiration.check.interval.ms')
+  const duplicates = new prom.Counter({
+    name: 'cortado_broker_produce_duplicates_total', help: 'Idempotent batches recognised as retries and answered with their original offsets', registers: [broker.registry],
+  })
   return async (ctx: RequestContext, req: ProduceRequest): Promise<Shape<ProduceResponse> | null> => {
     const now = Date.now()
     const acks = req.acks
+    // Logs whose answers wait for a flush: appended to, or holding the original of a duplicate.
     const appended: PartitionLog[] = []
     const responses: Shape<TopicProduceResponse>[] = []
     let firstError: string | undefined
@@ -40,6 +57,7 @@ export function produceHandler(broker: Broker): Handler {
         if (req.transactionalId !== null) return refuse(pd.index, ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED, 'transactions are not supported by this broker')
         const log = topic?.partitions[pd.index]
         if (topic === undefined || log === undefined) return refuse(pd.index, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, `unknown partition ${topicData.name}-${pd.index}`)
+        if (topic.name === OFFSETS_TOPIC) return refuse(pd.index, ErrorCode.INVALID_TOPIC_EXCEPTION, `cannot append to internal topic ${OFFSETS_TOPIC}`)
         if (pd.records === null || pd.records.length === 0) return refuse(pd.index, ErrorCode.INVALID_RECORD, 'no records')
         const validated = validateProducedBatches(pd.records)
         if ('error' in validated) return refuse(pd.index, validated.error, validated.message)
@@ -55,10 +73,28 @@ export function produceHandler(broker: Broker): Handler {
             return refuse(pd.index, ErrorCode.UNSUPPORTED_COMPRESSION_TYPE, 'zstd needs produce v7 or later')
           }
         }
+        // Compacted topics: every record needs a key (Kafka's LogValidator; decompresses to look).
+        if (broker.topics.isCompacted(topic)) {
+          const problem = nullKeyProblem(pd.records, batches)
+          if (problem !== undefined) return refuse(pd.index, problem.code, problem.message)
+        }
         const logAppendTime = broker.topics.topicConfig(topic, 'message.timestamp.type') === 'LogAppendTime'
+        const idempotent = batches.some((b) => b.producerId >= 0)
+        if (idempotent) {
+          log.producerState.maybeRemoveExpired(now, expirationMs, expiryCheckMs)
+          const decision = log.producerState.check(batches)
+          if (decision.kind === 'error') return refuse(pd.index, decision.errorCode, decision.message)
+          if (decision.kind === 'duplicate') {
+            duplicates.inc()
+            appended.push(log)
+            const original = decision.batch
+            return { index: pd.index, errorCode: ErrorCode.NONE, baseOffset: original.firstOffset, logAppendTimeMs: logAppendTime ? original.timestamp : -1, logStartOffset: log.logStartOffset }
+          }
+        }
         if (logAppendTime) stampLogAppendTime(pd.records, batches, now)
         try {
           const { baseOffset } = log.append(pd.records, batches, now)
+          if (idempotent) log.producerState.recordAppend(batches, baseOffset, now)
           appended.push(log)
           broker.metrics.producedBytes.inc({ topic: topic.name }, pd.records.length)
           broker.metrics.producedBatches.inc({ topic: topic.name }, batches.length)

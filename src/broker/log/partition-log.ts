@@ -4,11 +4,14 @@
 
 import fs from 'node:fs'
 import path from 'node:path'
-import { type BatchHeader, ERR_CORRUPT_MESSAGE, LOG_OVERHEAD } from '../../protocol/record-batch.ts'
+import { type BatchHeader, ERR_CORRUPT_MESSAGE, LOG_OVERHEAD, readBatchHeader } from '../../protocol/record-batch.ts'
 import { LogClosedError, LogError, OffsetOutOfRangeError } from './errors.ts'
 import { closeQuietly, INDEX_SUFFIX, LOG_SUFFIX, parseSegmentFileName, segmentPath, TIME_INDEX_SUFFIX, unlinkIfExists } from './files.ts'
 import { type Flusher } from './flusher.ts'
 import { INT32_MAX, Segment } from './segment.ts'
+import { completeInterruptedSwaps } from './swap.ts'
+import { ProducerStateTable } from './producer-state.ts'
+import { loadLatestSnapshot, writeSnapshot } from './producer-snapshot.ts'
 
 export interface LogConfig {
   segmentBytes: number
@@ -18,6 +21,16 @@ export interface LogConfig {
   /** -1 = unlimited */
   retentionBytes: number
   indexIntervalBytes: number
+}
+
+export interface ProducerStateLoad {
+  /** Offset of the snapshot used, or -1 when the state was rebuilt from the log alone. */
+  snapshotOffset: number
+  scannedFromOffset: number
+  scannedBatches: number
+  /** Snapshots found unusable (torn, corrupt, beyond the log end) and deleted. */
+  discardedSnapshots: string[]
+  ms: number
 }
 
 export const DEFAULT_LOG_CONFIG: LogConfig = {
@@ -41,10 +54,18 @@ export class PartitionLog {
   private endOffset: number
   private totalBytes: number
   private closing: Promise<void> | null = null
+  // The snapshot written by a clean close, synced and closed with the other files.
+  private snapshotFd = -1
   // Closes of deleted segments' fds, which wait for in-flight fsyncs on them.
   private readonly pendingCloses = new Set<Promise<void>>()
+  // The log cleaner's task on this log (cleaner.ts), settled-safe; close waits for it.
+  private cleaningTask: Promise<void> | null = null
   /** Bytes cut off by recovery when this log was opened (0 after a clean shutdown). */
   readonly recoveredTruncatedBytes: number
+  /** Idempotent producers' state (producer-state.ts): rebuilt on open, snapshotted at roll and close. */
+  readonly producerState = new ProducerStateTable()
+  /** How open() rebuilt producerState: from which snapshot, and how many batch headers it replayed. */
+  producerStateLoad: ProducerStateLoad = { snapshotOffset: -1, scannedFromOffset: 0, scannedBatches: 0, discardedSnapshots: [], ms: 0 }
 
   private constructor(dir: string, config: LogConfig, flusher: Flusher, dirFd: number, segments: Segment[], truncated: number) {
     this.dir = dir
@@ -76,6 +97,9 @@ export class PartitionLog {
         fs.unlinkSync(marker)
         fs.fsyncSync(dirFd)
       }
+
+      // A log cleaner swap interrupted by a crash: finish it or roll it back (swap.ts).
+      if (completeInterruptedSwaps(dir)) dirChanged = true
 
       const logs = new Set<number>()
       const others: { name: string; baseOffset: number }[] = []
@@ -122,7 +146,9 @@ export class PartitionLog {
       }
       if (dirChanged) fs.fsyncSync(dirFd)
       segments[segments.length - 1].initRollBaseTime(now)
-      return new PartitionLog(dir, config, flusher, dirFd, segments, truncated)
+      const log = new PartitionLog(dir, config, flusher, dirFd, segments, truncated)
+      log.loadProducerState(now)
+      return log
     } catch (err) {
       closeQuietly(dirFd)
       throw err
@@ -196,6 +222,7 @@ export class PartitionLog {
     old.finish()
     for (const fd of old.fds()) this.flusher.markDirty(fd)
     this.segments.push(Segment.create(this.dir, this.endOffset, this.config.indexIntervalBytes))
+    this.snapshotProducerState(false)
     this.flusher.markDirty(this.dirFd)
     this.flusher.flush().catch(() => {
       // Failures also reject every waiter of the same round, which reports them.
@@ -221,10 +248,10 @@ export class PartitionLog {
     }
     for (let i = this.segmentIndexFor(fetchOffset); i < this.segments.length; i++) {
       const segment = this.segments[i]
-      // Past this segment's end (e.g. a gap): continue at the next segment's first batch.
-      if (fetchOffset < segment.nextOffset) {
-        return segment.read(Math.max(fetchOffset, segment.baseOffset), maxBytes, minOneBatch)
-      }
+      // Past this segment's end (e.g. a gap), or a segment the log cleaner emptied: continue at
+      // the next segment's first batch.
+      const from = Math.max(fetchOffset, segment.baseOffset)
+      if (from < segment.nextOffset) return segment.read(from, maxBytes, minOneBatch)
     }
     return EMPTY
   }
@@ -270,6 +297,7 @@ export class PartitionLog {
    */
   applyRetention(now: number): number {
     this.checkOpen()
+    if (this.cleaningTask !== null) return 0 // the cleaner holds segments; retention runs next time
     const { retentionMs, retentionBytes } = this.config
     const segments = this.segments
     let count = 0
@@ -329,12 +357,15 @@ export class PartitionLog {
   }
 
   private async shutdown(clean: boolean): Promise<void> {
+    // A running cleaner sees isClosed and stops (or finishes a swap it has committed) first.
+    if (this.cleaningTask !== null) await this.cleaningTask
     let failure: Error | null = null
     const active = this.segments[this.segments.length - 1]
     if (clean) {
       try {
         active.finish()
         for (const fd of active.fds()) this.flusher.markDirty(fd)
+        this.snapshotProducerState(true)
         this.flusher.markDirty(this.dirFd)
         await this.flusher.flush()
         // The marker only after the data and indexes it vouches for are durable.
@@ -356,12 +387,131 @@ export class PartitionLog {
       }
     }
     const fds = [this.dirFd]
+    if (this.snapshotFd >= 0) fds.push(this.snapshotFd)
     for (const s of this.segments) fds.push(...s.fds())
     await Promise.all(fds.map((fd) => this.flusher.release(fd)))
     await Promise.all(this.pendingCloses)
     for (const s of this.segments) s.close()
+    if (this.snapshotFd >= 0) closeQuietly(this.snapshotFd)
     closeQuietly(this.dirFd)
     if (failure !== null) throw failure
+  }
+
+  /**
+   * Calls visit with the header of every batch whose last offset is >= fromOffset, in offset
+   * order, reading only the 61-byte batch headers. visit must not read this log (the walk reuses
+   * the segments' scratch buffer).
+   */
+  forEachBatchHeader(fromOffset: number, visit: (header: BatchHeader) => void): void {
+    this.checkOpen()
+    for (let i = this.segmentIndexFor(fromOffset); i < this.segments.length; i++) {
+      this.segments[i].forEachBatchHeader(fromOffset, (buf, off) => {
+        const h = readBatchHeader(buf, off)
+        if (h.baseOffset + h.lastOffsetDelta >= fromOffset) visit(h)
+      })
+    }
+  }
+
+  /**
+   * Rebuilds producerState: the newest usable snapshot, then the batch headers from its offset (or
+   * from the log start without one) to the log end. Producers found in the replayed headers count
+   * as seen `now` for expiry (the headers carry only client timestamps); those from the snapshot
+   * keep the time they were last seen.
+   */
+  private loadProducerState(now: number): void {
+    const started = performance.now()
+    const { snapshot, discarded } = loadLatestSnapshot(this.dir, this.endOffset)
+    let from = this.logStartOffset
+    if (snapshot !== null) {
+      for (const entry of snapshot.entries) this.producerState.load(entry)
+      from = Math.max(from, snapshot.offset)
+    }
+    let scanned = 0
+    this.forEachBatchHeader(from, (h) => {
+      scanned++
+      if (h.producerId >= 0) this.producerState.record(h, h.baseOffset, h.baseOffset + h.lastOffsetDelta, now)
+    })
+    this.producerStateLoad = {
+      snapshotOffset: snapshot?.offset ?? -1, scannedFromOffset: from, scannedBatches: scanned, discardedSnapshots: discarded, ms: performance.now() - started,
+    }
+  }
+
+  /**
+   * Writes the producer state snapshot at the log end. At roll it is not synced (a torn one is
+   * detected and skipped on open); on close its fd is synced by the same flush round as the data.
+   * A failure to write it only costs a longer scan on the next open.
+   */
+  private snapshotProducerState(sync: boolean): void {
+    let fd: number
+    try {
+      fd = writeSnapshot(this.dir, this.endOffset, this.producerState.entries())
+    } catch {
+      return
+    }
+    if (!sync) {
+      closeQuietly(fd)
+      return
+    }
+    this.snapshotFd = fd
+    this.flusher.markDirty(fd)
+  }
+
+  // ---- log cleaner support (cleaner.ts) ----
+
+  /** The segments, oldest first; the last one is active. A copy, for the log cleaner to plan on. */
+  segmentsSnapshot(): Segment[] {
+    this.checkOpen()
+    return this.segments.slice()
+  }
+
+  get isCleaning(): boolean {
+    return this.cleaningTask !== null
+  }
+
+  /**
+   * Runs a log cleaning task on this log, one at a time. Retention waits for it (applyRetention
+   * does nothing meanwhile) and close() waits for it before closing any file; the task must stop
+   * early once isClosed is true, unless it has committed a swap, which it finishes.
+   */
+  async runCleaning<T>(task: () => Promise<T>): Promise<T> {
+    this.checkOpen()
+    if (this.cleaningTask !== null) throw new LogError(ERR_CORRUPT_MESSAGE, `log ${this.dir} is already being cleaned`)
+    const running = task()
+    this.cleaningTask = running.then(
+      () => undefined,
+      () => undefined,
+    )
+    try {
+      return await running
+    } finally {
+      this.cleaningTask = null
+    }
+  }
+
+  /** Whether `old` is still a run of consecutive segments of this log, none of them active. */
+  canReplaceSegments(old: readonly Segment[]): boolean {
+    if (old.length === 0) return false
+    const i = this.segments.indexOf(old[0])
+    if (i < 0 || i + old.length >= this.segments.length) return false
+    return old.every((s, k) => this.segments[i + k] === s)
+  }
+
+  /**
+   * Puts `replacement` (a cleaned segment covering the same offsets) in place of `old` in one
+   * synchronous step, so a read sees either the old segments or the new one, never a mix. The
+   * old segments' fds are closed once no fsync is in flight on them; their files are the
+   * caller's to remove.
+   */
+  replaceSegments(old: readonly Segment[], replacement: Segment): void {
+    if (!this.canReplaceSegments(old)) throw new LogError(ERR_CORRUPT_MESSAGE, 'replaceSegments: the segments to replace are no longer in the log')
+    this.segments.splice(this.segments.indexOf(old[0]), old.length, replacement)
+    this.totalBytes += replacement.size
+    for (const s of old) {
+      this.totalBytes -= s.size
+      const closed = Promise.all(s.fds().map((fd) => this.flusher.release(fd))).then(() => s.close())
+      this.pendingCloses.add(closed)
+      void closed.finally(() => this.pendingCloses.delete(closed))
+    }
   }
 
   private checkOpen(): void {

@@ -67,11 +67,12 @@ function walkHeaders(fd: number, start: number, end: number, visit: HeaderVisito
 }
 
 /**
- * Our writer assigns offsets contiguously: a segment's first batch starts at its base offset and
- * each batch starts right after the previous one. (Compaction would need this relaxed to >=.)
+ * Offsets strictly increase through a segment: each batch starts at or after the end of the
+ * previous one (and the first at or after the segment's base offset). Appends leave no gaps; the
+ * log cleaner (cleaner.ts) leaves gaps where it removed whole batches, as Kafka's does.
  */
 function follows(batchBaseOffset: number, expected: number): boolean {
-  return batchBaseOffset === expected
+  return batchBaseOffset >= expected
 }
 
 export class Segment {
@@ -105,11 +106,14 @@ export class Segment {
     this.nextOffset = baseOffset
   }
 
-  /** Creates a new empty segment (truncating leftovers with the same name). */
-  static create(dir: string, baseOffset: number, indexIntervalBytes: number): Segment {
-    const fd = fs.openSync(segmentPath(dir, baseOffset, LOG_SUFFIX), 'w+')
-    const offsetIndex = OffsetIndex.create(segmentPath(dir, baseOffset, INDEX_SUFFIX))
-    const timeIndex = TimeIndex.create(segmentPath(dir, baseOffset, TIME_INDEX_SUFFIX))
+  /**
+   * Creates a new empty segment (truncating leftovers with the same name). fileSuffix is appended
+   * to the three file names (the log cleaner writes `.cleaned` segments and renames them later).
+   */
+  static create(dir: string, baseOffset: number, indexIntervalBytes: number, fileSuffix = ''): Segment {
+    const fd = fs.openSync(segmentPath(dir, baseOffset, LOG_SUFFIX) + fileSuffix, 'w+')
+    const offsetIndex = OffsetIndex.create(segmentPath(dir, baseOffset, INDEX_SUFFIX) + fileSuffix)
+    const timeIndex = TimeIndex.create(segmentPath(dir, baseOffset, TIME_INDEX_SUFFIX) + fileSuffix)
     return new Segment(dir, baseOffset, fd, offsetIndex, timeIndex, indexIntervalBytes)
   }
 
@@ -289,6 +293,32 @@ export class Segment {
     return offset
   }
 
+  /**
+   * Appends complete batches that already carry their final offsets, e.g. the log cleaner's
+   * output, whose offsets may have gaps. Each batch must start at or after nextOffset.
+   */
+  appendCleaned(buf: Buffer): void {
+    const metas: { base: number; pos: number; size: number; maxTs: number; next: number }[] = []
+    let next = this.nextOffset
+    let p = 0
+    while (p < buf.length) {
+      if (buf.length - p < BATCH_HEADER_SIZE) throw new LogStorageError('appendCleaned: truncated batch')
+      const size = buf.readInt32BE(p + BATCH_LENGTH_OFFSET) + LOG_OVERHEAD
+      const base = readInt64(buf, p)
+      const delta = buf.readInt32BE(p + LAST_OFFSET_DELTA_OFFSET)
+      if (size < BATCH_HEADER_SIZE || size > buf.length - p || delta < 0 || !follows(base, next) || base + delta - this.baseOffset > INT32_MAX) {
+        throw new LogStorageError(`appendCleaned: bad batch at offset ${base} (segment ${this.baseOffset}, next ${next})`)
+      }
+      metas.push({ base, pos: p, size, maxTs: readInt64(buf, p + MAX_TIMESTAMP_OFFSET), next: base + delta + 1 })
+      next = base + delta + 1
+      p += size
+    }
+    writeFully(this.fd, buf, 0, buf.length, this.size)
+    for (const m of metas) this.indexBatch(m.base, this.size + m.pos, m.size, m.maxTs)
+    this.size += buf.length
+    this.nextOffset = next
+  }
+
   /** Position of the batch containing offset (this.size if none). */
   private findPosition(offset: number): number {
     if (offset === this.cachedOffset && this.cachedPosition <= this.size) return this.cachedPosition
@@ -382,6 +412,18 @@ export class Segment {
       pos = candidate + candidateSize
     }
     return null
+  }
+
+  /**
+   * Visits the header of every batch from the one containing fromOffset to the end, reading
+   * headers only. buf[off, off + 61) is shared scratch space, valid during the call only.
+   */
+  forEachBatchHeader(fromOffset: number, visit: (buf: Buffer, off: number) => void): void {
+    const start = fromOffset > this.baseOffset ? this.findPosition(fromOffset) : 0
+    walkHeaders(this.fd, start, this.size, (b, off) => {
+      visit(b, off)
+      return true
+    })
   }
 
   /** On roll and close: record the final largest timestamp and write pending index entries. */

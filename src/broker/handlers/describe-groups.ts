@@ -1,0 +1,30 @@
+// DescribeGroups (key 15): state, protocol and members of each group; unknown groups are "Dead".
+import { ErrorCode } from '../../protocol/errors.ts'
+import { type DescribeGroupsRequest } from '../../protocol/messages/describe-groups-request.ts'
+import { type DescribeGroupsResponse } from '../../protocol/messages/describe-groups-response.ts'
+import { type Shape } from '../../protocol/schema.ts'
+import { type Broker } from '../broker.ts'
+import { type Handler } from '../server.ts'
+
+export function describeGroupsHandler(broker: Broker): Handler {
+  return (_ctx, req: DescribeGroupsRequest): Shape<DescribeGroupsResponse> => ({
+    throttleTimeMs: 0,
+    groups: req.groups.map((groupId) => {
+      const g = broker.groups.describe(groupId)
+      if (g === undefined) {
+        const hasOffsets = broker.groups.list().some((l) => l.groupId === groupId)
+        return { errorCode: ErrorCode.NONE, groupId, groupState: hasOffsets ? 'Empty' : 'Dead', protocolType: '', protocolData: '', members: [] }
+      }
+      return {
+        errorCode: ErrorCode.NONE, groupId, groupState: g.state, protocolType: g.protocolType ?? '',
+        protocolData: g.state === 'Stable' ? g.protocolName ?? '' : '',
+        members: [...g.members.values()].map((m) => ({
+          memberId: m.memberId, groupInstanceId: m.groupInstanceId, clientId: m.clientId, clientHost: m.clientHost,
+          memberMetadata: m.protocols.find((p) => p.name === g.protocolName)?.metadata ?? Buffer.alloc(0),
+          memberAssignment: m.assignment,
+        })),
+        authorizedOperations: -2147483648,
+      }
+    }),
+  })
+}

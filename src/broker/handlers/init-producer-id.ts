@@ -1,0 +1,41 @@
+// InitProducerId (key 22), v0-4: hands an idempotent producer a new producer id with epoch 0.
+//
+// As in Kafka 3.8 (TransactionCoordinator.handleInitProducerId): with a null transactional id the
+// request is "blindly accepted" and a new id is returned, whatever ProducerId/ProducerEpoch (v3+)
+// say. That matters: @platformatic/kafka sends ProducerId 0 / ProducerEpoch 0 on its first
+// InitProducerId, so treating those fields as a KIP-360 bump request would hand it (or fence it
+// from) producer 0. KIP-360 epoch bumps only exist for transactional ids; non-transactional
+// clients bump epochs locally (librdkafka, the Java client) and the partitions accept the higher
+// epoch at sequence 0. KafkaApis' check that ProducerId and ProducerEpoch are both -1 or both set
+// (INVALID_REQUEST) is kept.
+//
+// Transactions are not supported: a non-null transactional id is refused with
+// TRANSACTIONAL_ID_AUTHORIZATION_FAILED (53), the error Kafka's KafkaApis.handleInitProducerIdRequest
+// returns when the principal may not use the transactional id. It is non-retriable, so clients
+// fail fast with a clear error rather than retrying a coordinator that will never appear (as
+// COORDINATOR_NOT_AVAILABLE would make them). The checks run in KafkaApis' order: transactional id
+// authorization first, then the ProducerId/ProducerEpoch pairing.
+import { ErrorCode } from '../../protocol/errors.ts'
+import { type InitProducerIdRequest } from '../../protocol/messages/init-producer-id-request.ts'
+import { type InitProducerIdResponse } from '../../protocol/messages/init-producer-id-response.ts'
+import { type Shape } from '../../protocol/schema.ts'
+import { type Broker } from '../broker.ts'
+import { ProducerIdAllocator } from '../producer-ids.ts'
+import { type Handler, type RequestContext } from '../server.ts'
+
+export function initProducerIdHandler(broker: Broker): Handler {
+  const ids = new ProducerIdAllocator(broker.dataDir)
+  return (_ctx: RequestContext, req: InitProducerIdRequest): Shape<InitProducerIdResponse> => {
+    const refuse = (errorCode: number): Shape<InitProducerIdResponse> => ({ throttleTimeMs: 0, errorCode, producerId: -1, producerEpoch: -1 })
+    if (req.transactionalId !== null) return refuse(ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
+    if ((req.producerId === -1) !== (req.producerEpoch === -1)) return refuse(ErrorCode.INVALID_REQUEST)
+    let producerId: number
+    try {
+      producerId = ids.allocate()
+    } catch (err) {
+      broker.log.error('cannot allocate a producer id', { err })
+      return refuse(ErrorCode.UNKNOWN_SERVER_ERROR)
+    }
+    return { throttleTimeMs: 0, errorCode: ErrorCode.NONE, producerId, producerEpoch: 0 }
+  }
+}

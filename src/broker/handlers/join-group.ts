@@ -1,0 +1,32 @@
+// JoinGroup (key 11): joins or rejoins a consumer group; answered when the rebalance completes
+// (src/broker/groups/group.ts has the rules). v4+ new members first get MEMBER_ID_REQUIRED.
+import { ErrorCode } from '../../protocol/errors.ts'
+import { type JoinGroupRequest } from '../../protocol/messages/join-group-request.ts'
+import { type JoinGroupResponse } from '../../protocol/messages/join-group-response.ts'
+import { type Shape } from '../../protocol/schema.ts'
+import { type Broker } from '../broker.ts'
+import { type Handler, type RequestContext } from '../server.ts'
+
+export function joinGroupHandler(broker: Broker): Handler {
+  return async (ctx: RequestContext, req: JoinGroupRequest): Promise<Shape<JoinGroupResponse>> => {
+    if (req.groupId === '') return { errorCode: ErrorCode.INVALID_GROUP_ID, generationId: -1, leader: '', memberId: req.memberId, members: [] }
+    const res = await broker.groups.join(req.groupId, {
+      apiVersion: ctx.apiVersion,
+      memberId: req.memberId,
+      groupInstanceId: req.groupInstanceId,
+      clientId: ctx.clientId ?? '',
+      clientHost: '/' + ctx.clientAddress.replace(/:\d+$/, ''),
+      sessionTimeoutMs: req.sessionTimeoutMs,
+      // v0 has no rebalance timeout; Kafka uses the session timeout.
+      rebalanceTimeoutMs: ctx.apiVersion >= 1 ? req.rebalanceTimeoutMs : req.sessionTimeoutMs,
+      protocolType: req.protocolType,
+      protocols: req.protocols.map((p) => ({ name: p.name, metadata: p.metadata })),
+    })
+    return {
+      throttleTimeMs: 0, errorCode: res.errorCode, generationId: res.generationId, protocolType: res.protocolType,
+      // Before v7 the protocol name is not nullable.
+      protocolName: res.protocolName ?? (ctx.apiVersion >= 7 ? null : ''),
+      leader: res.leader, skipAssignment: false, memberId: res.memberId, members: res.members,
+    }
+  }
+}
