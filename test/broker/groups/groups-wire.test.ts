@@ -5,7 +5,8 @@ import { after, before, test } from 'node:test'
 import { type DeleteGroupsResponse } from '../../../src/protocol/messages/delete-groups-response.ts'
 import { type DeleteTopicsResponse } from '../../../src/protocol/messages/delete-topics-response.ts'
 import { type ProduceResponse } from '../../../src/protocol/messages/produce-response.ts'
-import { encodeRecordBatch } from '../../../src/protocol/record-batch.ts'
+import { decodeRecords, encodeRecordBatch } from '../../../src/protocol/record-batch.ts'
+import { type FetchResponse } from '../../../src/protocol/messages/fetch-response.ts'
 import { type DescribeGroupsResponse } from '../../../src/protocol/messages/describe-groups-response.ts'
 import { type FindCoordinatorResponse } from '../../../src/protocol/messages/find-coordinator-response.ts'
 import { type HeartbeatResponse } from '../../../src/protocol/messages/heartbeat-response.ts'
@@ -150,4 +151,50 @@ void test('committed offsets and group metadata survive SIGKILL of the broker', 
   assert.equal((await call<HeartbeatResponse>(12, 3, { groupId: 'durable', generationId, memberId, groupInstanceId: null })).errorCode, 0)
   const described = await call<DescribeGroupsResponse>(15, 4, { groups: ['durable'], includeAuthorizedOperations: false })
   assert.equal(described.groups[0].groupState, 'Stable')
+})
+
+void test('offsets survive compaction of __consumer_offsets and a restart', { timeout: 60_000 }, async () => {
+  const config = { ...CONFIG, 'offsets.topic.num.partitions': '1', 'offsets.topic.segment.bytes': '1024', 'log.cleaner.backoff.ms': '100' }
+  const b = await startBroker({ config })
+  let c = await RawClient.connect(b.port)
+  const ask = async <T>(apiKey: number, version: number, body: unknown): Promise<T> => call<T>(apiKey, version, body, c)
+  await ask<MetadataResponse>(3, 4, { topics: [{ name: 'compacted-offsets' }], allowAutoTopicCreation: true })
+  for (let i = 1; i <= 200; i++) {
+    const res = await ask<OffsetCommitResponse>(8, 2, { groupId: 'many-commits', generationIdOrMemberEpoch: -1, memberId: '', retentionTimeMs: -1, topics: [{ name: 'compacted-offsets', partitions: [{ partitionIndex: 0, committedOffset: i, committedMetadata: null }] }] })
+    assert.equal(res.topics[0].partitions[0].errorCode, 0)
+  }
+  // Wait until the cleaner has removed superseded commits: fewer than 200 records remain readable.
+  const countRecords = async () => {
+    let offset = 0
+    let records = 0
+    for (;;) {
+      const res = await ask<FetchResponse>(1, 4, { replicaId: -1, maxWaitMs: 0, minBytes: 0, maxBytes: 1 << 20, isolationLevel: 0, topics: [{ topic: '__consumer_offsets', partitions: [{ partition: 0, fetchOffset: offset, partitionMaxBytes: 1 << 20 }] }] })
+      const p = res.responses[0].partitions[0]
+      const bytes = p.records ?? Buffer.alloc(0)
+      if (bytes.length === 0) return records
+      for (let pos = 0; pos < bytes.length;) {
+        const size = bytes.readInt32BE(pos + 8) + 12
+        const batch = bytes.subarray(pos, pos + size)
+        records += decodeRecords(batch).length
+        offset = Number(batch.readBigInt64BE(0)) + batch.readInt32BE(23) + 1
+        pos += size
+      }
+      if (offset >= p.highWatermark) return records
+    }
+  }
+  let remaining = await countRecords()
+  for (let i = 0; i < 200 && remaining >= 200; i++) {
+    await new Promise((r) => setTimeout(r, 50))
+    remaining = await countRecords()
+  }
+  assert.ok(remaining < 200, `the cleaner compacted __consumer_offsets (${remaining} records left)`)
+  c.close()
+  await b.kill()
+  const again = await startBroker({ dataDir: b.dataDir, port: b.port, config })
+  c = await RawClient.connect(again.port)
+  const fetched = await ask<OffsetFetchResponse>(9, 1, { groupId: 'many-commits', topics: [{ name: 'compacted-offsets', partitionIndexes: [0] }] })
+  assert.equal(fetched.topics[0].partitions[0].committedOffset, 200)
+  c.close()
+  assert.equal(await again.stop(), 0)
+  removeDir(again.dataDir)
 })
