@@ -1,15 +1,20 @@
 // The `cortado` command.
 //   cortado broker --port <n> --data-dir <dir> [--host 127.0.0.1] [--config key=value]... [--metrics-port <n>]
 //   cortado start [--data-dir ./data] [--broker-port 9092]   (the local quick start)
+//   cortado produce | consume | audit   (the client layer: see USAGE)
 import { parseArgs } from 'node:util'
 import { Broker } from '../broker/broker.ts'
 import { ConfigError, parseConfigArgs } from '../broker/config.ts'
 import { Logger } from '../util/log.ts'
 import { serveMetrics } from '../util/metrics.ts'
+import { audit, consume, parseTime, produce } from './client-commands.ts'
 
 const USAGE = `usage:
   cortado broker --port <n> --data-dir <dir> [--host 127.0.0.1] [--config key=value]... [--metrics-port <n>]
   cortado start [--data-dir ./data] [--broker-port 9092] [--metrics-port 9404]
+  cortado produce --bootstrap <host:port> --topic <t> [--key <k>] [--file <path>] [--segment-size <bytes>]
+  cortado consume --bootstrap <host:port> --topic <t> [--group <g>] [--from-beginning] [--count <n>] [--output <dir>]
+  cortado audit --bootstrap <host:port> --topic <t> --group <g> --from <time> --to <time>
 `
 
 /** A command-line mistake: printed with the usage, exit code 2. */
@@ -24,6 +29,22 @@ function intOption(name: string, value: string | undefined, fallback?: number): 
   }
   const n = Number(value)
   if (!Number.isInteger(n) || n < 0 || n > 65535) throw new UsageError(`--${name} must be a port number, got "${value}"`)
+  return n
+}
+
+/** Exits once everything written to stdout has gone out (process.exit would cut a pipe short). */
+function exitAfterOutput(code: number): void {
+  process.stdout.write('', () => process.exit(code))
+}
+
+function required(value: string | undefined, name: string): string {
+  if (value === undefined || value === '') throw new UsageError(`--${name} is required`)
+  return value
+}
+
+function positive(value: string, name: string): number {
+  const n = Number(value)
+  if (!Number.isInteger(n) || n <= 0) throw new UsageError(`--${name} must be a positive integer, got "${value}"`)
   return n
 }
 
@@ -112,6 +133,53 @@ async function main(argv: string[]): Promise<void> {
         'Any Kafka client works: point bootstrap.servers at it. Ctrl-C stops it cleanly.',
       ].join('\n'),
     })
+    return
+  }
+  if (command === 'produce') {
+    const { values } = parseArgs({
+      args: rest,
+      options: { bootstrap: { type: 'string' }, topic: { type: 'string' }, key: { type: 'string' }, file: { type: 'string' }, 'segment-size': { type: 'string' } },
+      strict: true,
+    })
+    const bootstrap = required(values.bootstrap, 'bootstrap')
+    const topic = required(values.topic, 'topic')
+    const segmentSize = values['segment-size'] === undefined ? undefined : positive(values['segment-size'], 'segment-size')
+    const failed = await produce({ bootstrap, topic, key: values.key, file: values.file, segmentSize })
+    exitAfterOutput(failed === 0 ? 0 : 1)
+    return
+  }
+  if (command === 'consume') {
+    const { values } = parseArgs({
+      args: rest,
+      options: {
+        bootstrap: { type: 'string' }, topic: { type: 'string' }, group: { type: 'string' }, 'from-beginning': { type: 'boolean', default: false },
+        count: { type: 'string' }, output: { type: 'string' },
+      },
+      strict: true,
+    })
+    await consume({
+      bootstrap: required(values.bootstrap, 'bootstrap'), topic: required(values.topic, 'topic'), group: values.group,
+      fromBeginning: values['from-beginning'], count: values.count === undefined ? undefined : positive(values.count, 'count'), output: values.output,
+    })
+    exitAfterOutput(0)
+    return
+  }
+  if (command === 'audit') {
+    const { values } = parseArgs({
+      args: rest,
+      options: { bootstrap: { type: 'string' }, topic: { type: 'string' }, group: { type: 'string' }, from: { type: 'string' }, to: { type: 'string' } },
+      strict: true,
+    })
+    const time = (name: string, v: string | undefined) => {
+      const t = parseTime(required(v, name))
+      if (t === undefined) throw new UsageError(`--${name} must be a time (ISO 8601 or epoch milliseconds), got "${v}"`)
+      return t
+    }
+    const complete = await audit({
+      bootstrap: required(values.bootstrap, 'bootstrap'), topic: required(values.topic, 'topic'), group: required(values.group, 'group'),
+      from: time('from', values.from), to: time('to', values.to),
+    })
+    exitAfterOutput(complete ? 0 : 1)
     return
   }
   throw new UsageError(command === undefined ? 'no command given' : `unknown command "${command}"`)

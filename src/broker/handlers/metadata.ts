@@ -4,6 +4,7 @@ import { ErrorCode } from '../../protocol/errors.ts'
 import { type MetadataRequest } from '../../protocol/messages/metadata-request.ts'
 import { type MetadataResponse, type MetadataResponseTopic } from '../../protocol/messages/metadata-response.ts'
 import { type Shape, ZERO_UUID } from '../../protocol/schema.ts'
+import { OFFSETS_TOPIC } from '../groups/offsets-topic.ts'
 import { type Broker } from '../broker.ts'
 import { type Handler, type RequestContext } from '../server.ts'
 import { invalidTopicName, type Topic, TopicError } from '../topics.ts'
@@ -14,7 +15,8 @@ export function metadataHandler(broker: Broker): Handler {
       errorCode: ErrorCode.NONE,
       name: topic.name,
       topicId: topic.id,
-      isInternal: topic.name.startsWith('__'),
+      // Only Kafka's own internal topics; clients hide internal topics from producers.
+      isInternal: topic.name === OFFSETS_TOPIC,
       partitions: topic.partitions.map((_, p) => ({
         errorCode: ErrorCode.NONE, partitionIndex: p, leaderId: broker.nodeId, leaderEpoch: 0,
         replicaNodes: [broker.nodeId], isrNodes: [broker.nodeId], offlineReplicas: [],

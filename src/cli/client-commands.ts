@@ -1,0 +1,135 @@
+// `cortado produce`, `cortado consume` and `cortado audit`: the client layer (reliable producer,
+// in-line large messages, auditing) for people and scripts, without writing code.
+import { randomUUID } from 'node:crypto'
+import { mkdir, readFile, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { createInterface } from 'node:readline'
+import { Consumer } from '@platformatic/kafka'
+import { AuditCounter, auditBytes } from '../client/audit/counter.ts'
+import { AuditPublisher } from '../client/audit/publisher.ts'
+import { runAuditReport } from '../client/audit/report.ts'
+import { LargeMessageConsumer } from '../client/large-message/consumer.ts'
+import { LargeMessageProducer } from '../client/large-message/producer.ts'
+import { ReliableProducer } from '../client/reliable-producer.ts'
+
+export interface ProduceOptions {
+  bootstrap: string
+  topic: string
+  key?: string
+  file?: string
+  segmentSize?: number
+  /** Lines of stdin (when no file is given). */
+  input?: NodeJS.ReadableStream
+  out?: (line: string) => void
+}
+
+/** Most stdin lines awaiting acknowledgement at once; the producer's own buffer applies below it. */
+const MAX_OUTSTANDING = 1000
+
+/** Returns the number of messages that were not acknowledged (the exit status is non-zero if any). */
+export async function produce(o: ProduceOptions): Promise<number> {
+  const out = o.out ?? ((line: string) => process.stdout.write(line + '\n'))
+  const producer = new ReliableProducer({ bootstrap: [o.bootstrap], clientId: 'cortado-cli', autocreateTopics: true })
+  const large = new LargeMessageProducer({
+    send: (r) => producer.send({ ...r, timestamp: r.timestamp === undefined ? undefined : Number(r.timestamp) }),
+    segmentSize: o.segmentSize,
+  })
+  const counter = new AuditCounter({ side: 'produce' })
+  const audit = new AuditPublisher({ bootstrap: [o.bootstrap], counter, intervalMs: 10_000, clientId: 'cortado-cli-audit' })
+  let failed = 0
+  const key = o.key === undefined ? null : Buffer.from(o.key)
+  const sendOne = async (value: Buffer): Promise<void> => {
+    const timestamp = Date.now()
+    // Value bytes only: a split message's consumer sees the message id as its key.
+    const bytes = auditBytes(null, value)
+    counter.record(o.topic, timestamp, 'attempt', bytes)
+    try {
+      const ack = await large.send({ topic: o.topic, key, value, timestamp })
+      counter.record(o.topic, timestamp, 'success', bytes)
+      out(JSON.stringify({ partition: ack.partition, offset: String(ack.offset), segments: ack.segments }))
+    } catch (err) {
+      failed++
+      counter.record(o.topic, timestamp, 'failure', bytes)
+      process.stderr.write(`cortado: message not acknowledged: ${err instanceof Error ? err.message : String(err)}\n`)
+    }
+  }
+  try {
+    if (o.file !== undefined) {
+      await sendOne(await readFile(o.file))
+    } else {
+      const pending = new Set<Promise<void>>()
+      for await (const line of createInterface({ input: o.input ?? process.stdin, crlfDelay: Infinity })) {
+        const p = sendOne(Buffer.from(line)).finally(() => pending.delete(p))
+        pending.add(p)
+        if (pending.size >= MAX_OUTSTANDING) await Promise.race(pending)
+      }
+      await Promise.all(pending)
+    }
+  } finally {
+    await producer.close()
+    await audit.close()
+  }
+  return failed
+}
+
+export interface ConsumeOptions {
+  bootstrap: string
+  topic: string
+  group?: string
+  fromBeginning: boolean
+  count?: number
+  output?: string
+  out?: (line: string) => void
+}
+
+/** Prints whole (reassembled) messages, one per line, or writes each to a file in `output`. */
+export async function consume(o: ConsumeOptions): Promise<number> {
+  const out = o.out ?? ((line: string) => process.stdout.write(line + '\n'))
+  // Without a group, a fresh one, as Kafka's console consumer does.
+  const group = o.group ?? `cortado-cli-${randomUUID()}`
+  if (o.output !== undefined) await mkdir(o.output, { recursive: true })
+  const consumer = new Consumer({ clientId: 'cortado-cli', groupId: group, bootstrapBrokers: [o.bootstrap], autocommit: false, maxWaitTime: 500 })
+  const reader = new LargeMessageConsumer({ consumer, topics: [o.topic], startAt: o.fromBeginning || o.group !== undefined ? 'earliest' : 'latest' })
+  const counter = new AuditCounter({ side: 'consume', group })
+  const audit = new AuditPublisher({ bootstrap: [o.bootstrap], counter, intervalMs: 10_000, clientId: 'cortado-cli-audit' })
+  let seen = 0
+  const stop = () => void reader.close()
+  process.once('SIGINT', stop)
+  process.once('SIGTERM', stop)
+  try {
+    await reader.run(async (m) => {
+      if (o.count !== undefined && seen >= o.count) return
+      seen++
+      counter.record(m.topic, Number(m.timestamp), 'success', auditBytes(null, m.value), group)
+      if (o.output !== undefined) await writeFile(join(o.output, `${m.topic}-${m.partition}-${m.offset}`), m.value ?? Buffer.alloc(0))
+      else out((m.value ?? Buffer.alloc(0)).toString('utf8'))
+      if (o.count !== undefined && seen >= o.count) setImmediate(stop)
+    })
+  } finally {
+    process.off('SIGINT', stop)
+    process.off('SIGTERM', stop)
+    await audit.close()
+  }
+  return seen
+}
+
+export interface AuditOptions {
+  bootstrap: string
+  topic: string
+  group: string
+  from: number
+  to: number
+}
+
+/** Prints the audit report; true when every message produced in the window was consumed. */
+export async function audit(o: AuditOptions): Promise<boolean> {
+  const report = await runAuditReport({ bootstrap: [o.bootstrap], topic: o.topic, group: o.group, from: o.from, to: o.to })
+  process.stdout.write(report.text + '\n')
+  return report.complete
+}
+
+/** A time given as epoch milliseconds or anything Date understands (ISO 8601). */
+export function parseTime(text: string): number | undefined {
+  const ms = /^\d+$/.test(text) ? Number(text) : Date.parse(text)
+  return Number.isFinite(ms) ? ms : undefined
+}
