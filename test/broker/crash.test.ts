@@ -6,11 +6,10 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { type CreateTopicsResponse } from '../../src/protocol/messages/create-topics-response.ts'
-import { type FetchResponse } from '../../src/protocol/messages/fetch-response.ts'
 import { type ProduceResponse } from '../../src/protocol/messages/produce-response.ts'
-import { BATCH_HEADER_SIZE, decodeRecords, encodeRecordBatch, readBatchHeader } from '../../src/protocol/record-batch.ts'
+import { encodeRecordBatch } from '../../src/protocol/record-batch.ts'
 import { type BrokerProcess, removeDir, startBroker, tempDir } from '../helpers/broker-process.ts'
-import { parseResponse, RawClient, requestFrame } from '../helpers/raw-client.ts'
+import { parseResponse, RawClient, readPartitionRecords, requestFrame } from '../helpers/raw-client.ts'
 
 const TOPIC = 'crash'
 const PARTITIONS = 3
@@ -79,34 +78,7 @@ async function produceUntilClosed(port: number, next: () => Sent, acked: Acked[]
 }
 
 async function readPartition(port: number, partition: number): Promise<{ offset: number; key: string; value: string }[]> {
-  const client = await RawClient.connect(port)
-  const out: { offset: number; key: string; value: string }[] = []
-  let offset = 0
-  for (let corr = 1; ; corr++) {
-    client.write(requestFrame(1, 4, corr, {
-      replicaId: -1, maxWaitMs: 0, minBytes: 0, maxBytes: 4 << 20, isolationLevel: 0,
-      topics: [{ topic: TOPIC, partitions: [{ partition, fetchOffset: offset, partitionMaxBytes: 4 << 20 }] }],
-    }))
-    const { body } = parseResponse<FetchResponse>(1, 4, await client.nextFrame())
-    const p = body.responses[0].partitions[0]
-    assert.equal(p.errorCode, 0)
-    const records = p.records ?? Buffer.alloc(0)
-    if (records.length === 0) break
-    let pos = 0
-    while (pos + BATCH_HEADER_SIZE <= records.length) {
-      const h = readBatchHeader(records, pos)
-      const size = h.batchLength + 12
-      if (pos + size > records.length) break
-      for (const r of decodeRecords(records.subarray(pos, pos + size))) {
-        if (r.offset >= offset) out.push({ offset: r.offset, key: r.key!.toString(), value: r.value!.toString() })
-      }
-      offset = h.baseOffset + h.lastOffsetDelta + 1
-      pos += size
-    }
-    if (offset >= p.highWatermark) break
-  }
-  client.close()
-  return out
+  return (await readPartitionRecords(port, TOPIC, partition)).map((r) => ({ offset: r.offset, key: r.key!.toString(), value: r.value!.toString() }))
 }
 
 void test(`acks=all records survive ${KILLS} SIGKILLs of the broker, once each and in order`, { timeout: 300_000 }, async () => {

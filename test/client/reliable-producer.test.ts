@@ -7,11 +7,10 @@ import { after, before, test } from 'node:test'
 import { ProducerClosedError, ProducerSendError, RecordAbandonedError } from '../../src/client/errors.ts'
 import { type ProducerFailure, type RecordMetadata, ReliableProducer } from '../../src/client/reliable-producer.ts'
 import { type CreateTopicsResponse } from '../../src/protocol/messages/create-topics-response.ts'
-import { type FetchResponse } from '../../src/protocol/messages/fetch-response.ts'
-import { decodeRecords, readBatchHeader, type RecordHeader } from '../../src/protocol/record-batch.ts'
+import { type RecordHeader } from '../../src/protocol/record-batch.ts'
 import { type BrokerProcess, removeDir, startBroker } from '../helpers/broker-process.ts'
 import { uniqueTopic } from '../helpers/compat.ts'
-import { parseResponse, RawClient, requestFrame } from '../helpers/raw-client.ts'
+import { parseResponse, RawClient, readPartitionRecords, requestFrame } from '../helpers/raw-client.ts'
 
 let broker: BrokerProcess
 
@@ -46,36 +45,9 @@ interface Stored {
   headers: RecordHeader[]
 }
 
-/** Every record of a partition, read with raw Fetch v4 requests. */
+/** Every record of a partition. */
 async function readPartition(port: number, topic: string, partition: number): Promise<Stored[]> {
-  const c = await RawClient.connect(port)
-  const out: Stored[] = []
-  try {
-    let offset = 0
-    for (let corr = 1; ; corr++) {
-      c.write(requestFrame(1, 4, corr, {
-        replicaId: -1, maxWaitMs: 0, minBytes: 0, maxBytes: 4 << 20, isolationLevel: 0,
-        topics: [{ topic, partitions: [{ partition, fetchOffset: offset, partitionMaxBytes: 4 << 20 }] }],
-      }))
-      const p = parseResponse<FetchResponse>(1, 4, await c.nextFrame()).body.responses[0].partitions[0]
-      assert.equal(p.errorCode, 0)
-      const records = p.records ?? Buffer.alloc(0)
-      if (records.length === 0) return out
-      for (let pos = 0; pos + 61 <= records.length;) {
-        const h = readBatchHeader(records, pos)
-        const size = h.batchLength + 12
-        if (pos + size > records.length) break
-        for (const r of decodeRecords(records.subarray(pos, pos + size))) {
-          if (r.offset >= offset) out.push({ offset: r.offset, key: r.key?.toString() ?? null, value: r.value?.toString() ?? null, headers: r.headers })
-        }
-        offset = h.baseOffset + h.lastOffsetDelta + 1
-        pos += size
-      }
-      if (offset >= p.highWatermark) return out
-    }
-  } finally {
-    c.close()
-  }
+  return (await readPartitionRecords(port, topic, partition)).map((r) => ({ offset: r.offset, key: r.key?.toString() ?? null, value: r.value?.toString() ?? null, headers: r.headers }))
 }
 
 test('sends N records in order, each acknowledged with its offset', async () => {

@@ -10,12 +10,10 @@ import { after, before, test } from 'node:test'
 import { Producer, ProduceAcks, stringSerializers } from '@platformatic/kafka'
 import { Kafka, logLevel, type LogEntry } from 'kafkajs'
 import { type CreateTopicsResponse } from '../../src/protocol/messages/create-topics-response.ts'
-import { type FetchResponse } from '../../src/protocol/messages/fetch-response.ts'
-import { decodeRecords, readBatchHeader } from '../../src/protocol/record-batch.ts'
 import { type BrokerProcess, removeDir, startBroker } from '../helpers/broker-process.ts'
 import { expectSuccess, run, runPythonJson, uniqueTopic } from '../helpers/compat.ts'
 import { FaultProxy } from '../helpers/fault-proxy.ts'
-import { parseResponse, RawClient, requestFrame } from '../helpers/raw-client.ts'
+import { parseResponse, RawClient, readPartitionRecords, requestFrame } from '../helpers/raw-client.ts'
 
 let broker: BrokerProcess
 
@@ -45,37 +43,9 @@ interface Stored {
   producerId: number
 }
 
-/** Every record of a partition, with the producer id of its batch, read with a raw Fetch. */
+/** Every record of a partition, with the producer id of its batch. */
 async function readPartition(topic: string, partition: number): Promise<Stored[]> {
-  const c = await RawClient.connect(broker.port)
-  const out: Stored[] = []
-  try {
-    let offset = 0
-    for (let corr = 1; ; corr++) {
-      c.write(requestFrame(1, 4, corr, {
-        replicaId: -1, maxWaitMs: 0, minBytes: 0, maxBytes: 4 << 20, isolationLevel: 0,
-        topics: [{ topic, partitions: [{ partition, fetchOffset: offset, partitionMaxBytes: 4 << 20 }] }],
-      }))
-      const p = parseResponse<FetchResponse>(1, 4, await c.nextFrame()).body.responses[0].partitions[0]
-      assert.equal(p.errorCode, 0)
-      const records = p.records ?? Buffer.alloc(0)
-      if (records.length === 0) return out
-      for (let pos = 0; pos + 61 <= records.length;) {
-        const h = readBatchHeader(records, pos)
-        const size = h.batchLength + 12
-        if (pos + size > records.length) break
-        // Compressed batches do not occur here: every client below sends uncompressed.
-        for (const r of decodeRecords(records.subarray(pos, pos + size))) {
-          if (r.offset >= offset) out.push({ offset: r.offset, value: r.value?.toString() ?? '', producerId: h.producerId })
-        }
-        offset = h.baseOffset + h.lastOffsetDelta + 1
-        pos += size
-      }
-      if (offset >= p.highWatermark) return out
-    }
-  } finally {
-    c.close()
-  }
+  return (await readPartitionRecords(broker.port, topic, partition)).map((r) => ({ offset: r.offset, value: r.value?.toString() ?? '', producerId: r.producerId }))
 }
 
 /** cortado_broker_produce_duplicates_total from the broker's /metrics. */

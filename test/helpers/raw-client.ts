@@ -2,6 +2,8 @@
 // malformed frames, pipelining, old versions.
 import { connect, type Socket } from 'node:net'
 import { APIS } from '../../src/protocol/apis.ts'
+import { type FetchResponse } from '../../src/protocol/messages/fetch-response.ts'
+import { BATCH_HEADER_SIZE, type DecodedRecord, decodeRecords, readBatchHeader } from '../../src/protocol/record-batch.ts'
 import { Reader } from '../../src/protocol/reader.ts'
 import { decode, encode, isFlexible } from '../../src/protocol/schema.ts'
 import { Writer } from '../../src/protocol/writer.ts'
@@ -96,4 +98,41 @@ export function parseResponse<T>(apiKey: number, version: number, frame: Buffer)
     }
   }
   return { correlationId, body: decode<T>(spec.response, version, r) }
+}
+
+/** A stored record with the producer id of its batch. */
+export interface StoredRecord extends DecodedRecord {
+  producerId: number
+}
+
+/** Every record of a partition, from its start to the end, read with raw Fetch v4 requests. */
+export async function readPartitionRecords(port: number, topic: string, partition: number): Promise<StoredRecord[]> {
+  const c = await RawClient.connect(port)
+  const out: StoredRecord[] = []
+  try {
+    let offset = 0
+    for (let corr = 1; ; corr++) {
+      c.write(requestFrame(1, 4, corr, {
+        replicaId: -1, maxWaitMs: 0, minBytes: 0, maxBytes: 4 << 20, isolationLevel: 0,
+        topics: [{ topic, partitions: [{ partition, fetchOffset: offset, partitionMaxBytes: 4 << 20 }] }],
+      }))
+      const p = parseResponse<FetchResponse>(1, 4, await c.nextFrame()).body.responses[0].partitions[0]
+      if (p.errorCode !== 0) throw new Error(`fetch of ${topic}-${partition} at ${offset} failed with error ${p.errorCode}`)
+      const records = p.records ?? Buffer.alloc(0)
+      if (records.length === 0) return out
+      for (let pos = 0; pos + BATCH_HEADER_SIZE <= records.length;) {
+        const h = readBatchHeader(records, pos)
+        const size = h.batchLength + 12
+        if (pos + size > records.length) break
+        for (const r of decodeRecords(records.subarray(pos, pos + size))) {
+          if (r.offset >= offset) out.push({ ...r, producerId: h.producerId })
+        }
+        offset = h.baseOffset + h.lastOffsetDelta + 1
+        pos += size
+      }
+      if (offset >= p.highWatermark) return out
+    }
+  } finally {
+    c.close()
+  }
 }
