@@ -10,7 +10,9 @@ import { Writer } from '../../src/protocol/writer.ts'
 
 export class RawClient {
   readonly socket: Socket
-  private buffered = Buffer.alloc(0)
+  /** Received bytes not yet framed, kept as chunks so a large response is joined once, not per chunk. */
+  private chunks: Buffer[] = []
+  private chunkBytes = 0
   private waiting: ((frame: Buffer) => void)[] = []
   private frames: Buffer[] = []
   readonly closed: Promise<void>
@@ -18,12 +20,17 @@ export class RawClient {
   private constructor(socket: Socket) {
     this.socket = socket
     socket.on('data', (d: Buffer) => {
-      this.buffered = Buffer.concat([this.buffered, d])
-      while (this.buffered.length >= 4) {
-        const size = this.buffered.readInt32BE(0)
-        if (this.buffered.length < 4 + size) break
-        const frame = this.buffered.subarray(4, 4 + size)
-        this.buffered = this.buffered.subarray(4 + size)
+      this.chunks.push(d)
+      this.chunkBytes += d.length
+      while (this.chunkBytes >= 4) {
+        if (this.chunks[0].length < 4) this.chunks = [Buffer.concat(this.chunks)]
+        const size = this.chunks[0].readInt32BE(0)
+        if (this.chunkBytes < 4 + size) break
+        const all = this.chunks.length === 1 ? this.chunks[0] : Buffer.concat(this.chunks)
+        const frame = all.subarray(4, 4 + size)
+        const rest = all.subarray(4 + size)
+        this.chunks = rest.length > 0 ? [rest] : []
+        this.chunkBytes = rest.length
         const w = this.waiting.shift()
         if (w) w(frame)
         else this.frames.push(frame)
