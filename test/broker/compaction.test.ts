@@ -14,6 +14,7 @@ import { assembleBatch, BATCH_HEADER_SIZE, encodeRecordBatch, readBatchHeader } 
 import { type BrokerProcess, removeDir, startBroker } from '../helpers/broker-process.ts'
 import { expectSuccess, PYTHON, run, uniqueTopic, waitFor } from '../helpers/compat.ts'
 import { parseResponse, RawClient, requestFrame } from '../helpers/raw-client.ts'
+import { recordTailValue } from '../helpers/record-tail.ts'
 
 const CONFIG = { 'log.cleaner.backoff.ms': '100', 'log.retention.check.interval.ms': '200', 'cortado.fsync': 'none', 'auto.create.topics.enable': 'false' }
 let broker: BrokerProcess
@@ -104,24 +105,7 @@ async function fetchOnce(topic: string): Promise<View | null> {
   return { records, emptyBatches, logStartOffset, highWatermark }
 }
 
-function valueOf(tail: Buffer): string | null {
-  let pos = 0
-  const varint = (): number => {
-    let raw = 0
-    let mul = 1
-    for (;;) {
-      const b = tail[pos++]
-      raw += (b & 0x7f) * mul
-      if (b < 0x80) break
-      mul *= 128
-    }
-    return raw % 2 === 0 ? raw / 2 : -(raw + 1) / 2
-  }
-  const k = varint()
-  pos += Math.max(k, 0)
-  const v = varint()
-  return v < 0 ? null : tail.subarray(pos, pos + v).toString()
-}
+const valueOf = recordTailValue
 
 function kcat(args: readonly string[], input?: string) {
   return run('kcat', ['-b', broker.bootstrap, '-m', '10', ...args], { input, timeoutMs: 40_000 })

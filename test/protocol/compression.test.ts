@@ -16,6 +16,7 @@ import { ATTR_COMPRESSION_MASK, encodeRecordBatch, readBatchHeader } from '../..
 import { type BrokerProcess, removeDir, ROOT, startBroker } from '../helpers/broker-process.ts'
 import { expectSuccess, PYTHON, run, runPythonJson, uniqueTopic } from '../helpers/compat.ts'
 import { parseResponse, RawClient, requestFrame } from '../helpers/raw-client.ts'
+import { recordTailValue } from '../helpers/record-tail.ts'
 
 const CODECS = { gzip: CODEC_GZIP, snappy: CODEC_SNAPPY, lz4: CODEC_LZ4, zstd: CODEC_ZSTD } as const
 type CodecName = keyof typeof CODECS
@@ -173,25 +174,8 @@ function decodeStored(batches: Buffer[]): { codecs: Set<number>; records: [strin
   return { codecs, records, bodies }
 }
 
-/** The value of a record from its tail (key length, key, value length, value, headers). */
-function decodeTail(tail: Buffer): string {
-  let pos = 0
-  const varint = (): number => {
-    let raw = 0
-    let mul = 1
-    for (;;) {
-      const b = tail[pos++]
-      raw += (b & 0x7f) * mul
-      if (b < 0x80) break
-      mul *= 128
-    }
-    return raw % 2 === 0 ? raw / 2 : -(raw + 1) / 2
-  }
-  const keyLen = varint()
-  pos += Math.max(keyLen, 0)
-  const valueLen = varint()
-  return valueLen < 0 ? '' : tail.subarray(pos, pos + valueLen).toString()
-}
+/** The value of a record from its tail; a null value reads as ''. */
+const decodeTail = (tail: Buffer): string => recordTailValue(tail) ?? ''
 
 void test('kcat (librdkafka) batches of every codec decode with our codecs', async () => {
   for (const name of NAMES) {

@@ -21,6 +21,7 @@ import {
 import { type PartitionLog } from '../../../src/broker/log/partition-log.ts'
 import { Logger } from '../../../src/util/log.ts'
 import { copyDir, openLog, removeDir, splitBatches, tempDir } from './helpers.ts'
+import { recordTailValue } from '../../helpers/record-tail.ts'
 
 const dirs: string[] = []
 function dir(): string {
@@ -97,24 +98,7 @@ function readLog(log: PartitionLog): Read[] {
   return out
 }
 
-function valueOf(tail: Buffer): string | null {
-  let pos = 0
-  const varint = (): number => {
-    let raw = 0
-    let mul = 1
-    for (;;) {
-      const b = tail[pos++]
-      raw += (b & 0x7f) * mul
-      if (b < 0x80) break
-      mul *= 128
-    }
-    return raw % 2 === 0 ? raw / 2 : -(raw + 1) / 2
-  }
-  const k = varint()
-  pos += Math.max(k, 0)
-  const v = varint()
-  return v < 0 ? null : tail.subarray(pos, pos + v).toString()
-}
+const valueOf = recordTailValue
 
 /** All batch headers of the log, oldest first. */
 function headers(log: PartitionLog): BatchHeader[] {
