@@ -1,6 +1,7 @@
 // The `cortado` command.
 //   cortado broker --port <n> --data-dir <dir> [--host 127.0.0.1] [--config key=value]... [--metrics-port <n>]
-//   cortado start [--data-dir ./data] [--broker-port 9092]   (the local quick start)
+//   cortado start [--data-dir ./data] [--http-port 8080] [--broker-port 9092] [--nodes 3] [--bootstrap host:port]
+//   cortado node | router   (the database's processes, as `start` runs them)
 //   cortado produce | consume | audit   (the client layer: see USAGE)
 import { parseArgs } from 'node:util'
 import { Broker } from '../broker/broker.ts'
@@ -8,10 +9,14 @@ import { ConfigError, parseConfigArgs } from '../broker/config.ts'
 import { Logger } from '../util/log.ts'
 import { serveMetrics } from '../util/metrics.ts'
 import { audit, consume, parseTime, produce } from './client-commands.ts'
+import { runNode, runRouter, runStart } from './db-commands.ts'
 
 const USAGE = `usage:
   cortado broker --port <n> --data-dir <dir> [--host 127.0.0.1] [--config key=value]... [--metrics-port <n>]
-  cortado start [--data-dir ./data] [--broker-port 9092] [--metrics-port 9404]
+  cortado start [--data-dir ./data] [--http-port 8080] [--broker-port 9092] [--metrics-port 9404] [--nodes 3]
+                [--bootstrap <host:port,...>] [--config key=value]...
+  cortado node --id <id> --data-dir <dir> --bootstrap <host:port> [--port 0] [--rack <r>] [--segment-size <bytes>]
+  cortado router --bootstrap <host:port> [--http-port 8080]
   cortado produce --bootstrap <host:port> --topic <t> [--key <k>] [--file <path>] [--segment-size <bytes>]
   cortado consume --bootstrap <host:port> --topic <t> [--group <g>] [--from-beginning] [--count <n>] [--output <dir>]
   cortado audit --bootstrap <host:port> --topic <t> --group <g> --from <time> --to <time>
@@ -112,26 +117,71 @@ async function main(argv: string[]): Promise<void> {
       args: rest,
       options: {
         'data-dir': { type: 'string', default: './data' },
+        'http-port': { type: 'string' },
         'broker-port': { type: 'string' },
         'metrics-port': { type: 'string' },
+        nodes: { type: 'string' },
+        bootstrap: { type: 'string' },
         config: { type: 'string', multiple: true, default: [] },
       },
       strict: true,
     })
-    await runBroker({
-      host: '127.0.0.1',
-      port: intOption('broker-port', values['broker-port'], 9092),
+    await runStart({
       dataDir: values['data-dir'],
-      settings: parseConfigArgs(values.config),
+      httpPort: intOption('http-port', values['http-port'], 8080),
+      brokerPort: intOption('broker-port', values['broker-port'], 9092),
       metricsPort: intOption('metrics-port', values['metrics-port'], 9404),
-      banner: (b, metricsPort) => [
-        `cortado broker ready on ${b.host}:${b.port} (node ${b.nodeId}, data ${b.dataDir})`,
-        'Cortado is running: a Kafka-compatible broker (the database arrives in a later release).',
-        `  produce:  echo hello | kcat -P -b ${b.host}:${b.port} -t greetings`,
-        `  consume:  kcat -C -b ${b.host}:${b.port} -t greetings -o beginning -e`,
-        `  metrics:  curl http://${b.host}:${metricsPort}/metrics`,
-        'Any Kafka client works: point bootstrap.servers at it. Ctrl-C stops it cleanly.',
-      ].join('\n'),
+      nodes: values.nodes === undefined ? 3 : positive(values.nodes, 'nodes'),
+      bootstrap: values.bootstrap === undefined ? undefined : values.bootstrap.split(','),
+      brokerSettings: parseConfigArgs(values.config),
+    })
+    return
+  }
+  if (command === 'node') {
+    const { values } = parseArgs({
+      args: rest,
+      options: {
+        id: { type: 'string' },
+        'data-dir': { type: 'string' },
+        bootstrap: { type: 'string' },
+        host: { type: 'string', default: '127.0.0.1' },
+        port: { type: 'string' },
+        rack: { type: 'string' },
+        'segment-size': { type: 'string' },
+        'replication-factor': { type: 'string' },
+      },
+      strict: true,
+    })
+    const id = required(values.id, 'id')
+    if (!/^[A-Za-z0-9_-]{1,64}$/.test(id)) throw new UsageError(`--id must be 1 to 64 letters, digits, _ or -, got "${id}"`)
+    await runNode({
+      id,
+      dataDir: required(values['data-dir'], 'data-dir'),
+      bootstrap: required(values.bootstrap, 'bootstrap').split(','),
+      host: values.host,
+      port: intOption('port', values.port, 0),
+      rack: values.rack ?? null,
+      segmentSize: values['segment-size'] === undefined ? undefined : positive(values['segment-size'], 'segment-size'),
+      replicationFactor: values['replication-factor'] === undefined ? 1 : positive(values['replication-factor'], 'replication-factor'),
+    })
+    return
+  }
+  if (command === 'router') {
+    const { values } = parseArgs({
+      args: rest,
+      options: {
+        bootstrap: { type: 'string' },
+        host: { type: 'string', default: '127.0.0.1' },
+        'http-port': { type: 'string' },
+        'replication-factor': { type: 'string' },
+      },
+      strict: true,
+    })
+    await runRouter({
+      bootstrap: required(values.bootstrap, 'bootstrap').split(','),
+      host: values.host,
+      port: intOption('http-port', values['http-port'], 8080),
+      replicationFactor: values['replication-factor'] === undefined ? 1 : positive(values['replication-factor'], 'replication-factor'),
     })
     return
   }

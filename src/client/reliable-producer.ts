@@ -125,6 +125,7 @@ export class ReliableProducer {
   /** The batch of the one request in flight. */
   #inflight: Entry[] = []
   #busy = false
+  #pumpScheduled = false
   #closed = false
   /** Bumped on every failure, so work started for an earlier producer can tell it is stale. */
   #epoch = 0
@@ -199,7 +200,7 @@ export class ReliableProducer {
       const entry: Entry = { record, size: recordSize(record), partition: record.partition, resolve, reject }
       if (this.#waiting.length === 0 && this.#hasRoom(entry)) this.#admit(entry)
       else this.#waiting.push(entry)
-      this.#pump()
+      this.#schedulePump()
     })
   }
 
@@ -264,6 +265,19 @@ export class ReliableProducer {
     const waiters = this.#idleWaiters
     this.#idleWaiters = []
     for (const w of waiters) w()
+  }
+
+  /**
+   * Pumps once the caller's synchronous code is done, so records sent together (a transaction's
+   * BEGIN, DATA and END) leave in one request instead of the first alone.
+   */
+  #schedulePump(): void {
+    if (this.#pumpScheduled) return
+    this.#pumpScheduled = true
+    queueMicrotask(() => {
+      this.#pumpScheduled = false
+      this.#pump()
+    })
   }
 
   #pump(): void {

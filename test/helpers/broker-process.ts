@@ -7,7 +7,7 @@ import { join, dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
-const MAIN = join(ROOT, 'src', 'cli', 'main.ts')
+export const MAIN = join(ROOT, 'src', 'cli', 'main.ts')
 
 export interface BrokerProcess {
   readonly port: number

@@ -1,0 +1,213 @@
+// LogReader: reads assigned topic-partitions from given offsets, without a consumer group, and
+// hands each partition's records to its handler in offset order. The database's replicas and
+// metadata readers use it: they keep their own position (a checkpoint in SQLite), so group
+// management and committed offsets would only get in the way.
+//
+// One fetch loop per reader: every round sends one Fetch per leader broker covering all assigned
+// partitions (long polling, so a record appended anywhere wakes the loop at once), then awaits the
+// handlers of the partitions that returned records before fetching again. A handler that throws
+// stops nothing but its own partition's progress: the same records are fetched again next round.
+import { Consumer } from '@platformatic/kafka'
+
+export interface LogRecord {
+  topic: string
+  partition: number
+  offset: number
+  key: Buffer | null
+  value: Buffer | null
+  headers: [string, Buffer][]
+  timestamp: number
+}
+
+/** Called with a run of consecutive records of one partition; the next fetch starts after them. */
+export type RecordsHandler = (records: LogRecord[], highWatermark: number) => void | Promise<void>
+
+export interface LogReaderOptions {
+  bootstrap: string[]
+  clientId?: string
+  /** Longest a fetch waits for new records (default 500 ms). */
+  maxWaitMs?: number
+  /** Most bytes per fetch response (default 16 MiB) and per partition (default 4 MiB). */
+  maxBytes?: number
+  maxPartitionBytes?: number
+  /** Called on fetch errors (they are retried after a short pause). */
+  onError?: (error: Error) => void
+}
+
+interface Assignment {
+  topic: string
+  partition: number
+  next: number
+  handler: RecordsHandler
+  /** Bumped on every (re)assignment, so a fetch started earlier cannot deliver. */
+  epoch: number
+}
+
+const key = (topic: string, partition: number) => `${topic}\u0000${partition}`
+
+export class LogReader {
+  readonly #consumer: Consumer<Buffer, Buffer, Buffer, Buffer>
+  readonly #options: LogReaderOptions
+  readonly #assignments = new Map<string, Assignment>()
+  #epoch = 0
+  #running = false
+  #closed = false
+  #loop: Promise<void> | undefined
+  #wake: (() => void) | undefined
+
+  constructor(options: LogReaderOptions) {
+    this.#options = options
+    // A Consumer needs a group id to be constructed; fetch() never joins the group.
+    this.#consumer = new Consumer({
+      clientId: options.clientId ?? 'cortado-log-reader',
+      bootstrapBrokers: options.bootstrap,
+      groupId: `${options.clientId ?? 'cortado-log-reader'}-unused`,
+      retries: 0,
+      connectTimeout: 5000,
+      requestTimeout: 30_000,
+    })
+  }
+
+  /** Reads `topic`/`partition` from `offset` on, replacing any earlier assignment of it. */
+  assign(topic: string, partition: number, offset: number, handler: RecordsHandler): void {
+    if (this.#closed) throw new Error('LogReader is closed')
+    this.#assignments.set(key(topic, partition), { topic, partition, next: offset, handler, epoch: ++this.#epoch })
+    this.#wake?.()
+    if (!this.#running) {
+      this.#running = true
+      this.#loop = this.#run()
+    }
+  }
+
+  unassign(topic: string, partition: number): void {
+    this.#assignments.delete(key(topic, partition))
+  }
+
+  /** The next offset to read of an assigned partition. */
+  position(topic: string, partition: number): number | undefined {
+    return this.#assignments.get(key(topic, partition))?.next
+  }
+
+  /** The log end offset (high watermark) of a partition. */
+  async endOffset(topic: string, partition: number): Promise<number> {
+    const offsets = await this.#consumer.listOffsets({ topics: [topic], partitions: { [topic]: [partition] }, timestamp: -1n })
+    const value = offsets.get(topic)?.[partition]
+    if (value === undefined) throw new Error(`no end offset for ${topic}/${partition}`)
+    return Number(value)
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true
+    this.#wake?.()
+    await this.#loop
+    await this.#consumer.close(true).catch(() => undefined)
+  }
+
+  async #run(): Promise<void> {
+    while (!this.#closed) {
+      if (this.#assignments.size === 0) {
+        await new Promise<void>((resolve) => (this.#wake = resolve))
+        this.#wake = undefined
+        continue
+      }
+      try {
+        await this.#round()
+      } catch (error) {
+        if (this.#closed) break
+        this.#options.onError?.(error as Error)
+        await new Promise((resolve) => setTimeout(resolve, 200))
+      }
+    }
+  }
+
+  async #round(): Promise<void> {
+    const assignments = [...this.#assignments.values()]
+    const topics = [...new Set(assignments.map((a) => a.topic))]
+    const metadata = await this.#consumer.metadata({ topics, autocreateTopics: false })
+    const byLeader = new Map<number, Assignment[]>()
+    for (const a of assignments) {
+      const leader = metadata.topics.get(a.topic)?.partitions[a.partition]?.leader
+      if (leader === undefined || leader < 0) continue
+      let list = byLeader.get(leader)
+      if (list === undefined) byLeader.set(leader, (list = []))
+      list.push(a)
+    }
+    if (byLeader.size === 0) {
+      // No leader known for any assigned partition yet (topic being created): wait and retry.
+      this.#consumer.clearMetadata()
+      await new Promise((resolve) => setTimeout(resolve, 100))
+      return
+    }
+    await Promise.all([...byLeader].map(([leader, list]) => this.#fetchFrom(leader, list, metadata.topics)))
+  }
+
+  async #fetchFrom(leader: number, list: Assignment[], topics: Map<string, { id: string }>): Promise<void> {
+    const maxPartitionBytes = this.#options.maxPartitionBytes ?? 4 * 1024 * 1024
+    const byTopic = new Map<string, Assignment[]>()
+    for (const a of list) {
+      let l = byTopic.get(a.topic)
+      if (l === undefined) byTopic.set(a.topic, (l = []))
+      l.push(a)
+    }
+    const requested = list.map((a) => ({ a, epoch: a.epoch, next: a.next }))
+    const response = await this.#consumer.fetch({
+      node: leader,
+      maxWaitTime: this.#options.maxWaitMs ?? 500,
+      minBytes: 1,
+      maxBytes: this.#options.maxBytes ?? 16 * 1024 * 1024,
+      topics: [...byTopic].map(([topic, as]) => ({
+        topicId: topics.get(topic)!.id,
+        partitions: as.map((a) => ({ partition: a.partition, fetchOffset: BigInt(a.next), partitionMaxBytes: maxPartitionBytes, currentLeaderEpoch: -1, lastFetchedEpoch: -1 })),
+      })),
+    })
+    const topicById = new Map([...topics].map(([name, t]) => [t.id, name]))
+    const work: Promise<void>[] = []
+    for (const t of response.responses) {
+      const topic = topicById.get(t.topicId)
+      if (topic === undefined) continue
+      for (const p of t.partitions) {
+        const req = requested.find((r) => r.a.topic === topic && r.a.partition === p.partitionIndex)
+        if (req === undefined) continue
+        if (p.errorCode !== 0) {
+          this.#consumer.clearMetadata()
+          this.#options.onError?.(new Error(`fetch ${topic}/${p.partitionIndex} at ${req.next}: Kafka error ${p.errorCode}`))
+          continue
+        }
+        const records: LogRecord[] = []
+        for (const batch of p.records ?? []) {
+          // Control batches (transaction markers) carry no data records.
+          if ((batch.attributes & 0x20) !== 0) continue
+          for (const r of batch.records) {
+            const offset = Number(batch.firstOffset) + r.offsetDelta
+            if (offset < req.next) continue
+            records.push({
+              topic,
+              partition: p.partitionIndex,
+              offset,
+              key: r.key,
+              value: r.value,
+              headers: r.headers.map(([k, v]) => [k === null ? '' : k.toString(), v ?? Buffer.alloc(0)]),
+              timestamp: Number(batch.firstTimestamp + r.timestampDelta),
+            })
+          }
+        }
+        if (records.length === 0) continue
+        work.push(this.#deliver(req.a, req.epoch, records, Number(p.highWatermark)))
+      }
+    }
+    await Promise.all(work)
+  }
+
+  async #deliver(a: Assignment, epoch: number, records: LogRecord[], highWatermark: number): Promise<void> {
+    const current = this.#assignments.get(key(a.topic, a.partition))
+    if (current === undefined || current.epoch !== epoch || this.#closed) return
+    try {
+      await a.handler(records, highWatermark)
+    } catch (error) {
+      this.#options.onError?.(error as Error)
+      return
+    }
+    // Advance only if the assignment was not replaced while the handler ran.
+    if (this.#assignments.get(key(a.topic, a.partition))?.epoch === epoch) a.next = records[records.length - 1].offset + 1
+  }
+}

@@ -1,0 +1,64 @@
+// The database's Kafka topics: creating them with the settings replication needs, and checking
+// an external Kafka's topics against what no-loss replication requires (DESIGN.md: replication
+// factor ≥ 3, min.insync.replicas ≥ 2, unclean leader election off).
+import { Admin } from '@platformatic/kafka'
+
+export interface TopicSpec {
+  name: string
+  partitions: number
+  replicationFactor: number
+  configs: Record<string, string>
+}
+
+/** Creates the topic unless it exists (an existing topic is left as it is). */
+export async function ensureTopic(bootstrap: string[], spec: TopicSpec): Promise<'created' | 'exists'> {
+  const admin = new Admin({ clientId: 'cortado-admin', bootstrapBrokers: bootstrap, retries: 5, retryDelay: 200 })
+  try {
+    const existing = await admin.metadata({ topics: [spec.name] }).catch(() => undefined)
+    if (existing?.topics.has(spec.name) === true) return 'exists'
+    try {
+      await admin.createTopics({
+        topics: [spec.name],
+        partitions: spec.partitions,
+        replicas: spec.replicationFactor,
+        configs: Object.entries(spec.configs).map(([name, value]) => ({ name, value })),
+      })
+      return 'created'
+    } catch (error) {
+      // Another process created it in between (TOPIC_ALREADY_EXISTS, code 36).
+      if (JSON.stringify(error, Object.getOwnPropertyNames(error)).includes('TOPIC_ALREADY_EXISTS') || String((error as Error).message).includes('already exists')) return 'exists'
+      throw error
+    }
+  } finally {
+    await admin.close().catch(() => undefined)
+  }
+}
+
+export interface TopicCheck {
+  topic: string
+  ok: boolean
+  /** One sentence per setting that falls short of no-loss replication. */
+  problems: string[]
+}
+
+/** Checks replication factor, min.insync.replicas and unclean.leader.election.enable of each topic. */
+export async function checkReplicationTopics(bootstrap: string[], topics: string[]): Promise<TopicCheck[]> {
+  const admin = new Admin({ clientId: 'cortado-admin', bootstrapBrokers: bootstrap, retries: 3, retryDelay: 200 })
+  try {
+    const metadata = await admin.metadata({ topics })
+    const described = await admin.describeConfigs({ resources: topics.map((name) => ({ resourceType: 2, resourceName: name, configurationKeys: ['min.insync.replicas', 'unclean.leader.election.enable'] })) })
+    return topics.map((topic) => {
+      const problems: string[] = []
+      const t = metadata.topics.get(topic)
+      const rf = t === undefined ? 0 : Math.min(...t.partitions.map((p) => p.replicas.length))
+      if (rf < 3) problems.push(`replication factor is ${rf}, needs at least 3`)
+      const configs = new Map((described.find((d) => d.resourceName === topic)?.configs ?? []).map((c) => [c.name, c.value]))
+      const minIsr = Number(configs.get('min.insync.replicas') ?? '1')
+      if (!(minIsr >= 2)) problems.push(`min.insync.replicas is ${configs.get('min.insync.replicas') ?? 'unset'}, needs at least 2`)
+      if (configs.get('unclean.leader.election.enable') !== 'false') problems.push(`unclean.leader.election.enable is ${configs.get('unclean.leader.election.enable') ?? 'unset'}, needs false`)
+      return { topic, ok: problems.length === 0, problems }
+    })
+  } finally {
+    await admin.close().catch(() => undefined)
+  }
+}

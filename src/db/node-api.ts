@@ -1,0 +1,92 @@
+// The storage node's internal HTTP API, as the router calls it (JSON bodies). Documents travel
+// as JSON objects; keys as lists of key parts, the partition key first.
+
+export interface WriteRequestOp {
+  kind: 'put' | 'delete'
+  table: string
+  key: string[]
+  doc?: Record<string, unknown>
+  ifMatch?: string
+  ifNoneMatch?: string
+}
+
+/** POST /_node/write: one transaction on one document group of one partition. */
+export interface WriteRequest {
+  db: string
+  partition: number
+  ops: WriteRequestOp[]
+}
+
+export interface WriteResponse {
+  etag: string
+}
+
+export type ReadFrom = 'master' | 'any'
+
+/** POST /_node/read: documents by key (a multi-get), from one partition. */
+export interface ReadRequest {
+  db: string
+  partition: number
+  from: ReadFrom
+  keys: { table: string; key: string[] }[]
+}
+
+export interface DocumentView {
+  table: string
+  key: string[]
+  etag: string
+  schemaVersion: number
+  doc: Record<string, unknown>
+}
+
+export interface ReadResponse {
+  docs: (DocumentView | null)[]
+}
+
+/** POST /_node/group: a document group, optionally filtered by an indexed field. */
+export interface GroupRequest {
+  db: string
+  partition: number
+  from: ReadFrom
+  table: string
+  partitionKey: string
+  query?: { field: string; value: string }
+  limit: number
+}
+
+export interface GroupResponse {
+  docs: DocumentView[]
+}
+
+export interface ReplicaStatus {
+  db: string
+  partition: number
+  role: 'slave' | 'promoting' | 'master' | 'error'
+  masterGeneration: number
+  applied: { generation: number; scn: number }
+  /** Offset after the last applied transaction (the checkpoint). */
+  checkpointOffset: number
+  /** Offset after the last record read. */
+  readOffset: number
+  documents: number
+  counters: { applied: number; duplicates: number; zombies: number; discarded: number; invalid: number; integrityGaps: number }
+  bootstrappedFrom: string | null
+}
+
+/** GET /_node/status */
+export interface NodeStatus {
+  id: string
+  pid: number
+  rack: string | null
+  url: string
+  metadataOffset: number
+  replicas: ReplicaStatus[]
+}
+
+/** GET /_node/digest/{db}/{partition} */
+export interface DigestResponse {
+  digest: string
+  generation: number
+  scn: number
+  documents: number
+}

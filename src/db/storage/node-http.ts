@@ -1,0 +1,189 @@
+// The storage node's internal HTTP API (types in ../node-api.ts). Every request body is bounded
+// and checked; every refusal is a DbError answered as {"error": {code, message, details}}.
+import { createReadStream, rmSync } from 'node:fs'
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { type Logger } from '../../util/log.ts'
+import { DbError } from '../errors.ts'
+import { type DatabaseInfo, partitionOf, type TableInfo } from '../metadata/model.ts'
+import { type DigestResponse, type DocumentView, type GroupRequest, type ReadRequest, type WriteRequest, type WriteRequestOp } from '../node-api.ts'
+import { checkKey, preparePut, schemaVersionsOf } from '../schema/documents.ts'
+import { type PartitionReplica, type WriteOp } from './partition-replica.ts'
+import { type StoredDocument } from './replica-store.ts'
+import { type StorageNode } from './storage-node.ts'
+
+/** Largest request body: a transaction of large documents. */
+export const MAX_BODY_BYTES = 256 * 1024 * 1024
+const MAX_OPS = 1000
+const MAX_KEYS = 1000
+
+export async function startNodeHttp(node: StorageNode, host: string, port: number, log: Logger): Promise<{ server: Server; url: string }> {
+  const server = createServer((req, res) => {
+    handle(node, req, res).catch((error: unknown) => {
+      const e = error instanceof DbError ? error : new DbError('INTERNAL', error instanceof Error ? error.message : String(error))
+      if (e.code === 'INTERNAL') log.error('node request failed', { url: req.url, error: String(error), stack: (error as Error).stack })
+      if (!res.headersSent) res.writeHead(e.status, { 'content-type': 'application/json' })
+      res.end(JSON.stringify(e.toJSON()))
+    })
+  })
+  server.keepAliveTimeout = 60_000
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(port, host, () => resolve())
+  })
+  const address = server.address()
+  const actual = typeof address === 'object' && address !== null ? address.port : port
+  return { server, url: `http://${host}:${actual}` }
+}
+
+async function handle(node: StorageNode, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const url = new URL(req.url ?? '/', 'http://node')
+  const parts = url.pathname.split('/').filter((p) => p.length > 0).map(decodeURIComponent)
+  const route = `${req.method} /${parts.slice(0, 2).join('/')}`
+  switch (route) {
+    case 'GET /_node/status':
+      return json(res, 200, node.status())
+    case 'GET /metrics': {
+      const registry = node.registry
+      res.writeHead(200, { 'content-type': registry.contentType }).end(await registry.metrics())
+      return
+    }
+    case 'POST /_node/write':
+      return json(res, 200, { etag: await write(node, (await body(req)) as WriteRequest) })
+    case 'POST /_node/read':
+      return json(res, 200, read(node, (await body(req)) as ReadRequest))
+    case 'POST /_node/group':
+      return json(res, 200, group(node, (await body(req)) as GroupRequest))
+    case 'GET /_node/snapshot':
+      return snapshot(replicaOf(node, parts[2], Number(parts[3])), res)
+    case 'GET /_node/digest': {
+      const r = replicaOf(node, parts[2], Number(parts[3]))
+      const applied = r.applied
+      const out: DigestResponse = { digest: r.store.digest(), generation: applied.generation, scn: applied.scn, documents: r.store.count() }
+      return json(res, 200, out)
+    }
+    default:
+      throw new DbError('NOT_FOUND', `no route ${req.method} ${url.pathname}`)
+  }
+}
+
+function json(res: ServerResponse, status: number, value: unknown): void {
+  const text = JSON.stringify(value)
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) }).end(text)
+}
+
+async function body(req: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = []
+  let size = 0
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length
+    if (size > MAX_BODY_BYTES) throw new DbError('PAYLOAD_TOO_LARGE', `request body larger than ${MAX_BODY_BYTES} bytes`)
+    chunks.push(chunk)
+  }
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown
+  } catch {
+    throw new DbError('BAD_REQUEST', 'request body is not valid JSON')
+  }
+}
+
+function replicaOf(node: StorageNode, db: unknown, partition: unknown): PartitionReplica {
+  if (typeof db !== 'string' || !node.view.databases.has(db)) throw new DbError('UNKNOWN_DATABASE', `no database ${String(db)}`)
+  if (!Number.isInteger(partition)) throw new DbError('BAD_REQUEST', 'partition must be an integer')
+  const r = node.replica(db, partition as number)
+  if (r === undefined) throw new DbError('UNKNOWN_PARTITION', `partition ${String(partition)} of ${db} has no replica on node ${node.id}`)
+  return r
+}
+
+/** A table of the database (own properties only: not constructor, __proto__ and the like). */
+function tableOf(db: DatabaseInfo, name: string): TableInfo | undefined {
+  return Object.hasOwn(db.tables, name) ? db.tables[name] : undefined
+}
+
+function isKey(key: unknown): key is string[] {
+  return Array.isArray(key) && key.length > 0 && key.every((k) => typeof k === 'string')
+}
+
+async function write(node: StorageNode, req: WriteRequest): Promise<string> {
+  if (typeof req !== 'object' || req === null || !Array.isArray(req.ops) || req.ops.length === 0 || req.ops.length > MAX_OPS) {
+    throw new DbError('BAD_REQUEST', `a write needs 1 to ${MAX_OPS} operations`)
+  }
+  const replica = replicaOf(node, req.db, req.partition)
+  const db = node.view.databases.get(req.db)!
+  const partitionKeys = new Set<string>()
+  const ops: WriteOp[] = req.ops.map((o: WriteRequestOp) => {
+    if (typeof o !== 'object' || o === null || typeof o.table !== 'string' || !isKey(o.key)) throw new DbError('BAD_REQUEST', 'each operation needs a table and a key')
+    const table = tableOf(db, o.table)
+    if (table === undefined) throw new DbError('UNKNOWN_TABLE', `database ${db.name} has no table ${o.table}`)
+    partitionKeys.add(o.key[0])
+    const conditions = { ...(typeof o.ifMatch === 'string' ? { ifMatch: o.ifMatch } : {}), ...(typeof o.ifNoneMatch === 'string' ? { ifNoneMatch: o.ifNoneMatch } : {}) }
+    if (o.kind === 'put') return { op: preparePut(`${db.name}/${o.table}`, o.table, table, o.key, o.doc), ...conditions }
+    if (o.kind === 'delete') {
+      checkKey(o.table, table, o.key)
+      return { op: { kind: 'delete', table: o.table, key: o.key }, ...conditions }
+    }
+    throw new DbError('BAD_REQUEST', `unknown operation kind ${String(o.kind)}`)
+  })
+  if (partitionKeys.size > 1) throw new DbError('CROSS_GROUP_TRANSACTION', `a transaction covers one document group; got partition keys ${[...partitionKeys].join(', ')}`)
+  const pk = [...partitionKeys][0]
+  if (partitionOf(pk, db.partitions) !== req.partition) throw new DbError('BAD_REQUEST', `partition key ${pk} belongs to partition ${partitionOf(pk, db.partitions)}, not ${req.partition}`)
+  return replica.write(ops)
+}
+
+function readable(node: StorageNode, req: { db: string; partition: number; from: string }): PartitionReplica {
+  const replica = replicaOf(node, req.db, req.partition)
+  if (req.from !== 'any' && replica.role !== 'master') throw new DbError('NOT_MASTER', `node ${node.id} is not the master of partition ${req.partition} of ${req.db}`)
+  return replica
+}
+
+function view(node: StorageNode, dbName: string, d: StoredDocument): DocumentView {
+  const table = node.view.databases.get(dbName)!.tables[d.table]
+  const versions = schemaVersionsOf(`${dbName}/${d.table}`, table)
+  // Versions this node has not heard of yet (metadata behind the writer) are returned as written.
+  const doc = d.schemaVersion <= versions.latestVersion ? (versions.readLatest(d.doc, d.schemaVersion) as Record<string, unknown>) : d.doc
+  return { table: d.table, key: d.key, etag: d.etag, schemaVersion: Math.max(d.schemaVersion, versions.latestVersion), doc }
+}
+
+function read(node: StorageNode, req: ReadRequest): { docs: (DocumentView | null)[] } {
+  if (typeof req !== 'object' || req === null || !Array.isArray(req.keys) || req.keys.length === 0 || req.keys.length > MAX_KEYS) throw new DbError('BAD_REQUEST', `a read needs 1 to ${MAX_KEYS} keys`)
+  const replica = readable(node, req)
+  const db = node.view.databases.get(req.db)!
+  return {
+    docs: req.keys.map(({ table, key }) => {
+      if (typeof table !== 'string' || tableOf(db, table) === undefined) throw new DbError('UNKNOWN_TABLE', `database ${db.name} has no table ${String(table)}`)
+      if (!isKey(key)) throw new DbError('BAD_REQUEST', 'each key must be a list of strings')
+      const d = replica.get(table, key)
+      return d === undefined ? null : view(node, db.name, d)
+    }),
+  }
+}
+
+function group(node: StorageNode, req: GroupRequest): { docs: DocumentView[] } {
+  if (typeof req !== 'object' || req === null || typeof req.table !== 'string' || typeof req.partitionKey !== 'string') throw new DbError('BAD_REQUEST', 'a group read needs a table and a partition key')
+  const replica = readable(node, req)
+  const db = node.view.databases.get(req.db)!
+  const table = tableOf(db, req.table)
+  if (table === undefined) throw new DbError('UNKNOWN_TABLE', `database ${db.name} has no table ${req.table}`)
+  const limit = Number.isInteger(req.limit) && req.limit > 0 ? Math.min(req.limit, 10_000) : 1000
+  let docs: StoredDocument[]
+  if (req.query === undefined) docs = replica.store.group(req.table, req.partitionKey, limit)
+  else {
+    if (!table.indexes.includes(req.query.field)) throw new DbError('BAD_REQUEST', `field ${req.query.field} of ${req.table} is not indexed (indexes: ${table.indexes.join(', ') || 'none'})`)
+    docs = replica.store.query(req.table, req.partitionKey, req.query.field, String(req.query.value), limit)
+  }
+  return { docs: docs.map((d) => view(node, db.name, d)) }
+}
+
+async function snapshot(replica: PartitionReplica, res: ServerResponse): Promise<void> {
+  const file = join(tmpdir(), `cortado-snapshot-${process.pid}-${replica.db}-${replica.partition}-${Date.now()}.sqlite`)
+  replica.store.snapshotTo(file)
+  res.writeHead(200, { 'content-type': 'application/vnd.sqlite3' })
+  await new Promise<void>((resolve, reject) => {
+    const stream = createReadStream(file)
+    stream.on('error', reject)
+    res.on('finish', resolve)
+    res.on('close', resolve)
+    stream.pipe(res)
+  }).finally(() => rmSync(file, { force: true }))
+}

@@ -1,0 +1,216 @@
+// A storage node: follows the cluster metadata, holds the partition replicas placed on it (one
+// SQLite file each under <data-dir>/<db>/<partition>.sqlite), feeds them their partitions' logs,
+// and serves the internal HTTP API the router calls (node-http.ts).
+//
+// A replica placed here with no local file is bootstrapped from a snapshot of another replica
+// (its SQLite file, checkpoint included) and then reads the log after the snapshot's checkpoint.
+import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import { type Server } from 'node:http'
+import { join } from 'node:path'
+import { type Registry } from 'prom-client'
+import { LogReader } from '../../client/log-reader.ts'
+import { ReliableProducer } from '../../client/reliable-producer.ts'
+import { type Logger } from '../../util/log.ts'
+import { type MetadataView, MetadataLog, partitionKey } from '../metadata/metadata-log.ts'
+import { type NodeInfo, type PartitionInfo } from '../metadata/model.ts'
+import { type NodeStatus, type ReplicaStatus } from '../node-api.ts'
+import { startNodeHttp } from './node-http.ts'
+import { createNodeMetrics, type NodeMetrics } from './node-metrics.ts'
+import { PartitionReplica } from './partition-replica.ts'
+
+export interface StorageNodeOptions {
+  id: string
+  dataDir: string
+  bootstrap: string[]
+  host?: string
+  /** Port of the internal HTTP API (0 picks one). */
+  port?: number
+  rack?: string | null
+  /** Largest replication record before it is split into large-message segments (default 800,000). */
+  segmentSize?: number
+  log: Logger
+  registry: Registry
+  /** Replication factor for topics this node may create (1 on the embedded broker). */
+  replicationFactor?: number
+}
+
+export class StorageNode {
+  readonly id: string
+  readonly metadata: MetadataLog
+  readonly replicas = new Map<string, PartitionReplica>()
+  readonly #options: StorageNodeOptions
+  /** One producer per partition replica, so partitions do not wait on each other's requests. */
+  readonly #producers = new Map<string, ReliableProducer>()
+  readonly #reader: LogReader
+  readonly #metrics: NodeMetrics
+  readonly #bootstrappedFrom = new Map<string, string>()
+  #server: Server | undefined
+  #url = ''
+  #reconciling: Promise<void> = Promise.resolve()
+  #closed = false
+
+  private constructor(options: StorageNodeOptions) {
+    this.id = options.id
+    this.#options = options
+    const log = options.log
+    this.metadata = new MetadataLog({ bootstrap: options.bootstrap, clientId: `cortado-node-${options.id}`, replicationFactor: options.replicationFactor, onError: (e) => log.warn('metadata read error', { error: e.message }) })
+    this.#reader = new LogReader({ bootstrap: options.bootstrap, clientId: `cortado-node-${options.id}-replication`, maxWaitMs: 500, onError: (e) => log.warn('replication read error', { error: e.message }) })
+    this.#metrics = createNodeMetrics(options.registry, this)
+  }
+
+  static async start(options: StorageNodeOptions): Promise<StorageNode> {
+    const node = new StorageNode(options)
+    mkdirSync(options.dataDir, { recursive: true })
+    await node.metadata.start()
+    const { server, url } = await startNodeHttp(node, options.host ?? '127.0.0.1', options.port ?? 0, options.log)
+    node.#server = server
+    node.#url = url
+    node.metadata.onChange(() => node.#scheduleReconcile())
+    const info: NodeInfo = { id: options.id, url, rack: options.rack ?? null, pid: process.pid, startedAt: Date.now() }
+    await node.metadata.put(`node/${options.id}`, info)
+    node.#scheduleReconcile()
+    await node.#reconciling
+    options.log.info('storage node ready', { id: options.id, url, replicas: node.replicas.size })
+    return node
+  }
+
+  get url(): string {
+    return this.#url
+  }
+
+  get view(): MetadataView {
+    return this.metadata.view
+  }
+
+  get registry(): Registry {
+    return this.#options.registry
+  }
+
+  get log(): Logger {
+    return this.#options.log
+  }
+
+  replica(db: string, partition: number): PartitionReplica | undefined {
+    return this.replicas.get(partitionKey(db, partition))
+  }
+
+  #scheduleReconcile(): void {
+    this.#reconciling = this.#reconciling.then(() => this.#reconcile()).catch((error: unknown) => this.#options.log.error('reconcile failed', { error: String(error) }))
+  }
+
+  /** Opens, follows and closes replicas so that they match the metadata's placement. */
+  async #reconcile(): Promise<void> {
+    if (this.#closed) return
+    const wanted = new Map<string, PartitionInfo>()
+    for (const [k, p] of this.view.partitions) if (p.replicas.includes(this.id) && this.view.databases.has(p.db)) wanted.set(k, p)
+    for (const [k, r] of this.replicas) {
+      if (wanted.has(k)) continue
+      this.#reader.unassign(r.topic, r.partition)
+      r.close()
+      this.replicas.delete(k)
+      void this.#producers.get(k)?.close().catch(() => undefined)
+      this.#producers.delete(k)
+      this.#options.log.info('replica closed (no longer placed here)', { db: r.db, partition: r.partition })
+    }
+    for (const [k, p] of wanted) {
+      let r = this.replicas.get(k)
+      if (r === undefined) {
+        r = await this.#open(p)
+        if (r === undefined || this.#closed) continue
+        this.replicas.set(k, r)
+        const replica = r
+        this.#reader.assign(r.topic, r.partition, r.readOffset, (records) => replica.onRecords(records))
+      }
+      r.setMastership(p.master === this.id ? p.generation : null)
+    }
+  }
+
+  async #open(p: PartitionInfo): Promise<PartitionReplica | undefined> {
+    const db = this.view.databases.get(p.db)!
+    const dir = join(this.#options.dataDir, p.db)
+    mkdirSync(dir, { recursive: true })
+    const path = join(dir, `${p.partition}.sqlite`)
+    if (!existsSync(path)) await this.#bootstrap(p, path)
+    return new PartitionReplica(p.db, p.partition, db.topic, path, {
+      nodeId: this.id,
+      send: (record) => this.#producerFor(p.db, p.partition).send({ ...record, timestamp: record.timestamp === undefined ? undefined : Number(record.timestamp) }),
+      segmentSize: this.#options.segmentSize ?? 800_000,
+      log: this.#options.log.child({ db: p.db, partition: p.partition }),
+      onAction: (a) => this.#metrics.onAction(p.db, p.partition, a),
+    })
+  }
+
+  #producerFor(db: string, partition: number): ReliableProducer {
+    const key = partitionKey(db, partition)
+    let producer = this.#producers.get(key)
+    if (producer === undefined) {
+      const log = this.#options.log
+      producer = new ReliableProducer({
+        bootstrap: this.#options.bootstrap,
+        clientId: `cortado-node-${this.id}-${db}-${partition}`,
+        maxBatchBytes: 1024 * 1024,
+        onFailure: (f) => {
+          log.error('replication producer failed; writes in flight are answered NOT_APPLIED', { db, partition, error: f.error.message, abandoned: f.abandoned })
+          this.replicas.get(key)?.producerReset()
+        },
+      })
+      this.#producers.set(key, producer)
+    }
+    return producer
+  }
+
+  /** Copies another replica's snapshot into `path`, if any replica has one; else the replica starts empty. */
+  async #bootstrap(p: PartitionInfo, path: string): Promise<void> {
+    for (const peerId of p.replicas) {
+      if (peerId === this.id) continue
+      const peer = this.view.nodes.get(peerId)
+      if (peer === undefined) continue
+      try {
+        const res = await fetch(`${peer.url}/_node/snapshot/${encodeURIComponent(p.db)}/${p.partition}`, { signal: AbortSignal.timeout(60_000) })
+        if (res.status !== 200) continue
+        const bytes = Buffer.from(await res.arrayBuffer())
+        const tmp = `${path}.bootstrap`
+        writeFileSync(tmp, bytes)
+        renameSync(tmp, path)
+        this.#bootstrappedFrom.set(partitionKey(p.db, p.partition), peerId)
+        this.#options.log.info('replica bootstrapped from a snapshot', { db: p.db, partition: p.partition, from: peerId, bytes: bytes.length })
+        return
+      } catch (error) {
+        rmSync(`${path}.bootstrap`, { force: true })
+        this.#options.log.warn('snapshot from peer failed; trying the next', { db: p.db, partition: p.partition, peer: peerId, error: String(error) })
+      }
+    }
+    this.#options.log.info('replica starts empty and replays the log', { db: p.db, partition: p.partition })
+  }
+
+  status(): NodeStatus {
+    const replicas: ReplicaStatus[] = [...this.replicas.values()].map((r) => ({
+      db: r.db,
+      partition: r.partition,
+      role: r.role,
+      masterGeneration: r.masterGeneration,
+      applied: r.applied,
+      checkpointOffset: r.store.checkpoint().nextOffset,
+      readOffset: r.readOffset,
+      documents: r.store.count(),
+      counters: { ...r.counters },
+      bootstrappedFrom: this.#bootstrappedFrom.get(partitionKey(r.db, r.partition)) ?? null,
+    }))
+    return { id: this.id, pid: process.pid, rack: this.#options.rack ?? null, url: this.#url, metadataOffset: this.view.offset, replicas }
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true
+    const server = this.#server
+    if (server !== undefined) {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()))
+      server.closeAllConnections()
+      await closed
+    }
+    await this.#reader.close()
+    await Promise.all([...this.#producers.values()].map((p) => p.close().catch(() => undefined)))
+    for (const r of this.replicas.values()) r.close()
+    this.replicas.clear()
+    await this.metadata.close()
+  }
+}

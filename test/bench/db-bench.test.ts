@@ -1,0 +1,234 @@
+// Keeps `npm run bench:db` honest: the load generator counts what completed, times it, and counts
+// failures as failures (against an in-process document store over HTTP, through the same client
+// the Cortado side uses, and against in-memory targets); and, where PostgreSQL 15 is installed,
+// a quick run against a real primary with a synchronous standby completes and prints a figure
+// for every scenario. No assertion on the figures themselves (tests never fail on timing).
+import assert from 'node:assert/strict'
+import { spawnSync } from 'node:child_process'
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs'
+import { createServer, type IncomingMessage } from 'node:http'
+import { type AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { test } from 'node:test'
+import { DOC_SCHEMA, httpTarget, startCortado } from '../../bench/db-cortado.ts'
+import { docBytes, keyOf, makeDoc, runPhase, WrittenKeys, type Target } from '../../bench/db-load.ts'
+import { INSTALL_HINT, PG_PACKAGE, postgresInstalled } from '../../bench/db-postgres.ts'
+import { parseRecordSchema, validateDocument } from '../../src/db/schema/table-schema.ts'
+import { ROOT } from '../helpers/broker-process.ts'
+
+async function readBody(req: IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = []
+  for await (const c of req) chunks.push(c as Buffer)
+  return Buffer.concat(chunks).toString()
+}
+
+void test('the benchmark document is about 1 KB of JSON and deterministic', () => {
+  const size = docBytes()
+  assert.ok(size >= 950 && size <= 1100, `document of ${size} bytes`)
+  assert.deepEqual(makeDoc(keyOf(7), 42), makeDoc(keyOf(7), 42))
+  assert.notDeepEqual(makeDoc(keyOf(7), 42), makeDoc(keyOf(7), 43))
+  assert.equal(makeDoc(keyOf(7), 42).id, keyOf(7))
+  // Cortado validates every write against the table schema the benchmark creates.
+  const schema = parseRecordSchema(DOC_SCHEMA)
+  for (const counter of [0, 1, 9, 123_456]) validateDocument(schema, makeDoc(keyOf(counter), counter))
+})
+
+void test('write and read phases against an in-process HTTP document store count every operation', async () => {
+  const store = new Map<string, string>()
+  let puts = 0
+  let gets = 0
+  const server = createServer((req, res) => {
+    void (async () => {
+      const m = /^\/bench\/docs\/([^/]+)$/.exec(req.url ?? '')
+      if (m === null) {
+        res.writeHead(404).end()
+        return
+      }
+      const key = decodeURIComponent(m[1])
+      if (req.method === 'PUT') {
+        const body = await readBody(req)
+        const doc = JSON.parse(body) as { id?: string }
+        if (req.headers['content-type'] !== 'application/json' || doc.id !== key) {
+          res.writeHead(400).end('bad document')
+          return
+        }
+        puts++
+        store.set(key, body)
+        res.writeHead(204).end()
+      } else if (req.method === 'GET') {
+        gets++
+        const doc = store.get(key)
+        if (doc === undefined) res.writeHead(404).end()
+        else res.writeHead(200, { 'content-type': 'application/json' }).end(doc)
+      } else {
+        res.writeHead(405).end()
+      }
+    })()
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as AddressInfo
+  const http = httpTarget(`http://127.0.0.1:${port}`, 'bench', 'docs', 4)
+  try {
+    const written = new WrittenKeys(50)
+    const w = await runPhase({ target: http.target, kind: 'write', concurrency: 4, keys: 50, written, warmupMs: 100, durationMs: 300, seed: 1 })
+    assert.equal(w.errors, 0, w.firstError)
+    assert.ok(w.ops > 0)
+    assert.equal(w.latencies.length, w.ops)
+    assert.ok(w.latencies.every((l) => l > 0 && Number.isFinite(l)))
+    assert.ok(w.ops <= puts, `${w.ops} measured writes but the server took ${puts}`)
+    assert.equal(w.opsPerSec, w.ops / 0.3)
+    assert.ok(w.latencyMs.p50 <= w.latencyMs.p99 && w.latencyMs.p99 <= w.latencyMs.p999 && w.latencyMs.p999 <= w.latencyMs.max)
+    // Exactly the keys the server stored are the ones the load generator will read.
+    assert.deepEqual([...written.list].map(keyOf).sort(), [...store.keys()].sort())
+
+    const r = await runPhase({ target: http.target, kind: 'read', concurrency: 4, keys: 50, written, warmupMs: 100, durationMs: 300, seed: 2 })
+    assert.equal(r.errors, 0, r.firstError)
+    assert.ok(r.ops > 0 && r.ops <= gets, `${r.ops} measured reads, ${gets} served`)
+    assert.equal(r.latencies.length, r.ops)
+  } finally {
+    await http.close()
+    await new Promise((resolve) => server.close(resolve))
+  }
+})
+
+void test('latencies are measured from call to completion, and failures are errors, not latencies', async () => {
+  const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+  let calls = 0
+  const slow: Target = {
+    name: 'slow',
+    async write() {
+      calls++
+      await sleep(5)
+    },
+    async read() {
+      await sleep(5)
+      return null
+    },
+  }
+  const written = new WrittenKeys(10)
+  const w = await runPhase({ target: slow, kind: 'write', concurrency: 2, keys: 10, written, warmupMs: 50, durationMs: 200, seed: 3 })
+  assert.equal(w.errors, 0)
+  // Two workers, each at most one 5 ms operation at a time: no more than 2 × 200/5 (plus slack for
+  // timers firing a little early) can complete in the window, however fast the machine.
+  assert.ok(w.ops > 0 && w.ops <= 2 * (200 / 4) + 2, `${w.ops} operations`)
+  assert.ok(calls >= w.ops)
+  assert.ok(w.latencyMs.p50 >= 3, `p50 ${w.latencyMs.p50} ms for 5 ms operations`)
+
+  // Reads that find nothing for keys that were written are failures.
+  const r = await runPhase({ target: slow, kind: 'read', concurrency: 2, keys: 10, written, warmupMs: 0, durationMs: 100, seed: 4 })
+  assert.equal(r.ops, 0)
+  assert.ok(r.errors > 0)
+  assert.match(r.firstError ?? '', /not found/)
+
+  let n = 0
+  const flaky: Target = {
+    name: 'flaky',
+    async write() {
+      await sleep(1)
+      if (++n % 3 === 0) throw new Error('boom')
+    },
+    read: () => Promise.resolve({}),
+  }
+  const f = await runPhase({ target: flaky, kind: 'write', concurrency: 3, keys: 10, written: new WrittenKeys(10), warmupMs: 0, durationMs: 150, seed: 5 })
+  assert.ok(f.errors > 0 && f.ops > 0)
+  assert.equal(f.latencies.length, f.ops)
+  assert.ok(f.ops + f.errors <= n)
+  assert.match(f.firstError ?? '', /boom/)
+})
+
+// A stand-in for `cortado start` that keeps the contract bench/db-cortado.ts is written against:
+// a `cortado ready ... http=<url>` line, the admin call creating the database (503 at first),
+// document writes refused with 503 until partitions have masters, and exit on SIGTERM.
+const FAKE_CORTADO = `
+import { createServer } from 'node:http'
+const arg = (name) => process.argv[process.argv.indexOf(name) + 1]
+const port = Number(arg('--http-port'))
+const docs = new Map()
+let createdAt = 0
+let createCalls = 0
+const server = createServer(async (req, res) => {
+  let body = ''
+  for await (const c of req) body += c
+  if (req.url === '/_admin/databases/bench' && req.method === 'PUT') {
+    if (++createCalls === 1) return res.writeHead(503).end('not yet')
+    const spec = JSON.parse(body)
+    if (spec.partitions !== 8 || spec.replicas !== 3 || spec.tables.docs.key[0] !== 'id') return res.writeHead(400).end('bad spec')
+    createdAt = Date.now()
+    return res.writeHead(201).end('{}')
+  }
+  const m = /^\\/bench\\/docs\\/(.+)$/.exec(req.url)
+  if (m === null || createdAt === 0) return res.writeHead(404).end()
+  if (Date.now() - createdAt < 300) return res.writeHead(503).end('no master yet')
+  if (req.method === 'PUT') {
+    if (req.headers['content-type'] !== 'application/json') return res.writeHead(415).end()
+    docs.set(m[1], body)
+    return res.writeHead(204).end()
+  }
+  const doc = docs.get(m[1])
+  if (doc === undefined) return res.writeHead(404).end()
+  res.writeHead(200, { 'content-type': 'application/json' }).end(doc)
+})
+server.listen(port, '127.0.0.1', () => console.log('cortado ready broker=127.0.0.1:' + arg('--broker-port') + ' http=http://127.0.0.1:' + port))
+process.on('SIGTERM', () => {
+  server.closeAllConnections()
+  server.close(() => process.exit(0))
+})
+`
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as AddressInfo
+      s.close(() => resolve(port))
+    })
+  })
+}
+
+void test('the Cortado target starts `cortado start`, creates the database, waits out 503s, and cleans up', { timeout: 60_000 }, async () => {
+  const parentDir = mkdtempSync(join(tmpdir(), 'cortado-db-bench-test-'))
+  const cleanups: (() => Promise<void>)[] = []
+  try {
+    const [httpPort, brokerPort, metricsPort] = await Promise.all([freePort(), freePort(), freePort()])
+    const c = await startCortado({ parentDir, httpPort, brokerPort, metricsPort, concurrency: 4, command: ['--input-type=module', '-e', FAKE_CORTADO] },
+      (stop) => cleanups.push(stop))
+    assert.match(c.ready, new RegExp(`^cortado ready .*http=http://127.0.0.1:${httpPort}`))
+    assert.equal(readdirSync(parentDir).length, 1)
+    const written = new WrittenKeys(100)
+    const w = await runPhase({ target: c.target, kind: 'write', concurrency: 4, keys: 100, written, warmupMs: 50, durationMs: 200, seed: 6 })
+    assert.equal(w.errors, 0, w.firstError)
+    const r = await runPhase({ target: c.target, kind: 'read', concurrency: 4, keys: 100, written, warmupMs: 50, durationMs: 200, seed: 7 })
+    assert.equal(r.errors, 0, r.firstError)
+    assert.ok(w.ops > 0 && r.ops > 0)
+    assert.equal(c.pids().length, 1)
+    await c.stop()
+    assert.equal(c.pids().length, 0)
+    assert.deepEqual(readdirSync(parentDir), [])
+  } finally {
+    await Promise.all(cleanups.map((stop) => stop()))
+    rmSync(parentDir, { recursive: true, force: true })
+  }
+})
+
+if (postgresInstalled()) {
+  void test('bench/db.ts --quick --only postgres measures a primary with a synchronous standby', { timeout: 150_000 }, () => {
+    const res = spawnSync(process.execPath, [join(ROOT, 'bench', 'db.ts'), '--quick', '--only', 'postgres'], { encoding: 'utf8', timeout: 140_000 })
+    assert.equal(res.status, 0, `${res.stdout}\n${res.stderr}`)
+    assert.match(res.stdout, /PostgreSQL 15\./)
+    assert.match(res.stdout, /sync_state=sync/)
+    assert.match(res.stdout, /synchronous_commit=on/)
+    assert.match(res.stdout, /fsync=on/)
+    for (const scenario of ['write 1 KB, 32 workers', 'read, 32 workers', 'write 1 KB, 1 worker']) {
+      const row = res.stdout.split('\n').find((l) => l.startsWith(scenario) && l.includes('ops/s'))
+      assert.ok(row !== undefined, `no ${scenario} row in:\n${res.stdout}`)
+      const [, , cortado, postgres] = row.replace(/,/g, '').split(/\s{2,}/)
+      assert.equal(cortado, '-')
+      assert.ok(Number(postgres) > 0, row)
+    }
+  })
+} else {
+  void test('without PostgreSQL 15, the benchmark says what to install', () => {
+    assert.match(INSTALL_HINT, new RegExp(`apt-get install -y ${PG_PACKAGE}`))
+    assert.equal(PG_PACKAGE, 'postgresql-15')
+  })
+}

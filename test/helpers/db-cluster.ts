@@ -1,0 +1,163 @@
+// A real database cluster for tests, every part its own process as in production: a broker
+// (`cortado broker`), storage nodes (`cortado node`) and a router (`cortado router`). Nodes can be
+// SIGKILLed, restarted (optionally with their data wiped) and inspected through their HTTP APIs.
+import assert from 'node:assert/strict'
+import { type ChildProcess, spawn } from 'node:child_process'
+import { join } from 'node:path'
+import { createInterface } from 'node:readline'
+import { type BrokerProcess, MAIN, removeDir, startBroker, tempDir } from './broker-process.ts'
+
+export interface ServiceProcess {
+  readonly url: string
+  readonly proc: ChildProcess
+  readonly stderr: () => string
+  /** SIGTERM; resolves with the exit code. */
+  stop(): Promise<number | null>
+  /** SIGKILL; resolves once the process is gone. */
+  kill(): Promise<void>
+}
+
+export interface HttpResult {
+  status: number
+  headers: Headers
+  /** The parsed JSON body (undefined when empty). */
+  body: unknown
+}
+
+export interface ReplicaDigest {
+  node: string
+  digest: string
+  generation: number
+  scn: number
+  documents: number
+}
+
+export interface DbCluster {
+  readonly broker: BrokerProcess
+  readonly router: ServiceProcess
+  readonly nodes: Map<string, ServiceProcess>
+  readonly dir: string
+  /** Starts (or restarts) a storage node; `wipe` deletes its data first. */
+  startNode(id: string, options?: { wipe?: boolean; rack?: string }): Promise<ServiceProcess>
+  http(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<HttpResult>
+  /** Waits until every replica of every partition of `db` has applied what its master has. */
+  waitCaughtUp(db: string, timeoutMs?: number): Promise<void>
+  /** Each replica's content digest, per partition. */
+  digests(db: string): Promise<ReplicaDigest[][]>
+  stop(): Promise<void>
+}
+
+function spawnService(args: string[], readyPattern: RegExp, what: string): Promise<ServiceProcess> {
+  const proc = spawn(process.execPath, [MAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CORTADO_LOG_LEVEL: process.env.CORTADO_LOG_LEVEL ?? 'info' } })
+  let err = ''
+  proc.stderr.on('data', (d: Buffer) => {
+    err += d.toString()
+    if (err.length > 2_000_000) err = err.slice(-1_000_000)
+  })
+  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)))
+  return new Promise((resolve, reject) => {
+    const lines = createInterface({ input: proc.stdout })
+    lines.on('line', (line) => {
+      const m = readyPattern.exec(line)
+      if (m === null) return
+      resolve({
+        url: m[1],
+        proc,
+        stderr: () => err,
+        async stop() {
+          if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM')
+          return exited
+        },
+        async kill() {
+          if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL')
+          await exited
+        },
+      })
+    })
+    void exited.then((code) => reject(new Error(`${what} exited with ${code} before it was ready:\n${err.slice(-5000)}`)))
+  })
+}
+
+export async function startDbCluster(options: { nodes?: number; brokerConfig?: Record<string, string>; segmentSize?: number } = {}): Promise<DbCluster> {
+  const dir = tempDir('db-cluster')
+  const broker = await startBroker({ dataDir: join(dir, 'broker'), config: options.brokerConfig })
+  const router = await spawnService(['router', '--bootstrap', broker.bootstrap, '--http-port', '0'], /^cortado router ready http=(\S+)/, 'router')
+  const nodes = new Map<string, ServiceProcess>()
+
+  const startNode = async (id: string, o: { wipe?: boolean; rack?: string } = {}) => {
+    const dataDir = join(dir, 'nodes', id)
+    if (o.wipe === true) removeDir(dataDir)
+    const args = ['node', '--id', id, '--data-dir', dataDir, '--bootstrap', broker.bootstrap]
+    if (o.rack !== undefined) args.push('--rack', o.rack)
+    if (options.segmentSize !== undefined) args.push('--segment-size', String(options.segmentSize))
+    const node = await spawnService(args, /^cortado node ready id=\S+ url=(\S+)/, `node ${id}`)
+    nodes.set(id, node)
+    return node
+  }
+  await Promise.all(Array.from({ length: options.nodes ?? 3 }, (_, i) => startNode(`n${i + 1}`)))
+
+  const http = async (method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<HttpResult> => {
+    const init: RequestInit = { method, headers: { ...headers } }
+    if (body !== undefined) {
+      init.body = typeof body === 'string' ? body : JSON.stringify(body)
+      ;(init.headers as Record<string, string>)['content-type'] ??= 'application/json'
+    }
+    const res = await fetch(`${router.url}${path}`, init)
+    const text = await res.text()
+    return { status: res.status, headers: res.headers, body: text.length === 0 ? undefined : (JSON.parse(text) as unknown) }
+  }
+
+  interface ClusterView {
+    nodes: { id: string; url: string; status: string }[]
+    databases: { name: string; partitions: { partition: number; master: string; replicas: { node: string; role: string; applied: { generation: number; scn: number } | null }[] }[] }[]
+  }
+
+  const cluster: DbCluster = {
+    broker,
+    router,
+    nodes,
+    dir,
+    startNode,
+    http,
+    async waitCaughtUp(db, timeoutMs = 60_000) {
+      const deadline = Date.now() + timeoutMs
+      let last = ''
+      for (;;) {
+        const view = (await http('GET', '/_admin/cluster')).body as ClusterView
+        const d = view.databases.find((x) => x.name === db)
+        assert.ok(d !== undefined, `no database ${db}`)
+        const behind = d.partitions.filter((p) => {
+          const applied = p.replicas.map((r) => (r.applied === null ? 'none' : `${r.applied.generation}.${r.applied.scn}`))
+          return p.replicas.some((r) => r.role === 'offline') || new Set(applied).size !== 1
+        })
+        if (behind.length === 0) return
+        last = JSON.stringify(behind)
+        if (Date.now() > deadline) assert.fail(`replicas of ${db} not caught up after ${timeoutMs} ms: ${last}`)
+        await new Promise((r) => setTimeout(r, 100))
+      }
+    },
+    async digests(db) {
+      const view = (await http('GET', '/_admin/cluster')).body as ClusterView
+      const d = view.databases.find((x) => x.name === db)!
+      const urls = new Map(view.nodes.map((n) => [n.id, n.url]))
+      return Promise.all(
+        d.partitions.map((p) =>
+          Promise.all(
+            p.replicas.map(async (r) => {
+              const res = await fetch(`${urls.get(r.node)}/_node/digest/${db}/${p.partition}`)
+              assert.equal(res.status, 200)
+              return { node: r.node, ...((await res.json()) as Omit<ReplicaDigest, 'node'>) }
+            }),
+          ),
+        ),
+      )
+    },
+    async stop() {
+      await router.stop()
+      await Promise.all([...nodes.values()].map((n) => n.stop()))
+      await broker.stop()
+      removeDir(dir)
+    },
+  }
+  return cluster
+}
