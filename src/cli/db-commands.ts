@@ -60,6 +60,8 @@ export interface RouterCommand {
   host: string
   port: number
   replicationFactor: number
+  /** How long requests retry while a partition has no master (default 10 s). */
+  retryMs?: number
 }
 
 export async function runRouter(cmd: RouterCommand): Promise<void> {

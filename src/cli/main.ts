@@ -16,7 +16,7 @@ const USAGE = `usage:
   cortado start [--data-dir ./data] [--http-port 8080] [--broker-port 9092] [--metrics-port 9404] [--nodes 3]
                 [--bootstrap <host:port,...>] [--config key=value]...
   cortado node --id <id> --data-dir <dir> --bootstrap <host:port> [--port 0] [--rack <r>] [--segment-size <bytes>]
-  cortado router --bootstrap <host:port> [--http-port 8080]
+  cortado router --bootstrap <host:port> [--http-port 8080] [--retry-ms 10000]
   cortado produce --bootstrap <host:port> --topic <t> [--key <k>] [--file <path>] [--segment-size <bytes>]
   cortado consume --bootstrap <host:port> --topic <t> [--group <g>] [--from-beginning] [--count <n>] [--output <dir>]
   cortado audit --bootstrap <host:port> --topic <t> --group <g> --from <time> --to <time>
@@ -174,10 +174,12 @@ async function main(argv: string[]): Promise<void> {
         host: { type: 'string', default: '127.0.0.1' },
         'http-port': { type: 'string' },
         'replication-factor': { type: 'string' },
+        'retry-ms': { type: 'string' },
       },
       strict: true,
     })
     await runRouter({
+      retryMs: values['retry-ms'] === undefined ? undefined : positive(values['retry-ms'], 'retry-ms'),
       bootstrap: required(values.bootstrap, 'bootstrap').split(','),
       host: values.host,
       port: intOption('http-port', values['http-port'], 8080),

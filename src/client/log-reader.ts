@@ -7,7 +7,7 @@
 // partitions (long polling, so a record appended anywhere wakes the loop at once), then awaits the
 // handlers of the partitions that returned records before fetching again. A handler that throws
 // stops nothing but its own partition's progress: the same records are fetched again next round.
-import { Consumer } from '@platformatic/kafka'
+import { type ClusterMetadata, Consumer } from '@platformatic/kafka'
 
 export interface LogRecord {
   topic: string
@@ -43,6 +43,8 @@ interface Assignment {
   epoch: number
 }
 
+const METADATA_MAX_AGE_MS = 5000
+
 const key = (topic: string, partition: number) => `${topic}\u0000${partition}`
 
 export class LogReader {
@@ -54,6 +56,7 @@ export class LogReader {
   #closed = false
   #loop: Promise<void> | undefined
   #wake: (() => void) | undefined
+  #metadata: { topics: string; at: number; value: ClusterMetadata } | undefined
 
   constructor(options: LogReaderOptions) {
     this.#options = options
@@ -113,6 +116,7 @@ export class LogReader {
       try {
         await this.#round()
       } catch (error) {
+        this.#metadata = undefined
         if (this.#closed) break
         this.#options.onError?.(error as Error)
         await new Promise((resolve) => setTimeout(resolve, 200))
@@ -122,8 +126,13 @@ export class LogReader {
 
   async #round(): Promise<void> {
     const assignments = [...this.#assignments.values()]
-    const topics = [...new Set(assignments.map((a) => a.topic))]
-    const metadata = await this.#consumer.metadata({ topics, autocreateTopics: false })
+    const topics = [...new Set(assignments.map((a) => a.topic))].sort()
+    // Metadata is looked up again when the topics change, after an error, or every few seconds.
+    const wanted = topics.join('\u0000')
+    if (this.#metadata === undefined || this.#metadata.topics !== wanted || Date.now() - this.#metadata.at > METADATA_MAX_AGE_MS) {
+      this.#metadata = { topics: wanted, at: Date.now(), value: await this.#consumer.metadata({ topics, autocreateTopics: false, forceUpdate: this.#metadata !== undefined }) }
+    }
+    const metadata = this.#metadata.value
     const byLeader = new Map<number, Assignment[]>()
     for (const a of assignments) {
       const leader = metadata.topics.get(a.topic)?.partitions[a.partition]?.leader
@@ -134,7 +143,7 @@ export class LogReader {
     }
     if (byLeader.size === 0) {
       // No leader known for any assigned partition yet (topic being created): wait and retry.
-      this.#consumer.clearMetadata()
+      this.#metadata = undefined
       await new Promise((resolve) => setTimeout(resolve, 100))
       return
     }
@@ -169,7 +178,7 @@ export class LogReader {
         const req = requested.find((r) => r.a.topic === topic && r.a.partition === p.partitionIndex)
         if (req === undefined) continue
         if (p.errorCode !== 0) {
-          this.#consumer.clearMetadata()
+          this.#metadata = undefined
           this.#options.onError?.(new Error(`fetch ${topic}/${p.partitionIndex} at ${req.next}: Kafka error ${p.errorCode}`))
           continue
         }

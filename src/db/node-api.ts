@@ -71,6 +71,8 @@ export interface ReplicaStatus {
   documents: number
   counters: { applied: number; duplicates: number; zombies: number; discarded: number; invalid: number; integrityGaps: number }
   bootstrappedFrom: string | null
+  /** Why the replica stopped applying (it needs a restart), or null. */
+  failure: string | null
 }
 
 /** GET /_node/status */

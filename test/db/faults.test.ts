@@ -17,7 +17,7 @@ interface ClusterView {
 }
 
 before(async () => {
-  cluster = await startDbCluster({ nodes: 3 })
+  cluster = await startDbCluster({ nodes: 3, routerRetryMs: 1500 })
   const res = await cluster.http('PUT', `/_admin/databases/${DB}`, {
     partitions: PARTITIONS,
     replicas: 3,
@@ -95,6 +95,11 @@ void test('a slave SIGKILLed under write load and restarted catches up; nothing 
   const mastered = new Set(v.databases[0].partitions.filter((p) => p.master === victim).map((p) => p.partition))
   const pidBefore = v.nodes.find((n) => n.id === victim)!.pid
   // Writes go to partitions the victim is only a slave of (its own partitions have no master while it is down; failover is the controller's job).
+  // One document in a partition the victim masters, written before it dies.
+  let written = 'pre-0'
+  for (let i = 1; !mastered.has(partitionOf(written, PARTITIONS)); i++) written = `pre-${i}`
+  assert.equal((await cluster.http('PUT', `/${DB}/items/${written}`, { id: written, writer: 0, seq: 0, payload: '' })).status, 200)
+  await cluster.waitCaughtUp(DB)
   const load = startLoad(6, (p) => mastered.has(p))
   await new Promise((r) => setTimeout(r, 800))
   await cluster.nodes.get(victim)!.kill()
@@ -102,6 +107,17 @@ void test('a slave SIGKILLed under write load and restarted catches up; nothing 
   await new Promise((r) => setTimeout(r, 1500))
   assert.ok(load.acked.size > ackedAtKill, 'writes go on while a slave is down')
   assert.equal((await view()).nodes.find((n) => n.id === victim)!.status, 'down')
+  // A partition whose master is down: writes get 503 with Retry-After (after the router's retries);
+  // reads that allow any replica are still served by a slave.
+  let orphan = 'orphan-0'
+  for (let i = 1; !mastered.has(partitionOf(orphan, PARTITIONS)); i++) orphan = `orphan-${i}`
+  const refused = await cluster.http('PUT', `/${DB}/items/${orphan}`, { id: orphan, writer: 0, seq: 0, payload: '' })
+  assert.equal(refused.status, 503)
+  assert.equal(refused.headers.get('retry-after'), '1')
+  assert.equal((refused.body as { error: { code: string } }).error.code, 'NO_MASTER')
+  const read = await cluster.http('GET', `/${DB}/items/${written}?consistency=any`)
+  assert.equal(read.status, 200)
+  assert.equal((read.body as { id: string }).id, written)
   await cluster.startNode(victim)
   await new Promise((r) => setTimeout(r, 500))
   await load.stop()

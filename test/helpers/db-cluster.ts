@@ -78,10 +78,12 @@ function spawnService(args: string[], readyPattern: RegExp, what: string): Promi
   })
 }
 
-export async function startDbCluster(options: { nodes?: number; brokerConfig?: Record<string, string>; segmentSize?: number } = {}): Promise<DbCluster> {
+export async function startDbCluster(options: { nodes?: number; brokerConfig?: Record<string, string>; segmentSize?: number; routerRetryMs?: number } = {}): Promise<DbCluster> {
   const dir = tempDir('db-cluster')
   const broker = await startBroker({ dataDir: join(dir, 'broker'), config: options.brokerConfig })
-  const router = await spawnService(['router', '--bootstrap', broker.bootstrap, '--http-port', '0'], /^cortado router ready http=(\S+)/, 'router')
+  const routerArgs = ['router', '--bootstrap', broker.bootstrap, '--http-port', '0']
+  if (options.routerRetryMs !== undefined) routerArgs.push('--retry-ms', String(options.routerRetryMs))
+  const router = await spawnService(routerArgs, /^cortado router ready http=(\S+)/, 'router')
   const nodes = new Map<string, ServiceProcess>()
 
   const startNode = async (id: string, o: { wipe?: boolean; rack?: string } = {}) => {

@@ -3,7 +3,7 @@
 //   Envelope v1 =>
 //     magic        int8   0x43 ('C')
 //     version      int8   1
-//     type         int8   1 BEGIN | 2 DATA | 3 END | 10 GENERATION_START
+//     type         int8   1 BEGIN | 2 DATA | 3 END | 4 TXN | 10 GENERATION_START
 //     generation   int32  the master's generation
 //     scn          int48  sequence number within the generation (BEGIN, DATA, END of one
 //                         transaction share it)
@@ -11,11 +11,14 @@
 //                            per guid, sequences must be contiguous)
 //     sequence     int32  position of this record in its producer's stream
 //     checksum     int32  CRC-32 of the payload
-//     payload      JSON (UTF-8) — BEGIN {count}, DATA an operation, END {count},
+//     payload      JSON (UTF-8) — BEGIN {count}, DATA {op}, END {count}, TXN {ops},
 //                  GENERATION_START {node, nonce}
 //
-// A DATA record larger than the broker's message.max.bytes travels as large-message segments
-// (client layer); the envelope is inside the reassembled value.
+// TXN is a whole transaction in one record: BEGIN, its DATA and END folded together, used when it
+// fits in one segment (the common case: a third of the records to write, read and apply). A
+// larger transaction is written as BEGIN, DATA…, END, and a DATA record larger than the segment
+// size travels as large-message segments (client layer); the envelope is inside the reassembled
+// value.
 import { crc32 } from 'node:zlib'
 import { type Operation } from '../storage/replica-store.ts'
 
@@ -23,13 +26,14 @@ export const MAGIC = 0x43
 export const VERSION = 1
 export const HEADER_SIZE = 2 + 1 + 4 + 6 + 16 + 4 + 4
 
-export const RecordType = { BEGIN: 1, DATA: 2, END: 3, GENERATION_START: 10 } as const
+export const RecordType = { BEGIN: 1, DATA: 2, END: 3, TXN: 4, GENERATION_START: 10 } as const
 export type RecordTypeValue = (typeof RecordType)[keyof typeof RecordType]
 
 export type Payload =
   | { type: typeof RecordType.BEGIN; count: number }
   | { type: typeof RecordType.DATA; op: Operation }
   | { type: typeof RecordType.END; count: number }
+  | { type: typeof RecordType.TXN; ops: Operation[] }
   | { type: typeof RecordType.GENERATION_START; node: string; nonce: string }
 
 export interface Envelope {
@@ -85,6 +89,10 @@ export function decodeEnvelope(bytes: Buffer | null): DecodeResult {
     case RecordType.DATA:
       if (typeof fields.op !== 'object' || fields.op === null) return { ok: false, error: 'DATA without an operation' }
       payload = { type, op: fields.op as Operation }
+      break
+    case RecordType.TXN:
+      if (!Array.isArray(fields.ops) || fields.ops.length === 0) return { ok: false, error: 'TXN without operations' }
+      payload = { type, ops: fields.ops as Operation[] }
       break
     case RecordType.GENERATION_START:
       if (typeof fields.node !== 'string' || typeof fields.nonce !== 'string') return { ok: false, error: 'GENERATION_START without node/nonce' }

@@ -4,7 +4,8 @@
 // and under a simulator.
 //
 // Rules:
-// - A transaction is BEGIN, its DATA records, END, all with one (generation, scn). It is applied
+// - A transaction is BEGIN, its DATA records, END, all with one (generation, scn) and from one
+//   producer, or a single TXN record holding all of it. It is applied
 //   whole at its END, or not at all: a BEGIN (or generation start) arriving while another
 //   transaction is open discards the open one (a partial transaction left by a failed producer);
 //   a zombie's BEGIN does not (it is dropped before it can touch the current master's transaction).
@@ -21,6 +22,8 @@ import { type Operation, validOperation } from '../storage/replica-store.ts'
 export interface OpenTransaction {
   generation: number
   scn: number
+  /** The producer guid (hex) that began it: DATA and END from another producer are not its own. */
+  producer: string
   count: number
   ops: Operation[]
   broken: boolean
@@ -74,7 +77,7 @@ export function step(state: ReplicaState, input: ReplicaInput): StepResult {
   let next: ReplicaState = { ...state, producers }
   const p = e.payload
 
-  if (p.type === RecordType.BEGIN || p.type === RecordType.GENERATION_START) {
+  if (p.type === RecordType.BEGIN || p.type === RecordType.GENERATION_START || p.type === RecordType.TXN) {
     // A zombie's records interleave with the current master's at any point: they must not touch
     // the transaction it has open.
     if (e.generation < next.generation) {
@@ -90,7 +93,17 @@ export function step(state: ReplicaState, input: ReplicaInput): StepResult {
       return { state: next, actions }
     }
     if (p.type === RecordType.BEGIN) {
-      return { state: { ...next, open: { generation: e.generation, scn: e.scn, count: p.count, ops: [], broken: false } }, actions }
+      return { state: { ...next, open: { generation: e.generation, scn: e.scn, producer: e.producerGuid.toString('hex'), count: p.count, ops: [], broken: false } }, actions }
+    }
+    if (p.type === RecordType.TXN) {
+      // A whole transaction in one record: applied now, or discarded whole.
+      if (!p.ops.every(validOperation)) {
+        actions.push({ kind: 'invalid', offset: input.offset, error: 'malformed operation' })
+        actions.push({ kind: 'discarded', generation: e.generation, scn: e.scn, reason: 'malformed operation' })
+        return { state: next, actions }
+      }
+      actions.push({ kind: 'apply', generation: e.generation, scn: e.scn, ops: p.ops, nextOffset: input.offset + 1 })
+      return { state: { ...next, generation: e.generation, scn: e.scn }, actions }
     }
     actions.push({ kind: 'generation-start', generation: e.generation, scn: e.scn, node: p.node, nonce: p.nonce, nextOffset: input.offset + 1 })
     return { state: { ...next, generation: e.generation, scn: e.scn }, actions }
@@ -98,7 +111,7 @@ export function step(state: ReplicaState, input: ReplicaInput): StepResult {
 
   // DATA and END belong to the open transaction, or to nothing (a fenced or partial one).
   const open = next.open
-  if (open === null || open.generation !== e.generation || open.scn !== e.scn) return { state: next, actions }
+  if (open === null || open.generation !== e.generation || open.scn !== e.scn || open.producer !== e.producerGuid.toString('hex')) return { state: next, actions }
   if (p.type === RecordType.DATA) {
     if (!validOperation(p.op)) {
       actions.push({ kind: 'invalid', offset: input.offset, error: 'malformed operation' })

@@ -48,6 +48,11 @@ export class ClusterClient {
    * after it was sent has an unknown outcome: it is not retried (TIMEOUT).
    */
   async toMaster<T>(db: string, partition: number, path: string, body: unknown, kind: 'read' | 'write'): Promise<T> {
+    return this.callMaster(db, partition, kind, (url) => this.nodes.post<T>(url, path, body))
+  }
+
+  /** As toMaster, with any request to the master's URL. */
+  async callMaster<T>(db: string, partition: number, kind: 'read' | 'write', call: (url: string) => Promise<T>): Promise<T> {
     const deadline = Date.now() + this.#retryMs
     let last: unknown
     for (let attempt = 0; ; attempt++) {
@@ -55,7 +60,7 @@ export class ClusterClient {
       const node = p.master === null ? undefined : this.node(p.master)
       if (node !== undefined) {
         try {
-          return await this.nodes.post<T>(node.url, path, body)
+          return await call(node.url)
         } catch (error) {
           if (error instanceof DbError && !RETRIABLE_CODES.has(error.code)) throw error
           if (error instanceof NodeUnreachableError && error.maybeExecuted && kind === 'write') {
@@ -74,6 +79,11 @@ export class ClusterClient {
 
   /** Sends a read to any replica (round robin), falling back to the others, then to retries. */
   async toAnyReplica<T>(db: string, partition: number, path: string, body: unknown): Promise<T> {
+    return this.callAnyReplica(db, partition, (url) => this.nodes.post<T>(url, path, body))
+  }
+
+  /** As toAnyReplica, with any request to a replica's URL. */
+  async callAnyReplica<T>(db: string, partition: number, call: (url: string) => Promise<T>): Promise<T> {
     const deadline = Date.now() + this.#retryMs
     let last: unknown
     for (let attempt = 0; ; attempt++) {
@@ -83,7 +93,7 @@ export class ClusterClient {
         const node = this.node(p.replicas[(start + i) % p.replicas.length])
         if (node === undefined) continue
         try {
-          return await this.nodes.post<T>(node.url, path, body)
+          return await call(node.url)
         } catch (error) {
           if (error instanceof DbError && !RETRIABLE_CODES.has(error.code) && error.code !== 'UNKNOWN_PARTITION') throw error
           last = error

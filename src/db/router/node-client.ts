@@ -21,6 +21,19 @@ function errorCode(error: unknown): string | undefined {
   return e.code ?? e.cause?.code
 }
 
+/** The DbError a node answered with (its JSON error body), or INTERNAL for anything else. */
+function errorFrom(url: string, status: number, text: string): DbError {
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(text)
+  } catch {
+    return new DbError('INTERNAL', `storage node ${url} answered ${status} with a body that is not JSON`)
+  }
+  const e = (parsed as { error?: { code?: unknown; message?: unknown; details?: unknown } } | null)?.error
+  if (e !== undefined && isDbErrorCode(e.code)) return new DbError(e.code, String(e.message), Array.isArray(e.details) ? e.details.map(String) : [])
+  return new DbError('INTERNAL', `storage node ${url} answered ${status}`)
+}
+
 export class NodeClient {
   readonly #pools = new Map<string, Pool>()
   readonly #timeoutMs: number
@@ -46,6 +59,27 @@ export class NodeClient {
     return this.#request<T>(url, 'GET', path, undefined, timeoutMs)
   }
 
+  /**
+   * GET of one document as the node stores it: its JSON text passed through untouched, with its
+   * ETag and schema version from the headers. A refusal is thrown as the node's DbError.
+   */
+  async getDocument(url: string, path: string): Promise<{ text: string; etag: string; schemaVersion: number }> {
+    let res
+    try {
+      res = await this.#pool(url).request({ method: 'GET', path })
+    } catch (error) {
+      throw new NodeUnreachableError(url, error, !NOT_SENT_CODES.has(errorCode(error) ?? ''))
+    }
+    let text: string
+    try {
+      text = await res.body.text()
+    } catch (error) {
+      throw new NodeUnreachableError(url, error, true)
+    }
+    if (res.statusCode === 200) return { text, etag: String(res.headers.etag), schemaVersion: Number(res.headers['x-cortado-schema-version']) }
+    throw errorFrom(url, res.statusCode, text)
+  }
+
   async #request<T>(url: string, method: 'GET' | 'POST', path: string, body: string | undefined, timeoutMs?: number): Promise<T> {
     let res
     try {
@@ -65,16 +99,12 @@ export class NodeClient {
     } catch (error) {
       throw new NodeUnreachableError(url, error, true)
     }
-    let parsed: unknown
+    if (res.statusCode < 200 || res.statusCode >= 300) throw errorFrom(url, res.statusCode, text)
     try {
-      parsed = JSON.parse(text)
+      return JSON.parse(text) as T
     } catch {
       throw new DbError('INTERNAL', `storage node ${url} answered ${res.statusCode} with a body that is not JSON`)
     }
-    if (res.statusCode >= 200 && res.statusCode < 300) return parsed as T
-    const e = (parsed as { error?: { code?: unknown; message?: unknown; details?: unknown } }).error
-    if (e !== undefined && isDbErrorCode(e.code)) throw new DbError(e.code, String(e.message), Array.isArray(e.details) ? e.details.map(String) : [])
-    throw new DbError('INTERNAL', `storage node ${url} answered ${res.statusCode}`)
   }
 
   async close(): Promise<void> {

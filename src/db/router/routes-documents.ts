@@ -154,14 +154,14 @@ export function documentRoutes(app: FastifyInstance, cluster: ClusterClient): vo
         return reply.send({ documents: res.docs })
       }
       if (key.length > t.key.length) throw new DbError('BAD_REQUEST', `table ${tableName} has key (${t.key.join(', ')}); got ${key.length} key parts`)
-      const body: ReadRequest = { db: dbName, partition, from: q.consistency, keys: [{ table: tableName, key }] }
-      const res = await read<ReadResponse>(dbName, partition, '/_node/read', body)
-      const doc = res.docs[0]
-      if (doc === null) throw new DbError('NOT_FOUND', `no document ${tableName}/${key.join('/')} in ${dbName}`)
-      reply.header('etag', quoted(doc.etag))
       const ifNoneMatch = condition(req.headers['if-none-match'], 'If-None-Match')
+      // The document's JSON text comes through as the node stored it (no parse, no re-serialization).
+      const path = `/_node/doc/${[dbName, String(partition), tableName, ...key].map(encodeURIComponent).join('/')}?from=${q.consistency}`
+      const call = (url: string) => cluster.nodes.getDocument(url, path)
+      const doc = q.consistency === 'any' ? await cluster.callAnyReplica(dbName, partition, call) : await cluster.callMaster(dbName, partition, 'read', call)
+      reply.header('etag', quoted(doc.etag))
       if (ifNoneMatch !== undefined && (ifNoneMatch === '*' || ifNoneMatch === doc.etag)) return reply.code(304).send()
-      return reply.send(doc.doc)
+      return reply.type('application/json; charset=utf-8').send(doc.text)
     },
   )
 

@@ -57,6 +57,8 @@ async function handle(node: StorageNode, req: IncomingMessage, res: ServerRespon
       return json(res, 200, group(node, (await body(req)) as GroupRequest))
     case 'GET /_node/snapshot':
       return snapshot(replicaOf(node, parts[2], Number(parts[3])), res)
+    case 'GET /_node/doc':
+      return document(node, parts, url.searchParams.get('from') === 'any' ? 'any' : 'master', res)
     case 'GET /_node/digest': {
       const r = replicaOf(node, parts[2], Number(parts[3]))
       const applied = r.applied
@@ -135,6 +137,25 @@ function readable(node: StorageNode, req: { db: string; partition: number; from:
   const replica = replicaOf(node, req.db, req.partition)
   if (req.from !== 'any' && replica.role !== 'master') throw new DbError('NOT_MASTER', `node ${node.id} is not the master of partition ${req.partition} of ${req.db}`)
   return replica
+}
+
+/**
+ * GET /_node/doc/{db}/{partition}/{table}/{key…}?from=master|any: one document, its stored JSON
+ * text passed through when it is already in the latest schema version (the hot read path: no
+ * parse, no re-serialization), with `etag` and `x-cortado-schema-version` headers.
+ */
+function document(node: StorageNode, parts: string[], from: 'master' | 'any', res: ServerResponse): void {
+  const [, , dbName, partition, tableName, ...key] = parts
+  const replica = readable(node, { db: dbName, partition: Number(partition), from })
+  const db = node.view.databases.get(dbName)!
+  const table = tableOf(db, tableName ?? '')
+  if (table === undefined) throw new DbError('UNKNOWN_TABLE', `database ${db.name} has no table ${String(tableName)}`)
+  if (key.length === 0) throw new DbError('BAD_REQUEST', 'no key')
+  const d = replica.store.getText(tableName, key)
+  if (d === undefined) throw new DbError('NOT_FOUND', `no document ${tableName}/${key.join('/')} in ${db.name}`)
+  const versions = schemaVersionsOf(`${db.name}/${tableName}`, table)
+  const text = d.schemaVersion >= versions.latestVersion ? d.doc : JSON.stringify(versions.readLatest(JSON.parse(d.doc), d.schemaVersion))
+  res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), etag: d.etag, 'x-cortado-schema-version': Math.max(d.schemaVersion, versions.latestVersion) }).end(text)
 }
 
 function view(node: StorageNode, dbName: string, d: StoredDocument): DocumentView {

@@ -88,6 +88,7 @@ export class PartitionReplica {
   /** Latest in-flight version of each key written by a pending transaction. */
   readonly #overlay = new Map<string, OverlayEntry>()
   #closed = false
+  #failure: string | null = null
   /** Offset after the last record read (not only applied). */
   #readOffset: number
 
@@ -130,7 +131,7 @@ export class PartitionReplica {
 
   /** Follows metadata: this node masters the partition under `generation`, or not (null). */
   setMastership(generation: number | null): void {
-    if (this.#closed) return
+    if (this.#closed || this.#failure !== null) return
     if (generation === null) {
       if (this.#role !== 'slave') this.#deps.log.info('mastership released', { db: this.db, partition: this.partition, generation: this.#generation, role: this.#role })
       this.#role = 'slave'
@@ -162,7 +163,7 @@ export class PartitionReplica {
     this.#promotionNonce = nonce
     const scn = this.#state.generation === this.#generation ? Math.max(this.#state.scn + 1, this.#nextScn) : 0
     this.#nextScn = scn + 1
-    this.#send(scn, { type: RecordType.GENERATION_START, node: this.#deps.nodeId, nonce }).catch((error: unknown) => {
+    this.#sendEncoded(this.#encode(scn, { type: RecordType.GENERATION_START, node: this.#deps.nodeId, nonce })).catch((error: unknown) => {
       if (this.#closed || this.#promotionNonce !== nonce) return
       this.#deps.log.warn('generation start not written; retrying', { db: this.db, partition: this.partition, error: String(error) })
       setTimeout(() => {
@@ -171,8 +172,18 @@ export class PartitionReplica {
     })
   }
 
-  #send(scn: number, payload: Payload, generation = this.#generation): Promise<unknown> {
-    const value = encodeEnvelope({ generation, scn, producerGuid: this.#guid, sequence: this.#sequence++, payload })
+  #encode(scn: number, payload: Payload): Buffer {
+    // Sequences are int32: a producer guid that has used them all is replaced (a new guid starts at 0).
+    if (this.#sequence === 0x7fffffff) {
+      this.#guid = randomBytes(16)
+      this.#sequence = 0
+    }
+    return encodeEnvelope({ generation: this.#generation, scn, producerGuid: this.#guid, sequence: this.#sequence, payload })
+  }
+
+  /** Sends an envelope made by #encode (the last one: it takes its sequence number). */
+  #sendEncoded(value: Buffer): Promise<unknown> {
+    this.#sequence++
     const record: OutgoingRecord = { topic: this.topic, partition: this.partition, key: null, value }
     if (value.length <= this.#deps.segmentSize) return this.#deps.send(record)
     // Segments go to the producer back to back, so nothing interleaves with them.
@@ -182,10 +193,12 @@ export class PartitionReplica {
 
   /** Runs a transaction as master; resolves with its ETag once applied here from the log. */
   write(ops: WriteOp[]): Promise<string> {
+    if (this.#failure !== null) return Promise.reject(new DbError('MASTER_ERROR', `partition ${this.partition} of ${this.db}: this replica failed and stopped: ${this.#failure}`))
     if (this.#role === 'error') return Promise.reject(new DbError('MASTER_ERROR', `partition ${this.partition} of ${this.db}: this master saw a newer generation and stopped taking writes`))
     if (this.#role === 'promoting') return Promise.reject(new DbError('NOT_MASTER', `partition ${this.partition} of ${this.db}: the master is still taking over (generation ${this.#generation})`))
     if (this.#role !== 'master') return Promise.reject(new DbError('NOT_MASTER', `this node is not the master of partition ${this.partition} of ${this.db}`))
     for (const w of ops) {
+      if (w.ifMatch === undefined && w.ifNoneMatch === undefined) continue
       const current = this.#current(w.op.table, w.op.key)
       const shown = w.op.key.join('/')
       if (w.ifMatch !== undefined && (current === null || (w.ifMatch !== '*' && w.ifMatch !== current))) {
@@ -201,9 +214,15 @@ export class PartitionReplica {
     const keys = ops.map((w) => docKey(w.op.table, w.op.key))
     const promise = new Promise<string>((resolve, reject) => this.#pending.set(etag, { generation, scn, keys, resolve, reject }))
     ops.forEach((w, i) => this.#overlay.set(keys[i], { exists: w.op.kind === 'put', etag }))
-    const sends = [this.#send(scn, { type: RecordType.BEGIN, count: ops.length })]
-    for (const w of ops) sends.push(this.#send(scn, { type: RecordType.DATA, op: w.op }))
-    sends.push(this.#send(scn, { type: RecordType.END, count: ops.length }))
+    // One TXN record when the transaction fits in a segment, else BEGIN, DATA…, END.
+    const whole = this.#encode(scn, { type: RecordType.TXN, ops: ops.map((w) => w.op) })
+    const sends: Promise<unknown>[] = []
+    if (whole.length <= this.#deps.segmentSize) sends.push(this.#sendEncoded(whole))
+    else {
+      sends.push(this.#sendEncoded(this.#encode(scn, { type: RecordType.BEGIN, count: ops.length })))
+      for (const w of ops) sends.push(this.#sendEncoded(this.#encode(scn, { type: RecordType.DATA, op: w.op })))
+      sends.push(this.#sendEncoded(this.#encode(scn, { type: RecordType.END, count: ops.length })))
+    }
     // A record the producer refused or abandoned means the END is not in the log.
     Promise.all(sends).catch((error: unknown) => this.#settle(etag, new DbError('NOT_APPLIED', `the transaction was not written to the log: ${error instanceof Error ? error.message : String(error)}`)))
     return promise
@@ -222,7 +241,10 @@ export class PartitionReplica {
 
   /** Feeds records read from the partition, in offset order. */
   onRecords(records: LogRecord[]): void {
-    if (this.#closed) return
+    if (this.#closed || this.#failure !== null) return
+    // Transactions (and generation starts) of the whole run commit in one SQLite transaction;
+    // their effects (answering writers, taking mastership) follow the commit.
+    const toApply: (ReplicaAction & { kind: 'apply' | 'generation-start' })[] = []
     for (const r of records) {
       this.#readOffset = r.offset + 1
       let header = null
@@ -241,22 +263,45 @@ export class PartitionReplica {
       const input = decoded.ok ? { offset: result.message.offset, envelope: decoded.envelope } : { offset: result.message.offset, invalid: decoded.error }
       const { state, actions } = step(this.#state, input)
       this.#state = state
-      for (const a of actions) this.#act(a)
+      for (const a of actions) {
+        if (a.kind === 'apply' || a.kind === 'generation-start') toApply.push(a)
+        else this.#act(a)
+      }
     }
+    try {
+      this.store.applyBatch(toApply.map((a) => ({ ops: a.kind === 'apply' ? a.ops : [], checkpoint: { generation: a.generation, scn: a.scn, nextOffset: a.nextOffset } })))
+    } catch (error) {
+      // The state machine has moved past what SQLite refused: this replica cannot go on without
+      // skipping transactions. It stops; a restart resumes from the last committed checkpoint.
+      this.#fail(error)
+      return
+    }
+    for (const a of toApply) this.#act(a)
     this.#passPending()
+  }
+
+  #fail(error: unknown): void {
+    this.#failure = error instanceof Error ? error.message : String(error)
+    this.#role = 'error'
+    this.#promotionNonce = null
+    this.#deps.log.error('replica failed to apply from the log and stopped; restart the node to resume from its checkpoint', { db: this.db, partition: this.partition, error: this.#failure })
+    for (const etag of [...this.#pending.keys()]) this.#settle(etag, new DbError('TIMEOUT', `the replica failed before the transaction was applied here; its outcome is unknown: ${this.#failure}`))
+  }
+
+  /** Why the replica stopped applying, or null. */
+  get failure(): string | null {
+    return this.#failure
   }
 
   #act(a: ReplicaAction): void {
     this.#deps.onAction?.(a)
     switch (a.kind) {
       case 'apply': {
-        this.store.apply(a.ops, { generation: a.generation, scn: a.scn, nextOffset: a.nextOffset })
         this.counters.applied++
         this.#settle(etagOf(a.generation, a.scn), null)
         break
       }
       case 'generation-start':
-        this.store.apply([], { generation: a.generation, scn: a.scn, nextOffset: a.nextOffset })
         if (a.nonce === this.#promotionNonce && this.#role === 'promoting') {
           this.#role = 'master'
           this.#promotionNonce = null

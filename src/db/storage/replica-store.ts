@@ -121,21 +121,33 @@ export class ReplicaStore {
 
   /** Applies a whole transaction and its checkpoint atomically. */
   apply(ops: readonly Operation[], checkpoint: Checkpoint): void {
-    const etag = etagOf(checkpoint.generation, checkpoint.scn)
+    this.applyBatch([{ ops, checkpoint }])
+  }
+
+  /**
+   * Applies transactions in log order, with the checkpoint of the last, in one SQLite transaction
+   * (fewer commits when a fetch brings many); all of them or, on any error, none.
+   */
+  applyBatch(transactions: readonly { ops: readonly Operation[]; checkpoint: Checkpoint }[]): void {
+    if (transactions.length === 0) return
     this.#db.exec('BEGIN')
     try {
-      for (const op of ops) {
-        const pkey = op.key[0]
-        const skey = subKey(op.key)
-        this.#deleteIndex.run(op.table, pkey, skey)
-        if (op.kind === 'delete') {
-          this.#delete.run(op.table, pkey, skey)
-          continue
+      for (const { ops, checkpoint } of transactions) {
+        const etag = etagOf(checkpoint.generation, checkpoint.scn)
+        for (const op of ops) {
+          const pkey = op.key[0]
+          const skey = subKey(op.key)
+          this.#deleteIndex.run(op.table, pkey, skey)
+          if (op.kind === 'delete') {
+            this.#delete.run(op.table, pkey, skey)
+            continue
+          }
+          this.#put.run(op.table, pkey, skey, JSON.stringify(op.doc), op.schemaVersion, etag)
+          for (const [field, value] of op.index) this.#insertIndex.run(op.table, field, pkey, value, skey)
         }
-        this.#put.run(op.table, pkey, skey, JSON.stringify(op.doc), op.schemaVersion, etag)
-        for (const [field, value] of op.index) this.#insertIndex.run(op.table, field, pkey, value, skey)
       }
-      this.#saveCheckpoint.run(checkpoint.generation, checkpoint.scn, checkpoint.nextOffset)
+      const last = transactions[transactions.length - 1].checkpoint
+      this.#saveCheckpoint.run(last.generation, last.scn, last.nextOffset)
       this.#db.exec('COMMIT')
     } catch (error) {
       this.#db.exec('ROLLBACK')
@@ -144,9 +156,15 @@ export class ReplicaStore {
   }
 
   get(table: string, key: string[]): StoredDocument | undefined {
-    const row = this.#get.get(table, key[0], subKey(key)) as { doc: string; version: number; etag: string } | undefined
+    const row = this.getText(table, key)
     if (row === undefined) return undefined
-    return { table, key, doc: JSON.parse(row.doc) as Record<string, unknown>, schemaVersion: row.version, etag: row.etag }
+    return { table, key, doc: JSON.parse(row.doc) as Record<string, unknown>, schemaVersion: row.schemaVersion, etag: row.etag }
+  }
+
+  /** A document as stored: its JSON text, unparsed (reads pass it through when it needs no upgrade). */
+  getText(table: string, key: string[]): { doc: string; schemaVersion: number; etag: string } | undefined {
+    const row = this.#get.get(table, key[0], subKey(key)) as { doc: string; version: number; etag: string } | undefined
+    return row === undefined ? undefined : { doc: row.doc, schemaVersion: row.version, etag: row.etag }
   }
 
   /** The documents of a table sharing a partition key (a document group), in key order. */
@@ -163,7 +181,7 @@ export class ReplicaStore {
     return { table, key: [pkey, ...parseSubKey(r.skey)], doc: JSON.parse(r.doc) as Record<string, unknown>, schemaVersion: r.version, etag: r.etag }
   }
 
-  /** SHA-256 of the replica's whole content (documents, index, checkpoint position), for comparing replicas. */
+  /** SHA-256 of the replica's content (documents, index entries, last applied (generation, scn)), for comparing replicas. */
   digest(): string {
     const hash = createHash('sha256')
     for (const r of this.#db.prepare('SELECT tbl, pkey, skey, doc, version, etag FROM docs ORDER BY tbl, pkey, skey').iterate()) hash.update(JSON.stringify(r)).update('\n')

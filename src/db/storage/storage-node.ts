@@ -171,6 +171,9 @@ export class StorageNode {
         const bytes = Buffer.from(await res.arrayBuffer())
         const tmp = `${path}.bootstrap`
         writeFileSync(tmp, bytes)
+        // A WAL left by an earlier store at this path would be replayed over the snapshot.
+        rmSync(`${path}-wal`, { force: true })
+        rmSync(`${path}-shm`, { force: true })
         renameSync(tmp, path)
         this.#bootstrappedFrom.set(partitionKey(p.db, p.partition), peerId)
         this.#options.log.info('replica bootstrapped from a snapshot', { db: p.db, partition: p.partition, from: peerId, bytes: bytes.length })
@@ -195,6 +198,7 @@ export class StorageNode {
       documents: r.store.count(),
       counters: { ...r.counters },
       bootstrappedFrom: this.#bootstrappedFrom.get(partitionKey(r.db, r.partition)) ?? null,
+      failure: r.failure,
     }))
     return { id: this.id, pid: process.pid, rack: this.#options.rack ?? null, url: this.#url, metadataOffset: this.view.offset, replicas }
   }

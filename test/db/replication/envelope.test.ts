@@ -41,6 +41,13 @@ const samples: Envelope[] = [
   { generation: 3, scn: 7, producerGuid: GUID, sequence: 2, payload: { type: RecordType.DATA, op: { kind: 'delete', table: 't', key: ['a'] } } },
   { generation: 3, scn: 7, producerGuid: GUID, sequence: 3, payload: { type: RecordType.END, count: 2 } },
   { generation: 4, scn: 0, producerGuid: GUID, sequence: 0, payload: { type: RecordType.GENERATION_START, node: 'node-1', nonce: 'c0ffee' } },
+  {
+    generation: 4,
+    scn: 1,
+    producerGuid: GUID,
+    sequence: 1,
+    payload: { type: RecordType.TXN, ops: [{ kind: 'put', table: 'users', key: ['bob'], doc: { name: 'Bob' }, schemaVersion: 1, index: [] }, { kind: 'delete', table: 't', key: ['b'] }] },
+  },
   // Extremes of each header field.
   { generation: 0x7fffffff, scn: 2 ** 48 - 1, producerGuid: Buffer.alloc(16, 0xff), sequence: 0x7fffffff, payload: { type: RecordType.BEGIN, count: 0 } },
   { generation: 0, scn: 0, producerGuid: Buffer.alloc(16), sequence: 0, payload: { type: RecordType.END, count: 1_000_000 } },
@@ -70,7 +77,7 @@ test('the header layout is as documented', () => {
   assert.equal(HEADER_SIZE, 37)
   assert.equal(MAGIC, 0x43)
   assert.equal(VERSION, 1)
-  assert.deepEqual(RecordType, { BEGIN: 1, DATA: 2, END: 3, GENERATION_START: 10 })
+  assert.deepEqual(RecordType, { BEGIN: 1, DATA: 2, END: 3, TXN: 4, GENERATION_START: 10 })
   const bytes = encodeEnvelope({ generation: 0x01020304, scn: 0x0a0b0c0d0e0f, producerGuid: GUID, sequence: 0x11223344, payload: { type: RecordType.END, count: 5 } })
   assert.equal(bytes[0], 0x43)
   assert.equal(bytes[1], 1)
@@ -101,6 +108,13 @@ const golden: { name: string; envelope: Envelope; hex: string }[] = [
     name: 'END',
     envelope: { ...samples[3], sequence: 2 },
     hex: '43' + '01' + '03' + '00000003' + '000000000007' + '00112233445566778899aabbccddeeff' + '00000002' + 'f1f6316a' + Buffer.from('{"count":2}').toString('hex'),
+  },
+  {
+    name: 'TXN',
+    envelope: { generation: 3, scn: 8, producerGuid: GUID, sequence: 5, payload: { type: RecordType.TXN, ops: [{ kind: 'delete', table: 't', key: ['a'] }] } },
+    hex:
+      '43' + '01' + '04' + '00000003' + '000000000008' + '00112233445566778899aabbccddeeff' + '00000005' + 'b0ae18d3' +
+      Buffer.from('{"ops":[{"kind":"delete","table":"t","key":["a"]}]}').toString('hex'),
   },
   {
     name: 'GENERATION_START',
@@ -213,8 +227,14 @@ test('missing or mistyped fields are errors', () => {
   for (const [type, text, pattern] of cases) assertError(withPayload(type, text), pattern, `type ${type} ${text}`)
 })
 
+test('a TXN record without operations is an error', () => {
+  assertError(withPayload(RecordType.TXN, '{"ops":[]}'), /TXN without operations/, 'empty ops')
+  assertError(withPayload(RecordType.TXN, '{"ops":{}}'), /TXN without operations/, 'ops not a list')
+  assertError(withPayload(RecordType.TXN, '{"count":1}'), /TXN without operations/, 'no ops')
+})
+
 test('an unknown record type is an error', () => {
-  for (const type of [0, 4, 5, 9, 11, 0x7f, 0xff]) assertError(withPayload(type, '{"count":1,"op":{},"node":"a","nonce":"b"}'), /unknown record type/, `type ${type}`)
+  for (const type of [0, 5, 9, 11, 0x7f, 0xff]) assertError(withPayload(type, '{"count":1,"op":{},"node":"a","nonce":"b"}'), /unknown record type/, `type ${type}`)
 })
 
 test('fuzz: 10k random inputs never throw, and garbage is never accepted', () => {
@@ -240,16 +260,16 @@ test('fuzz: 10k random inputs never throw, and garbage is never accepted', () =>
       // decoder's JSON and field checks are reached.
       const body = Buffer.alloc(int(40))
       for (let j = 0; j < body.length; j++) body[j] = int(256)
-      bytes = withPayload([1, 2, 3, 10, int(256)][int(5)], body)
+      bytes = withPayload([1, 2, 3, 4, 10, int(256)][int(6)], body)
     } else {
       // JSON-ish payloads with random field shapes behind a correct checksum.
       const values = ['1', '-1', '0.5', '"s"', 'null', 'true', '[]', '{}', '{"kind":"put"}', '[1,2]', '1e400', '"\\ud800"']
-      const fields = ['count', 'op', 'node', 'nonce', 'type', '__proto__', 'constructor']
+      const fields = ['count', 'op', 'ops', 'node', 'nonce', 'type', '__proto__', 'constructor']
       const parts: string[] = []
       for (let k = int(4); k > 0; k--) parts.push(`"${fields[int(fields.length)]}":${values[int(values.length)]}`)
       let text = `{${parts.join(',')}}`
       if (rand() < 0.2) text = text.slice(0, int(text.length))
-      bytes = withPayload([1, 2, 3, 10, int(256)][int(5)], text)
+      bytes = withPayload([1, 2, 3, 4, 10, int(256)][int(6)], text)
     }
     let r: ReturnType<typeof decodeEnvelope> | undefined
     try {
@@ -266,7 +286,8 @@ test('fuzz: 10k random inputs never throw, and garbage is never accepted', () =>
     accepted++
     // Whatever is accepted is well-typed.
     const p = r.envelope.payload
-    assert.ok([1, 2, 3, 10].includes(p.type), `case ${i}`)
+    assert.ok([1, 2, 3, 4, 10].includes(p.type), `case ${i}`)
+    if (p.type === RecordType.TXN) assert.ok(Array.isArray(p.ops) && p.ops.length > 0, `case ${i}`)
     if (p.type === RecordType.BEGIN || p.type === RecordType.END) assert.ok(Number.isInteger(p.count), `case ${i}`)
     if (p.type === RecordType.DATA) assert.ok(typeof p.op === 'object' && p.op !== null, `case ${i}`)
     if (p.type === RecordType.GENERATION_START) assert.ok(typeof p.node === 'string' && typeof p.nonce === 'string', `case ${i}`)

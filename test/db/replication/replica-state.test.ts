@@ -348,3 +348,36 @@ test('step is pure: the input state is never modified', () => {
   assert.deepEqual(a, b)
   assert.deepEqual(kinds(a.actions), ['apply'])
 })
+
+test('a single TXN record is a whole transaction: applied, fenced and discarded by the same rules', () => {
+  const log = new Log()
+    .genStart(1, 0)
+    .record(1, 1, { type: RecordType.TXN, ops: [put('a'), del('b')] })
+    .record(1, 1, { type: RecordType.TXN, ops: [put('a', 2)] }) // a replay: duplicate
+    .begin(1, 2, 1)
+    .data(1, 2, put('c'))
+    .record(1, 3, { type: RecordType.TXN, ops: [put('d')] }) // ends the open BEGIN…: it is discarded
+    .record(1, 4, { type: RecordType.TXN, ops: [{ kind: 'put', table: 't', key: [] } as unknown as Operation] })
+    .genStart(2, 0, 'n2', G2)
+    .record(1, 5, { type: RecordType.TXN, ops: [put('zombie')] })
+  const { state, perInput } = run(log)
+  assert.deepEqual(perInput[1], [{ kind: 'apply', generation: 1, scn: 1, ops: [put('a'), del('b')], nextOffset: 2 }])
+  assert.deepEqual(perInput[2], [{ kind: 'duplicate', generation: 1, scn: 1 }])
+  assert.deepEqual(perInput[5].map((a) => a.kind), ['discarded', 'apply'])
+  assert.deepEqual(perInput[6].map((a) => a.kind), ['invalid', 'discarded'])
+  assert.deepEqual(perInput[8], [{ kind: 'zombie', generation: 1, scn: 5, appliedGeneration: 2 }])
+  assert.deepEqual([state.generation, state.scn], [2, 0])
+})
+
+test('DATA and END from another producer do not join a transaction begun by the first', () => {
+  const log = new Log()
+    .begin(1, 1, 1, G1)
+    .data(1, 1, put('from-g2'), G2)
+    .data(1, 1, put('from-g1'), G1)
+    .end(1, 1, 1, G2)
+    .end(1, 1, 1, G1)
+  const { actions } = run(log)
+  const applied = actions.filter((a) => a.kind === 'apply')
+  assert.equal(applied.length, 1)
+  assert.deepEqual(applied[0], { kind: 'apply', generation: 1, scn: 1, ops: [put('from-g1')], nextOffset: 5 })
+})
