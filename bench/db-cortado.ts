@@ -92,7 +92,7 @@ export interface CortadoOptions {
   brokerPort: number
   metricsPort: number
   concurrency: number
-  /** Node arguments that run the `cortado` command (default: src/cli/main.ts); tests use a stand-in. */
+  /** Node arguments that run the `cortado` command (default: src/cli/main.ts). */
   command?: string[]
 }
 

@@ -87,7 +87,10 @@ export interface NodeStatus {
 
 /** GET /_node/digest/{db}/{partition} */
 export interface DigestResponse {
+  /** Of the content: documents, index entries, last applied (generation, scn). */
   digest: string
+  /** Of the SQLite file in canonical (VACUUM INTO) form. */
+  fileDigest: string
   generation: number
   scn: number
   documents: number

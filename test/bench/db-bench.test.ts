@@ -137,45 +137,6 @@ void test('latencies are measured from call to completion, and failures are erro
   assert.match(f.firstError ?? '', /boom/)
 })
 
-// A stand-in for `cortado start` that keeps the contract bench/db-cortado.ts is written against:
-// a `cortado ready ... http=<url>` line, the admin call creating the database (503 at first),
-// document writes refused with 503 until partitions have masters, and exit on SIGTERM.
-const FAKE_CORTADO = `
-import { createServer } from 'node:http'
-const arg = (name) => process.argv[process.argv.indexOf(name) + 1]
-const port = Number(arg('--http-port'))
-const docs = new Map()
-let createdAt = 0
-let createCalls = 0
-const server = createServer(async (req, res) => {
-  let body = ''
-  for await (const c of req) body += c
-  if (req.url === '/_admin/databases/bench' && req.method === 'PUT') {
-    if (++createCalls === 1) return res.writeHead(503).end('not yet')
-    const spec = JSON.parse(body)
-    if (spec.partitions !== 8 || spec.replicas !== 3 || spec.tables.docs.key[0] !== 'id') return res.writeHead(400).end('bad spec')
-    createdAt = Date.now()
-    return res.writeHead(201).end('{}')
-  }
-  const m = /^\\/bench\\/docs\\/(.+)$/.exec(req.url)
-  if (m === null || createdAt === 0) return res.writeHead(404).end()
-  if (Date.now() - createdAt < 300) return res.writeHead(503).end('no master yet')
-  if (req.method === 'PUT') {
-    if (req.headers['content-type'] !== 'application/json') return res.writeHead(415).end()
-    docs.set(m[1], body)
-    return res.writeHead(204).end()
-  }
-  const doc = docs.get(m[1])
-  if (doc === undefined) return res.writeHead(404).end()
-  res.writeHead(200, { 'content-type': 'application/json' }).end(doc)
-})
-server.listen(port, '127.0.0.1', () => console.log('cortado ready broker=127.0.0.1:' + arg('--broker-port') + ' http=http://127.0.0.1:' + port))
-process.on('SIGTERM', () => {
-  server.closeAllConnections()
-  server.close(() => process.exit(0))
-})
-`
-
 function freePort(): Promise<number> {
   return new Promise((resolve) => {
     const s = createServer().listen(0, '127.0.0.1', () => {
@@ -185,19 +146,18 @@ function freePort(): Promise<number> {
   })
 }
 
-void test('the Cortado target starts `cortado start`, creates the database, waits out 503s, and cleans up', { timeout: 60_000 }, async () => {
+void test('the Cortado target starts the real `cortado start`, creates the database, writes and reads through the router, and cleans up', { timeout: 120_000 }, async () => {
   const parentDir = mkdtempSync(join(tmpdir(), 'cortado-db-bench-test-'))
   const cleanups: (() => Promise<void>)[] = []
   try {
     const [httpPort, brokerPort, metricsPort] = await Promise.all([freePort(), freePort(), freePort()])
-    const c = await startCortado({ parentDir, httpPort, brokerPort, metricsPort, concurrency: 4, command: ['--input-type=module', '-e', FAKE_CORTADO] },
-      (stop) => cleanups.push(stop))
+    const c = await startCortado({ parentDir, httpPort, brokerPort, metricsPort, concurrency: 4 }, (stop) => cleanups.push(stop))
     assert.match(c.ready, new RegExp(`^cortado ready .*http=http://127.0.0.1:${httpPort}`))
     assert.equal(readdirSync(parentDir).length, 1)
     const written = new WrittenKeys(100)
-    const w = await runPhase({ target: c.target, kind: 'write', concurrency: 4, keys: 100, written, warmupMs: 50, durationMs: 200, seed: 6 })
+    const w = await runPhase({ target: c.target, kind: 'write', concurrency: 4, keys: 100, written, warmupMs: 50, durationMs: 300, seed: 6 })
     assert.equal(w.errors, 0, w.firstError)
-    const r = await runPhase({ target: c.target, kind: 'read', concurrency: 4, keys: 100, written, warmupMs: 50, durationMs: 200, seed: 7 })
+    const r = await runPhase({ target: c.target, kind: 'read', concurrency: 4, keys: 100, written, warmupMs: 50, durationMs: 300, seed: 7 })
     assert.equal(r.errors, 0, r.firstError)
     assert.ok(w.ops > 0 && r.ops > 0)
     assert.equal(c.pids().length, 1)

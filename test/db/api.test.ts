@@ -517,6 +517,7 @@ void test('a 3 MB document is stored and read back byte-identical on every repli
   const digests = (await c.digests(DB))[partition]
   assert.equal(digests.length, 3)
   assert.equal(new Set(digests.map((d) => d.digest)).size, 1, JSON.stringify(digests))
+  assert.equal(new Set(digests.map((d) => d.fileDigest)).size, 1, `replica files are not byte-identical: ${JSON.stringify(digests)}`)
   for (let i = 0; i < 3; i++) {
     const any = await c.http('POST', `/${DB}/_multiget?consistency=any`, { keys: [{ table: 'blobs', key: ['big'] }] })
     const d = (any.body as { documents: { etag: string; doc: { data: string } }[] }).documents[0]
@@ -755,6 +756,7 @@ void test('at the end every replica of every partition has applied everything an
   for (const [p, replicas] of digests.entries()) {
     assert.equal(replicas.length, 3)
     assert.equal(new Set(replicas.map((r) => r.digest)).size, 1, `partition ${p} replicas differ: ${JSON.stringify(replicas)}`)
+    assert.equal(new Set(replicas.map((r) => r.fileDigest)).size, 1, `partition ${p} replica files are not byte-identical: ${JSON.stringify(replicas)}`)
     assert.equal(new Set(replicas.map((r) => `${r.generation}.${r.scn}.${r.documents}`)).size, 1, JSON.stringify(replicas))
     documents += replicas[0].documents
   }

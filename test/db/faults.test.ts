@@ -86,6 +86,7 @@ async function checkReplicasIdentical(): Promise<void> {
   for (const replicas of await cluster.digests(DB)) {
     assert.equal(replicas.length, 3)
     assert.equal(new Set(replicas.map((r) => r.digest)).size, 1, `replicas differ: ${JSON.stringify(replicas)}`)
+    assert.equal(new Set(replicas.map((r) => r.fileDigest)).size, 1, `replica files are not byte-identical: ${JSON.stringify(replicas)}`)
   }
 }
 
@@ -143,6 +144,10 @@ void test('a replica whose data is lost is rebuilt from a peer snapshot plus the
   assert.equal(status.replicas.length, PARTITIONS, 'with 3 nodes and 3 replicas every node holds every partition')
   for (const r of status.replicas) assert.ok(r.bootstrappedFrom !== null && r.bootstrappedFrom !== victim, `partition ${r.partition} was not bootstrapped from a peer`)
   assert.match(node.stderr(), /replica bootstrapped from a snapshot/)
+  // Every node exposes Prometheus metrics on its internal port.
+  const metrics = await (await fetch(`${node.url}/metrics`)).text()
+  assert.match(metrics, /cortado_replication_records_total\{db="faults",partition="\d+",outcome="apply"\} [1-9]/)
+  assert.match(metrics, /cortado_replica_read_offset\{db="faults",partition="\d+",role="(master|slave)"\} [1-9]/)
   await checkReplicasIdentical()
   await checkAcked(load.acked)
 })

@@ -27,6 +27,8 @@ export interface HttpResult {
 export interface ReplicaDigest {
   node: string
   digest: string
+  /** Of the SQLite file in canonical form (byte-identical replicas have equal ones). */
+  fileDigest: string
   generation: number
   scn: number
   documents: number

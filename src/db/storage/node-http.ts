@@ -62,7 +62,7 @@ async function handle(node: StorageNode, req: IncomingMessage, res: ServerRespon
     case 'GET /_node/digest': {
       const r = replicaOf(node, parts[2], Number(parts[3]))
       const applied = r.applied
-      const out: DigestResponse = { digest: r.store.digest(), generation: applied.generation, scn: applied.scn, documents: r.store.count() }
+      const out: DigestResponse = { digest: r.store.digest(), fileDigest: r.store.fileDigest(), generation: applied.generation, scn: applied.scn, documents: r.store.count() }
       return json(res, 200, out)
     }
     default:

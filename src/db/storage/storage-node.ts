@@ -4,7 +4,8 @@
 //
 // A replica placed here with no local file is bootstrapped from a snapshot of another replica
 // (its SQLite file, checkpoint included) and then reads the log after the snapshot's checkpoint.
-import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import { once } from 'node:events'
+import { closeSync, createWriteStream, existsSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync } from 'node:fs'
 import { type Server } from 'node:http'
 import { join } from 'node:path'
 import { type Registry } from 'prom-client'
@@ -166,17 +167,16 @@ export class StorageNode {
       const peer = this.view.nodes.get(peerId)
       if (peer === undefined) continue
       try {
-        const res = await fetch(`${peer.url}/_node/snapshot/${encodeURIComponent(p.db)}/${p.partition}`, { signal: AbortSignal.timeout(60_000) })
-        if (res.status !== 200) continue
-        const bytes = Buffer.from(await res.arrayBuffer())
+        const res = await fetch(`${peer.url}/_node/snapshot/${encodeURIComponent(p.db)}/${p.partition}`)
+        if (res.status !== 200 || res.body === null) continue
         const tmp = `${path}.bootstrap`
-        writeFileSync(tmp, bytes)
+        const bytes = await download(res.body, tmp, (done) => this.#options.log.info('bootstrap in progress', { db: p.db, partition: p.partition, from: peerId, bytes: done }))
         // A WAL left by an earlier store at this path would be replayed over the snapshot.
         rmSync(`${path}-wal`, { force: true })
         rmSync(`${path}-shm`, { force: true })
         renameSync(tmp, path)
         this.#bootstrappedFrom.set(partitionKey(p.db, p.partition), peerId)
-        this.#options.log.info('replica bootstrapped from a snapshot', { db: p.db, partition: p.partition, from: peerId, bytes: bytes.length })
+        this.#options.log.info('replica bootstrapped from a snapshot', { db: p.db, partition: p.partition, from: peerId, bytes })
         return
       } catch (error) {
         rmSync(`${path}.bootstrap`, { force: true })
@@ -216,5 +216,42 @@ export class StorageNode {
     for (const r of this.replicas.values()) r.close()
     this.replicas.clear()
     await this.metadata.close()
+  }
+}
+
+/**
+ * Streams a snapshot into `file` (fsynced), reporting progress every few seconds, and fails if no
+ * byte arrives for 30 s. Resolves with the size.
+ */
+async function download(body: ReadableStream<Uint8Array>, file: string, progress: (bytes: number) => void): Promise<number> {
+  const out = createWriteStream(file)
+  let bytes = 0
+  let lastReport = Date.now()
+  const reader = body.getReader()
+  try {
+    for (;;) {
+      let timer: NodeJS.Timeout | undefined
+      const stalled = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('snapshot download stalled for 30 s')), 30_000)))
+      const chunk = await Promise.race([reader.read(), stalled]).finally(() => clearTimeout(timer))
+      if (chunk.done) break
+      bytes += chunk.value.length
+      if (!out.write(chunk.value)) await once(out, 'drain')
+      if (Date.now() - lastReport > 5000) {
+        lastReport = Date.now()
+        progress(bytes)
+      }
+    }
+    await new Promise<void>((resolve, reject) => out.end((error?: Error | null) => (error ? reject(error) : resolve())))
+    const fd = openSync(file, 'r')
+    try {
+      fsyncSync(fd)
+    } finally {
+      closeSync(fd)
+    }
+    return bytes
+  } catch (error) {
+    out.destroy()
+    await reader.cancel().catch(() => undefined)
+    throw error
   }
 }

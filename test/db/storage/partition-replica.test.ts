@@ -19,7 +19,7 @@ const quiet = new Logger({}, 100)
 
 before(async () => {
   dir = tempDir('replica')
-  broker = await startBroker({ dataDir: join(dir, 'broker') })
+  broker = await startBroker({ dataDir: join(dir, 'broker'), metrics: true })
   await ensureTopic([broker.bootstrap], { name: TOPIC, partitions: 2, replicationFactor: 1, configs: {} })
 })
 
@@ -149,5 +149,28 @@ void test('a restarted replica resumes from its checkpoint; a large transaction 
   } finally {
     await a.close()
     await b.close()
+  }
+})
+
+async function produceRequests(): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${broker.metricsPort}/metrics`)).text()
+  return Number(/cortado_broker_requests_total\{api="Produce"\} (\d+)/.exec(text)?.[1] ?? 0)
+}
+
+void test('concurrent writes to one partition share produce requests (group commit), each still answered only once applied', async () => {
+  const a = member('gc', 0)
+  a.follow()
+  try {
+    a.replica.setMastership(7)
+    await until('master', () => a.replica.role === 'master')
+    const before = await produceRequests()
+    const n = 200
+    const etags = await Promise.all(Array.from({ length: n }, (_, i) => a.replica.write([put(`gc${i}`, { i })])))
+    const requests = (await produceRequests()) - before
+    assert.equal(new Set(etags).size, n)
+    for (let i = 0; i < n; i++) assert.deepEqual(a.replica.get('t', [`gc${i}`])?.doc, { i }, 'answered only after it was applied here')
+    assert.ok(requests <= n / 4, `${n} concurrent writes took ${requests} produce requests`)
+  } finally {
+    await a.close()
   }
 })
