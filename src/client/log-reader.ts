@@ -41,6 +41,9 @@ interface Assignment {
   handler: RecordsHandler
   /** Bumped on every (re)assignment, so a fetch started earlier cannot deliver. */
   epoch: number
+  /** After a partition error, the partition is left out of fetches until then (ms since epoch). */
+  retryAt: number
+  failures: number
 }
 
 const METADATA_MAX_AGE_MS = 5000
@@ -74,7 +77,7 @@ export class LogReader {
   /** Reads `topic`/`partition` from `offset` on, replacing any earlier assignment of it. */
   assign(topic: string, partition: number, offset: number, handler: RecordsHandler): void {
     if (this.#closed) throw new Error('LogReader is closed')
-    this.#assignments.set(key(topic, partition), { topic, partition, next: offset, handler, epoch: ++this.#epoch })
+    this.#assignments.set(key(topic, partition), { topic, partition, next: offset, handler, epoch: ++this.#epoch, retryAt: 0, failures: 0 })
     this.#wake?.()
     if (!this.#running) {
       this.#running = true
@@ -134,7 +137,9 @@ export class LogReader {
     }
     const metadata = this.#metadata.value
     const byLeader = new Map<number, Assignment[]>()
+    const now = Date.now()
     for (const a of assignments) {
+      if (a.retryAt > now) continue
       const leader = metadata.topics.get(a.topic)?.partitions[a.partition]?.leader
       if (leader === undefined || leader < 0) continue
       let list = byLeader.get(leader)
@@ -159,7 +164,7 @@ export class LogReader {
       l.push(a)
     }
     const requested = list.map((a) => ({ a, epoch: a.epoch, next: a.next }))
-    const response = await this.#consumer.fetch({
+    const request = {
       node: leader,
       maxWaitTime: this.#options.maxWaitMs ?? 500,
       minBytes: 1,
@@ -168,6 +173,13 @@ export class LogReader {
         topicId: topics.get(topic)!.id,
         partitions: as.map((a) => ({ partition: a.partition, fetchOffset: BigInt(a.next), partitionMaxBytes: maxPartitionBytes, currentLeaderEpoch: -1, lastFetchedEpoch: -1 })),
       })),
+    }
+    // A partition-level error (say OFFSET_OUT_OF_RANGE) fails the whole call, with the response
+    // attached: the other partitions' records are in it, and the failing one is handled below.
+    const response = await this.#consumer.fetch(request).catch((error: unknown) => {
+      const attached = fetchResponseOf(error)
+      if (attached === undefined) throw error
+      return attached
     })
     const topicById = new Map([...topics].map(([name, t]) => [t.id, name]))
     const work: Promise<void>[] = []
@@ -178,10 +190,14 @@ export class LogReader {
         const req = requested.find((r) => r.a.topic === topic && r.a.partition === p.partitionIndex)
         if (req === undefined) continue
         if (p.errorCode !== 0) {
+          // This partition backs off (100 ms doubling to 5 s); the others carry on.
           this.#metadata = undefined
+          req.a.failures++
+          req.a.retryAt = Date.now() + Math.min(5000, 100 * 2 ** Math.min(6, req.a.failures - 1))
           this.#options.onError?.(new Error(`fetch ${topic}/${p.partitionIndex} at ${req.next}: Kafka error ${p.errorCode}`))
           continue
         }
+        req.a.failures = 0
         const records: LogRecord[] = []
         for (const batch of p.records ?? []) {
           // Control batches (transaction markers) carry no data records.
@@ -219,4 +235,18 @@ export class LogReader {
     // Advance only if the assignment was not replaced while the handler ran.
     if (this.#assignments.get(key(a.topic, a.partition))?.epoch === epoch) a.next = records[records.length - 1].offset + 1
   }
+}
+
+type FetchResponse = Awaited<ReturnType<Consumer<Buffer, Buffer, Buffer, Buffer>['fetch']>>
+
+/** The Fetch response @platformatic/kafka attaches to a ResponseError (possibly nested), if any. */
+function fetchResponseOf(error: unknown, depth = 0): FetchResponse | undefined {
+  if (typeof error !== 'object' || error === null || depth > 3) return undefined
+  const e = error as { response?: { responses?: unknown }; errors?: unknown[] }
+  if (e.response !== undefined && Array.isArray(e.response.responses)) return e.response as FetchResponse
+  for (const inner of e.errors ?? []) {
+    const found = fetchResponseOf(inner, depth + 1)
+    if (found !== undefined) return found
+  }
+  return undefined
 }
