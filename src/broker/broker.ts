@@ -2,11 +2,12 @@
 // retention, metrics. `Broker.start` returns once it accepts connections; `stop` shuts down
 // cleanly (logs closed with their clean-shutdown markers).
 import { randomBytes } from 'node:crypto'
-import { existsSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import * as prom from 'prom-client'
 import { type Registry } from 'prom-client'
 import { ApiKey } from '../protocol/apis.ts'
+import { lockDataDir } from '../util/data-dir-lock.ts'
 import { Logger } from '../util/log.ts'
 import { createRegistry } from '../util/metrics.ts'
 import { BrokerConfig } from './config.ts'
@@ -47,10 +48,7 @@ export interface BrokerOptions {
   readonly registry?: Registry
 }
 
-/** Another process holds the data directory. */
-export class DataDirLockedError extends Error {
-  readonly code = 'DATA_DIR_LOCKED'
-}
+export { DataDirLockedError } from '../util/data-dir-lock.ts'
 
 export class Broker {
   readonly config: BrokerConfig
@@ -73,7 +71,7 @@ export class Broker {
   private retentionTimer: NodeJS.Timeout | undefined
   /** Compaction of cleanup.policy=compact topics (log.cleaner.enable). */
   private cleaner: LogCleaner | undefined
-  private readonly lockPath: string
+  private releaseLock: () => void = () => undefined
 
   private constructor(options: BrokerOptions) {
     this.config = new BrokerConfig(options.settings)
@@ -84,7 +82,6 @@ export class Broker {
     this.log = (options.log ?? new Logger()).child({ component: 'broker', node: this.nodeId })
     this.registry = options.registry ?? createRegistry()
     mkdirSync(this.dataDir, { recursive: true })
-    this.lockPath = join(this.dataDir, '.lock')
     this.lock()
     this.clusterId = this.loadClusterId()
     this.flusher = new Flusher()
@@ -205,21 +202,11 @@ export class Broker {
   }
 
   private lock(): void {
-    if (existsSync(this.lockPath)) {
-      const pid = Number(readFileSync(this.lockPath, 'utf8'))
-      if (pid !== process.pid && processAlive(pid)) {
-        throw new DataDirLockedError(`data directory ${this.dataDir} is in use by process ${pid}`)
-      }
-    }
-    writeFileSync(this.lockPath, String(process.pid))
+    this.releaseLock = lockDataDir(this.dataDir)
   }
 
   private unlock(): void {
-    try {
-      unlinkSync(this.lockPath)
-    } catch {
-      // already gone
-    }
+    this.releaseLock()
   }
 
   private loadClusterId(): string {
@@ -231,30 +218,5 @@ export class Broker {
     const id = randomBytes(16).toString('base64url')
     writeFileSync(path, `# written by cortado broker\nversion=1\ncluster.id=${id}\nnode.id=${this.nodeId}\n`)
     return id
-  }
-}
-
-/**
- * Whether the process that wrote the lock still runs a broker. After kill -9 the pid may linger
- * as a zombie or be reused by an unrelated program, so on Linux its /proc entry must show a
- * live process whose command line is ours.
- */
-function processAlive(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false
-  if (existsSync('/proc/self/stat')) {
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-      const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3)
-      const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8')
-      return state !== 'Z' && state !== 'X' && /cortado|main\.ts/.test(cmdline)
-    } catch {
-      return false
-    }
-  }
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM'
   }
 }

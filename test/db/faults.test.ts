@@ -4,7 +4,10 @@
 // lost and every replica ends identical.
 import assert from 'node:assert/strict'
 import { after, before, test } from 'node:test'
+import { spawnSync } from 'node:child_process'
+import { join } from 'node:path'
 import { partitionOf } from '../../src/db/metadata/model.ts'
+import { MAIN } from '../helpers/broker-process.ts'
 import { type DbCluster, startDbCluster } from '../helpers/db-cluster.ts'
 
 const DB = 'faults'
@@ -89,6 +92,12 @@ async function checkReplicasIdentical(): Promise<void> {
     assert.equal(new Set(replicas.map((r) => r.fileDigest)).size, 1, `replica files are not byte-identical: ${JSON.stringify(replicas)}`)
   }
 }
+
+void test('a second storage node on a data directory in use is refused', () => {
+  const res = spawnSync(process.execPath, [MAIN, 'node', '--id', 'n1', '--data-dir', join(cluster.dir, 'nodes', 'n1'), '--bootstrap', cluster.broker.bootstrap], { encoding: 'utf8', timeout: 30_000 })
+  assert.equal(res.status, 1)
+  assert.match(res.stderr, /data directory .* is in use by process \d+/)
+})
 
 void test('a slave SIGKILLed under write load and restarted catches up; nothing acknowledged is lost', async () => {
   const v = await view()

@@ -11,6 +11,7 @@ import { join } from 'node:path'
 import { type Registry } from 'prom-client'
 import { LogReader } from '../../client/log-reader.ts'
 import { ReliableProducer } from '../../client/reliable-producer.ts'
+import { lockDataDir } from '../../util/data-dir-lock.ts'
 import { type Logger } from '../../util/log.ts'
 import { type MetadataView, MetadataLog, partitionKey } from '../metadata/metadata-log.ts'
 import { type NodeInfo, type PartitionInfo } from '../metadata/model.ts'
@@ -49,6 +50,7 @@ export class StorageNode {
   #url = ''
   #reconciling: Promise<void> = Promise.resolve()
   #closed = false
+  #unlock: () => void = () => undefined
 
   private constructor(options: StorageNodeOptions) {
     this.id = options.id
@@ -60,8 +62,11 @@ export class StorageNode {
   }
 
   static async start(options: StorageNodeOptions): Promise<StorageNode> {
-    const node = new StorageNode(options)
     mkdirSync(options.dataDir, { recursive: true })
+    // Two nodes on one data directory would apply every transaction twice into the same files.
+    const unlock = lockDataDir(options.dataDir)
+    const node = new StorageNode(options)
+    node.#unlock = unlock
     await node.metadata.start()
     const { server, url } = await startNodeHttp(node, options.host ?? '127.0.0.1', options.port ?? 0, options.log)
     node.#server = server
@@ -216,6 +221,7 @@ export class StorageNode {
     for (const r of this.replicas.values()) r.close()
     this.replicas.clear()
     await this.metadata.close()
+    this.#unlock()
   }
 }
 
