@@ -51,7 +51,9 @@ const STATUS: Record<DbErrorCode, number> = {
 }
 
 /** Codes after which the request is known not to have been applied, so it is safe to resend. */
-export const RETRIABLE_CODES: ReadonlySet<DbErrorCode> = new Set(['NO_MASTER', 'NOT_MASTER', 'NOT_APPLIED', 'REPLICA_NOT_READY'])
+// MASTER_ERROR is among them: a fenced master refuses before writing anything, and by then the
+// metadata names (or is about to name) another master.
+export const RETRIABLE_CODES: ReadonlySet<DbErrorCode> = new Set(['NO_MASTER', 'NOT_MASTER', 'NOT_APPLIED', 'REPLICA_NOT_READY', 'MASTER_ERROR'])
 
 export class DbError extends Error {
   readonly code: DbErrorCode
