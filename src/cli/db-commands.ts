@@ -1,8 +1,9 @@
 // The database's processes as commands:
 //   cortado node    one storage node (its own process)
 //   cortado router  the HTTP router
+//   cortado controller  a cluster controller (active or standby: the metadata log decides)
 //   cortado start   the local cluster: the embedded broker (or --bootstrap an external Kafka),
-//                   N storage node processes (restarted if they die) and the router.
+//                   N storage node processes (restarted if they die), a controller and the router.
 import { Admin } from '@platformatic/kafka'
 import { type ChildProcess, spawn } from 'node:child_process'
 import { mkdirSync } from 'node:fs'
@@ -10,6 +11,7 @@ import { join, resolve } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { Broker } from '../broker/broker.ts'
+import { Controller } from '../db/controller/controller.ts'
 import { checkReplicationTopics } from '../db/kafka-topics.ts'
 import { METADATA_TOPIC } from '../db/metadata/metadata-log.ts'
 import { Router } from '../db/router/router.ts'
@@ -69,6 +71,28 @@ export async function runRouter(cmd: RouterCommand): Promise<void> {
   const router = await Router.start({ ...cmd, log, registry: createRegistry() })
   process.stdout.write(`cortado router ready http=${router.url}\n`)
   onStop(() => router.close(), log)
+}
+
+export interface ControllerCommand {
+  id: string
+  bootstrap: string[]
+  nodeSessionMs?: number
+  controllerSessionMs?: number
+  replicationFactor: number
+  metricsPort?: number
+}
+
+export async function runController(cmd: ControllerCommand): Promise<void> {
+  const log = new Logger({ component: 'controller', id: cmd.id })
+  const registry = createRegistry()
+  const config = { ...(cmd.nodeSessionMs === undefined ? {} : { nodeSessionMs: cmd.nodeSessionMs }), ...(cmd.controllerSessionMs === undefined ? {} : { controllerSessionMs: cmd.controllerSessionMs }) }
+  const controller = await Controller.start({ id: cmd.id, bootstrap: cmd.bootstrap, log, registry, config, replicationFactor: cmd.replicationFactor })
+  const metrics = cmd.metricsPort === undefined ? undefined : await serveMetrics(registry, '127.0.0.1', cmd.metricsPort)
+  process.stdout.write(`cortado controller ready id=${cmd.id} pid=${process.pid}\n`)
+  onStop(async () => {
+    metrics?.close()
+    await controller.close()
+  }, log)
 }
 
 async function brokerCount(bootstrap: string[]): Promise<number> {
@@ -160,8 +184,10 @@ export async function runStart(cmd: StartCommand): Promise<void> {
   const metrics = await serveMetrics(registry, '127.0.0.1', cmd.metricsPort)
   const metricsAddress = metrics.address()
   const metricsPort = typeof metricsAddress === 'object' && metricsAddress !== null ? metricsAddress.port : cmd.metricsPort
-  // The router first: it creates the metadata topic the nodes register in.
+  // The router first: it creates the metadata topic the nodes register in. Then the controller
+  // (one here; `cortado controller` runs more, as standbys).
   const router = await Router.start({ bootstrap, host: '127.0.0.1', port: cmd.httpPort, log: log.child({ component: 'router' }), registry, replicationFactor })
+  const controller = await Controller.start({ id: 'controller-1', bootstrap, log: log.child({ component: 'controller' }), registry, replicationFactor })
   const nodes = Array.from({ length: cmd.nodes }, (_, i) => {
     const id = `node-${i + 1}`
     const args = ['--id', id, '--data-dir', join(dataDir, 'nodes', id), '--bootstrap', bootstrap.join(','), '--replication-factor', String(replicationFactor)]
@@ -197,6 +223,7 @@ export async function runStart(cmd: StartCommand): Promise<void> {
   )
   onStop(async () => {
     await router.close()
+    await controller.close()
     await Promise.all(nodes.map((n) => n.stop()))
     metrics.close()
     await broker?.stop()

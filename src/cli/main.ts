@@ -9,7 +9,7 @@ import { ConfigError, parseConfigArgs } from '../broker/config.ts'
 import { Logger } from '../util/log.ts'
 import { serveMetrics } from '../util/metrics.ts'
 import { audit, consume, parseTime, produce } from './client-commands.ts'
-import { runNode, runRouter, runStart } from './db-commands.ts'
+import { runController, runNode, runRouter, runStart } from './db-commands.ts'
 
 const USAGE = `usage:
   cortado broker --port <n> --data-dir <dir> [--host 127.0.0.1] [--config key=value]... [--metrics-port <n>]
@@ -17,6 +17,7 @@ const USAGE = `usage:
                 [--bootstrap <host:port,...>] [--config key=value]...
   cortado node --id <id> --data-dir <dir> --bootstrap <host:port> [--port 0] [--rack <r>] [--segment-size <bytes>]
   cortado router --bootstrap <host:port> [--http-port 8080] [--retry-ms 10000]
+  cortado controller --id <id> --bootstrap <host:port> [--node-session-ms 1500] [--controller-session-ms 3000]
   cortado produce --bootstrap <host:port> --topic <t> [--key <k>] [--file <path>] [--segment-size <bytes>]
   cortado consume --bootstrap <host:port> --topic <t> [--group <g>] [--from-beginning] [--count <n>] [--output <dir>]
   cortado audit --bootstrap <host:port> --topic <t> --group <g> --from <time> --to <time>
@@ -163,6 +164,29 @@ async function main(argv: string[]): Promise<void> {
       rack: values.rack ?? null,
       segmentSize: values['segment-size'] === undefined ? undefined : positive(values['segment-size'], 'segment-size'),
       replicationFactor: values['replication-factor'] === undefined ? 1 : positive(values['replication-factor'], 'replication-factor'),
+    })
+    return
+  }
+  if (command === 'controller') {
+    const { values } = parseArgs({
+      args: rest,
+      options: {
+        id: { type: 'string' },
+        bootstrap: { type: 'string' },
+        'node-session-ms': { type: 'string' },
+        'controller-session-ms': { type: 'string' },
+        'replication-factor': { type: 'string' },
+        'metrics-port': { type: 'string' },
+      },
+      strict: true,
+    })
+    await runController({
+      id: required(values.id, 'id'),
+      bootstrap: required(values.bootstrap, 'bootstrap').split(','),
+      nodeSessionMs: values['node-session-ms'] === undefined ? undefined : positive(values['node-session-ms'], 'node-session-ms'),
+      controllerSessionMs: values['controller-session-ms'] === undefined ? undefined : positive(values['controller-session-ms'], 'controller-session-ms'),
+      replicationFactor: values['replication-factor'] === undefined ? 1 : positive(values['replication-factor'], 'replication-factor'),
+      metricsPort: values['metrics-port'] === undefined ? undefined : intOption('metrics-port', values['metrics-port']),
     })
     return
   }

@@ -11,6 +11,7 @@ import { MAIN } from '../helpers/broker-process.ts'
 import { type DbCluster, startDbCluster } from '../helpers/db-cluster.ts'
 
 const DB = 'faults'
+const ITEM_SCHEMA = { type: 'record', name: 'Item', fields: [{ name: 'id', type: 'string' }, { name: 'writer', type: 'int' }, { name: 'seq', type: 'int' }, { name: 'payload', type: 'string' }] }
 const PARTITIONS = 6
 let cluster: DbCluster
 
@@ -20,11 +21,11 @@ interface ClusterView {
 }
 
 before(async () => {
-  cluster = await startDbCluster({ nodes: 3, routerRetryMs: 1500 })
+  cluster = await startDbCluster({ nodes: 3, routerRetryMs: 4000, nodeSessionMs: 1000 })
   const res = await cluster.http('PUT', `/_admin/databases/${DB}`, {
     partitions: PARTITIONS,
     replicas: 3,
-    tables: { items: { key: ['id'], schema: { type: 'record', name: 'Item', fields: [{ name: 'id', type: 'string' }, { name: 'writer', type: 'int' }, { name: 'seq', type: 'int' }, { name: 'payload', type: 'string' }] } } },
+    tables: { items: { key: ['id'], schema: ITEM_SCHEMA } },
   })
   assert.equal(res.status, 201, JSON.stringify(res.body))
 })
@@ -44,15 +45,14 @@ interface Load {
   stop(): Promise<void>
 }
 
-/** Writers each putting new documents in a loop; `skip` leaves out partitions (e.g. a dead node's). */
-function startLoad(writers: number, skip: (partition: number) => boolean = () => false): Load {
+/** Writers each putting new documents in a loop. */
+function startLoad(writers: number): Load {
   const acked = new Map<string, string>()
   const failed = new Map<number, number>()
   let running = true
   const loops = Array.from({ length: writers }, async (_, w) => {
     for (let seq = 0; running; seq++) {
       const id = `w${w}-${seq}-${Date.now() % 1000}`
-      if (skip(partitionOf(id, PARTITIONS))) continue
       const res = await cluster.http('PUT', `/${DB}/items/${id}`, { id, writer: w, seq, payload: 'p'.repeat(200) }).catch(() => ({ status: 0, body: undefined, headers: new Headers() }))
       if (res.status === 200) acked.set(id, (res.body as { etag: string }).etag)
       else failed.set(res.status, (failed.get(res.status) ?? 0) + 1)
@@ -99,50 +99,71 @@ void test('a second storage node on a data directory in use is refused', () => {
   assert.match(res.stderr, /data directory .* is in use by process \d+/)
 })
 
-void test('a slave SIGKILLed under write load and restarted catches up; nothing acknowledged is lost', async () => {
+void test('a node SIGKILLed under write load: the controller fails its partitions over, the node restarts and catches up; nothing acknowledged is lost', async (t) => {
   const v = await view()
   const victim = 'n3'
-  const mastered = new Set(v.databases[0].partitions.filter((p) => p.master === victim).map((p) => p.partition))
+  const mastered = v.databases[0].partitions.filter((p) => p.master === victim)
+  assert.ok(mastered.length > 0, 'the victim masters some partitions')
   const pidBefore = v.nodes.find((n) => n.id === victim)!.pid
-  // Writes go to partitions the victim is only a slave of (its own partitions have no master while it is down; failover is the controller's job).
-  // One document in a partition the victim masters, written before it dies.
-  let written = 'pre-0'
-  for (let i = 1; !mastered.has(partitionOf(written, PARTITIONS)); i++) written = `pre-${i}`
-  assert.equal((await cluster.http('PUT', `/${DB}/items/${written}`, { id: written, writer: 0, seq: 0, payload: '' })).status, 200)
-  await cluster.waitCaughtUp(DB)
-  const load = startLoad(6, (p) => mastered.has(p))
+  const load = startLoad(6)
   await new Promise((r) => setTimeout(r, 800))
   await cluster.nodes.get(victim)!.kill()
-  const ackedAtKill = load.acked.size
-  await new Promise((r) => setTimeout(r, 1500))
-  assert.ok(load.acked.size > ackedAtKill, 'writes go on while a slave is down')
-  assert.equal((await view()).nodes.find((n) => n.id === victim)!.status, 'down')
-  // A partition whose master is down: writes get 503 with Retry-After (after the router's retries);
-  // reads that allow any replica are still served by a slave.
-  let orphan = 'orphan-0'
-  for (let i = 1; !mastered.has(partitionOf(orphan, PARTITIONS)); i++) orphan = `orphan-${i}`
-  const refused = await cluster.http('PUT', `/${DB}/items/${orphan}`, { id: orphan, writer: 0, seq: 0, payload: '' })
-  assert.equal(refused.status, 503)
-  assert.equal(refused.headers.get('retry-after'), '1')
-  assert.equal((refused.body as { error: { code: string } }).error.code, 'NO_MASTER')
-  const read = await cluster.http('GET', `/${DB}/items/${written}?consistency=any`)
-  assert.equal(read.status, 200)
-  assert.equal((read.body as { id: string }).id, written)
+  const killedAt = Date.now()
+  // The first write acknowledged on a partition the victim mastered, after the kill.
+  let firstWriteAfter: number | undefined
+  const probe = (async () => {
+    for (let i = 0; firstWriteAfter === undefined && Date.now() - killedAt < 20_000; i++) {
+      const id = `probe-${i}`
+      if (!mastered.some((p) => p.partition === partitionOf(id, PARTITIONS))) continue
+      const res = await cluster.http('PUT', `/${DB}/items/${id}`, { id, writer: 99, seq: i, payload: '' })
+      if (res.status === 200) firstWriteAfter = Date.now() - killedAt
+    }
+  })()
+  await probe
+  assert.ok(firstWriteAfter !== undefined, 'writes to the dead master\'s partitions resumed')
+  t.diagnostic(`kill to first accepted write on a new master: ${firstWriteAfter} ms`)
+  const after = await view()
+  assert.equal(after.nodes.find((n) => n.id === victim)!.status, 'down')
+  for (const p of mastered) {
+    const now = after.databases[0].partitions.find((x) => x.partition === p.partition)!
+    assert.notEqual(now.master, victim)
+    assert.equal(now.generation, p.generation + 1)
+  }
+  // A database with one replica on the dead node has no master to fail over to: 503 + Retry-After.
+  const single = await cluster.http('PUT', '/_admin/databases/single', { partitions: 1, replicas: 1, tables: { items: { key: ['id'], schema: ITEM_SCHEMA } } })
+  assert.equal(single.status, 201, JSON.stringify(single.body))
   await cluster.startNode(victim)
   await new Promise((r) => setTimeout(r, 500))
   await load.stop()
-  assert.equal(load.failed.size, 0, `writes failed: ${JSON.stringify([...load.failed])}`)
+  // Writes in flight on the victim when it died have an unknown outcome (504); nothing else failed.
+  assert.deepEqual([...load.failed.keys()].filter((status) => status !== 504), [], `writes failed: ${JSON.stringify([...load.failed])}`)
+  assert.ok((load.failed.get(504) ?? 0) <= 6)
   assert.ok(load.acked.size > 50, `only ${load.acked.size} writes`)
-  const after = await view()
-  assert.notEqual(after.nodes.find((n) => n.id === victim)!.pid, pidBefore)
+  assert.notEqual((await view()).nodes.find((n) => n.id === victim)!.pid, pidBefore)
   await checkReplicasIdentical()
   await checkAcked(load.acked)
 })
 
+void test('a partition whose every replica is down answers 503 with Retry-After; once its node is back it takes writes again', async () => {
+  const v = (await cluster.http('GET', '/_admin/cluster')).body as ClusterView & { databases: { name: string; partitions: { master: string }[] }[] }
+  const holder = v.databases.find((d) => d.name === 'single')!.partitions[0].master
+  assert.equal((await cluster.http('PUT', '/single/items/x', { id: 'x', writer: 0, seq: 0, payload: '' })).status, 200)
+  await cluster.nodes.get(holder)!.kill()
+  const refused = await cluster.http('PUT', '/single/items/y', { id: 'y', writer: 0, seq: 0, payload: '' })
+  assert.equal(refused.status, 503)
+  assert.equal(refused.headers.get('retry-after'), '1')
+  assert.equal((refused.body as { error: { code: string } }).error.code, 'NO_MASTER')
+  await cluster.startNode(holder)
+  // Back in its generation: the same data, writes again.
+  const read = await cluster.http('GET', '/single/items/x')
+  assert.equal(read.status, 200)
+  assert.equal((await cluster.http('PUT', '/single/items/y', { id: 'y', writer: 0, seq: 0, payload: '' })).status, 200)
+  await cluster.waitCaughtUp(DB)
+})
+
 void test('a replica whose data is lost is rebuilt from a peer snapshot plus the log after it', async () => {
   const victim = 'n2'
-  const v0 = await view()
-  const load = startLoad(3, (p) => v0.databases[0].partitions.find((x) => x.partition === p)!.master === victim)
+  const load = startLoad(3)
   await new Promise((r) => setTimeout(r, 500))
   await cluster.nodes.get(victim)!.kill()
   await new Promise((r) => setTimeout(r, 500))

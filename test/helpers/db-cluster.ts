@@ -38,6 +38,9 @@ export interface DbCluster {
   readonly broker: BrokerProcess
   readonly router: ServiceProcess
   readonly nodes: Map<string, ServiceProcess>
+  readonly controllers: Map<string, ServiceProcess>
+  /** Starts (or restarts) a controller. */
+  startController(id: string): Promise<ServiceProcess>
   readonly dir: string
   /** Starts (or restarts) a storage node; `wipe` deletes its data first. */
   startNode(id: string, options?: { wipe?: boolean; rack?: string }): Promise<ServiceProcess>
@@ -80,7 +83,18 @@ function spawnService(args: string[], readyPattern: RegExp, what: string): Promi
   })
 }
 
-export async function startDbCluster(options: { nodes?: number; brokerConfig?: Record<string, string>; segmentSize?: number; routerRetryMs?: number } = {}): Promise<DbCluster> {
+export interface DbClusterOptions {
+  nodes?: number
+  /** Controllers to start (default 1; more run as standbys). */
+  controllers?: number
+  nodeSessionMs?: number
+  controllerSessionMs?: number
+  brokerConfig?: Record<string, string>
+  segmentSize?: number
+  routerRetryMs?: number
+}
+
+export async function startDbCluster(options: DbClusterOptions = {}): Promise<DbCluster> {
   const dir = tempDir('db-cluster')
   const broker = await startBroker({ dataDir: join(dir, 'broker'), config: options.brokerConfig })
   const routerArgs = ['router', '--bootstrap', broker.bootstrap, '--http-port', '0']
@@ -98,6 +112,16 @@ export async function startDbCluster(options: { nodes?: number; brokerConfig?: R
     nodes.set(id, node)
     return node
   }
+  const controllers = new Map<string, ServiceProcess>()
+  const startController = async (id: string) => {
+    const args = ['controller', '--id', id, '--bootstrap', broker.bootstrap]
+    if (options.nodeSessionMs !== undefined) args.push('--node-session-ms', String(options.nodeSessionMs))
+    if (options.controllerSessionMs !== undefined) args.push('--controller-session-ms', String(options.controllerSessionMs))
+    const controller = await spawnService(args, /^cortado controller ready id=(\S+)/, `controller ${id}`)
+    controllers.set(id, controller)
+    return controller
+  }
+  await Promise.all(Array.from({ length: options.controllers ?? 1 }, (_, i) => startController(`c${i + 1}`)))
   await Promise.all(Array.from({ length: options.nodes ?? 3 }, (_, i) => startNode(`n${i + 1}`)))
 
   const http = async (method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<HttpResult> => {
@@ -120,6 +144,8 @@ export async function startDbCluster(options: { nodes?: number; brokerConfig?: R
     broker,
     router,
     nodes,
+    controllers,
+    startController,
     dir,
     startNode,
     http,
@@ -158,6 +184,7 @@ export async function startDbCluster(options: { nodes?: number; brokerConfig?: R
     },
     async stop() {
       await router.stop()
+      await Promise.all([...controllers.values()].map((c) => c.stop()))
       await Promise.all([...nodes.values()].map((n) => n.stop()))
       await broker.stop()
       removeDir(dir)

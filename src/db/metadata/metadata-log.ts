@@ -1,9 +1,15 @@
 // The cluster metadata topic `__cortado_metadata`: one compacted partition of JSON records keyed
 //   node/<id>              → NodeInfo          (written by each storage node at start)
+//   heartbeat/<id>         → NodeReport        (each storage node, every 250 ms: liveness and
+//                                               the current state of its replicas)
 //   db/<name>              → DatabaseInfo      (written by the admin API)
-//   partition/<db>/<p>     → PartitionInfo     (written by the admin API; the controller later)
+//   command/<id>           → a request to the controller (admin API), deleted once done
+//   controller             → {id, epoch}       (the active controller's claim and heartbeats)
+//   partition/<db>/<p>     → PartitionInfo + controllerEpoch (written by the active controller)
 // Every process reads it from the beginning into a MetadataView and follows it; writes go through
-// the reliable producer, and a writer can wait until its own write is visible.
+// the reliable producer, and a writer can wait until its own write is visible. A placement whose
+// controller epoch is below the highest epoch read so far comes from a deposed controller and is
+// not followed.
 import { LogReader, type LogRecord } from '../../client/log-reader.ts'
 import { ReliableProducer } from '../../client/reliable-producer.ts'
 import { ensureTopic } from '../kafka-topics.ts'
@@ -18,6 +24,8 @@ export interface MetadataView {
   partitions: Map<string, PartitionInfo>
   /** Next metadata offset to read: everything below it is in the view. */
   offset: number
+  /** The active controller as far as the log says (epoch 0: none yet). */
+  controller: { id: string | null; epoch: number }
 }
 
 export const partitionKey = (db: string, partition: number): string => `${db}/${partition}`
@@ -31,11 +39,12 @@ export interface MetadataLogOptions {
 }
 
 export class MetadataLog {
-  readonly view: MetadataView = { nodes: new Map(), databases: new Map(), partitions: new Map(), offset: 0 }
+  readonly view: MetadataView = { nodes: new Map(), databases: new Map(), partitions: new Map(), offset: 0, controller: { id: null, epoch: 0 } }
   readonly #options: MetadataLogOptions
   readonly #reader: LogReader
   #producer: ReliableProducer | undefined
   readonly #listeners: ((changed: string[]) => void)[] = []
+  readonly #recordListeners: ((key: string, value: unknown) => void)[] = []
   #waiters: { offset: number; resolve: () => void }[] = []
 
   constructor(options: MetadataLogOptions) {
@@ -56,9 +65,14 @@ export class MetadataLog {
     await this.waitFor(end)
   }
 
-  /** Called with the keys that changed, after the view is updated. */
+  /** Called with the keys that changed (nodes, databases, placements, controller), after the view is updated. */
   onChange(listener: (changed: string[]) => void): void {
     this.#listeners.push(listener)
+  }
+
+  /** Called with every record, in log order (heartbeats and commands included). */
+  onRecord(listener: (key: string, value: unknown) => void): void {
+    this.#recordListeners.push(listener)
   }
 
   /** Resolves once every metadata record below `offset` is in the view. */
@@ -68,12 +82,17 @@ export class MetadataLog {
   }
 
   /** Writes a record (null deletes) and resolves with the offset after it, once it is in the view. */
-  async put(key: string, value: NodeInfo | DatabaseInfo | PartitionInfo | null): Promise<number> {
-    this.#producer ??= new ReliableProducer({ bootstrap: this.#options.bootstrap, clientId: `${this.#options.clientId}-metadata-writer` })
-    const ack = await this.#producer.send({ topic: METADATA_TOPIC, partition: 0, key: Buffer.from(key), value: value === null ? null : Buffer.from(JSON.stringify(value)) })
-    const next = Number(ack.offset) + 1
+  async put(key: string, value: unknown): Promise<number> {
+    const next = await this.send(key, value)
     await this.waitFor(next)
     return next
+  }
+
+  /** Writes a record and resolves with the offset after it once the log has it (not waiting to read it back). */
+  async send(key: string, value: unknown): Promise<number> {
+    this.#producer ??= new ReliableProducer({ bootstrap: this.#options.bootstrap, clientId: `${this.#options.clientId}-metadata-writer` })
+    const ack = await this.#producer.send({ topic: METADATA_TOPIC, partition: 0, key: Buffer.from(key), value: value === null ? null : Buffer.from(JSON.stringify(value)) })
+    return Number(ack.offset) + 1
   }
 
   async close(): Promise<void> {
@@ -94,12 +113,21 @@ export class MetadataLog {
           continue
         }
       }
+      for (const l of this.#recordListeners) l(key, value)
       const [kind, ...rest] = key.split('/')
       const id = rest.join('/')
       if (kind === 'node') setOrDelete(this.view.nodes, id, value as NodeInfo | null)
       else if (kind === 'db') setOrDelete(this.view.databases, id, value as DatabaseInfo | null)
-      else if (kind === 'partition') setOrDelete(this.view.partitions, id, value as PartitionInfo | null)
-      else continue
+      else if (kind === 'partition') {
+        // A deposed controller's placements are not followed.
+        const epoch = (value as { controllerEpoch?: number } | null)?.controllerEpoch ?? 0
+        if (value !== null && epoch < this.view.controller.epoch) continue
+        setOrDelete(this.view.partitions, id, value as PartitionInfo | null)
+      } else if (key === 'controller') {
+        const v = value as { id?: unknown; epoch?: unknown } | null
+        if (v === null || typeof v.id !== 'string' || !Number.isInteger(v.epoch) || (v.epoch as number) <= this.view.controller.epoch) continue
+        this.view.controller = { id: v.id, epoch: v.epoch as number }
+      } else continue
       changed.push(key)
     }
     this.view.offset = records[records.length - 1].offset + 1

@@ -1,14 +1,15 @@
-// Admin routes under /_admin/: databases (create with static placement, read, list), schema
-// versions, a planned mastership move, and the cluster view (nodes and every partition's replicas
-// with their applied (generation, scn)). Until the controller exists the router writes placement
-// to the metadata topic itself; a single router may do so (see docs/database.md).
+// Admin routes under /_admin/: databases (create, read, list), schema versions, a planned
+// mastership move, and the cluster view (nodes, the controller, and every partition's replicas
+// with their applied (generation, scn)). The router writes definitions and requests; placements
+// are the controller's alone (src/db/controller/), and the routes wait until it has acted.
+import { randomUUID } from 'node:crypto'
 import { isDeepStrictEqual } from 'node:util'
 import { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import { type Logger } from '../../util/log.ts'
 import { DbError } from '../errors.ts'
 import { ensureTopic } from '../kafka-topics.ts'
 import { partitionKey } from '../metadata/metadata-log.ts'
-import { type DatabaseInfo, parseDatabase, placePartitions, withSchemaVersion } from '../metadata/model.ts'
+import { type DatabaseInfo, parseDatabase, withSchemaVersion } from '../metadata/model.ts'
 import { type NodeStatus } from '../node-api.ts'
 import { type ClusterClient } from './cluster-client.ts'
 
@@ -40,11 +41,13 @@ const databaseBody = {
   },
 }
 
-/** True when every partition of `db` has its assigned master taking writes. */
+/** True when every partition of `db` is placed and has its assigned master taking writes. */
 function mastersReady(cluster: ClusterClient, db: string, statuses: Map<string, NodeStatus | null>): boolean {
-  const info = cluster.database(db)
+  const info = cluster.metadata.view.databases.get(db)
+  if (info === undefined) return false
   for (let p = 0; p < info.partitions; p++) {
-    const part = cluster.partition(db, p)
+    const part = cluster.metadata.view.partitions.get(partitionKey(db, p))
+    if (part === undefined) return false
     const r = part.master === null ? undefined : statuses.get(part.master)?.replicas.find((x) => x.db === db && x.partition === p)
     if (r === undefined || r.role !== 'master' || r.masterGeneration !== part.generation) return false
   }
@@ -102,16 +105,17 @@ export function adminRoutes(app: FastifyInstance, cluster: ClusterClient, option
     return reply.code(ready ? 201 : 202).send(describe(db))
   })
 
+  // The controller places the database once its definition is in the metadata log; the
+  // request waits for every partition to have a master taking writes.
   const create = async (db: DatabaseInfo) => {
     const name = db.name
     const statuses = await cluster.statuses()
     const live = [...metadata.view.nodes.values()].filter((n) => statuses.get(n.id) !== null)
-    const placement = placePartitions(db, live)
+    if (live.length < db.replicas) throw new DbError('NOT_ENOUGH_NODES', `database ${name} needs ${db.replicas} storage nodes, ${live.length} are up`)
     const configs: Record<string, string> = { 'cleanup.policy': 'delete', 'retention.ms': '-1', 'retention.bytes': '-1' }
     if (options.replicationFactor >= 3) Object.assign(configs, { 'min.insync.replicas': '2', 'unclean.leader.election.enable': 'false' })
     await ensureTopic(options.bootstrap, { name: db.topic, partitions: db.partitions, replicationFactor: options.replicationFactor, configs })
     await metadata.put(`db/${name}`, db)
-    for (const p of placement) await metadata.put(`partition/${partitionKey(name, p.partition)}`, p)
     options.log.info('database created', { db: name, partitions: db.partitions, replicas: db.replicas, topic: db.topic })
   }
 
@@ -160,14 +164,18 @@ export function adminRoutes(app: FastifyInstance, cluster: ClusterClient, option
         const current = cluster.partition(name, partition)
         if (!current.replicas.includes(target)) throw new DbError('BAD_REQUEST', `node ${target} holds no replica of partition ${partition} (replicas: ${current.replicas.join(', ')})`)
         if (current.master === target) return null
-        const next = { ...current, generation: current.generation + 1, master: target }
-        await metadata.put(`partition/${partitionKey(name, partition)}`, next)
-        options.log.info('mastership moved', { db: name, partition, from: current.master, to: target, generation: next.generation })
-        return next
+        // The controller makes the move (it alone writes placements, under its epoch).
+        await metadata.put(`command/${randomUUID()}`, { type: 'move-master', db: name, partition, node: target })
+        options.log.info('mastership move requested', { db: name, partition, from: current.master, to: target })
+        return current
       })
       if (next === null) return reply.send(cluster.partition(name, partition))
-      const ready = await cluster.waitUntil((s) => mastersReady(cluster, name, s), settleMs)
-      return reply.code(ready ? 200 : 202).send(next)
+      const moved = () => {
+        const p = metadata.view.partitions.get(partitionKey(name, partition))
+        return p !== undefined && p.master === target && p.generation > next.generation
+      }
+      const ready = await cluster.waitUntil((s) => moved() && mastersReady(cluster, name, s), settleMs)
+      return reply.code(ready ? 200 : 202).send(cluster.partition(name, partition))
     },
   )
 
@@ -190,6 +198,6 @@ export function adminRoutes(app: FastifyInstance, cluster: ClusterClient, option
         }
       }),
     }))
-    return reply.send({ nodes, databases })
+    return reply.send({ controller: metadata.view.controller, nodes, databases })
   })
 }

@@ -14,6 +14,7 @@ import { ReliableProducer } from '../../client/reliable-producer.ts'
 import { lockDataDir } from '../../util/data-dir-lock.ts'
 import { type Logger } from '../../util/log.ts'
 import { type MetadataView, MetadataLog, partitionKey } from '../metadata/metadata-log.ts'
+import { type NodeReport } from '../controller/controller-state.ts'
 import { type NodeInfo, type PartitionInfo } from '../metadata/model.ts'
 import { type NodeStatus, type ReplicaStatus } from '../node-api.ts'
 import { startNodeHttp } from './node-http.ts'
@@ -34,6 +35,8 @@ export interface StorageNodeOptions {
   registry: Registry
   /** Replication factor for topics this node may create (1 on the embedded broker). */
   replicationFactor?: number
+  /** How often the node writes its heartbeat (default 250 ms). */
+  heartbeatMs?: number
 }
 
 export class StorageNode {
@@ -50,6 +53,7 @@ export class StorageNode {
   #url = ''
   #reconciling: Promise<void> = Promise.resolve()
   #closed = false
+  #heartbeat: NodeJS.Timeout | undefined
   #unlock: () => void = () => undefined
 
   private constructor(options: StorageNodeOptions) {
@@ -74,6 +78,7 @@ export class StorageNode {
     node.metadata.onChange(() => node.#scheduleReconcile())
     const info: NodeInfo = { id: options.id, url, rack: options.rack ?? null, pid: process.pid, startedAt: Date.now() }
     await node.metadata.put(`node/${options.id}`, info)
+    node.#startHeartbeats(options.heartbeatMs ?? 250)
     node.#scheduleReconcile()
     await node.#reconciling
     options.log.info('storage node ready', { id: options.id, url, replicas: node.replicas.size })
@@ -98,6 +103,26 @@ export class StorageNode {
 
   replica(db: string, partition: number): PartitionReplica | undefined {
     return this.replicas.get(partitionKey(db, partition))
+  }
+
+  /**
+   * Liveness and current state for the controller: `heartbeat/<id>` with each replica's role and
+   * applied (generation, scn), every `intervalMs` (one in flight at a time).
+   */
+  #startHeartbeats(intervalMs: number): void {
+    let inFlight = false
+    this.#heartbeat = setInterval(() => {
+      if (inFlight || this.#closed) return
+      inFlight = true
+      const report: NodeReport = {
+        id: this.id,
+        replicas: [...this.replicas.values()].map((r) => ({ db: r.db, partition: r.partition, role: r.role, generation: r.applied.generation, scn: r.applied.scn })),
+      }
+      this.metadata
+        .send(`heartbeat/${this.id}`, report)
+        .catch((error: unknown) => this.#options.log.warn('heartbeat not written', { error: String(error) }))
+        .finally(() => (inFlight = false))
+    }, intervalMs)
   }
 
   #scheduleReconcile(): void {
@@ -210,6 +235,7 @@ export class StorageNode {
 
   async close(): Promise<void> {
     this.#closed = true
+    clearInterval(this.#heartbeat)
     const server = this.#server
     if (server !== undefined) {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()))

@@ -1,0 +1,236 @@
+// The cluster controller's state machine (issue 6), in the role Apache Helix played for Espresso,
+// coordinating through Kafka alone: everything it knows and decides is a record of the compacted
+// metadata topic, read by every process in the same order. A plain function of
+// (state, event) → (state, actions): events are metadata records and clock ticks, actions are
+// records to write. The runtime (controller.ts) feeds it and writes; tests and the simulator drive
+// it with their own clock and log.
+//
+// Leadership (one active controller, any number of standbys), fenced by the log's order:
+// - `controller` → {id, epoch}: a claim when the epoch is new, a heartbeat when it repeats the
+//   active controller's. The first claim of epoch e+1 in the log wins; a later claim of the same
+//   epoch is ignored, and its author, reading the winner's first, stays a standby.
+// - A standby claims epoch e+1 once it has not seen the active controller's heartbeat for
+//   `controllerSessionMs`. Nobody acts on a claim before reading it back from the log.
+// - Every placement the controller writes carries its epoch; readers drop placements whose epoch
+//   is below the highest they have read (metadata-log.ts), so a deposed controller that wakes up
+//   (SIGSTOP, GC pause) writes nothing anyone follows.
+//
+// What the active controller does on each tick:
+// - places databases that have no placement yet (placement over the live nodes);
+// - fails over: for each partition whose master is dead (no `heartbeat/<node>` for
+//   `nodeSessionMs`), makes the most caught-up live replica master under generation + 1, all
+//   partitions in the same tick; a partition with no live replica waits for one;
+// - runs commands written by the admin API (`command/<id>`: a planned mastership move), then
+//   deletes them.
+import { type DatabaseInfo, type NodeInfo, type PartitionInfo, placePartitions } from '../metadata/model.ts'
+
+export interface ControllerConfig {
+  /** A node is dead when its last heartbeat is older than this. */
+  nodeSessionMs: number
+  /** A standby claims leadership when the active controller's last heartbeat is older than this. */
+  controllerSessionMs: number
+  /** How often the active controller writes its heartbeat. */
+  controllerHeartbeatMs: number
+}
+
+/** What a node reports in its heartbeat: the current state of its replicas. */
+export interface NodeReport {
+  id: string
+  replicas: { db: string; partition: number; role: string; generation: number; scn: number }[]
+}
+
+export interface MoveCommand {
+  type: 'move-master'
+  db: string
+  partition: number
+  node: string
+}
+
+export interface PlacedPartition extends PartitionInfo {
+  /** The controller epoch that wrote this placement. */
+  controllerEpoch: number
+}
+
+export interface ControllerState {
+  readonly self: string
+  /** Highest controller epoch read from the log, and who holds it. */
+  epoch: number
+  leader: string | null
+  /** Local time the leader's latest claim or heartbeat was read. */
+  leaderSeenAt: number
+  /** Our own claim in flight (the epoch claimed and when), not yet read back. */
+  claim: { epoch: number; at: number } | null
+  /** Local time of our last heartbeat as active controller. */
+  lastBeatAt: number
+  nodes: Map<string, NodeInfo>
+  /** Local time each node's latest heartbeat was read, and what it reported. */
+  heartbeats: Map<string, { at: number; report: NodeReport }>
+  databases: Map<string, DatabaseInfo>
+  partitions: Map<string, PlacedPartition>
+  commands: Map<string, MoveCommand>
+  /** Decisions written and not yet read back, by key, so a tick does not write them twice. */
+  inFlight: Map<string, number>
+}
+
+export type ControllerEvent = { kind: 'record'; key: string; value: unknown; now: number } | { kind: 'tick'; now: number }
+
+export type ControllerAction =
+  | { kind: 'write'; key: string; value: unknown }
+  | { kind: 'log'; level: 'info' | 'warn'; msg: string; fields: Record<string, unknown> }
+
+export function initialControllerState(self: string): ControllerState {
+  return {
+    self,
+    epoch: 0,
+    leader: null,
+    leaderSeenAt: 0,
+    claim: null,
+    lastBeatAt: 0,
+    nodes: new Map(),
+    heartbeats: new Map(),
+    databases: new Map(),
+    partitions: new Map(),
+    commands: new Map(),
+    inFlight: new Map(),
+  }
+}
+
+/** Whether this controller is the active one (as far as the log read so far says). */
+export const isActive = (s: ControllerState): boolean => s.leader === s.self
+
+/** A written decision is re-issued if it has not been read back within this long. */
+const IN_FLIGHT_MS = 5000
+
+export function step(state: ControllerState, event: ControllerEvent, config: ControllerConfig): { state: ControllerState; actions: ControllerAction[] } {
+  const actions: ControllerAction[] = []
+  const s = state
+  if (event.kind === 'record') {
+    applyRecord(s, event.key, event.value, event.now, actions)
+    return { state: s, actions }
+  }
+  const now = event.now
+  for (const [key, at] of s.inFlight) if (now - at > IN_FLIGHT_MS) s.inFlight.delete(key)
+  if (!isActive(s)) {
+    const leaderGone = s.leader === null || now - s.leaderSeenAt > config.controllerSessionMs
+    if (leaderGone && (s.claim === null || now - s.claim.at > config.controllerSessionMs)) {
+      s.claim = { epoch: s.epoch + 1, at: now }
+      actions.push({ kind: 'write', key: 'controller', value: { id: s.self, epoch: s.epoch + 1 } })
+      actions.push({ kind: 'log', level: 'info', msg: 'claiming controller leadership', fields: { epoch: s.epoch + 1, previous: s.leader } })
+    }
+    return { state: s, actions }
+  }
+  if (now - s.lastBeatAt >= config.controllerHeartbeatMs) {
+    s.lastBeatAt = now
+    actions.push({ kind: 'write', key: 'controller', value: { id: s.self, epoch: s.epoch } })
+  }
+  const live = new Set([...s.nodes.keys()].filter((id) => alive(s, id, now, config)))
+  placeNewDatabases(s, live, actions, now)
+  failOver(s, live, actions, now)
+  runCommands(s, live, actions, now)
+  return { state: s, actions }
+}
+
+function alive(s: ControllerState, id: string, now: number, config: ControllerConfig): boolean {
+  const hb = s.heartbeats.get(id)
+  return hb !== undefined && now - hb.at <= config.nodeSessionMs
+}
+
+function applyRecord(s: ControllerState, key: string, value: unknown, now: number, actions: ControllerAction[]): void {
+  s.inFlight.delete(key)
+  const [kind, ...rest] = key.split('/')
+  const id = rest.join('/')
+  if (key === 'controller') {
+    const v = value as { id?: unknown; epoch?: unknown } | null
+    if (v === null || typeof v.id !== 'string' || !Number.isInteger(v.epoch)) return
+    const epoch = v.epoch as number
+    if (epoch > s.epoch) {
+      const wasActive = isActive(s)
+      s.epoch = epoch
+      s.leader = v.id
+      s.leaderSeenAt = now
+      if (s.claim !== null && s.claim.epoch <= epoch) s.claim = null
+      if (v.id === s.self) {
+        s.lastBeatAt = now
+        actions.push({ kind: 'log', level: 'info', msg: 'active controller', fields: { epoch } })
+      } else if (wasActive) {
+        actions.push({ kind: 'log', level: 'warn', msg: 'deposed: another controller took over', fields: { epoch, leader: v.id } })
+      }
+    } else if (epoch === s.epoch && v.id === s.leader) {
+      s.leaderSeenAt = now
+    }
+    return
+  }
+  if (kind === 'node') setOrDelete(s.nodes, id, value as NodeInfo | null)
+  else if (kind === 'db') setOrDelete(s.databases, id, value as DatabaseInfo | null)
+  else if (kind === 'command') setOrDelete(s.commands, id, value as MoveCommand | null)
+  else if (kind === 'heartbeat') {
+    if (value === null) s.heartbeats.delete(id)
+    else s.heartbeats.set(id, { at: now, report: value as NodeReport })
+  } else if (kind === 'partition') {
+    const p = value as PlacedPartition | null
+    // Placements of a deposed controller are not followed.
+    if (p !== null && (p.controllerEpoch ?? 0) < s.epoch) return
+    setOrDelete(s.partitions, id, p)
+  }
+}
+
+function setOrDelete<T>(map: Map<string, T>, key: string, value: T | null): void {
+  if (value === null) map.delete(key)
+  else map.set(key, value)
+}
+
+function write(s: ControllerState, actions: ControllerAction[], key: string, value: unknown, now: number): void {
+  if (s.inFlight.has(key)) return
+  s.inFlight.set(key, now)
+  actions.push({ kind: 'write', key, value })
+}
+
+function placeNewDatabases(s: ControllerState, live: Set<string>, actions: ControllerAction[], now: number): void {
+  for (const db of s.databases.values()) {
+    if (s.partitions.has(`${db.name}/0`) || s.inFlight.has(`partition/${db.name}/0`)) continue
+    const nodes = [...s.nodes.values()].filter((n) => live.has(n.id))
+    if (nodes.length < db.replicas) {
+      actions.push({ kind: 'log', level: 'warn', msg: 'database waits for enough live nodes to be placed', fields: { db: db.name, replicas: db.replicas, live: nodes.length } })
+      continue
+    }
+    for (const p of placePartitions(db, nodes)) write(s, actions, `partition/${db.name}/${p.partition}`, { ...p, controllerEpoch: s.epoch }, now)
+    actions.push({ kind: 'log', level: 'info', msg: 'database placed', fields: { db: db.name, partitions: db.partitions, nodes: nodes.map((n) => n.id) } })
+  }
+}
+
+/** The live replica of `p` that has applied the most (ties: the first in the replica list). */
+function mostCaughtUp(s: ControllerState, p: PlacedPartition, live: Set<string>, exclude: string | null): string | null {
+  let best: { id: string; generation: number; scn: number } | null = null
+  for (const id of p.replicas) {
+    if (id === exclude || !live.has(id)) continue
+    const r = s.heartbeats.get(id)?.report.replicas.find((x) => x.db === p.db && x.partition === p.partition)
+    const generation = r?.generation ?? -1
+    const scn = r?.scn ?? -1
+    if (best === null || generation > best.generation || (generation === best.generation && scn > best.scn)) best = { id, generation, scn }
+  }
+  return best?.id ?? null
+}
+
+function failOver(s: ControllerState, live: Set<string>, actions: ControllerAction[], now: number): void {
+  for (const [k, p] of s.partitions) {
+    if (p.master !== null && live.has(p.master)) continue
+    const next = mostCaughtUp(s, p, live, null)
+    if (next === null) continue
+    write(s, actions, `partition/${k}`, { ...p, master: next, generation: p.generation + 1, controllerEpoch: s.epoch }, now)
+    actions.push({ kind: 'log', level: 'info', msg: 'failover: new master', fields: { db: p.db, partition: p.partition, from: p.master, to: next, generation: p.generation + 1 } })
+  }
+}
+
+function runCommands(s: ControllerState, live: Set<string>, actions: ControllerAction[], now: number): void {
+  for (const [id, c] of s.commands) {
+    // A command waits while its partition has a decision in flight (it applies to what is read back).
+    if (s.inFlight.has(`command/${id}`) || s.inFlight.has(`partition/${c.db}/${c.partition}`)) continue
+    const p = s.partitions.get(`${c.db}/${c.partition}`)
+    if (c.type === 'move-master' && p !== undefined && p.replicas.includes(c.node) && p.master !== c.node && live.has(c.node)) {
+      write(s, actions, `partition/${c.db}/${c.partition}`, { ...p, master: c.node, generation: p.generation + 1, controllerEpoch: s.epoch }, now)
+      actions.push({ kind: 'log', level: 'info', msg: 'mastership moved on request', fields: { db: c.db, partition: c.partition, from: p.master, to: c.node, generation: p.generation + 1 } })
+    }
+    // Done (or impossible: the admin API checked what it could; the requester sees no move).
+    write(s, actions, `command/${id}`, null, now)
+  }
+}

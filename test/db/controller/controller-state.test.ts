@@ -1,0 +1,223 @@
+// The controller state machine (src/db/controller/controller-state.ts) driven by hand and by a
+// seeded simulator: leadership decided by log order, fencing of a deposed controller, placement,
+// failover to the most caught-up replica, planned moves; and, over many random schedules of
+// controller and node deaths, pauses and log delays, the safety rules hold.
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import { type ControllerAction, type ControllerConfig, type ControllerState, initialControllerState, isActive, step } from '../../../src/db/controller/controller-state.ts'
+import { type DatabaseInfo, type NodeInfo } from '../../../src/db/metadata/model.ts'
+
+const CONFIG: ControllerConfig = { nodeSessionMs: 1000, controllerSessionMs: 2000, controllerHeartbeatMs: 300 }
+
+type Rec = { key: string; value: unknown }
+
+/** A controller reading a shared log in order, up to wherever it has got. */
+class Reader {
+  state: ControllerState
+  read = 0
+  constructor(id: string) {
+    this.state = initialControllerState(id)
+  }
+  catchUp(log: Rec[], now: number, upTo = log.length): ControllerAction[] {
+    const out: ControllerAction[] = []
+    for (; this.read < upTo; this.read++) out.push(...step(this.state, { kind: 'record', ...log[this.read], now }, CONFIG).actions)
+    return out
+  }
+  tick(now: number): Rec[] {
+    return step(this.state, { kind: 'tick', now }, CONFIG)
+      .actions.filter((a): a is ControllerAction & { kind: 'write' } => a.kind === 'write')
+      .map((a) => ({ key: a.key, value: a.value }))
+  }
+}
+
+const node = (id: string): NodeInfo => ({ id, url: `http://${id}`, rack: null, pid: 1, startedAt: 0 })
+const db = (name: string, partitions: number, replicas = 3): DatabaseInfo => ({ name, partitions, replicas, topic: `cortado-db-${name}`, tables: {} })
+const heartbeat = (id: string, replicas: { db: string; partition: number; generation: number; scn: number }[] = []): Rec => ({
+  key: `heartbeat/${id}`,
+  value: { id, replicas: replicas.map((r) => ({ ...r, role: 'slave' })) },
+})
+
+/** A cluster of 3 registered, heartbeating nodes and an active controller `a`. */
+function started(): { log: Rec[]; a: Reader; now: number } {
+  const log: Rec[] = [{ key: 'node/n1', value: node('n1') }, { key: 'node/n2', value: node('n2') }, { key: 'node/n3', value: node('n3') }, heartbeat('n1'), heartbeat('n2'), heartbeat('n3')]
+  const a = new Reader('a')
+  a.catchUp(log, 0)
+  log.push(...a.tick(0))
+  a.catchUp(log, 0)
+  assert.ok(isActive(a.state))
+  return { log, a, now: 0 }
+}
+
+void test('leadership goes to the first claim in the log; a later claim of the same epoch loses', () => {
+  const log: Rec[] = []
+  const a = new Reader('a')
+  const b = new Reader('b')
+  const claims = [...b.tick(0), ...a.tick(0)] // b's claim lands first
+  assert.deepEqual(claims.map((c) => c.value), [{ id: 'b', epoch: 1 }, { id: 'a', epoch: 1 }])
+  log.push(...claims)
+  a.catchUp(log, 1)
+  b.catchUp(log, 1)
+  assert.ok(isActive(b.state))
+  assert.ok(!isActive(a.state))
+  assert.equal(a.state.leader, 'b')
+  // The standby does not claim again while the leader's heartbeats keep coming.
+  for (let t = 100; t < 5000; t += 100) {
+    log.push(...b.tick(t))
+    b.catchUp(log, t)
+    assert.deepEqual(a.tick(t), [])
+    a.catchUp(log, t)
+  }
+  assert.equal(a.state.epoch, 1)
+})
+
+void test('a standby takes over when the leader falls silent; the deposed leader\'s placements are not followed', () => {
+  const { log, a } = started()
+  log.push({ key: 'db/d', value: db('d', 2) })
+  const b = new Reader('b')
+  b.catchUp(log, 0)
+  a.catchUp(log, 0)
+  log.push(...a.tick(100))
+  a.catchUp(log, 100)
+  b.catchUp(log, 100)
+  assert.equal(b.state.partitions.size, 2)
+  // a goes silent (paused); b claims after the controller session.
+  assert.deepEqual(b.tick(1500), [])
+  const claim = b.tick(2200)
+  assert.deepEqual(claim.map((c) => c.value), [{ id: 'b', epoch: 2 }])
+  log.push(...claim)
+  b.catchUp(log, 2200)
+  assert.ok(isActive(b.state))
+  // a wakes up, still believing it leads, and writes a placement under epoch 1 before reading on.
+  log.push({ key: 'partition/d/0', value: { db: 'd', partition: 0, generation: 9, master: 'n3', replicas: ['n1', 'n2', 'n3'], controllerEpoch: 1 } })
+  a.catchUp(log, 2300)
+  b.catchUp(log, 2300)
+  for (const r of [a, b]) assert.notEqual(r.state.partitions.get('d/0')?.generation, 9, 'a placement of a deposed controller is ignored')
+  assert.ok(!isActive(a.state), 'the deposed controller learns it from the log')
+})
+
+void test('databases are placed once enough nodes are alive; failover picks the most caught-up live replica, all partitions in one tick', () => {
+  const { log, a } = started()
+  log.push({ key: 'db/big', value: db('big', 4, 5) })
+  a.catchUp(log, 10)
+  assert.deepEqual(a.tick(20).filter((w) => w.key.startsWith('partition/')), [], 'waits for 5 live nodes')
+  log.push({ key: 'db/d', value: db('d', 3) })
+  a.catchUp(log, 30)
+  const placed = a.tick(400).filter((w) => w.key.startsWith('partition/d/'))
+  assert.equal(placed.length, 3)
+  log.push(...placed)
+  a.catchUp(log, 400)
+  // n1 masters partition 0; n2 has applied more of it than n3.
+  const p0 = a.state.partitions.get('d/0')!
+  const dead = p0.master!
+  const [x, y] = p0.replicas.filter((r) => r !== dead)
+  log.push(heartbeat(x, [{ db: 'd', partition: 0, generation: 1, scn: 5 }]), heartbeat(y, [{ db: 'd', partition: 0, generation: 1, scn: 9 }]))
+  a.catchUp(log, 900)
+  assert.deepEqual(a.tick(900).filter((w) => w.key.startsWith('partition/')), [], 'no failover while every node is within its session')
+  // Only x and y keep heartbeating.
+  log.push(heartbeat(x, [{ db: 'd', partition: 0, generation: 1, scn: 5 }]), heartbeat(y, [{ db: 'd', partition: 0, generation: 1, scn: 9 }]))
+  a.catchUp(log, 1500)
+  const failovers = a.tick(1500).filter((w) => w.key.startsWith('partition/'))
+  const mastered = [...a.state.partitions.values()].filter((p) => p.master === dead).map((p) => `partition/d/${p.partition}`)
+  assert.deepEqual(failovers.map((f) => f.key).sort(), mastered.sort(), 'every partition of the dead master, in one tick')
+  const f0 = failovers.find((f) => f.key === 'partition/d/0')!.value as { master: string; generation: number; controllerEpoch: number }
+  assert.deepEqual([f0.master, f0.generation, f0.controllerEpoch], [y, 2, a.state.epoch])
+  assert.deepEqual(a.tick(1600).filter((w) => w.key.startsWith('partition/')), [], 'a decision is not written twice before it is read back')
+})
+
+void test('move commands: carried out in order, one generation each, then deleted', () => {
+  const { log, a } = started()
+  log.push({ key: 'db/d', value: db('d', 1) })
+  a.catchUp(log, 10)
+  log.push(...a.tick(400))
+  a.catchUp(log, 400)
+  const p = a.state.partitions.get('d/0')!
+  const [t1, t2] = p.replicas.filter((r) => r !== p.master)
+  log.push({ key: 'command/x', value: { type: 'move-master', db: 'd', partition: 0, node: t1 } }, { key: 'command/y', value: { type: 'move-master', db: 'd', partition: 0, node: t2 } })
+  log.push(heartbeat('n1'), heartbeat('n2'), heartbeat('n3'))
+  a.catchUp(log, 500)
+  const first = a.tick(600)
+  assert.deepEqual(first.filter((w) => w.key.startsWith('partition/')).map((w) => (w.value as { master: string }).master), [t1])
+  log.push(...first)
+  a.catchUp(log, 650)
+  const second = a.tick(700)
+  log.push(...second)
+  a.catchUp(log, 750)
+  const now = a.state.partitions.get('d/0')!
+  assert.deepEqual([now.master, now.generation], [t2, p.generation + 2])
+  assert.equal(a.state.commands.size, 0)
+})
+
+function mulberry32(seed: number): () => number {
+  let s = seed >>> 0
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0
+    let t = s
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+void test('simulator: over random schedules of controller pauses, node deaths and log delays, one epoch has one leader, generations only grow, and live partitions end with a live master', () => {
+  let takeovers = 0
+  let failovers = 0
+  for (let seed = 1; seed <= 150; seed++) {
+    const rand = mulberry32(seed)
+    const log: Rec[] = [{ key: 'db/d', value: db('d', 4) }]
+    const nodes = ['n1', 'n2', 'n3', 'n4']
+    for (const n of nodes) log.push({ key: `node/${n}`, value: node(n) })
+    const controllers = ['a', 'b', 'c'].map((id) => new Reader(id))
+    const pausedUntil = new Map<string, number>()
+    const deadUntil = new Map<string, number>()
+    for (let now = 0; now < 20_000; now += 50) {
+      // Faults: a controller pauses for up to 4 s; a node dies for up to 3 s.
+      if (rand() < 0.004) pausedUntil.set(controllers[Math.floor(rand() * 3)].state.self, now + rand() * 4000)
+      if (rand() < 0.004) deadUntil.set(nodes[Math.floor(rand() * nodes.length)], now + rand() * 3000)
+      if (now > 15_000) {
+        pausedUntil.clear()
+        deadUntil.clear()
+      }
+      for (const n of nodes) if (now % 250 === 0 && (deadUntil.get(n) ?? 0) <= now) log.push(heartbeat(n, [{ db: 'd', partition: 0, generation: 0, scn: Math.floor(now / 100) }]))
+      for (const c of controllers) {
+        if ((pausedUntil.get(c.state.self) ?? 0) > now) continue
+        // Each controller reads the log with its own random lag, then ticks.
+        const lag = Math.floor(rand() * 3)
+        c.catchUp(log, now, Math.max(c.read, log.length - lag))
+        log.push(...c.tick(now))
+      }
+    }
+    // Safety over the whole log: one id per epoch among claims that won; generations grow per partition
+    // among followed placements; followed placements never come from an older epoch.
+    const winners = new Map<number, string>()
+    let epoch = 0
+    const generation = new Map<string, number>()
+    for (const r of log) {
+      if (r.key === 'controller') {
+        const v = r.value as { id: string; epoch: number }
+        if (v.epoch > epoch) {
+          epoch = v.epoch
+          winners.set(v.epoch, v.id)
+          if (epoch > 1) takeovers++
+        }
+      } else if (r.key.startsWith('partition/')) {
+        const p = r.value as { generation: number; controllerEpoch: number }
+        if (p.controllerEpoch < epoch) continue
+        const prev = generation.get(r.key) ?? 0
+        assert.ok(p.generation > prev || (prev === 1 && p.generation === 1), `seed ${seed}: ${r.key} generation ${p.generation} after ${prev}`)
+        if (p.generation > 1) failovers++
+        generation.set(r.key, p.generation)
+      }
+    }
+    // Liveness after the faults stop: every controller agrees on one leader, and every partition
+    // has a live master (all nodes are alive again).
+    const leaders = new Set(controllers.map((c) => c.state.leader))
+    assert.equal(leaders.size, 1, `seed ${seed}: controllers disagree on the leader`)
+    const active = controllers.find((c) => isActive(c.state))
+    assert.ok(active !== undefined, `seed ${seed}: no active controller`)
+    assert.equal(active.state.partitions.size, 4, `seed ${seed}: database not placed`)
+    for (const p of active.state.partitions.values()) assert.ok(p.master !== null && nodes.includes(p.master), `seed ${seed}: ${p.partition} has no master`)
+  }
+  // The schedules did exercise takeovers and failovers.
+  assert.ok(takeovers > 20, `only ${takeovers} controller takeovers`)
+  assert.ok(failovers > 100, `only ${failovers} failovers`)
+})
