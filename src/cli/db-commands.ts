@@ -78,6 +78,7 @@ export interface ControllerCommand {
   bootstrap: string[]
   nodeSessionMs?: number
   controllerSessionMs?: number
+  rereplicationDelayMs?: number
   replicationFactor: number
   metricsPort?: number
 }
@@ -85,7 +86,11 @@ export interface ControllerCommand {
 export async function runController(cmd: ControllerCommand): Promise<void> {
   const log = new Logger({ component: 'controller', id: cmd.id })
   const registry = createRegistry()
-  const config = { ...(cmd.nodeSessionMs === undefined ? {} : { nodeSessionMs: cmd.nodeSessionMs }), ...(cmd.controllerSessionMs === undefined ? {} : { controllerSessionMs: cmd.controllerSessionMs }) }
+  const config = {
+    ...(cmd.nodeSessionMs === undefined ? {} : { nodeSessionMs: cmd.nodeSessionMs }),
+    ...(cmd.controllerSessionMs === undefined ? {} : { controllerSessionMs: cmd.controllerSessionMs }),
+    ...(cmd.rereplicationDelayMs === undefined ? {} : { rereplicationDelayMs: cmd.rereplicationDelayMs }),
+  }
   const controller = await Controller.start({ id: cmd.id, bootstrap: cmd.bootstrap, log, registry, config, replicationFactor: cmd.replicationFactor })
   const metrics = cmd.metricsPort === undefined ? undefined : await serveMetrics(registry, '127.0.0.1', cmd.metricsPort)
   process.stdout.write(`cortado controller ready id=${cmd.id} pid=${process.pid}\n`)

@@ -17,7 +17,7 @@ const USAGE = `usage:
                 [--bootstrap <host:port,...>] [--config key=value]...
   cortado node --id <id> --data-dir <dir> --bootstrap <host:port> [--port 0] [--rack <r>] [--segment-size <bytes>]
   cortado router --bootstrap <host:port> [--http-port 8080] [--retry-ms 10000]
-  cortado controller --id <id> --bootstrap <host:port> [--node-session-ms 1500] [--controller-session-ms 3000]
+  cortado controller --id <id> --bootstrap <host:port> [--node-session-ms 1500] [--controller-session-ms 3000] [--rereplication-delay-ms 60000]
   cortado produce --bootstrap <host:port> --topic <t> [--key <k>] [--file <path>] [--segment-size <bytes>]
   cortado consume --bootstrap <host:port> --topic <t> [--group <g>] [--from-beginning] [--count <n>] [--output <dir>]
   cortado audit --bootstrap <host:port> --topic <t> --group <g> --from <time> --to <time>
@@ -175,6 +175,7 @@ async function main(argv: string[]): Promise<void> {
         bootstrap: { type: 'string' },
         'node-session-ms': { type: 'string' },
         'controller-session-ms': { type: 'string' },
+        'rereplication-delay-ms': { type: 'string' },
         'replication-factor': { type: 'string' },
         'metrics-port': { type: 'string' },
       },
@@ -185,6 +186,7 @@ async function main(argv: string[]): Promise<void> {
       bootstrap: required(values.bootstrap, 'bootstrap').split(','),
       nodeSessionMs: values['node-session-ms'] === undefined ? undefined : positive(values['node-session-ms'], 'node-session-ms'),
       controllerSessionMs: values['controller-session-ms'] === undefined ? undefined : positive(values['controller-session-ms'], 'controller-session-ms'),
+      rereplicationDelayMs: values['rereplication-delay-ms'] === undefined ? undefined : positive(values['rereplication-delay-ms'], 'rereplication-delay-ms'),
       replicationFactor: values['replication-factor'] === undefined ? 1 : positive(values['replication-factor'], 'replication-factor'),
       metricsPort: values['metrics-port'] === undefined ? undefined : intOption('metrics-port', values['metrics-port']),
     })

@@ -89,6 +89,7 @@ export interface DbClusterOptions {
   controllers?: number
   nodeSessionMs?: number
   controllerSessionMs?: number
+  rereplicationDelayMs?: number
   brokerConfig?: Record<string, string>
   segmentSize?: number
   routerRetryMs?: number
@@ -117,6 +118,7 @@ export async function startDbCluster(options: DbClusterOptions = {}): Promise<Db
     const args = ['controller', '--id', id, '--bootstrap', broker.bootstrap]
     if (options.nodeSessionMs !== undefined) args.push('--node-session-ms', String(options.nodeSessionMs))
     if (options.controllerSessionMs !== undefined) args.push('--controller-session-ms', String(options.controllerSessionMs))
+    if (options.rereplicationDelayMs !== undefined) args.push('--rereplication-delay-ms', String(options.rereplicationDelayMs))
     const controller = await spawnService(args, /^cortado controller ready id=(\S+)/, `controller ${id}`)
     controllers.set(id, controller)
     return controller

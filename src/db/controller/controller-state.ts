@@ -31,6 +31,12 @@ export interface ControllerConfig {
   controllerSessionMs: number
   /** How often the active controller writes its heartbeat. */
   controllerHeartbeatMs: number
+  /** A dead node's replicas are rebuilt elsewhere once it has been dead this long (it may come back first). */
+  rereplicationDelayMs: number
+  /** Most replicas being added (bootstrapping) at once, cluster-wide: re-replication is throttled. */
+  maxConcurrentMoves: number
+  /** A new replica counts as caught up within this many transactions of its master. */
+  caughtUpScns: number
 }
 
 /** What a node reports in its heartbeat: the current state of its replicas. */
@@ -49,6 +55,11 @@ export interface MoveCommand {
 export interface PlacedPartition extends PartitionInfo {
   /** The controller epoch that wrote this placement. */
   controllerEpoch: number
+  /**
+   * A replica move in progress: `to` was added to the replicas and is bootstrapping; once it has
+   * caught up, `from` is dropped (after its mastership, if any, has moved).
+   */
+  move?: { from: string; to: string }
 }
 
 export interface ControllerState {
@@ -68,6 +79,10 @@ export interface ControllerState {
   databases: Map<string, DatabaseInfo>
   partitions: Map<string, PlacedPartition>
   commands: Map<string, MoveCommand>
+  /** Nodes being decommissioned (their replicas move away). */
+  decommissioned: Set<string>
+  /** Local time each dead node was first found dead. */
+  deadSince: Map<string, number>
   /** Decisions written and not yet read back, by key, so a tick does not write them twice. */
   inFlight: Map<string, number>
 }
@@ -91,6 +106,8 @@ export function initialControllerState(self: string): ControllerState {
     databases: new Map(),
     partitions: new Map(),
     commands: new Map(),
+    decommissioned: new Set(),
+    deadSince: new Map(),
     inFlight: new Map(),
   }
 }
@@ -124,9 +141,14 @@ export function step(state: ControllerState, event: ControllerEvent, config: Con
     actions.push({ kind: 'write', key: 'controller', value: { id: s.self, epoch: s.epoch } })
   }
   const live = new Set([...s.nodes.keys()].filter((id) => alive(s, id, now, config)))
+  for (const id of s.nodes.keys()) {
+    if (live.has(id)) s.deadSince.delete(id)
+    else if (!s.deadSince.has(id)) s.deadSince.set(id, now)
+  }
   placeNewDatabases(s, live, actions, now)
   failOver(s, live, actions, now)
   runCommands(s, live, actions, now)
+  rebalance(s, live, actions, now, config)
   return { state: s, actions }
 }
 
@@ -163,6 +185,10 @@ function applyRecord(s: ControllerState, key: string, value: unknown, now: numbe
   if (kind === 'node') setOrDelete(s.nodes, id, value as NodeInfo | null)
   else if (kind === 'db') setOrDelete(s.databases, id, value as DatabaseInfo | null)
   else if (kind === 'command') setOrDelete(s.commands, id, value as MoveCommand | null)
+  else if (kind === 'decommission') {
+    if (value === null) s.decommissioned.delete(id)
+    else s.decommissioned.add(id)
+  }
   else if (kind === 'heartbeat') {
     if (value === null) s.heartbeats.delete(id)
     else s.heartbeats.set(id, { at: now, report: value as NodeReport })
@@ -227,10 +253,103 @@ function runCommands(s: ControllerState, live: Set<string>, actions: ControllerA
     if (s.inFlight.has(`command/${id}`) || s.inFlight.has(`partition/${c.db}/${c.partition}`)) continue
     const p = s.partitions.get(`${c.db}/${c.partition}`)
     if (c.type === 'move-master' && p !== undefined && p.replicas.includes(c.node) && p.master !== c.node && live.has(c.node)) {
-      write(s, actions, `partition/${c.db}/${c.partition}`, { ...p, master: c.node, generation: p.generation + 1, controllerEpoch: s.epoch }, now)
+      // The target becomes the preferred master (first replica), so the move sticks.
+      const replicas = [c.node, ...p.replicas.filter((r) => r !== c.node)]
+      write(s, actions, `partition/${c.db}/${c.partition}`, { ...p, replicas, master: c.node, generation: p.generation + 1, controllerEpoch: s.epoch }, now)
       actions.push({ kind: 'log', level: 'info', msg: 'mastership moved on request', fields: { db: c.db, partition: c.partition, from: p.master, to: c.node, generation: p.generation + 1 } })
     }
     // Done (or impossible: the admin API checked what it could; the requester sees no move).
     write(s, actions, `command/${id}`, null, now)
   }
+}
+
+/**
+ * Moves replicas so that every partition has its replica count on live, not decommissioned nodes,
+ * spread as evenly as the nodes allow, and masters back on their preferred replicas: minimal
+ * movement, one replica at a time per partition, at most `maxConcurrentMoves` bootstrapping at once.
+ *
+ * A move is two placements: first the new replica is added (`move: {from, to}`), it bootstraps
+ * (snapshot + log) while the old one still serves; once it has caught up with its master the old
+ * one is dropped — after its mastership, if it had it, has moved to a caught-up replica.
+ */
+function rebalance(s: ControllerState, live: Set<string>, actions: ControllerAction[], now: number, config: ControllerConfig): void {
+  const usable = [...live].filter((id) => !s.decommissioned.has(id)).sort()
+  if (usable.length === 0) return
+  const lost = (id: string) => s.decommissioned.has(id) || (!live.has(id) && now - (s.deadSince.get(id) ?? now) >= config.rereplicationDelayMs)
+
+  // Finish moves whose new replica has caught up.
+  let moving = 0
+  for (const [k, p] of s.partitions) {
+    if (p.move === undefined) continue
+    moving++
+    if (s.inFlight.has(`partition/${k}`)) continue
+    if (!caughtUp(s, p, p.move.to, config)) continue
+    if (p.master === p.move.from && live.has(p.move.from)) {
+      // Hand mastership to the new replica first (demote before drop).
+      write(s, actions, `partition/${k}`, { ...p, master: p.move.to, generation: p.generation + 1, controllerEpoch: s.epoch }, now)
+      actions.push({ kind: 'log', level: 'info', msg: 'rebalance: mastership handed to the new replica', fields: { db: p.db, partition: p.partition, from: p.move.from, to: p.move.to } })
+      continue
+    }
+    // The new replica takes the old one's place in the list (and so its preference for mastership).
+    const { move: done, ...rest } = p
+    const replicas = p.replicas.filter((r) => r !== done.to).map((r) => (r === done.from ? done.to : r))
+    write(s, actions, `partition/${k}`, { ...rest, replicas, controllerEpoch: s.epoch }, now)
+    actions.push({ kind: 'log', level: 'info', msg: 'rebalance: old replica dropped', fields: { db: p.db, partition: p.partition, dropped: p.move.from, kept: p.move.to } })
+  }
+
+  // Start new moves: lost replicas first, then spreading load onto under-used nodes.
+  const load = new Map(usable.map((id) => [id, 0]))
+  for (const p of s.partitions.values()) for (const r of p.replicas) if (load.has(r)) load.set(r, load.get(r)! + 1)
+  for (const [k, p] of s.partitions) {
+    if (moving >= config.maxConcurrentMoves) break
+    if (p.move !== undefined || s.inFlight.has(`partition/${k}`) || p.master === null || !live.has(p.master)) continue
+    let from = p.replicas.find(lost)
+    if (from === undefined) {
+      // Spread: move a replica off the most loaded node if another node is two or more below it.
+      const busiest = [...p.replicas].filter((r) => load.has(r)).sort((a, b) => load.get(b)! - load.get(a)! || a.localeCompare(b))[0]
+      const idlest = usable.filter((n) => !p.replicas.includes(n)).sort((a, b) => load.get(a)! - load.get(b)! || a.localeCompare(b))[0]
+      if (busiest === undefined || idlest === undefined || load.get(busiest)! - load.get(idlest)! < 2) continue
+      from = busiest
+    }
+    const to = chooseTarget(s, p, usable, load)
+    if (to === undefined) continue
+    load.set(to, load.get(to)! + 1)
+    if (load.has(from)) load.set(from, load.get(from)! - 1)
+    moving++
+    write(s, actions, `partition/${k}`, { ...p, replicas: [...p.replicas, to], move: { from, to }, controllerEpoch: s.epoch }, now)
+    actions.push({ kind: 'log', level: 'info', msg: 'rebalance: new replica bootstrapping', fields: { db: p.db, partition: p.partition, from, to, reason: lost(from) ? 'lost' : 'spread' } })
+  }
+
+  // Preferred masters (Kafka's preferred leader election): the first replica of each partition is
+  // its preferred master (placement balances them); when it is live and caught up but another
+  // replica masters the partition (after a failover), mastership goes back to it.
+  for (const [k, p] of s.partitions) {
+    const preferred = p.replicas[0]
+    if (p.move !== undefined || s.inFlight.has(`partition/${k}`) || p.master === preferred || !live.has(preferred) || s.decommissioned.has(preferred)) continue
+    if (p.master !== null && !live.has(p.master)) continue // failover's job
+    if (!caughtUp(s, p, preferred, config)) continue
+    write(s, actions, `partition/${k}`, { ...p, master: preferred, generation: p.generation + 1, controllerEpoch: s.epoch }, now)
+    actions.push({ kind: 'log', level: 'info', msg: 'rebalance: mastership back to the preferred replica', fields: { db: p.db, partition: p.partition, from: p.master, to: preferred } })
+  }
+}
+
+/** A usable node not holding `p`: in a rack its replicas do not use if possible, then the least loaded. */
+function chooseTarget(s: ControllerState, p: PlacedPartition, usable: string[], load: Map<string, number>): string | undefined {
+  const racks = new Set(p.replicas.map((r) => s.nodes.get(r)?.rack ?? null).filter((r) => r !== null))
+  const candidates = usable.filter((n) => !p.replicas.includes(n))
+  const newRack = (n: string) => {
+    const rack = s.nodes.get(n)?.rack ?? null
+    return rack === null || !racks.has(rack) ? 0 : 1
+  }
+  return candidates.sort((a, b) => newRack(a) - newRack(b) || load.get(a)! - load.get(b)! || a.localeCompare(b))[0]
+}
+
+/** Whether `replica` reports having applied the partition to within `caughtUpScns` of its master. */
+function caughtUp(s: ControllerState, p: PlacedPartition, replica: string, config: ControllerConfig): boolean {
+  const report = (id: string | null) => (id === null ? undefined : s.heartbeats.get(id)?.report.replicas.find((x) => x.db === p.db && x.partition === p.partition))
+  const r = report(replica)
+  const m = report(p.master)
+  if (r === undefined || m === undefined || r.role === 'bootstrapping') return false
+  if (r.generation !== m.generation) return r.generation > m.generation
+  return m.scn - r.scn <= config.caughtUpScns
 }

@@ -6,7 +6,14 @@ import { type Logger } from '../../util/log.ts'
 import { MetadataLog } from '../metadata/metadata-log.ts'
 import { type ControllerAction, type ControllerConfig, type ControllerState, initialControllerState, isActive, step } from './controller-state.ts'
 
-export const DEFAULT_CONTROLLER_CONFIG: ControllerConfig = { nodeSessionMs: 1500, controllerSessionMs: 3000, controllerHeartbeatMs: 500 }
+export const DEFAULT_CONTROLLER_CONFIG: ControllerConfig = {
+  nodeSessionMs: 1500,
+  controllerSessionMs: 3000,
+  controllerHeartbeatMs: 500,
+  rereplicationDelayMs: 60_000,
+  maxConcurrentMoves: 4,
+  caughtUpScns: 100,
+}
 
 export interface ControllerOptions {
   id: string

@@ -5,6 +5,7 @@
 //   db/<name>              → DatabaseInfo      (written by the admin API)
 //   command/<id>           → a request to the controller (admin API), deleted once done
 //   controller             → {id, epoch}       (the active controller's claim and heartbeats)
+//   decommission/<id>      → {at}              (admin API: move every replica off this node)
 //   partition/<db>/<p>     → PartitionInfo + controllerEpoch (written by the active controller)
 // Every process reads it from the beginning into a MetadataView and follows it; writes go through
 // the reliable producer, and a writer can wait until its own write is visible. A placement whose
@@ -26,6 +27,8 @@ export interface MetadataView {
   offset: number
   /** The active controller as far as the log says (epoch 0: none yet). */
   controller: { id: string | null; epoch: number }
+  /** Nodes being decommissioned. */
+  decommissioned: Set<string>
 }
 
 export const partitionKey = (db: string, partition: number): string => `${db}/${partition}`
@@ -39,7 +42,7 @@ export interface MetadataLogOptions {
 }
 
 export class MetadataLog {
-  readonly view: MetadataView = { nodes: new Map(), databases: new Map(), partitions: new Map(), offset: 0, controller: { id: null, epoch: 0 } }
+  readonly view: MetadataView = { nodes: new Map(), databases: new Map(), partitions: new Map(), offset: 0, controller: { id: null, epoch: 0 }, decommissioned: new Set() }
   readonly #options: MetadataLogOptions
   readonly #reader: LogReader
   #producer: ReliableProducer | undefined
@@ -123,6 +126,9 @@ export class MetadataLog {
         const epoch = (value as { controllerEpoch?: number } | null)?.controllerEpoch ?? 0
         if (value !== null && epoch < this.view.controller.epoch) continue
         setOrDelete(this.view.partitions, id, value as PartitionInfo | null)
+      } else if (kind === 'decommission') {
+        if (value === null) this.view.decommissioned.delete(id)
+        else this.view.decommissioned.add(id)
       } else if (key === 'controller') {
         const v = value as { id?: unknown; epoch?: unknown } | null
         if (v === null || typeof v.id !== 'string' || !Number.isInteger(v.epoch) || (v.epoch as number) <= this.view.controller.epoch) continue

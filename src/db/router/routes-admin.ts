@@ -179,9 +179,40 @@ export function adminRoutes(app: FastifyInstance, cluster: ClusterClient, option
     },
   )
 
+  app.post(
+    '/_admin/nodes/:node/decommission',
+    { schema: { summary: 'Move every replica off a node (the controller bootstraps replacements first)', response: { '4xx': errorSchema } } },
+    async (req: FastifyRequest, reply: FastifyReply) => {
+      const id = (req.params as { node: string }).node
+      if (!metadata.view.nodes.has(id)) throw new DbError('UNKNOWN_NODE', `no node ${id}`)
+      await metadata.put(`decommission/${id}`, { at: Date.now() })
+      options.log.info('node decommission requested', { node: id })
+      return reply.code(202).send({ node: id, decommissioning: true })
+    },
+  )
+
+  app.delete(
+    '/_admin/nodes/:node/decommission',
+    { schema: { summary: 'Cancel a decommission (the node may hold replicas again)', response: { '4xx': errorSchema } } },
+    async (req: FastifyRequest, reply: FastifyReply) => {
+      const id = (req.params as { node: string }).node
+      if (!metadata.view.nodes.has(id)) throw new DbError('UNKNOWN_NODE', `no node ${id}`)
+      await metadata.put(`decommission/${id}`, null)
+      return reply.send({ node: id, decommissioning: false })
+    },
+  )
+
   app.get('/_admin/cluster', { schema: { summary: 'Nodes, and every partition with its master and replicas' } }, async (_req: FastifyRequest, reply: FastifyReply) => {
     const statuses = await cluster.statuses()
-    const nodes = [...metadata.view.nodes.values()].map((n) => ({ id: n.id, pid: n.pid, rack: n.rack, url: n.url, status: statuses.get(n.id) === null ? 'down' : 'up' }))
+    const nodes = [...metadata.view.nodes.values()].map((n) => ({
+      id: n.id,
+      pid: n.pid,
+      rack: n.rack,
+      url: n.url,
+      status: statuses.get(n.id) === null ? 'down' : 'up',
+      decommissioning: metadata.view.decommissioned.has(n.id),
+      replicas: statuses.get(n.id)?.replicas.length ?? null,
+    }))
     const databases = [...metadata.view.databases.values()].map((db) => ({
       name: db.name,
       topic: db.topic,

@@ -141,7 +141,9 @@ export class StorageNode {
       this.replicas.delete(k)
       void this.#producers.get(k)?.close().catch(() => undefined)
       this.#producers.delete(k)
-      this.#options.log.info('replica closed (no longer placed here)', { db: r.db, partition: r.partition })
+      // DROPPED: the partition moved to other nodes; its file goes (a later placement here bootstraps afresh).
+      for (const suffix of ['', '-wal', '-shm']) rmSync(`${r.store.path}${suffix}`, { force: true })
+      this.#options.log.info('replica dropped (no longer placed here)', { db: r.db, partition: r.partition })
     }
     for (const [k, p] of wanted) {
       let r = this.replicas.get(k)

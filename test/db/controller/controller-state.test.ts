@@ -7,7 +7,10 @@ import { test } from 'node:test'
 import { type ControllerAction, type ControllerConfig, type ControllerState, initialControllerState, isActive, step } from '../../../src/db/controller/controller-state.ts'
 import { type DatabaseInfo, type NodeInfo } from '../../../src/db/metadata/model.ts'
 
-const CONFIG: ControllerConfig = { nodeSessionMs: 1000, controllerSessionMs: 2000, controllerHeartbeatMs: 300 }
+const CONFIG: ControllerConfig = { nodeSessionMs: 1000, controllerSessionMs: 2000, controllerHeartbeatMs: 300, rereplicationDelayMs: 60_000, maxConcurrentMoves: 2, caughtUpScns: 10 }
+
+/** The simulator re-replicates quickly, so that its schedules exercise replica moves too. */
+const SIM_CONFIG: ControllerConfig = { ...CONFIG, rereplicationDelayMs: 1500 }
 
 type Rec = { key: string; value: unknown }
 
@@ -18,13 +21,13 @@ class Reader {
   constructor(id: string) {
     this.state = initialControllerState(id)
   }
-  catchUp(log: Rec[], now: number, upTo = log.length): ControllerAction[] {
+  catchUp(log: Rec[], now: number, upTo = log.length, config = CONFIG): ControllerAction[] {
     const out: ControllerAction[] = []
-    for (; this.read < upTo; this.read++) out.push(...step(this.state, { kind: 'record', ...log[this.read], now }, CONFIG).actions)
+    for (; this.read < upTo; this.read++) out.push(...step(this.state, { kind: 'record', ...log[this.read], now }, config).actions)
     return out
   }
-  tick(now: number): Rec[] {
-    return step(this.state, { kind: 'tick', now }, CONFIG)
+  tick(now: number, config = CONFIG): Rec[] {
+    return step(this.state, { kind: 'tick', now }, config)
       .actions.filter((a): a is ControllerAction & { kind: 'write' } => a.kind === 'write')
       .map((a) => ({ key: a.key, value: a.value }))
   }
@@ -158,9 +161,10 @@ function mulberry32(seed: number): () => number {
   }
 }
 
-void test('simulator: over random schedules of controller pauses, node deaths and log delays, one epoch has one leader, generations only grow, and live partitions end with a live master', () => {
+void test('simulator: over random schedules of controller pauses, node deaths and log delays, one epoch has one leader, a new master always has a new generation, lost replicas are rebuilt and masters return to their preferred replicas', () => {
   let takeovers = 0
   let failovers = 0
+  let moves = 0
   for (let seed = 1; seed <= 150; seed++) {
     const rand = mulberry32(seed)
     const log: Rec[] = [{ key: 'db/d', value: db('d', 4) }]
@@ -177,20 +181,23 @@ void test('simulator: over random schedules of controller pauses, node deaths an
         pausedUntil.clear()
         deadUntil.clear()
       }
-      for (const n of nodes) if (now % 250 === 0 && (deadUntil.get(n) ?? 0) <= now) log.push(heartbeat(n, [{ db: 'd', partition: 0, generation: 0, scn: Math.floor(now / 100) }]))
+      for (const n of nodes) {
+        if (now % 250 !== 0 || (deadUntil.get(n) ?? 0) > now) continue
+        log.push(heartbeat(n, [0, 1, 2, 3].map((partition) => ({ db: 'd', partition, generation: 0, scn: Math.floor(now / 100) }))))
+      }
       for (const c of controllers) {
         if ((pausedUntil.get(c.state.self) ?? 0) > now) continue
         // Each controller reads the log with its own random lag, then ticks.
         const lag = Math.floor(rand() * 3)
-        c.catchUp(log, now, Math.max(c.read, log.length - lag))
-        log.push(...c.tick(now))
+        c.catchUp(log, now, Math.max(c.read, log.length - lag), SIM_CONFIG)
+        log.push(...c.tick(now, SIM_CONFIG))
       }
     }
     // Safety over the whole log: one id per epoch among claims that won; generations grow per partition
     // among followed placements; followed placements never come from an older epoch.
     const winners = new Map<number, string>()
     let epoch = 0
-    const generation = new Map<string, number>()
+    const placed = new Map<string, { generation: number; master: string | null }>()
     for (const r of log) {
       if (r.key === 'controller') {
         const v = r.value as { id: string; epoch: number }
@@ -200,12 +207,17 @@ void test('simulator: over random schedules of controller pauses, node deaths an
           if (epoch > 1) takeovers++
         }
       } else if (r.key.startsWith('partition/')) {
-        const p = r.value as { generation: number; controllerEpoch: number }
+        const p = r.value as { generation: number; master: string | null; controllerEpoch: number }
         if (p.controllerEpoch < epoch) continue
-        const prev = generation.get(r.key) ?? 0
-        assert.ok(p.generation > prev || (prev === 1 && p.generation === 1), `seed ${seed}: ${r.key} generation ${p.generation} after ${prev}`)
-        if (p.generation > 1) failovers++
-        generation.set(r.key, p.generation)
+        // Generations never go back, and a new master always comes with a new generation.
+        const prev = placed.get(r.key)
+        if (prev !== undefined) {
+          assert.ok(p.generation >= prev.generation, `seed ${seed}: ${r.key} generation ${p.generation} after ${prev.generation}`)
+          if (p.master !== prev.master) assert.ok(p.generation > prev.generation, `seed ${seed}: ${r.key} master ${prev.master} → ${p.master} under generation ${p.generation}`)
+          if (p.generation > prev.generation) failovers++
+        }
+        placed.set(r.key, { generation: p.generation, master: p.master })
+        if ((r.value as { move?: unknown }).move !== undefined) moves++
       }
     }
     // Liveness after the faults stop: every controller agrees on one leader, and every partition
@@ -215,9 +227,16 @@ void test('simulator: over random schedules of controller pauses, node deaths an
     const active = controllers.find((c) => isActive(c.state))
     assert.ok(active !== undefined, `seed ${seed}: no active controller`)
     assert.equal(active.state.partitions.size, 4, `seed ${seed}: database not placed`)
-    for (const p of active.state.partitions.values()) assert.ok(p.master !== null && nodes.includes(p.master), `seed ${seed}: ${p.partition} has no master`)
+    for (const p of active.state.partitions.values()) {
+      assert.ok(p.master !== null && nodes.includes(p.master), `seed ${seed}: ${p.partition} has no master`)
+      // Re-replication finished: three distinct replicas, the preferred one mastering.
+      assert.equal(p.move, undefined, `seed ${seed}: a move of ${p.partition} is unfinished`)
+      assert.equal(new Set(p.replicas).size, 3, `seed ${seed}: ${p.partition} replicas ${p.replicas.join(',')}`)
+      assert.equal(p.master, p.replicas[0], `seed ${seed}: ${p.partition} not mastered by its preferred replica`)
+    }
   }
   // The schedules did exercise takeovers and failovers.
   assert.ok(takeovers > 20, `only ${takeovers} controller takeovers`)
   assert.ok(failovers > 100, `only ${failovers} failovers`)
+  assert.ok(moves > 20, `only ${moves} replica moves`)
 })
