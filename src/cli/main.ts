@@ -8,6 +8,7 @@ import { Broker } from '../broker/broker.ts'
 import { ConfigError, parseConfigArgs } from '../broker/config.ts'
 import { Logger } from '../util/log.ts'
 import { serveMetrics } from '../util/metrics.ts'
+import { admin, AdminUsageError } from './admin-commands.ts'
 import { audit, consume, parseTime, produce } from './client-commands.ts'
 import { runController, runNode, runRouter, runStart } from './db-commands.ts'
 
@@ -17,6 +18,7 @@ const USAGE = `usage:
                 [--bootstrap <host:port,...>] [--config key=value]...
   cortado node --id <id> --data-dir <dir> --bootstrap <host:port> [--port 0] [--rack <r>] [--segment-size <bytes>]
   cortado router --bootstrap <host:port> [--http-port 8080] [--retry-ms 10000]
+  cortado admin cluster | move-master <db> <partition> <node> | decommission <node> | recommission <node> [--router http://127.0.0.1:8080]
   cortado controller --id <id> --bootstrap <host:port> [--node-session-ms 1500] [--controller-session-ms 3000] [--rereplication-delay-ms 60000]
   cortado produce --bootstrap <host:port> --topic <t> [--key <k>] [--file <path>] [--segment-size <bytes>]
   cortado consume --bootstrap <host:port> --topic <t> [--group <g>] [--from-beginning] [--count <n>] [--output <dir>]
@@ -190,6 +192,17 @@ async function main(argv: string[]): Promise<void> {
       replicationFactor: values['replication-factor'] === undefined ? 1 : positive(values['replication-factor'], 'replication-factor'),
       metricsPort: values['metrics-port'] === undefined ? undefined : intOption('metrics-port', values['metrics-port']),
     })
+    return
+  }
+  if (command === 'admin') {
+    const { values, positionals } = parseArgs({ args: rest, options: { router: { type: 'string', default: 'http://127.0.0.1:8080' } }, allowPositionals: true, strict: true })
+    try {
+      await admin(values.router.replace(/\/$/, ''), positionals, (line) => process.stdout.write(line + '\n'))
+    } catch (error) {
+      if (error instanceof AdminUsageError) throw new UsageError(error.message)
+      throw error
+    }
+    exitAfterOutput(0)
     return
   }
   if (command === 'router') {

@@ -61,7 +61,7 @@ export interface GroupResponse {
 export interface ReplicaStatus {
   db: string
   partition: number
-  role: 'slave' | 'promoting' | 'master' | 'error'
+  role: 'bootstrapping' | 'slave' | 'promoting' | 'master' | 'error'
   masterGeneration: number
   applied: { generation: number; scn: number }
   /** Offset after the last applied transaction (the checkpoint). */

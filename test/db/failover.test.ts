@@ -3,9 +3,11 @@
 // master by itself; the active controller SIGKILLed, a standby takes over and fails over the next
 // dead master. A recorded workload runs throughout and the history checker must find no anomaly.
 import assert from 'node:assert/strict'
+import { spawnSync } from 'node:child_process'
 import { after, before, test } from 'node:test'
 import { checkHistory } from '../../src/ops/history/checker.ts'
 import { runWorkload, WORKLOAD_TABLES } from '../../src/ops/history/workload.ts'
+import { MAIN } from '../helpers/broker-process.ts'
 import { type DbCluster, startDbCluster } from '../helpers/db-cluster.ts'
 
 let cluster: DbCluster
@@ -108,4 +110,41 @@ void test('the active controller SIGKILLed: a standby takes over under a higher 
   // The restarted controller is a standby: the epoch does not move back.
   await sleep(500)
   assert.equal((await view()).controller.id, taken.id)
+})
+
+void test('cortado admin: the cluster listed, a master moved by hand, a node decommissioned and recommissioned from the command line', async () => {
+  const run = (...args: string[]) => spawnSync(process.execPath, [MAIN, 'admin', ...args, '--router', cluster.router.url], { encoding: 'utf8', timeout: 60_000 })
+  const listed = run('cluster')
+  assert.equal(listed.status, 0, listed.stderr)
+  assert.match(listed.stdout, /^controller c\d epoch \d+$/m)
+  assert.match(listed.stdout, /^node n1 up pid \d+ rack - replicas \d+$/m)
+  const line = /^fo\/2 generation (\d+) master (\S+) replicas (.*)$/m.exec(listed.stdout)
+  assert.ok(line !== null, listed.stdout)
+  const target = line[3].split(' ').map((r) => r.split(':')[0]).find((n) => n !== line[2])!
+  const moved = run('move-master', 'fo', '2', target)
+  assert.equal(moved.status, 0, moved.stderr)
+  assert.match(moved.stdout, new RegExp(`^fo/2: master ${target}, generation \\d+$`, 'm'))
+  assert.equal((await view()).databases[0].partitions[2].master, target)
+  assert.equal(run('decommission', 'n3').status, 0)
+  assert.ok((await view()).nodes.find((n) => n.id === 'n3') !== undefined)
+  assert.equal(run('recommission', 'n3').status, 0)
+  const bad = run('move-master', 'fo', '2', 'nobody')
+  assert.equal(bad.status, 1)
+  assert.match(bad.stderr, /400 BAD_REQUEST/)
+  const unknown = run('frobnicate')
+  assert.equal(unknown.status, 2)
+})
+
+void test('the broker SIGKILLed and restarted under write load: writes resume, nothing acknowledged is lost', async (t) => {
+  const workload = runWorkload({ url: cluster.router.url, db: DB, clients: 4, registers: 6, counters: 2, durationMs: 6000, seed: 23 })
+  await sleep(1500)
+  await cluster.restartBroker()
+  const restartedAt = Date.now()
+  const { history, final } = await workload
+  const report = checkHistory(history, final)
+  t.diagnostic(`history across a broker restart (at ${restartedAt}): ${JSON.stringify(report.counts)}`)
+  assert.deepEqual(report.anomalies, [])
+  assert.ok(history.some((o) => o.kind === 'write' && o.outcome === 'ok' && o.invokedAt > 4500), 'writes acknowledged after the restart')
+  await cluster.waitCaughtUp(DB)
+  for (const replicas of await cluster.digests(DB)) assert.equal(new Set(replicas.map((r) => r.fileDigest)).size, 1)
 })

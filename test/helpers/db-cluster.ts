@@ -36,6 +36,8 @@ export interface ReplicaDigest {
 
 export interface DbCluster {
   readonly broker: BrokerProcess
+  /** SIGKILLs the broker and starts it again on the same port and data directory. */
+  restartBroker(): Promise<void>
   readonly router: ServiceProcess
   readonly nodes: Map<string, ServiceProcess>
   readonly controllers: Map<string, ServiceProcess>
@@ -97,7 +99,7 @@ export interface DbClusterOptions {
 
 export async function startDbCluster(options: DbClusterOptions = {}): Promise<DbCluster> {
   const dir = tempDir('db-cluster')
-  const broker = await startBroker({ dataDir: join(dir, 'broker'), config: options.brokerConfig })
+  let broker = await startBroker({ dataDir: join(dir, 'broker'), config: options.brokerConfig })
   const routerArgs = ['router', '--bootstrap', broker.bootstrap, '--http-port', '0']
   if (options.routerRetryMs !== undefined) routerArgs.push('--retry-ms', String(options.routerRetryMs))
   const router = await spawnService(routerArgs, /^cortado router ready http=(\S+)/, 'router')
@@ -143,7 +145,13 @@ export async function startDbCluster(options: DbClusterOptions = {}): Promise<Db
   }
 
   const cluster: DbCluster = {
-    broker,
+    get broker() {
+      return broker
+    },
+    async restartBroker() {
+      await broker.kill()
+      broker = await startBroker({ dataDir: join(dir, 'broker'), port: broker.port, config: options.brokerConfig })
+    },
     router,
     nodes,
     controllers,

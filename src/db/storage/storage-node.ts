@@ -49,6 +49,8 @@ export class StorageNode {
   readonly #reader: LogReader
   readonly #metrics: NodeMetrics
   readonly #bootstrappedFrom = new Map<string, string>()
+  /** Replicas placed here and still opening (downloading a snapshot): BOOTSTRAPPING. */
+  readonly #bootstrapping = new Set<string>()
   #server: Server | undefined
   #url = ''
   #reconciling: Promise<void> = Promise.resolve()
@@ -116,7 +118,10 @@ export class StorageNode {
       inFlight = true
       const report: NodeReport = {
         id: this.id,
-        replicas: [...this.replicas.values()].map((r) => ({ db: r.db, partition: r.partition, role: r.role, generation: r.applied.generation, scn: r.applied.scn })),
+        replicas: [
+          ...[...this.replicas.values()].map((r) => ({ db: r.db, partition: r.partition, role: r.role, generation: r.applied.generation, scn: r.applied.scn })),
+          ...[...this.#bootstrapping].map((k) => ({ db: k.slice(0, k.lastIndexOf('/')), partition: Number(k.slice(k.lastIndexOf('/') + 1)), role: 'bootstrapping', generation: -1, scn: -1 })),
+        ],
       }
       this.metadata
         .send(`heartbeat/${this.id}`, report)
@@ -145,20 +150,31 @@ export class StorageNode {
       for (const suffix of ['', '-wal', '-shm']) rmSync(`${r.store.path}${suffix}`, { force: true })
       this.#options.log.info('replica dropped (no longer placed here)', { db: r.db, partition: r.partition })
     }
-    for (const [k, p] of wanted) {
-      let r = this.replicas.get(k)
-      if (r === undefined) {
-        r = await this.#open(p)
-        if (r === undefined || this.#closed) continue
-        this.replicas.set(k, r)
-        const replica = r
-        this.#reader.assign(r.topic, r.partition, r.readOffset, (records) => replica.onRecords(records))
+    // New replicas open (and bootstrap) in parallel, four at a time.
+    const opening = [...wanted].filter(([k]) => !this.replicas.has(k))
+    const next = async (): Promise<void> => {
+      for (let item = opening.shift(); item !== undefined; item = opening.shift()) {
+        const [k, p] = item
+        this.#bootstrapping.add(k)
+        try {
+          const r = await this.#open(p)
+          if (this.#closed) return
+          this.replicas.set(k, r)
+          this.#reader.assign(r.topic, r.partition, r.readOffset, (records) => r.onRecords(records))
+        } finally {
+          this.#bootstrapping.delete(k)
+        }
       }
-      r.setMastership(p.master === this.id ? p.generation : null)
+    }
+    await Promise.all([next(), next(), next(), next()])
+    for (const [k, p] of wanted) {
+      // The latest placement (it may have changed while replicas were opening).
+      const latest = this.view.partitions.get(k) ?? p
+      this.replicas.get(k)?.setMastership(latest.master === this.id ? latest.generation : null)
     }
   }
 
-  async #open(p: PartitionInfo): Promise<PartitionReplica | undefined> {
+  async #open(p: PartitionInfo): Promise<PartitionReplica> {
     const db = this.view.databases.get(p.db)!
     const dir = join(this.#options.dataDir, p.db)
     mkdirSync(dir, { recursive: true })
@@ -232,6 +248,10 @@ export class StorageNode {
       bootstrappedFrom: this.#bootstrappedFrom.get(partitionKey(r.db, r.partition)) ?? null,
       failure: r.failure,
     }))
+    for (const k of this.#bootstrapping) {
+      const [db, partition] = [k.slice(0, k.lastIndexOf('/')), Number(k.slice(k.lastIndexOf('/') + 1))]
+      replicas.push({ db, partition, role: 'bootstrapping', masterGeneration: 0, applied: { generation: 0, scn: 0 }, checkpointOffset: 0, readOffset: 0, documents: 0, counters: { applied: 0, duplicates: 0, zombies: 0, discarded: 0, invalid: 0, integrityGaps: 0 }, bootstrappedFrom: null, failure: null })
+    }
     return { id: this.id, pid: process.pid, rack: this.#options.rack ?? null, url: this.#url, metadataOffset: this.view.offset, replicas }
   }
 

@@ -24,6 +24,8 @@ export interface WorkloadOptions {
   incrementShare?: number
   /** Seed of the operation mix. */
   seed?: number
+  /** Prefix of the keys (default `w<seed>-`), so runs against one database do not see each other's values. */
+  keyPrefix?: string
 }
 
 /** Errors after which the database guarantees the request was not applied. */
@@ -76,6 +78,7 @@ export async function runWorkload(o: WorkloadOptions): Promise<{ history: Operat
     }
   }
   const history: Operation[] = []
+  const prefix = o.keyPrefix ?? `w${o.seed ?? 1}-`
   const deadline = o.durationMs
   const readShare = o.readShare ?? 0.5
   const incrementShare = o.incrementShare ?? 0.2
@@ -84,7 +87,7 @@ export async function runWorkload(o: WorkloadOptions): Promise<{ history: Operat
       const rand = mulberry32((o.seed ?? 1) * 1000 + client)
       for (let seq = 0; now() < deadline; seq++) {
         if (o.counters > 0 && rand() < incrementShare) {
-          const key = `c${Math.floor(rand() * o.counters)}`
+          const key = `${prefix}c${Math.floor(rand() * o.counters)}`
           const invokedAt = now()
           let outcome: Outcome = 'info'
           // Read, add one, write back if unchanged; a 412 means someone else got there first: again.
@@ -104,7 +107,7 @@ export async function runWorkload(o: WorkloadOptions): Promise<{ history: Operat
           history.push({ kind: 'increment', key, invokedAt, completedAt: now(), outcome })
           continue
         }
-        const key = `r${Math.floor(rand() * o.registers)}`
+        const key = `${prefix}r${Math.floor(rand() * o.registers)}`
         if (rand() < readShare) {
           const consistency = rand() < 0.2 ? 'any' : 'master'
           const invokedAt = now()
@@ -134,14 +137,16 @@ export async function runWorkload(o: WorkloadOptions): Promise<{ history: Operat
   // The final state, read from the masters once everything has completed.
   const final: FinalState = { registers: new Map(), counters: new Map() }
   for (let i = 0; i < o.registers; i++) {
-    const res = await request('GET', `/${o.db}/registers/r${i}`)
-    if (res instanceof Error || (res.status !== 200 && res.status !== 404)) throw new Error(`final read of r${i} failed: ${res instanceof Error ? res.message : res.status}`)
-    final.registers.set(`r${i}`, res.status === 200 ? { value: (res.body as { value: string }).value, etag: res.etag } : { value: null, etag: null })
+    const key = `${prefix}r${i}`
+    const res = await request('GET', `/${o.db}/registers/${key}`)
+    if (res instanceof Error || (res.status !== 200 && res.status !== 404)) throw new Error(`final read of ${key} failed: ${res instanceof Error ? res.message : res.status}`)
+    final.registers.set(key, res.status === 200 ? { value: (res.body as { value: string }).value, etag: res.etag } : { value: null, etag: null })
   }
   for (let i = 0; i < o.counters; i++) {
-    const res = await request('GET', `/${o.db}/counters/c${i}`)
-    if (res instanceof Error || (res.status !== 200 && res.status !== 404)) throw new Error(`final read of c${i} failed: ${res instanceof Error ? res.message : res.status}`)
-    final.counters.set(`c${i}`, res.status === 200 ? (res.body as { n: number }).n : 0)
+    const key = `${prefix}c${i}`
+    const res = await request('GET', `/${o.db}/counters/${key}`)
+    if (res instanceof Error || (res.status !== 200 && res.status !== 404)) throw new Error(`final read of ${key} failed: ${res instanceof Error ? res.message : res.status}`)
+    final.counters.set(key, res.status === 200 ? (res.body as { n: number }).n : 0)
   }
   await pool.close()
   return { history, final }

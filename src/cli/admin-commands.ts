@@ -1,0 +1,58 @@
+// `cortado admin`: the cluster's admin API from the command line (through a router).
+//   cortado admin cluster [--router URL]                       nodes and partitions, one line each
+//   cortado admin move-master <db> <partition> <node>          planned mastership move
+//   cortado admin decommission <node> | recommission <node>   drain a node / let it hold replicas again
+// A node is added by starting it: `cortado node --id <new> --bootstrap …` joins and gets replicas.
+
+interface ClusterView {
+  controller: { id: string | null; epoch: number }
+  nodes: { id: string; pid: number; rack: string | null; status: string; decommissioning?: boolean; replicas?: number | null }[]
+  databases: { name: string; partitions: { partition: number; generation: number; master: string | null; replicas: { node: string; role: string; applied: { generation: number; scn: number } | null }[] }[] }[]
+}
+
+async function call(router: string, method: string, path: string, body?: unknown): Promise<unknown> {
+  const res = await fetch(`${router}${path}`, {
+    method,
+    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  })
+  const text = await res.text()
+  const parsed = text.length > 0 ? (JSON.parse(text) as unknown) : undefined
+  if (!res.ok) {
+    const e = (parsed as { error?: { code?: string; message?: string } } | undefined)?.error
+    throw new Error(`${method} ${path}: ${res.status} ${e?.code ?? ''} ${e?.message ?? text}`.trim())
+  }
+  return parsed
+}
+
+export async function admin(router: string, args: string[], out: (line: string) => void): Promise<void> {
+  const [sub, ...rest] = args
+  if (sub === 'cluster') {
+    const v = (await call(router, 'GET', '/_admin/cluster')) as ClusterView
+    out(`controller ${v.controller.id ?? '(none)'} epoch ${v.controller.epoch}`)
+    for (const n of v.nodes) out(`node ${n.id} ${n.status}${n.decommissioning === true ? ' decommissioning' : ''} pid ${n.pid} rack ${n.rack ?? '-'} replicas ${n.replicas ?? '-'}`)
+    for (const db of v.databases) {
+      for (const p of db.partitions) {
+        const replicas = p.replicas.map((r) => `${r.node}:${r.role}${r.applied === null ? '' : `@${r.applied.generation}.${r.applied.scn}`}`).join(' ')
+        out(`${db.name}/${p.partition} generation ${p.generation} master ${p.master ?? '-'} replicas ${replicas}`)
+      }
+    }
+    return
+  }
+  if (sub === 'move-master' && rest.length === 3) {
+    const [db, partition, node] = rest
+    const p = (await call(router, 'POST', `/_admin/databases/${encodeURIComponent(db)}/partitions/${encodeURIComponent(partition)}/master`, { node })) as { master: string; generation: number }
+    out(`${db}/${partition}: master ${p.master}, generation ${p.generation}`)
+    return
+  }
+  if ((sub === 'decommission' || sub === 'recommission') && rest.length === 1) {
+    await call(router, sub === 'decommission' ? 'POST' : 'DELETE', `/_admin/nodes/${encodeURIComponent(rest[0])}/decommission`)
+    out(sub === 'decommission' ? `${rest[0]}: decommissioning (its replicas move to other nodes; see \`cortado admin cluster\`)` : `${rest[0]}: may hold replicas again`)
+    return
+  }
+  throw new AdminUsageError(`unknown admin command: ${args.join(' ') || '(none)'}`)
+}
+
+export class AdminUsageError extends Error {
+  readonly code = 'USAGE'
+}
