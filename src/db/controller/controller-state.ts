@@ -21,7 +21,7 @@
 //   `nodeSessionMs`), makes the most caught-up live replica master under generation + 1, all
 //   partitions in the same tick; a partition with no live replica waits for one;
 // - runs commands written by the admin API (`command/<id>`: a planned mastership move), then
-//   deletes them.
+//   deletes them; planned mastership changes demote the old master before promoting the new one.
 import { type DatabaseInfo, type NodeInfo, type PartitionInfo, placePartitions } from '../metadata/model.ts'
 
 export interface ControllerConfig {
@@ -60,6 +60,12 @@ export interface PlacedPartition extends PartitionInfo {
    * caught up, `from` is dropped (after its mastership, if any, has moved).
    */
   move?: { from: string; to: string }
+  /**
+   * A planned mastership change, demote before promote: while set, `master` is null and the old
+   * master `from` is stepping down; once it reports it is no longer master (or is dead), `to`
+   * becomes master under a new generation.
+   */
+  handover?: { from: string; to: string }
 }
 
 export interface ControllerState {
@@ -146,6 +152,7 @@ export function step(state: ControllerState, event: ControllerEvent, config: Con
     else if (!s.deadSince.has(id)) s.deadSince.set(id, now)
   }
   placeNewDatabases(s, live, actions, now)
+  completeHandovers(s, live, actions, now)
   failOver(s, live, actions, now)
   runCommands(s, live, actions, now)
   rebalance(s, live, actions, now, config)
@@ -237,9 +244,44 @@ function mostCaughtUp(s: ControllerState, p: PlacedPartition, live: Set<string>,
   return best?.id ?? null
 }
 
+/**
+ * Moves the mastership of a partition whose master is alive, demote before promote: first a
+ * placement with no master (the old master reads it and steps down), then, once the old master
+ * reports it no longer masters the partition, the new master under a new generation
+ * (completeHandovers). With no live master there is nobody to demote: the new one is named at once.
+ */
+function handOver(s: ControllerState, live: Set<string>, actions: ControllerAction[], now: number, k: string, p: PlacedPartition, to: string, reason: string): void {
+  if (p.master !== null && live.has(p.master)) {
+    write(s, actions, `partition/${k}`, { ...p, master: null, handover: { from: p.master, to }, controllerEpoch: s.epoch }, now)
+    actions.push({ kind: 'log', level: 'info', msg: 'mastership handover: demoting', fields: { db: p.db, partition: p.partition, from: p.master, to, reason } })
+    return
+  }
+  write(s, actions, `partition/${k}`, { ...withoutHandover(p), master: to, generation: p.generation + 1, controllerEpoch: s.epoch }, now)
+  actions.push({ kind: 'log', level: 'info', msg: 'mastership handover: promoting', fields: { db: p.db, partition: p.partition, to, generation: p.generation + 1, reason } })
+}
+
+function withoutHandover(p: PlacedPartition): PlacedPartition {
+  const { handover: _done, ...rest } = p
+  return rest
+}
+
+/** Second step of a handover: the old master has stepped down (or died), so the new one is named. */
+function completeHandovers(s: ControllerState, live: Set<string>, actions: ControllerAction[], now: number): void {
+  for (const [k, p] of s.partitions) {
+    if (p.handover === undefined || s.inFlight.has(`partition/${k}`)) continue
+    const { from, to } = p.handover
+    const role = s.heartbeats.get(from)?.report.replicas.find((x) => x.db === p.db && x.partition === p.partition)?.role
+    if (live.has(from) && (role === 'master' || role === 'promoting')) continue
+    const next = live.has(to) ? to : mostCaughtUp(s, p, live, null)
+    if (next === null) continue
+    write(s, actions, `partition/${k}`, { ...withoutHandover(p), master: next, generation: p.generation + 1, controllerEpoch: s.epoch }, now)
+    actions.push({ kind: 'log', level: 'info', msg: 'mastership handover: promoting', fields: { db: p.db, partition: p.partition, from, to: next, generation: p.generation + 1 } })
+  }
+}
+
 function failOver(s: ControllerState, live: Set<string>, actions: ControllerAction[], now: number): void {
   for (const [k, p] of s.partitions) {
-    if (p.master !== null && live.has(p.master)) continue
+    if (p.handover !== undefined || (p.master !== null && live.has(p.master))) continue
     const next = mostCaughtUp(s, p, live, null)
     if (next === null) continue
     write(s, actions, `partition/${k}`, { ...p, master: next, generation: p.generation + 1, controllerEpoch: s.epoch }, now)
@@ -252,11 +294,11 @@ function runCommands(s: ControllerState, live: Set<string>, actions: ControllerA
     // A command waits while its partition has a decision in flight (it applies to what is read back).
     if (s.inFlight.has(`command/${id}`) || s.inFlight.has(`partition/${c.db}/${c.partition}`)) continue
     const p = s.partitions.get(`${c.db}/${c.partition}`)
+    if (p?.handover !== undefined) continue
     if (c.type === 'move-master' && p !== undefined && p.replicas.includes(c.node) && p.master !== c.node && live.has(c.node)) {
       // The target becomes the preferred master (first replica), so the move sticks.
       const replicas = [c.node, ...p.replicas.filter((r) => r !== c.node)]
-      write(s, actions, `partition/${c.db}/${c.partition}`, { ...p, replicas, master: c.node, generation: p.generation + 1, controllerEpoch: s.epoch }, now)
-      actions.push({ kind: 'log', level: 'info', msg: 'mastership moved on request', fields: { db: c.db, partition: c.partition, from: p.master, to: c.node, generation: p.generation + 1 } })
+      handOver(s, live, actions, now, `${c.db}/${c.partition}`, { ...p, replicas }, c.node, 'requested')
     }
     // Done (or impossible: the admin API checked what it could; the requester sees no move).
     write(s, actions, `command/${id}`, null, now)
@@ -284,10 +326,10 @@ function rebalance(s: ControllerState, live: Set<string>, actions: ControllerAct
     moving++
     if (s.inFlight.has(`partition/${k}`)) continue
     if (!caughtUp(s, p, p.move.to, config)) continue
+    if (p.handover !== undefined) continue
     if (p.master === p.move.from && live.has(p.move.from)) {
-      // Hand mastership to the new replica first (demote before drop).
-      write(s, actions, `partition/${k}`, { ...p, master: p.move.to, generation: p.generation + 1, controllerEpoch: s.epoch }, now)
-      actions.push({ kind: 'log', level: 'info', msg: 'rebalance: mastership handed to the new replica', fields: { db: p.db, partition: p.partition, from: p.move.from, to: p.move.to } })
+      // Hand mastership to the new replica first (the old one is dropped after).
+      handOver(s, live, actions, now, k, p, p.move.to, 'the replica it was on moves away')
       continue
     }
     // The new replica takes the old one's place in the list (and so its preference for mastership).
@@ -302,7 +344,7 @@ function rebalance(s: ControllerState, live: Set<string>, actions: ControllerAct
   for (const p of s.partitions.values()) for (const r of p.replicas) if (load.has(r)) load.set(r, load.get(r)! + 1)
   for (const [k, p] of s.partitions) {
     if (moving >= config.maxConcurrentMoves) break
-    if (p.move !== undefined || s.inFlight.has(`partition/${k}`) || p.master === null || !live.has(p.master)) continue
+    if (p.move !== undefined || p.handover !== undefined || s.inFlight.has(`partition/${k}`) || p.master === null || !live.has(p.master)) continue
     let from = p.replicas.find(lost)
     if (from === undefined) {
       // Spread: move a replica off the most loaded node if another node is two or more below it.
@@ -325,11 +367,10 @@ function rebalance(s: ControllerState, live: Set<string>, actions: ControllerAct
   // replica masters the partition (after a failover), mastership goes back to it.
   for (const [k, p] of s.partitions) {
     const preferred = p.replicas[0]
-    if (p.move !== undefined || s.inFlight.has(`partition/${k}`) || p.master === preferred || !live.has(preferred) || s.decommissioned.has(preferred)) continue
-    if (p.master !== null && !live.has(p.master)) continue // failover's job
+    if (p.move !== undefined || p.handover !== undefined || s.inFlight.has(`partition/${k}`) || p.master === preferred || !live.has(preferred) || s.decommissioned.has(preferred)) continue
+    if (p.master === null || !live.has(p.master)) continue // failover's job
     if (!caughtUp(s, p, preferred, config)) continue
-    write(s, actions, `partition/${k}`, { ...p, master: preferred, generation: p.generation + 1, controllerEpoch: s.epoch }, now)
-    actions.push({ kind: 'log', level: 'info', msg: 'rebalance: mastership back to the preferred replica', fields: { db: p.db, partition: p.partition, from: p.master, to: preferred } })
+    handOver(s, live, actions, now, k, p, preferred, 'back to the preferred replica')
   }
 }
 

@@ -138,16 +138,47 @@ void test('move commands: carried out in order, one generation each, then delete
   log.push({ key: 'command/x', value: { type: 'move-master', db: 'd', partition: 0, node: t1 } }, { key: 'command/y', value: { type: 'move-master', db: 'd', partition: 0, node: t2 } })
   log.push(heartbeat('n1'), heartbeat('n2'), heartbeat('n3'))
   a.catchUp(log, 500)
-  const first = a.tick(600)
-  assert.deepEqual(first.filter((w) => w.key.startsWith('partition/')).map((w) => (w.value as { master: string }).master), [t1])
-  log.push(...first)
-  a.catchUp(log, 650)
-  const second = a.tick(700)
-  log.push(...second)
-  a.catchUp(log, 750)
+  const placements: { master: string | null; generation: number }[] = []
+  for (let t = 600; t < 2000; t += 100) {
+    const writes = a.tick(t)
+    for (const w of writes) if (w.key === 'partition/d/0') placements.push(w.value as { master: string | null; generation: number })
+    log.push(...writes, heartbeat('n1'), heartbeat('n2'), heartbeat('n3'))
+    a.catchUp(log, t + 50)
+  }
+  // Demote before promote: each move is a placement with no master, then the new master under a new generation.
+  assert.deepEqual(placements.map((x) => [x.master, x.generation]), [[null, p.generation], [t1, p.generation + 1], [null, p.generation + 1], [t2, p.generation + 2]])
   const now = a.state.partitions.get('d/0')!
-  assert.deepEqual([now.master, now.generation], [t2, p.generation + 2])
+  assert.deepEqual([now.master, now.generation, now.replicas[0]], [t2, p.generation + 2, t2])
   assert.equal(a.state.commands.size, 0)
+})
+
+void test('a handover waits for the old master to report it stepped down, unless it dies', () => {
+  const { log, a } = started()
+  log.push({ key: 'db/d', value: db('d', 1) })
+  a.catchUp(log, 10)
+  log.push(...a.tick(400))
+  a.catchUp(log, 400)
+  const p = a.state.partitions.get('d/0')!
+  const old = p.master!
+  const target = p.replicas.find((r) => r !== old)!
+  const asMaster = () => ({ key: `heartbeat/${old}`, value: { id: old, replicas: [{ db: 'd', partition: 0, role: 'master', generation: 1, scn: 5 }] } })
+  log.push(asMaster(), { key: 'command/m', value: { type: 'move-master', db: 'd', partition: 0, node: target } })
+  a.catchUp(log, 450)
+  log.push(...a.tick(500))
+  a.catchUp(log, 500)
+  assert.equal(a.state.partitions.get('d/0')!.master, null)
+  // The old master still says it masters the partition: no promotion yet.
+  log.push(asMaster(), heartbeat(target), heartbeat(p.replicas.find((r) => r !== old && r !== target)!))
+  a.catchUp(log, 600)
+  assert.deepEqual(a.tick(700).filter((w) => w.key === 'partition/d/0'), [])
+  // It never reports stepping down, but dies: the promotion goes ahead.
+  const others = p.replicas.filter((r) => r !== old)
+  for (const t of [900, 1200, 1500, 1800]) {
+    log.push(...others.map((id) => heartbeat(id)))
+    a.catchUp(log, t)
+  }
+  const promoted = a.tick(1800).filter((w) => w.key === 'partition/d/0')
+  assert.deepEqual(promoted.map((w) => [(w.value as { master: string }).master, (w.value as { generation: number }).generation]), [[target, p.generation + 1]])
 })
 
 function mulberry32(seed: number): () => number {
@@ -213,7 +244,8 @@ void test('simulator: over random schedules of controller pauses, node deaths an
         const prev = placed.get(r.key)
         if (prev !== undefined) {
           assert.ok(p.generation >= prev.generation, `seed ${seed}: ${r.key} generation ${p.generation} after ${prev.generation}`)
-          if (p.master !== prev.master) assert.ok(p.generation > prev.generation, `seed ${seed}: ${r.key} master ${prev.master} → ${p.master} under generation ${p.generation}`)
+          // (A handover first names no master, under the same generation: demote before promote.)
+          if (p.master !== prev.master && p.master !== null) assert.ok(p.generation > prev.generation, `seed ${seed}: ${r.key} master ${prev.master} → ${p.master} under generation ${p.generation}`)
           if (p.generation > prev.generation) failovers++
         }
         placed.set(r.key, { generation: p.generation, master: p.master })
