@@ -131,7 +131,15 @@ export class StorageNode {
   }
 
   #scheduleReconcile(): void {
-    this.#reconciling = this.#reconciling.then(() => this.#reconcile()).catch((error: unknown) => this.#options.log.error('reconcile failed', { error: String(error) }))
+    this.#reconciling = this.#reconciling
+      .then(() => this.#reconcile())
+      .catch((error: unknown) => {
+        // A replica that failed to open (a bootstrap that broke off, say) is tried again shortly.
+        this.#options.log.error('reconcile failed; retrying in 1 s', { error: String(error) })
+        setTimeout(() => {
+          if (!this.#closed) this.#scheduleReconcile()
+        }, 1000).unref()
+      })
   }
 
   /** Opens, follows and closes replicas so that they match the metadata's placement. */
