@@ -325,6 +325,13 @@ function rebalance(s: ControllerState, live: Set<string>, actions: ControllerAct
     if (p.move === undefined) continue
     moving++
     if (s.inFlight.has(`partition/${k}`)) continue
+    if (lost(p.move.to)) {
+      // The new replica's node is gone itself: the move is abandoned (a later tick starts another).
+      const { move: abandoned, ...rest } = p
+      write(s, actions, `partition/${k}`, { ...rest, replicas: p.replicas.filter((r) => r !== abandoned.to), controllerEpoch: s.epoch }, now)
+      actions.push({ kind: 'log', level: 'warn', msg: 'rebalance: move abandoned, its target is gone', fields: { db: p.db, partition: p.partition, from: abandoned.from, to: abandoned.to } })
+      continue
+    }
     if (!caughtUp(s, p, p.move.to, config)) continue
     if (p.handover !== undefined) continue
     if (p.master === p.move.from && live.has(p.move.from)) {
