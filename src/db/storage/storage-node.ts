@@ -50,7 +50,7 @@ export class StorageNode {
   readonly #metrics: NodeMetrics
   readonly #bootstrappedFrom = new Map<string, string>()
   /** Replicas placed here and still opening (downloading a snapshot): BOOTSTRAPPING. */
-  readonly #bootstrapping = new Set<string>()
+  readonly #bootstrapping = new Map<string, { db: string; partition: number }>()
   #server: Server | undefined
   #url = ''
   #reconciling: Promise<void> = Promise.resolve()
@@ -120,7 +120,7 @@ export class StorageNode {
         id: this.id,
         replicas: [
           ...[...this.replicas.values()].map((r) => ({ db: r.db, partition: r.partition, role: r.role, generation: r.applied.generation, scn: r.applied.scn })),
-          ...[...this.#bootstrapping].map((k) => ({ db: k.slice(0, k.lastIndexOf('/')), partition: Number(k.slice(k.lastIndexOf('/') + 1)), role: 'bootstrapping', generation: -1, scn: -1 })),
+          ...[...this.#bootstrapping.values()].map(({ db, partition }) => ({ db, partition, role: 'bootstrapping', generation: -1, scn: -1 })),
         ],
       }
       this.metadata
@@ -163,7 +163,7 @@ export class StorageNode {
     const next = async (): Promise<void> => {
       for (let item = opening.shift(); item !== undefined; item = opening.shift()) {
         const [k, p] = item
-        this.#bootstrapping.add(k)
+        this.#bootstrapping.set(k, { db: p.db, partition: p.partition })
         try {
           const r = await this.#open(p)
           if (this.#closed) return
@@ -256,8 +256,7 @@ export class StorageNode {
       bootstrappedFrom: this.#bootstrappedFrom.get(partitionKey(r.db, r.partition)) ?? null,
       failure: r.failure,
     }))
-    for (const k of this.#bootstrapping) {
-      const [db, partition] = [k.slice(0, k.lastIndexOf('/')), Number(k.slice(k.lastIndexOf('/') + 1))]
+    for (const { db, partition } of this.#bootstrapping.values()) {
       replicas.push({ db, partition, role: 'bootstrapping', masterGeneration: 0, applied: { generation: 0, scn: 0 }, checkpointOffset: 0, readOffset: 0, documents: 0, counters: { applied: 0, duplicates: 0, zombies: 0, discarded: 0, invalid: 0, integrityGaps: 0 }, bootstrappedFrom: null, failure: null })
     }
     return { id: this.id, pid: process.pid, rack: this.#options.rack ?? null, url: this.#url, metadataOffset: this.view.offset, replicas }

@@ -3,7 +3,9 @@
 // incrementing counters by read-modify-write with If-Match, all through the router's HTTP API.
 // Outcomes are classified as the checker needs: ok, fail (known not applied) or info (unknown).
 import { Pool } from 'undici'
+import { isDbErrorCode, RETRIABLE_CODES } from '../../db/errors.ts'
 import { type FinalState, type Operation, type Outcome } from './checker.ts'
+import { mulberry32 } from '../../util/random.ts'
 
 export const WORKLOAD_TABLES = {
   registers: { key: ['id'], schema: { type: 'record', name: 'Register', fields: [{ name: 'id', type: 'string' }, { name: 'value', type: 'string' }] } },
@@ -28,19 +30,6 @@ export interface WorkloadOptions {
   keyPrefix?: string
 }
 
-/** Errors after which the database guarantees the request was not applied. */
-const NOT_APPLIED = new Set(['NO_MASTER', 'NOT_MASTER', 'NOT_APPLIED', 'REPLICA_NOT_READY', 'MASTER_ERROR'])
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 interface HttpAnswer {
   status: number
@@ -53,7 +42,7 @@ function outcomeOf(a: HttpAnswer | Error): Outcome {
   if (a.status >= 200 && a.status < 300) return 'ok'
   const code = (a.body as { error?: { code?: string } } | undefined)?.error?.code
   if (a.status >= 400 && a.status < 500) return 'fail'
-  return code !== undefined && NOT_APPLIED.has(code) ? 'fail' : 'info'
+  return isDbErrorCode(code) && RETRIABLE_CODES.has(code) ? 'fail' : 'info'
 }
 
 export async function runWorkload(o: WorkloadOptions): Promise<{ history: Operation[]; final: FinalState }> {

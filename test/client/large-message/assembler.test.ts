@@ -13,6 +13,7 @@ import {
   type SegmentInput,
 } from '../../../src/client/large-message/assembler.ts'
 import { HEADER_TYPE_V3, type LargeMessageHeader } from '../../../src/client/large-message/segment.ts'
+import { mulberry32 } from '../../../src/util/random.ts'
 
 const P = 't/0'
 
@@ -131,17 +132,6 @@ void test('incomplete messages expire after the offset gap; the safe offset move
   t.process(P, seg(0, 1, 0, 2, Buffer.from('a'), 2))
   assert.throws(() => t.process(P, plain(4, 'x')), (e: unknown) => e instanceof LargeMessageDroppedError && e.reason === 'expired')
 })
-
-function mulberry32(seed: number): () => number {
-  let s = seed >>> 0
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0
-    let t = s
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 for (const seed of [1, 2, 3, 42, 1234]) {
   void test(`seeded interleaving of 4 producers' segments with duplicates and restarts (seed ${seed})`, () => {

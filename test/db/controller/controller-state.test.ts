@@ -6,6 +6,7 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { type ControllerAction, type ControllerConfig, type ControllerState, initialControllerState, isActive, step } from '../../../src/db/controller/controller-state.ts'
 import { type DatabaseInfo, type NodeInfo } from '../../../src/db/metadata/model.ts'
+import { mulberry32 } from '../../../src/util/random.ts'
 
 const CONFIG: ControllerConfig = { nodeSessionMs: 1000, controllerSessionMs: 2000, controllerHeartbeatMs: 300, rereplicationDelayMs: 60_000, maxConcurrentMoves: 2, caughtUpScns: 10 }
 
@@ -180,17 +181,6 @@ void test('a handover waits for the old master to report it stepped down, unless
   const promoted = a.tick(1800).filter((w) => w.key === 'partition/d/0')
   assert.deepEqual(promoted.map((w) => [(w.value as { master: string }).master, (w.value as { generation: number }).generation]), [[target, p.generation + 1]])
 })
-
-function mulberry32(seed: number): () => number {
-  let s = seed >>> 0
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0
-    let t = s
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 void test('simulator: over random schedules of controller pauses, node deaths and log delays, one epoch has one leader, a new master always has a new generation, lost replicas are rebuilt and masters return to their preferred replicas', () => {
   let takeovers = 0

@@ -4,20 +4,9 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { decodeEnvelope, encodeEnvelope, type Envelope, HEADER_SIZE, MAGIC, RecordType, VERSION } from '../../../src/db/replication/envelope.ts'
+import { mulberry32 } from '../../../src/util/random.ts'
 
 const GUID = Buffer.from('00112233445566778899aabbccddeeff', 'hex')
-
-/** mulberry32: a small seeded PRNG. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 /** An independent bitwise CRC-32 (IEEE, reflected), to check the checksum field by another route. */
 function crc32Reference(bytes: Uint8Array): number {

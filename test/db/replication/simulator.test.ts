@@ -24,20 +24,10 @@ import { test } from 'node:test'
 import { type Payload, RecordType } from '../../../src/db/replication/envelope.ts'
 import { compareScn, initialReplicaState, type ReplicaAction, type ReplicaInput, type ReplicaState, step } from '../../../src/db/replication/replica-state.ts'
 import { type Operation } from '../../../src/db/storage/replica-store.ts'
+import { mulberry32 } from '../../../src/util/random.ts'
 
 const SEEDS = 200
 const STEPS = 300
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 interface Attempt {
   generation: number
