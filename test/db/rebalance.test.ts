@@ -60,9 +60,10 @@ void test('a node joining gets its share of replicas and masters; a decommission
   const workload = runWorkload({ url: cluster.router.url, db: DB, clients: 4, registers: 8, counters: 2, durationMs: 12_000, seed: 5 })
   await sleep(500)
   await cluster.startNode('n4')
+  // Settled: every node within one replica of the others (the rebalance goal), three per partition.
   const joined = await settle('n4 to get its share', (v) => {
     const c = holders(v)
-    return (c.get('n4') ?? 0) >= 4 && v.databases[0].partitions.every((p) => p.replicas.length === 3 && new Set(p.replicas.map((r) => r.node)).size === 3)
+    return ['n1', 'n2', 'n3', 'n4'].every((n) => [4, 5].includes(c.get(n) ?? 0)) && v.databases[0].partitions.every((p) => p.replicas.length === 3 && new Set(p.replicas.map((r) => r.node)).size === 3)
   })
   const c1 = holders(joined)
   t.diagnostic(`after n4 joined, replicas per node: ${JSON.stringify([...c1].sort())}`)
