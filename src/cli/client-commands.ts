@@ -127,9 +127,3 @@ export async function audit(o: AuditOptions): Promise<boolean> {
   process.stdout.write(report.text + '\n')
   return report.complete
 }
-
-/** A time given as epoch milliseconds or anything Date understands (ISO 8601). */
-export function parseTime(text: string): number | undefined {
-  const ms = /^\d+$/.test(text) ? Number(text) : Date.parse(text)
-  return Number.isFinite(ms) ? ms : undefined
-}

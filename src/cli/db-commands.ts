@@ -18,26 +18,9 @@ import { Router } from '../db/router/router.ts'
 import { StorageNode } from '../db/storage/storage-node.ts'
 import { Logger } from '../util/log.ts'
 import { createRegistry, serveMetrics } from '../util/metrics.ts'
+import { EXIT_WITH_PARENT_ENV, spawnedToExitWithParent, stopOnSignals } from './shutdown.ts'
 
 const MAIN = fileURLToPath(new URL('./main.ts', import.meta.url))
-
-function onStop(stop: () => Promise<void>, log: Logger): void {
-  let stopping = false
-  const handler = (signal: string) => {
-    if (stopping) return
-    stopping = true
-    log.info('shutting down', { signal })
-    stop().then(
-      () => process.exit(0),
-      (error: unknown) => {
-        log.error('shutdown failed', { error: String(error) })
-        process.exit(1)
-      },
-    )
-  }
-  process.on('SIGTERM', () => handler('SIGTERM'))
-  process.on('SIGINT', () => handler('SIGINT'))
-}
 
 export interface NodeCommand {
   id: string
@@ -54,7 +37,7 @@ export async function runNode(cmd: NodeCommand): Promise<void> {
   const log = new Logger({ component: 'node', node: cmd.id })
   const node = await StorageNode.start({ ...cmd, log, registry: createRegistry() })
   process.stdout.write(`cortado node ready id=${cmd.id} url=${node.url} pid=${process.pid}\n`)
-  onStop(() => node.close(), log)
+  stopOnSignals(() => node.close(), log, { exitWithParent: spawnedToExitWithParent() })
 }
 
 export interface RouterCommand {
@@ -70,7 +53,7 @@ export async function runRouter(cmd: RouterCommand): Promise<void> {
   const log = new Logger({ component: 'router' })
   const router = await Router.start({ ...cmd, log, registry: createRegistry() })
   process.stdout.write(`cortado router ready http=${router.url}\n`)
-  onStop(() => router.close(), log)
+  stopOnSignals(() => router.close(), log, { exitWithParent: spawnedToExitWithParent() })
 }
 
 export interface ControllerCommand {
@@ -94,10 +77,14 @@ export async function runController(cmd: ControllerCommand): Promise<void> {
   const controller = await Controller.start({ id: cmd.id, bootstrap: cmd.bootstrap, log, registry, config, replicationFactor: cmd.replicationFactor })
   const metrics = cmd.metricsPort === undefined ? undefined : await serveMetrics(registry, '127.0.0.1', cmd.metricsPort)
   process.stdout.write(`cortado controller ready id=${cmd.id} pid=${process.pid}\n`)
-  onStop(async () => {
-    metrics?.close()
-    await controller.close()
-  }, log)
+  stopOnSignals(
+    async () => {
+      metrics?.close()
+      await controller.close()
+    },
+    log,
+    { exitWithParent: spawnedToExitWithParent() },
+  )
 }
 
 async function brokerCount(bootstrap: string[]): Promise<number> {
@@ -141,7 +128,9 @@ class NodeSupervisor {
   }
 
   #spawn(): Promise<void> {
-    const child = spawn(process.execPath, [MAIN, 'node', ...this.#args], { stdio: ['ignore', 'pipe', 'inherit'] })
+    // The node stops by itself if this process dies without stopping it (SIGKILL).
+    const env = { ...process.env, [EXIT_WITH_PARENT_ENV]: '1' }
+    const child = spawn(process.execPath, [MAIN, 'node', ...this.#args], { stdio: ['ignore', 'pipe', 'inherit'], env })
     this.#child = child
     const ready = new Promise<void>((resolveReady, reject) => {
       const lines = createInterface({ input: child.stdout })
@@ -226,11 +215,15 @@ export async function runStart(cmd: StartCommand): Promise<void> {
       'Ctrl-C stops everything cleanly.',
     ].join('\n') + '\n',
   )
-  onStop(async () => {
-    await router.close()
-    await controller.close()
-    await Promise.all(nodes.map((n) => n.stop()))
-    metrics.close()
-    await broker?.stop()
-  }, log)
+  stopOnSignals(
+    async () => {
+      await router.close()
+      await controller.close()
+      await Promise.all(nodes.map((n) => n.stop()))
+      metrics.close()
+      await broker?.stop()
+    },
+    log,
+    { exitWithParent: true },
+  )
 }

@@ -210,12 +210,44 @@ export class ReliableProducer {
     return new Promise((resolve) => this.#idleWaiters.push(resolve))
   }
 
-  /** Flushes, then closes the underlying producer; later sends reject with ProducerClosedError. */
-  async close(): Promise<void> {
+  /**
+   * Flushes, then closes the underlying producer; later sends reject with ProducerClosedError.
+   * With `timeoutMs`, as Kafka's `close(Duration)`: records still unacknowledged by then (say,
+   * the broker is gone) reject with ProducerClosedError instead of being waited for. Their outcome
+   * is unknown to the caller (a request in flight may still be written), never reported as success.
+   */
+  async close(timeoutMs = Infinity): Promise<void> {
     if (this.#closed) return
     this.#closed = true
-    await this.flush()
-    await this.#producer.close().catch(() => undefined)
+    const flushed = await this.#flushWithin(timeoutMs)
+    if (!flushed) this.#abandonAll()
+    await this.#producer.close(!flushed).catch(() => undefined)
+  }
+
+  async #flushWithin(timeoutMs: number): Promise<boolean> {
+    if (timeoutMs === Infinity) {
+      await this.flush()
+      return true
+    }
+    let timer: NodeJS.Timeout | undefined
+    const expired = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs)))
+    const flushed = await Promise.race([this.flush().then(() => true as const), expired])
+    clearTimeout(timer)
+    return flushed
+  }
+
+  /** Closing gave up waiting: fails every buffered record; work in flight sees a new epoch and stops. */
+  #abandonAll(): void {
+    this.#epoch++
+    const abandoned = [...this.#inflight, ...this.#queue, ...this.#waiting]
+    this.#queue = []
+    this.#waiting = []
+    this.#inflight = []
+    this.#bufferedBytes = 0
+    this.#bufferedRecords = 0
+    const error = new ProducerClosedError()
+    for (const e of abandoned) e.reject(error)
+    this.#checkIdle()
   }
 
   #createProducer(): Producer<Buffer, Buffer, Buffer, Buffer> {
@@ -319,10 +351,12 @@ export class ReliableProducer {
         })),
       })
     } catch (error) {
+      if (epoch !== this.#epoch) return // abandoned by close()
       this.#inflight = []
       this.#fail(error, batch)
       return
     }
+    if (epoch !== this.#epoch) return // abandoned by close()
     this.#inflight = []
     const { topic } = head.record
     const partition = head.partition

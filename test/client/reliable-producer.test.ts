@@ -233,3 +233,24 @@ test('send after close rejects with ProducerClosedError; close flushes first', a
   assert.equal((await pending).offset, 0n)
   await assert.rejects(producer.send({ topic, key: null, value: Buffer.from('y') }), (e: unknown) => e instanceof ProducerClosedError && e.code === 'PRODUCER_CLOSED')
 })
+
+test('close with a timeout while the broker is gone: unacknowledged records reject with ProducerClosedError, close returns', { timeout: 30_000 }, async () => {
+  const own = await startBroker()
+  const topic = uniqueTopic('rp-close-gone')
+  await createTopic(own.port, topic, 1)
+  const producer = new ReliableProducer({ bootstrap: [own.bootstrap], retryBackoffMs: 20, maxRetryBackoffMs: 100 })
+  try {
+    assert.equal((await producer.send({ topic, partition: 0, key: null, value: Buffer.from('before') })).offset, 0n)
+    await own.kill()
+    const pending = Array.from({ length: 5 }, (_, i) => producer.send({ topic, partition: 0, key: null, value: Buffer.from(`after${i}`) }))
+    const outcomes = Promise.allSettled(pending)
+    await producer.close(300) // without the timeout, close would wait for the broker forever
+    for (const o of await outcomes) {
+      assert.equal(o.status, 'rejected')
+      assert.ok(o.reason instanceof ProducerClosedError, String(o.reason))
+    }
+    assert.equal(producer.bufferedRecords, 0)
+  } finally {
+    removeDir(own.dataDir)
+  }
+})

@@ -16,6 +16,9 @@ import { ReliableProducer } from '../../client/reliable-producer.ts'
 import { ensureTopic } from '../kafka-topics.ts'
 import { type DatabaseInfo, type NodeInfo, type PartitionInfo } from './model.ts'
 
+/** How long closing waits for unacknowledged writes before giving them up. */
+export const CLOSE_FLUSH_TIMEOUT_MS = 5000
+
 export const METADATA_TOPIC = '__cortado_metadata'
 
 export interface MetadataView {
@@ -98,9 +101,10 @@ export class MetadataLog {
     return Number(ack.offset) + 1
   }
 
-  async close(): Promise<void> {
+  /** Writes not acknowledged within `flushTimeoutMs` (Kafka is gone, say) are given up, so a process can stop. */
+  async close(flushTimeoutMs = CLOSE_FLUSH_TIMEOUT_MS): Promise<void> {
     await this.#reader.close()
-    await this.#producer?.close()
+    await this.#producer?.close(flushTimeoutMs)
   }
 
   #apply(records: LogRecord[]): void {

@@ -13,7 +13,7 @@ import { LogReader } from '../../client/log-reader.ts'
 import { ReliableProducer } from '../../client/reliable-producer.ts'
 import { lockDataDir } from '../../util/data-dir-lock.ts'
 import { type Logger } from '../../util/log.ts'
-import { type MetadataView, MetadataLog, partitionKey } from '../metadata/metadata-log.ts'
+import { CLOSE_FLUSH_TIMEOUT_MS, type MetadataView, MetadataLog, partitionKey } from '../metadata/metadata-log.ts'
 import { type NodeReport } from '../controller/controller-state.ts'
 import { type NodeInfo, type PartitionInfo } from '../metadata/model.ts'
 import { type NodeStatus, type ReplicaStatus } from '../node-api.ts'
@@ -272,7 +272,7 @@ export class StorageNode {
       await closed
     }
     await this.#reader.close()
-    await Promise.all([...this.#producers.values()].map((p) => p.close().catch(() => undefined)))
+    await Promise.all([...this.#producers.values()].map((p) => p.close(CLOSE_FLUSH_TIMEOUT_MS).catch(() => undefined)))
     for (const r of this.replicas.values()) r.close()
     this.replicas.clear()
     await this.metadata.close()

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# The system tools the tests and benchmarks drive, in one list: `npm test` and `.ci/run` both run
+# this script first, so the two cannot drift apart. A tool that is missing is installed from
+# Debian's packages when we are root and have apt-get (one line per tool); otherwise the script
+# stops at once with the exact command to run, instead of letting dozens of tests fail one by one.
+#
+# Each entry: Debian package | what checks that it is there | what uses it.
+set -euo pipefail
+
+TOOLS=(
+  "kcat|command -v kcat|the librdkafka compatibility tests"
+  "python3-kafka|/usr/bin/python3 -c 'import kafka'|the kafka-python compatibility tests"
+  "python3-confluent-kafka|/usr/bin/python3 -c 'import confluent_kafka'|the confluent-kafka compatibility tests"
+  "python3-snappy|/usr/bin/python3 -c 'import snappy'|kafka-python's snappy codec"
+  "python3-lz4|/usr/bin/python3 -c 'import lz4.frame'|kafka-python's lz4 codec"
+  "python3-zstandard|/usr/bin/python3 -c 'import zstandard'|kafka-python's zstd codec"
+  "burrow|command -v Burrow|the Burrow compatibility test"
+  "zookeeper|test -f /usr/share/java/zookeeper.jar|the ZooKeeper Burrow 1.2.1 needs"
+  "postgresql-15|test -x /usr/lib/postgresql/15/bin/postgres|the PostgreSQL baseline of bench:db and its smoke test"
+)
+
+missing=()
+for entry in "${TOOLS[@]}"; do
+  IFS='|' read -r package check purpose <<<"$entry"
+  if ! bash -c "$check" >/dev/null 2>&1; then missing+=("$package|$purpose"); fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+packages=()
+for entry in "${missing[@]}"; do packages+=("${entry%%|*}"); done
+
+if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+  echo "system tools: missing ${packages[*]} (the tests drive them). Install them with:" >&2
+  echo "  sudo apt-get update && sudo apt-get install -y ${packages[*]}" >&2
+  echo "(on a system without apt-get, install the equivalent packages, then run npm test again)" >&2
+  exit 1
+fi
+
+for entry in "${missing[@]}"; do echo "system tools: installing ${entry%%|*}, for ${entry#*|}"; done
+export DEBIAN_FRONTEND=noninteractive
+log=$(mktemp)
+if ! { apt-get update -qq && apt-get install -y -qq "${packages[@]}"; } >"$log" 2>&1; then
+  cat "$log" >&2
+  echo "system tools: apt-get failed to install ${packages[*]} (output above)" >&2
+  rm -f "$log"
+  exit 1
+fi
+rm -f "$log"
+echo "system tools: installed ${packages[*]}"

@@ -1,0 +1,75 @@
+// Before a command works against Kafka or a router, it checks that it can reach it. Retrying is
+// right while a cluster restarts, but silence is not: each failed attempt is reported (at most
+// every few seconds) with what the command waits for and why, and after the timeout the command
+// gives up with an error naming the address.
+import { Admin } from '@platformatic/kafka'
+
+const RETRY_MS = 500
+const REPORT_EVERY_MS = 3000
+
+/** The broker or router could not be reached within the timeout: exit code 1, no usage text. */
+export class UnreachableError extends Error {
+  readonly code = 'UNREACHABLE'
+}
+
+export interface WaitOptions {
+  timeoutMs: number
+  /** Prints a progress line (stderr in the CLI). */
+  say: (line: string) => void
+}
+
+/** Calls `attempt` until it succeeds or the timeout passes; `what` names the target in messages. */
+export async function waitUntilReachable(what: string, attempt: () => Promise<void>, o: WaitOptions): Promise<void> {
+  const deadline = Date.now() + o.timeoutMs
+  let lastReport = 0
+  for (;;) {
+    let reason: string
+    try {
+      await attempt()
+      return
+    } catch (error) {
+      reason = describe(error)
+    }
+    const now = Date.now()
+    const left = deadline - now
+    if (left <= 0) throw new UnreachableError(`cannot reach ${what} after ${Math.round(o.timeoutMs / 1000)} s (${reason}); is it running? --connect-timeout <seconds> waits longer`)
+    if (now - lastReport >= REPORT_EVERY_MS) {
+      o.say(`cortado: waiting for ${what}: ${reason} (giving up in ${Math.ceil(left / 1000)} s)`)
+      lastReport = now
+    }
+    await new Promise((r) => setTimeout(r, Math.min(RETRY_MS, left)))
+  }
+}
+
+/** One Metadata round trip to the bootstrap brokers, with no retries of its own. */
+export async function probeKafka(bootstrap: string[], timeoutMs: number): Promise<void> {
+  const admin = new Admin({ clientId: 'cortado-probe', bootstrapBrokers: bootstrap, retries: 0, connectTimeout: Math.min(timeoutMs, 5000), timeout: Math.min(timeoutMs, 5000) })
+  try {
+    await admin.metadata({ topics: [] })
+  } finally {
+    await admin.close()
+  }
+}
+
+export function waitForKafka(bootstrap: string[], o: WaitOptions): Promise<void> {
+  return waitUntilReachable(`Kafka at ${bootstrap.join(',')}`, () => probeKafka(bootstrap, o.timeoutMs), o)
+}
+
+/** The innermost cause's message: "connect ECONNREFUSED 127.0.0.1:1" rather than "fetch failed". */
+function describe(error: unknown): string {
+  let e: unknown = error
+  for (let depth = 0; depth < 5; depth++) {
+    const inner = innerError(e)
+    if (inner === undefined) break
+    e = inner
+  }
+  return e instanceof Error ? e.message : String(e)
+}
+
+function innerError(e: unknown): unknown {
+  if (!(e instanceof Error)) return undefined
+  if (e.cause !== undefined) return e.cause
+  const errors = (e as { errors?: unknown }).errors
+  if (Array.isArray(errors) && errors.length > 0) return errors[0]
+  return undefined
+}
