@@ -17,7 +17,7 @@
 // - Integrity (Venice-style): per producer guid, record sequences must be contiguous; a gap means
 //   records were lost between producer and log, which is reported (nothing else can be done).
 import { type Envelope, RecordType } from './envelope.ts'
-import { type Operation, validOperation } from '../storage/replica-store.ts'
+import { type Operation, validOperation } from './operation.ts'
 
 export interface OpenTransaction {
   generation: number

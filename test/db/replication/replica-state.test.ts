@@ -4,8 +4,8 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { type Envelope, type Payload, RecordType } from '../../../src/db/replication/envelope.ts'
+import { type Operation } from '../../../src/db/replication/operation.ts'
 import { compareScn, initialReplicaState, type ReplicaAction, type ReplicaInput, type ReplicaState, step } from '../../../src/db/replication/replica-state.ts'
-import { type Operation } from '../../../src/db/storage/replica-store.ts'
 
 const G1 = Buffer.alloc(16, 1)
 const G2 = Buffer.alloc(16, 2)

@@ -22,8 +22,8 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { type Payload, RecordType } from '../../../src/db/replication/envelope.ts'
+import { type Operation } from '../../../src/db/replication/operation.ts'
 import { compareScn, initialReplicaState, type ReplicaAction, type ReplicaInput, type ReplicaState, step } from '../../../src/db/replication/replica-state.ts'
-import { type Operation } from '../../../src/db/storage/replica-store.ts'
 import { mulberry32 } from '../../../src/util/random.ts'
 
 const SEEDS = 200
