@@ -17,6 +17,8 @@
 //   6. a record lost between a producer and the log is reported as an integrity gap of that
 //      producer once a later record of it arrives (and an earlier one did), and no gap is
 //      reported where nothing was lost.
+// Besides, `step` itself asserts the state machine's invariants (assertInvariants,
+// assertStepInvariants) after every record, so every schedule checks them at every step.
 //
 // A failing seed is printed; rerun one with SIM_SEED=<seed>.
 import assert from 'node:assert/strict'
