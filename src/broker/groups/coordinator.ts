@@ -402,7 +402,7 @@ export class GroupCoordinator {
  */
 function restoreGroup(groupId: string, v: GroupMetadataValue, now: number): Group {
   const group = newGroup(groupId, v.currentStateTimestamp > 0 ? v.currentStateTimestamp : now)
-  group.generation = v.generation
+  group.generation = Math.max(0, v.generation)
   group.protocolType = v.protocolType === '' ? null : v.protocolType
   group.protocolName = v.protocol
   for (const m of v.members) {

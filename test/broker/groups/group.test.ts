@@ -237,6 +237,8 @@ void test('the initial rebalance delay gathers members joining an empty group in
 // every request is answered exactly once (the harness asserts that), a reply never names a
 // generation newer than the group's, Stable groups have a leader who is a member, and a
 // member told its generation in a join reply can sync in it unless a rebalance intervened.
+// Besides, `step` asserts the group's invariants (assertInvariants, assertStepInvariants) after
+// every event, and the harness checks that no step modifies the group it is given.
 void test('random schedules keep the protocol invariants (seeded)', () => {
   for (let seed = 1; seed <= 30; seed++) {
     let s = seed
