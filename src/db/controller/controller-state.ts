@@ -393,8 +393,11 @@ function rebalance(s: ControllerState, live: Set<string>, actions: ControllerAct
     if (p.move === undefined) continue
     moving++
     if (s.inFlight.has(`partition/${k}`)) continue
-    if (lost(p.move.to)) {
+    if (lost(p.move.to) && p.master !== p.move.to) {
       // The new replica's node is gone itself: the move is abandoned (a later tick starts another).
+      // Not once mastership has moved to it: dropping it would leave a master outside the
+      // replicas; the move finishes instead (or failover moves the mastership first), and the
+      // lost replica is then moved away like any other.
       const { move: abandoned, ...rest } = p
       write(s, actions, `partition/${k}`, { ...rest, replicas: p.replicas.filter((r) => r !== abandoned.to), controllerEpoch: s.epoch }, now)
       actions.push({ kind: 'log', level: 'warn', msg: 'rebalance: move abandoned, its target is gone', fields: { db: p.db, partition: p.partition, from: abandoned.from, to: abandoned.to } })

@@ -302,3 +302,15 @@ void test('assertInvariants rejects a corrupted state; assertStepInvariants a st
   assert.doesNotThrow(() => assertStepInvariants(s, s, move, CONFIG))
   assert.throws(() => assertStepInvariants(s, s, move, { ...CONFIG, maxConcurrentMoves: 0 }), /1 moves started with 0 in progress, more than the 0 allowed/)
 })
+
+void test('a move whose target already masters the partition is not abandoned when the target is decommissioned', () => {
+  const { log, a } = started()
+  log.push({ key: 'node/n4', value: node('n4') }, heartbeat('n4'))
+  log.push({ key: 'partition/d/0', value: { db: 'd', partition: 0, generation: 2, master: 'n4', replicas: ['n1', 'n2', 'n3', 'n4'], move: { from: 'n1', to: 'n4' }, controllerEpoch: a.state.epoch } })
+  log.push({ key: 'decommission/n4', value: {} })
+  a.catchUp(log, 100)
+  for (const w of a.tick(100).filter((x) => x.key === 'partition/d/0')) {
+    const p = w.value as { master: string; replicas: string[] }
+    assert.ok(p.replicas.includes(p.master), `master ${p.master} among ${p.replicas.join(',')}`)
+  }
+})
