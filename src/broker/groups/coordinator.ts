@@ -1,5 +1,5 @@
 // The group coordinator's runtime: drives the group state machine (group.ts) with the real clock,
-// turns its actions into responses, and keeps committed offsets and group metadata in the
+// keeps the group each step returns, turns its actions into responses, and keeps committed offsets and group metadata in the
 // compacted __consumer_offsets topic, which it reads back at start-up.
 import { randomUUID } from 'node:crypto'
 import { ErrorCode } from '../../protocol/errors.ts'
@@ -109,27 +109,29 @@ export class GroupCoordinator {
 
   /** Feeds an event to a group's state machine; resolves with that request's response. */
   private submit(groupId: string, make: (reply: ReplyId) => Event, create = true): Promise<Replies> {
-    let group = this.groups.get(groupId)
     const reply = this.nextReply++
     const event = make(reply)
-    if (group === undefined) {
+    if (!this.groups.has(groupId)) {
       if (!create) return Promise.resolve(unknownMemberResponse(event))
-      group = newGroup(groupId, Date.now())
-      this.groups.set(groupId, group)
+      this.groups.set(groupId, newGroup(groupId, Date.now()))
     }
     const answered = new Promise<Replies>((resolve) => this.waiting.set(reply, resolve))
-    this.apply(group, event)
+    this.apply(groupId, event)
     return answered
   }
 
-  private env(): Env {
-    return { now: Date.now(), newMemberId: (clientId) => `${clientId}-${randomUUID()}`, config: this.groupConfig }
+  private env(now = Date.now()): Env {
+    return { now, newMemberId: (clientId) => `${clientId}-${randomUUID()}`, config: this.groupConfig }
   }
 
-  private apply(group: Group, event: Event): void {
-    const actions = step(group, event, this.env())
-    this.perform(group, actions)
-    this.schedule(group)
+  /** One step of a group's state machine: the group it returns replaces the one it was given. */
+  private apply(groupId: string, event: Event, now = Date.now()): void {
+    const group = this.groups.get(groupId)
+    if (group === undefined) return
+    const { state, actions } = step(group, event, this.env(now))
+    this.groups.set(groupId, state)
+    this.perform(state, actions)
+    this.schedule(state)
   }
 
   /** Runs actions in order: a persist is appended now, and the replies after it wait for its fsync. */
@@ -158,7 +160,7 @@ export class GroupCoordinator {
     if (at === null) return
     const timer = setTimeout(() => {
       this.timers.delete(group.groupId)
-      this.apply(group, { type: 'tick' })
+      this.apply(group.groupId, { type: 'tick' })
     }, Math.max(0, at - Date.now()) + 1)
     timer.unref()
     this.timers.set(group.groupId, timer)
@@ -170,10 +172,7 @@ export class GroupCoordinator {
     const group = this.groups.get(groupId)
     const refused = commitError(group, generationId, memberId, groupInstanceId)
     if (refused !== ErrorCode.NONE) return offsets.map(() => refused)
-    if (group !== undefined && group.members.size > 0) {
-      const member = group.members.get(memberId)
-      if (member !== undefined) member.sessionDeadline = now + member.sessionTimeoutMs
-    }
+    if (group?.members.has(memberId) === true) this.apply(groupId, { type: 'touch', memberId }, now)
     const errors = offsets.map((o) => {
       const topic = this.topics.get(o.topic)
       if (topic === undefined || o.partition < 0 || o.partition >= topic.partitions.length) return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
@@ -397,13 +396,15 @@ export class GroupCoordinator {
   }
 }
 
-/** A group as its last metadata record left it; its members get a fresh session to reconnect. */
+/**
+ * A group as its last metadata record left it; its members get a fresh session to reconnect.
+ * (Built here, before any step, so the state machine's invariants hold from its first step.)
+ */
 function restoreGroup(groupId: string, v: GroupMetadataValue, now: number): Group {
   const group = newGroup(groupId, v.currentStateTimestamp > 0 ? v.currentStateTimestamp : now)
-  group.generation = v.generation
+  group.generation = Math.max(0, v.generation)
   group.protocolType = v.protocolType === '' ? null : v.protocolType
   group.protocolName = v.protocol
-  group.leaderId = v.leader
   for (const m of v.members) {
     group.members.set(m.memberId, {
       memberId: m.memberId, groupInstanceId: m.groupInstanceId, clientId: m.clientId, clientHost: m.clientHost,
@@ -413,6 +414,9 @@ function restoreGroup(groupId: string, v: GroupMetadataValue, now: number): Grou
     })
     if (m.groupInstanceId !== null) group.staticMembers.set(m.groupInstanceId, m.memberId)
   }
+  // A leader that is not among the members (a record not written by a coordinator) is replaced
+  // by the first member, as when a leader leaves.
+  group.leaderId = v.leader !== null && group.members.has(v.leader) ? v.leader : (group.members.keys().next().value ?? null)
   group.state = group.members.size > 0 ? 'Stable' : 'Empty'
   return group
 }

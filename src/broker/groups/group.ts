@@ -1,7 +1,12 @@
 // The classic consumer-group protocol (JoinGroup/SyncGroup/Heartbeat/LeaveGroup) as a state
-// machine: `step(group, event, env)` applies one event to one group and returns the actions that
-// follow (responses to send, metadata to persist, in order). Time and member-id generation come
-// from `env`, so the same code runs under the real coordinator and in tests that drive the clock.
+// machine: `step(group, event, env) → { state, actions }` applies one event to one group and
+// returns the group after it and the actions that follow (responses to send, metadata to persist,
+// in order). It is pure: the group it is given is never modified; the step works on a copy of the
+// group and its maps, and a member that changes is replaced by a changed copy (members, their
+// protocol lists and Buffers are shared between states, never modified). Time and member-id
+// generation come from `env` (invariant 7 (docs/invariants.md)), so the same code runs under the
+// real coordinator and in tests that drive the clock. Every step ends with assertInvariants and
+// assertStepInvariants.
 //
 // States and transitions follow Kafka's GroupCoordinator (3.8):
 //   Empty --join--> PreparingRebalance --all joined / rebalance timeout--> CompletingRebalance
@@ -9,6 +14,7 @@
 //   Stable / CompletingRebalance --join of a new or changed member, leave, session expiry--> PreparingRebalance
 //   PreparingRebalance --no members left--> Empty
 import { ErrorCode } from '../../protocol/errors.ts'
+import { violated } from '../../util/invariant.ts'
 
 export type GroupState = 'Empty' | 'PreparingRebalance' | 'CompletingRebalance' | 'Stable' | 'Dead'
 
@@ -105,6 +111,8 @@ export type Event =
     }
   | { type: 'heartbeat'; reply: ReplyId; generationId: number; memberId: string; groupInstanceId: string | null }
   | { type: 'leave'; reply: ReplyId; members: { memberId: string; groupInstanceId: string | null }[] }
+  /** A member heard from outside the protocol (an offset commit): its session is renewed. */
+  | { type: 'touch'; memberId: string }
   | { type: 'tick' }
 
 export type Action =
@@ -133,17 +141,71 @@ function syncError(reply: ReplyId, errorCode: number): Action {
   return { type: 'sync-reply', reply, response: { errorCode, protocolType: null, protocolName: null, assignment: EMPTY } }
 }
 
-/** Applies one event; returns the actions that follow, in order. */
-export function step(group: Group, event: Event, env: Env): Action[] {
+export interface StepResult {
+  state: Group
+  actions: Action[]
+}
+
+/** Applies one event; returns the group after it and the actions that follow, in order. */
+export function step(group: Group, event: Event, env: Env): StepResult {
+  const g = draft(group)
   const out: Action[] = []
   switch (event.type) {
-    case 'join': join(group, event, env, out); break
-    case 'sync': sync(group, event, env, out); break
-    case 'heartbeat': out.push({ type: 'heartbeat-reply', reply: event.reply, errorCode: heartbeat(group, event, env) }); break
-    case 'leave': leave(group, event, env, out); break
-    case 'tick': tick(group, env, out); break
+    case 'join': join(g, event, env, out); break
+    case 'sync': sync(g, event, env, out); break
+    case 'heartbeat': out.push({ type: 'heartbeat-reply', reply: event.reply, errorCode: heartbeat(g, event, env) }); break
+    case 'leave': leave(g, event, env, out); break
+    case 'touch': touch(g, event.memberId, env); break
+    case 'tick': tick(g, env, out); break
   }
-  return out
+  assertInvariants(g)
+  assertStepInvariants(group, g)
+  return { state: g, actions: out }
+}
+
+/** A copy of the group to work on: its own maps, holding the same (unmodified) members. */
+function draft(group: Group): Group {
+  return { ...group, members: new Map(group.members), staticMembers: new Map(group.staticMembers), pendingMembers: new Map(group.pendingMembers) }
+}
+
+/** Replaces a member of the draft `g` by a copy with `changes`; returns the copy. */
+function update(g: Group, member: Member, changes: Partial<Member>): Member {
+  const next = { ...member, ...changes }
+  g.members.set(next.memberId, next)
+  return next
+}
+
+/** Facts of every group: throws (AssertionError) when one does not hold. */
+export function assertInvariants(g: Group): void {
+  const where = `group ${g.groupId} (${g.state}, generation ${g.generation})`
+  if (!Number.isInteger(g.generation) || g.generation < 0) violated('group', `${where}: generation is not an integer >= 0`)
+  if (g.leaderId !== null && !g.members.has(g.leaderId)) violated('group', `${where}: leader ${g.leaderId} is not a member`)
+  if (g.state === 'Empty' && g.members.size > 0) violated('group', `${where}: ${g.members.size} members`)
+  if ((g.state === 'Stable' || g.state === 'CompletingRebalance') && g.leaderId === null) violated('group', `${where}: no leader`)
+  const preparing = g.state === 'PreparingRebalance'
+  if (preparing !== (g.rebalanceDeadline !== null)) violated('group', `${where}: rebalance deadline ${g.rebalanceDeadline}`)
+  if (!preparing && g.joinNotBefore !== null) violated('group', `${where}: initial rebalance delay until ${g.joinNotBefore}`)
+  const replies = new Set<ReplyId>()
+  for (const [id, m] of g.members) {
+    if (m.memberId !== id) violated('group', `${where}: member ${m.memberId} filed as ${id}`)
+    if (g.pendingMembers.has(id)) violated('group', `${where}: ${id} both member and pending`)
+    // A JoinGroup waits only while the group prepares a rebalance, a SyncGroup only while it completes one.
+    if (m.joinReply !== null && !preparing) violated('group', `${where}: ${id} has a JoinGroup waiting`)
+    if (m.syncReply !== null && g.state !== 'CompletingRebalance') violated('group', `${where}: ${id} has a SyncGroup waiting`)
+    for (const reply of [m.joinReply, m.syncReply]) {
+      if (reply === null) continue
+      if (replies.has(reply)) violated('group', `${where}: request ${reply} waits twice`)
+      replies.add(reply)
+    }
+  }
+  for (const [instance, id] of g.staticMembers) {
+    if (g.members.get(id)?.groupInstanceId !== instance) violated('group', `${where}: static member ${instance} maps to ${id}, not a member with that instance id`)
+  }
+}
+
+/** Facts of every step: the generation never goes back. */
+export function assertStepInvariants(prev: Group, next: Group): void {
+  if (next.generation < prev.generation) violated('group', `group ${next.groupId}: generation went back from ${prev.generation} to ${next.generation}`)
 }
 
 /** The earliest time at which a 'tick' would change something, or null. */
@@ -215,18 +277,18 @@ function join(group: Group, e: Extract<Event, { type: 'join' }>, env: Env, out: 
 
   switch (group.state) {
     case 'PreparingRebalance':
-      updateMember(member, e, env, out)
+      updateMember(group, member, e, env, out)
       tryCompleteJoin(group, env, out)
       return
     case 'CompletingRebalance':
     case 'Stable':
       if (sameProtocols(member.protocols, e.protocols) && (group.state === 'CompletingRebalance' || member.memberId !== group.leaderId)) {
         // A repeated join (lost response): answer with the current generation, no rebalance.
-        member.sessionDeadline = env.now + member.sessionTimeoutMs
-        out.push({ type: 'join-reply', reply: e.reply, response: joinResponse(group, member) })
+        const renewed = update(group, member, { sessionDeadline: env.now + member.sessionTimeoutMs })
+        out.push({ type: 'join-reply', reply: e.reply, response: joinResponse(group, renewed) })
         return
       }
-      updateMember(member, e, env, out)
+      updateMember(group, member, e, env, out)
       prepareRebalance(group, env, out)
       return
     default:
@@ -242,31 +304,27 @@ function withoutMember(group: Group, memberId: string): Group {
 }
 
 function replaceStaticMember(group: Group, e: Extract<Event, { type: 'join' }>, oldId: string, env: Env, out: Action[]): void {
-  const member = group.members.get(oldId)!
+  const old = group.members.get(oldId)!
   const newId = env.newMemberId(e.clientId)
   // Whatever the old incarnation was waiting for is answered: it has been fenced.
-  if (member.joinReply !== null) out.push(joinError(member.joinReply, ErrorCode.FENCED_INSTANCE_ID, oldId))
-  if (member.syncReply !== null) out.push(syncError(member.syncReply, ErrorCode.FENCED_INSTANCE_ID))
-  member.joinReply = null
-  member.syncReply = null
+  if (old.joinReply !== null) out.push(joinError(old.joinReply, ErrorCode.FENCED_INSTANCE_ID, oldId))
+  if (old.syncReply !== null) out.push(syncError(old.syncReply, ErrorCode.FENCED_INSTANCE_ID))
   group.members.delete(oldId)
-  member.memberId = newId
-  group.members.set(newId, member)
+  const member = update(group, old, { memberId: newId, joinReply: null, syncReply: null })
   group.staticMembers.set(e.groupInstanceId!, newId)
   if (group.leaderId === oldId) group.leaderId = newId
   const unchanged = sameProtocols(member.protocols, e.protocols)
   if (group.state === 'Stable' && unchanged) {
     // KIP-345: a static member restarting within its session keeps its assignment, no rebalance.
-    member.clientId = e.clientId
-    member.clientHost = e.clientHost
-    member.sessionTimeoutMs = e.sessionTimeoutMs
-    member.rebalanceTimeoutMs = e.rebalanceTimeoutMs
-    member.sessionDeadline = env.now + e.sessionTimeoutMs
+    const restarted = update(group, member, {
+      clientId: e.clientId, clientHost: e.clientHost, sessionTimeoutMs: e.sessionTimeoutMs, rebalanceTimeoutMs: e.rebalanceTimeoutMs,
+      sessionDeadline: env.now + e.sessionTimeoutMs,
+    })
     out.push({ type: 'persist' })
-    out.push({ type: 'join-reply', reply: e.reply, response: joinResponse(group, member) })
+    out.push({ type: 'join-reply', reply: e.reply, response: joinResponse(group, restarted) })
     return
   }
-  updateMember(member, e, env, out)
+  updateMember(group, member, e, env, out)
   if (group.state === 'PreparingRebalance') tryCompleteJoin(group, env, out)
   else prepareRebalance(group, env, out)
 }
@@ -290,27 +348,24 @@ function addMemberAndRebalance(group: Group, e: Extract<Event, { type: 'join' }>
   }
 }
 
-function updateMember(member: Member, e: Extract<Event, { type: 'join' }>, env: Env, out: Action[]): void {
+function updateMember(group: Group, member: Member, e: Extract<Event, { type: 'join' }>, env: Env, out: Action[]): void {
   if (member.joinReply !== null && member.joinReply !== e.reply) {
     // A newer JoinGroup supersedes one still waiting; the old one gets an answer so its
     // connection's responses keep flowing.
     out.push(joinError(member.joinReply, ErrorCode.REBALANCE_IN_PROGRESS, member.memberId))
   }
-  member.protocols = e.protocols
-  member.clientId = e.clientId
-  member.clientHost = e.clientHost
-  member.sessionTimeoutMs = e.sessionTimeoutMs
-  member.rebalanceTimeoutMs = e.rebalanceTimeoutMs
-  member.joinReply = e.reply
-  member.joinVersion = e.apiVersion
-  member.sessionDeadline = env.now + e.sessionTimeoutMs
+  update(group, member, {
+    protocols: e.protocols, clientId: e.clientId, clientHost: e.clientHost, sessionTimeoutMs: e.sessionTimeoutMs,
+    rebalanceTimeoutMs: e.rebalanceTimeoutMs, joinReply: e.reply, joinVersion: e.apiVersion, sessionDeadline: env.now + e.sessionTimeoutMs,
+  })
 }
 
 function prepareRebalance(group: Group, env: Env, out: Action[]): void {
   if (group.state === 'CompletingRebalance') {
-    for (const m of group.members.values()) {
-      if (m.syncReply !== null) out.push(syncError(m.syncReply, ErrorCode.REBALANCE_IN_PROGRESS))
-      m.syncReply = null
+    for (const m of [...group.members.values()]) {
+      if (m.syncReply === null) continue
+      out.push(syncError(m.syncReply, ErrorCode.REBALANCE_IN_PROGRESS))
+      update(group, m, { syncReply: null })
     }
   }
   const wasEmpty = group.state === 'Empty'
@@ -358,12 +413,9 @@ function completeJoin(group: Group, env: Env, out: Action[]): void {
   group.protocolName = selectProtocol(group)
   if (group.leaderId === null || !group.members.has(group.leaderId)) group.leaderId = group.members.keys().next().value!
   setState(group, 'CompletingRebalance', env.now)
-  for (const m of group.members.values()) {
-    m.assignment = EMPTY
-    m.sessionDeadline = env.now + m.sessionTimeoutMs
-    const reply = m.joinReply!
-    m.joinReply = null
-    out.push({ type: 'join-reply', reply, response: joinResponse(group, m) })
+  for (const m of [...group.members.values()]) {
+    const joined = update(group, m, { assignment: EMPTY, sessionDeadline: env.now + m.sessionTimeoutMs, joinReply: null })
+    out.push({ type: 'join-reply', reply: m.joinReply!, response: joinResponse(group, joined) })
   }
 }
 
@@ -400,14 +452,14 @@ function selectProtocol(group: Group): string {
 }
 
 function sync(group: Group, e: Extract<Event, { type: 'sync' }>, env: Env, out: Action[]): void {
-  const member = group.members.get(e.memberId)
-  if (member === undefined) return void out.push(syncError(e.reply, unknownMemberError(group, e.groupInstanceId)))
-  if (e.groupInstanceId !== null && member.groupInstanceId !== e.groupInstanceId) return void out.push(syncError(e.reply, ErrorCode.FENCED_INSTANCE_ID))
+  const found = group.members.get(e.memberId)
+  if (found === undefined) return void out.push(syncError(e.reply, unknownMemberError(group, e.groupInstanceId)))
+  if (e.groupInstanceId !== null && found.groupInstanceId !== e.groupInstanceId) return void out.push(syncError(e.reply, ErrorCode.FENCED_INSTANCE_ID))
   if (e.generationId !== group.generation) return void out.push(syncError(e.reply, ErrorCode.ILLEGAL_GENERATION))
   if ((e.protocolType !== null && e.protocolType !== group.protocolType) || (e.protocolName !== null && e.protocolName !== group.protocolName)) {
     return void out.push(syncError(e.reply, ErrorCode.INCONSISTENT_GROUP_PROTOCOL))
   }
-  member.sessionDeadline = env.now + member.sessionTimeoutMs
+  const member = update(group, found, { sessionDeadline: env.now + found.sessionTimeoutMs })
   switch (group.state) {
     case 'PreparingRebalance':
       return void out.push(syncError(e.reply, ErrorCode.REBALANCE_IN_PROGRESS))
@@ -415,17 +467,16 @@ function sync(group: Group, e: Extract<Event, { type: 'sync' }>, env: Env, out: 
       return void out.push(syncReply(group, e.reply, member.assignment))
     case 'CompletingRebalance': {
       if (member.syncReply !== null && member.syncReply !== e.reply) out.push(syncError(member.syncReply, ErrorCode.REBALANCE_IN_PROGRESS))
-      member.syncReply = e.reply
+      update(group, member, { syncReply: e.reply })
       if (member.memberId !== group.leaderId) return
       const given = new Map(e.assignments.map((a) => [a.memberId, a.assignment]))
-      for (const m of group.members.values()) m.assignment = given.get(m.memberId) ?? EMPTY
+      for (const m of [...group.members.values()]) update(group, m, { assignment: given.get(m.memberId) ?? EMPTY })
       setState(group, 'Stable', env.now)
       out.push({ type: 'persist' })
-      for (const m of group.members.values()) {
+      for (const m of [...group.members.values()]) {
         if (m.syncReply === null) continue
         out.push(syncReply(group, m.syncReply, m.assignment))
-        m.syncReply = null
-        m.sessionDeadline = env.now + m.sessionTimeoutMs
+        update(group, m, { syncReply: null, sessionDeadline: env.now + m.sessionTimeoutMs })
       }
       return
     }
@@ -443,7 +494,7 @@ function heartbeat(group: Group, e: Extract<Event, { type: 'heartbeat' }>, env: 
   if (member === undefined) return unknownMemberError(group, e.groupInstanceId)
   if (e.groupInstanceId !== null && member.groupInstanceId !== e.groupInstanceId) return ErrorCode.FENCED_INSTANCE_ID
   if (e.generationId !== group.generation) return ErrorCode.ILLEGAL_GENERATION
-  member.sessionDeadline = env.now + member.sessionTimeoutMs
+  update(group, member, { sessionDeadline: env.now + member.sessionTimeoutMs })
   // A member told REBALANCE_IN_PROGRESS rejoins; during CompletingRebalance it is about to sync.
   return group.state === 'PreparingRebalance' ? ErrorCode.REBALANCE_IN_PROGRESS : ErrorCode.NONE
 }
@@ -484,6 +535,11 @@ function leave(group: Group, e: Extract<Event, { type: 'leave' }>, env: Env, out
   const single = e.members.length === 1 ? results[0].errorCode : ErrorCode.NONE
   out.push({ type: 'leave-reply', reply: e.reply, response: { errorCode: single, members: results } })
   if (removed) membersChanged(group, env, out)
+}
+
+function touch(group: Group, memberId: string, env: Env): void {
+  const member = group.members.get(memberId)
+  if (member !== undefined) update(group, member, { sessionDeadline: env.now + member.sessionTimeoutMs })
 }
 
 /** An unknown member id whose instance id belongs to a newer incarnation has been fenced. */

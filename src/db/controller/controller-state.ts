@@ -1,9 +1,11 @@
-// The cluster controller's state machine (issue 6), in the role Apache Helix played for Espresso,
+// The cluster controller's state machine, in the role Apache Helix played for Espresso,
 // coordinating through Kafka alone: everything it knows and decides is a record of the compacted
-// metadata topic, read by every process in the same order. A plain function of
-// (state, event) → (state, actions): events are metadata records and clock ticks, actions are
-// records to write. The runtime (controller.ts) feeds it and writes; tests and the simulator drive
-// it with their own clock and log.
+// metadata topic, read by every process in the same order. `step(state, event, config) →
+// { state, actions }`, pure: the input state is never modified (a step returns a new state,
+// copying the maps it changes and sharing the rest); events are metadata records and clock ticks
+// carrying the time (invariant 7 (docs/invariants.md)), actions are records to write and lines to
+// log. The runtime (controller.ts) feeds it and writes; tests and the simulator drive it with their
+// own clock and log. Every step ends with assertInvariants and assertStepInvariants.
 //
 // Leadership (one active controller, any number of standbys), fenced by the log's order:
 // - `controller` → {id, epoch}: a claim when the epoch is new, a heartbeat when it repeats the
@@ -22,6 +24,7 @@
 //   partitions in the same tick; a partition with no live replica waits for one;
 // - runs commands written by the admin API (`command/<id>`: a planned mastership move), then
 //   deletes them; planned mastership changes demote the old master before promoting the new one.
+import { violated } from '../../util/invariant.ts'
 import { type DatabaseInfo, type NodeInfo, type PartitionInfo, placePartitions } from '../metadata/model.ts'
 
 export interface ControllerConfig {
@@ -124,14 +127,18 @@ export const isActive = (s: ControllerState): boolean => s.leader === s.self
 /** A written decision is re-issued if it has not been read back within this long. */
 const IN_FLIGHT_MS = 5000
 
+/** Applies one event; the input state is left as it was. */
 export function step(state: ControllerState, event: ControllerEvent, config: ControllerConfig): { state: ControllerState; actions: ControllerAction[] } {
   const actions: ControllerAction[] = []
-  const s = state
-  if (event.kind === 'record') {
-    applyRecord(s, event.key, event.value, event.now, actions)
-    return { state: s, actions }
-  }
-  const now = event.now
+  const next = event.kind === 'record' ? applyRecord(state, event.key, event.value, event.now, actions) : tick(state, event.now, config, actions)
+  assertInvariants(next, config)
+  assertStepInvariants(state, next, actions, config)
+  return { state: next, actions }
+}
+
+function tick(state: ControllerState, now: number, config: ControllerConfig, actions: ControllerAction[]): ControllerState {
+  // A tick changes only these two maps and the scalars; the rest is shared with `state`.
+  const s: ControllerState = { ...state, inFlight: new Map(state.inFlight), deadSince: new Map(state.deadSince) }
   for (const [key, at] of s.inFlight) if (now - at > IN_FLIGHT_MS) s.inFlight.delete(key)
   if (!isActive(s)) {
     const leaderGone = s.leader === null || now - s.leaderSeenAt > config.controllerSessionMs
@@ -140,7 +147,7 @@ export function step(state: ControllerState, event: ControllerEvent, config: Con
       actions.push({ kind: 'write', key: 'controller', value: { id: s.self, epoch: s.epoch + 1 } })
       actions.push({ kind: 'log', level: 'info', msg: 'claiming controller leadership', fields: { epoch: s.epoch + 1, previous: s.leader } })
     }
-    return { state: s, actions }
+    return s
   }
   if (now - s.lastBeatAt >= config.controllerHeartbeatMs) {
     s.lastBeatAt = now
@@ -156,7 +163,54 @@ export function step(state: ControllerState, event: ControllerEvent, config: Con
   failOver(s, live, actions, now)
   runCommands(s, live, actions, now)
   rebalance(s, live, actions, now, config)
-  return { state: s, actions }
+  return s
+}
+
+/** Facts of every state: throws (AssertionError) when one does not hold. */
+export function assertInvariants(s: ControllerState, config: ControllerConfig): void {
+  if (!Number.isInteger(s.epoch) || s.epoch < 0) violated('controller', `epoch ${s.epoch} is not an integer >= 0`)
+  // A leader is known exactly when an epoch has been read (epoch 0 is nobody's).
+  if ((s.leader === null) !== (s.epoch === 0)) violated('controller', `epoch ${s.epoch} with leader ${s.leader}`)
+  if (s.claim !== null && s.claim.epoch <= s.epoch) violated('controller', `own claim of epoch ${s.claim.epoch} kept after reading epoch ${s.epoch}`)
+  if (!Number.isInteger(config.maxConcurrentMoves) || config.maxConcurrentMoves < 0) violated('controller', `maxConcurrentMoves ${config.maxConcurrentMoves}`)
+}
+
+/**
+ * Facts of every step. The epoch never goes back and one epoch has one leader. What the active
+ * controller decides (the placements it writes) carries its epoch, never takes a generation back,
+ * names a master only among the replicas and, for a new master, under a new generation; and a
+ * tick starts no move beyond `maxConcurrentMoves` moves in progress.
+ *
+ * Placements read from the log are not checked here: a compacted log may be read out of the
+ * order it was written in (a placement before the claim of its epoch), and bad records must not
+ * stop the controller (invariant 6 (docs/invariants.md)). Nor is the number of moves in the
+ * state bounded: moves started by a previous leader, or in an earlier tick and not read back
+ * yet, are not counted when a tick starts new ones, so for a while more may be in progress.
+ */
+export function assertStepInvariants(prev: ControllerState, next: ControllerState, actions: ControllerAction[], config: ControllerConfig): void {
+  if (next.epoch < prev.epoch) violated('controller', `epoch went back from ${prev.epoch} to ${next.epoch}`)
+  if (next.epoch === prev.epoch && next.leader !== prev.leader) violated('controller', `epoch ${next.epoch} changed leader from ${prev.leader} to ${next.leader}`)
+  const placements = actions.flatMap((a) => (a.kind === 'write' && a.key.startsWith('partition/') ? [{ key: a.key.slice('partition/'.length), p: a.value as PlacedPartition }] : []))
+  if (placements.length > 0 && !isActive(next)) violated('controller', `${next.self} wrote placements while not the active controller`)
+  for (const { key, p } of placements) checkPlacement(next, key, p)
+  const inProgress = [...next.partitions.values()].filter((p) => p.move !== undefined).length
+  const started = placements.filter(({ key, p }) => p.move !== undefined && next.partitions.get(key)?.move === undefined).length
+  if (started > 0 && inProgress + started > config.maxConcurrentMoves) {
+    violated('controller', `${started} moves started with ${inProgress} in progress, more than the ${config.maxConcurrentMoves} allowed`)
+  }
+}
+
+/** A placement the controller decided, against the partition as it knows it. */
+function checkPlacement(s: ControllerState, key: string, p: PlacedPartition): void {
+  const current = s.partitions.get(key)
+  if (p.controllerEpoch !== s.epoch) violated('controller', `placement of ${key} written under epoch ${p.controllerEpoch}, not ${s.epoch}`)
+  if (p.master !== null && !p.replicas.includes(p.master)) violated('controller', `placement of ${key} names master ${p.master}, not among its replicas ${p.replicas.join(',')}`)
+  if (p.handover !== undefined && p.master !== null) violated('controller', `placement of ${key} has a master (${p.master}) during a handover`)
+  if (current === undefined) return
+  if (p.generation < current.generation) violated('controller', `placement of ${key} takes generation ${current.generation} back to ${p.generation}`)
+  if (p.master !== null && p.master !== current.master && p.generation === current.generation) {
+    violated('controller', `placement of ${key} makes ${p.master} master under the same generation ${p.generation}`)
+  }
 }
 
 function alive(s: ControllerState, id: string, now: number, config: ControllerConfig): boolean {
@@ -164,52 +218,66 @@ function alive(s: ControllerState, id: string, now: number, config: ControllerCo
   return hb !== undefined && now - hb.at <= config.nodeSessionMs
 }
 
-function applyRecord(s: ControllerState, key: string, value: unknown, now: number, actions: ControllerAction[]): void {
-  s.inFlight.delete(key)
+function applyRecord(state: ControllerState, key: string, value: unknown, now: number, actions: ControllerAction[]): ControllerState {
+  const s: ControllerState = { ...state }
+  if (s.inFlight.has(key)) s.inFlight = without(s.inFlight, key)
   const [kind, ...rest] = key.split('/')
   const id = rest.join('/')
   if (key === 'controller') {
-    const v = value as { id?: unknown; epoch?: unknown } | null
-    if (v === null || typeof v.id !== 'string' || !Number.isInteger(v.epoch)) return
-    const epoch = v.epoch as number
-    if (epoch > s.epoch) {
-      const wasActive = isActive(s)
-      s.epoch = epoch
-      s.leader = v.id
-      s.leaderSeenAt = now
-      if (s.claim !== null && s.claim.epoch <= epoch) s.claim = null
-      if (v.id === s.self) {
-        s.lastBeatAt = now
-        actions.push({ kind: 'log', level: 'info', msg: 'active controller', fields: { epoch } })
-      } else if (wasActive) {
-        actions.push({ kind: 'log', level: 'warn', msg: 'deposed: another controller took over', fields: { epoch, leader: v.id } })
-      }
-    } else if (epoch === s.epoch && v.id === s.leader) {
-      s.leaderSeenAt = now
-    }
-    return
+    applyController(s, value, now, actions)
+    return s
   }
-  if (kind === 'node') setOrDelete(s.nodes, id, value as NodeInfo | null)
-  else if (kind === 'db') setOrDelete(s.databases, id, value as DatabaseInfo | null)
-  else if (kind === 'command') setOrDelete(s.commands, id, value as MoveCommand | null)
+  if (kind === 'node') s.nodes = setOrDelete(s.nodes, id, value as NodeInfo | null)
+  else if (kind === 'db') s.databases = setOrDelete(s.databases, id, value as DatabaseInfo | null)
+  else if (kind === 'command') s.commands = setOrDelete(s.commands, id, value as MoveCommand | null)
   else if (kind === 'decommission') {
+    s.decommissioned = new Set(s.decommissioned)
     if (value === null) s.decommissioned.delete(id)
     else s.decommissioned.add(id)
   }
-  else if (kind === 'heartbeat') {
-    if (value === null) s.heartbeats.delete(id)
-    else s.heartbeats.set(id, { at: now, report: value as NodeReport })
-  } else if (kind === 'partition') {
+  else if (kind === 'heartbeat') s.heartbeats = setOrDelete(s.heartbeats, id, value === null ? null : { at: now, report: value as NodeReport })
+  else if (kind === 'partition') {
     const p = value as PlacedPartition | null
     // Placements of a deposed controller are not followed.
-    if (p !== null && (p.controllerEpoch ?? 0) < s.epoch) return
-    setOrDelete(s.partitions, id, p)
+    if (p !== null && (p.controllerEpoch ?? 0) < s.epoch) return s
+    s.partitions = setOrDelete(s.partitions, id, p)
+  }
+  return s
+}
+
+/** A `controller` record (a claim or a heartbeat), applied to `s`, a copy of the state. */
+function applyController(s: ControllerState, value: unknown, now: number, actions: ControllerAction[]): void {
+  const v = value as { id?: unknown; epoch?: unknown } | null
+  if (v === null || typeof v.id !== 'string' || !Number.isInteger(v.epoch)) return
+  const epoch = v.epoch as number
+  if (epoch > s.epoch) {
+    const wasActive = isActive(s)
+    s.epoch = epoch
+    s.leader = v.id
+    s.leaderSeenAt = now
+    if (s.claim !== null && s.claim.epoch <= epoch) s.claim = null
+    if (v.id === s.self) {
+      s.lastBeatAt = now
+      actions.push({ kind: 'log', level: 'info', msg: 'active controller', fields: { epoch } })
+    } else if (wasActive) {
+      actions.push({ kind: 'log', level: 'warn', msg: 'deposed: another controller took over', fields: { epoch, leader: v.id } })
+    }
+  } else if (epoch === s.epoch && v.id === s.leader) {
+    s.leaderSeenAt = now
   }
 }
 
-function setOrDelete<T>(map: Map<string, T>, key: string, value: T | null): void {
-  if (value === null) map.delete(key)
-  else map.set(key, value)
+/** A copy of `map` with `key` set to `value`, or deleted when `value` is null. */
+function setOrDelete<T>(map: Map<string, T>, key: string, value: T | null): Map<string, T> {
+  if (value === null) return without(map, key)
+  return new Map(map).set(key, value)
+}
+
+function without<T>(map: Map<string, T>, key: string): Map<string, T> {
+  if (!map.has(key)) return map
+  const copy = new Map(map)
+  copy.delete(key)
+  return copy
 }
 
 function write(s: ControllerState, actions: ControllerAction[], key: string, value: unknown, now: number): void {
@@ -325,8 +393,11 @@ function rebalance(s: ControllerState, live: Set<string>, actions: ControllerAct
     if (p.move === undefined) continue
     moving++
     if (s.inFlight.has(`partition/${k}`)) continue
-    if (lost(p.move.to)) {
+    if (lost(p.move.to) && p.master !== p.move.to) {
       // The new replica's node is gone itself: the move is abandoned (a later tick starts another).
+      // Not once mastership has moved to it: dropping it would leave a master outside the
+      // replicas; the move finishes instead (or failover moves the mastership first), and the
+      // lost replica is then moved away like any other.
       const { move: abandoned, ...rest } = p
       write(s, actions, `partition/${k}`, { ...rest, replicas: p.replicas.filter((r) => r !== abandoned.to), controllerEpoch: s.epoch }, now)
       actions.push({ kind: 'log', level: 'warn', msg: 'rebalance: move abandoned, its target is gone', fields: { db: p.db, partition: p.partition, from: abandoned.from, to: abandoned.to } })

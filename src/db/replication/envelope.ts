@@ -20,7 +20,7 @@
 // size travels as large-message segments (client layer); the envelope is inside the reassembled
 // value.
 import { crc32 } from 'node:zlib'
-import { type Operation } from '../storage/replica-store.ts'
+import { type Operation } from './operation.ts'
 
 export const MAGIC = 0x43
 export const VERSION = 1

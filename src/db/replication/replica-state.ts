@@ -1,7 +1,9 @@
-// The replica's replication state machine (invariants 2-4, 7): a plain function of
-// (state, record) → (state, actions). No I/O: the caller applies the actions (SQLite writes,
-// answering waiting clients, counting, alarming), so the same function runs in the storage node
-// and under a simulator.
+// The replica's replication state machine (invariants 2, 3, 4 and 7 (docs/invariants.md)):
+// `step(state, input) → { state, actions }`, pure: the input state is never modified (a step
+// returns a new state, sharing what did not change), and there is no I/O: the caller applies the
+// actions (SQLite writes, answering waiting clients, counting, alarming), so the same function
+// runs in the storage node (partition-replica.ts) and under a simulator. Every step ends with
+// assertInvariants and assertStepInvariants, which throw when a rule below is broken.
 //
 // Rules:
 // - A transaction is BEGIN, its DATA records, END, all with one (generation, scn) and from one
@@ -17,7 +19,8 @@
 // - Integrity (Venice-style): per producer guid, record sequences must be contiguous; a gap means
 //   records were lost between producer and log, which is reported (nothing else can be done).
 import { type Envelope, RecordType } from './envelope.ts'
-import { type Operation, validOperation } from '../storage/replica-store.ts'
+import { violated } from '../../util/invariant.ts'
+import { type Operation, validOperation } from './operation.ts'
 
 export interface OpenTransaction {
   generation: number
@@ -66,7 +69,32 @@ export function compareScn(g1: number, s1: number, g2: number, s2: number): numb
   return g1 !== g2 ? g1 - g2 : s1 - s2
 }
 
+/** Applies one record (or an undecodable one); the input state is left as it was. */
 export function step(state: ReplicaState, input: ReplicaInput): StepResult {
+  const result = apply(state, input)
+  assertInvariants(result.state)
+  assertStepInvariants(state, result.state)
+  return result
+}
+
+/** Facts of every state: throws (AssertionError) when one does not hold. */
+export function assertInvariants(s: ReplicaState): void {
+  if (!Number.isInteger(s.generation) || s.generation < 0 || !Number.isInteger(s.scn) || s.scn < 0) violated('replica', `applied (generation, scn) (${s.generation}, ${s.scn}) is not a pair of integers >= 0`)
+  if (s.producers.size > MAX_TRACKED_PRODUCERS) violated('replica', `${s.producers.size} producers tracked, more than ${MAX_TRACKED_PRODUCERS}`)
+  const open = s.open
+  if (open !== null && compareScn(open.generation, open.scn, s.generation, s.scn) <= 0) {
+    violated('replica', `open transaction (${open.generation}, ${open.scn}) is not above the applied (${s.generation}, ${s.scn})`)
+  }
+}
+
+/** Facts of every step: the applied (generation, scn) never goes back (invariant 3 (docs/invariants.md)). */
+export function assertStepInvariants(prev: ReplicaState, next: ReplicaState): void {
+  if (compareScn(next.generation, next.scn, prev.generation, prev.scn) < 0) {
+    violated('replica', `applied (generation, scn) went back from (${prev.generation}, ${prev.scn}) to (${next.generation}, ${next.scn})`)
+  }
+}
+
+function apply(state: ReplicaState, input: ReplicaInput): StepResult {
   const actions: ReplicaAction[] = []
   if ('invalid' in input) {
     actions.push({ kind: 'invalid', offset: input.offset, error: input.invalid })

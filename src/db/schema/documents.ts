@@ -2,7 +2,7 @@
 // latest schema, with the index entries of its indexed fields computed once, by the master.
 import { DbError } from '../errors.ts'
 import { type TableInfo } from '../metadata/model.ts'
-import { type Operation } from '../storage/replica-store.ts'
+import { type Operation } from '../replication/operation.ts'
 import { SchemaError, SchemaVersions } from './table-schema.ts'
 
 const cache = new Map<string, { count: number; versions: SchemaVersions }>()

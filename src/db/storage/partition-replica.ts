@@ -20,8 +20,9 @@ import { decodeLargeMessageHeader, LARGE_MESSAGE_HEADER, MessageAssembler, rando
 import { type Logger } from '../../util/log.ts'
 import { DbError } from '../errors.ts'
 import { decodeEnvelope, encodeEnvelope, type Payload, RecordType } from '../replication/envelope.ts'
+import { type Operation } from '../replication/operation.ts'
 import { compareScn, initialReplicaState, type ReplicaAction, type ReplicaState, step } from '../replication/replica-state.ts'
-import { etagOf, type Operation, ReplicaStore, type StoredDocument } from './replica-store.ts'
+import { etagOf, ReplicaStore, type StoredDocument } from './replica-store.ts'
 
 export type Role = 'slave' | 'promoting' | 'master' | 'error'
 

@@ -8,10 +8,7 @@
 import { createHash } from 'node:crypto'
 import { readFileSync, rmSync } from 'node:fs'
 import { DatabaseSync, type StatementSync } from 'node:sqlite'
-
-export type Operation =
-  | { kind: 'put'; table: string; key: string[]; doc: Record<string, unknown>; schemaVersion: number; index: [string, string][] }
-  | { kind: 'delete'; table: string; key: string[] }
+import { type Operation } from '../replication/operation.ts'
 
 export interface Checkpoint {
   generation: number
@@ -30,17 +27,6 @@ export interface StoredDocument {
 
 /** The ETag of every document a transaction writes: its (generation, scn). */
 export const etagOf = (generation: number, scn: number): string => `${generation}.${scn}`
-
-/** Checks an operation decoded from the log has the shape apply() needs (bounded, typed). */
-export function validOperation(op: unknown): op is Operation {
-  if (typeof op !== 'object' || op === null) return false
-  const o = op as Record<string, unknown>
-  if (typeof o.table !== 'string' || !Array.isArray(o.key) || o.key.length === 0 || !o.key.every((k) => typeof k === 'string')) return false
-  if (o.kind === 'delete') return true
-  if (o.kind !== 'put') return false
-  if (typeof o.doc !== 'object' || o.doc === null || Array.isArray(o.doc) || !Number.isInteger(o.schemaVersion)) return false
-  return Array.isArray(o.index) && o.index.every((e) => Array.isArray(e) && e.length === 2 && typeof e[0] === 'string' && typeof e[1] === 'string')
-}
 
 // The sub-key (the key after the partition key) is stored so that SQLite's binary order is the
 // key order, part by part in code point order (JSON text is not: '["item 2"]' < '["item"]'):

@@ -3,7 +3,9 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { ErrorCode } from '../../../src/protocol/errors.ts'
-import { type Action, commitError, type Env, type Event, type Group, type GroupConfig, newGroup, nextDeadline, step } from '../../../src/broker/groups/group.ts'
+import {
+  type Action, assertInvariants, assertStepInvariants, commitError, type Env, type Event, type Group, type GroupConfig, type Member, newGroup, nextDeadline, step,
+} from '../../../src/broker/groups/group.ts'
 
 const CONFIG: GroupConfig = { minSessionTimeoutMs: 1000, maxSessionTimeoutMs: 60_000, initialRebalanceDelayMs: 0, maxSize: 100 }
 
@@ -25,8 +27,12 @@ class Harness {
     return { now: this.now, newMemberId: (c) => `${c}-${++this.ids}`, config: this.config }
   }
 
+  /** One step, which must leave the group it was given as it was. */
   send(event: Event): Action[] {
-    const actions = step(this.group, event, this.env())
+    const before = structuredClone(this.group)
+    const { state, actions } = step(this.group, event, this.env())
+    assert.deepEqual(structuredClone(this.group), before, 'step modified its input group')
+    this.group = state
     for (const a of actions) {
       if (a.type === 'persist') this.persisted++
       else {
@@ -231,6 +237,8 @@ void test('the initial rebalance delay gathers members joining an empty group in
 // every request is answered exactly once (the harness asserts that), a reply never names a
 // generation newer than the group's, Stable groups have a leader who is a member, and a
 // member told its generation in a join reply can sync in it unless a rebalance intervened.
+// Besides, `step` asserts the group's invariants (assertInvariants, assertStepInvariants) after
+// every event, and the harness checks that no step modifies the group it is given.
 void test('random schedules keep the protocol invariants (seeded)', () => {
   for (let seed = 1; seed <= 30; seed++) {
     let s = seed
@@ -277,4 +285,55 @@ void test('random schedules keep the protocol invariants (seeded)', () => {
     for (let i = 0; i < 20; i++) h.advance(5000)
     for (const reply of asked) assert.ok(h.replies.has(reply), `seed ${seed}: request ${reply} was answered`)
   }
+})
+
+void test('assertInvariants rejects a corrupted group; assertStepInvariants a generation going back', () => {
+  const h = new Harness()
+  const a = h.newMember()
+  h.sync(a.id, 1, [])
+  const b = h.newMember()
+  h.join(a.id)
+  h.sync(a.id, 2, [])
+  h.sync(b.id, 2)
+  const g = h.group
+  assert.equal(g.state, 'Stable')
+  assert.doesNotThrow(() => assertInvariants(g))
+  const members = (f: (m: Map<string, Member>) => void) => {
+    const copy = new Map([...g.members].map(([id, m]) => [id, { ...m }]))
+    f(copy)
+    return copy
+  }
+  assert.throws(() => assertInvariants({ ...g, leaderId: 'nobody' }), /leader nobody is not a member/)
+  assert.throws(() => assertInvariants({ ...g, state: 'Empty' }), /Empty, generation \d+\): 2 members/)
+  assert.throws(() => assertInvariants({ ...g, leaderId: null }), /no leader/)
+  assert.throws(() => assertInvariants({ ...g, generation: -1 }), /generation is not an integer >= 0/)
+  assert.throws(() => assertInvariants({ ...g, rebalanceDeadline: 5 }), /rebalance deadline 5/)
+  assert.throws(() => assertInvariants({ ...g, members: members((m) => (m.get(a.id)!.joinReply = 99)) }), /has a JoinGroup waiting/)
+  assert.throws(() => assertInvariants({ ...g, state: 'CompletingRebalance', members: members((m) => { m.get(a.id)!.syncReply = 7; m.get(b.id)!.syncReply = 7 }) }), /request 7 waits twice/)
+  assert.throws(() => assertInvariants({ ...g, pendingMembers: new Map([[b.id, 0]]) }), /both member and pending/)
+  assert.throws(() => assertInvariants({ ...g, staticMembers: new Map([['i', a.id]]) }), /static member i maps to/)
+  assert.doesNotThrow(() => assertStepInvariants(g, { ...g, generation: g.generation + 1 }))
+  assert.throws(() => assertStepInvariants(g, { ...g, generation: g.generation - 1 }), /generation went back/)
+})
+
+void test('step leaves a deeply frozen group untouched; a heartbeat shares the unchanged members and their Buffers', () => {
+  const h = new Harness()
+  const a = h.newMember()
+  const b = h.newMember()
+  h.join(a.id)
+  h.sync(a.id, 2, [{ memberId: a.id, assignment: Buffer.alloc(1 << 20, 1) }, { memberId: b.id, assignment: Buffer.from('b') }])
+  h.sync(b.id, 2)
+  const given = h.group
+  for (const m of given.members.values()) Object.freeze(m)
+  Object.freeze(given)
+  const { state } = step(given, { type: 'heartbeat', reply: 1000, generationId: 2, memberId: b.id, groupInstanceId: null }, { ...h.env(), now: 500 })
+  assert.equal(state.members.get(a.id), given.members.get(a.id), 'the unchanged member is shared')
+  assert.equal(state.members.get(b.id)!.sessionDeadline, 500 + 10_000)
+  assert.equal(given.members.get(b.id)!.sessionDeadline, 10_000)
+  // Frozen members and group: a step modifying them in place would throw (strict mode). Maps cannot
+  // be frozen: the harness compares a copy of the group taken before each step with it after.
+  for (const e of [{ type: 'touch', memberId: a.id }, { type: 'join', reply: 1001, apiVersion: 5, memberId: b.id, groupInstanceId: null, clientId: 'c', clientHost: 'h', sessionTimeoutMs: 10_000, rebalanceTimeoutMs: 20_000, protocolType: 'consumer', protocols: [{ name: 'x', metadata: Buffer.from('x') }] }, { type: 'tick' }] as Event[]) {
+    assert.doesNotThrow(() => step(given, e, { ...h.env(), now: 600 }))
+  }
+  assert.equal(given.state, 'Stable')
 })

@@ -4,7 +4,9 @@
 // controller and node deaths, pauses and log delays, the safety rules hold.
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { type ControllerAction, type ControllerConfig, type ControllerState, initialControllerState, isActive, step } from '../../../src/db/controller/controller-state.ts'
+import {
+  assertInvariants, assertStepInvariants, type ControllerAction, type ControllerConfig, type ControllerEvent, type ControllerState, initialControllerState, isActive, step,
+} from '../../../src/db/controller/controller-state.ts'
 import { type DatabaseInfo, type NodeInfo } from '../../../src/db/metadata/model.ts'
 import { mulberry32 } from '../../../src/util/random.ts'
 
@@ -19,18 +21,29 @@ type Rec = { key: string; value: unknown }
 class Reader {
   state: ControllerState
   read = 0
+  /** Every how many steps the input state is compared with a copy taken before (copies are slow). */
+  checkEvery = 1
+  steps = 0
   constructor(id: string) {
     this.state = initialControllerState(id)
   }
   catchUp(log: Rec[], now: number, upTo = log.length, config = CONFIG): ControllerAction[] {
     const out: ControllerAction[] = []
-    for (; this.read < upTo; this.read++) out.push(...step(this.state, { kind: 'record', ...log[this.read], now }, config).actions)
+    for (; this.read < upTo; this.read++) out.push(...this.step({ kind: 'record', ...log[this.read], now }, config))
     return out
   }
   tick(now: number, config = CONFIG): Rec[] {
-    return step(this.state, { kind: 'tick', now }, config)
-      .actions.filter((a): a is ControllerAction & { kind: 'write' } => a.kind === 'write')
+    return this.step({ kind: 'tick', now }, config)
+      .filter((a): a is ControllerAction & { kind: 'write' } => a.kind === 'write')
       .map((a) => ({ key: a.key, value: a.value }))
+  }
+  /** One step, which must leave the state it was given as it was. */
+  step(event: ControllerEvent, config: ControllerConfig): ControllerAction[] {
+    const before = this.steps++ % this.checkEvery === 0 ? structuredClone(this.state) : undefined
+    const { state, actions } = step(this.state, event, config)
+    if (before !== undefined) assert.deepEqual(this.state, before, 'step modified its input state')
+    this.state = state
+    return actions
   }
 }
 
@@ -192,6 +205,7 @@ void test('simulator: over random schedules of controller pauses, node deaths an
     const nodes = ['n1', 'n2', 'n3', 'n4']
     for (const n of nodes) log.push({ key: `node/${n}`, value: node(n) })
     const controllers = ['a', 'b', 'c'].map((id) => new Reader(id))
+    for (const c of controllers) c.checkEvery = 50
     const pausedUntil = new Map<string, number>()
     const deadUntil = new Map<string, number>()
     for (let now = 0; now < 20_000; now += 50) {
@@ -261,4 +275,42 @@ void test('simulator: over random schedules of controller pauses, node deaths an
   assert.ok(takeovers > 20, `only ${takeovers} controller takeovers`)
   assert.ok(failovers > 100, `only ${failovers} failovers`)
   assert.ok(moves > 20, `only ${moves} replica moves`)
+})
+
+void test('assertInvariants rejects a corrupted state; assertStepInvariants a step or a decision breaking the rules', () => {
+  const { log, a } = started()
+  log.push({ key: 'db/d', value: db('d', 1) })
+  a.catchUp(log, 10)
+  log.push(...a.tick(400))
+  a.catchUp(log, 400)
+  const s = a.state
+  assert.doesNotThrow(() => assertInvariants(s, CONFIG))
+  assert.throws(() => assertInvariants({ ...s, leader: null }, CONFIG), /epoch 1 with leader null/)
+  assert.throws(() => assertInvariants({ ...s, claim: { epoch: 1, at: 0 } }, CONFIG), /own claim of epoch 1 kept after reading epoch 1/)
+  assert.throws(() => assertStepInvariants(s, { ...s, epoch: 0, leader: null }, [], CONFIG), /epoch went back from 1 to 0/)
+  assert.throws(() => assertStepInvariants(s, { ...s, leader: 'b' }, [], CONFIG), /epoch 1 changed leader from a to b/)
+  const p = s.partitions.get('d/0')!
+  const other = p.replicas.find((r) => r !== p.master)!
+  const decide = (value: object, state = s) => assertStepInvariants(s, state, [{ kind: 'write', key: 'partition/d/0', value: { ...p, ...value } }], CONFIG)
+  assert.doesNotThrow(() => decide({ master: other, generation: p.generation + 1 }))
+  assert.throws(() => decide({ master: 'n9', generation: p.generation + 1 }), /names master n9, not among its replicas/)
+  assert.throws(() => decide({ master: other }), new RegExp(`makes ${other} master under the same generation`))
+  assert.throws(() => decide({ generation: p.generation - 1 }), new RegExp(`takes generation ${p.generation} back to ${p.generation - 1}`))
+  assert.throws(() => decide({ controllerEpoch: 0 }), /written under epoch 0, not 1/)
+  assert.throws(() => decide({}, { ...s, leader: 'b', epoch: 2 }), /a wrote placements while not the active controller/)
+  const move = [{ kind: 'write' as const, key: 'partition/d/0', value: { ...p, replicas: [...p.replicas, 'n4'], move: { from: p.replicas[1], to: 'n4' } } }]
+  assert.doesNotThrow(() => assertStepInvariants(s, s, move, CONFIG))
+  assert.throws(() => assertStepInvariants(s, s, move, { ...CONFIG, maxConcurrentMoves: 0 }), /1 moves started with 0 in progress, more than the 0 allowed/)
+})
+
+void test('a move whose target already masters the partition is not abandoned when the target is decommissioned', () => {
+  const { log, a } = started()
+  log.push({ key: 'node/n4', value: node('n4') }, heartbeat('n4'))
+  log.push({ key: 'partition/d/0', value: { db: 'd', partition: 0, generation: 2, master: 'n4', replicas: ['n1', 'n2', 'n3', 'n4'], move: { from: 'n1', to: 'n4' }, controllerEpoch: a.state.epoch } })
+  log.push({ key: 'decommission/n4', value: {} })
+  a.catchUp(log, 100)
+  for (const w of a.tick(100).filter((x) => x.key === 'partition/d/0')) {
+    const p = w.value as { master: string; replicas: string[] }
+    assert.ok(p.replicas.includes(p.master), `master ${p.master} among ${p.replicas.join(',')}`)
+  }
 })

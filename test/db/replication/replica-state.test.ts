@@ -4,8 +4,8 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { type Envelope, type Payload, RecordType } from '../../../src/db/replication/envelope.ts'
-import { compareScn, initialReplicaState, type ReplicaAction, type ReplicaInput, type ReplicaState, step } from '../../../src/db/replication/replica-state.ts'
-import { type Operation } from '../../../src/db/storage/replica-store.ts'
+import { type Operation } from '../../../src/db/replication/operation.ts'
+import { assertInvariants, assertStepInvariants, compareScn, initialReplicaState, type ReplicaAction, type ReplicaInput, type ReplicaState, step } from '../../../src/db/replication/replica-state.ts'
 
 const G1 = Buffer.alloc(16, 1)
 const G2 = Buffer.alloc(16, 2)
@@ -48,11 +48,14 @@ class Log {
   }
 }
 
+/** Runs a stream through `step`, checking each step leaves the state it was given as it was. */
 function run(log: Log, state: ReplicaState = initialReplicaState(0, 0)): { state: ReplicaState; actions: ReplicaAction[]; perInput: ReplicaAction[][] } {
   const actions: ReplicaAction[] = []
   const perInput: ReplicaAction[][] = []
   for (const input of log.inputs) {
+    const before = structuredClone(state)
     const r = step(state, input)
+    assert.deepEqual(structuredClone(state), before, 'step modified its input state')
     state = r.state
     actions.push(...r.actions)
     perInput.push(r.actions)
@@ -380,4 +383,28 @@ test('DATA and END from another producer do not join a transaction begun by the 
   const applied = actions.filter((a) => a.kind === 'apply')
   assert.equal(applied.length, 1)
   assert.deepEqual(applied[0], { kind: 'apply', generation: 1, scn: 1, ops: [put('from-g1')], nextOffset: 5 })
+})
+
+test('assertInvariants rejects a corrupted state; assertStepInvariants an applied (generation, scn) going back', () => {
+  const ok = run(new Log().genStart(2, 0).begin(2, 1, 1)).state
+  assert.doesNotThrow(() => assertInvariants(ok))
+  const open = ok.open!
+  assert.throws(() => assertInvariants({ ...ok, open: { ...open, generation: 1 } }), /open transaction \(1, 1\) is not above the applied \(2, 0\)/)
+  assert.throws(() => assertInvariants({ ...ok, scn: -1 }), /not a pair of integers >= 0/)
+  const producers = new Map(Array.from({ length: 65 }, (_, i) => [String(i), 0]))
+  assert.throws(() => assertInvariants({ ...ok, producers }), /65 producers tracked/)
+  assert.doesNotThrow(() => assertStepInvariants(initialReplicaState(1, 5), initialReplicaState(2, 0)))
+  assert.throws(() => assertStepInvariants(initialReplicaState(2, 0), initialReplicaState(1, 9)), /went back from \(2, 0\) to \(1, 9\)/)
+})
+
+test('step leaves its input untouched, even when the state it is given is deeply frozen', () => {
+  const log = new Log().genStart(1, 0).begin(1, 1, 2).data(1, 1, put('a')).data(1, 1, put('b'))
+  const given = run(log).state
+  Object.freeze(given.open!.ops)
+  Object.freeze(given.open)
+  Object.freeze(given)
+  const before = structuredClone(given)
+  const { state } = step(given, { offset: 9, envelope: { generation: 1, scn: 1, producerGuid: G1, sequence: 4, payload: { type: RecordType.END, count: 2 } } })
+  assert.deepEqual([state.generation, state.scn, state.open], [1, 1, null])
+  assert.deepEqual(structuredClone(given), before)
 })

@@ -1,8 +1,9 @@
-// A seeded simulator for the replication state machine (invariant 7, in the style of TigerBeetle's
-// VOPR): a log written by a sequence of masters under increasing generations, with producer
-// failures that truncate transactions, zombie masters interleaving their records after a newer
-// generation start, replays of whole earlier transactions by recreated producers, records lost
-// between producer and log, garbage records, and replica restarts from checkpoints.
+// A seeded simulator for the replication state machine (invariant 7 (docs/invariants.md), in the
+// style of TigerBeetle's VOPR): a log written by a sequence of masters under increasing
+// generations, with producer failures that truncate transactions, zombie masters interleaving
+// their records after a newer generation start, replays of whole earlier transactions by recreated
+// producers, records lost between producer and log, garbage records, and replica restarts from
+// checkpoints.
 //
 // The writer side keeps the ground truth (which attempts were written whole, by whom, under which
 // generation start); the checks compare what the state machine applies with it:
@@ -17,13 +18,15 @@
 //   6. a record lost between a producer and the log is reported as an integrity gap of that
 //      producer once a later record of it arrives (and an earlier one did), and no gap is
 //      reported where nothing was lost.
+// Besides, `step` itself asserts the state machine's invariants (assertInvariants,
+// assertStepInvariants) after every record, so every schedule checks them at every step.
 //
 // A failing seed is printed; rerun one with SIM_SEED=<seed>.
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { type Payload, RecordType } from '../../../src/db/replication/envelope.ts'
+import { type Operation } from '../../../src/db/replication/operation.ts'
 import { compareScn, initialReplicaState, type ReplicaAction, type ReplicaInput, type ReplicaState, step } from '../../../src/db/replication/replica-state.ts'
-import { type Operation } from '../../../src/db/storage/replica-store.ts'
 import { mulberry32 } from '../../../src/util/random.ts'
 
 const SEEDS = 200

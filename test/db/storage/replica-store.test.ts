@@ -7,7 +7,8 @@ import { copyFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, test } from 'node:test'
-import { etagOf, type Operation, ReplicaStore, validOperation } from '../../../src/db/storage/replica-store.ts'
+import { type Operation, validOperation } from '../../../src/db/replication/operation.ts'
+import { etagOf, ReplicaStore } from '../../../src/db/storage/replica-store.ts'
 
 let dir: string
 let n = 0
