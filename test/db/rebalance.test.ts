@@ -7,8 +7,8 @@ import assert from 'node:assert/strict'
 import { existsSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { after, before, test } from 'node:test'
-import { checkHistory } from '../../src/ops/history/checker.ts'
-import { runWorkload, WORKLOAD_TABLES } from '../../src/ops/history/workload.ts'
+import { checkHistory } from '../helpers/history/checker.ts'
+import { runWorkload, WORKLOAD_TABLES } from '../helpers/history/workload.ts'
 import { type DbCluster, startDbCluster } from '../helpers/db-cluster.ts'
 
 let cluster: DbCluster
