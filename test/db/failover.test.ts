@@ -1,7 +1,7 @@
-// Automatic failover through the real processes (issue 6): a master paused with SIGSTOP past its
-// session is replaced, and once resumed it writes nothing any replica applies and stops acting as
-// master by itself; the active controller SIGKILLed, a standby takes over and fails over the next
-// dead master. A recorded workload runs throughout and the history checker must find no anomaly.
+// Automatic failover through the real processes: a master paused with SIGSTOP past its session is
+// replaced, and once resumed it writes nothing any replica applies and stops acting as master by
+// itself; the active controller SIGKILLed, a standby takes over and fails over the next dead
+// master. A recorded workload runs throughout and the history checker must find no anomaly.
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
 import { after, before, test } from 'node:test'

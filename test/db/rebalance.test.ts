@@ -1,6 +1,6 @@
-// Cluster expansion and decommissioning through the real processes (issue 6): a fourth node
-// joining a running cluster gets replicas (bootstrapped, then the old ones dropped) and its share
-// of masters; a node decommissioned has every replica moved off it; a node dead past the
+// Cluster expansion and decommissioning through the real processes: a fourth node joining a
+// running cluster gets replicas (bootstrapped, then the old ones dropped) and its share of
+// masters; a node decommissioned has every replica moved off it; a node dead past the
 // re-replication delay has its replicas rebuilt elsewhere. A recorded workload runs throughout:
 // the history checker must find no anomaly, and no request fails beyond the router's own retries.
 import assert from 'node:assert/strict'

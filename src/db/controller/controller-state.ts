@@ -1,4 +1,4 @@
-// The cluster controller's state machine (issue 6), in the role Apache Helix played for Espresso,
+// The cluster controller's state machine, in the role Apache Helix played for Espresso,
 // coordinating through Kafka alone: everything it knows and decides is a record of the compacted
 // metadata topic, read by every process in the same order. A plain function of
 // (state, event) → (state, actions): events are metadata records and clock ticks, actions are

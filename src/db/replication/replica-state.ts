@@ -1,7 +1,7 @@
-// The replica's replication state machine (invariants 2-4, 7): a plain function of
-// (state, record) → (state, actions). No I/O: the caller applies the actions (SQLite writes,
-// answering waiting clients, counting, alarming), so the same function runs in the storage node
-// and under a simulator.
+// The replica's replication state machine (invariants 2-4 and 7, docs/invariants.md): a plain
+// function of (state, record) → (state, actions). No I/O: the caller applies the actions (SQLite
+// writes, answering waiting clients, counting, alarming), so the same function runs in the
+// storage node and under a simulator.
 //
 // Rules:
 // - A transaction is BEGIN, its DATA records, END, all with one (generation, scn) and from one
