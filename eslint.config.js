@@ -16,8 +16,8 @@ export default tseslint.config(
     },
   },
   {
-    // Invariant 1: the database and the client layer speak to the log only through the Kafka
-    // protocol, never by importing the broker.
+    // Invariant 1 (docs/invariants.md): the database and the client layer speak to the log only
+    // through the Kafka protocol, never by importing the broker.
     files: ['src/db/**', 'src/client/**'],
     rules: { 'no-restricted-imports': ['error', { patterns: [{ group: ['**/broker/**', '**/protocol/**'], message: 'src/db and src/client talk to Kafka through the client library, not the broker or its codecs' }] }] },
   },

@@ -7,6 +7,7 @@
 // target has already written (a miss counts as an error). Each phase has a warm-up and then a
 // measured window; throughput counts the operations that complete inside the window, latency is
 // call → completion of those operations.
+import { mulberry32 } from '../src/util/random.ts'
 
 /** What the load generator drives: one database, reached through its ordinary client. */
 export interface Target {
@@ -54,18 +55,6 @@ export function makeDoc(key: string, counter: number): Doc {
 /** The serialized size of a benchmark document, in bytes. */
 export function docBytes(): number {
   return Buffer.byteLength(JSON.stringify(makeDoc(keyOf(0), 123_456)))
-}
-
-/** mulberry32: a small seeded PRNG, so every run draws the same key sequence per worker. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
 }
 
 /** Which keys a target holds (set by its write phases), for its read phases to pick from. */
@@ -173,7 +162,8 @@ export async function runPhase(o: PhaseOptions): Promise<PhaseResult> {
   let counter = 0
 
   const worker = async (w: number) => {
-    const random = prng(o.seed * 1000 + w + 1)
+    // Seeded, so every run draws the same key sequence per worker.
+    const random = mulberry32(o.seed * 1000 + w + 1)
     for (;;) {
       const t0 = performance.now()
       if (t0 >= stopAt || o.signal?.aborted === true) return

@@ -35,8 +35,9 @@ import { availableParallelism, tmpdir } from 'node:os'
 import { parseArgs } from 'node:util'
 import { Pool } from 'undici'
 import { partitionOf } from '../src/db/metadata/model.ts'
+import { mulberry32 } from '../src/util/random.ts'
 import { DOC_SCHEMA } from './db-cortado.ts'
-import { docBytes, keyOf, makeDoc, prng, summarize } from './db-load.ts'
+import { docBytes, keyOf, makeDoc, summarize } from './db-load.ts'
 import { type Cluster, type LogEvent, startCluster } from './failover-cluster.ts'
 
 const DB = 'failover'
@@ -170,7 +171,7 @@ function startLoad(pool: Pool, count: number): Load {
   const load: Load = { okAt: [], okLatency: [], failures: [], stop: async () => {} }
   let running = true
   const loops = Array.from({ length: count }, async (_, w) => {
-    const random = prng(1000 + w)
+    const random = mulberry32(1000 + w)
     for (let counter = 0; running && !interrupted.signal.aborted; counter++) {
       const key = keyOf(Math.floor(random() * KEYS))
       const t0 = performance.now()

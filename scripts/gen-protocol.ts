@@ -1,13 +1,13 @@
 // Generates src/protocol/messages/*.ts from Kafka's JSON message definitions
-// (../shared/kafka-protocol/messages, release 3.8.0). The output is committed, so a clone builds
-// without the definitions; rerun after adding an API to MESSAGES:
+// (scripts/kafka-protocol/messages, release 3.8.0, only those used here). The output is committed;
+// rerun after adding an API to MESSAGES (and copying its definitions there):
 //   node scripts/gen-protocol.ts [path/to/messages]
 import { readFileSync, writeFileSync, mkdirSync, readdirSync, unlinkSync } from 'node:fs'
 import { join, dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
-const sourceDir = process.argv[2] ?? join(root, '..', 'shared', 'kafka-protocol', 'messages')
+const sourceDir = process.argv[2] ?? join(root, 'scripts', 'kafka-protocol', 'messages')
 const outDir = join(root, 'src', 'protocol', 'messages')
 
 /** The APIs the broker implements (request and response of each), and data schemas it writes. */

@@ -1,6 +1,6 @@
 // The database's Kafka topics: creating them with the settings replication needs, and checking
-// an external Kafka's topics against what no-loss replication requires (DESIGN.md: replication
-// factor ≥ 3, min.insync.replicas ≥ 2, unclean leader election off).
+// an external Kafka's topics against what no-loss replication requires (docs/database.md,
+// Replication: replication factor ≥ 3, min.insync.replicas ≥ 2, unclean leader election off).
 import { Admin } from '@platformatic/kafka'
 
 export interface TopicSpec {

@@ -1,6 +1,6 @@
 // The APIs this broker speaks and the version ranges it advertises in ApiVersions.
 // Ranges start at 0 wherever Kafka 3.8 does: librdkafka's feature detection and kafka-python's
-// version inference look at the old versions (research/kafka-protocol.md §1).
+// version inference look at the old versions (docs/reference/kafka-protocol.md §1).
 import { type MessageSchema } from './schema.ts'
 import { apiVersionsRequestSchema } from './messages/api-versions-request.ts'
 import { apiVersionsResponseSchema } from './messages/api-versions-response.ts'

@@ -1,7 +1,7 @@
 // Kafka record batch v2 (magic 2): header layout, produce-side validation, a simple encoder and a
-// decoder for uncompressed batches. Layout per research/kafka-protocol.md §3 (DefaultRecordBatch).
-// Everything here is bounded: malformed input yields a RecordBatchError / error result, never a
-// crash or an unbounded loop.
+// decoder for uncompressed batches. Layout per docs/reference/kafka-protocol.md §3
+// (DefaultRecordBatch). Everything here is bounded: malformed input yields a RecordBatchError /
+// error result, never a crash or an unbounded loop.
 
 import { crc32c } from './crc32c.ts'
 

@@ -1,6 +1,6 @@
 // Keeps `npm run bench:broker` working: a quick run must complete, verify what it consumed, and
 // print a figure for every scenario. No assertion on the figures themselves (tests never fail on
-// timing; the benchmark's numbers go in the issue notes).
+// timing; the benchmark's numbers are reported by the benchmark itself).
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
 import { join } from 'node:path'

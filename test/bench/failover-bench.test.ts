@@ -1,7 +1,7 @@
 // Keeps `npm run bench:failover` working: a quick run (a real cluster of separate processes, one
 // master SIGKILLed under load) must complete and print a figure for every row of its table. No
-// assertion on the figures themselves (tests never fail on timing; the benchmark's numbers go in
-// the issue notes).
+// assertion on the figures themselves (tests never fail on timing; the benchmark's numbers are
+// reported by the benchmark itself).
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
 import { join } from 'node:path'

@@ -3,8 +3,9 @@
 // run with `java`). Burrow's cluster module reads the topics (Metadata v1) and their high
 // watermarks (ListOffsets v0) every offset-refresh; its consumer module reads the group's commits
 // and group metadata by consuming __consumer_offsets (Fetch v2 with kafka-version 0.10.0) and
-// decoding Kafka's record formats there (research §2). The group is kafka-python's, driven
-// through test/compat/python/burrow_group.py. The tests below run in order on one Burrow.
+// decoding Kafka's record formats there (docs/reference/kafka-protocol.md §2). The group is
+// kafka-python's, driven through test/compat/python/burrow_group.py. The tests below run in order
+// on one Burrow.
 import assert from 'node:assert/strict'
 import { type ChildProcess, spawn } from 'node:child_process'
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'

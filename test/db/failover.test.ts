@@ -1,12 +1,12 @@
-// Automatic failover through the real processes (issue 6): a master paused with SIGSTOP past its
-// session is replaced, and once resumed it writes nothing any replica applies and stops acting as
-// master by itself; the active controller SIGKILLed, a standby takes over and fails over the next
-// dead master. A recorded workload runs throughout and the history checker must find no anomaly.
+// Automatic failover through the real processes: a master paused with SIGSTOP past its session is
+// replaced, and once resumed it writes nothing any replica applies and stops acting as master by
+// itself; the active controller SIGKILLed, a standby takes over and fails over the next dead
+// master. A recorded workload runs throughout and the history checker must find no anomaly.
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
 import { after, before, test } from 'node:test'
-import { checkHistory } from '../../src/ops/history/checker.ts'
-import { runWorkload, WORKLOAD_TABLES } from '../../src/ops/history/workload.ts'
+import { checkHistory } from '../helpers/history/checker.ts'
+import { runWorkload, WORKLOAD_TABLES } from '../helpers/history/workload.ts'
 import { MAIN } from '../helpers/broker-process.ts'
 import { type DbCluster, startDbCluster } from '../helpers/db-cluster.ts'
 

@@ -1,14 +1,14 @@
-// Cluster expansion and decommissioning through the real processes (issue 6): a fourth node
-// joining a running cluster gets replicas (bootstrapped, then the old ones dropped) and its share
-// of masters; a node decommissioned has every replica moved off it; a node dead past the
+// Cluster expansion and decommissioning through the real processes: a fourth node joining a
+// running cluster gets replicas (bootstrapped, then the old ones dropped) and its share of
+// masters; a node decommissioned has every replica moved off it; a node dead past the
 // re-replication delay has its replicas rebuilt elsewhere. A recorded workload runs throughout:
 // the history checker must find no anomaly, and no request fails beyond the router's own retries.
 import assert from 'node:assert/strict'
 import { existsSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { after, before, test } from 'node:test'
-import { checkHistory } from '../../src/ops/history/checker.ts'
-import { runWorkload, WORKLOAD_TABLES } from '../../src/ops/history/workload.ts'
+import { checkHistory } from '../helpers/history/checker.ts'
+import { runWorkload, WORKLOAD_TABLES } from '../helpers/history/workload.ts'
 import { type DbCluster, startDbCluster } from '../helpers/db-cluster.ts'
 
 let cluster: DbCluster

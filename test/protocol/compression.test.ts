@@ -13,6 +13,7 @@ import {
 import { batchRecords } from '../../src/protocol/batch-records.ts'
 import { type FetchResponse } from '../../src/protocol/messages/fetch-response.ts'
 import { ATTR_COMPRESSION_MASK, encodeRecordBatch, readBatchHeader } from '../../src/protocol/record-batch.ts'
+import { mulberry32 } from '../../src/util/random.ts'
 import { type BrokerProcess, removeDir, ROOT, startBroker } from '../helpers/broker-process.ts'
 import { expectSuccess, PYTHON, run, runPythonJson, uniqueTopic } from '../helpers/compat.ts'
 import { parseResponse, RawClient, requestFrame } from '../helpers/raw-client.ts'
@@ -94,11 +95,8 @@ void test('decompression is bounded: bombs are refused before they are expanded'
 })
 
 void test('malformed input yields CompressionError, never a crash, and the codecs keep working', () => {
-  let rng = 99
-  const rand = (n: number): number => {
-    rng = (Math.imul(rng, 1103515245) + 12345) >>> 0
-    return rng % n
-  }
+  const random = mulberry32(99)
+  const rand = (n: number): number => Math.floor(random() * n)
   for (const name of NAMES) {
     const codec = CODECS[name]
     const good = compress(codec, Buffer.from('hello compression '.repeat(500)))

@@ -27,6 +27,7 @@ import {
   type ValidationResult,
   writeInt64,
 } from '../../src/protocol/record-batch.ts'
+import { mulberry32 } from '../../src/util/random.ts'
 
 function fixCrc(buf: Buffer, pos = 0): Buffer {
   const end = pos + 12 + buf.readInt32BE(pos + BATCH_LENGTH_OFFSET)
@@ -206,11 +207,8 @@ test('a wrong offset delta inside a record is rejected', () => {
 })
 
 test('fuzz: validation never throws on random, truncated or mutated input', () => {
-  let rng = 12345
-  const rand = (n: number): number => {
-    rng = (Math.imul(rng, 1103515245) + 12345) >>> 0
-    return rng % n
-  }
+  const random = mulberry32(12345)
+  const rand = (n: number): number => Math.floor(random() * n)
   const check = (buf: Buffer): void => {
     const r = validateProducedBatches(buf)
     if ('error' in r) {

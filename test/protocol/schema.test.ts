@@ -11,6 +11,7 @@ import { type ProduceRequest, produceRequestSchema } from '../../src/protocol/me
 import { Reader } from '../../src/protocol/reader.ts'
 import { decode, encode, type FieldSchema, type MessageSchema } from '../../src/protocol/schema.ts'
 import { Writer } from '../../src/protocol/writer.ts'
+import { mulberry32 } from '../../src/util/random.ts'
 
 function encodeToBuffer(schema: MessageSchema, version: number, value: unknown): Buffer {
   const w = new Writer()
@@ -69,15 +70,6 @@ void test('unknown tagged fields are skipped; known ones are read', () => {
   assert.equal(req.clientSoftwareVersion, '1')
 })
 
-// A deterministic pseudo-random generator, so failures reproduce.
-function rng(seed: number): () => number {
-  let s = seed >>> 0
-  return () => {
-    s = (s * 1664525 + 1013904223) >>> 0
-    return s / 2 ** 32
-  }
-}
-
 function sample(fields: readonly FieldSchema[], version: number, rand: () => number, depth = 0): Record<string, unknown> {
   const out: Record<string, unknown> = {}
   for (const f of fields) {
@@ -135,7 +127,7 @@ function project(fields: readonly FieldSchema[], version: number, value: Record<
 }
 
 void test('every request and response of every API round-trips at every version', () => {
-  const rand = rng(42)
+  const rand = mulberry32(42)
   let cases = 0
   for (const spec of APIS.values()) {
     for (const schema of [spec.request, spec.response]) {
@@ -156,7 +148,7 @@ void test('every request and response of every API round-trips at every version'
 })
 
 void test('truncated and random frames fail with ProtocolError, never anything else', () => {
-  const rand = rng(7)
+  const rand = mulberry32(7)
   for (const spec of APIS.values()) {
     for (let v = spec.versions[0]; v <= spec.versions[1]; v++) {
       const bytes = encodeToBuffer(spec.request, v, sample(spec.request.fields, v, rand))

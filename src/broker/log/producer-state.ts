@@ -1,9 +1,9 @@
 // Idempotent producers' state for one partition: per producer id, its epoch and the metadata of
 // its last five batches, as Kafka keeps them (storage/.../ProducerStateEntry.java,
-// ProducerAppendInfo.java, UnifiedLog.analyzeAndValidateProducerState; research/kafka-protocol.md
-// §3.4). Pure: no I/O and no clock. The produce path asks check() before appending and calls
-// recordAppend() after; opening a log replays batch headers through record(); snapshots are
-// encoded and decoded here and written by producer-snapshot.ts.
+// ProducerAppendInfo.java, UnifiedLog.analyzeAndValidateProducerState;
+// docs/reference/kafka-protocol.md §4). Pure: no I/O and no clock. The produce path asks check()
+// before appending and calls recordAppend() after; opening a log replays batch headers through
+// record(); snapshots are encoded and decoded here and written by producer-snapshot.ts.
 //
 // Rules for a batch with producerId >= 0 (batches with producerId -1 are never looked at):
 //   unknown producer                     -> append, whatever its sequence (Kafka 3.8 does the same)

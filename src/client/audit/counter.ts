@@ -1,6 +1,6 @@
-// Audit counting (issue 4, "Auditing"): pure aggregation of message and byte counts per
-// (side, topic, time bucket of the record's timestamp, outcome[, consumer group]), in the shape
-// of li-apache-kafka-clients' CountingAuditStats / AuditKey(topic, bucket, auditType).
+// Audit counting: pure aggregation of message and byte counts per (side, topic, time bucket of
+// the record's timestamp, outcome[, consumer group]), in the shape of li-apache-kafka-clients'
+// CountingAuditStats / AuditKey(topic, bucket, auditType) (docs/reference/anchors.md §4.4).
 //
 // The producer and consumer wrappers call record() once per *application-level* message (a
 // large message split into segments is one message, counted with its whole size), never per

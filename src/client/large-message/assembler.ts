@@ -1,6 +1,6 @@
 // Reassembly of in-line large messages on the consumer side, after li-apache-kafka-clients'
 // MessageAssemblerImpl, LargeMessageBufferPool, LargeMessageOffsetTracker and
-// DeliveredMessageOffsetTracker (research/anchors-db.md §4.3-4.4). Pure: no I/O, no clock.
+// DeliveredMessageOffsetTracker (docs/reference/anchors.md §4.2-4.3). Pure: no I/O, no clock.
 //
 // - Segments are collected per partition and message id; a message is complete when all its
 //   segments have arrived and their bytes add up to its size. Duplicated segments are ignored.

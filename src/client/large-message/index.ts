@@ -1,5 +1,6 @@
-// In-line large messages (issue 4): `_lm` segments in li-apache-kafka-clients' V3 header format,
-// split by LargeMessageProducer and reassembled by LargeMessageConsumer.
+// In-line large messages: `_lm` segments in li-apache-kafka-clients' V3 header format
+// (docs/reference/anchors.md §4.1), split by LargeMessageProducer and reassembled by
+// LargeMessageConsumer.
 export * from './segment.ts'
 export * from './assembler.ts'
 export * from './producer.ts'

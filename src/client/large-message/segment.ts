@@ -9,7 +9,7 @@
 // value of a segment record is raw payload bytes, no payload header), which LinkedIn's consumers
 // assemble without a segment deserializer.
 //
-// Pure: no I/O. Decoding never throws: it returns a typed error (DESIGN invariant 6).
+// Pure: no I/O. Decoding never throws: it returns a typed error (invariant 6, docs/invariants.md).
 
 export const LARGE_MESSAGE_HEADER = '_lm'
 

@@ -1,4 +1,4 @@
-// The replica's replication state machine (invariants 2, 3, 4 and 7 (docs/invariants.md)):
+// The replica's replication state machine (invariants 2, 3, 4 and 7, docs/invariants.md):
 // `step(state, input) → { state, actions }`, pure: the input state is never modified (a step
 // returns a new state, sharing what did not change), and there is no I/O: the caller applies the
 // actions (SQLite writes, answering waiting clients, counting, alarming), so the same function

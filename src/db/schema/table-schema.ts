@@ -1,8 +1,8 @@
-// A table's document schemas (issue 5): Avro record schemas, as Espresso used, with documents as
-// plain JSON objects validated against them. A new schema version must be able to read every
-// document written under the previous ones (Avro's resolution rules: added fields need
-// defaults, removed fields are ignored, types may only be promoted), and documents are read in
-// the latest version, with defaults filled in.
+// A table's document schemas: Avro record schemas, as Espresso used (docs/reference/anchors.md
+// §1), with documents as plain JSON objects validated against them. A new schema version must be
+// able to read every document written under the previous ones (Avro's resolution rules: added
+// fields need defaults, removed fields are ignored, types may only be promoted), and documents
+// are read in the latest version, with defaults filled in.
 import avro from 'avsc'
 
 export type SchemaErrorCode = 'INVALID_SCHEMA' | 'INCOMPATIBLE_SCHEMA' | 'INVALID_DOCUMENT'

@@ -6,14 +6,14 @@
 // producer in one go (so a transaction's records are contiguous in the log; the producer's one
 // request in flight batches concurrent transactions into one produce: group commit), then wait
 // until this replica reads the END back and applies it through the same rule as every replica
-// (invariant 2). Only then is the client answered. A transaction that the replica passes without
-// applying (fenced by a newer generation, left partial by a failed producer) is answered
-// NOT_APPLIED, which is known-safe to retry.
+// (invariant 2, docs/invariants.md). Only then is the client answered. A transaction that the
+// replica passes without applying (fenced by a newer generation, left partial by a failed
+// producer) is answered NOT_APPLIED, which is known-safe to retry.
 //
 // Mastership: the node is told (from metadata) that it masters the partition under generation g.
 // It writes GENERATION_START(g) with a fresh nonce and takes writes only once it has applied that
-// very record (invariant 5). If it then sees a newer generation while it still believes itself
-// master, it goes to ERROR and refuses writes (invariant 3).
+// very record (invariant 5, docs/invariants.md). If it then sees a newer generation while it
+// still believes itself master, it goes to ERROR and refuses writes (invariant 3).
 import { randomBytes } from 'node:crypto'
 import { type LogRecord } from '../../client/log-reader.ts'
 import { decodeLargeMessageHeader, LARGE_MESSAGE_HEADER, MessageAssembler, randomMessageId, splitRecord, type OutgoingRecord } from '../../client/large-message/index.ts'

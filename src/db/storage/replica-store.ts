@@ -1,10 +1,12 @@
 // One partition replica's SQLite database (node:sqlite): documents, their local secondary index
 // entries, and the replication checkpoint, which commits in the same SQLite transaction as the
-// data it covers (invariant 4), so a restart resumes exactly after the last applied transaction.
+// data it covers (invariant 4, docs/invariants.md), so a restart resumes exactly after the last
+// applied transaction.
 //
 // Everything applied here comes from the replication stream, on masters and slaves alike
-// (invariant 2): operations carry their index entries, computed by the master, so applying is
-// deterministic and replicas never depend on their own view of the table definitions.
+// (invariant 2, docs/invariants.md): operations carry their index entries, computed by the
+// master, so applying is deterministic and replicas never depend on their own view of the table
+// definitions.
 import { createHash } from 'node:crypto'
 import { readFileSync, rmSync } from 'node:fs'
 import { DatabaseSync, type StatementSync } from 'node:sqlite'

@@ -6,6 +6,7 @@ import { ErrorCode } from '../../../src/protocol/errors.ts'
 import {
   type Action, assertInvariants, assertStepInvariants, commitError, type Env, type Event, type Group, type GroupConfig, type Member, newGroup, nextDeadline, step,
 } from '../../../src/broker/groups/group.ts'
+import { mulberry32 } from '../../../src/util/random.ts'
 
 const CONFIG: GroupConfig = { minSessionTimeoutMs: 1000, maxSessionTimeoutMs: 60_000, initialRebalanceDelayMs: 0, maxSize: 100 }
 
@@ -241,8 +242,7 @@ void test('the initial rebalance delay gathers members joining an empty group in
 // every event, and the harness checks that no step modifies the group it is given.
 void test('random schedules keep the protocol invariants (seeded)', () => {
   for (let seed = 1; seed <= 30; seed++) {
-    let s = seed
-    const rand = () => ((s = (s * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff)
+    const rand = mulberry32(seed)
     const h = new Harness({ initialRebalanceDelayMs: seed % 2 === 0 ? 0 : 500 })
     const known: { id: string; generation: number }[] = []
     const asked: number[] = []

@@ -1,5 +1,5 @@
 // __consumer_offsets records in Kafka's byte layout, checked against an independent reading of
-// the layout Burrow 1.2.1 parses (research/kafka-protocol.md §2.2).
+// the layout Burrow 1.2.1 parses (docs/reference/kafka-protocol.md §2).
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import {

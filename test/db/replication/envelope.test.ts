@@ -1,6 +1,6 @@
 // The replication record envelope (src/db/replication/envelope.ts): round trips of every record
 // type, golden bytes (a format change must be deliberate), and every malformed input decoding to
-// an error value, never an exception (invariant 6), including a seeded fuzz.
+// an error value, never an exception (invariant 6, docs/invariants.md), including a seeded fuzz.
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { decodeEnvelope, encodeEnvelope, type Envelope, HEADER_SIZE, MAGIC, RecordType, VERSION } from '../../../src/db/replication/envelope.ts'

@@ -1,9 +1,9 @@
-// A seeded simulator for the replication state machine (invariant 7 (docs/invariants.md), in the
-// style of TigerBeetle's VOPR): a log written by a sequence of masters under increasing
-// generations, with producer failures that truncate transactions, zombie masters interleaving
-// their records after a newer generation start, replays of whole earlier transactions by recreated
-// producers, records lost between producer and log, garbage records, and replica restarts from
-// checkpoints.
+// A seeded simulator for the replication state machine (invariant 7, docs/invariants.md; in the
+// style of TigerBeetle's VOPR, docs/reference/anchors.md §6): a log written by a sequence of
+// masters under increasing generations, with producer failures that truncate transactions, zombie
+// masters interleaving their records after a newer generation start, replays of whole earlier
+// transactions by recreated producers, records lost between producer and log, garbage records, and
+// replica restarts from checkpoints.
 //
 // The writer side keeps the ground truth (which attempts were written whole, by whom, under which
 // generation start); the checks compare what the state machine applies with it:

@@ -1,7 +1,7 @@
 // A partition replica's SQLite store (src/db/storage/replica-store.ts): applying puts and deletes
 // with their index entries, reads (get, document group, index query) in key order, the checkpoint
-// committing atomically with the data it covers (invariant 4), reopening, digests, snapshots, and
-// the shape check for operations decoded from the log.
+// committing atomically with the data it covers (invariant 4, docs/invariants.md), reopening,
+// digests, snapshots, and the shape check for operations decoded from the log.
 import assert from 'node:assert/strict'
 import { copyFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'

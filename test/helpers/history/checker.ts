@@ -1,4 +1,5 @@
-// A history checker in the style of Jepsen's (research/reliability.md), for Cortado's documents.
+// A history checker in the style of Jepsen's (docs/reference/anchors.md §5), for Cortado's
+// documents.
 //
 // A workload records every request as an operation: when it was invoked, when it completed, and
 // its outcome — `ok` (acknowledged), `fail` (known not applied: a 4xx, or a 503 the database

@@ -2,7 +2,7 @@
 // history (with failed and unknown outcomes, and stale reads where they are allowed) passes.
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { checkHistory, compareVersions, type FinalState, type Operation } from '../../src/ops/history/checker.ts'
+import { checkHistory, compareVersions, type FinalState, type Operation } from '../helpers/history/checker.ts'
 
 const final = (registers: Record<string, [string | null, string | null]>, counters: Record<string, number> = {}): FinalState => ({
   registers: new Map(Object.entries(registers).map(([k, [value, etag]]) => [k, { value, etag }])),

@@ -3,9 +3,9 @@
 // incrementing counters by read-modify-write with If-Match, all through the router's HTTP API.
 // Outcomes are classified as the checker needs: ok, fail (known not applied) or info (unknown).
 import { Pool } from 'undici'
-import { isDbErrorCode, RETRIABLE_CODES } from '../../db/errors.ts'
+import { isDbErrorCode, RETRIABLE_CODES } from '../../../src/db/errors.ts'
 import { type FinalState, type Operation, type Outcome } from './checker.ts'
-import { mulberry32 } from '../../util/random.ts'
+import { mulberry32 } from '../../../src/util/random.ts'
 
 export const WORKLOAD_TABLES = {
   registers: { key: ['id'], schema: { type: 'record', name: 'Register', fields: [{ name: 'id', type: 'string' }, { name: 'value', type: 'string' }] } },

@@ -5,8 +5,8 @@
 // or phantom.
 import assert from 'node:assert/strict'
 import { after, before, test } from 'node:test'
-import { checkHistory } from '../../src/ops/history/checker.ts'
-import { runWorkload, WORKLOAD_TABLES } from '../../src/ops/history/workload.ts'
+import { checkHistory } from '../helpers/history/checker.ts'
+import { runWorkload, WORKLOAD_TABLES } from '../helpers/history/workload.ts'
 import { type DbCluster, startDbCluster } from '../helpers/db-cluster.ts'
 
 let cluster: DbCluster
