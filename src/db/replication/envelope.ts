@@ -20,6 +20,7 @@
 // size travels as large-message segments (client layer); the envelope is inside the reassembled
 // value.
 import { crc32 } from 'node:zlib'
+// eslint-disable-next-line no-restricted-imports -- moved by the state-machine change
 import { type Operation } from '../storage/replica-store.ts'
 
 export const MAGIC = 0x43

@@ -17,6 +17,7 @@
 // - Integrity (Venice-style): per producer guid, record sequences must be contiguous; a gap means
 //   records were lost between producer and log, which is reported (nothing else can be done).
 import { type Envelope, RecordType } from './envelope.ts'
+// eslint-disable-next-line no-restricted-imports -- moved by the state-machine change
 import { type Operation, validOperation } from '../storage/replica-store.ts'
 
 export interface OpenTransaction {
