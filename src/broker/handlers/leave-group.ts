@@ -1,5 +1,6 @@
 // LeaveGroup (key 13): one member (v0-2) or a batch of members by id or instance id (v3+).
 import { ApiKey } from '../../protocol/apis.ts'
+import { ErrorCode } from '../../protocol/errors.ts'
 import { type BoundHandler, defineHandler } from '../server.ts'
 import { type GroupsContext } from './context.ts'
 
@@ -9,6 +10,6 @@ export function leaveGroupHandler(broker: GroupsContext<'leave'>): BoundHandler<
       ? req.members.map((m) => ({ memberId: m.memberId, groupInstanceId: m.groupInstanceId }))
       : [{ memberId: req.memberId, groupInstanceId: null }]
     const res = await broker.groups.leave(req.groupId, members)
-    return { throttleTimeMs: 0, errorCode: ctx.apiVersion >= 3 ? 0 : res.errorCode, members: res.members }
+    return { throttleTimeMs: 0, errorCode: ctx.apiVersion >= 3 ? ErrorCode.NONE : res.errorCode, members: res.members }
   })
 }
