@@ -6,14 +6,14 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import * as prom from 'prom-client'
 import { type Registry } from 'prom-client'
-import { ApiKey } from '../protocol/apis.ts'
 import { lockDataDir } from '../util/data-dir-lock.ts'
 import { Logger } from '../util/log.ts'
 import { createRegistry } from '../util/metrics.ts'
 import { BrokerConfig } from './config.ts'
 import { FetchWaiters } from './fetch-waiters.ts'
 import { Flusher } from './log/flusher.ts'
-import { KafkaServer, type Handler } from './server.ts'
+import { ProducerIdAllocator } from './producer-ids.ts'
+import { type AnyHandler, KafkaServer } from './server.ts'
 import { TopicManager } from './topics.ts'
 import { LogCleaner, mapKeysForBuffer } from './log/cleaner.ts'
 import { apiVersionsHandler } from './handlers/api-versions.ts'
@@ -48,6 +48,13 @@ export interface BrokerOptions {
   readonly registry?: Registry
 }
 
+export interface BrokerMetrics {
+  producedBytes: prom.Counter<'topic'>
+  producedBatches: prom.Counter<'topic'>
+  fetchedBytes: prom.Counter
+  produceErrors: prom.Counter<'error'>
+}
+
 export { DataDirLockedError } from '../util/data-dir-lock.ts'
 
 export class Broker {
@@ -62,7 +69,9 @@ export class Broker {
   readonly topics: TopicManager
   readonly waiters = new FetchWaiters()
   readonly groups: GroupCoordinator
-  readonly metrics: { producedBytes: prom.Counter<'topic'>; producedBatches: prom.Counter<'topic'>; fetchedBytes: prom.Counter; produceErrors: prom.Counter<'error'> }
+  readonly metrics: BrokerMetrics
+  /** Producer ids for InitProducerId: durable state of this data directory, so the broker owns it. */
+  readonly producerIds: ProducerIdAllocator
   /** cortado.fsync=ack: acks=1/all produce waits for fdatasync. */
   readonly fsyncOnAck: boolean
   /** The port clients connect to, once listening. */
@@ -87,6 +96,7 @@ export class Broker {
     this.flusher = new Flusher()
     this.topics = new TopicManager(this.dataDir, this.config, this.flusher, this.log)
     this.groups = new GroupCoordinator(this.topics, this.config, this.log, this.fsyncOnAck)
+    this.producerIds = new ProducerIdAllocator(this.dataDir)
     const reg = [this.registry]
     this.metrics = {
       producedBytes: new prom.Counter({ name: 'cortado_broker_produced_bytes_total', help: 'Record batch bytes appended, by topic', labelNames: ['topic'], registers: reg }),
@@ -171,34 +181,36 @@ export class Broker {
     const cleanerStopped = this.cleaner?.stop()
     await this.topics.close()
     await cleanerStopped
+    // Before the data directory is released: another broker may take it over.
+    this.producerIds.close()
     this.unlock()
     this.log.info('broker stopped')
   }
 
-  private handlers(): Map<number, Handler> {
-    return new Map<number, Handler>([
-      [ApiKey.ApiVersions, apiVersionsHandler()],
-      [ApiKey.Metadata, metadataHandler(this)],
-      [ApiKey.Produce, produceHandler(this)],
-      [ApiKey.Fetch, fetchHandler(this)],
-      [ApiKey.ListOffsets, listOffsetsHandler(this)],
-      [ApiKey.CreateTopics, createTopicsHandler(this)],
-      [ApiKey.DeleteTopics, deleteTopicsHandler(this)],
-      [ApiKey.CreatePartitions, createPartitionsHandler(this)],
-      [ApiKey.DescribeConfigs, describeConfigsHandler(this)],
-      [ApiKey.InitProducerId, initProducerIdHandler(this)],
-      [ApiKey.FindCoordinator, findCoordinatorHandler(this)],
-      [ApiKey.JoinGroup, joinGroupHandler(this)],
-      [ApiKey.SyncGroup, syncGroupHandler(this)],
-      [ApiKey.Heartbeat, heartbeatHandler(this)],
-      [ApiKey.LeaveGroup, leaveGroupHandler(this)],
-      [ApiKey.OffsetCommit, offsetCommitHandler(this)],
-      [ApiKey.OffsetFetch, offsetFetchHandler(this)],
-      [ApiKey.DescribeGroups, describeGroupsHandler(this)],
-      [ApiKey.ListGroups, listGroupsHandler(this)],
-      [ApiKey.DeleteGroups, deleteGroupsHandler(this)],
-      [ApiKey.OffsetDelete, offsetDeleteHandler(this)],
-    ])
+  private handlers(): AnyHandler[] {
+    return [
+      apiVersionsHandler(),
+      metadataHandler(this),
+      produceHandler(this),
+      fetchHandler(this),
+      listOffsetsHandler(this),
+      createTopicsHandler(this),
+      deleteTopicsHandler(this),
+      createPartitionsHandler(this),
+      describeConfigsHandler(this),
+      initProducerIdHandler(this),
+      findCoordinatorHandler(this),
+      joinGroupHandler(this),
+      syncGroupHandler(this),
+      heartbeatHandler(this),
+      leaveGroupHandler(this),
+      offsetCommitHandler(this),
+      offsetFetchHandler(this),
+      describeGroupsHandler(this),
+      listGroupsHandler(this),
+      deleteGroupsHandler(this),
+      offsetDeleteHandler(this),
+    ]
   }
 
   private lock(): void {

@@ -18,14 +18,16 @@ export class ProducerIdAllocator {
   private next = -1
   /** End (exclusive) of the block made durable; ids below it may have been handed out. */
   private blockEnd = -1
+  private closed = false
 
   constructor(dataDir: string, blockSize = PRODUCER_ID_BLOCK_SIZE) {
     this.path = join(dataDir, PRODUCER_ID_FILE)
     this.blockSize = blockSize
   }
 
-  /** The next producer id. Throws if the block file cannot be read or written. */
+  /** The next producer id. Throws if the block file cannot be read or written, or once closed. */
   allocate(): number {
+    if (this.closed) throw new Error('producer id allocator is closed')
     if (this.next < 0) {
       this.next = this.readBlockStart()
       this.blockEnd = this.next
@@ -36,6 +38,11 @@ export class ProducerIdAllocator {
       this.blockEnd = end
     }
     return this.next++
+  }
+
+  /** No more ids: the data directory is about to be released to whoever locks it next. */
+  close(): void {
+    this.closed = true
   }
 
   private readBlockStart(): number {

@@ -11,10 +11,10 @@
 import { createServer, type Server, type Socket } from 'node:net'
 import { type Counter, type Gauge, type Histogram, type Registry } from 'prom-client'
 import * as prom from 'prom-client'
-import { APIS, ApiKey, type ApiSpec } from '../protocol/apis.ts'
+import { APIS, ApiKey, type ApiSpec, type RequestOf, type ResponseOf } from '../protocol/apis.ts'
 import { ErrorCode, ProtocolError } from '../protocol/errors.ts'
 import { Reader } from '../protocol/reader.ts'
-import { decode, encode, isFlexible } from '../protocol/schema.ts'
+import { decode, encode, isFlexible, type Shape } from '../protocol/schema.ts'
 import { Writer } from '../protocol/writer.ts'
 import { type Logger } from '../util/log.ts'
 
@@ -28,8 +28,21 @@ export interface RequestContext {
   readonly signal: AbortSignal
 }
 
-/** A handler returns the response body, or null to send nothing (produce with acks=0). */
-export type Handler = (ctx: RequestContext, request: never) => unknown
+/** A handler's answer: the response body, or null to send nothing (produce with acks=0). */
+export type HandlerResult<K extends ApiKey> = Shape<ResponseOf<K>> | null | Promise<Shape<ResponseOf<K>> | null>
+
+/** A handler together with the API key it answers; its request and response types follow from the key. */
+export interface BoundHandler<K extends ApiKey> {
+  readonly apiKey: K
+  readonly handle: (ctx: RequestContext, request: RequestOf<K>) => HandlerResult<K>
+}
+
+/** Any API's bound handler: what the server is given. A handler cannot be filed under another key. */
+export type AnyHandler = { [K in ApiKey]: BoundHandler<K> }[ApiKey]
+
+export function defineHandler<K extends ApiKey>(apiKey: K, handle: (ctx: RequestContext, request: RequestOf<K>) => HandlerResult<K>): BoundHandler<K> {
+  return { apiKey, handle }
+}
 
 /** Thrown by a handler to close the client's connection (Kafka does so for a failed acks=0 produce). */
 export class CloseConnection extends Error {
@@ -41,7 +54,7 @@ export interface ServerOptions {
   readonly port: number
   readonly maxFrameBytes: number
   readonly maxInflight: number
-  readonly handlers: ReadonlyMap<number, Handler>
+  readonly handlers: readonly AnyHandler[]
   readonly log: Logger
   readonly registry: Registry
 }
@@ -72,12 +85,14 @@ function createMetrics(registry: Registry): ServerMetrics {
 export class KafkaServer {
   private readonly options: ServerOptions
   private readonly metrics: ServerMetrics
+  private readonly handlers: ReadonlyMap<number, AnyHandler>
   private readonly connections = new Set<Connection>()
   private server: Server | undefined
 
   constructor(options: ServerOptions) {
     this.options = options
     this.metrics = createMetrics(options.registry)
+    this.handlers = handlersByKey(options.handlers)
   }
 
   /** Starts listening; resolves with the bound port (useful with port 0). */
@@ -105,7 +120,7 @@ export class KafkaServer {
   }
 
   private accept(socket: Socket): void {
-    const conn = new Connection(socket, this.options, this.metrics)
+    const conn = new Connection(socket, this.options, this.handlers, this.metrics)
     this.connections.add(conn)
     this.metrics.connections.inc()
     socket.once('close', () => {
@@ -113,6 +128,15 @@ export class KafkaServer {
       this.metrics.connections.dec()
     })
   }
+}
+
+function handlersByKey(handlers: readonly AnyHandler[]): Map<number, AnyHandler> {
+  const byKey = new Map<number, AnyHandler>()
+  for (const h of handlers) {
+    if (byKey.has(h.apiKey)) throw new Error(`two handlers for API key ${h.apiKey}`)
+    byKey.set(h.apiKey, h)
+  }
+  return byKey
 }
 
 interface Slot {
@@ -124,6 +148,7 @@ interface Slot {
 class Connection {
   private readonly socket: Socket
   private readonly options: ServerOptions
+  private readonly handlers: ReadonlyMap<number, AnyHandler>
   private readonly metrics: ServerMetrics
   private readonly log: Logger
   private readonly abort = new AbortController()
@@ -135,9 +160,10 @@ class Connection {
   private corked = false
   private closed = false
 
-  constructor(socket: Socket, options: ServerOptions, metrics: ServerMetrics) {
+  constructor(socket: Socket, options: ServerOptions, handlers: ReadonlyMap<number, AnyHandler>, metrics: ServerMetrics) {
     this.socket = socket
     this.options = options
+    this.handlers = handlers
     this.metrics = metrics
     this.clientAddress = `${socket.remoteAddress}:${socket.remotePort}`
     this.log = options.log.child({ client: this.clientAddress })
@@ -258,14 +284,15 @@ class Connection {
       this.metrics.protocolErrors.inc({ reason: 'handler_error' })
       this.destroy()
     }
-    const handler = this.options.handlers.get(spec.key)
+    const handler = this.handlers.get(spec.key)
     if (handler === undefined) {
       failed(new Error(`no handler for ${api}`))
       return
     }
     try {
       // Called synchronously so requests take effect in arrival order.
-      const result = handler(ctx, body as never)
+      // The body was decoded with this key's schema, so it is this handler's request type.
+      const result = handler.handle(ctx, body as never)
       if (result instanceof Promise) result.then(finish, failed)
       else finish(result)
     } catch (err) {

@@ -1,5 +1,11 @@
 // Typed errors of the client layer (src/client/). Every error carries a stable string `code`
 // that callers can switch on; Kafka failures also carry the broker's numeric error code.
+//
+// Kafka error codes in src/client and src/db come from @platformatic/kafka's `protocolErrors`
+// table, not from src/protocol/errors.ts (the broker's table): these layers may not import the
+// broker's codecs (invariant 1, docs/invariants.md), and the library fills its errors' `apiCode`
+// from that same table, so comparing with it cannot drift from what the library reports.
+import { protocolErrors } from '@platformatic/kafka'
 
 /** Base class of every error the client layer raises. */
 export class ClientError extends Error {
@@ -70,6 +76,17 @@ function* errorChain(error: unknown, depth = 0): Generator<Record<string, unknow
   yield e
   if (Array.isArray(e.errors)) for (const inner of e.errors) yield* errorChain(inner, depth + 1)
   if ('cause' in e) yield* errorChain(e.cause, depth + 1)
+}
+
+/**
+ * Whether the Kafka error `id` (Kafka's name, e.g. 'TOPIC_ALREADY_EXISTS') is among the protocol
+ * errors behind an error of @platformatic/kafka. Decided by error code, never by message text.
+ */
+export function hasKafkaError(error: unknown, id: string): boolean {
+  const known = protocolErrors[id] as { code: number } | undefined
+  if (known === undefined) throw new Error(`unknown Kafka error ${id}`)
+  for (const e of errorChain(error)) if (e.apiCode === known.code) return true
+  return false
 }
 
 /**

@@ -2,6 +2,7 @@
 // an external Kafka's topics against what no-loss replication requires (docs/database.md,
 // Replication: replication factor ≥ 3, min.insync.replicas ≥ 2, unclean leader election off).
 import { Admin } from '@platformatic/kafka'
+import { hasKafkaError } from '../client/errors.ts'
 
 export interface TopicSpec {
   name: string
@@ -25,8 +26,8 @@ export async function ensureTopic(bootstrap: string[], spec: TopicSpec): Promise
       })
       return 'created'
     } catch (error) {
-      // Another process created it in between (TOPIC_ALREADY_EXISTS, code 36).
-      if (JSON.stringify(error, Object.getOwnPropertyNames(error)).includes('TOPIC_ALREADY_EXISTS') || String((error as Error).message).includes('already exists')) return 'exists'
+      // Another process created it in between.
+      if (hasKafkaError(error, 'TOPIC_ALREADY_EXISTS')) return 'exists'
       throw error
     }
   } finally {

@@ -2,48 +2,48 @@
 // Ranges start at 0 wherever Kafka 3.8 does: librdkafka's feature detection and kafka-python's
 // version inference look at the old versions (docs/reference/kafka-protocol.md §1).
 import { type MessageSchema } from './schema.ts'
-import { apiVersionsRequestSchema } from './messages/api-versions-request.ts'
-import { apiVersionsResponseSchema } from './messages/api-versions-response.ts'
-import { metadataRequestSchema } from './messages/metadata-request.ts'
-import { metadataResponseSchema } from './messages/metadata-response.ts'
-import { produceRequestSchema } from './messages/produce-request.ts'
-import { produceResponseSchema } from './messages/produce-response.ts'
-import { fetchRequestSchema } from './messages/fetch-request.ts'
-import { fetchResponseSchema } from './messages/fetch-response.ts'
-import { listOffsetsRequestSchema } from './messages/list-offsets-request.ts'
-import { listOffsetsResponseSchema } from './messages/list-offsets-response.ts'
-import { createTopicsRequestSchema } from './messages/create-topics-request.ts'
-import { createTopicsResponseSchema } from './messages/create-topics-response.ts'
-import { deleteTopicsRequestSchema } from './messages/delete-topics-request.ts'
-import { deleteTopicsResponseSchema } from './messages/delete-topics-response.ts'
-import { createPartitionsRequestSchema } from './messages/create-partitions-request.ts'
-import { createPartitionsResponseSchema } from './messages/create-partitions-response.ts'
-import { describeConfigsRequestSchema } from './messages/describe-configs-request.ts'
-import { describeConfigsResponseSchema } from './messages/describe-configs-response.ts'
-import { initProducerIdRequestSchema } from './messages/init-producer-id-request.ts'
-import { initProducerIdResponseSchema } from './messages/init-producer-id-response.ts'
-import { findCoordinatorRequestSchema } from './messages/find-coordinator-request.ts'
-import { findCoordinatorResponseSchema } from './messages/find-coordinator-response.ts'
-import { joinGroupRequestSchema } from './messages/join-group-request.ts'
-import { joinGroupResponseSchema } from './messages/join-group-response.ts'
-import { syncGroupRequestSchema } from './messages/sync-group-request.ts'
-import { syncGroupResponseSchema } from './messages/sync-group-response.ts'
-import { heartbeatRequestSchema } from './messages/heartbeat-request.ts'
-import { heartbeatResponseSchema } from './messages/heartbeat-response.ts'
-import { leaveGroupRequestSchema } from './messages/leave-group-request.ts'
-import { leaveGroupResponseSchema } from './messages/leave-group-response.ts'
-import { offsetCommitRequestSchema } from './messages/offset-commit-request.ts'
-import { offsetCommitResponseSchema } from './messages/offset-commit-response.ts'
-import { offsetFetchRequestSchema } from './messages/offset-fetch-request.ts'
-import { offsetFetchResponseSchema } from './messages/offset-fetch-response.ts'
-import { describeGroupsRequestSchema } from './messages/describe-groups-request.ts'
-import { describeGroupsResponseSchema } from './messages/describe-groups-response.ts'
-import { listGroupsRequestSchema } from './messages/list-groups-request.ts'
-import { listGroupsResponseSchema } from './messages/list-groups-response.ts'
-import { deleteGroupsRequestSchema } from './messages/delete-groups-request.ts'
-import { deleteGroupsResponseSchema } from './messages/delete-groups-response.ts'
-import { offsetDeleteRequestSchema } from './messages/offset-delete-request.ts'
-import { offsetDeleteResponseSchema } from './messages/offset-delete-response.ts'
+import { type ApiVersionsRequest, apiVersionsRequestSchema } from './messages/api-versions-request.ts'
+import { type ApiVersionsResponse, apiVersionsResponseSchema } from './messages/api-versions-response.ts'
+import { type MetadataRequest, metadataRequestSchema } from './messages/metadata-request.ts'
+import { type MetadataResponse, metadataResponseSchema } from './messages/metadata-response.ts'
+import { type ProduceRequest, produceRequestSchema } from './messages/produce-request.ts'
+import { type ProduceResponse, produceResponseSchema } from './messages/produce-response.ts'
+import { type FetchRequest, fetchRequestSchema } from './messages/fetch-request.ts'
+import { type FetchResponse, fetchResponseSchema } from './messages/fetch-response.ts'
+import { type ListOffsetsRequest, listOffsetsRequestSchema } from './messages/list-offsets-request.ts'
+import { type ListOffsetsResponse, listOffsetsResponseSchema } from './messages/list-offsets-response.ts'
+import { type CreateTopicsRequest, createTopicsRequestSchema } from './messages/create-topics-request.ts'
+import { type CreateTopicsResponse, createTopicsResponseSchema } from './messages/create-topics-response.ts'
+import { type DeleteTopicsRequest, deleteTopicsRequestSchema } from './messages/delete-topics-request.ts'
+import { type DeleteTopicsResponse, deleteTopicsResponseSchema } from './messages/delete-topics-response.ts'
+import { type CreatePartitionsRequest, createPartitionsRequestSchema } from './messages/create-partitions-request.ts'
+import { type CreatePartitionsResponse, createPartitionsResponseSchema } from './messages/create-partitions-response.ts'
+import { type DescribeConfigsRequest, describeConfigsRequestSchema } from './messages/describe-configs-request.ts'
+import { type DescribeConfigsResponse, describeConfigsResponseSchema } from './messages/describe-configs-response.ts'
+import { type InitProducerIdRequest, initProducerIdRequestSchema } from './messages/init-producer-id-request.ts'
+import { type InitProducerIdResponse, initProducerIdResponseSchema } from './messages/init-producer-id-response.ts'
+import { type FindCoordinatorRequest, findCoordinatorRequestSchema } from './messages/find-coordinator-request.ts'
+import { type FindCoordinatorResponse, findCoordinatorResponseSchema } from './messages/find-coordinator-response.ts'
+import { type JoinGroupRequest, joinGroupRequestSchema } from './messages/join-group-request.ts'
+import { type JoinGroupResponse, joinGroupResponseSchema } from './messages/join-group-response.ts'
+import { type SyncGroupRequest, syncGroupRequestSchema } from './messages/sync-group-request.ts'
+import { type SyncGroupResponse, syncGroupResponseSchema } from './messages/sync-group-response.ts'
+import { type HeartbeatRequest, heartbeatRequestSchema } from './messages/heartbeat-request.ts'
+import { type HeartbeatResponse, heartbeatResponseSchema } from './messages/heartbeat-response.ts'
+import { type LeaveGroupRequest, leaveGroupRequestSchema } from './messages/leave-group-request.ts'
+import { type LeaveGroupResponse, leaveGroupResponseSchema } from './messages/leave-group-response.ts'
+import { type OffsetCommitRequest, offsetCommitRequestSchema } from './messages/offset-commit-request.ts'
+import { type OffsetCommitResponse, offsetCommitResponseSchema } from './messages/offset-commit-response.ts'
+import { type OffsetFetchRequest, offsetFetchRequestSchema } from './messages/offset-fetch-request.ts'
+import { type OffsetFetchResponse, offsetFetchResponseSchema } from './messages/offset-fetch-response.ts'
+import { type DescribeGroupsRequest, describeGroupsRequestSchema } from './messages/describe-groups-request.ts'
+import { type DescribeGroupsResponse, describeGroupsResponseSchema } from './messages/describe-groups-response.ts'
+import { type ListGroupsRequest, listGroupsRequestSchema } from './messages/list-groups-request.ts'
+import { type ListGroupsResponse, listGroupsResponseSchema } from './messages/list-groups-response.ts'
+import { type DeleteGroupsRequest, deleteGroupsRequestSchema } from './messages/delete-groups-request.ts'
+import { type DeleteGroupsResponse, deleteGroupsResponseSchema } from './messages/delete-groups-response.ts'
+import { type OffsetDeleteRequest, offsetDeleteRequestSchema } from './messages/offset-delete-request.ts'
+import { type OffsetDeleteResponse, offsetDeleteResponseSchema } from './messages/offset-delete-response.ts'
 
 export const ApiKey = {
   Produce: 0,
@@ -68,6 +68,39 @@ export const ApiKey = {
   DeleteGroups: 42,
   OffsetDelete: 47,
 } as const
+
+export type ApiKey = (typeof ApiKey)[keyof typeof ApiKey]
+
+/**
+ * The request and response message of each API, so a handler's types follow from its key.
+ * Indexing it with an `ApiKey` fails to compile when an API lacks an entry.
+ */
+export interface ApiMessages {
+  [ApiKey.Produce]: { request: ProduceRequest; response: ProduceResponse }
+  [ApiKey.Fetch]: { request: FetchRequest; response: FetchResponse }
+  [ApiKey.ListOffsets]: { request: ListOffsetsRequest; response: ListOffsetsResponse }
+  [ApiKey.Metadata]: { request: MetadataRequest; response: MetadataResponse }
+  [ApiKey.OffsetCommit]: { request: OffsetCommitRequest; response: OffsetCommitResponse }
+  [ApiKey.OffsetFetch]: { request: OffsetFetchRequest; response: OffsetFetchResponse }
+  [ApiKey.FindCoordinator]: { request: FindCoordinatorRequest; response: FindCoordinatorResponse }
+  [ApiKey.JoinGroup]: { request: JoinGroupRequest; response: JoinGroupResponse }
+  [ApiKey.Heartbeat]: { request: HeartbeatRequest; response: HeartbeatResponse }
+  [ApiKey.LeaveGroup]: { request: LeaveGroupRequest; response: LeaveGroupResponse }
+  [ApiKey.SyncGroup]: { request: SyncGroupRequest; response: SyncGroupResponse }
+  [ApiKey.DescribeGroups]: { request: DescribeGroupsRequest; response: DescribeGroupsResponse }
+  [ApiKey.ListGroups]: { request: ListGroupsRequest; response: ListGroupsResponse }
+  [ApiKey.ApiVersions]: { request: ApiVersionsRequest; response: ApiVersionsResponse }
+  [ApiKey.CreateTopics]: { request: CreateTopicsRequest; response: CreateTopicsResponse }
+  [ApiKey.DeleteTopics]: { request: DeleteTopicsRequest; response: DeleteTopicsResponse }
+  [ApiKey.InitProducerId]: { request: InitProducerIdRequest; response: InitProducerIdResponse }
+  [ApiKey.DescribeConfigs]: { request: DescribeConfigsRequest; response: DescribeConfigsResponse }
+  [ApiKey.CreatePartitions]: { request: CreatePartitionsRequest; response: CreatePartitionsResponse }
+  [ApiKey.DeleteGroups]: { request: DeleteGroupsRequest; response: DeleteGroupsResponse }
+  [ApiKey.OffsetDelete]: { request: OffsetDeleteRequest; response: OffsetDeleteResponse }
+}
+
+export type RequestOf<K extends ApiKey> = ApiMessages[K]['request']
+export type ResponseOf<K extends ApiKey> = ApiMessages[K]['response']
 
 export interface ApiSpec {
   readonly key: number

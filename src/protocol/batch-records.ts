@@ -1,13 +1,13 @@
 // The records of a v2 batch of any codec: decompressing the records section, and the check that
 // a compacted topic's records all carry a key (Kafka's LogValidator refuses null keys there).
 
+import { ErrorCode } from './errors.ts'
 import { CompressionError, decompress, decompressAsync, MAX_DECOMPRESSED_BYTES } from './compression.ts'
 import {
   ATTR_COMPRESSION_MASK,
   ATTR_CONTROL_MASK,
   BATCH_HEADER_SIZE,
   type BatchHeader,
-  ERR_INVALID_RECORD,
   LOG_OVERHEAD,
   type RawRecord,
   RecordBatchError,
@@ -50,7 +50,7 @@ export function nullKeyProblem(records: Buffer, headers: readonly BatchHeader[])
       }
       for (const r of scanned) {
         if (r.key === null) {
-          return { code: ERR_INVALID_RECORD, message: `compacted topic: the record at offset delta ${r.offsetDelta} of a batch has a null key; records sent to a compacted topic must have a key` }
+          return { code: ErrorCode.INVALID_RECORD, message: `compacted topic: the record at offset delta ${r.offsetDelta} of a batch has a null key; records sent to a compacted topic must have a key` }
         }
       }
     }

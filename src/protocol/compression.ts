@@ -16,6 +16,7 @@
 // CompressionError, never a crash.
 
 import zlib from 'node:zlib'
+import { ErrorCode } from './errors.ts'
 import { lz4Compress, lz4Decompress, snappyCompress, snappyDecompress } from '@platformatic/wasm-utils'
 
 export const CODEC_NONE = 0
@@ -29,10 +30,6 @@ export const CODEC_NAMES: readonly string[] = ['none', 'gzip', 'snappy', 'lz4', 
 /** Default cap on the decompressed size of one batch's records. */
 export const MAX_DECOMPRESSED_BYTES = 128 * 1024 * 1024
 
-// Kafka error codes.
-const ERR_CORRUPT_MESSAGE = 2
-const ERR_UNSUPPORTED_COMPRESSION_TYPE = 76
-
 export class CompressionError extends Error {
   /** The Kafka error code a handler should answer with. */
   readonly code: number
@@ -44,7 +41,7 @@ export class CompressionError extends Error {
 }
 
 function corrupt(codec: number, message: string, cause?: unknown): CompressionError {
-  return new CompressionError(ERR_CORRUPT_MESSAGE, `${CODEC_NAMES[codec] ?? `codec ${codec}`}: ${message}`, cause === undefined ? undefined : { cause })
+  return new CompressionError(ErrorCode.CORRUPT_MESSAGE, `${CODEC_NAMES[codec] ?? `codec ${codec}`}: ${message}`, cause === undefined ? undefined : { cause })
 }
 
 function tooLarge(codec: number, size: number, maxBytes: number): CompressionError {
@@ -52,7 +49,7 @@ function tooLarge(codec: number, size: number, maxBytes: number): CompressionErr
 }
 
 function unsupported(codec: number): CompressionError {
-  return new CompressionError(ERR_UNSUPPORTED_COMPRESSION_TYPE, `unknown compression codec ${codec}`)
+  return new CompressionError(ErrorCode.UNSUPPORTED_COMPRESSION_TYPE, `unknown compression codec ${codec}`)
 }
 
 // ---- snappy ----

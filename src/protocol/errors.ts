@@ -1,5 +1,8 @@
 // Kafka's error codes (apache/kafka 3.8.0 Errors.java), as plain numeric constants so they can
 // be written straight into responses. Names follow Kafka's so logs and tests read like Kafka's.
+// The one table of them for the broker and the codecs. src/db and src/client may not import
+// src/protocol (invariant 1, docs/invariants.md); they see Kafka errors only through the client
+// library, and compare them with the library's own table (src/client/errors.ts).
 
 export const ErrorCode = {
   UNKNOWN_SERVER_ERROR: -1,

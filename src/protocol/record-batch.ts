@@ -3,6 +3,7 @@
 // (DefaultRecordBatch). Everything here is bounded: malformed input yields a RecordBatchError /
 // error result, never a crash or an unbounded loop.
 
+import { ErrorCode } from './errors.ts'
 import { crc32c } from './crc32c.ts'
 
 export const BATCH_HEADER_SIZE = 61
@@ -36,11 +37,6 @@ export const COMPRESSION_GZIP = 1
 export const COMPRESSION_SNAPPY = 2
 export const COMPRESSION_LZ4 = 3
 export const COMPRESSION_ZSTD = 4
-
-// Kafka error codes produced by this module.
-export const ERR_CORRUPT_MESSAGE = 2
-export const ERR_UNSUPPORTED_COMPRESSION_TYPE = 76
-export const ERR_INVALID_RECORD = 87
 
 export class RecordBatchError extends Error {
   readonly code: number
@@ -202,7 +198,7 @@ class Cursor {
 }
 
 function invalid(message: string): RecordBatchError {
-  return new RecordBatchError(ERR_INVALID_RECORD, message)
+  return new RecordBatchError(ErrorCode.INVALID_RECORD, message)
 }
 
 function zigzag(v: number): number {
@@ -305,60 +301,60 @@ export function validateProducedBatches(records: Buffer): ValidationResult {
     return validate(records)
   } catch (err) {
     if (err instanceof RecordBatchError) return { error: err.code, message: err.message }
-    return { error: ERR_CORRUPT_MESSAGE, message: `malformed record batch: ${String(err)}` }
+    return { error: ErrorCode.CORRUPT_MESSAGE, message: `malformed record batch: ${String(err)}` }
   }
 }
 
 function validate(records: Buffer): ValidationResult {
   const len = records.length
-  if (len === 0) return { error: ERR_INVALID_RECORD, message: 'no record batches' }
+  if (len === 0) return { error: ErrorCode.INVALID_RECORD, message: 'no record batches' }
   const batches: BatchHeader[] = []
   let pos = 0
   while (pos < len) {
     const remaining = len - pos
     // The magic byte sits at offset 16 in every message format, so look at it first.
     if (remaining <= MAGIC_OFFSET) {
-      return { error: ERR_CORRUPT_MESSAGE, message: `truncated record batch at byte ${pos}` }
+      return { error: ErrorCode.CORRUPT_MESSAGE, message: `truncated record batch at byte ${pos}` }
     }
     const magic = records.readInt8(pos + MAGIC_OFFSET)
-    if (magic === 0 || magic === 1) return { error: ERR_INVALID_RECORD, message: 'message format v0/v1 not supported' }
-    if (magic !== 2) return { error: ERR_INVALID_RECORD, message: `unknown record batch magic ${magic}` }
+    if (magic === 0 || magic === 1) return { error: ErrorCode.INVALID_RECORD, message: 'message format v0/v1 not supported' }
+    if (magic !== 2) return { error: ErrorCode.INVALID_RECORD, message: `unknown record batch magic ${magic}` }
     if (remaining < BATCH_HEADER_SIZE) {
-      return { error: ERR_CORRUPT_MESSAGE, message: `truncated record batch header at byte ${pos}` }
+      return { error: ErrorCode.CORRUPT_MESSAGE, message: `truncated record batch header at byte ${pos}` }
     }
     const batchLength = records.readInt32BE(pos + BATCH_LENGTH_OFFSET)
     if (batchLength < MIN_BATCH_LENGTH) {
-      return { error: ERR_CORRUPT_MESSAGE, message: `record batch length ${batchLength} is too small` }
+      return { error: ErrorCode.CORRUPT_MESSAGE, message: `record batch length ${batchLength} is too small` }
     }
     if (batchLength > remaining - LOG_OVERHEAD) {
-      return { error: ERR_CORRUPT_MESSAGE, message: `record batch length ${batchLength} overruns the request` }
+      return { error: ErrorCode.CORRUPT_MESSAGE, message: `record batch length ${batchLength} overruns the request` }
     }
     const end = pos + LOG_OVERHEAD + batchLength
     const h = readBatchHeader(records, pos)
     if (crc32c(records, pos + ATTRIBUTES_OFFSET, end) !== h.crc) {
-      return { error: ERR_CORRUPT_MESSAGE, message: `record batch CRC mismatch at byte ${pos}` }
+      return { error: ErrorCode.CORRUPT_MESSAGE, message: `record batch CRC mismatch at byte ${pos}` }
     }
     const codec = h.attributes & ATTR_COMPRESSION_MASK
     if (codec > COMPRESSION_ZSTD) {
-      return { error: ERR_UNSUPPORTED_COMPRESSION_TYPE, message: `unknown compression codec ${codec}` }
+      return { error: ErrorCode.UNSUPPORTED_COMPRESSION_TYPE, message: `unknown compression codec ${codec}` }
     }
     if ((h.attributes & ATTR_CONTROL_MASK) !== 0) {
-      return { error: ERR_INVALID_RECORD, message: 'clients may not produce control batches' }
+      return { error: ErrorCode.INVALID_RECORD, message: 'clients may not produce control batches' }
     }
-    if (h.recordsCount <= 0) return { error: ERR_INVALID_RECORD, message: 'record batch has no records' }
+    if (h.recordsCount <= 0) return { error: ErrorCode.INVALID_RECORD, message: 'record batch has no records' }
     if (h.lastOffsetDelta + 1 !== h.recordsCount) {
       return {
-        error: ERR_INVALID_RECORD,
+        error: ErrorCode.INVALID_RECORD,
         message: `lastOffsetDelta ${h.lastOffsetDelta} does not match record count ${h.recordsCount}`,
       }
     }
     if (h.producerId >= 0 && h.baseSequence < 0) {
-      return { error: ERR_INVALID_RECORD, message: 'idempotent batch without a base sequence' }
+      return { error: ErrorCode.INVALID_RECORD, message: 'idempotent batch without a base sequence' }
     }
     if (codec === COMPRESSION_NONE) {
       // Every record takes at least 7 bytes, which bounds the walk before it starts.
       if (h.recordsCount > (end - pos - BATCH_HEADER_SIZE) / 7) {
-        return { error: ERR_INVALID_RECORD, message: `record count ${h.recordsCount} does not fit the batch` }
+        return { error: ErrorCode.INVALID_RECORD, message: `record count ${h.recordsCount} does not fit the batch` }
       }
       walkRecords(records, pos + BATCH_HEADER_SIZE, end, h.recordsCount, 0, 0, null, null)
     }
@@ -373,15 +369,15 @@ function validate(records: Buffer): ValidationResult {
  * may have gaps after compaction). Throws RecordBatchError.
  */
 export function decodeRecords(batch: Buffer): DecodedRecord[] {
-  if (batch.length < BATCH_HEADER_SIZE) throw new RecordBatchError(ERR_CORRUPT_MESSAGE, 'truncated record batch header')
+  if (batch.length < BATCH_HEADER_SIZE) throw new RecordBatchError(ErrorCode.CORRUPT_MESSAGE, 'truncated record batch header')
   const h = readBatchHeader(batch, 0)
   if (h.magic !== 2) throw invalid(`unknown record batch magic ${h.magic}`)
   if (h.batchLength < MIN_BATCH_LENGTH || h.batchLength > batch.length - LOG_OVERHEAD) {
-    throw new RecordBatchError(ERR_CORRUPT_MESSAGE, `record batch length ${h.batchLength} is out of bounds`)
+    throw new RecordBatchError(ErrorCode.CORRUPT_MESSAGE, `record batch length ${h.batchLength} is out of bounds`)
   }
   const codec = h.attributes & ATTR_COMPRESSION_MASK
   if (codec !== COMPRESSION_NONE) {
-    throw new RecordBatchError(ERR_UNSUPPORTED_COMPRESSION_TYPE, `cannot decode compressed batch (codec ${codec})`)
+    throw new RecordBatchError(ErrorCode.UNSUPPORTED_COMPRESSION_TYPE, `cannot decode compressed batch (codec ${codec})`)
   }
   const end = LOG_OVERHEAD + h.batchLength
   if (h.recordsCount < 0 || h.recordsCount > (end - BATCH_HEADER_SIZE) / 7) {

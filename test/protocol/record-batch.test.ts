@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { createRequire } from 'node:module'
 import { test } from 'node:test'
+import { ErrorCode } from '../../src/protocol/errors.ts'
 import { crc32c } from '../../src/protocol/crc32c.ts'
 import {
   ATTR_CONTROL_MASK,
@@ -13,9 +14,6 @@ import {
   CRC_OFFSET,
   decodeRecords,
   encodeRecordBatch,
-  ERR_CORRUPT_MESSAGE,
-  ERR_INVALID_RECORD,
-  ERR_UNSUPPORTED_COMPRESSION_TYPE,
   LAST_OFFSET_DELTA_OFFSET,
   MAGIC_OFFSET,
   readBatchHeader,
@@ -149,39 +147,39 @@ test('batches encoded by KafkaJS validate and decode', async () => {
   const g = validateProducedBatches(gzipped)
   assert.ok('batches' in g, JSON.stringify(g))
   assert.equal(g.batches[0].attributes & 7, 1)
-  assert.throws(() => decodeRecords(gzipped), (e) => e instanceof RecordBatchError && e.code === ERR_UNSUPPORTED_COMPRESSION_TYPE)
+  assert.throws(() => decodeRecords(gzipped), (e) => e instanceof RecordBatchError && e.code === ErrorCode.UNSUPPORTED_COMPRESSION_TYPE)
 })
 
 test('rejects each kind of bad batch with the right error code', () => {
   const cases: [string, (b: Buffer) => Buffer, number, RegExp?][] = [
-    ['empty', () => Buffer.alloc(0), ERR_INVALID_RECORD],
-    ['magic 0', (b) => (b.writeInt8(0, MAGIC_OFFSET), b), ERR_INVALID_RECORD, /v0\/v1 not supported/],
-    ['magic 1', (b) => (b.writeInt8(1, MAGIC_OFFSET), b), ERR_INVALID_RECORD, /v0\/v1 not supported/],
-    ['magic 3', (b) => (b.writeInt8(3, MAGIC_OFFSET), b), ERR_INVALID_RECORD],
-    ['bad CRC', (b) => (b[b.length - 1] ^= 1, b), ERR_CORRUPT_MESSAGE, /CRC/],
-    ['CRC field flipped', (b) => (b[CRC_OFFSET] ^= 0x80, b), ERR_CORRUPT_MESSAGE],
-    ['compression 5', (b) => fixCrc((b.writeInt16BE(5, ATTRIBUTES_OFFSET), b)), ERR_UNSUPPORTED_COMPRESSION_TYPE],
-    ['compression 7', (b) => fixCrc((b.writeInt16BE(7, ATTRIBUTES_OFFSET), b)), ERR_UNSUPPORTED_COMPRESSION_TYPE],
-    ['control batch', (b) => fixCrc((b.writeInt16BE(ATTR_CONTROL_MASK | 0x10, ATTRIBUTES_OFFSET), b)), ERR_INVALID_RECORD, /control/],
-    ['zero records', (b) => fixCrc((b.writeInt32BE(0, RECORDS_COUNT_OFFSET), b.writeInt32BE(-1, LAST_OFFSET_DELTA_OFFSET), b)), ERR_INVALID_RECORD],
-    ['lastOffsetDelta mismatch', (b) => fixCrc((b.writeInt32BE(1, LAST_OFFSET_DELTA_OFFSET), b)), ERR_INVALID_RECORD],
-    ['count too high', (b) => fixCrc((b.writeInt32BE(4, RECORDS_COUNT_OFFSET), b.writeInt32BE(3, LAST_OFFSET_DELTA_OFFSET), b)), ERR_INVALID_RECORD],
-    ['count too low', (b) => fixCrc((b.writeInt32BE(2, RECORDS_COUNT_OFFSET), b.writeInt32BE(1, LAST_OFFSET_DELTA_OFFSET), b)), ERR_INVALID_RECORD],
-    ['huge count', (b) => fixCrc((b.writeInt32BE(0x7fffffff, RECORDS_COUNT_OFFSET), b.writeInt32BE(0x7ffffffe, LAST_OFFSET_DELTA_OFFSET), b)), ERR_INVALID_RECORD],
-    ['producer id without sequence', (b) => fixCrc((writeInt64(b, 12, 43), b.writeInt32BE(-1, BASE_SEQUENCE_OFFSET), b)), ERR_INVALID_RECORD],
-    ['trailing garbage', (b) => Buffer.concat([b, Buffer.alloc(5)]), ERR_CORRUPT_MESSAGE],
-    ['trailing partial header', (b) => Buffer.concat([b, b.subarray(0, 40)]), ERR_CORRUPT_MESSAGE],
-    ['truncated', (b) => b.subarray(0, b.length - 1), ERR_CORRUPT_MESSAGE],
-    ['header only', (b) => b.subarray(0, 30), ERR_CORRUPT_MESSAGE],
-    ['batchLength too small', (b) => (b.writeInt32BE(48, BATCH_LENGTH_OFFSET), b), ERR_CORRUPT_MESSAGE],
-    ['batchLength negative', (b) => (b.writeInt32BE(-5, BATCH_LENGTH_OFFSET), b), ERR_CORRUPT_MESSAGE],
-    ['batchLength overrun', (b) => (b.writeInt32BE(b.length, BATCH_LENGTH_OFFSET), b), ERR_CORRUPT_MESSAGE],
-    ['record length too long', (b) => fixCrc((b[BATCH_HEADER_SIZE] += 2, b)), ERR_INVALID_RECORD],
+    ['empty', () => Buffer.alloc(0), ErrorCode.INVALID_RECORD],
+    ['magic 0', (b) => (b.writeInt8(0, MAGIC_OFFSET), b), ErrorCode.INVALID_RECORD, /v0\/v1 not supported/],
+    ['magic 1', (b) => (b.writeInt8(1, MAGIC_OFFSET), b), ErrorCode.INVALID_RECORD, /v0\/v1 not supported/],
+    ['magic 3', (b) => (b.writeInt8(3, MAGIC_OFFSET), b), ErrorCode.INVALID_RECORD],
+    ['bad CRC', (b) => (b[b.length - 1] ^= 1, b), ErrorCode.CORRUPT_MESSAGE, /CRC/],
+    ['CRC field flipped', (b) => (b[CRC_OFFSET] ^= 0x80, b), ErrorCode.CORRUPT_MESSAGE],
+    ['compression 5', (b) => fixCrc((b.writeInt16BE(5, ATTRIBUTES_OFFSET), b)), ErrorCode.UNSUPPORTED_COMPRESSION_TYPE],
+    ['compression 7', (b) => fixCrc((b.writeInt16BE(7, ATTRIBUTES_OFFSET), b)), ErrorCode.UNSUPPORTED_COMPRESSION_TYPE],
+    ['control batch', (b) => fixCrc((b.writeInt16BE(ATTR_CONTROL_MASK | 0x10, ATTRIBUTES_OFFSET), b)), ErrorCode.INVALID_RECORD, /control/],
+    ['zero records', (b) => fixCrc((b.writeInt32BE(0, RECORDS_COUNT_OFFSET), b.writeInt32BE(-1, LAST_OFFSET_DELTA_OFFSET), b)), ErrorCode.INVALID_RECORD],
+    ['lastOffsetDelta mismatch', (b) => fixCrc((b.writeInt32BE(1, LAST_OFFSET_DELTA_OFFSET), b)), ErrorCode.INVALID_RECORD],
+    ['count too high', (b) => fixCrc((b.writeInt32BE(4, RECORDS_COUNT_OFFSET), b.writeInt32BE(3, LAST_OFFSET_DELTA_OFFSET), b)), ErrorCode.INVALID_RECORD],
+    ['count too low', (b) => fixCrc((b.writeInt32BE(2, RECORDS_COUNT_OFFSET), b.writeInt32BE(1, LAST_OFFSET_DELTA_OFFSET), b)), ErrorCode.INVALID_RECORD],
+    ['huge count', (b) => fixCrc((b.writeInt32BE(0x7fffffff, RECORDS_COUNT_OFFSET), b.writeInt32BE(0x7ffffffe, LAST_OFFSET_DELTA_OFFSET), b)), ErrorCode.INVALID_RECORD],
+    ['producer id without sequence', (b) => fixCrc((writeInt64(b, 12, 43), b.writeInt32BE(-1, BASE_SEQUENCE_OFFSET), b)), ErrorCode.INVALID_RECORD],
+    ['trailing garbage', (b) => Buffer.concat([b, Buffer.alloc(5)]), ErrorCode.CORRUPT_MESSAGE],
+    ['trailing partial header', (b) => Buffer.concat([b, b.subarray(0, 40)]), ErrorCode.CORRUPT_MESSAGE],
+    ['truncated', (b) => b.subarray(0, b.length - 1), ErrorCode.CORRUPT_MESSAGE],
+    ['header only', (b) => b.subarray(0, 30), ErrorCode.CORRUPT_MESSAGE],
+    ['batchLength too small', (b) => (b.writeInt32BE(48, BATCH_LENGTH_OFFSET), b), ErrorCode.CORRUPT_MESSAGE],
+    ['batchLength negative', (b) => (b.writeInt32BE(-5, BATCH_LENGTH_OFFSET), b), ErrorCode.CORRUPT_MESSAGE],
+    ['batchLength overrun', (b) => (b.writeInt32BE(b.length, BATCH_LENGTH_OFFSET), b), ErrorCode.CORRUPT_MESSAGE],
+    ['record length too long', (b) => fixCrc((b[BATCH_HEADER_SIZE] += 2, b)), ErrorCode.INVALID_RECORD],
     ['extra bytes inside batch', (b) => {
       const grown = Buffer.concat([b, Buffer.from([0])])
       grown.writeInt32BE(grown.length - 12, BATCH_LENGTH_OFFSET)
       return fixCrc(grown)
-    }, ERR_INVALID_RECORD],
+    }, ErrorCode.INVALID_RECORD],
   ]
   for (const [name, mutate, code, message] of cases) {
     const e = errorOf(validateProducedBatches(mutate(sample())))
@@ -191,7 +189,7 @@ test('rejects each kind of bad batch with the right error code', () => {
   // A bad batch after a good one fails the whole blob.
   const bad = sample()
   bad[bad.length - 1] ^= 1
-  assert.equal(errorOf(validateProducedBatches(Buffer.concat([sample(), bad]))).error, ERR_CORRUPT_MESSAGE)
+  assert.equal(errorOf(validateProducedBatches(Buffer.concat([sample(), bad]))).error, ErrorCode.CORRUPT_MESSAGE)
 })
 
 test('a wrong offset delta inside a record is rejected', () => {
@@ -202,7 +200,7 @@ test('a wrong offset delta inside a record is rejected', () => {
   assert.equal(b[second + 3], 2)
   b[second + 3] = 4
   const e = errorOf(validateProducedBatches(fixCrc(b)))
-  assert.equal(e.error, ERR_INVALID_RECORD)
+  assert.equal(e.error, ErrorCode.INVALID_RECORD)
   assert.throws(() => decodeRecords(b), RecordBatchError)
 })
 
@@ -212,7 +210,7 @@ test('fuzz: validation never throws on random, truncated or mutated input', () =
   const check = (buf: Buffer): void => {
     const r = validateProducedBatches(buf)
     if ('error' in r) {
-      assert.ok([ERR_CORRUPT_MESSAGE, ERR_INVALID_RECORD, ERR_UNSUPPORTED_COMPRESSION_TYPE].includes(r.error), r.message)
+      assert.ok(([ErrorCode.CORRUPT_MESSAGE, ErrorCode.INVALID_RECORD, ErrorCode.UNSUPPORTED_COMPRESSION_TYPE] as number[]).includes(r.error), r.message)
     } else {
       // Whatever passes must also decode (uncompressed) without a non-typed error.
       try {

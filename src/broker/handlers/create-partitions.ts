@@ -1,15 +1,15 @@
 // CreatePartitions (key 37): grow a topic's partition count. Explicit assignments must name
 // this broker, the only one.
+import { ApiKey } from '../../protocol/apis.ts'
 import { ErrorCode } from '../../protocol/errors.ts'
-import { type CreatePartitionsRequest } from '../../protocol/messages/create-partitions-request.ts'
-import { type CreatePartitionsResponse } from '../../protocol/messages/create-partitions-response.ts'
-import { type Shape } from '../../protocol/schema.ts'
-import { type Broker } from '../broker.ts'
-import { type Handler } from '../server.ts'
+import { type BoundHandler, defineHandler } from '../server.ts'
 import { TopicError } from '../topics.ts'
+import { type BrokerIdentity, type TopicsContext } from './context.ts'
 
-export function createPartitionsHandler(broker: Broker): Handler {
-  return (_ctx, req: CreatePartitionsRequest): Shape<CreatePartitionsResponse> => {
+export type CreatePartitionsContext = Pick<BrokerIdentity, 'nodeId'> & TopicsContext<'addPartitions'>
+
+export function createPartitionsHandler(broker: CreatePartitionsContext): BoundHandler<typeof ApiKey.CreatePartitions> {
+  return defineHandler(ApiKey.CreatePartitions, (_ctx, req) => {
     const counts = new Map<string, number>()
     for (const t of req.topics) counts.set(t.name, (counts.get(t.name) ?? 0) + 1)
     return {
@@ -28,5 +28,5 @@ export function createPartitionsHandler(broker: Broker): Handler {
         }
       }),
     }
-  }
+  })
 }

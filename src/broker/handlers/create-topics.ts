@@ -1,16 +1,18 @@
 // CreateTopics (key 19). One broker: replication factor 1, every replica assignment names this
 // broker. v5+ answers with the topic's resulting partition count and configs.
+import { ApiKey } from '../../protocol/apis.ts'
 import { ErrorCode } from '../../protocol/errors.ts'
-import { type CreateTopicsRequest } from '../../protocol/messages/create-topics-request.ts'
-import { type CreatableTopicResult, type CreateTopicsResponse } from '../../protocol/messages/create-topics-response.ts'
+import { type CreatableTopicResult } from '../../protocol/messages/create-topics-response.ts'
 import { type Shape, ZERO_UUID } from '../../protocol/schema.ts'
-import { type Broker } from '../broker.ts'
-import { type Handler } from '../server.ts'
+import { type BoundHandler, defineHandler } from '../server.ts'
 import { TopicError } from '../topics.ts'
+import { type BrokerIdentity, type TopicsContext } from './context.ts'
 import { configSourceCode } from './describe-configs.ts'
 
-export function createTopicsHandler(broker: Broker): Handler {
-  return (_ctx, req: CreateTopicsRequest): Shape<CreateTopicsResponse> => {
+export type CreateTopicsContext = Pick<BrokerIdentity, 'nodeId'> & TopicsContext<'validateNew' | 'create' | 'describe'>
+
+export function createTopicsHandler(broker: CreateTopicsContext): BoundHandler<typeof ApiKey.CreateTopics> {
+  return defineHandler(ApiKey.CreateTopics, (_ctx, req) => {
     const counts = new Map<string, number>()
     for (const t of req.topics) counts.set(t.name, (counts.get(t.name) ?? 0) + 1)
     const topics = req.topics.map((t): Shape<CreatableTopicResult> => {
@@ -47,5 +49,5 @@ export function createTopicsHandler(broker: Broker): Handler {
       }
     })
     return { throttleTimeMs: 0, topics }
-  }
+  })
 }

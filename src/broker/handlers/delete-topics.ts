@@ -1,17 +1,20 @@
 // DeleteTopics (key 20): by name (v0-5) or by name or id (v6+). Safe while clients produce and
 // fetch: the topic disappears for new requests at once, and its files are removed after the
 // appends and fsyncs already under way have finished.
+import { ApiKey } from '../../protocol/apis.ts'
 import { ErrorCode } from '../../protocol/errors.ts'
-import { type DeleteTopicsRequest } from '../../protocol/messages/delete-topics-request.ts'
-import { type DeletableTopicResult, type DeleteTopicsResponse } from '../../protocol/messages/delete-topics-response.ts'
+import { type DeletableTopicResult } from '../../protocol/messages/delete-topics-response.ts'
 import { type Shape, ZERO_UUID } from '../../protocol/schema.ts'
+import { type FetchWaiters } from '../fetch-waiters.ts'
 import { OFFSETS_TOPIC } from '../groups/offsets-topic.ts'
-import { type Broker } from '../broker.ts'
-import { type Handler, type RequestContext } from '../server.ts'
+import { type BoundHandler, defineHandler } from '../server.ts'
 import { TopicError } from '../topics.ts'
+import { type TopicsContext } from './context.ts'
 
-export function deleteTopicsHandler(broker: Broker): Handler {
-  return async (ctx: RequestContext, req: DeleteTopicsRequest): Promise<Shape<DeleteTopicsResponse>> => {
+export type DeleteTopicsContext = TopicsContext<'get' | 'getById' | 'delete'> & { readonly waiters: Pick<FetchWaiters, 'notifyAll'> }
+
+export function deleteTopicsHandler(broker: DeleteTopicsContext): BoundHandler<typeof ApiKey.DeleteTopics> {
+  return defineHandler(ApiKey.DeleteTopics, async (ctx, req) => {
     const wanted = ctx.apiVersion >= 6 ? req.topics : req.topicNames.map((name) => ({ name, topicId: ZERO_UUID }))
     const responses = await Promise.all(wanted.map(async (w): Promise<Shape<DeletableTopicResult>> => {
       const byId = w.name === null
@@ -35,5 +38,5 @@ export function deleteTopicsHandler(broker: Broker): Handler {
       }
     }))
     return { throttleTimeMs: 0, responses }
-  }
+  })
 }

@@ -1,12 +1,12 @@
 // DescribeConfigs (key 32): a topic's effective configs (its overrides, else the broker's
 // defaults), or the broker's own. Config names and sources are Kafka's.
+import { ApiKey } from '../../protocol/apis.ts'
 import { ErrorCode } from '../../protocol/errors.ts'
-import { type DescribeConfigsRequest } from '../../protocol/messages/describe-configs-request.ts'
-import { type DescribeConfigsResourceResult, type DescribeConfigsResponse, type DescribeConfigsResult } from '../../protocol/messages/describe-configs-response.ts'
+import { type DescribeConfigsResourceResult, type DescribeConfigsResult } from '../../protocol/messages/describe-configs-response.ts'
 import { type Shape } from '../../protocol/schema.ts'
-import { type Broker } from '../broker.ts'
-import { type ConfigEntry } from '../config.ts'
-import { type Handler } from '../server.ts'
+import { type BrokerConfig, type ConfigEntry } from '../config.ts'
+import { type BoundHandler, defineHandler } from '../server.ts'
+import { type BrokerIdentity, type TopicsContext } from './context.ts'
 
 const RESOURCE_TOPIC = 2
 const RESOURCE_BROKER = 4
@@ -19,8 +19,10 @@ export function configSourceCode(source: ConfigEntry['source']): number {
   return SOURCE[source]
 }
 
-export function describeConfigsHandler(broker: Broker): Handler {
-  return (_ctx, req: DescribeConfigsRequest): Shape<DescribeConfigsResponse> => {
+export type DescribeConfigsContext = Pick<BrokerIdentity, 'nodeId'> & TopicsContext<'get' | 'describe'> & { readonly config: Pick<BrokerConfig, 'entries'> }
+
+export function describeConfigsHandler(broker: DescribeConfigsContext): BoundHandler<typeof ApiKey.DescribeConfigs> {
+  return defineHandler(ApiKey.DescribeConfigs, (_ctx, req) => {
     const results = req.resources.map((res): Shape<DescribeConfigsResult> => {
       const failed = (errorCode: number, errorMessage: string): Shape<DescribeConfigsResult> =>
         ({ errorCode, errorMessage, resourceType: res.resourceType, resourceName: res.resourceName, configs: [] })
@@ -51,5 +53,5 @@ export function describeConfigsHandler(broker: Broker): Handler {
       return { errorCode: ErrorCode.NONE, errorMessage: null, resourceType: res.resourceType, resourceName: res.resourceName, configs }
     })
     return { throttleTimeMs: 0, results }
-  }
+  })
 }

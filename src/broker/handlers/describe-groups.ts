@@ -1,13 +1,11 @@
 // DescribeGroups (key 15): state, protocol and members of each group; unknown groups are "Dead".
+import { ApiKey } from '../../protocol/apis.ts'
 import { ErrorCode } from '../../protocol/errors.ts'
-import { type DescribeGroupsRequest } from '../../protocol/messages/describe-groups-request.ts'
-import { type DescribeGroupsResponse } from '../../protocol/messages/describe-groups-response.ts'
-import { type Shape } from '../../protocol/schema.ts'
-import { type Broker } from '../broker.ts'
-import { type Handler } from '../server.ts'
+import { type BoundHandler, defineHandler } from '../server.ts'
+import { type GroupsContext } from './context.ts'
 
-export function describeGroupsHandler(broker: Broker): Handler {
-  return (_ctx, req: DescribeGroupsRequest): Shape<DescribeGroupsResponse> => ({
+export function describeGroupsHandler(broker: GroupsContext<'describe' | 'list'>): BoundHandler<typeof ApiKey.DescribeGroups> {
+  return defineHandler(ApiKey.DescribeGroups, (_ctx, req) => ({
     throttleTimeMs: 0,
     groups: req.groups.map((groupId) => {
       const g = broker.groups.describe(groupId)
@@ -26,5 +24,5 @@ export function describeGroupsHandler(broker: Broker): Handler {
         authorizedOperations: -2147483648,
       }
     }),
-  })
+  }))
 }

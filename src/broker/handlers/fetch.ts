@@ -2,15 +2,18 @@
 // limits, waiting up to max_wait_ms for min_bytes to accumulate (long polling). v13+ names
 // topics by id. Incremental fetch sessions (KIP-227) are not offered: every response carries
 // session id 0, which tells clients to send full fetch requests.
+import { ApiKey } from '../../protocol/apis.ts'
 import { ErrorCode } from '../../protocol/errors.ts'
 import { type FetchRequest } from '../../protocol/messages/fetch-request.ts'
-import { type FetchableTopicResponse, type FetchResponse, type PartitionData } from '../../protocol/messages/fetch-response.ts'
+import { type FetchableTopicResponse, type PartitionData } from '../../protocol/messages/fetch-response.ts'
 import { type Shape } from '../../protocol/schema.ts'
-import { type Broker } from '../broker.ts'
-import { partitionKey } from '../fetch-waiters.ts'
+import { type BrokerMetrics } from '../broker.ts'
+import { type BrokerConfig } from '../config.ts'
+import { type FetchWaiters, partitionKey } from '../fetch-waiters.ts'
 import { LogError } from '../log/errors.ts'
-import { type Handler, type RequestContext } from '../server.ts'
+import { type BoundHandler, defineHandler, type RequestContext } from '../server.ts'
 import { type Topic } from '../topics.ts'
+import { type TopicsContext } from './context.ts'
 
 const EMPTY: Buffer = Buffer.alloc(0)
 const READ_COMMITTED = 1
@@ -22,8 +25,14 @@ interface Collected {
   keys: string[]
 }
 
-export function fetchHandler(broker: Broker): Handler {
-  return async (ctx: RequestContext, req: FetchRequest): Promise<Shape<FetchResponse>> => {
+export type FetchContext = TopicsContext<'get' | 'getById'> & {
+  readonly config: Pick<BrokerConfig, 'number'>
+  readonly metrics: Pick<BrokerMetrics, 'fetchedBytes'>
+  readonly waiters: Pick<FetchWaiters, 'wait'>
+}
+
+export function fetchHandler(broker: FetchContext): BoundHandler<typeof ApiKey.Fetch> {
+  return defineHandler(ApiKey.Fetch, async (ctx, req) => {
     if (ctx.apiVersion >= 7 && req.sessionId !== 0) {
       return { errorCode: ErrorCode.FETCH_SESSION_ID_NOT_FOUND, sessionId: 0, responses: [] }
     }
@@ -43,10 +52,10 @@ export function fetchHandler(broker: Broker): Handler {
       }
       await broker.waiters.wait(got.keys, remaining, ctx.signal)
     }
-  }
+  })
 }
 
-function collect(broker: Broker, ctx: RequestContext, req: FetchRequest, maxBytes: number): Collected {
+function collect(broker: FetchContext, ctx: RequestContext, req: FetchRequest, maxBytes: number): Collected {
   const byId = ctx.apiVersion >= 13
   const out: Collected = { responses: [], bytes: 0, hasError: false, keys: [] }
   const readCommitted = ctx.apiVersion >= 4 && req.isolationLevel === READ_COMMITTED

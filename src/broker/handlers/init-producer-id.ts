@@ -15,27 +15,32 @@
 // fail fast with a clear error rather than retrying a coordinator that will never appear (as
 // COORDINATOR_NOT_AVAILABLE would make them). The checks run in KafkaApis' order: transactional id
 // authorization first, then the ProducerId/ProducerEpoch pairing.
+import { ApiKey } from '../../protocol/apis.ts'
 import { ErrorCode } from '../../protocol/errors.ts'
-import { type InitProducerIdRequest } from '../../protocol/messages/init-producer-id-request.ts'
 import { type InitProducerIdResponse } from '../../protocol/messages/init-producer-id-response.ts'
 import { type Shape } from '../../protocol/schema.ts'
-import { type Broker } from '../broker.ts'
-import { ProducerIdAllocator } from '../producer-ids.ts'
-import { type Handler, type RequestContext } from '../server.ts'
+import { type Logger } from '../../util/log.ts'
+import { type ProducerIdAllocator } from '../producer-ids.ts'
+import { type BoundHandler, defineHandler } from '../server.ts'
 
-export function initProducerIdHandler(broker: Broker): Handler {
-  const ids = new ProducerIdAllocator(broker.dataDir)
-  return (_ctx: RequestContext, req: InitProducerIdRequest): Shape<InitProducerIdResponse> => {
+/** The broker's producer id allocator: durable state, so the broker owns it, not this handler. */
+export interface InitProducerIdContext {
+  readonly producerIds: Pick<ProducerIdAllocator, 'allocate'>
+  readonly log: Pick<Logger, 'error'>
+}
+
+export function initProducerIdHandler(broker: InitProducerIdContext): BoundHandler<typeof ApiKey.InitProducerId> {
+  return defineHandler(ApiKey.InitProducerId, (_ctx, req) => {
     const refuse = (errorCode: number): Shape<InitProducerIdResponse> => ({ throttleTimeMs: 0, errorCode, producerId: -1, producerEpoch: -1 })
     if (req.transactionalId !== null) return refuse(ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
     if ((req.producerId === -1) !== (req.producerEpoch === -1)) return refuse(ErrorCode.INVALID_REQUEST)
     let producerId: number
     try {
-      producerId = ids.allocate()
+      producerId = broker.producerIds.allocate()
     } catch (err) {
       broker.log.error('cannot allocate a producer id', { err })
       return refuse(ErrorCode.UNKNOWN_SERVER_ERROR)
     }
     return { throttleTimeMs: 0, errorCode: ErrorCode.NONE, producerId, producerEpoch: 0 }
-  }
+  })
 }

@@ -1,14 +1,12 @@
 // JoinGroup (key 11): joins or rejoins a consumer group; answered when the rebalance completes
 // (src/broker/groups/group.ts has the rules). v4+ new members first get MEMBER_ID_REQUIRED.
+import { ApiKey } from '../../protocol/apis.ts'
 import { ErrorCode } from '../../protocol/errors.ts'
-import { type JoinGroupRequest } from '../../protocol/messages/join-group-request.ts'
-import { type JoinGroupResponse } from '../../protocol/messages/join-group-response.ts'
-import { type Shape } from '../../protocol/schema.ts'
-import { type Broker } from '../broker.ts'
-import { type Handler, type RequestContext } from '../server.ts'
+import { type BoundHandler, defineHandler } from '../server.ts'
+import { type GroupsContext } from './context.ts'
 
-export function joinGroupHandler(broker: Broker): Handler {
-  return async (ctx: RequestContext, req: JoinGroupRequest): Promise<Shape<JoinGroupResponse>> => {
+export function joinGroupHandler(broker: GroupsContext<'join'>): BoundHandler<typeof ApiKey.JoinGroup> {
+  return defineHandler(ApiKey.JoinGroup, async (ctx, req) => {
     if (req.groupId === '') return { errorCode: ErrorCode.INVALID_GROUP_ID, generationId: -1, leader: '', memberId: req.memberId, members: [] }
     const res = await broker.groups.join(req.groupId, {
       apiVersion: ctx.apiVersion,
@@ -28,5 +26,5 @@ export function joinGroupHandler(broker: Broker): Handler {
       protocolName: res.protocolName ?? (ctx.apiVersion >= 7 ? null : ''),
       leader: res.leader, skipAssignment: false, memberId: res.memberId, members: res.members,
     }
-  }
+  })
 }

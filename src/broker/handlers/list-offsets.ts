@@ -1,20 +1,20 @@
 // ListOffsets (key 2): earliest (-2), latest (-1), or the first offset at or after a timestamp.
 // v0 answers with a list of offsets (Burrow's cluster module reads offsets[0] as the latest).
 // Versions stop at 6: v7 adds max-timestamp lookups (-3), which this log does not index.
+import { ApiKey } from '../../protocol/apis.ts'
 import { ErrorCode } from '../../protocol/errors.ts'
-import { type ListOffsetsRequest } from '../../protocol/messages/list-offsets-request.ts'
-import { type ListOffsetsPartitionResponse, type ListOffsetsResponse } from '../../protocol/messages/list-offsets-response.ts'
+import { type ListOffsetsPartitionResponse } from '../../protocol/messages/list-offsets-response.ts'
 import { type Shape } from '../../protocol/schema.ts'
-import { type Broker } from '../broker.ts'
 import { LogError } from '../log/errors.ts'
-import { type Handler, type RequestContext } from '../server.ts'
+import { type BoundHandler, defineHandler } from '../server.ts'
+import { type TopicsContext } from './context.ts'
 
 const LATEST = -1
 const EARLIEST = -2
 const EARLIEST_LOCAL = -4
 
-export function listOffsetsHandler(broker: Broker): Handler {
-  return (_ctx: RequestContext, req: ListOffsetsRequest): Shape<ListOffsetsResponse> => ({
+export function listOffsetsHandler(broker: TopicsContext<'get'>): BoundHandler<typeof ApiKey.ListOffsets> {
+  return defineHandler(ApiKey.ListOffsets, (_ctx, req) => ({
     throttleTimeMs: 0,
     topics: req.topics.map((t) => {
       const topic = broker.topics.get(t.name)
@@ -45,5 +45,5 @@ export function listOffsetsHandler(broker: Broker): Handler {
         }),
       }
     }),
-  })
+  }))
 }

@@ -1,16 +1,19 @@
 // Metadata (key 3): this broker is the only broker, the controller, and the leader of every
 // partition. Unknown topics requested by name are created when auto.create.topics.enable allows.
+import { ApiKey } from '../../protocol/apis.ts'
 import { ErrorCode } from '../../protocol/errors.ts'
-import { type MetadataRequest } from '../../protocol/messages/metadata-request.ts'
-import { type MetadataResponse, type MetadataResponseTopic } from '../../protocol/messages/metadata-response.ts'
+import { type MetadataResponseTopic } from '../../protocol/messages/metadata-response.ts'
 import { type Shape, ZERO_UUID } from '../../protocol/schema.ts'
+import { type BrokerConfig } from '../config.ts'
 import { OFFSETS_TOPIC } from '../groups/offsets-topic.ts'
-import { type Broker } from '../broker.ts'
-import { type Handler, type RequestContext } from '../server.ts'
+import { type BoundHandler, defineHandler } from '../server.ts'
 import { invalidTopicName, type Topic, TopicError } from '../topics.ts'
+import { type BrokerIdentity, type TopicsContext } from './context.ts'
 
-export function metadataHandler(broker: Broker): Handler {
-  return (ctx: RequestContext, req: MetadataRequest): Shape<MetadataResponse> => {
+export type MetadataContext = BrokerIdentity & TopicsContext<'list' | 'get' | 'getById' | 'create'> & { readonly config: Pick<BrokerConfig, 'bool'> }
+
+export function metadataHandler(broker: MetadataContext): BoundHandler<typeof ApiKey.Metadata> {
+  return defineHandler(ApiKey.Metadata, (ctx, req) => {
     const describe = (topic: Topic): Shape<MetadataResponseTopic> => ({
       errorCode: ErrorCode.NONE,
       name: topic.name,
@@ -53,5 +56,5 @@ export function metadataHandler(broker: Broker): Handler {
       controllerId: broker.nodeId,
       topics,
     }
-  }
+  })
 }

@@ -1,13 +1,11 @@
 // OffsetCommit (key 8): stores a group's positions in __consumer_offsets, answered once durable.
-import { type OffsetCommitRequest } from '../../protocol/messages/offset-commit-request.ts'
-import { type OffsetCommitResponse } from '../../protocol/messages/offset-commit-response.ts'
-import { type Shape } from '../../protocol/schema.ts'
-import { type Broker } from '../broker.ts'
-import { type Handler, type RequestContext } from '../server.ts'
+import { ApiKey } from '../../protocol/apis.ts'
 import { ErrorCode } from '../../protocol/errors.ts'
+import { type BoundHandler, defineHandler } from '../server.ts'
+import { type GroupsContext } from './context.ts'
 
-export function offsetCommitHandler(broker: Broker): Handler {
-  return async (ctx: RequestContext, req: OffsetCommitRequest): Promise<Shape<OffsetCommitResponse>> => {
+export function offsetCommitHandler(broker: GroupsContext<'commit'>): BoundHandler<typeof ApiKey.OffsetCommit> {
+  return defineHandler(ApiKey.OffsetCommit, async (ctx, req) => {
     const offsets = req.topics.flatMap((t) => t.partitions.map((p) => ({
       topic: t.name, partition: p.partitionIndex, offset: p.committedOffset, leaderEpoch: p.committedLeaderEpoch, metadata: p.committedMetadata,
     })))
@@ -19,5 +17,5 @@ export function offsetCommitHandler(broker: Broker): Handler {
       throttleTimeMs: 0,
       topics: req.topics.map((t) => ({ name: t.name, partitions: t.partitions.map((p) => ({ partitionIndex: p.partitionIndex, errorCode: errors[i++] })) })),
     }
-  }
+  })
 }

@@ -1,12 +1,10 @@
 // OffsetDelete (key 47): removes committed offsets of partitions the group no longer consumes.
-import { type OffsetDeleteRequest } from '../../protocol/messages/offset-delete-request.ts'
-import { type OffsetDeleteResponse } from '../../protocol/messages/offset-delete-response.ts'
-import { type Shape } from '../../protocol/schema.ts'
-import { type Broker } from '../broker.ts'
-import { type Handler } from '../server.ts'
+import { ApiKey } from '../../protocol/apis.ts'
+import { type BoundHandler, defineHandler } from '../server.ts'
+import { type GroupsContext } from './context.ts'
 
-export function offsetDeleteHandler(broker: Broker): Handler {
-  return async (_ctx, req: OffsetDeleteRequest): Promise<Shape<OffsetDeleteResponse>> => {
+export function offsetDeleteHandler(broker: GroupsContext<'deleteOffsets'>): BoundHandler<typeof ApiKey.OffsetDelete> {
+  return defineHandler(ApiKey.OffsetDelete, async (_ctx, req) => {
     const res = await broker.groups.deleteOffsets(req.groupId, req.topics.map((t) => ({ topic: t.name, partitions: t.partitions.map((p) => p.partitionIndex) })))
     const topics = new Map<string, { partitionIndex: number; errorCode: number }[]>()
     for (const r of res.results) {
@@ -15,5 +13,5 @@ export function offsetDeleteHandler(broker: Broker): Handler {
       list.push({ partitionIndex: r.partition, errorCode: r.errorCode })
     }
     return { errorCode: res.errorCode, throttleTimeMs: 0, topics: [...topics].map(([name, partitions]) => ({ name, partitions })) }
-  }
+  })
 }

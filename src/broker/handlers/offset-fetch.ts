@@ -1,13 +1,11 @@
 // OffsetFetch (key 9): a group's committed offsets (-1 where none); v8+ asks for many groups.
+import { ApiKey } from '../../protocol/apis.ts'
 import { ErrorCode } from '../../protocol/errors.ts'
-import { type OffsetFetchRequest } from '../../protocol/messages/offset-fetch-request.ts'
-import { type OffsetFetchResponse } from '../../protocol/messages/offset-fetch-response.ts'
-import { type Shape } from '../../protocol/schema.ts'
-import { type Broker } from '../broker.ts'
-import { type Handler, type RequestContext } from '../server.ts'
+import { type BoundHandler, defineHandler } from '../server.ts'
+import { type GroupsContext } from './context.ts'
 
-export function offsetFetchHandler(broker: Broker): Handler {
-  return (ctx: RequestContext, req: OffsetFetchRequest): Shape<OffsetFetchResponse> => {
+export function offsetFetchHandler(broker: GroupsContext<'fetchOffsets'>): BoundHandler<typeof ApiKey.OffsetFetch> {
+  return defineHandler(ApiKey.OffsetFetch, (ctx, req) => {
     const lookup = (groupId: string, topics: { name: string; partitionIndexes: number[] }[] | null) =>
       broker.groups.fetchOffsets(groupId, topics === null ? null : topics.map((t) => ({ topic: t.name, partitions: t.partitionIndexes }))).map((t) => ({
         name: t.topic,
@@ -20,5 +18,5 @@ export function offsetFetchHandler(broker: Broker): Handler {
     }
     // v0-1 always name their partitions; null (all) exists from v2.
     return { throttleTimeMs: 0, topics: lookup(req.groupId, req.topics), errorCode: ErrorCode.NONE }
-  }
+  })
 }

@@ -11,9 +11,9 @@
 // still waiting for the same round), and the duplicate's answer must be as durable as the
 // original's.
 import * as prom from 'prom-client'
+import { ApiKey } from '../../protocol/apis.ts'
 import { ErrorCode, errorName } from '../../protocol/errors.ts'
-import { type ProduceRequest } from '../../protocol/messages/produce-request.ts'
-import { type PartitionProduceResponse, type ProduceResponse, type TopicProduceResponse } from '../../protocol/messages/produce-response.ts'
+import { type PartitionProduceResponse, type TopicProduceResponse } from '../../protocol/messages/produce-response.ts'
 import {
   ATTR_COMPRESSION_MASK, ATTR_TIMESTAMP_TYPE_MASK, ATTRIBUTES_OFFSET, COMPRESSION_ZSTD, CRC_OFFSET, MAX_TIMESTAMP_OFFSET,
   type BatchHeader, validateProducedBatches, writeInt64,
@@ -21,22 +21,34 @@ import {
 import { crc32c } from '../../protocol/crc32c.ts'
 import { nullKeyProblem } from '../../protocol/batch-records.ts'
 import { type Shape } from '../../protocol/schema.ts'
+import { type Logger } from '../../util/log.ts'
 import { OFFSETS_TOPIC } from '../groups/offsets-topic.ts'
-import { type Broker } from '../broker.ts'
-import { partitionKey } from '../fetch-waiters.ts'
+import { type BrokerMetrics } from '../broker.ts'
+import { type BrokerConfig } from '../config.ts'
+import { type FetchWaiters, partitionKey } from '../fetch-waiters.ts'
 import { LogError } from '../log/errors.ts'
 import { type PartitionLog } from '../log/partition-log.ts'
-import { CloseConnection, type Handler, type RequestContext } from '../server.ts'
+import { type BoundHandler, CloseConnection, defineHandler } from '../server.ts'
+import { type TopicsContext } from './context.ts'
 
 type PartitionResult = Shape<PartitionProduceResponse>
 
-export function produceHandler(broker: Broker): Handler {
+export type ProduceContext = TopicsContext<'get' | 'topicConfig' | 'isCompacted'> & {
+  readonly config: Pick<BrokerConfig, 'number'>
+  readonly registry: prom.Registry
+  readonly metrics: Pick<BrokerMetrics, 'produceErrors' | 'producedBytes' | 'producedBatches'>
+  readonly waiters: Pick<FetchWaiters, 'notify'>
+  readonly fsyncOnAck: boolean
+  readonly log: Pick<Logger, 'error'>
+}
+
+export function produceHandler(broker: ProduceContext): BoundHandler<typeof ApiKey.Produce> {
   const expirationMs = broker.config.number('producer.id.expiration.ms')
   const expiryCheckMs = broker.config.number('producer.id.expiration.check.interval.ms')
   const duplicates = new prom.Counter({
     name: 'cortado_broker_produce_duplicates_total', help: 'Idempotent batches recognised as retries and answered with their original offsets', registers: [broker.registry],
   })
-  return async (ctx: RequestContext, req: ProduceRequest): Promise<Shape<ProduceResponse> | null> => {
+  return defineHandler(ApiKey.Produce, async (ctx, req) => {
     const now = Date.now()
     const acks = req.acks
     // Logs whose answers wait for a flush: appended to, or holding the original of a duplicate.
@@ -126,7 +138,7 @@ export function produceHandler(broker: Broker): Handler {
       }
     }
     return { responses, throttleTimeMs: 0 }
-  }
+  })
 }
 
 /** message.timestamp.type=LogAppendTime: the broker's clock becomes the batch's timestamp. */

@@ -1,8 +1,6 @@
 // Typed errors of the partition log. `code` is the Kafka error code a handler should return.
 
-export const OFFSET_OUT_OF_RANGE = 1
-export const NOT_LEADER_OR_FOLLOWER = 6
-export const KAFKA_STORAGE_ERROR = 56
+import { ErrorCode } from '../../protocol/errors.ts'
 
 export class LogError extends Error {
   readonly code: number
@@ -18,7 +16,7 @@ export class OffsetOutOfRangeError extends LogError {
   readonly logStartOffset: number
   readonly logEndOffset: number
   constructor(offset: number, logStartOffset: number, logEndOffset: number) {
-    super(OFFSET_OUT_OF_RANGE, `offset ${offset} is outside the log range [${logStartOffset}, ${logEndOffset}]`)
+    super(ErrorCode.OFFSET_OUT_OF_RANGE, `offset ${offset} is outside the log range [${logStartOffset}, ${logEndOffset}]`)
     this.name = 'OffsetOutOfRangeError'
     this.offset = offset
     this.logStartOffset = logStartOffset
@@ -29,7 +27,7 @@ export class OffsetOutOfRangeError extends LogError {
 /** The log was closed or deleted (e.g. broker shutdown, topic deletion): retriable for clients. */
 export class LogClosedError extends LogError {
   constructor(dir: string) {
-    super(NOT_LEADER_OR_FOLLOWER, `log ${dir} is closed`)
+    super(ErrorCode.NOT_LEADER_OR_FOLLOWER, `log ${dir} is closed`)
     this.name = 'LogClosedError'
   }
 }
@@ -37,7 +35,7 @@ export class LogClosedError extends LogError {
 /** An I/O failure (write, fsync): the data may not be durable. */
 export class LogStorageError extends LogError {
   constructor(message: string, cause?: unknown) {
-    super(KAFKA_STORAGE_ERROR, message, cause === undefined ? undefined : { cause })
+    super(ErrorCode.KAFKA_STORAGE_ERROR, message, cause === undefined ? undefined : { cause })
     this.name = 'LogStorageError'
   }
 }

@@ -4,7 +4,8 @@
 
 import fs from 'node:fs'
 import path from 'node:path'
-import { type BatchHeader, ERR_CORRUPT_MESSAGE, LOG_OVERHEAD, readBatchHeader } from '../../protocol/record-batch.ts'
+import { ErrorCode } from '../../protocol/errors.ts'
+import { type BatchHeader, LOG_OVERHEAD, readBatchHeader } from '../../protocol/record-batch.ts'
 import { LogClosedError, LogError, OffsetOutOfRangeError } from './errors.ts'
 import { closeQuietly, INDEX_SUFFIX, LOG_SUFFIX, parseSegmentFileName, segmentPath, TIME_INDEX_SUFFIX, unlinkIfExists } from './files.ts'
 import { type Flusher } from './flusher.ts'
@@ -189,7 +190,7 @@ export class PartitionLog {
       count += h.lastOffsetDelta + 1
     }
     if (bytes !== batches.length || (count <= 0 && headers.length > 0)) {
-      throw new LogError(ERR_CORRUPT_MESSAGE, 'batch headers do not match the appended bytes')
+      throw new LogError(ErrorCode.CORRUPT_MESSAGE, 'batch headers do not match the appended bytes')
     }
     const baseOffset = this.endOffset
     if (headers.length === 0) return { baseOffset, lastOffset: baseOffset - 1 }
@@ -475,7 +476,7 @@ export class PartitionLog {
    */
   async runCleaning<T>(task: () => Promise<T>): Promise<T> {
     this.checkOpen()
-    if (this.cleaningTask !== null) throw new LogError(ERR_CORRUPT_MESSAGE, `log ${this.dir} is already being cleaned`)
+    if (this.cleaningTask !== null) throw new LogError(ErrorCode.CORRUPT_MESSAGE, `log ${this.dir} is already being cleaned`)
     const running = task()
     this.cleaningTask = running.then(
       () => undefined,
@@ -503,7 +504,7 @@ export class PartitionLog {
    * caller's to remove.
    */
   replaceSegments(old: readonly Segment[], replacement: Segment): void {
-    if (!this.canReplaceSegments(old)) throw new LogError(ERR_CORRUPT_MESSAGE, 'replaceSegments: the segments to replace are no longer in the log')
+    if (!this.canReplaceSegments(old)) throw new LogError(ErrorCode.CORRUPT_MESSAGE, 'replaceSegments: the segments to replace are no longer in the log')
     this.segments.splice(this.segments.indexOf(old[0]), old.length, replacement)
     this.totalBytes += replacement.size
     for (const s of old) {

@@ -17,13 +17,12 @@
 //   same epoch otherwise                 -> OUT_OF_ORDER_SEQUENCE_NUMBER (45)
 //   higher epoch (a bump: InitProducerId with KIP-360, or librdkafka's local bump)
 //                                        -> append if firstSeq == 0, else 45
+import { ErrorCode } from '../../protocol/errors.ts'
 import { crc32c } from '../../protocol/crc32c.ts'
 
 /** Kafka's ProducerStateEntry.NUM_BATCHES_TO_RETAIN. */
 export const NUM_BATCHES_TO_RETAIN = 5
 export const INT32_MAX = 0x7fffffff
-export const ERR_OUT_OF_ORDER_SEQUENCE_NUMBER = 45
-export const ERR_INVALID_PRODUCER_EPOCH = 47
 
 /** The header fields the state machine looks at (a subset of BatchHeader). */
 export interface ProducerBatch {
@@ -181,18 +180,18 @@ function checkBatch(b: ProducerBatch, epoch: number | undefined, lastSeq: number
   if (epoch === undefined) return null // unknown producer: any sequence
   const pid = b.producerId
   if (b.producerEpoch < epoch) {
-    return { kind: 'error', errorCode: ERR_INVALID_PRODUCER_EPOCH, message: `producer ${pid} epoch ${b.producerEpoch} is older than its current epoch ${epoch}` }
+    return { kind: 'error', errorCode: ErrorCode.INVALID_PRODUCER_EPOCH, message: `producer ${pid} epoch ${b.producerEpoch} is older than its current epoch ${epoch}` }
   }
   if (b.producerEpoch !== epoch) {
     if (b.baseSequence === 0) return null
     return {
-      kind: 'error', errorCode: ERR_OUT_OF_ORDER_SEQUENCE_NUMBER,
+      kind: 'error', errorCode: ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER,
       message: `producer ${pid} started epoch ${b.producerEpoch} (was ${epoch}) at sequence ${b.baseSequence}; a new epoch starts at 0`,
     }
   }
   if (lastSeq < 0 || inSequence(lastSeq, b.baseSequence)) return null
   return {
-    kind: 'error', errorCode: ERR_OUT_OF_ORDER_SEQUENCE_NUMBER,
+    kind: 'error', errorCode: ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER,
     message: `producer ${pid} epoch ${epoch}: sequence ${b.baseSequence} does not follow ${lastSeq}`,
   }
 }

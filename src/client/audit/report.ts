@@ -7,7 +7,7 @@
 // A bucket belongs to the window [from, to) when its start does: bucketStart ∈ [from, to). Align
 // from/to to the bucket size (1 minute by default) for an exact answer; the text says when they
 // are not aligned.
-import { Consumer } from '@platformatic/kafka'
+import { Consumer, protocolErrors } from '@platformatic/kafka'
 import { type AuditCount } from './counter.ts'
 import { type AuditRecord, DEFAULT_AUDIT_TOPIC, decodeAuditRecord } from './publisher.ts'
 
@@ -203,12 +203,12 @@ export async function readAuditRecords(options: ReadAuditOptions): Promise<{ rec
         })
         const p = r.responses[0]?.partitions[0]
         if (p === undefined) throw new Error(`audit fetch of ${topic}/${partition}: empty response`)
-        if (p.errorCode === 1) {
-          // OFFSET_OUT_OF_RANGE: retention removed the start; begin at the log start offset.
+        if (p.errorCode === protocolErrors.OFFSET_OUT_OF_RANGE.code) {
+          // Retention removed the start; begin at the log start offset.
           next = BigInt(p.logStartOffset)
           continue
         }
-        if (p.errorCode !== 0) throw new Error(`audit fetch of ${topic}/${partition} at ${next}: error code ${p.errorCode}`)
+        if (p.errorCode !== protocolErrors.NONE.code) throw new Error(`audit fetch of ${topic}/${partition} at ${next}: error code ${p.errorCode}`)
         if (high < 0n) high = BigInt(p.highWatermark)
         if (next < BigInt(p.logStartOffset)) next = BigInt(p.logStartOffset)
         for (const batch of p.records ?? []) {

@@ -25,7 +25,7 @@
 // - runs commands written by the admin API (`command/<id>`: a planned mastership move), then
 //   deletes them; planned mastership changes demote the old master before promoting the new one.
 import { violated } from '../../util/invariant.ts'
-import { type DatabaseInfo, type NodeInfo, type PartitionInfo, placePartitions } from '../metadata/model.ts'
+import { type DatabaseInfo, type NodeInfo, type NodeReport, type PartitionInfo, placePartitions } from '../metadata/model.ts'
 
 export interface ControllerConfig {
   /** A node is dead when its last heartbeat is older than this. */
@@ -40,12 +40,6 @@ export interface ControllerConfig {
   maxConcurrentMoves: number
   /** A new replica counts as caught up within this many transactions of its master. */
   caughtUpScns: number
-}
-
-/** What a node reports in its heartbeat: the current state of its replicas. */
-export interface NodeReport {
-  id: string
-  replicas: { db: string; partition: number; role: string; generation: number; scn: number }[]
 }
 
 export interface MoveCommand {

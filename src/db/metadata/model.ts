@@ -15,6 +15,12 @@ export interface NodeInfo {
   startedAt: number
 }
 
+/** What a node reports in its heartbeat (`heartbeat/<id>`): the current state of its replicas. */
+export interface NodeReport {
+  id: string
+  replicas: { db: string; partition: number; role: string; generation: number; scn: number }[]
+}
+
 export interface TableInfo {
   /** Key field names; the first is the partition key. */
   key: string[]

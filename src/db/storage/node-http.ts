@@ -4,21 +4,32 @@ import { createReadStream, rmSync } from 'node:fs'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { type Registry } from 'prom-client'
 import { type Logger } from '../../util/log.ts'
 import { DbError } from '../errors.ts'
+import { type MetadataView } from '../metadata/metadata-log.ts'
 import { type DatabaseInfo, partitionOf, type TableInfo } from '../metadata/model.ts'
-import { type DigestResponse, type DocumentView, type GroupRequest, type ReadRequest, type WriteRequest, type WriteRequestOp } from '../node-api.ts'
+import { type DigestResponse, type DocumentView, type GroupRequest, type NodeStatus, type ReadRequest, type WriteRequest, type WriteRequestOp } from '../node-api.ts'
 import { checkKey, preparePut, schemaVersionsOf } from '../schema/documents.ts'
 import { type PartitionReplica, type WriteOp } from './partition-replica.ts'
 import { type StoredDocument } from './replica-store.ts'
-import { type StorageNode } from './storage-node.ts'
 
 /** Largest request body: a transaction of large documents. */
 export const MAX_BODY_BYTES = 256 * 1024 * 1024
 const MAX_OPS = 1000
 const MAX_KEYS = 1000
 
-export async function startNodeHttp(node: StorageNode, host: string, port: number, log: Logger): Promise<{ server: Server; url: string }> {
+/** What the HTTP API uses of its storage node (the StorageNode provides it). */
+export interface NodeHttpContext {
+  readonly id: string
+  /** Read per request: the metadata log moves on. */
+  readonly view: Pick<MetadataView, 'databases'>
+  readonly registry: Registry
+  replica(db: string, partition: number): PartitionReplica | undefined
+  status(): NodeStatus
+}
+
+export async function startNodeHttp(node: NodeHttpContext, host: string, port: number, log: Logger): Promise<{ server: Server; url: string }> {
   const server = createServer((req, res) => {
     handle(node, req, res).catch((error: unknown) => {
       const e = error instanceof DbError ? error : new DbError('INTERNAL', error instanceof Error ? error.message : String(error))
@@ -37,7 +48,7 @@ export async function startNodeHttp(node: StorageNode, host: string, port: numbe
   return { server, url: `http://${host}:${actual}` }
 }
 
-async function handle(node: StorageNode, req: IncomingMessage, res: ServerResponse): Promise<void> {
+async function handle(node: NodeHttpContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://node')
   const parts = url.pathname.split('/').filter((p) => p.length > 0).map(decodeURIComponent)
   const route = `${req.method} /${parts.slice(0, 2).join('/')}`
@@ -90,7 +101,7 @@ async function body(req: IncomingMessage): Promise<unknown> {
   }
 }
 
-function replicaOf(node: StorageNode, db: unknown, partition: unknown): PartitionReplica {
+function replicaOf(node: NodeHttpContext, db: unknown, partition: unknown): PartitionReplica {
   if (typeof db !== 'string' || !node.view.databases.has(db)) throw new DbError('UNKNOWN_DATABASE', `no database ${String(db)}`)
   if (!Number.isInteger(partition)) throw new DbError('BAD_REQUEST', 'partition must be an integer')
   const r = node.replica(db, partition as number)
@@ -107,7 +118,7 @@ function isKey(key: unknown): key is string[] {
   return Array.isArray(key) && key.length > 0 && key.every((k) => typeof k === 'string')
 }
 
-async function write(node: StorageNode, req: WriteRequest): Promise<string> {
+async function write(node: NodeHttpContext, req: WriteRequest): Promise<string> {
   if (typeof req !== 'object' || req === null || !Array.isArray(req.ops) || req.ops.length === 0 || req.ops.length > MAX_OPS) {
     throw new DbError('BAD_REQUEST', `a write needs 1 to ${MAX_OPS} operations`)
   }
@@ -133,7 +144,7 @@ async function write(node: StorageNode, req: WriteRequest): Promise<string> {
   return replica.write(ops)
 }
 
-function readable(node: StorageNode, req: { db: string; partition: number; from: string }): PartitionReplica {
+function readable(node: NodeHttpContext, req: { db: string; partition: number; from: string }): PartitionReplica {
   const replica = replicaOf(node, req.db, req.partition)
   if (req.from !== 'any' && replica.role !== 'master') throw new DbError('NOT_MASTER', `node ${node.id} is not the master of partition ${req.partition} of ${req.db}`)
   return replica
@@ -144,7 +155,7 @@ function readable(node: StorageNode, req: { db: string; partition: number; from:
  * text passed through when it is already in the latest schema version (the hot read path: no
  * parse, no re-serialization), with `etag` and `x-cortado-schema-version` headers.
  */
-function document(node: StorageNode, parts: string[], from: 'master' | 'any', res: ServerResponse): void {
+function document(node: NodeHttpContext, parts: string[], from: 'master' | 'any', res: ServerResponse): void {
   const [, , dbName, partition, tableName, ...key] = parts
   const replica = readable(node, { db: dbName, partition: Number(partition), from })
   const db = node.view.databases.get(dbName)!
@@ -158,7 +169,7 @@ function document(node: StorageNode, parts: string[], from: 'master' | 'any', re
   res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), etag: d.etag, 'x-cortado-schema-version': Math.max(d.schemaVersion, versions.latestVersion) }).end(text)
 }
 
-function view(node: StorageNode, dbName: string, d: StoredDocument): DocumentView {
+function view(node: NodeHttpContext, dbName: string, d: StoredDocument): DocumentView {
   const table = node.view.databases.get(dbName)!.tables[d.table]
   const versions = schemaVersionsOf(`${dbName}/${d.table}`, table)
   // Versions this node has not heard of yet (metadata behind the writer) are returned as written.
@@ -166,7 +177,7 @@ function view(node: StorageNode, dbName: string, d: StoredDocument): DocumentVie
   return { table: d.table, key: d.key, etag: d.etag, schemaVersion: Math.max(d.schemaVersion, versions.latestVersion), doc }
 }
 
-function read(node: StorageNode, req: ReadRequest): { docs: (DocumentView | null)[] } {
+function read(node: NodeHttpContext, req: ReadRequest): { docs: (DocumentView | null)[] } {
   if (typeof req !== 'object' || req === null || !Array.isArray(req.keys) || req.keys.length === 0 || req.keys.length > MAX_KEYS) throw new DbError('BAD_REQUEST', `a read needs 1 to ${MAX_KEYS} keys`)
   const replica = readable(node, req)
   const db = node.view.databases.get(req.db)!
@@ -180,7 +191,7 @@ function read(node: StorageNode, req: ReadRequest): { docs: (DocumentView | null
   }
 }
 
-function group(node: StorageNode, req: GroupRequest): { docs: DocumentView[] } {
+function group(node: NodeHttpContext, req: GroupRequest): { docs: DocumentView[] } {
   if (typeof req !== 'object' || req === null || typeof req.table !== 'string' || typeof req.partitionKey !== 'string') throw new DbError('BAD_REQUEST', 'a group read needs a table and a partition key')
   const replica = readable(node, req)
   const db = node.view.databases.get(req.db)!

@@ -3,8 +3,9 @@
 // and the snapshot encoding.
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
+import { ErrorCode } from '../../../src/protocol/errors.ts'
 import {
-  decodeSnapshot, encodeSnapshot, ERR_INVALID_PRODUCER_EPOCH, ERR_OUT_OF_ORDER_SEQUENCE_NUMBER, INT32_MAX, incrementSequence,
+  decodeSnapshot, encodeSnapshot,  INT32_MAX, incrementSequence,
   type ProducerBatch, type ProducerCheck, ProducerStateTable, SnapshotError,
 } from '../../../src/broker/log/producer-state.ts'
 
@@ -32,7 +33,7 @@ test('an unknown producer is accepted at any sequence', () => {
   assert.deepEqual(t.get(PID)?.batches, [{ firstSeq: 17, lastSeq: 19, firstOffset: 0, lastOffset: 2, timestamp: 1017 }])
   // ... and then must continue in sequence.
   assert.equal(produce(t, b(20), 3).kind, 'append')
-  assert.equal(errorCode(produce(t, b(22), 4)), ERR_OUT_OF_ORDER_SEQUENCE_NUMBER)
+  assert.equal(errorCode(produce(t, b(22), 4)), ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER)
 })
 
 test('a retry of each of the last five batches is a duplicate with its original offsets; older ones are out of order', () => {
@@ -58,10 +59,10 @@ test('a retry of each of the last five batches is a duplicate with its original 
     }
   }
   // The two oldest are no longer remembered: a retry of them is a sequence error, not a duplicate.
-  for (const s of sent.slice(0, 2)) assert.equal(errorCode(t.check([s.batch])), ERR_OUT_OF_ORDER_SEQUENCE_NUMBER)
+  for (const s of sent.slice(0, 2)) assert.equal(errorCode(t.check([s.batch])), ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER)
   // A batch overlapping a remembered one without matching it exactly is out of order too.
   const last = sent[sent.length - 1].batch
-  assert.equal(errorCode(t.check([b(last.baseSequence, 2)])), ERR_OUT_OF_ORDER_SEQUENCE_NUMBER)
+  assert.equal(errorCode(t.check([b(last.baseSequence, 2)])), ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER)
   // Duplicates do not change the state.
   assert.equal(produce(t, b(seq), offset).kind, 'append')
 })
@@ -79,7 +80,7 @@ test('an older epoch is INVALID_PRODUCER_EPOCH (47), even for a batch that was a
   const t = new ProducerStateTable()
   produce(t, b(0, 1, 3), 0)
   produce(t, b(1, 1, 3), 1)
-  assert.equal(errorCode(t.check([b(2, 1, 2)])), ERR_INVALID_PRODUCER_EPOCH)
+  assert.equal(errorCode(t.check([b(2, 1, 2)])), ErrorCode.INVALID_PRODUCER_EPOCH)
   assert.equal(errorCode(t.check([b(0, 1, 2)])), 47)
   assert.equal(t.check([b(1, 1, 3)]).kind, 'duplicate')
 })
@@ -89,13 +90,13 @@ test('an epoch bump must start at sequence 0, and forgets the old epoch\'s batch
   produce(t, b(0, 3, 0), 0)
   produce(t, b(3, 3, 0), 3)
   // librdkafka's local bump: epoch + 1, sequences restart at 0.
-  assert.equal(errorCode(t.check([b(6, 1, 1)])), ERR_OUT_OF_ORDER_SEQUENCE_NUMBER)
-  assert.equal(errorCode(t.check([b(1, 1, 1)])), ERR_OUT_OF_ORDER_SEQUENCE_NUMBER)
+  assert.equal(errorCode(t.check([b(6, 1, 1)])), ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER)
+  assert.equal(errorCode(t.check([b(1, 1, 1)])), ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER)
   assert.equal(produce(t, b(0, 2, 1), 6).kind, 'append')
   assert.equal(t.get(PID)?.epoch, 1)
   assert.deepEqual(t.get(PID)?.batches.map((m) => [m.firstSeq, m.lastSeq, m.firstOffset]), [[0, 1, 6]])
   // The old epoch is now fenced, its batches are not duplicates any more.
-  assert.equal(errorCode(t.check([b(3, 3, 0)])), ERR_INVALID_PRODUCER_EPOCH)
+  assert.equal(errorCode(t.check([b(3, 3, 0)])), ErrorCode.INVALID_PRODUCER_EPOCH)
   assert.equal(t.check([b(0, 2, 1)]).kind, 'duplicate')
   assert.equal(t.check([b(2, 1, 1)]).kind, 'append')
   // Any higher epoch works, not only + 1.
@@ -110,7 +111,7 @@ test('sequences wrap from Int32.MAX to 0', () => {
   // A batch ending exactly at Int32.MAX, then one starting at 0.
   assert.equal(produce(t, b(INT32_MAX - 4, 5), 0).kind, 'append')
   assert.equal(t.get(PID)?.batches[0].lastSeq, INT32_MAX)
-  assert.equal(errorCode(t.check([b(INT32_MAX)])), ERR_OUT_OF_ORDER_SEQUENCE_NUMBER)
+  assert.equal(errorCode(t.check([b(INT32_MAX)])), ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER)
   assert.equal(produce(t, b(0, 2), 5).kind, 'append')
   // A batch spanning the wrap: Int32.MAX - 1 .. 2 (lastSeq wraps to 2).
   const u = new ProducerStateTable()
@@ -118,7 +119,7 @@ test('sequences wrap from Int32.MAX to 0', () => {
   assert.equal(u.get(PID)?.batches[0].lastSeq, 2)
   assert.equal(u.check([b(INT32_MAX - 1, 5)]).kind, 'duplicate')
   assert.equal(u.check([b(3)]).kind, 'append')
-  assert.equal(errorCode(u.check([b(0)])), ERR_OUT_OF_ORDER_SEQUENCE_NUMBER)
+  assert.equal(errorCode(u.check([b(0)])), ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER)
 })
 
 test('producers are independent; batches without a producer id are never looked at', () => {
@@ -136,7 +137,7 @@ test('producers are independent; batches without a producer id are never looked 
 test('several batches in one append (produce v0-2) must chain; a duplicate among them makes the whole append a duplicate', () => {
   const t = new ProducerStateTable()
   assert.equal(t.check([b(0, 2), b(2, 3), b(5)]).kind, 'append')
-  assert.equal(errorCode(t.check([b(0, 2), b(3)])), ERR_OUT_OF_ORDER_SEQUENCE_NUMBER)
+  assert.equal(errorCode(t.check([b(0, 2), b(3)])), ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER)
   t.recordAppend([b(0, 2), b(2, 3)], 10, 0)
   assert.deepEqual(t.get(PID)?.batches.map((m) => [m.firstSeq, m.lastSeq, m.firstOffset, m.lastOffset]), [[0, 1, 10, 11], [2, 4, 12, 14]])
   const d = t.check([b(2, 3), b(5)])
