@@ -127,7 +127,9 @@ class Conn {
 
   /** Not Kafka: the benchmark's way to read the group-commit counters (JSON after the correlation id). */
   private stats(correlationId: number): void {
-    const json = Buffer.from(JSON.stringify({ rounds: groupCommit.rounds, roundMs: groupCommit.totalMs, produceRequests }))
+    const json = Buffer.from(
+      JSON.stringify({ rounds: groupCommit.rounds, roundMs: groupCommit.totalMs, produceRequests }),
+    )
     const b = Buffer.allocUnsafe(8)
     b.writeInt32BE(4 + json.length, 0)
     b.writeInt32BE(correlationId, 4)

@@ -103,11 +103,20 @@ function cpuSeconds(pid: number | undefined): number {
   }
 }
 
-async function startServer(name: string, script: string, extraArgs: string[], nodeArgs: string[], metricsPort?: number): Promise<Server> {
+async function startServer(
+  name: string,
+  script: string,
+  extraArgs: string[],
+  nodeArgs: string[],
+  metricsPort?: number,
+): Promise<Server> {
   const dataDir = mkdtempSync(join(tmpdir(), `cortado-bench-${name}-`))
   const argv = [...nodeArgs, join(ROOT, script), ...extraArgs, '--port', '0', '--data-dir', dataDir]
   if (metricsPort !== undefined) argv.push('--metrics-port', String(metricsPort))
-  const proc = spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CORTADO_LOG_LEVEL: 'warn' } })
+  const proc = spawn(process.execPath, argv, {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, CORTADO_LOG_LEVEL: 'warn' },
+  })
   let err = ''
   proc.stderr.on('data', (d: Buffer) => {
     err += d.toString()
@@ -132,7 +141,11 @@ async function startServer(name: string, script: string, extraArgs: string[], no
       })
     })
     return {
-      name, port, proc, dataDir, metricsPort,
+      name,
+      port,
+      proc,
+      dataDir,
+      metricsPort,
       stderr: () => err,
       cpuSeconds: () => cpuSeconds(proc.pid),
       async stop() {
@@ -161,7 +174,8 @@ async function createTopic(server: Server, topic: string): Promise<void> {
   })
   const { body } = decodeResponse<CreateTopicsResponse>(ApiKey.CreateTopics, 4, await call(HOST, server.port, frame))
   const t = body.topics[0]
-  if (t === undefined || t.errorCode !== 0) throw new Error(`CreateTopics ${topic} failed: ${t?.errorCode} ${t?.errorMessage}`)
+  if (t === undefined || t.errorCode !== 0)
+    throw new Error(`CreateTopics ${topic} failed: ${t?.errorCode} ${t?.errorMessage}`)
 }
 
 interface GroupCommitStats {
@@ -182,7 +196,11 @@ async function groupCommitStats(server: Server): Promise<GroupCommitStats> {
       frame.writeInt16BE(BASELINE_STATS_API_KEY, 4)
       frame.writeInt32BE(1, 8)
       frame.writeInt16BE(-1, 12)
-      const s = JSON.parse((await call(HOST, server.port, frame)).subarray(4).toString()) as { rounds: number; roundMs: number; produceRequests: number }
+      const s = JSON.parse((await call(HOST, server.port, frame)).subarray(4).toString()) as {
+        rounds: number
+        roundMs: number
+        produceRequests: number
+      }
       return { rounds: s.rounds, roundSeconds: s.roundMs / 1000, produceRequests: s.produceRequests }
     }
     const text = await (await fetch(`http://${HOST}:${server.metricsPort}/metrics`)).text()
@@ -237,11 +255,22 @@ function printTable(): void {
   const lines = rows.map((r) => {
     const ratio = r.broker / r.baseline
     const flagged = r.better === 'up' ? ratio < 0.7 : r.better === 'down' ? ratio > 1 / 0.7 : false
-    const spread = r.pairs === undefined || r.pairs.length < 2 ? '' : `${Math.min(...r.pairs).toFixed(2)}-${Math.max(...r.pairs).toFixed(2)}, med ${median(r.pairs).toFixed(2)}`
-    return [r.scenario, r.metric, fmt(r.broker), fmt(r.baseline), Number.isFinite(ratio) ? `${ratio.toFixed(2)}x${flagged ? ' <' : '  '}` : '-', spread]
+    const spread =
+      r.pairs === undefined || r.pairs.length < 2
+        ? ''
+        : `${Math.min(...r.pairs).toFixed(2)}-${Math.max(...r.pairs).toFixed(2)}, med ${median(r.pairs).toFixed(2)}`
+    return [
+      r.scenario,
+      r.metric,
+      fmt(r.broker),
+      fmt(r.baseline),
+      Number.isFinite(ratio) ? `${ratio.toFixed(2)}x${flagged ? ' <' : '  '}` : '-',
+      spread,
+    ]
   })
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i].length)))
-  const render = (cells: string[]) => cells.map((c, i) => (i < 2 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ')
+  const render = (cells: string[]) =>
+    cells.map((c, i) => (i < 2 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ')
   let previous = ''
   console.log('')
   console.log(render(header))
@@ -253,7 +282,9 @@ function printTable(): void {
   }
   console.log('')
   console.log('Throughput rows: higher is better; latency rows (ms): lower is better. "<" marks the broker below 0.7x')
-  console.log('the baseline (latency: above 1/0.7x). "pairs": min-max and median of the per-pair broker/baseline ratios.')
+  console.log(
+    'the baseline (latency: above 1/0.7x). "pairs": min-max and median of the per-pair broker/baseline ratios.',
+  )
   console.log('MB/s counts record values (10^6 bytes). Server CPU % is the server process (user+sys, all threads;')
   console.log('100% = one core); load gen CPU % is this process. The baseline appends each produce frame to one file')
   console.log('with writeSync and answers after a group-committed fdatasync, and serves fetches with readSync.')
@@ -276,14 +307,43 @@ interface Totals {
   produceRequests: number
 }
 
-const emptyTotals = (): Totals => ({ requests: 0, seconds: 0, latencies: [], serverCpu: 0, clientCpu: 0, wall: 0, acked: 0, fsyncRounds: 0, fsyncSeconds: 0, produceRequests: 0 })
+const emptyTotals = (): Totals => ({
+  requests: 0,
+  seconds: 0,
+  latencies: [],
+  serverCpu: 0,
+  clientCpu: 0,
+  wall: 0,
+  acked: 0,
+  fsyncRounds: 0,
+  fsyncSeconds: 0,
+  produceRequests: 0,
+})
 
-async function produceSlice(server: Server, t: Totals, topic: string, records: number, recordSize: number, conns: number, perConn: number): Promise<number> {
+async function produceSlice(
+  server: Server,
+  t: Totals,
+  topic: string,
+  records: number,
+  recordSize: number,
+  conns: number,
+  perConn: number,
+): Promise<number> {
   const before = await groupCommitStats(server)
   const cpu0 = server.cpuSeconds()
   const client0 = process.cpuUsage()
   const t0 = performance.now()
-  const r = await runProduce({ host: HOST, port: server.port, topic, records, recordSize, connections: conns, inflight: perConn, warmupMs, durationMs: sliceMs })
+  const r = await runProduce({
+    host: HOST,
+    port: server.port,
+    topic,
+    records,
+    recordSize,
+    connections: conns,
+    inflight: perConn,
+    warmupMs,
+    durationMs: sliceMs,
+  })
   const wall = (performance.now() - t0) / 1000
   const client = process.cpuUsage(client0)
   t.serverCpu += server.cpuSeconds() - cpu0
@@ -302,7 +362,15 @@ async function produceSlice(server: Server, t: Totals, topic: string, records: n
 }
 
 /** Runs `pairs` AB/BA pairs of produce slices; returns totals and per-pair throughput ratios. */
-async function produceScenario(broker: Server, baseline: Server, topic: string, records: number, recordSize: number, conns: number, perConn: number) {
+async function produceScenario(
+  broker: Server,
+  baseline: Server,
+  topic: string,
+  records: number,
+  recordSize: number,
+  conns: number,
+  perConn: number,
+) {
   const b = emptyTotals()
   const base = emptyTotals()
   const ratios: number[] = []
@@ -319,11 +387,32 @@ async function produceScenario(broker: Server, baseline: Server, topic: string, 
   return { b, base, ratios }
 }
 
-function produceRows(scenario: string, records: number, recordSize: number, b: Totals, base: Totals, ratios: number[], withRecords: boolean): void {
+function produceRows(
+  scenario: string,
+  records: number,
+  recordSize: number,
+  b: Totals,
+  base: Totals,
+  ratios: number[],
+  withRecords: boolean,
+): void {
   const rate = (t: Totals) => t.requests / t.seconds
   if (withRecords) {
-    rows.push({ scenario, metric: 'records/s', broker: rate(b) * records, baseline: rate(base) * records, better: 'up', pairs: ratios })
-    rows.push({ scenario, metric: 'MB/s', broker: (rate(b) * records * recordSize) / 1e6, baseline: (rate(base) * records * recordSize) / 1e6, better: 'up' })
+    rows.push({
+      scenario,
+      metric: 'records/s',
+      broker: rate(b) * records,
+      baseline: rate(base) * records,
+      better: 'up',
+      pairs: ratios,
+    })
+    rows.push({
+      scenario,
+      metric: 'MB/s',
+      broker: (rate(b) * records * recordSize) / 1e6,
+      baseline: (rate(base) * records * recordSize) / 1e6,
+      better: 'up',
+    })
   } else {
     rows.push({ scenario, metric: 'requests/s', broker: rate(b), baseline: rate(base), better: 'up', pairs: ratios })
   }
@@ -332,9 +421,22 @@ function produceRows(scenario: string, records: number, recordSize: number, b: T
   rows.push({ scenario, metric: 'p50 ms', broker: lb.p50, baseline: lbase.p50, better: 'down' })
   rows.push({ scenario, metric: 'p99 ms', broker: lb.p99, baseline: lbase.p99, better: 'down' })
   rows.push({ scenario, metric: 'max ms', broker: lb.max, baseline: lbase.max, better: 'down' })
-  rows.push({ scenario, metric: 'server CPU %', broker: (b.serverCpu / b.wall) * 100, baseline: (base.serverCpu / base.wall) * 100, better: 'info' })
-  rows.push({ scenario, metric: 'load gen CPU %', broker: (b.clientCpu / b.wall) * 100, baseline: (base.clientCpu / base.wall) * 100, better: 'info' })
-  const rounds = (t: Totals) => `${fmt(t.fsyncRounds / t.wall)}/s, ${fmt((t.fsyncSeconds / t.fsyncRounds) * 1000)} ms mean, ${fmt(t.produceRequests / t.fsyncRounds)} requests each`
+  rows.push({
+    scenario,
+    metric: 'server CPU %',
+    broker: (b.serverCpu / b.wall) * 100,
+    baseline: (base.serverCpu / base.wall) * 100,
+    better: 'info',
+  })
+  rows.push({
+    scenario,
+    metric: 'load gen CPU %',
+    broker: (b.clientCpu / b.wall) * 100,
+    baseline: (base.clientCpu / base.wall) * 100,
+    better: 'info',
+  })
+  const rounds = (t: Totals) =>
+    `${fmt(t.fsyncRounds / t.wall)}/s, ${fmt((t.fsyncSeconds / t.fsyncRounds) * 1000)} ms mean, ${fmt(t.produceRequests / t.fsyncRounds)} requests each`
   notes.push(`${scenario}: fdatasync rounds: broker ${rounds(b)}; baseline ${rounds(base)}`)
 }
 
@@ -345,9 +447,26 @@ interface ConsumeTotals {
   serverCpu: number
 }
 
-async function consumePass(server: Server, t: ConsumeTotals, topic: string, mode: 'kafka' | 'baseline', frameBytes: number, recordSize: number, expected: number): Promise<number> {
+async function consumePass(
+  server: Server,
+  t: ConsumeTotals,
+  topic: string,
+  mode: 'kafka' | 'baseline',
+  frameBytes: number,
+  recordSize: number,
+  expected: number,
+): Promise<number> {
   const cpu0 = server.cpuSeconds()
-  const r = await runConsume({ host: HOST, port: server.port, topic, maxBytes: fetchBytes, mode, frameBytes, recordsPerFrame: batch, recordSize })
+  const r = await runConsume({
+    host: HOST,
+    port: server.port,
+    topic,
+    maxBytes: fetchBytes,
+    mode,
+    frameBytes,
+    recordsPerFrame: batch,
+    recordSize,
+  })
   t.serverCpu += server.cpuSeconds() - cpu0
   t.records += r.records
   t.seconds += r.seconds
@@ -359,12 +478,21 @@ async function consumePass(server: Server, t: ConsumeTotals, topic: string, mode
   return r.recordsPerSec
 }
 
-async function consumeScenario(scenario: string, broker: Server, baseline: Server, topic: string, recordSize: number, frameBytes: number, expected: number): Promise<void> {
+async function consumeScenario(
+  scenario: string,
+  broker: Server,
+  baseline: Server,
+  topic: string,
+  recordSize: number,
+  frameBytes: number,
+  expected: number,
+): Promise<void> {
   const b: ConsumeTotals = { records: 0, seconds: 0, fetches: 0, serverCpu: 0 }
   const base: ConsumeTotals = { records: 0, seconds: 0, fetches: 0, serverCpu: 0 }
   const ratios: number[] = []
   for (let i = 0; i < consumePasses; i++) {
-    const pass = (s: Server, t: ConsumeTotals) => consumePass(s, t, topic, s === broker ? 'kafka' : 'baseline', frameBytes, recordSize, expected)
+    const pass = (s: Server, t: ConsumeTotals) =>
+      consumePass(s, t, topic, s === broker ? 'kafka' : 'baseline', frameBytes, recordSize, expected)
     if (i % 2 === 0) {
       const x = await pass(broker, b)
       ratios.push(x / (await pass(baseline, base)))
@@ -374,11 +502,32 @@ async function consumeScenario(scenario: string, broker: Server, baseline: Serve
     }
     process.stdout.write('.')
   }
-  rows.push({ scenario, metric: 'records/s', broker: b.records / b.seconds, baseline: base.records / base.seconds, better: 'up', pairs: ratios })
-  rows.push({ scenario, metric: 'MB/s', broker: (b.records * recordSize) / b.seconds / 1e6, baseline: (base.records * recordSize) / base.seconds / 1e6, better: 'up' })
-  rows.push({ scenario, metric: 'server CPU %', broker: (b.serverCpu / b.seconds) * 100, baseline: (base.serverCpu / base.seconds) * 100, better: 'info' })
-  notes.push(`${scenario}: per pass broker ${fmt(b.records / consumePasses)} records in ${fmt(b.fetches / consumePasses)} fetches, ` +
-    `baseline ${fmt(base.records / consumePasses)} in ${fmt(base.fetches / consumePasses)}`)
+  rows.push({
+    scenario,
+    metric: 'records/s',
+    broker: b.records / b.seconds,
+    baseline: base.records / base.seconds,
+    better: 'up',
+    pairs: ratios,
+  })
+  rows.push({
+    scenario,
+    metric: 'MB/s',
+    broker: (b.records * recordSize) / b.seconds / 1e6,
+    baseline: (base.records * recordSize) / base.seconds / 1e6,
+    better: 'up',
+  })
+  rows.push({
+    scenario,
+    metric: 'server CPU %',
+    broker: (b.serverCpu / b.seconds) * 100,
+    baseline: (base.serverCpu / base.seconds) * 100,
+    better: 'info',
+  })
+  notes.push(
+    `${scenario}: per pass broker ${fmt(b.records / consumePasses)} records in ${fmt(b.fetches / consumePasses)} fetches, ` +
+      `baseline ${fmt(base.records / consumePasses)} in ${fmt(base.fetches / consumePasses)}`,
+  )
 }
 
 async function main(): Promise<void> {
@@ -395,14 +544,22 @@ async function main(): Promise<void> {
   try {
     const metricsPort = await freePort()
     const started = await Promise.allSettled([
-      startServer('broker', 'src/cli/main.ts', ['broker', '--config', `cortado.fsync=${fsyncMode}`], profArgs('broker'), metricsPort),
+      startServer(
+        'broker',
+        'src/cli/main.ts',
+        ['broker', '--config', `cortado.fsync=${fsyncMode}`],
+        profArgs('broker'),
+        metricsPort,
+      ),
       startServer('baseline', 'bench/baseline-server.ts', ['--fsync', fsyncMode], profArgs('baseline')),
     ])
     for (const r of started) if (r.status === 'fulfilled') servers.push(r.value)
     for (const r of started) if (r.status === 'rejected') throw r.reason
     const [broker, baseline] = servers
-    console.log(`broker on ${HOST}:${broker.port}, baseline on ${HOST}:${baseline.port}; fsync=${fsyncMode}; ` +
-      `${pairs} AB/BA pairs of ${sliceMs / 1000} s slices (+${warmupMs / 1000} s warm-up each)`)
+    console.log(
+      `broker on ${HOST}:${broker.port}, baseline on ${HOST}:${baseline.port}; fsync=${fsyncMode}; ` +
+        `${pairs} AB/BA pairs of ${sliceMs / 1000} s slices (+${warmupMs / 1000} s warm-up each)`,
+    )
 
     for (const size of [100, 1024]) {
       if (!want(`produce-${size}`)) continue
@@ -434,8 +591,12 @@ async function main(): Promise<void> {
 
     printTable()
     console.log(`total ${fmt((performance.now() - startedAt) / 1000)} s`)
-    const warnings = broker.stderr().split('\n').filter((l) => /"level":"(warn|error)"/.test(l))
-    if (warnings.length > 0) console.log(`broker logged ${warnings.length} warnings/errors, first: ${warnings[0].slice(0, 300)}`)
+    const warnings = broker
+      .stderr()
+      .split('\n')
+      .filter((l) => /"level":"(warn|error)"/.test(l))
+    if (warnings.length > 0)
+      console.log(`broker logged ${warnings.length} warnings/errors, first: ${warnings[0].slice(0, 300)}`)
   } finally {
     await stopAll()
     if (prof !== undefined) console.log(`CPU profiles written to ${join(prof, 'broker')} and ${join(prof, 'baseline')}`)

@@ -49,8 +49,10 @@ for (let i = 0; i < profile.samples.length; i++) {
   totalUs += dt
 }
 
-const short = (url: string) => url.replace(/^file:\/\/.*?\/(src|bench|node_modules)\//, '$1/').replace(/^node:/, 'node:')
-const label = (f: CallFrame) => `${f.functionName || '(anonymous)'} ${short(f.url)}${f.url ? `:${f.lineNumber + 1}` : ''}`
+const short = (url: string) =>
+  url.replace(/^file:\/\/.*?\/(src|bench|node_modules)\//, '$1/').replace(/^node:/, 'node:')
+const label = (f: CallFrame) =>
+  `${f.functionName || '(anonymous)'} ${short(f.url)}${f.url ? `:${f.lineNumber + 1}` : ''}`
 
 const selfByFn = new Map<string, number>()
 const selfByFile = new Map<string, number>()
@@ -74,7 +76,10 @@ for (const [id, us] of selfUs) {
 const pct = (us: number) => `${((us / totalUs) * 100).toFixed(1).padStart(5)}%`
 const print = (title: string, m: Map<string, number>, n: number, filter?: (k: string) => boolean) => {
   console.log(`\n${title}`)
-  const entries = [...m].filter(([k]) => filter === undefined || filter(k)).sort((a, b) => b[1] - a[1]).slice(0, n)
+  const entries = [...m]
+    .filter(([k]) => filter === undefined || filter(k))
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, n)
   for (const [k, us] of entries) console.log(`  ${pct(us)}  ${(us / 1000).toFixed(0).padStart(7)} ms  ${k}`)
 }
 

@@ -59,9 +59,17 @@ export function httpTarget(origin: string, database: string, table: string, conn
     target: {
       name: 'cortado',
       async write(key, doc) {
-        const res = await pool.request({ path: base + encodeURIComponent(key), method: 'PUT', headers: json, body: JSON.stringify(doc) })
+        const res = await pool.request({
+          path: base + encodeURIComponent(key),
+          method: 'PUT',
+          headers: json,
+          body: JSON.stringify(doc),
+        })
         if (res.statusCode < 200 || res.statusCode > 299) {
-          throw new HttpError(res.statusCode, `PUT ${key}: HTTP ${res.statusCode} ${(await res.body.text()).slice(0, 300)}`)
+          throw new HttpError(
+            res.statusCode,
+            `PUT ${key}: HTTP ${res.statusCode} ${(await res.body.text()).slice(0, 300)}`,
+          )
         }
         await res.body.dump()
       },
@@ -71,13 +79,18 @@ export function httpTarget(origin: string, database: string, table: string, conn
           await res.body.dump()
           return null
         }
-        if (res.statusCode !== 200) throw new HttpError(res.statusCode, `GET ${key}: HTTP ${res.statusCode} ${(await res.body.text()).slice(0, 300)}`)
+        if (res.statusCode !== 200)
+          throw new HttpError(
+            res.statusCode,
+            `GET ${key}: HTTP ${res.statusCode} ${(await res.body.text()).slice(0, 300)}`,
+          )
         return (await res.body.json()) as object
       },
     },
     async request(method, path, body) {
       const res = await pool.request({
-        path, method,
+        path,
+        method,
         ...(body === undefined ? {} : { headers: json, body: JSON.stringify(body) }),
       })
       return { status: res.statusCode, text: await res.body.text() }
@@ -113,11 +126,27 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
  * nearly certainly) every partition. `defer` gets the cleanup as soon as there is something to
  * clean up.
  */
-export async function startCortado(o: CortadoOptions, defer: (stop: () => Promise<void>) => void): Promise<CortadoCluster> {
+export async function startCortado(
+  o: CortadoOptions,
+  defer: (stop: () => Promise<void>) => void,
+): Promise<CortadoCluster> {
   const dataDir = mkdtempSync(join(o.parentDir, 'cortado-bench-db-'))
-  const argv = [...(o.command ?? [join(ROOT, 'src/cli/main.ts')]), 'start', '--data-dir', dataDir,
-    '--http-port', String(o.httpPort), '--broker-port', String(o.brokerPort), '--metrics-port', String(o.metricsPort)]
-  const proc = spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CORTADO_LOG_LEVEL: 'warn' } })
+  const argv = [
+    ...(o.command ?? [join(ROOT, 'src/cli/main.ts')]),
+    'start',
+    '--data-dir',
+    dataDir,
+    '--http-port',
+    String(o.httpPort),
+    '--broker-port',
+    String(o.brokerPort),
+    '--metrics-port',
+    String(o.metricsPort),
+  ]
+  const proc = spawn(process.execPath, argv, {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, CORTADO_LOG_LEVEL: 'warn' },
+  })
   let err = ''
   proc.stderr.on('data', (d: Buffer) => {
     err += d.toString()
@@ -144,7 +173,10 @@ export async function startCortado(o: CortadoOptions, defer: (stop: () => Promis
 
   const { ready, origin } = await new Promise<{ ready: string; origin: string }>((resolve, reject) => {
     let out = ''
-    const timer = setTimeout(() => reject(new Error(`cortado start did not print "cortado ready" within 60 s:\n${out}\n${err}`)), 60_000)
+    const timer = setTimeout(
+      () => reject(new Error(`cortado start did not print "cortado ready" within 60 s:\n${out}\n${err}`)),
+      60_000,
+    )
     proc.stdout.on('data', (d: Buffer) => {
       out += d.toString()
       const line = out.split('\n').find((l) => l.startsWith('cortado ready '))
@@ -156,36 +188,47 @@ export async function startCortado(o: CortadoOptions, defer: (stop: () => Promis
     })
     void exited.then(() => {
       clearTimeout(timer)
-      reject(new Error(`cortado start exited (code ${proc.exitCode}, signal ${proc.signalCode}) before it was ready:\n${out}\n${err}`))
+      reject(
+        new Error(
+          `cortado start exited (code ${proc.exitCode}, signal ${proc.signalCode}) before it was ready:\n${out}\n${err}`,
+        ),
+      )
     })
   })
 
   const http = httpTarget(origin, DATABASE, TABLE, o.concurrency)
   client.http = http
-  const spec = { partitions: PARTITIONS, replicas: REPLICAS, tables: { [TABLE]: { key: ['id'], schema: DOC_SCHEMA, indexes: [] } } }
+  const spec = {
+    partitions: PARTITIONS,
+    replicas: REPLICAS,
+    tables: { [TABLE]: { key: ['id'], schema: DOC_SCHEMA, indexes: [] } },
+  }
   const deadline = Date.now() + 60_000
   for (;;) {
     const r = await http.request('PUT', `/_admin/databases/${DATABASE}`, spec)
     if (r.status >= 200 && r.status <= 299) break
-    if (r.status !== 503 || Date.now() > deadline) throw new Error(`PUT /_admin/databases/${DATABASE}: HTTP ${r.status} ${r.text.slice(0, 500)}`)
+    if (r.status !== 503 || Date.now() > deadline)
+      throw new Error(`PUT /_admin/databases/${DATABASE}: HTTP ${r.status} ${r.text.slice(0, 500)}`)
     await sleep(100)
   }
 
   // Partitions get their masters asynchronously; a write to a partition without one is a 503.
   // Writing 128 keys touches all 8 partitions unless hashing is very unlucky ((7/8)^128 per
   // partition), so once they all succeed the measured slices do not hit a partition still starting.
-  await Promise.all(Array.from({ length: 128 }, async (_, i) => {
-    const key = keyOf(i)
-    for (;;) {
-      try {
-        await http.target.write(key, makeDoc(key, 0))
-        return
-      } catch (e) {
-        if (!(e instanceof HttpError && e.status === 503) || Date.now() > deadline) throw e
-        await sleep(100)
+  await Promise.all(
+    Array.from({ length: 128 }, async (_, i) => {
+      const key = keyOf(i)
+      for (;;) {
+        try {
+          await http.target.write(key, makeDoc(key, 0))
+          return
+        } catch (e) {
+          if (!(e instanceof HttpError && e.status === 503) || Date.now() > deadline) throw e
+          await sleep(100)
+        }
       }
-    }
-  }))
+    }),
+  )
 
   return {
     target: http.target,

@@ -144,7 +144,8 @@ function withStallTimeout<T>(p: Promise<T>): Promise<T> {
 }
 
 export async function runPhase(o: PhaseOptions): Promise<PhaseResult> {
-  if (o.kind === 'read' && o.written.list.length === 0) throw new Error(`${o.target.name}: read phase before any key was written`)
+  if (o.kind === 'read' && o.written.list.length === 0)
+    throw new Error(`${o.target.name}: read phase before any key was written`)
   const start = performance.now()
   const measureFrom = start + o.warmupMs
   const stopAt = measureFrom + o.durationMs

@@ -17,7 +17,8 @@ const exec = promisify(execFile)
 
 export const PG_BIN = '/usr/lib/postgresql/15/bin'
 export const PG_PACKAGE = 'postgresql-15'
-export const INSTALL_HINT = `PostgreSQL 15 is not installed (no ${PG_BIN}/postgres). As root, run:\n` +
+export const INSTALL_HINT =
+  `PostgreSQL 15 is not installed (no ${PG_BIN}/postgres). As root, run:\n` +
   `  apt-get update && apt-get install -y ${PG_PACKAGE}\n` +
   '(or scripts/install-bench-db.sh); `npm run bench:db` does this itself when run as root.'
 
@@ -45,7 +46,10 @@ export async function ensurePostgres(log: (line: string) => void): Promise<boole
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }
   try {
     await exec('apt-get', ['update'], { env, maxBuffer: 64 * 1024 * 1024 })
-    await exec('apt-get', ['install', '-y', '--no-install-recommends', PG_PACKAGE], { env, maxBuffer: 64 * 1024 * 1024 })
+    await exec('apt-get', ['install', '-y', '--no-install-recommends', PG_PACKAGE], {
+      env,
+      maxBuffer: 64 * 1024 * 1024,
+    })
   } catch (err) {
     log(`installing ${PG_PACKAGE} failed: ${err instanceof Error ? err.message : String(err)}`)
   }
@@ -76,9 +80,15 @@ export interface PostgresCluster {
 
 /** Runs a PostgreSQL tool as the `postgres` user (as ourselves when we are not root). */
 async function pgRun(dir: string, tool: string, args: string[]): Promise<string> {
-  const [cmd, argv] = isRoot() ? ['runuser', ['-u', 'postgres', '--', join(PG_BIN, tool), ...args]] : [join(PG_BIN, tool), args]
+  const [cmd, argv] = isRoot()
+    ? ['runuser', ['-u', 'postgres', '--', join(PG_BIN, tool), ...args]]
+    : [join(PG_BIN, tool), args]
   try {
-    const { stdout } = await exec(cmd, argv, { cwd: dir, env: { ...process.env, LC_ALL: 'C' }, maxBuffer: 16 * 1024 * 1024 })
+    const { stdout } = await exec(cmd, argv, {
+      cwd: dir,
+      env: { ...process.env, LC_ALL: 'C' },
+      maxBuffer: 16 * 1024 * 1024,
+    })
     return stdout
   } catch (err) {
     const e = err as { message: string; stderr?: string }
@@ -103,12 +113,22 @@ const SELECT = 'SELECT doc FROM docs WHERE key = $1'
  * is streaming with sync_state 'sync'. `defer` gets the cleanup as soon as there is something to
  * clean up, so an interrupted start is cleaned up too.
  */
-export async function startPostgres(o: PostgresOptions, defer: (stop: () => Promise<void>) => void): Promise<PostgresCluster> {
+export async function startPostgres(
+  o: PostgresOptions,
+  defer: (stop: () => Promise<void>) => void,
+): Promise<PostgresCluster> {
   const dir = mkdtempSync(join(o.parentDir, 'cortado-bench-pg-'))
   const primary = join(dir, 'primary')
   const standby = join(dir, 'standby')
   // idleTimeoutMillis 0: connections idle in the one-worker scenario stay open, as undici's do.
-  const pool = new Pool({ host: HOST, port: o.primaryPort, user: 'postgres', database: 'postgres', max: o.concurrency, idleTimeoutMillis: 0 })
+  const pool = new Pool({
+    host: HOST,
+    port: o.primaryPort,
+    user: 'postgres',
+    database: 'postgres',
+    max: o.concurrency,
+    idleTimeoutMillis: 0,
+  })
   // An idle client whose server goes away (at shutdown) must not crash the benchmark.
   pool.on('error', () => {})
   let stopped: Promise<void> | undefined
@@ -138,33 +158,49 @@ export async function startPostgres(o: PostgresOptions, defer: (stop: () => Prom
   // fsync=on. Trust auth on localhost keeps authentication out of the measurement.
   await pgRun(dir, 'initdb', ['-D', primary, '-U', 'postgres', '--auth=trust', '--encoding=UTF8', '--no-sync'])
   const maxConnections = Math.max(100, o.concurrency + 20)
-  appendFileSync(join(primary, 'postgresql.conf'), [
-    '',
-    '# cortado bench:db',
-    `listen_addresses = '${HOST}'`,
-    `port = ${o.primaryPort}`,
-    `unix_socket_directories = '${dir}'`,
-    `max_connections = ${maxConnections}`,
-    'wal_level = replica',
-    'max_wal_senders = 4',
-    'fsync = on',
-    'synchronous_commit = on',
-    `synchronous_standby_names = 'FIRST 1 (${STANDBY_NAME})'`,
-    '',
-  ].join('\n'))
+  appendFileSync(
+    join(primary, 'postgresql.conf'),
+    [
+      '',
+      '# cortado bench:db',
+      `listen_addresses = '${HOST}'`,
+      `port = ${o.primaryPort}`,
+      `unix_socket_directories = '${dir}'`,
+      `max_connections = ${maxConnections}`,
+      'wal_level = replica',
+      'max_wal_senders = 4',
+      'fsync = on',
+      'synchronous_commit = on',
+      `synchronous_standby_names = 'FIRST 1 (${STANDBY_NAME})'`,
+      '',
+    ].join('\n'),
+  )
   await pgRun(dir, 'pg_ctl', ['-D', primary, '-l', join(dir, 'primary.log'), '-w', '-t', '60', 'start'])
 
   // -R writes standby.signal and primary_conninfo (with our application_name) into the copy.
-  await pgRun(dir, 'pg_basebackup', ['-d', `host=${HOST} port=${o.primaryPort} user=postgres application_name=${STANDBY_NAME}`,
-    '-D', standby, '-R', '-X', 'stream', '-c', 'fast', '--no-sync'])
-  appendFileSync(join(standby, 'postgresql.conf'), [
-    '',
-    '# cortado bench:db standby (later lines win over the primary\'s copied above)',
-    `port = ${o.standbyPort}`,
-    "synchronous_standby_names = ''",
-    'hot_standby = on',
-    '',
-  ].join('\n'))
+  await pgRun(dir, 'pg_basebackup', [
+    '-d',
+    `host=${HOST} port=${o.primaryPort} user=postgres application_name=${STANDBY_NAME}`,
+    '-D',
+    standby,
+    '-R',
+    '-X',
+    'stream',
+    '-c',
+    'fast',
+    '--no-sync',
+  ])
+  appendFileSync(
+    join(standby, 'postgresql.conf'),
+    [
+      '',
+      "# cortado bench:db standby (later lines win over the primary's copied above)",
+      `port = ${o.standbyPort}`,
+      "synchronous_standby_names = ''",
+      'hot_standby = on',
+      '',
+    ].join('\n'),
+  )
   await pgRun(dir, 'pg_ctl', ['-D', standby, '-l', join(dir, 'standby.log'), '-w', '-t', '60', 'start'])
 
   // Until the standby streams, a commit on the primary waits; check before creating anything.
@@ -172,25 +208,31 @@ export async function startPostgres(o: PostgresOptions, defer: (stop: () => Prom
   let replication = ''
   for (;;) {
     const r = await pool.query<{ application_name: string; state: string; sync_state: string; sync_priority: number }>(
-      'SELECT application_name, state, sync_state, sync_priority FROM pg_stat_replication')
+      'SELECT application_name, state, sync_state, sync_priority FROM pg_stat_replication',
+    )
     const row = r.rows.find((x) => x.application_name === STANDBY_NAME)
     if (row !== undefined && row.state === 'streaming' && row.sync_state === 'sync') {
       replication = `application_name=${row.application_name} state=${row.state} sync_state=${row.sync_state} sync_priority=${row.sync_priority}`
       break
     }
     if (Date.now() > deadline) {
-      throw new Error(`the standby did not become a synchronous standby within 60 s: ${JSON.stringify(r.rows)}\n` +
-        readFileSync(join(dir, 'standby.log'), 'utf8').slice(-4000))
+      throw new Error(
+        `the standby did not become a synchronous standby within 60 s: ${JSON.stringify(r.rows)}\n` +
+          readFileSync(join(dir, 'standby.log'), 'utf8').slice(-4000),
+      )
     }
     await new Promise((resolve) => setTimeout(resolve, 100))
   }
 
   await pool.query('CREATE TABLE docs (key text PRIMARY KEY, doc jsonb NOT NULL)')
   const version = (await pool.query<{ version: string }>('SELECT version()')).rows[0].version
-  const settings = (await pool.query<{ name: string; setting: string; unit: string | null }>(
-    `SELECT name, setting, unit FROM pg_settings WHERE name IN ('synchronous_commit', 'synchronous_standby_names', 'fsync',
+  const settings = (
+    await pool.query<{ name: string; setting: string; unit: string | null }>(
+      `SELECT name, setting, unit FROM pg_settings WHERE name IN ('synchronous_commit', 'synchronous_standby_names', 'fsync',
        'wal_sync_method', 'full_page_writes', 'wal_level', 'shared_buffers', 'max_connections', 'commit_delay', 'wal_buffers')
-     ORDER BY name`)).rows.map((s) => `${s.name}=${s.setting}${s.unit !== null ? ` (${s.unit})` : ''}`)
+     ORDER BY name`,
+    )
+  ).rows.map((s) => `${s.name}=${s.setting}${s.unit !== null ? ` (${s.unit})` : ''}`)
 
   // Open every connection now, not in the first slice's measured window.
   const clients = await Promise.all(Array.from({ length: o.concurrency }, () => pool.connect()))
@@ -208,7 +250,10 @@ export async function startPostgres(o: PostgresOptions, defer: (stop: () => Prom
     },
   }
   return {
-    target, version, replication, settings,
+    target,
+    version,
+    replication,
+    settings,
     pids: () => [postmasterPid(primary), postmasterPid(standby)].filter((x) => x !== undefined),
     stop,
   }

@@ -55,7 +55,12 @@ if (args.only !== undefined && args.only !== 'cortado' && args.only !== 'postgre
   console.error(`--only takes cortado or postgres, not ${args.only}`)
   process.exit(2)
 }
-for (const [name, v] of [['duration', durationMs], ['pairs', pairs], ['concurrency', concurrency], ['keys', keys]] as const) {
+for (const [name, v] of [
+  ['duration', durationMs],
+  ['pairs', pairs],
+  ['concurrency', concurrency],
+  ['keys', keys],
+] as const) {
   if (!(Number.isFinite(v) && v > 0)) {
     console.error(`--${name} must be a positive number`)
     process.exit(2)
@@ -103,7 +108,8 @@ function treeCpu(roots: number[]): Map<number, number> {
     }
   }
   const inTree = (pid: number): boolean => {
-    for (let p = pid, depth = 0; p > 1 && depth < 64; p = parent.get(p) ?? 0, depth++) if (roots.includes(p)) return true
+    for (let p = pid, depth = 0; p > 1 && depth < 64; p = parent.get(p) ?? 0, depth++)
+      if (roots.includes(p)) return true
     return false
   }
   const tree = new Map<number, number>()
@@ -142,7 +148,16 @@ interface Totals {
   wall: number
 }
 
-const emptyTotals = (): Totals => ({ ops: 0, seconds: 0, latencies: [], errors: 0, firstError: undefined, serverCpu: 0, clientCpu: 0, wall: 0 })
+const emptyTotals = (): Totals => ({
+  ops: 0,
+  seconds: 0,
+  latencies: [],
+  errors: 0,
+  firstError: undefined,
+  serverCpu: 0,
+  clientCpu: 0,
+  wall: 0,
+})
 
 interface Row {
   scenario: string
@@ -180,11 +195,22 @@ function printTable(): void {
   const lines = rows.map((r) => {
     const ratio = r.cortado / r.postgres
     const worse = r.better === 'up' ? ratio < 1 : r.better === 'down' ? ratio > 1 : false
-    const spread = r.pairs === undefined || r.pairs.length < 2 ? '' : `${Math.min(...r.pairs).toFixed(2)}-${Math.max(...r.pairs).toFixed(2)}, med ${median(r.pairs).toFixed(2)}`
-    return [r.scenario, r.metric, fmt(r.cortado), fmt(r.postgres), Number.isFinite(ratio) ? `${ratio.toFixed(2)}x${worse ? ' <' : '  '}` : '-', spread]
+    const spread =
+      r.pairs === undefined || r.pairs.length < 2
+        ? ''
+        : `${Math.min(...r.pairs).toFixed(2)}-${Math.max(...r.pairs).toFixed(2)}, med ${median(r.pairs).toFixed(2)}`
+    return [
+      r.scenario,
+      r.metric,
+      fmt(r.cortado),
+      fmt(r.postgres),
+      Number.isFinite(ratio) ? `${ratio.toFixed(2)}x${worse ? ' <' : '  '}` : '-',
+      spread,
+    ]
   })
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i].length)))
-  const render = (cells: string[]) => cells.map((c, i) => (i < 2 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ')
+  const render = (cells: string[]) =>
+    cells.map((c, i) => (i < 2 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ')
   let previous = ''
   console.log('')
   console.log(render(header))
@@ -195,8 +221,12 @@ function printTable(): void {
     console.log(render(shown))
   }
   console.log('')
-  console.log('ops/s: higher is better; latency rows (ms, call to completion in the client): lower is better. "<" marks')
-  console.log('Cortado worse than PostgreSQL. "pairs": min-max and median of the per-pair cortado/postgres ops/s ratios.')
+  console.log(
+    'ops/s: higher is better; latency rows (ms, call to completion in the client): lower is better. "<" marks',
+  )
+  console.log(
+    'Cortado worse than PostgreSQL. "pairs": min-max and median of the per-pair cortado/postgres ops/s ratios.',
+  )
   console.log('Server CPU % is every process of the database (PostgreSQL: primary, standby and their backends;')
   console.log('Cortado: `cortado start` and its children), user+sys, 100% = one core, over each slice including its')
   console.log('warm-up; load gen CPU % is this process.')
@@ -209,7 +239,17 @@ async function slice(side: Side, t: Totals, kind: 'write' | 'read', workers: num
   const cpu0 = treeCpu(pids)
   const client0 = process.cpuUsage()
   const t0 = performance.now()
-  const r = await runPhase({ target: side.target, kind, concurrency: workers, keys, written: side.written, warmupMs, durationMs: sliceMs, seed, signal: interrupted.signal })
+  const r = await runPhase({
+    target: side.target,
+    kind,
+    concurrency: workers,
+    keys,
+    written: side.written,
+    warmupMs,
+    durationMs: sliceMs,
+    seed,
+    signal: interrupted.signal,
+  })
   t.wall += (performance.now() - t0) / 1000
   const client = process.cpuUsage(client0)
   t.serverCpu += cpuBetween(cpu0, treeCpu(pids))
@@ -222,7 +262,13 @@ async function slice(side: Side, t: Totals, kind: 'write' | 'read', workers: num
   return r.opsPerSec
 }
 
-async function scenario(label: string, sides: Side[], kind: 'write' | 'read', workers: number, seedBase: number): Promise<void> {
+async function scenario(
+  label: string,
+  sides: Side[],
+  kind: 'write' | 'read',
+  workers: number,
+  seedBase: number,
+): Promise<void> {
   process.stdout.write(`${label} `)
   const totals = new Map(sides.map((s) => [s.name, emptyTotals()]))
   const ratios: number[] = []
@@ -230,7 +276,9 @@ async function scenario(label: string, sides: Side[], kind: 'write' | 'read', wo
     // AB, BA, AB, ...: drift over the run hits both sides alike.
     const order = i % 2 === 0 ? sides : [...sides].reverse()
     const rate = new Map<string, number>()
-    for (const s of order) if (!interrupted.signal.aborted) rate.set(s.name, await slice(s, totals.get(s.name)!, kind, workers, seedBase + i))
+    for (const s of order)
+      if (!interrupted.signal.aborted)
+        rate.set(s.name, await slice(s, totals.get(s.name)!, kind, workers, seedBase + i))
     if (sides.length === 2) ratios.push(rate.get('cortado')! / rate.get('postgres')!)
     process.stdout.write('.')
   }
@@ -241,10 +289,22 @@ async function scenario(label: string, sides: Side[], kind: 'write' | 'read', wo
   }
   const lat = (name: string) => summarize(totals.get(name as Side['name'])?.latencies ?? [])
   const row = (metric: string, better: Row['better'], f: (t: Totals) => number, withPairs = false) => {
-    rows.push({ scenario: label, metric, cortado: get('cortado', f), postgres: get('postgres', f), better, ...(withPairs ? { pairs: ratios } : {}) })
+    rows.push({
+      scenario: label,
+      metric,
+      cortado: get('cortado', f),
+      postgres: get('postgres', f),
+      better,
+      ...(withPairs ? { pairs: ratios } : {}),
+    })
   }
   row('ops/s', 'up', (t) => t.ops / t.seconds, true)
-  for (const [metric, q] of [['p50 ms', 'p50'], ['p99 ms', 'p99'], ['p99.9 ms', 'p999'], ['max ms', 'max']] as const) {
+  for (const [metric, q] of [
+    ['p50 ms', 'p50'],
+    ['p99 ms', 'p99'],
+    ['p99.9 ms', 'p999'],
+    ['max ms', 'max'],
+  ] as const) {
     rows.push({ scenario: label, metric, cortado: lat('cortado')[q], postgres: lat('postgres')[q], better: 'down' })
   }
   row('errors', 'info', (t) => t.errors)
@@ -264,8 +324,12 @@ async function main(): Promise<void> {
   const defer = (stop: () => Promise<void>) => {
     cleanups.push(stop)
   }
-  const stopAll = () => Promise.all(cleanups.map((stop) => stop().catch((e: unknown) => console.error(`cleanup: ${String(e)}`))))
-  for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+  const stopAll = () =>
+    Promise.all(cleanups.map((stop) => stop().catch((e: unknown) => console.error(`cleanup: ${String(e)}`))))
+  for (const [signal, code] of [
+    ['SIGINT', 130],
+    ['SIGTERM', 143],
+  ] as const) {
     process.once(signal, () => {
       console.error(`\n${signal}: stopping the databases and removing their data...`)
       interrupted.abort()
@@ -282,15 +346,23 @@ async function main(): Promise<void> {
       if (!wantCortado) throw new Error('PostgreSQL 15 is not installed (see above)')
       console.log('Measuring Cortado alone.')
     }
-    const [httpPort, brokerPort, metricsPort, primaryPort, standbyPort] = await Promise.all(Array.from({ length: 5 }, () => freePort()))
+    const [httpPort, brokerPort, metricsPort, primaryPort, standbyPort] = await Promise.all(
+      Array.from({ length: 5 }, () => freePort()),
+    )
     const [cortado, postgres] = await Promise.allSettled([
-      wantCortado ? startCortado({ parentDir: args.dir, httpPort, brokerPort, metricsPort, concurrency }, defer) : Promise.resolve(undefined),
-      havePostgres ? startPostgres({ parentDir: args.dir, primaryPort, standbyPort, concurrency }, defer) : Promise.resolve(undefined),
+      wantCortado
+        ? startCortado({ parentDir: args.dir, httpPort, brokerPort, metricsPort, concurrency }, defer)
+        : Promise.resolve(undefined),
+      havePostgres
+        ? startPostgres({ parentDir: args.dir, primaryPort, standbyPort, concurrency }, defer)
+        : Promise.resolve(undefined),
     ])
 
-    console.log(`load: ${concurrency} workers (and 1 for the latency scenario), ${keys} keys, documents of ${docBytes()} bytes of JSON; ` +
-      `${pairs} AB/BA pair${pairs === 1 ? '' : 's'} of ${fmt(sliceMs / 1000)} s slices (+${warmupMs / 1000} s warm-up each) per scenario; ` +
-      `${availableParallelism()} CPUs; data under ${args.dir}`)
+    console.log(
+      `load: ${concurrency} workers (and 1 for the latency scenario), ${keys} keys, documents of ${docBytes()} bytes of JSON; ` +
+        `${pairs} AB/BA pair${pairs === 1 ? '' : 's'} of ${fmt(sliceMs / 1000)} s slices (+${warmupMs / 1000} s warm-up each) per scenario; ` +
+        `${availableParallelism()} CPUs; data under ${args.dir}`,
+    )
     if (cortado.status === 'fulfilled' && cortado.value !== undefined) {
       const c = cortado.value
       sides.push({ name: 'cortado', target: c.target, pids: () => c.pids(), written: new WrittenKeys(keys) })
@@ -304,11 +376,15 @@ async function main(): Promise<void> {
       const p = postgres.value
       sides.push({ name: 'postgres', target: p.target, pids: () => p.pids(), written: new WrittenKeys(keys) })
       console.log(`postgres: ${p.version}`)
-      console.log(`postgres: primary ${HOST}:${primaryPort}, standby ${HOST}:${standbyPort}; pg_stat_replication: ${p.replication}`)
+      console.log(
+        `postgres: primary ${HOST}:${primaryPort}, standby ${HOST}:${standbyPort}; pg_stat_replication: ${p.replication}`,
+      )
       console.log(`postgres settings: ${p.settings.join(', ')}`)
-      console.log('postgres: write = INSERT INTO docs (key, doc) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET doc = excluded.doc; ' +
-        'read = SELECT doc FROM docs WHERE key = $1 (primary); docs(key text primary key, doc jsonb not null); ' +
-        `pg driver, pool of ${concurrency}`)
+      console.log(
+        'postgres: write = INSERT INTO docs (key, doc) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET doc = excluded.doc; ' +
+          'read = SELECT doc FROM docs WHERE key = $1 (primary); docs(key text primary key, doc jsonb not null); ' +
+          `pg driver, pool of ${concurrency}`,
+      )
     } else if (postgres.status === 'rejected') {
       throw postgres.reason
     }
@@ -323,8 +399,12 @@ async function main(): Promise<void> {
     printTable()
     console.log(`total ${fmt((performance.now() - startedAt) / 1000)} s`)
     if (cortado.status === 'fulfilled' && cortado.value !== undefined) {
-      const warnings = cortado.value.stderr().split('\n').filter((l) => /"level":"(warn|error)"/.test(l))
-      if (warnings.length > 0) console.log(`cortado logged ${warnings.length} warnings/errors, first: ${warnings[0].slice(0, 300)}`)
+      const warnings = cortado.value
+        .stderr()
+        .split('\n')
+        .filter((l) => /"level":"(warn|error)"/.test(l))
+      if (warnings.length > 0)
+        console.log(`cortado logged ${warnings.length} warnings/errors, first: ${warnings[0].slice(0, 300)}`)
     }
   } finally {
     await stopAll()

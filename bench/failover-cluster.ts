@@ -14,7 +14,13 @@ const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
 export const MAIN = join(ROOT, 'src', 'cli', 'main.ts')
 
 /** Log messages kept with their time (everything else only counted or kept in the tail). */
-const KEPT_MESSAGES = new Set(['failover: new master', 'promoting to master', 'master: taking writes', 'mastership released', 'active controller'])
+const KEPT_MESSAGES = new Set([
+  'failover: new master',
+  'promoting to master',
+  'master: taking writes',
+  'mastership released',
+  'active controller',
+])
 
 export interface LogEvent {
   /** ms since the epoch, from the line's `time`. */
@@ -51,8 +57,17 @@ process.once('exit', () => {
   for (const c of children) if (running(c)) c.kill('SIGKILL')
 })
 
-function spawnService(name: string, args: string[], ready: RegExp, logLevel: string, timeoutMs = 60_000): Promise<Service> {
-  const proc = spawn(process.execPath, [MAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CORTADO_LOG_LEVEL: logLevel } })
+function spawnService(
+  name: string,
+  args: string[],
+  ready: RegExp,
+  logLevel: string,
+  timeoutMs = 60_000,
+): Promise<Service> {
+  const proc = spawn(process.execPath, [MAIN, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, CORTADO_LOG_LEVEL: logLevel },
+  })
   children.add(proc)
   const events: LogEvent[] = []
   const warnings: string[] = []
@@ -73,7 +88,8 @@ function spawnService(name: string, args: string[], ready: RegExp, logLevel: str
       warningCount++
       if (warnings.length < 50) warnings.push(line)
     }
-    if (typeof msg === 'string' && KEPT_MESSAGES.has(msg) && typeof time === 'string') events.push({ time: Date.parse(time), msg, fields })
+    if (typeof msg === 'string' && KEPT_MESSAGES.has(msg) && typeof time === 'string')
+      events.push({ time: Date.parse(time), msg, fields })
   })
   const exited = new Promise<void>((resolve) =>
     proc.once('exit', () => {
@@ -114,7 +130,11 @@ function spawnService(name: string, args: string[], ready: RegExp, logLevel: str
     })
     void exited.then(() => {
       clearTimeout(timer)
-      reject(new Error(`${name} exited (code ${proc.exitCode}, signal ${proc.signalCode}) before it was ready:\n${tail.join('\n')}`))
+      reject(
+        new Error(
+          `${name} exited (code ${proc.exitCode}, signal ${proc.signalCode}) before it was ready:\n${tail.join('\n')}`,
+        ),
+      )
     })
   })
 }
@@ -150,7 +170,10 @@ export interface Cluster {
  * (the router creates the metadata topic the others follow). `onCleanup` gets the cleanup as soon
  * as there is something to clean up, so a failure half-way leaves nothing behind.
  */
-export async function startCluster(o: ClusterOptions, onCleanup: (stop: () => Promise<void>) => void): Promise<Cluster> {
+export async function startCluster(
+  o: ClusterOptions,
+  onCleanup: (stop: () => Promise<void>) => void,
+): Promise<Cluster> {
   const dir = mkdtempSync(join(o.parentDir, 'cortado-bench-failover-'))
   const started: Service[] = []
   const nodes = new Map<string, Service>()
@@ -171,14 +194,37 @@ export async function startCluster(o: ClusterOptions, onCleanup: (stop: () => Pr
     return s
   }
 
-  const broker = track(await spawnService('broker', ['broker', '--port', '0', '--data-dir', join(dir, 'broker')], /ready on ([^\s(]+)/, 'warn'))
+  const broker = track(
+    await spawnService(
+      'broker',
+      ['broker', '--port', '0', '--data-dir', join(dir, 'broker')],
+      /ready on ([^\s(]+)/,
+      'warn',
+    ),
+  )
   const bootstrap = broker.address
-  const router = track(await spawnService('router', ['router', '--bootstrap', bootstrap, '--http-port', '0', '--retry-ms', String(o.routerRetryMs)], /^cortado router ready http=(\S+)/, 'warn'))
+  const router = track(
+    await spawnService(
+      'router',
+      ['router', '--bootstrap', bootstrap, '--http-port', '0', '--retry-ms', String(o.routerRetryMs)],
+      /^cortado router ready http=(\S+)/,
+      'warn',
+    ),
+  )
   const controllerArgs = ['controller', '--id', 'c1', '--bootstrap', bootstrap]
   if (o.nodeSessionMs !== undefined) controllerArgs.push('--node-session-ms', String(o.nodeSessionMs))
-  const controller = track(await spawnService('controller c1', controllerArgs, /^cortado controller ready id=(\S+)/, 'info'))
+  const controller = track(
+    await spawnService('controller c1', controllerArgs, /^cortado controller ready id=(\S+)/, 'info'),
+  )
   const startNode = async (id: string) => {
-    const node = track(await spawnService(`node ${id}`, ['node', '--id', id, '--data-dir', join(dir, 'nodes', id), '--bootstrap', bootstrap], /^cortado node ready id=\S+ url=(\S+)/, 'info'))
+    const node = track(
+      await spawnService(
+        `node ${id}`,
+        ['node', '--id', id, '--data-dir', join(dir, 'nodes', id), '--bootstrap', bootstrap],
+        /^cortado node ready id=\S+ url=(\S+)/,
+        'info',
+      ),
+    )
     nodes.set(id, node)
     return node
   }

@@ -77,7 +77,13 @@ const lagMs = Number(args['lag-seconds'] ?? (quick ? 2 : 10)) * 1000
 const warmupMs = quick ? 1000 : 3000
 /** Steady load between a node's catch-up and the next kill. */
 const settleMs = quick ? 500 : 1500
-for (const [name, v] of [['kills', kills], ['writers', writers], ['node-session-ms', nodeSessionMs ?? 1], ['retry-ms', retryMs], ['lag-seconds', lagMs]] as const) {
+for (const [name, v] of [
+  ['kills', kills],
+  ['writers', writers],
+  ['node-session-ms', nodeSessionMs ?? 1],
+  ['retry-ms', retryMs],
+  ['lag-seconds', lagMs],
+] as const) {
   if (!(Number.isInteger(v) && v > 0)) {
     console.error(`--${name} must be a positive integer`)
     process.exit(2)
@@ -100,7 +106,11 @@ interface Answer {
 
 async function request(pool: Pool, method: 'GET' | 'PUT', path: string, body?: unknown): Promise<Answer> {
   try {
-    const res = await pool.request({ path, method, ...(body === undefined ? {} : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }) })
+    const res = await pool.request({
+      path,
+      method,
+      ...(body === undefined ? {} : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }),
+    })
     const text = await res.body.text()
     let code = ''
     if (res.statusCode >= 300) {
@@ -143,7 +153,8 @@ async function partitionsView(admin: Pool): Promise<PartitionView[]> {
   return d.partitions
 }
 
-const compare = (a: { generation: number; scn: number }, b: { generation: number; scn: number }) => a.generation - b.generation || a.scn - b.scn
+const compare = (a: { generation: number; scn: number }, b: { generation: number; scn: number }) =>
+  a.generation - b.generation || a.scn - b.scn
 
 /** Keys of each partition, as the server places them. */
 function keysByPartition(prefix: string, perPartition: number): string[][] {
@@ -194,7 +205,8 @@ function startLoad(pool: Pool, count: number): Load {
 }
 
 const okBetween = (load: Load, from: number, to: number) => load.okAt.filter((t) => t >= from && t <= to).length
-const failuresBetween = (load: Load, from: number, to: number) => load.failures.filter((f) => f.at >= from && f.at <= to)
+const failuresBetween = (load: Load, from: number, to: number) =>
+  load.failures.filter((f) => f.at >= from && f.at <= to)
 
 function describeFailures(failures: { status: number; code: string }[]): string {
   const byKind = new Map<string, number>()
@@ -202,29 +214,40 @@ function describeFailures(failures: { status: number; code: string }[]): string 
     const kind = `${f.status === 0 ? 'no answer' : f.status} ${f.code}`.trim()
     byKind.set(kind, (byKind.get(kind) ?? 0) + 1)
   }
-  return [...byKind].sort((a, b) => b[1] - a[1]).map(([k, n]) => `${n}× ${k}`).join(', ')
+  return [...byKind]
+    .sort((a, b) => b[1] - a[1])
+    .map(([k, n]) => `${n}× ${k}`)
+    .join(', ')
 }
 
 // ---------------------------------------------------------------- phases
 
 async function createDatabase(admin: Pool, probes: Pool, probeKeys: string[][]): Promise<void> {
-  const spec = { partitions: PARTITIONS, replicas: REPLICAS, tables: { [TABLE]: { key: ['id'], schema: DOC_SCHEMA, indexes: [] } } }
+  const spec = {
+    partitions: PARTITIONS,
+    replicas: REPLICAS,
+    tables: { [TABLE]: { key: ['id'], schema: DOC_SCHEMA, indexes: [] } },
+  }
   const deadline = Date.now() + 60_000
   for (;;) {
     const res = await request(admin, 'PUT', `/_admin/databases/${DB}`, spec)
     if (res.status >= 200 && res.status <= 299) break
-    if (Date.now() > deadline || (res.status !== 503 && res.status !== 0)) throw new Error(`PUT /_admin/databases/${DB}: HTTP ${res.status} ${res.text.slice(0, 500)}`)
+    if (Date.now() > deadline || (res.status !== 503 && res.status !== 0))
+      throw new Error(`PUT /_admin/databases/${DB}: HTTP ${res.status} ${res.text.slice(0, 500)}`)
     await sleep(200)
   }
   // Every partition takes writes before the clock starts.
-  await Promise.all(probeKeys.map(async (keys, p) => {
-    for (;;) {
-      const res = await request(probes, 'PUT', docPath(keys[0]), makeDoc(keys[0], 0))
-      if (res.status === 200) return
-      if (Date.now() > deadline) throw new Error(`partition ${p} takes no writes: HTTP ${res.status} ${res.text.slice(0, 300)}`)
-      await sleep(100)
-    }
-  }))
+  await Promise.all(
+    probeKeys.map(async (keys, p) => {
+      for (;;) {
+        const res = await request(probes, 'PUT', docPath(keys[0]), makeDoc(keys[0], 0))
+        if (res.status === 200) return
+        if (Date.now() > deadline)
+          throw new Error(`partition ${p} takes no writes: HTTP ${res.status} ${res.text.slice(0, 300)}`)
+        await sleep(100)
+      }
+    }),
+  )
 }
 
 interface LagResult {
@@ -248,7 +271,13 @@ async function sampleLag(admin: Pool, durationMs: number): Promise<LagResult> {
       const master = p.replicas.find((r) => r.node === p.master && r.role === 'master')?.applied
       for (const r of p.replicas) {
         if (r.node === p.master) continue
-        if (master === undefined || master === null || r.applied === null || r.role === 'offline' || r.applied.generation !== master.generation) {
+        if (
+          master === undefined ||
+          master === null ||
+          r.applied === null ||
+          r.role === 'offline' ||
+          r.applied.generation !== master.generation
+        ) {
           result.skipped++
           continue
         }
@@ -274,14 +303,20 @@ async function waitCaughtUp(admin: Pool): Promise<boolean> {
       const master = p.replicas.find((r) => r.node === p.master && r.role === 'master')?.applied ?? null
       targets[p.partition] ??= master
       const target = targets[p.partition]
-      const late = p.replicas.filter((r) => target === null || r.role === 'offline' || r.applied === null || compare(r.applied, target) < 0)
-      if (late.length > 0) behind.push(`p${p.partition}: ${late.map((r) => `${r.node} ${r.role} ${r.applied === null ? '-' : `${r.applied.generation}.${r.applied.scn}`}`).join(', ')} < ${target === null ? '?' : `${target.generation}.${target.scn}`}`)
+      const late = p.replicas.filter(
+        (r) => target === null || r.role === 'offline' || r.applied === null || compare(r.applied, target) < 0,
+      )
+      if (late.length > 0)
+        behind.push(
+          `p${p.partition}: ${late.map((r) => `${r.node} ${r.role} ${r.applied === null ? '-' : `${r.applied.generation}.${r.applied.scn}`}`).join(', ')} < ${target === null ? '?' : `${target.generation}.${target.scn}`}`,
+        )
     }
     if (behind.length === 0) return true
     last = behind.join('; ')
     await sleep(100)
   }
-  if (!interrupted.signal.aborted) problems.push(`replicas not caught up within ${CATCH_UP_TIMEOUT_MS / 1000} s: ${last}`)
+  if (!interrupted.signal.aborted)
+    problems.push(`replicas not caught up within ${CATCH_UP_TIMEOUT_MS / 1000} s: ${last}`)
   return false
 }
 
@@ -296,16 +331,25 @@ async function waitSettled(admin: Pool): Promise<PartitionView[] | undefined> {
   let since = Date.now()
   while (Date.now() < deadline && !interrupted.signal.aborted) {
     const partitions = await partitionsView(admin)
-    const now = partitions.map((p) => `${p.partition}:${p.generation}:${p.master}:${p.replicas.map((r) => r.node).join('+')}:${p.replicas.find((r) => r.node === p.master)?.role}`).join(' ')
+    const now = partitions
+      .map(
+        (p) =>
+          `${p.partition}:${p.generation}:${p.master}:${p.replicas.map((r) => r.node).join('+')}:${p.replicas.find((r) => r.node === p.master)?.role}`,
+      )
+      .join(' ')
     if (now !== signature) {
       signature = now
       since = Date.now()
-    } else if (Date.now() - since >= STABLE_MS && partitions.every((p) => p.replicas.find((r) => r.node === p.master)?.role === 'master')) {
+    } else if (
+      Date.now() - since >= STABLE_MS &&
+      partitions.every((p) => p.replicas.find((r) => r.node === p.master)?.role === 'master')
+    ) {
       return partitions
     }
     await sleep(200)
   }
-  if (!interrupted.signal.aborted) problems.push(`placement not settled within ${SETTLE_TIMEOUT_MS / 1000} s: ${signature}`)
+  if (!interrupted.signal.aborted)
+    problems.push(`placement not settled within ${SETTLE_TIMEOUT_MS / 1000} s: ${signature}`)
   return undefined
 }
 
@@ -342,28 +386,48 @@ interface KillResult {
 /** The first write answered 200 on `partition`, sent after `killedAt`: ms from the kill, NaN if none in time. */
 async function probe(pool: Pool, keys: string[], killedAt: number): Promise<number> {
   let first = NaN
-  await Promise.all(Array.from({ length: PROBES_PER_PARTITION }, async (_, j) => {
-    await sleep(j * PROBE_STAGGER_MS)
-    for (let i = j; Number.isNaN(first) && Date.now() - killedAt < PROBE_TIMEOUT_MS && !interrupted.signal.aborted; i += PROBES_PER_PARTITION) {
-      const key = keys[i % keys.length]
-      const sentAt = Date.now()
-      const res = await request(pool, 'PUT', docPath(key), makeDoc(key, i))
-      if (res.status === 200 && sentAt >= killedAt) {
-        if (Number.isNaN(first)) first = Date.now() - killedAt
-      } else if (res.status !== 503) {
-        await sleep(10)
+  await Promise.all(
+    Array.from({ length: PROBES_PER_PARTITION }, async (_, j) => {
+      await sleep(j * PROBE_STAGGER_MS)
+      for (
+        let i = j;
+        Number.isNaN(first) && Date.now() - killedAt < PROBE_TIMEOUT_MS && !interrupted.signal.aborted;
+        i += PROBES_PER_PARTITION
+      ) {
+        const key = keys[i % keys.length]
+        const sentAt = Date.now()
+        const res = await request(pool, 'PUT', docPath(key), makeDoc(key, i))
+        if (res.status === 200 && sentAt >= killedAt) {
+          if (Number.isNaN(first)) first = Date.now() - killedAt
+        } else if (res.status !== 503) {
+          await sleep(10)
+        }
       }
-    }
-  }))
+    }),
+  )
   return first
 }
 
-function eventTime(events: LogEvent[], msg: string, match: Record<string, unknown>, after: number): { time: number; event: LogEvent } | undefined {
-  const e = events.find((x) => x.msg === msg && x.time >= after - 5 && Object.entries(match).every(([k, v]) => x.fields[k] === v))
+function eventTime(
+  events: LogEvent[],
+  msg: string,
+  match: Record<string, unknown>,
+  after: number,
+): { time: number; event: LogEvent } | undefined {
+  const e = events.find(
+    (x) => x.msg === msg && x.time >= after - 5 && Object.entries(match).every(([k, v]) => x.fields[k] === v),
+  )
   return e === undefined ? undefined : { time: e.time, event: e }
 }
 
-async function killOnce(cluster: Cluster, admin: Pool, probes: Pool, load: Load, probeKeys: string[][], round: number): Promise<KillResult | undefined> {
+async function killOnce(
+  cluster: Cluster,
+  admin: Pool,
+  probes: Pool,
+  load: Load,
+  probeKeys: string[][],
+  round: number,
+): Promise<KillResult | undefined> {
   const before = await partitionsView(admin)
   const order = Array.from({ length: NODES }, (_, i) => `n${((round + i) % NODES) + 1}`)
   const victim = order.find((id) => before.some((p) => p.master === id))
@@ -377,7 +441,11 @@ async function killOnce(cluster: Cluster, admin: Pool, probes: Pool, load: Load,
   const dead = service.kill()
   const firsts = await Promise.all(mastered.map((p) => probe(probes, probeKeys[p.partition], killedAt)))
   await dead
-  for (const [i, f] of firsts.entries()) if (Number.isNaN(f) && !interrupted.signal.aborted) problems.push(`kill ${round + 1} (${victim}): partition ${mastered[i].partition} took no write within ${PROBE_TIMEOUT_MS / 1000} s`)
+  for (const [i, f] of firsts.entries())
+    if (Number.isNaN(f) && !interrupted.signal.aborted)
+      problems.push(
+        `kill ${round + 1} (${victim}): partition ${mastered[i].partition} took no write within ${PROBE_TIMEOUT_MS / 1000} s`,
+      )
   const restartAt = Date.now()
   await cluster.startNode(victim)
   const restartMs = Date.now() - restartAt
@@ -387,10 +455,23 @@ async function killOnce(cluster: Cluster, admin: Pool, probes: Pool, load: Load,
   const endAt = Date.now()
   const failedOver = new Set(mastered.map((p) => p.partition))
   const generationBefore = new Map(before.map((p) => [p.partition, p.generation]))
-  const laterMoves = settled === undefined ? NaN : settled.reduce((n, p) => n + p.generation - (generationBefore.get(p.partition) ?? p.generation) - (failedOver.has(p.partition) ? 1 : 0), 0)
+  const laterMoves =
+    settled === undefined
+      ? NaN
+      : settled.reduce(
+          (n, p) =>
+            n +
+            p.generation -
+            (generationBefore.get(p.partition) ?? p.generation) -
+            (failedOver.has(p.partition) ? 1 : 0),
+          0,
+        )
 
   // The steps in between, from the logs (same clock: every process runs on this machine).
-  const nodeEvents = cluster.services().filter((s) => s.name.startsWith('node ')).flatMap((s) => s.events)
+  const nodeEvents = cluster
+    .services()
+    .filter((s) => s.name.startsWith('node '))
+    .flatMap((s) => s.events)
   const partitions = mastered.map((p, i): PartitionFailover => {
     const generation = p.generation + 1
     const match = { db: DB, partition: p.partition, generation }
@@ -439,7 +520,8 @@ function median(values: number[]): number {
   return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2
 }
 
-const maxOf = (values: number[]) => (values.length === 0 || values.some((v) => Number.isNaN(v)) ? NaN : Math.max(...values))
+const maxOf = (values: number[]) =>
+  values.length === 0 || values.some((v) => Number.isNaN(v)) ? NaN : Math.max(...values)
 
 interface Row {
   metric: string
@@ -449,7 +531,10 @@ interface Row {
 
 function printTable(rows: Row[]): void {
   const header = { metric: 'metric', value: 'value', notes: 'notes' }
-  const w = [Math.max(...[header, ...rows].map((r) => r.metric.length)), Math.max(...[header, ...rows].map((r) => r.value.length))]
+  const w = [
+    Math.max(...[header, ...rows].map((r) => r.metric.length)),
+    Math.max(...[header, ...rows].map((r) => r.value.length)),
+  ]
   const render = (r: Row) => `${r.metric.padEnd(w[0])}  ${r.value.padStart(w[1])}  ${r.notes}`.trimEnd()
   console.log('')
   console.log(render(header))
@@ -462,8 +547,12 @@ function printTable(rows: Row[]): void {
 async function main(): Promise<void> {
   const startedAt = performance.now()
   const cleanups: (() => Promise<void>)[] = []
-  const stopAll = () => Promise.all(cleanups.map((stop) => stop().catch((e: unknown) => console.error(`cleanup: ${String(e)}`))))
-  for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+  const stopAll = () =>
+    Promise.all(cleanups.map((stop) => stop().catch((e: unknown) => console.error(`cleanup: ${String(e)}`))))
+  for (const [signal, code] of [
+    ['SIGINT', 130],
+    ['SIGTERM', 143],
+  ] as const) {
     process.once(signal, () => {
       console.error(`\n${signal}: stopping the cluster and removing its data...`)
       interrupted.abort()
@@ -473,15 +562,30 @@ async function main(): Promise<void> {
   }
 
   try {
-    const cluster = await startCluster({ parentDir: args.dir, nodes: NODES, nodeSessionMs, routerRetryMs: retryMs }, (stop) => cleanups.push(stop))
-    const pools = { load: new Pool(cluster.url, { connections: writers, pipelining: 1, keepAliveTimeout: 60_000 }), probes: new Pool(cluster.url, { connections: PARTITIONS * PROBES_PER_PARTITION, pipelining: 1, keepAliveTimeout: 60_000 }), admin: new Pool(cluster.url, { connections: 2, pipelining: 1, keepAliveTimeout: 60_000 }) }
+    const cluster = await startCluster(
+      { parentDir: args.dir, nodes: NODES, nodeSessionMs, routerRetryMs: retryMs },
+      (stop) => cleanups.push(stop),
+    )
+    const pools = {
+      load: new Pool(cluster.url, { connections: writers, pipelining: 1, keepAliveTimeout: 60_000 }),
+      probes: new Pool(cluster.url, {
+        connections: PARTITIONS * PROBES_PER_PARTITION,
+        pipelining: 1,
+        keepAliveTimeout: 60_000,
+      }),
+      admin: new Pool(cluster.url, { connections: 2, pipelining: 1, keepAliveTimeout: 60_000 }),
+    }
     cleanups.unshift(async () => {
       await Promise.all(Object.values(pools).map((p) => p.destroy()))
     })
     const probeKeys = keysByPartition('probe', 16)
     await createDatabase(pools.admin, pools.probes, probeKeys)
-    console.log(`cluster: broker, router (--retry-ms ${retryMs}), controller (--node-session-ms ${nodeSessionMs ?? 'default, 1500'}), ${NODES} storage nodes, each its own process; data under ${cluster.dir}`)
-    console.log(`database: ${PARTITIONS} partitions × ${REPLICAS} replicas; load: ${writers} writers upserting ${docBytes()}-byte documents under ${KEYS.toLocaleString('en-US')} random keys; ${availableParallelism()} CPUs`)
+    console.log(
+      `cluster: broker, router (--retry-ms ${retryMs}), controller (--node-session-ms ${nodeSessionMs ?? 'default, 1500'}), ${NODES} storage nodes, each its own process; data under ${cluster.dir}`,
+    )
+    console.log(
+      `database: ${PARTITIONS} partitions × ${REPLICAS} replicas; load: ${writers} writers upserting ${docBytes()}-byte documents under ${KEYS.toLocaleString('en-US')} random keys; ${availableParallelism()} CPUs`,
+    )
 
     const load = startLoad(pools.load, writers)
     await sleep(warmupMs)
@@ -499,7 +603,9 @@ async function main(): Promise<void> {
       if (r === undefined) break
       results.push(r)
       const steps = r.partitions.map((p) => `p${p.partition}→${p.newMaster} ${fmt(p.firstWrite)}`).join(', ')
-      console.log(`kill ${k + 1}: ${r.victim} SIGKILLed, writes accepted again after ${fmt(r.failoverMs)} ms (${steps}); restarted and caught up in ${fmt(r.caughtUpMs)} ms`)
+      console.log(
+        `kill ${k + 1}: ${r.victim} SIGKILLed, writes accepted again after ${fmt(r.failoverMs)} ms (${steps}); restarted and caught up in ${fmt(r.caughtUpMs)} ms`,
+      )
       if (k + 1 < kills) await sleep(settleMs)
     }
     const faultEnd = Date.now()
@@ -511,7 +617,11 @@ async function main(): Promise<void> {
     const failovers = results.map((r) => r.failoverMs)
     const worst = maxOf(failovers)
     const allPartitions = results.flatMap((r) => r.partitions)
-    rows.push({ metric: 'failover median (ms)', value: fmt(median(failovers)), notes: `kill → writes accepted again on every partition the dead node mastered; ${results.length} kill${results.length === 1 ? '' : 's'}` })
+    rows.push({
+      metric: 'failover median (ms)',
+      value: fmt(median(failovers)),
+      notes: `kill → writes accepted again on every partition the dead node mastered; ${results.length} kill${results.length === 1 ? '' : 's'}`,
+    })
     rows.push({ metric: 'failover worst (ms)', value: fmt(worst), notes: '' })
     for (const [i, r] of results.entries()) {
       const step = (f: (p: PartitionFailover) => number) => fmt(maxOf(r.partitions.map(f)))
@@ -521,50 +631,121 @@ async function main(): Promise<void> {
         notes: `${r.partitions.length} partition${r.partitions.length === 1 ? '' : 's'} (${r.partitions.map((p) => `p${p.partition}→${p.newMaster}`).join(' ')}); decided +${step((p) => p.decided)}, promoting +${step((p) => p.promoting)}, taking writes +${step((p) => p.takingWrites)}, first write +${step((p) => p.firstWrite)}`,
       })
     }
-    rows.push({ metric: 'failover steps, median (ms)', value: fmt(median(allPartitions.map((p) => p.firstWrite))), notes: `per partition: controller decided +${fmt(median(allPartitions.map((p) => p.decided)))}, new master promoting +${fmt(median(allPartitions.map((p) => p.promoting)))}, taking writes +${fmt(median(allPartitions.map((p) => p.takingWrites)))}, first write +${fmt(median(allPartitions.map((p) => p.firstWrite)))}` })
+    rows.push({
+      metric: 'failover steps, median (ms)',
+      value: fmt(median(allPartitions.map((p) => p.firstWrite))),
+      notes: `per partition: controller decided +${fmt(median(allPartitions.map((p) => p.decided)))}, new master promoting +${fmt(median(allPartitions.map((p) => p.promoting)))}, taking writes +${fmt(median(allPartitions.map((p) => p.takingWrites)))}, first write +${fmt(median(allPartitions.map((p) => p.firstWrite)))}`,
+    })
     const within = failovers.filter((f) => f <= AIM_MS).length
-    rows.push({ metric: `2 s aim met`, value: results.length > 0 && within === results.length ? 'yes' : 'no', notes: `${within} of ${results.length} kills had writes accepted again within ${fmt(AIM_MS)} ms (worst ${fmt(worst)} ms)` })
+    rows.push({
+      metric: `2 s aim met`,
+      value: results.length > 0 && within === results.length ? 'yes' : 'no',
+      notes: `${within} of ${results.length} kills had writes accepted again within ${fmt(AIM_MS)} ms (worst ${fmt(worst)} ms)`,
+    })
 
     const lagSeconds = (lagEnd - lagStart) / 1000
     const steady = load.okLatency.filter((_, i) => load.okAt[i] >= lagStart && load.okAt[i] <= lagEnd)
     const steadyRate = okBetween(load, lagStart, lagEnd) / lagSeconds
     const lat = summarize(steady)
-    rows.push({ metric: 'writes/s, no faults', value: fmt(steadyRate), notes: `${writers} writers, during the lag measurement (${fmt(lagSeconds)} s)` })
+    rows.push({
+      metric: 'writes/s, no faults',
+      value: fmt(steadyRate),
+      notes: `${writers} writers, during the lag measurement (${fmt(lagSeconds)} s)`,
+    })
     rows.push({ metric: 'write latency p50 (ms)', value: fmt(lat.p50), notes: 'no faults; client call → answer' })
     rows.push({ metric: 'write latency p99 (ms)', value: fmt(lat.p99), notes: '' })
     const faultSeconds = (faultEnd - faultStart) / 1000
-    rows.push({ metric: 'writes/s, kill phase', value: fmt(okBetween(load, faultStart, faultEnd) / faultSeconds), notes: `over the ${fmt(faultSeconds)} s of kills, restarts and catch-ups` })
+    rows.push({
+      metric: 'writes/s, kill phase',
+      value: fmt(okBetween(load, faultStart, faultEnd) / faultSeconds),
+      notes: `over the ${fmt(faultSeconds)} s of kills, restarts and catch-ups`,
+    })
     const l = summarize(lag.lags)
     const perPartitionRate = steadyRate / PARTITIONS
-    const asMs = (txns: number) => `≈ ${fmt((txns / perPartitionRate) * 1000)} ms at ${fmt(perPartitionRate)} writes/s per partition`
-    rows.push({ metric: 'replication lag p50 (txns)', value: fmt(l.p50), notes: `master's applied scn − slave's, ${lag.lags.length} slave samples (${lag.samples} views every ~${LAG_SAMPLE_MS} ms); ${asMs(l.p50)}` })
+    const asMs = (txns: number) =>
+      `≈ ${fmt((txns / perPartitionRate) * 1000)} ms at ${fmt(perPartitionRate)} writes/s per partition`
+    rows.push({
+      metric: 'replication lag p50 (txns)',
+      value: fmt(l.p50),
+      notes: `master's applied scn − slave's, ${lag.lags.length} slave samples (${lag.samples} views every ~${LAG_SAMPLE_MS} ms); ${asMs(l.p50)}`,
+    })
     rows.push({ metric: 'replication lag p99 (txns)', value: fmt(l.p99), notes: asMs(l.p99) })
-    rows.push({ metric: 'replication lag max (txns)', value: fmt(l.max), notes: `${asMs(l.max)}; ${lag.ahead} samples had a slave ahead (counted 0), ${lag.skipped} left out` })
+    rows.push({
+      metric: 'replication lag max (txns)',
+      value: fmt(l.max),
+      notes: `${asMs(l.max)}; ${lag.ahead} samples had a slave ahead (counted 0), ${lag.skipped} left out`,
+    })
     const inFailover = results.flatMap((r) => r.failures)
-    rows.push({ metric: 'failed writes, failovers', value: fmt(inFailover.length), notes: `load writers, all kills, kill → writes accepted again${inFailover.length === 0 ? '' : `: ${describeFailures(inFailover)}`}` })
+    rows.push({
+      metric: 'failed writes, failovers',
+      value: fmt(inFailover.length),
+      notes: `load writers, all kills, kill → writes accepted again${inFailover.length === 0 ? '' : `: ${describeFailures(inFailover)}`}`,
+    })
     const after = results.flatMap((r) => r.laterFailures)
-    rows.push({ metric: 'failed writes, after failovers', value: fmt(after.length), notes: `load writers, all kills, writes accepted again → node restarted, caught up, placement settled${after.length === 0 ? '' : `: ${describeFailures(after)}`}` })
+    rows.push({
+      metric: 'failed writes, after failovers',
+      value: fmt(after.length),
+      notes: `load writers, all kills, writes accepted again → node restarted, caught up, placement settled${after.length === 0 ? '' : `: ${describeFailures(after)}`}`,
+    })
     const outside = load.failures.filter((f) => !results.some((r) => f.at >= r.killedAt && f.at <= r.endAt))
-    rows.push({ metric: 'failed writes, outside', value: fmt(outside.length), notes: outside.length === 0 ? 'load writers, no fault in progress' : describeFailures(outside) })
-    rows.push({ metric: 'mastership moves after failover', value: fmt(results.reduce((n, r) => n + r.laterMoves, 0)), notes: 'over all kills: further generation changes until the placement settled (the controller moving masters back to preferred replicas)' })
-    rows.push({ metric: 'restart → ready (ms), median', value: fmt(median(results.map((r) => r.restartMs))), notes: 'the killed node restarted on its data directory, to its ready line' })
-    rows.push({ metric: 'restart → caught up (ms), median', value: fmt(median(results.map((r) => r.caughtUpMs))), notes: 'every replica applied what its master had when the node was back' })
+    rows.push({
+      metric: 'failed writes, outside',
+      value: fmt(outside.length),
+      notes: outside.length === 0 ? 'load writers, no fault in progress' : describeFailures(outside),
+    })
+    rows.push({
+      metric: 'mastership moves after failover',
+      value: fmt(results.reduce((n, r) => n + r.laterMoves, 0)),
+      notes:
+        'over all kills: further generation changes until the placement settled (the controller moving masters back to preferred replicas)',
+    })
+    rows.push({
+      metric: 'restart → ready (ms), median',
+      value: fmt(median(results.map((r) => r.restartMs))),
+      notes: 'the killed node restarted on its data directory, to its ready line',
+    })
+    rows.push({
+      metric: 'restart → caught up (ms), median',
+      value: fmt(median(results.map((r) => r.caughtUpMs))),
+      notes: 'every replica applied what its master had when the node was back',
+    })
 
     printTable(rows)
     console.log('')
-    console.log('failover: from the SIGKILL to the first write answered 200 on each partition the node mastered (probe writers per')
-    console.log(`partition, ${PROBES_PER_PARTITION} staggered by ${PROBE_STAGGER_MS} ms, retrying at once; the router gives up on a partition after --retry-ms and`)
-    console.log('re-reads the placement between attempts at 25-200 ms intervals, so the resolution is about 100 ms); a kill counts')
-    console.log('its slowest partition. Steps (from the controller\'s and nodes\' logs, ms after the kill, slowest partition):')
-    console.log('"decided": the controller found the node\'s heartbeat (every 250 ms) older than the node session and wrote the')
-    console.log('new placement; "promoting": the new master read it; "taking writes": it read its own GENERATION_START back;')
+    console.log(
+      'failover: from the SIGKILL to the first write answered 200 on each partition the node mastered (probe writers per',
+    )
+    console.log(
+      `partition, ${PROBES_PER_PARTITION} staggered by ${PROBE_STAGGER_MS} ms, retrying at once; the router gives up on a partition after --retry-ms and`,
+    )
+    console.log(
+      're-reads the placement between attempts at 25-200 ms intervals, so the resolution is about 100 ms); a kill counts',
+    )
+    console.log(
+      "its slowest partition. Steps (from the controller's and nodes' logs, ms after the kill, slowest partition):",
+    )
+    console.log(
+      '"decided": the controller found the node\'s heartbeat (every 250 ms) older than the node session and wrote the',
+    )
+    console.log(
+      'new placement; "promoting": the new master read it; "taking writes": it read its own GENERATION_START back;',
+    )
     console.log('"first write": the router read the placement too and a probe write went through.')
-    console.log('lag: scn difference between each partition\'s master and its slaves (one scn per transaction), in the same')
-    console.log('generation, sampled from GET /_admin/cluster; the ms equivalent divides by the per-partition write rate.')
+    console.log(
+      "lag: scn difference between each partition's master and its slaves (one scn per transaction), in the same",
+    )
+    console.log(
+      'generation, sampled from GET /_admin/cluster; the ms equivalent divides by the per-partition write rate.',
+    )
     const warnings = cluster.services().reduce((n, s) => n + s.warningCount(), 0)
     if (warnings > 0) {
       const first = cluster.services().flatMap((s) => s.warnings.map((w) => `${s.name}: ${w}`))
-      console.log(`processes logged ${warnings} warnings/errors; first: ${first.slice(0, 3).map((w) => w.slice(0, 300)).join('\n  ')}`)
+      console.log(
+        `processes logged ${warnings} warnings/errors; first: ${first
+          .slice(0, 3)
+          .map((w) => w.slice(0, 300))
+          .join('\n  ')}`,
+      )
     }
     console.log(`total ${fmt((performance.now() - startedAt) / 1000)} s`)
   } catch (error) {

@@ -13,8 +13,16 @@
 import { connect, type Socket } from 'node:net'
 import { FrameReader } from './frames.ts'
 import {
-  FETCH_VERSION, fetchBody, head, makeBatch, parseFetchResponse, produceResponseError, produceTemplate, requestFrame,
-  type RequestTemplate, walkBatches,
+  FETCH_VERSION,
+  fetchBody,
+  head,
+  makeBatch,
+  parseFetchResponse,
+  produceResponseError,
+  produceTemplate,
+  requestFrame,
+  type RequestTemplate,
+  walkBatches,
 } from './wire.ts'
 import { ApiKey } from '../src/protocol/apis.ts'
 
@@ -71,7 +79,12 @@ export function summarize(latencies: number[]): LatencySummary {
   const sorted = Float64Array.from(latencies).sort()
   let sum = 0
   for (const v of sorted) sum += v
-  return { p50: percentile(sorted, 0.5), p99: percentile(sorted, 0.99), max: sorted.length > 0 ? sorted[sorted.length - 1] : NaN, mean: sum / sorted.length }
+  return {
+    p50: percentile(sorted, 0.5),
+    p99: percentile(sorted, 0.99),
+    max: sorted.length > 0 ? sorted[sorted.length - 1] : NaN,
+    mean: sum / sorted.length,
+  }
 }
 
 function open(host: string, port: number): Promise<Socket> {
@@ -118,69 +131,75 @@ export async function runProduce(o: ProduceOptions): Promise<ProduceResult> {
   let firstError: string | undefined
   let stopping = false
 
-  const finished = sockets.map((socket) => new Promise<void>((resolve, reject) => {
-    const reader = new FrameReader()
-    // Correlation ids and send times of the requests in flight, oldest first.
-    const ids: number[] = []
-    const sentAt: number[] = []
-    let nextId = 1
-    let settled = false
-    const done = (err?: Error) => {
-      if (settled) return
-      settled = true
-      socket.destroy()
-      if (err === undefined) resolve()
-      else reject(err)
-    }
-    const fill = () => {
-      if (stopping || ids.length >= o.inflight) return
-      socket.cork()
-      while (ids.length < o.inflight) {
-        const id = nextId++
-        ids.push(id)
-        sentAt.push(performance.now())
-        socket.write(head(tpl, id))
-        socket.write(tpl.tail)
-      }
-      socket.uncork()
-    }
-    socket.on('data', (chunk: Buffer) => {
-      reader.push(chunk)
-      const now = performance.now()
-      for (let f = reader.next(); f !== null; f = reader.next()) {
-        const id = f.readInt32BE(4)
-        const expected = ids.shift()
-        const t0 = sentAt.shift()!
-        if (id !== expected) {
-          done(new Error(`response correlation id ${id}, expected ${expected}`))
-          return
+  const finished = sockets.map(
+    (socket) =>
+      new Promise<void>((resolve, reject) => {
+        const reader = new FrameReader()
+        // Correlation ids and send times of the requests in flight, oldest first.
+        const ids: number[] = []
+        const sentAt: number[] = []
+        let nextId = 1
+        let settled = false
+        const done = (err?: Error) => {
+          if (settled) return
+          settled = true
+          socket.destroy()
+          if (err === undefined) resolve()
+          else reject(err)
         }
-        const code = produceResponseError(f.subarray(4))
-        if (code !== 0) {
-          errors++
-          firstError ??= `produce error code ${code}`
-          continue
+        const fill = () => {
+          if (stopping || ids.length >= o.inflight) return
+          socket.cork()
+          while (ids.length < o.inflight) {
+            const id = nextId++
+            ids.push(id)
+            sentAt.push(performance.now())
+            socket.write(head(tpl, id))
+            socket.write(tpl.tail)
+          }
+          socket.uncork()
         }
-        totalRequests++
-        if (now >= measureFrom && now <= stopAt) {
-          measured++
-          latencies.push(now - t0)
-        }
-      }
-      if (now >= stopAt) stopping = true
-      if (stopping && ids.length === 0) done()
-      else fill()
-    })
-    socket.once('error', (err) => done(err))
-    socket.once('close', () => done(stopping && ids.length === 0 ? undefined : new Error('connection closed by the server')))
-    fill()
-  }))
+        socket.on('data', (chunk: Buffer) => {
+          reader.push(chunk)
+          const now = performance.now()
+          for (let f = reader.next(); f !== null; f = reader.next()) {
+            const id = f.readInt32BE(4)
+            const expected = ids.shift()
+            const t0 = sentAt.shift()!
+            if (id !== expected) {
+              done(new Error(`response correlation id ${id}, expected ${expected}`))
+              return
+            }
+            const code = produceResponseError(f.subarray(4))
+            if (code !== 0) {
+              errors++
+              firstError ??= `produce error code ${code}`
+              continue
+            }
+            totalRequests++
+            if (now >= measureFrom && now <= stopAt) {
+              measured++
+              latencies.push(now - t0)
+            }
+          }
+          if (now >= stopAt) stopping = true
+          if (stopping && ids.length === 0) done()
+          else fill()
+        })
+        socket.once('error', (err) => done(err))
+        socket.once('close', () =>
+          done(stopping && ids.length === 0 ? undefined : new Error('connection closed by the server')),
+        )
+        fill()
+      }),
+  )
   // A connection that gets no response for a while still has to notice the end of the window;
   // a server that stops answering altogether fails the run instead of hanging it.
   const timer = setInterval(() => {
     const now = performance.now()
     if (now >= stopAt) stopping = true
-    if (now >= stopAt + STALL_MS) for (const s of sockets) s.destroy(new Error(`no response within ${STALL_MS / 1000} s`))
+    if (now >= stopAt + STALL_MS)
+      for (const s of sockets) s.destroy(new Error(`no response within ${STALL_MS / 1000} s`))
   }, 20)
   try {
     await Promise.all(finished)
@@ -248,24 +267,25 @@ export async function runConsume(o: ConsumeOptions): Promise<ConsumeResult> {
   })
   socket.on('close', () => fail(new Error('connection closed by the server')))
   socket.on('error', (err) => fail(err))
-  const fetch = (id: number, offset: number): Promise<Buffer> => new Promise((resolve, reject) => {
-    if (failure !== null) {
-      reject(failure)
-      return
-    }
-    const timer = setTimeout(() => fail(new Error(`no fetch response within ${STALL_MS / 1000} s`)), STALL_MS)
-    waiter = {
-      resolve: (f) => {
-        clearTimeout(timer)
-        resolve(f)
-      },
-      reject: (err) => {
-        clearTimeout(timer)
-        reject(err)
-      },
-    }
-    socket.write(requestFrame(ApiKey.Fetch, FETCH_VERSION, id, fetchBody(o.topic, offset, o.maxBytes)))
-  })
+  const fetch = (id: number, offset: number): Promise<Buffer> =>
+    new Promise((resolve, reject) => {
+      if (failure !== null) {
+        reject(failure)
+        return
+      }
+      const timer = setTimeout(() => fail(new Error(`no fetch response within ${STALL_MS / 1000} s`)), STALL_MS)
+      waiter = {
+        resolve: (f) => {
+          clearTimeout(timer)
+          resolve(f)
+        },
+        reject: (err) => {
+          clearTimeout(timer)
+          reject(err)
+        },
+      }
+      socket.write(requestFrame(ApiKey.Fetch, FETCH_VERSION, id, fetchBody(o.topic, offset, o.maxBytes)))
+    })
 
   const start = performance.now()
   let offset = 0
@@ -308,7 +328,11 @@ export async function runConsume(o: ConsumeOptions): Promise<ConsumeResult> {
   const seconds = (performance.now() - start) / 1000
   if (o.mode === 'baseline') records = Math.floor(bytes / o.frameBytes) * o.recordsPerFrame
   return {
-    records, fetches, seconds, bytes, error,
+    records,
+    fetches,
+    seconds,
+    bytes,
+    error,
     recordsPerSec: records / seconds,
     mbPerSec: (records * o.recordSize) / seconds / 1e6,
   }

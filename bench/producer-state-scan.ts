@@ -18,7 +18,13 @@ const batchBytes = Number(process.argv[3] ?? 1024)
 const segmentMB = Number(process.argv[4] ?? 1024)
 const PRODUCERS = 50
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cortado-pscan-'))
-const config = { segmentBytes: segmentMB << 20, segmentMs: 7 * 86400_000, retentionMs: -1, retentionBytes: -1, indexIntervalBytes: 4096 }
+const config = {
+  segmentBytes: segmentMB << 20,
+  segmentMs: 7 * 86400_000,
+  retentionMs: -1,
+  retentionBytes: -1,
+  indexIntervalBytes: 4096,
+}
 
 function dropCaches(): string {
   try {
@@ -35,7 +41,10 @@ async function main(): Promise<void> {
   const seq = new Array<number>(PRODUCERS).fill(0)
   const value = Buffer.alloc(Math.max(1, batchBytes - 61 - 10 * 8), 'x')
   const perBatch = 10
-  const records = Array.from({ length: perBatch }, () => ({ key: null, value: value.subarray(0, Math.floor(value.length / perBatch)) }))
+  const records = Array.from({ length: perBatch }, () => ({
+    key: null,
+    value: value.subarray(0, Math.floor(value.length / perBatch)),
+  }))
   let written = 0
   let batches = 0
   const t0 = performance.now()
@@ -51,12 +60,16 @@ async function main(): Promise<void> {
     if (batches % 20000 === 0) await log.flush()
   }
   await log.close()
-  console.log(`wrote ${(written / 2 ** 20).toFixed(0)} MB in ${batches} batches of ${written / batches | 0} bytes, ${log.segmentCount} segments, in ${((performance.now() - t0) / 1000).toFixed(1)} s`)
+  console.log(
+    `wrote ${(written / 2 ** 20).toFixed(0)} MB in ${batches} batches of ${(written / batches) | 0} bytes, ${log.segmentCount} segments, in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+  )
 
   // Clean shutdown: the snapshot at the log end.
   let cache = dropCaches()
   log = PartitionLog.open(dir, config, flusher)
-  console.log(`after clean shutdown (${cache}): snapshot at ${log.producerStateLoad.snapshotOffset}, ${log.producerStateLoad.scannedBatches} headers scanned, ${log.producerStateLoad.ms.toFixed(1)} ms; ${log.producerState.size} producers`)
+  console.log(
+    `after clean shutdown (${cache}): snapshot at ${log.producerStateLoad.snapshotOffset}, ${log.producerStateLoad.scannedBatches} headers scanned, ${log.producerStateLoad.ms.toFixed(1)} ms; ${log.producerState.size} producers`,
+  )
   await log.close()
 
   // A crash: no clean-shutdown marker and no close snapshot (the roll snapshots remain).
@@ -69,7 +82,9 @@ async function main(): Promise<void> {
   let started = performance.now()
   log = PartitionLog.open(dir, config, flusher)
   const l = log.producerStateLoad
-  console.log(`after a crash (${cache}): snapshot at ${l.snapshotOffset}, ${l.scannedBatches} headers scanned in ${l.ms.toFixed(0)} ms; open total (with the log's CRC recovery of the active segment) ${(performance.now() - started).toFixed(0)} ms`)
+  console.log(
+    `after a crash (${cache}): snapshot at ${l.snapshotOffset}, ${l.scannedBatches} headers scanned in ${l.ms.toFixed(0)} ms; open total (with the log's CRC recovery of the active segment) ${(performance.now() - started).toFixed(0)} ms`,
+  )
   await log.close()
 
   // No snapshot at all: every header.
@@ -79,7 +94,9 @@ async function main(): Promise<void> {
     started = performance.now()
     log = PartitionLog.open(dir, config, flusher)
     const openMs = performance.now() - started
-    console.log(`full header scan (${cache}): ${log.producerStateLoad.scannedBatches} headers in ${log.producerStateLoad.ms.toFixed(0)} ms (${(written / 2 ** 20 / (log.producerStateLoad.ms / 1000)).toFixed(0)} MB/s of log); open total ${openMs.toFixed(0)} ms`)
+    console.log(
+      `full header scan (${cache}): ${log.producerStateLoad.scannedBatches} headers in ${log.producerStateLoad.ms.toFixed(0)} ms (${(written / 2 ** 20 / (log.producerStateLoad.ms / 1000)).toFixed(0)} MB/s of log); open total ${openMs.toFixed(0)} ms`,
+    )
     await log.close()
   }
   fs.rmSync(dir, { recursive: true, force: true })

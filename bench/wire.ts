@@ -123,7 +123,20 @@ export function fetchBody(topic: string, offset: number, maxBytes: number): unkn
     isolationLevel: 0,
     sessionId: 0,
     sessionEpoch: -1,
-    topics: [{ topic, partitions: [{ partition: 0, currentLeaderEpoch: -1, fetchOffset: offset, logStartOffset: -1, partitionMaxBytes: maxBytes }] }],
+    topics: [
+      {
+        topic,
+        partitions: [
+          {
+            partition: 0,
+            currentLeaderEpoch: -1,
+            fetchOffset: offset,
+            logStartOffset: -1,
+            partitionMaxBytes: maxBytes,
+          },
+        ],
+      },
+    ],
     forgottenTopicsData: [],
     rackId: '',
   }

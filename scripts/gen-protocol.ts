@@ -12,10 +12,31 @@ const outDir = join(root, 'src', 'protocol', 'messages')
 
 /** The APIs the broker implements (request and response of each), and data schemas it writes. */
 const MESSAGES = [
-  'Produce', 'Fetch', 'ListOffsets', 'Metadata', 'OffsetCommit', 'OffsetFetch', 'FindCoordinator',
-  'JoinGroup', 'Heartbeat', 'LeaveGroup', 'SyncGroup', 'DescribeGroups', 'ListGroups', 'SaslHandshake',
-  'ApiVersions', 'CreateTopics', 'DeleteTopics', 'DeleteRecords', 'InitProducerId', 'DescribeConfigs',
-  'AlterConfigs', 'CreatePartitions', 'DeleteGroups', 'IncrementalAlterConfigs', 'OffsetDelete',
+  'Produce',
+  'Fetch',
+  'ListOffsets',
+  'Metadata',
+  'OffsetCommit',
+  'OffsetFetch',
+  'FindCoordinator',
+  'JoinGroup',
+  'Heartbeat',
+  'LeaveGroup',
+  'SyncGroup',
+  'DescribeGroups',
+  'ListGroups',
+  'SaslHandshake',
+  'ApiVersions',
+  'CreateTopics',
+  'DeleteTopics',
+  'DeleteRecords',
+  'InitProducerId',
+  'DescribeConfigs',
+  'AlterConfigs',
+  'CreatePartitions',
+  'DeleteGroups',
+  'IncrementalAlterConfigs',
+  'OffsetDelete',
 ]
 
 /** Record schemas of internal topics (messages/records/): __consumer_offsets keys and values. */
@@ -43,7 +64,20 @@ interface JsonMessage {
   commonStructs?: { name: string; versions: string; fields: JsonField[] }[]
 }
 
-const PRIMITIVES = new Set(['int8', 'int16', 'int32', 'int64', 'uint16', 'uint32', 'float64', 'bool', 'string', 'bytes', 'uuid', 'records'])
+const PRIMITIVES = new Set([
+  'int8',
+  'int16',
+  'int32',
+  'int64',
+  'uint16',
+  'uint32',
+  'float64',
+  'bool',
+  'string',
+  'bytes',
+  'uuid',
+  'records',
+])
 
 function parseRange(s: string | undefined): [number, number] | undefined {
   if (s === undefined) return undefined
@@ -77,7 +111,12 @@ function fmtRange(r: [number, number]): string {
 
 function load(name: string): JsonMessage {
   const text = readFileSync(join(sourceDir, `${name}.json`), 'utf8')
-  return JSON.parse(text.split('\n').filter((l) => !l.trim().startsWith('//')).join('\n')) as JsonMessage
+  return JSON.parse(
+    text
+      .split('\n')
+      .filter((l) => !l.trim().startsWith('//'))
+      .join('\n'),
+  ) as JsonMessage
 }
 
 function generate(msg: JsonMessage, jsonFile: string): string {
@@ -97,19 +136,24 @@ function generate(msg: JsonMessage, jsonFile: string): string {
     const base = isArray ? f.type.slice(2) : f.type
     const primitive = PRIMITIVES.has(base) ? base : undefined
     const parts = [`name: '${camel(f.name)}'`]
-    parts.push(`type: '${isArray ? 'array' : primitive ?? 'struct'}'`)
+    parts.push(`type: '${isArray ? 'array' : (primitive ?? 'struct')}'`)
     if (isArray) parts.push(`items: '${primitive ?? 'struct'}'`)
     parts.push(`versions: ${JSON.stringify(parseRange(f.versions))}`)
     if (f.nullableVersions !== undefined) parts.push(`nullable: ${JSON.stringify(parseRange(f.nullableVersions))}`)
-    if (f.taggedVersions !== undefined) parts.push(`taggedVersions: ${JSON.stringify(parseRange(f.taggedVersions))}`, `tag: ${f.tag}`)
+    if (f.taggedVersions !== undefined)
+      parts.push(`taggedVersions: ${JSON.stringify(parseRange(f.taggedVersions))}`, `tag: ${f.tag}`)
     if (f.flexibleVersions === 'none') parts.push('neverFlexible: true')
     const d = parseDefault(f, isArray ? undefined : primitive)
     if (d !== undefined) parts.push(`default: ${JSON.stringify(d)}`)
     const extra = [
       f.nullableVersions ? `nullable ${fmtRange(parseRange(f.nullableVersions)!)}` : '',
       f.taggedVersions ? `tag ${f.tag} ${fmtRange(parseRange(f.taggedVersions)!)}` : '',
-    ].filter(Boolean).join(', ')
-    grammar.push(`//   ${'  '.repeat(depth)}${f.name}: ${f.type} ${fmtRange(parseRange(f.versions)!)}${extra ? ` (${extra})` : ''}`)
+    ]
+      .filter(Boolean)
+      .join(', ')
+    grammar.push(
+      `//   ${'  '.repeat(depth)}${f.name}: ${f.type} ${fmtRange(parseRange(f.versions)!)}${extra ? ` (${extra})` : ''}`,
+    )
     if (primitive === undefined) {
       const fields = structFields(base, f)
       emitInterface(base, fields)
@@ -124,11 +168,28 @@ function generate(msg: JsonMessage, jsonFile: string): string {
     const base = isArray ? f.type.slice(2) : f.type
     let t: string
     switch (base) {
-      case 'int8': case 'int16': case 'int32': case 'int64': case 'uint16': case 'uint32': case 'float64': t = 'number'; break
-      case 'bool': t = 'boolean'; break
-      case 'string': t = 'string'; break
-      case 'bytes': case 'records': case 'uuid': t = 'Buffer'; break
-      default: t = base
+      case 'int8':
+      case 'int16':
+      case 'int32':
+      case 'int64':
+      case 'uint16':
+      case 'uint32':
+      case 'float64':
+        t = 'number'
+        break
+      case 'bool':
+        t = 'boolean'
+        break
+      case 'string':
+        t = 'string'
+        break
+      case 'bytes':
+      case 'records':
+      case 'uuid':
+        t = 'Buffer'
+        break
+      default:
+        t = base
     }
     if (isArray) t = `${t}[]`
     if (f.nullableVersions !== undefined || base === 'records' || (isArray && f.default === 'null')) t += ' | null'

@@ -99,23 +99,51 @@ export class Broker {
     this.producerIds = new ProducerIdAllocator(this.dataDir)
     const reg = [this.registry]
     this.metrics = {
-      producedBytes: new prom.Counter({ name: 'cortado_broker_produced_bytes_total', help: 'Record batch bytes appended, by topic', labelNames: ['topic'], registers: reg }),
-      producedBatches: new prom.Counter({ name: 'cortado_broker_produced_batches_total', help: 'Record batches appended, by topic', labelNames: ['topic'], registers: reg }),
-      fetchedBytes: new prom.Counter({ name: 'cortado_broker_fetched_bytes_total', help: 'Record bytes returned to fetches', registers: reg }),
-      produceErrors: new prom.Counter({ name: 'cortado_broker_produce_errors_total', help: 'Partitions of produce requests refused, by error', labelNames: ['error'], registers: reg }),
+      producedBytes: new prom.Counter({
+        name: 'cortado_broker_produced_bytes_total',
+        help: 'Record batch bytes appended, by topic',
+        labelNames: ['topic'],
+        registers: reg,
+      }),
+      producedBatches: new prom.Counter({
+        name: 'cortado_broker_produced_batches_total',
+        help: 'Record batches appended, by topic',
+        labelNames: ['topic'],
+        registers: reg,
+      }),
+      fetchedBytes: new prom.Counter({
+        name: 'cortado_broker_fetched_bytes_total',
+        help: 'Record bytes returned to fetches',
+        registers: reg,
+      }),
+      produceErrors: new prom.Counter({
+        name: 'cortado_broker_produce_errors_total',
+        help: 'Partitions of produce requests refused, by error',
+        labelNames: ['error'],
+        registers: reg,
+      }),
     }
     const fsyncSeconds = new prom.Histogram({
-      name: 'cortado_broker_fsync_round_seconds', help: 'Duration of group-commit fdatasync rounds',
-      buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1], registers: reg,
+      name: 'cortado_broker_fsync_round_seconds',
+      help: 'Duration of group-commit fdatasync rounds',
+      buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1],
+      registers: reg,
     })
-    const fsyncFiles = new prom.Counter({ name: 'cortado_broker_fsync_files_total', help: 'Files fdatasync\'ed by group-commit rounds', registers: reg })
+    const fsyncFiles = new prom.Counter({
+      name: 'cortado_broker_fsync_files_total',
+      help: "Files fdatasync'ed by group-commit rounds",
+      registers: reg,
+    })
     this.flusher.onRound = (ms, files) => {
       fsyncSeconds.observe(ms / 1000)
       fsyncFiles.inc(files)
     }
     const groups = this.groups
     new prom.Gauge({
-      name: 'cortado_broker_groups', help: 'Consumer groups, by state', labelNames: ['state'], registers: reg,
+      name: 'cortado_broker_groups',
+      help: 'Consumer groups, by state',
+      labelNames: ['state'],
+      registers: reg,
       collect() {
         this.reset()
         for (const g of groups.list()) this.inc({ state: g.state })
@@ -123,8 +151,12 @@ export class Broker {
     })
     const topics = this.topics
     new prom.Gauge({
-      name: 'cortado_broker_partitions', help: 'Partitions hosted', registers: reg,
-      collect() { this.set(topics.list().reduce((n, t) => n + t.partitions.length, 0)) },
+      name: 'cortado_broker_partitions',
+      help: 'Partitions hosted',
+      registers: reg,
+      collect() {
+        this.set(topics.list().reduce((n, t) => n + t.partitions.length, 0))
+      },
     })
   }
 
@@ -161,7 +193,12 @@ export class Broker {
       })
       broker.cleaner.start()
     }
-    broker.log.info('broker started', { host: broker.host, port: broker.port, dataDir: broker.dataDir, clusterId: broker.clusterId })
+    broker.log.info('broker started', {
+      host: broker.host,
+      port: broker.port,
+      dataDir: broker.dataDir,
+      clusterId: broker.clusterId,
+    })
     return broker
   }
 

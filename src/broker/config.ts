@@ -23,58 +23,219 @@ interface ConfigDef {
 }
 
 const atLeast = (min: number) => (v: string) => (Number(v) < min ? `must be at least ${min}` : undefined)
-const oneOf = (...values: string[]) => (v: string) => (values.includes(v) ? undefined : `must be one of ${values.join(', ')}`)
+const oneOf =
+  (...values: string[]) =>
+  (v: string) =>
+    values.includes(v) ? undefined : `must be one of ${values.join(', ')}`
 const cleanupPolicy = (v: string) =>
-  v.split(',').every((p) => p.trim() === 'delete' || p.trim() === 'compact') && v.trim() !== '' ? undefined : 'must be a list of delete, compact'
+  v.split(',').every((p) => p.trim() === 'delete' || p.trim() === 'compact') && v.trim() !== ''
+    ? undefined
+    : 'must be a list of delete, compact'
 
 /** Topic-level configs: topic name → [broker-level name, definition]. */
 export const TOPIC_CONFIGS: Readonly<Record<string, readonly [string, ConfigDef]>> = {
-  'cleanup.policy': ['log.cleanup.policy', { type: 'LIST', default: 'delete', doc: 'delete, compact, or both', check: cleanupPolicy }],
-  'compression.type': ['compression.type', { type: 'STRING', default: 'producer', doc: 'Stored as sent by the producer', check: oneOf('producer', 'uncompressed', 'gzip', 'snappy', 'lz4', 'zstd') }],
-  'delete.retention.ms': ['log.cleaner.delete.retention.ms', { type: 'LONG', default: '86400000', doc: 'How long tombstones are kept in compacted topics', check: atLeast(0) }],
-  'file.delete.delay.ms': ['log.segment.delete.delay.ms', { type: 'LONG', default: '60000', doc: 'Delay before a deleted segment file is removed', check: atLeast(0) }],
-  'flush.messages': ['log.flush.interval.messages', { type: 'LONG', default: '9223372036854775807', doc: 'Kafka compatibility; see cortado.fsync', check: atLeast(1) }],
-  'flush.ms': ['log.flush.interval.ms', { type: 'LONG', default: '9223372036854775807', doc: 'Kafka compatibility; see cortado.fsync', check: atLeast(0) }],
-  'index.interval.bytes': ['log.index.interval.bytes', { type: 'INT', default: '4096', doc: 'Bytes between offset index entries', check: atLeast(0) }],
-  'max.compaction.lag.ms': ['log.cleaner.max.compaction.lag.ms', { type: 'LONG', default: '9223372036854775807', doc: 'Longest time a record stays uncompacted', check: atLeast(1) }],
-  'max.message.bytes': ['message.max.bytes', { type: 'INT', default: '1048588', doc: 'Largest record batch accepted', check: atLeast(0) }],
-  'message.timestamp.type': ['log.message.timestamp.type', { type: 'STRING', default: 'CreateTime', doc: 'CreateTime or LogAppendTime', check: oneOf('CreateTime', 'LogAppendTime') }],
-  'min.cleanable.dirty.ratio': ['log.cleaner.min.cleanable.ratio', { type: 'DOUBLE', default: '0.5', doc: 'Dirty ratio that triggers compaction', check: (v) => (Number(v) < 0 || Number(v) > 1 ? 'must be between 0 and 1' : undefined) }],
-  'min.compaction.lag.ms': ['log.cleaner.min.compaction.lag.ms', { type: 'LONG', default: '0', doc: 'Shortest time a record stays uncompacted', check: atLeast(0) }],
-  'min.insync.replicas': ['min.insync.replicas', { type: 'INT', default: '1', doc: 'Single node: always 1 in sync', check: atLeast(1) }],
-  'retention.bytes': ['log.retention.bytes', { type: 'LONG', default: '-1', doc: 'Size limit per partition; -1 unlimited' }],
-  'retention.ms': ['log.retention.ms', { type: 'LONG', default: '604800000', doc: 'Time limit; -1 unlimited', check: atLeast(-1) }],
-  'segment.bytes': ['log.segment.bytes', { type: 'INT', default: '1073741824', doc: 'Segment file size', check: atLeast(14) }],
-  'segment.index.bytes': ['log.index.size.max.bytes', { type: 'INT', default: '10485760', doc: 'Offset index size', check: atLeast(4) }],
-  'segment.ms': ['log.roll.ms', { type: 'LONG', default: '604800000', doc: 'Roll a segment after this time', check: atLeast(1) }],
-  'unclean.leader.election.enable': ['unclean.leader.election.enable', { type: 'BOOLEAN', default: 'false', doc: 'Single node: no effect' }],
+  'cleanup.policy': [
+    'log.cleanup.policy',
+    { type: 'LIST', default: 'delete', doc: 'delete, compact, or both', check: cleanupPolicy },
+  ],
+  'compression.type': [
+    'compression.type',
+    {
+      type: 'STRING',
+      default: 'producer',
+      doc: 'Stored as sent by the producer',
+      check: oneOf('producer', 'uncompressed', 'gzip', 'snappy', 'lz4', 'zstd'),
+    },
+  ],
+  'delete.retention.ms': [
+    'log.cleaner.delete.retention.ms',
+    { type: 'LONG', default: '86400000', doc: 'How long tombstones are kept in compacted topics', check: atLeast(0) },
+  ],
+  'file.delete.delay.ms': [
+    'log.segment.delete.delay.ms',
+    { type: 'LONG', default: '60000', doc: 'Delay before a deleted segment file is removed', check: atLeast(0) },
+  ],
+  'flush.messages': [
+    'log.flush.interval.messages',
+    { type: 'LONG', default: '9223372036854775807', doc: 'Kafka compatibility; see cortado.fsync', check: atLeast(1) },
+  ],
+  'flush.ms': [
+    'log.flush.interval.ms',
+    { type: 'LONG', default: '9223372036854775807', doc: 'Kafka compatibility; see cortado.fsync', check: atLeast(0) },
+  ],
+  'index.interval.bytes': [
+    'log.index.interval.bytes',
+    { type: 'INT', default: '4096', doc: 'Bytes between offset index entries', check: atLeast(0) },
+  ],
+  'max.compaction.lag.ms': [
+    'log.cleaner.max.compaction.lag.ms',
+    { type: 'LONG', default: '9223372036854775807', doc: 'Longest time a record stays uncompacted', check: atLeast(1) },
+  ],
+  'max.message.bytes': [
+    'message.max.bytes',
+    { type: 'INT', default: '1048588', doc: 'Largest record batch accepted', check: atLeast(0) },
+  ],
+  'message.timestamp.type': [
+    'log.message.timestamp.type',
+    {
+      type: 'STRING',
+      default: 'CreateTime',
+      doc: 'CreateTime or LogAppendTime',
+      check: oneOf('CreateTime', 'LogAppendTime'),
+    },
+  ],
+  'min.cleanable.dirty.ratio': [
+    'log.cleaner.min.cleanable.ratio',
+    {
+      type: 'DOUBLE',
+      default: '0.5',
+      doc: 'Dirty ratio that triggers compaction',
+      check: (v) => (Number(v) < 0 || Number(v) > 1 ? 'must be between 0 and 1' : undefined),
+    },
+  ],
+  'min.compaction.lag.ms': [
+    'log.cleaner.min.compaction.lag.ms',
+    { type: 'LONG', default: '0', doc: 'Shortest time a record stays uncompacted', check: atLeast(0) },
+  ],
+  'min.insync.replicas': [
+    'min.insync.replicas',
+    { type: 'INT', default: '1', doc: 'Single node: always 1 in sync', check: atLeast(1) },
+  ],
+  'retention.bytes': [
+    'log.retention.bytes',
+    { type: 'LONG', default: '-1', doc: 'Size limit per partition; -1 unlimited' },
+  ],
+  'retention.ms': [
+    'log.retention.ms',
+    { type: 'LONG', default: '604800000', doc: 'Time limit; -1 unlimited', check: atLeast(-1) },
+  ],
+  'segment.bytes': [
+    'log.segment.bytes',
+    { type: 'INT', default: '1073741824', doc: 'Segment file size', check: atLeast(14) },
+  ],
+  'segment.index.bytes': [
+    'log.index.size.max.bytes',
+    { type: 'INT', default: '10485760', doc: 'Offset index size', check: atLeast(4) },
+  ],
+  'segment.ms': [
+    'log.roll.ms',
+    { type: 'LONG', default: '604800000', doc: 'Roll a segment after this time', check: atLeast(1) },
+  ],
+  'unclean.leader.election.enable': [
+    'unclean.leader.election.enable',
+    { type: 'BOOLEAN', default: 'false', doc: 'Single node: no effect' },
+  ],
 }
 
 /** Broker-only configs (not topic overrides). */
 export const BROKER_CONFIGS: Readonly<Record<string, ConfigDef>> = {
-  'node.id': { type: 'INT', default: '0', doc: 'This broker\'s id', check: atLeast(0) },
+  'node.id': { type: 'INT', default: '0', doc: "This broker's id", check: atLeast(0) },
   'auto.create.topics.enable': { type: 'BOOLEAN', default: 'true', doc: 'Create unknown topics on metadata requests' },
   'num.partitions': { type: 'INT', default: '1', doc: 'Partitions of auto-created topics', check: atLeast(1) },
   'default.replication.factor': { type: 'INT', default: '1', doc: 'Single node: 1', check: atLeast(1) },
-  'log.retention.check.interval.ms': { type: 'LONG', default: '300000', doc: 'How often retention runs', check: atLeast(1) },
-  'log.cleaner.enable': { type: 'BOOLEAN', default: 'true', doc: 'Run the log cleaner (compaction of cleanup.policy=compact topics)' },
-  'log.cleaner.backoff.ms': { type: 'LONG', default: '15000', doc: 'How long the log cleaner sleeps when no log needs cleaning', check: atLeast(0) },
-  'log.cleaner.dedupe.buffer.size': { type: 'LONG', default: '134217728', doc: 'Memory for the offset map of a cleaning round (about 100 bytes a distinct key); more keys are left for the next round', check: atLeast(1024) },
-  'producer.id.expiration.ms': { type: 'INT', default: '86400000', doc: 'An idempotent producer idle this long is forgotten by each partition (a later batch from it is accepted at any sequence)', check: atLeast(1) },
-  'producer.id.expiration.check.interval.ms': { type: 'INT', default: '600000', doc: 'How often a partition looks for expired producers', check: atLeast(1) },
-  'fetch.max.bytes': { type: 'INT', default: '57671680', doc: 'Most record bytes one fetch response carries (caps the request\'s max_bytes)', check: atLeast(1024) },
-  'group.min.session.timeout.ms': { type: 'INT', default: '6000', doc: 'Shortest session timeout a group member may ask for', check: atLeast(1) },
-  'group.max.session.timeout.ms': { type: 'INT', default: '1800000', doc: 'Longest session timeout a group member may ask for', check: atLeast(1) },
-  'group.initial.rebalance.delay.ms': { type: 'INT', default: '3000', doc: 'How long the first rebalance of an empty group waits for more members', check: atLeast(0) },
+  'log.retention.check.interval.ms': {
+    type: 'LONG',
+    default: '300000',
+    doc: 'How often retention runs',
+    check: atLeast(1),
+  },
+  'log.cleaner.enable': {
+    type: 'BOOLEAN',
+    default: 'true',
+    doc: 'Run the log cleaner (compaction of cleanup.policy=compact topics)',
+  },
+  'log.cleaner.backoff.ms': {
+    type: 'LONG',
+    default: '15000',
+    doc: 'How long the log cleaner sleeps when no log needs cleaning',
+    check: atLeast(0),
+  },
+  'log.cleaner.dedupe.buffer.size': {
+    type: 'LONG',
+    default: '134217728',
+    doc: 'Memory for the offset map of a cleaning round (about 100 bytes a distinct key); more keys are left for the next round',
+    check: atLeast(1024),
+  },
+  'producer.id.expiration.ms': {
+    type: 'INT',
+    default: '86400000',
+    doc: 'An idempotent producer idle this long is forgotten by each partition (a later batch from it is accepted at any sequence)',
+    check: atLeast(1),
+  },
+  'producer.id.expiration.check.interval.ms': {
+    type: 'INT',
+    default: '600000',
+    doc: 'How often a partition looks for expired producers',
+    check: atLeast(1),
+  },
+  'fetch.max.bytes': {
+    type: 'INT',
+    default: '57671680',
+    doc: "Most record bytes one fetch response carries (caps the request's max_bytes)",
+    check: atLeast(1024),
+  },
+  'group.min.session.timeout.ms': {
+    type: 'INT',
+    default: '6000',
+    doc: 'Shortest session timeout a group member may ask for',
+    check: atLeast(1),
+  },
+  'group.max.session.timeout.ms': {
+    type: 'INT',
+    default: '1800000',
+    doc: 'Longest session timeout a group member may ask for',
+    check: atLeast(1),
+  },
+  'group.initial.rebalance.delay.ms': {
+    type: 'INT',
+    default: '3000',
+    doc: 'How long the first rebalance of an empty group waits for more members',
+    check: atLeast(0),
+  },
   'group.max.size': { type: 'INT', default: '2147483647', doc: 'Most members one group may have', check: atLeast(1) },
-  'offsets.topic.num.partitions': { type: 'INT', default: '50', doc: 'Partitions of __consumer_offsets (fixed once created)', check: atLeast(1) },
-  'offsets.topic.segment.bytes': { type: 'INT', default: '104857600', doc: 'Segment size of __consumer_offsets', check: atLeast(1024) },
-  'offsets.retention.minutes': { type: 'INT', default: '10080', doc: 'Committed offsets of a group without members are kept this long', check: atLeast(1) },
-  'offsets.retention.check.interval.ms': { type: 'LONG', default: '600000', doc: 'How often expired offsets are removed', check: atLeast(1) },
-  'socket.request.max.bytes': { type: 'INT', default: '104857600', doc: 'Largest request frame accepted', check: atLeast(1024) },
+  'offsets.topic.num.partitions': {
+    type: 'INT',
+    default: '50',
+    doc: 'Partitions of __consumer_offsets (fixed once created)',
+    check: atLeast(1),
+  },
+  'offsets.topic.segment.bytes': {
+    type: 'INT',
+    default: '104857600',
+    doc: 'Segment size of __consumer_offsets',
+    check: atLeast(1024),
+  },
+  'offsets.retention.minutes': {
+    type: 'INT',
+    default: '10080',
+    doc: 'Committed offsets of a group without members are kept this long',
+    check: atLeast(1),
+  },
+  'offsets.retention.check.interval.ms': {
+    type: 'LONG',
+    default: '600000',
+    doc: 'How often expired offsets are removed',
+    check: atLeast(1),
+  },
+  'socket.request.max.bytes': {
+    type: 'INT',
+    default: '104857600',
+    doc: 'Largest request frame accepted',
+    check: atLeast(1024),
+  },
   'advertised.host.name': { type: 'STRING', default: '', doc: 'Host put in metadata (default: the listen host)' },
-  'cortado.fsync': { type: 'STRING', default: 'ack', doc: 'ack: acks=1/all produce is answered only after fdatasync (group commit); none: page cache only, as Kafka by default', check: oneOf('ack', 'none') },
-  'cortado.max.inflight.requests.per.connection': { type: 'INT', default: '100', doc: 'Requests read ahead per connection before reading pauses', check: atLeast(1) },
+  'cortado.fsync': {
+    type: 'STRING',
+    default: 'ack',
+    doc: 'ack: acks=1/all produce is answered only after fdatasync (group commit); none: page cache only, as Kafka by default',
+    check: oneOf('ack', 'none'),
+  },
+  'cortado.max.inflight.requests.per.connection': {
+    type: 'INT',
+    default: '100',
+    doc: 'Requests read ahead per connection before reading pauses',
+    check: atLeast(1),
+  },
 }
 
 // Kafka's alternative spellings of the retention and roll times.
@@ -90,15 +251,18 @@ const BROKER_LEVEL_TOPIC_DEFS = new Map(Object.values(TOPIC_CONFIGS).map(([broke
 function checkValue(key: string, def: ConfigDef, value: string): void {
   switch (def.type) {
     case 'BOOLEAN':
-      if (value !== 'true' && value !== 'false') throw new ConfigError(key, `${key} must be true or false, got "${value}"`)
+      if (value !== 'true' && value !== 'false')
+        throw new ConfigError(key, `${key} must be true or false, got "${value}"`)
       break
     case 'INT':
     case 'LONG':
       if (!/^-?\d+$/.test(value)) throw new ConfigError(key, `${key} must be an integer, got "${value}"`)
-      if (def.type === 'INT' && Math.abs(Number(value)) > 2 ** 31 - 1) throw new ConfigError(key, `${key} must fit in 32 bits`)
+      if (def.type === 'INT' && Math.abs(Number(value)) > 2 ** 31 - 1)
+        throw new ConfigError(key, `${key} must fit in 32 bits`)
       break
     case 'DOUBLE':
-      if (value.trim() === '' || !Number.isFinite(Number(value))) throw new ConfigError(key, `${key} must be a number, got "${value}"`)
+      if (value.trim() === '' || !Number.isFinite(Number(value)))
+        throw new ConfigError(key, `${key} must be a number, got "${value}"`)
       break
     default:
       break
@@ -158,7 +322,13 @@ export class BrokerConfig {
     const all: [string, ConfigDef][] = [...Object.entries(BROKER_CONFIGS), ...BROKER_LEVEL_TOPIC_DEFS.entries()]
     for (const [name, def] of all) {
       const set = this.overrides.get(name)
-      out.push({ name, value: set ?? def.default, source: set === undefined ? 'DEFAULT' : 'STATIC_BROKER', type: def.type, doc: def.doc })
+      out.push({
+        name,
+        value: set ?? def.default,
+        source: set === undefined ? 'DEFAULT' : 'STATIC_BROKER',
+        type: def.type,
+        doc: def.doc,
+      })
     }
     return out.sort((a, b) => a.name.localeCompare(b.name))
   }

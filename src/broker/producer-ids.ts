@@ -55,7 +55,10 @@ export class ProducerIdAllocator {
 
   private writeBlockStart(n: number): void {
     const tmp = this.path + '.tmp'
-    writeFileSync(tmp, `# written by cortado broker: producer ids below this may have been handed out\nnext.block.start=${n}\n`)
+    writeFileSync(
+      tmp,
+      `# written by cortado broker: producer ids below this may have been handed out\nnext.block.start=${n}\n`,
+    )
     let fd = openSync(tmp, 'r')
     try {
       fsyncSync(fd)

@@ -40,7 +40,10 @@ export interface BoundHandler<K extends ApiKey> {
 /** Any API's bound handler: what the server is given. A handler cannot be filed under another key. */
 export type AnyHandler = { [K in ApiKey]: BoundHandler<K> }[ApiKey]
 
-export function defineHandler<K extends ApiKey>(apiKey: K, handle: (ctx: RequestContext, request: RequestOf<K>) => HandlerResult<K>): BoundHandler<K> {
+export function defineHandler<K extends ApiKey>(
+  apiKey: K,
+  handle: (ctx: RequestContext, request: RequestOf<K>) => HandlerResult<K>,
+): BoundHandler<K> {
   return { apiKey, handle }
 }
 
@@ -70,15 +73,40 @@ interface ServerMetrics {
 
 function createMetrics(registry: Registry): ServerMetrics {
   return {
-    requests: new prom.Counter({ name: 'cortado_broker_requests_total', help: 'Requests handled, by API', labelNames: ['api'], registers: [registry] }),
-    requestSeconds: new prom.Histogram({
-      name: 'cortado_broker_request_seconds', help: 'Time from a request being read to its response being ready, by API',
-      labelNames: ['api'], buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5], registers: [registry],
+    requests: new prom.Counter({
+      name: 'cortado_broker_requests_total',
+      help: 'Requests handled, by API',
+      labelNames: ['api'],
+      registers: [registry],
     }),
-    protocolErrors: new prom.Counter({ name: 'cortado_broker_protocol_errors_total', help: 'Connections closed for bad input, by reason', labelNames: ['reason'], registers: [registry] }),
-    connections: new prom.Gauge({ name: 'cortado_broker_connections', help: 'Open client connections', registers: [registry] }),
-    bytesIn: new prom.Counter({ name: 'cortado_broker_bytes_in_total', help: 'Request bytes read', registers: [registry] }),
-    bytesOut: new prom.Counter({ name: 'cortado_broker_bytes_out_total', help: 'Response bytes written', registers: [registry] }),
+    requestSeconds: new prom.Histogram({
+      name: 'cortado_broker_request_seconds',
+      help: 'Time from a request being read to its response being ready, by API',
+      labelNames: ['api'],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5],
+      registers: [registry],
+    }),
+    protocolErrors: new prom.Counter({
+      name: 'cortado_broker_protocol_errors_total',
+      help: 'Connections closed for bad input, by reason',
+      labelNames: ['reason'],
+      registers: [registry],
+    }),
+    connections: new prom.Gauge({
+      name: 'cortado_broker_connections',
+      help: 'Open client connections',
+      registers: [registry],
+    }),
+    bytesIn: new prom.Counter({
+      name: 'cortado_broker_bytes_in_total',
+      help: 'Request bytes read',
+      registers: [registry],
+    }),
+    bytesOut: new prom.Counter({
+      name: 'cortado_broker_bytes_out_total',
+      help: 'Response bytes written',
+      registers: [registry],
+    }),
   }
 }
 
@@ -160,7 +188,12 @@ class Connection {
   private corked = false
   private closed = false
 
-  constructor(socket: Socket, options: ServerOptions, handlers: ReadonlyMap<number, AnyHandler>, metrics: ServerMetrics) {
+  constructor(
+    socket: Socket,
+    options: ServerOptions,
+    handlers: ReadonlyMap<number, AnyHandler>,
+    metrics: ServerMetrics,
+  ) {
     this.socket = socket
     this.options = options
     this.handlers = handlers
@@ -207,7 +240,11 @@ class Connection {
       const head = this.input[0].length >= 4 ? this.input[0] : this.compact()
       const size = head.readInt32BE(0)
       if (size < 8 || size > this.options.maxFrameBytes) {
-        this.fail('frame_size', `request frame of ${size} bytes is outside 8..${this.options.maxFrameBytes} (socket.request.max.bytes)`, { size })
+        this.fail(
+          'frame_size',
+          `request frame of ${size} bytes is outside 8..${this.options.maxFrameBytes} (socket.request.max.bytes)`,
+          { size },
+        )
         return
       }
       if (this.inputBytes < size + 4) return
@@ -243,7 +280,11 @@ class Connection {
         this.respondRaw(this.unsupportedApiVersions(correlationId, spec))
         return
       }
-      this.fail('unsupported_version', `${spec.name} v${apiVersion} is not supported (${spec.versions[0]}-${spec.versions[1]})`, { apiKey, apiVersion })
+      this.fail(
+        'unsupported_version',
+        `${spec.name} v${apiVersion} is not supported (${spec.versions[0]}-${spec.versions[1]})`,
+        { apiKey, apiVersion },
+      )
       return
     }
     let clientId: string | null
@@ -260,7 +301,11 @@ class Connection {
       }
       throw err
     }
-    this.dispatch(spec, { apiKey, apiVersion, correlationId, clientId, clientAddress: this.clientAddress, signal: this.abort.signal }, body)
+    this.dispatch(
+      spec,
+      { apiKey, apiVersion, correlationId, clientId, clientAddress: this.clientAddress, signal: this.abort.signal },
+      body,
+    )
   }
 
   private dispatch(spec: ApiSpec, ctx: RequestContext, body: unknown): void {
@@ -280,7 +325,12 @@ class Connection {
         this.fail('handler_close', err.message, { api })
         return
       }
-      this.log.error('request handler failed', { api, version: ctx.apiVersion, err, stack: err instanceof Error ? err.stack : undefined })
+      this.log.error('request handler failed', {
+        api,
+        version: ctx.apiVersion,
+        err,
+        stack: err instanceof Error ? err.stack : undefined,
+      })
       this.metrics.protocolErrors.inc({ reason: 'handler_error' })
       this.destroy()
     }
@@ -315,7 +365,15 @@ class Connection {
   private unsupportedApiVersions(correlationId: number, spec: ApiSpec): Buffer[] {
     const w = new Writer()
     w.writeInt32(0).writeInt32(correlationId)
-    encode(spec.response, 0, { errorCode: ErrorCode.UNSUPPORTED_VERSION, apiKeys: [{ apiKey: spec.key, minVersion: spec.versions[0], maxVersion: spec.versions[1] }] }, w)
+    encode(
+      spec.response,
+      0,
+      {
+        errorCode: ErrorCode.UNSUPPORTED_VERSION,
+        apiKeys: [{ apiKey: spec.key, minVersion: spec.versions[0], maxVersion: spec.versions[1] }],
+      },
+      w,
+    )
     const chunks = w.toChunks()
     chunks[0].writeInt32BE(w.length - 4, 0)
     return chunks

@@ -6,7 +6,19 @@
 // files with its predecessor. Deleting a topic removes topic.json first (fsync'ed), so a crash
 // halfway through a delete leaves an orphan directory that the next start removes.
 import { randomUUID } from 'node:crypto'
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs'
+import {
+  closeSync,
+  existsSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs'
 import { join } from 'node:path'
 import { ErrorCode } from '../protocol/errors.ts'
 import { type BrokerConfig, ConfigError, topicConfigEntries, validateTopicConfigs } from './config.ts'
@@ -42,7 +54,8 @@ export function invalidTopicName(name: string | null): string | undefined {
   if (name === null || name.length === 0) return 'topic name is empty'
   if (name === '.' || name === '..') return `topic name cannot be "${name}"`
   if (name.length > MAX_TOPIC_NAME) return `topic name is longer than ${MAX_TOPIC_NAME} characters`
-  if (!LEGAL_TOPIC_NAME.test(name)) return `topic name "${name}" has characters other than ASCII alphanumerics, '.', '_' and '-'`
+  if (!LEGAL_TOPIC_NAME.test(name))
+    return `topic name "${name}" has characters other than ASCII alphanumerics, '.', '_' and '-'`
   return undefined
 }
 
@@ -98,7 +111,13 @@ export class TopicManager {
         continue
       }
       const meta = JSON.parse(readFileSync(metaPath, 'utf8')) as TopicFile
-      const topic: Topic = { name: meta.name, id: Buffer.from(meta.id, 'hex'), dir, configs: meta.configs, partitions: [] }
+      const topic: Topic = {
+        name: meta.name,
+        id: Buffer.from(meta.id, 'hex'),
+        dir,
+        configs: meta.configs,
+        partitions: [],
+      }
       for (let p = 0; p < meta.partitions; p++) {
         topic.partitions.push(PartitionLog.open(join(dir, String(p)), this.logConfig(topic), this.flusher, now))
       }
@@ -127,11 +146,17 @@ export class TopicManager {
     if (this.byName.has(name)) throw new TopicError(ErrorCode.TOPIC_ALREADY_EXISTS, `topic "${name}" already exists`)
     const count = partitions === -1 ? this.config.number('num.partitions') : partitions
     if (count < 1 || count > MAX_PARTITIONS) {
-      throw new TopicError(ErrorCode.INVALID_PARTITIONS, `number of partitions must be between 1 and ${MAX_PARTITIONS}, got ${partitions}`)
+      throw new TopicError(
+        ErrorCode.INVALID_PARTITIONS,
+        `number of partitions must be between 1 and ${MAX_PARTITIONS}, got ${partitions}`,
+      )
     }
     const rf = replicationFactor === -1 ? this.config.number('default.replication.factor') : replicationFactor
     if (rf !== 1) {
-      throw new TopicError(ErrorCode.INVALID_REPLICATION_FACTOR, `replication factor ${rf} is larger than the 1 broker available`)
+      throw new TopicError(
+        ErrorCode.INVALID_REPLICATION_FACTOR,
+        `replication factor ${rf} is larger than the 1 broker available`,
+      )
     }
     try {
       validateTopicConfigs(configs)
@@ -162,12 +187,17 @@ export class TopicManager {
   /** Grows a topic to `total` partitions. */
   addPartitions(name: string, total: number, validateOnly = false, now = Date.now()): void {
     const topic = this.byName.get(name)
-    if (topic === undefined) throw new TopicError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, `topic "${name}" does not exist`)
+    if (topic === undefined)
+      throw new TopicError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, `topic "${name}" does not exist`)
     const current = topic.partitions.length
     if (total <= current) {
-      throw new TopicError(ErrorCode.INVALID_PARTITIONS, `topic "${name}" has ${current} partitions; the new count must be larger, got ${total}`)
+      throw new TopicError(
+        ErrorCode.INVALID_PARTITIONS,
+        `topic "${name}" has ${current} partitions; the new count must be larger, got ${total}`,
+      )
     }
-    if (total > MAX_PARTITIONS) throw new TopicError(ErrorCode.INVALID_PARTITIONS, `at most ${MAX_PARTITIONS} partitions`)
+    if (total > MAX_PARTITIONS)
+      throw new TopicError(ErrorCode.INVALID_PARTITIONS, `at most ${MAX_PARTITIONS} partitions`)
     if (validateOnly) return
     for (let p = current; p < total; p++) {
       topic.partitions.push(PartitionLog.open(join(topic.dir, String(p)), this.logConfig(topic), this.flusher, now))
@@ -179,7 +209,8 @@ export class TopicManager {
   /** Removes a topic: gone for new requests at once; files removed once in-flight I/O is done. */
   async delete(name: string): Promise<void> {
     const topic = this.byName.get(name)
-    if (topic === undefined) throw new TopicError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, `topic "${name}" does not exist`)
+    if (topic === undefined)
+      throw new TopicError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, `topic "${name}" does not exist`)
     this.byName.delete(name)
     this.byId.delete(topic.id.toString('hex'))
     unlinkSync(join(topic.dir, 'topic.json'))
@@ -215,14 +246,22 @@ export class TopicManager {
       if (!this.cleanupPolicies(topic).includes('delete')) continue
       for (const [p, log] of topic.partitions.entries()) {
         const deleted = log.applyRetention(now)
-        if (deleted > 0) this.log.info('retention deleted segments', { topic: topic.name, partition: p, segments: deleted, logStartOffset: log.logStartOffset })
+        if (deleted > 0)
+          this.log.info('retention deleted segments', {
+            topic: topic.name,
+            partition: p,
+            segments: deleted,
+            logStartOffset: log.logStartOffset,
+          })
       }
     }
   }
 
   /** A topic's cleanup.policy as a list (delete, compact). */
   cleanupPolicies(topic: Topic): string[] {
-    return this.topicConfig(topic, 'cleanup.policy').split(',').map((p) => p.trim())
+    return this.topicConfig(topic, 'cleanup.policy')
+      .split(',')
+      .map((p) => p.trim())
   }
 
   /** Whether produce must refuse null keys: the topic is compacted. */
@@ -259,7 +298,13 @@ export class TopicManager {
   private retainPartition(topic: Topic, p: number, log: PartitionLog, now: number): void {
     if (log.isClosed) return
     const deleted = log.applyRetention(now)
-    if (deleted > 0) this.log.info('retention deleted segments', { topic: topic.name, partition: p, segments: deleted, logStartOffset: log.logStartOffset })
+    if (deleted > 0)
+      this.log.info('retention deleted segments', {
+        topic: topic.name,
+        partition: p,
+        segments: deleted,
+        logStartOffset: log.logStartOffset,
+      })
   }
 
   async close(): Promise<void> {
@@ -270,7 +315,12 @@ export class TopicManager {
   }
 
   private writeMeta(topic: Topic): void {
-    const meta: TopicFile = { name: topic.name, id: topic.id.toString('hex'), partitions: topic.partitions.length, configs: topic.configs }
+    const meta: TopicFile = {
+      name: topic.name,
+      id: topic.id.toString('hex'),
+      partitions: topic.partitions.length,
+      configs: topic.configs,
+    }
     writeFileDurably(join(topic.dir, 'topic.json'), JSON.stringify(meta, null, 2) + '\n')
     fsyncDir(topic.dir)
   }

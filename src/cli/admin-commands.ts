@@ -6,8 +6,23 @@
 
 interface ClusterView {
   controller: { id: string | null; epoch: number }
-  nodes: { id: string; pid: number; rack: string | null; status: string; decommissioning?: boolean; replicas?: number | null }[]
-  databases: { name: string; partitions: { partition: number; generation: number; master: string | null; replicas: { node: string; role: string; applied: { generation: number; scn: number } | null }[] }[] }[]
+  nodes: {
+    id: string
+    pid: number
+    rack: string | null
+    status: string
+    decommissioning?: boolean
+    replicas?: number | null
+  }[]
+  databases: {
+    name: string
+    partitions: {
+      partition: number
+      generation: number
+      master: string | null
+      replicas: { node: string; role: string; applied: { generation: number; scn: number } | null }[]
+    }[]
+  }[]
 }
 
 async function call(router: string, method: string, path: string, body?: unknown): Promise<unknown> {
@@ -30,10 +45,15 @@ export async function admin(router: string, args: string[], out: (line: string) 
   if (sub === 'cluster') {
     const v = (await call(router, 'GET', '/_admin/cluster')) as ClusterView
     out(`controller ${v.controller.id ?? '(none)'} epoch ${v.controller.epoch}`)
-    for (const n of v.nodes) out(`node ${n.id} ${n.status}${n.decommissioning === true ? ' decommissioning' : ''} pid ${n.pid} rack ${n.rack ?? '-'} replicas ${n.replicas ?? '-'}`)
+    for (const n of v.nodes)
+      out(
+        `node ${n.id} ${n.status}${n.decommissioning === true ? ' decommissioning' : ''} pid ${n.pid} rack ${n.rack ?? '-'} replicas ${n.replicas ?? '-'}`,
+      )
     for (const db of v.databases) {
       for (const p of db.partitions) {
-        const replicas = p.replicas.map((r) => `${r.node}:${r.role}${r.applied === null ? '' : `@${r.applied.generation}.${r.applied.scn}`}`).join(' ')
+        const replicas = p.replicas
+          .map((r) => `${r.node}:${r.role}${r.applied === null ? '' : `@${r.applied.generation}.${r.applied.scn}`}`)
+          .join(' ')
         out(`${db.name}/${p.partition} generation ${p.generation} master ${p.master ?? '-'} replicas ${replicas}`)
       }
     }
@@ -41,13 +61,26 @@ export async function admin(router: string, args: string[], out: (line: string) 
   }
   if (sub === 'move-master' && rest.length === 3) {
     const [db, partition, node] = rest
-    const p = (await call(router, 'POST', `/_admin/databases/${encodeURIComponent(db)}/partitions/${encodeURIComponent(partition)}/master`, { node })) as { master: string; generation: number }
+    const p = (await call(
+      router,
+      'POST',
+      `/_admin/databases/${encodeURIComponent(db)}/partitions/${encodeURIComponent(partition)}/master`,
+      { node },
+    )) as { master: string; generation: number }
     out(`${db}/${partition}: master ${p.master}, generation ${p.generation}`)
     return
   }
   if ((sub === 'decommission' || sub === 'recommission') && rest.length === 1) {
-    await call(router, sub === 'decommission' ? 'POST' : 'DELETE', `/_admin/nodes/${encodeURIComponent(rest[0])}/decommission`)
-    out(sub === 'decommission' ? `${rest[0]}: decommissioning (its replicas move to other nodes; see \`cortado admin cluster\`)` : `${rest[0]}: may hold replicas again`)
+    await call(
+      router,
+      sub === 'decommission' ? 'POST' : 'DELETE',
+      `/_admin/nodes/${encodeURIComponent(rest[0])}/decommission`,
+    )
+    out(
+      sub === 'decommission'
+        ? `${rest[0]}: decommissioning (its replicas move to other nodes; see \`cortado admin cluster\`)`
+        : `${rest[0]}: may hold replicas again`,
+    )
     return
   }
   throw new AdminUsageError(`unknown admin command: ${args.join(' ') || '(none)'}`)

@@ -35,7 +35,12 @@ export async function produce(o: ProduceOptions): Promise<number> {
     segmentSize: o.segmentSize,
   })
   const counter = new AuditCounter({ side: 'produce' })
-  const audit = new AuditPublisher({ bootstrap: [o.bootstrap], counter, intervalMs: 10_000, clientId: 'cortado-cli-audit' })
+  const audit = new AuditPublisher({
+    bootstrap: [o.bootstrap],
+    counter,
+    intervalMs: 10_000,
+    clientId: 'cortado-cli-audit',
+  })
   let failed = 0
   const key = o.key === undefined ? null : Buffer.from(o.key)
   const sendOne = async (value: Buffer): Promise<void> => {
@@ -88,10 +93,25 @@ export async function consume(o: ConsumeOptions): Promise<number> {
   // Without a group, a fresh one, as Kafka's console consumer does.
   const group = o.group ?? `cortado-cli-${randomUUID()}`
   if (o.output !== undefined) await mkdir(o.output, { recursive: true })
-  const consumer = new Consumer({ clientId: 'cortado-cli', groupId: group, bootstrapBrokers: [o.bootstrap], autocommit: false, maxWaitTime: 500 })
-  const reader = new LargeMessageConsumer({ consumer, topics: [o.topic], startAt: o.fromBeginning || o.group !== undefined ? 'earliest' : 'latest' })
+  const consumer = new Consumer({
+    clientId: 'cortado-cli',
+    groupId: group,
+    bootstrapBrokers: [o.bootstrap],
+    autocommit: false,
+    maxWaitTime: 500,
+  })
+  const reader = new LargeMessageConsumer({
+    consumer,
+    topics: [o.topic],
+    startAt: o.fromBeginning || o.group !== undefined ? 'earliest' : 'latest',
+  })
   const counter = new AuditCounter({ side: 'consume', group })
-  const audit = new AuditPublisher({ bootstrap: [o.bootstrap], counter, intervalMs: 10_000, clientId: 'cortado-cli-audit' })
+  const audit = new AuditPublisher({
+    bootstrap: [o.bootstrap],
+    counter,
+    intervalMs: 10_000,
+    clientId: 'cortado-cli-audit',
+  })
   let seen = 0
   const stop = () => void reader.close()
   process.once('SIGINT', stop)
@@ -101,7 +121,8 @@ export async function consume(o: ConsumeOptions): Promise<number> {
       if (o.count !== undefined && seen >= o.count) return
       seen++
       counter.record(m.topic, Number(m.timestamp), 'success', auditBytes(null, m.value), group)
-      if (o.output !== undefined) await writeFile(join(o.output, `${m.topic}-${m.partition}-${m.offset}`), m.value ?? Buffer.alloc(0))
+      if (o.output !== undefined)
+        await writeFile(join(o.output, `${m.topic}-${m.partition}-${m.offset}`), m.value ?? Buffer.alloc(0))
       else out((m.value ?? Buffer.alloc(0)).toString('utf8'))
       if (o.count !== undefined && seen >= o.count) setImmediate(stop)
     })
@@ -123,7 +144,13 @@ export interface AuditOptions {
 
 /** Prints the audit report; true when every message produced in the window was consumed. */
 export async function audit(o: AuditOptions): Promise<boolean> {
-  const report = await runAuditReport({ bootstrap: [o.bootstrap], topic: o.topic, group: o.group, from: o.from, to: o.to })
+  const report = await runAuditReport({
+    bootstrap: [o.bootstrap],
+    topic: o.topic,
+    group: o.group,
+    from: o.from,
+    to: o.to,
+  })
   process.stdout.write(report.text + '\n')
   return report.complete
 }

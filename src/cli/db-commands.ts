@@ -74,7 +74,14 @@ export async function runController(cmd: ControllerCommand): Promise<void> {
     ...(cmd.controllerSessionMs === undefined ? {} : { controllerSessionMs: cmd.controllerSessionMs }),
     ...(cmd.rereplicationDelayMs === undefined ? {} : { rereplicationDelayMs: cmd.rereplicationDelayMs }),
   }
-  const controller = await Controller.start({ id: cmd.id, bootstrap: cmd.bootstrap, log, registry, config, replicationFactor: cmd.replicationFactor })
+  const controller = await Controller.start({
+    id: cmd.id,
+    bootstrap: cmd.bootstrap,
+    log,
+    registry,
+    config,
+    replicationFactor: cmd.replicationFactor,
+  })
   const metrics = cmd.metricsPort === undefined ? undefined : await serveMetrics(registry, '127.0.0.1', cmd.metricsPort)
   process.stdout.write(`cortado controller ready id=${cmd.id} pid=${process.pid}\n`)
   stopOnSignals(
@@ -142,7 +149,10 @@ class NodeSupervisor {
         if (this.#stopping) return
         this.#log.warn('storage node died; restarting it in 1 s', { node: this.id, code, signal })
         setTimeout(() => {
-          if (!this.#stopping) this.#ready = this.#spawn().catch((error: unknown) => this.#log.error('storage node restart failed', { node: this.id, error: String(error) }))
+          if (!this.#stopping)
+            this.#ready = this.#spawn().catch((error: unknown) =>
+              this.#log.error('storage node restart failed', { node: this.id, error: String(error) }),
+            )
         }, 1000)
       })
     })
@@ -169,7 +179,14 @@ export async function runStart(cmd: StartCommand): Promise<void> {
   let bootstrap = cmd.bootstrap
   const registry = createRegistry()
   if (bootstrap === undefined) {
-    broker = await Broker.start({ host: '127.0.0.1', port: cmd.brokerPort, dataDir: join(dataDir, 'broker'), settings: cmd.brokerSettings, log, registry })
+    broker = await Broker.start({
+      host: '127.0.0.1',
+      port: cmd.brokerPort,
+      dataDir: join(dataDir, 'broker'),
+      settings: cmd.brokerSettings,
+      log,
+      registry,
+    })
     bootstrap = [`${broker.host}:${broker.port}`]
   }
   // Three Kafka replicas of every replication topic, or as many as there are brokers (the check
@@ -177,21 +194,46 @@ export async function runStart(cmd: StartCommand): Promise<void> {
   const replicationFactor = broker === undefined ? Math.min(3, await brokerCount(bootstrap)) : 1
   const metrics = await serveMetrics(registry, '127.0.0.1', cmd.metricsPort)
   const metricsAddress = metrics.address()
-  const metricsPort = typeof metricsAddress === 'object' && metricsAddress !== null ? metricsAddress.port : cmd.metricsPort
+  const metricsPort =
+    typeof metricsAddress === 'object' && metricsAddress !== null ? metricsAddress.port : cmd.metricsPort
   // The router first: it creates the metadata topic the nodes register in. Then the controller
   // (one here; `cortado controller` runs more, as standbys).
-  const router = await Router.start({ bootstrap, host: '127.0.0.1', port: cmd.httpPort, log: log.child({ component: 'router' }), registry, replicationFactor })
-  const controller = await Controller.start({ id: 'controller-1', bootstrap, log: log.child({ component: 'controller' }), registry, replicationFactor })
+  const router = await Router.start({
+    bootstrap,
+    host: '127.0.0.1',
+    port: cmd.httpPort,
+    log: log.child({ component: 'router' }),
+    registry,
+    replicationFactor,
+  })
+  const controller = await Controller.start({
+    id: 'controller-1',
+    bootstrap,
+    log: log.child({ component: 'controller' }),
+    registry,
+    replicationFactor,
+  })
   const nodes = Array.from({ length: cmd.nodes }, (_, i) => {
     const id = `node-${i + 1}`
-    const args = ['--id', id, '--data-dir', join(dataDir, 'nodes', id), '--bootstrap', bootstrap.join(','), '--replication-factor', String(replicationFactor)]
+    const args = [
+      '--id',
+      id,
+      '--data-dir',
+      join(dataDir, 'nodes', id),
+      '--bootstrap',
+      bootstrap.join(','),
+      '--replication-factor',
+      String(replicationFactor),
+    ]
     return new NodeSupervisor(id, args, log)
   })
   await Promise.all(nodes.map((n) => n.ready))
 
   const notes: string[] = []
   if (broker !== undefined) {
-    notes.push('Embedded single broker: replication topics have one Kafka replica; min.insync.replicas and unclean leader election do not apply.')
+    notes.push(
+      'Embedded single broker: replication topics have one Kafka replica; min.insync.replicas and unclean leader election do not apply.',
+    )
   } else {
     const topics = [METADATA_TOPIC, ...[...router.metadata.view.databases.values()].map((d) => d.topic)]
     for (const check of await checkReplicationTopics(bootstrap, topics)) {

@@ -22,7 +22,9 @@ const load = {
 /** Seconds a command waits for its broker or router before giving up (`--connect-timeout`). */
 const DEFAULT_CONNECT_TIMEOUT_S = 15
 
-const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version
+const VERSION = (
+  JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
+).version
 
 const CONNECT = `[--connect-timeout <seconds, default ${DEFAULT_CONNECT_TIMEOUT_S}>]`
 
@@ -42,7 +44,8 @@ function port(name: string, value: string | undefined, fallback?: number): numbe
     return fallback
   }
   const n = Number(value)
-  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new UsageError(`--${name} must be a port number, got "${value}"`)
+  if (!Number.isInteger(n) || n < 0 || n > 65535)
+    throw new UsageError(`--${name} must be a port number, got "${value}"`)
   return n
 }
 
@@ -65,7 +68,8 @@ function optionalPositive(value: string | undefined, name: string): number | und
 function connectTimeoutMs(value: string | undefined): number {
   if (value === undefined) return DEFAULT_CONNECT_TIMEOUT_S * 1000
   const s = Number(value)
-  if (!Number.isFinite(s) || s < 0) throw new UsageError(`--connect-timeout must be a number of seconds, got "${value}"`)
+  if (!Number.isFinite(s) || s < 0)
+    throw new UsageError(`--connect-timeout must be a number of seconds, got "${value}"`)
   return s * 1000
 }
 
@@ -74,7 +78,10 @@ const connectOption = { 'connect-timeout': { type: 'string' } } as const
 /** Waits for Kafka before a command uses it, saying on stderr what it waits for. */
 async function kafkaReachable(bootstrap: string[], timeout: string | undefined): Promise<void> {
   const { waitForKafka } = await load.reachability()
-  return waitForKafka(bootstrap, { timeoutMs: connectTimeoutMs(timeout), say: (line) => process.stderr.write(line + '\n') })
+  return waitForKafka(bootstrap, {
+    timeoutMs: connectTimeoutMs(timeout),
+    say: (line) => process.stderr.write(line + '\n'),
+  })
 }
 
 /** Exits once everything written to stdout has gone out (process.exit would cut a pipe short). */
@@ -97,14 +104,23 @@ async function runBroker(args: string[]): Promise<void> {
   const dataDir = required(values['data-dir'], 'data-dir')
   const brokerPort = port('port', values.port)
   const settings = parseConfigArgs(values.config)
-  const wantedMetricsPort = values['metrics-port'] === undefined ? undefined : port('metrics-port', values['metrics-port'])
-  const [{ Broker }, { Logger }, { serveMetrics }, { stopOnSignals }] = await Promise.all([load.broker(), load.log(), load.metrics(), load.shutdown()])
+  const wantedMetricsPort =
+    values['metrics-port'] === undefined ? undefined : port('metrics-port', values['metrics-port'])
+  const [{ Broker }, { Logger }, { serveMetrics }, { stopOnSignals }] = await Promise.all([
+    load.broker(),
+    load.log(),
+    load.metrics(),
+    load.shutdown(),
+  ])
   const log = new Logger()
   const broker = await Broker.start({ host: values.host, port: brokerPort, dataDir, settings, log })
-  const metrics = wantedMetricsPort === undefined ? undefined : await serveMetrics(broker.registry, values.host, wantedMetricsPort)
+  const metrics =
+    wantedMetricsPort === undefined ? undefined : await serveMetrics(broker.registry, values.host, wantedMetricsPort)
   const address = metrics?.address()
   const metricsNote = typeof address === 'object' && address !== null ? `, metrics on :${address.port}/metrics` : ''
-  process.stdout.write(`cortado broker ready on ${broker.host}:${broker.port} (node ${broker.nodeId}, data ${broker.dataDir}${metricsNote})\n`)
+  process.stdout.write(
+    `cortado broker ready on ${broker.host}:${broker.port} (node ${broker.nodeId}, data ${broker.dataDir}${metricsNote})\n`,
+  )
   stopOnSignals(async () => {
     metrics?.close()
     await broker.stop()
@@ -168,7 +184,8 @@ const COMMANDS: Record<string, Command> = {
         strict: true,
       })
       const id = required(values.id, 'id')
-      if (!/^[A-Za-z0-9_-]{1,64}$/.test(id)) throw new UsageError(`--id must be 1 to 64 letters, digits, _ or -, got "${id}"`)
+      if (!/^[A-Za-z0-9_-]{1,64}$/.test(id))
+        throw new UsageError(`--id must be 1 to 64 letters, digits, _ or -, got "${id}"`)
       const command = {
         id,
         dataDir: required(values['data-dir'], 'data-dir'),
@@ -247,12 +264,24 @@ const COMMANDS: Record<string, Command> = {
     usage: `cortado admin cluster | move-master <db> <partition> <node> | decommission <node> | recommission <node>
               [--router http://127.0.0.1:8080] ${CONNECT}`,
     run: async (args) => {
-      const { values, positionals } = parseArgs({ args, options: { router: { type: 'string', default: 'http://127.0.0.1:8080' }, ...connectOption }, allowPositionals: true, strict: true })
+      const { values, positionals } = parseArgs({
+        args,
+        options: { router: { type: 'string', default: 'http://127.0.0.1:8080' }, ...connectOption },
+        allowPositionals: true,
+        strict: true,
+      })
       const router = values.router.replace(/\/$/, '')
       const timeoutMs = connectTimeoutMs(values['connect-timeout'])
       const say = (line: string) => process.stderr.write(line + '\n')
-      const [{ waitUntilReachable }, { admin, AdminUsageError }] = await Promise.all([load.reachability(), load.admin()])
-      await waitUntilReachable(`the router at ${router}`, async () => void (await fetch(`${router}/_admin/cluster`)).body?.cancel(), { timeoutMs, say })
+      const [{ waitUntilReachable }, { admin, AdminUsageError }] = await Promise.all([
+        load.reachability(),
+        load.admin(),
+      ])
+      await waitUntilReachable(
+        `the router at ${router}`,
+        async () => void (await fetch(`${router}/_admin/cluster`)).body?.cancel(),
+        { timeoutMs, say },
+      )
       try {
         await admin(router, positionals, (line) => process.stdout.write(line + '\n'))
       } catch (error) {
@@ -267,7 +296,14 @@ const COMMANDS: Record<string, Command> = {
     run: async (args) => {
       const { values } = parseArgs({
         args,
-        options: { bootstrap: { type: 'string' }, topic: { type: 'string' }, key: { type: 'string' }, file: { type: 'string' }, 'segment-size': { type: 'string' }, ...connectOption },
+        options: {
+          bootstrap: { type: 'string' },
+          topic: { type: 'string' },
+          key: { type: 'string' },
+          file: { type: 'string' },
+          'segment-size': { type: 'string' },
+          ...connectOption,
+        },
         strict: true,
       })
       const bootstrap = required(values.bootstrap, 'bootstrap')
@@ -296,7 +332,14 @@ const COMMANDS: Record<string, Command> = {
         strict: true,
       })
       const bootstrap = required(values.bootstrap, 'bootstrap')
-      const options = { bootstrap, topic: required(values.topic, 'topic'), group: values.group, fromBeginning: values['from-beginning'], count: optionalPositive(values.count, 'count'), output: values.output }
+      const options = {
+        bootstrap,
+        topic: required(values.topic, 'topic'),
+        group: values.group,
+        fromBeginning: values['from-beginning'],
+        count: optionalPositive(values.count, 'count'),
+        output: values.output,
+      }
       await kafkaReachable([bootstrap], values['connect-timeout'])
       const { consume } = await load.client()
       await consume(options)
@@ -308,16 +351,30 @@ const COMMANDS: Record<string, Command> = {
     run: async (args) => {
       const { values } = parseArgs({
         args,
-        options: { bootstrap: { type: 'string' }, topic: { type: 'string' }, group: { type: 'string' }, from: { type: 'string' }, to: { type: 'string' }, ...connectOption },
+        options: {
+          bootstrap: { type: 'string' },
+          topic: { type: 'string' },
+          group: { type: 'string' },
+          from: { type: 'string' },
+          to: { type: 'string' },
+          ...connectOption,
+        },
         strict: true,
       })
       const time = (name: string, v: string | undefined) => {
         const t = parseTime(required(v, name))
-        if (t === undefined) throw new UsageError(`--${name} must be a time (ISO 8601 or epoch milliseconds), got "${v}"`)
+        if (t === undefined)
+          throw new UsageError(`--${name} must be a time (ISO 8601 or epoch milliseconds), got "${v}"`)
         return t
       }
       const bootstrap = required(values.bootstrap, 'bootstrap')
-      const options = { bootstrap, topic: required(values.topic, 'topic'), group: required(values.group, 'group'), from: time('from', values.from), to: time('to', values.to) }
+      const options = {
+        bootstrap,
+        topic: required(values.topic, 'topic'),
+        group: required(values.group, 'group'),
+        from: time('from', values.from),
+        to: time('to', values.to),
+      }
       await kafkaReachable([bootstrap], values['connect-timeout'])
       const { audit } = await load.client()
       const complete = await audit(options)
@@ -357,13 +414,18 @@ async function main(argv: string[]): Promise<void> {
 }
 
 function isArgumentError(err: unknown): err is Error {
-  return err instanceof UsageError || err instanceof ConfigError || (err instanceof Error && 'code' in err && typeof err.code === 'string' && err.code.startsWith('ERR_PARSE_ARGS_'))
+  return (
+    err instanceof UsageError ||
+    err instanceof ConfigError ||
+    (err instanceof Error && 'code' in err && typeof err.code === 'string' && err.code.startsWith('ERR_PARSE_ARGS_'))
+  )
 }
 
 main(process.argv.slice(2)).catch((err: unknown) => {
   if (isArgumentError(err)) {
     const command = process.argv[2]
-    const usage = command !== undefined && Object.hasOwn(COMMANDS, command) ? `usage: ${COMMANDS[command].usage}\n` : USAGE
+    const usage =
+      command !== undefined && Object.hasOwn(COMMANDS, command) ? `usage: ${COMMANDS[command].usage}\n` : USAGE
     process.stderr.write(`cortado: ${err.message}\n${usage}`)
     process.exit(2)
   }

@@ -32,7 +32,10 @@ export async function waitUntilReachable(what: string, attempt: () => Promise<vo
     }
     const now = Date.now()
     const left = deadline - now
-    if (left <= 0) throw new UnreachableError(`cannot reach ${what} after ${Math.round(o.timeoutMs / 1000)} s (${reason}); is it running? --connect-timeout <seconds> waits longer`)
+    if (left <= 0)
+      throw new UnreachableError(
+        `cannot reach ${what} after ${Math.round(o.timeoutMs / 1000)} s (${reason}); is it running? --connect-timeout <seconds> waits longer`,
+      )
     if (now - lastReport >= REPORT_EVERY_MS) {
       o.say(`cortado: waiting for ${what}: ${reason} (giving up in ${Math.ceil(left / 1000)} s)`)
       lastReport = now
@@ -43,7 +46,13 @@ export async function waitUntilReachable(what: string, attempt: () => Promise<vo
 
 /** One Metadata round trip to the bootstrap brokers, with no retries of its own. */
 export async function probeKafka(bootstrap: string[], timeoutMs: number): Promise<void> {
-  const admin = new Admin({ clientId: 'cortado-probe', bootstrapBrokers: bootstrap, retries: 0, connectTimeout: Math.min(timeoutMs, 5000), timeout: Math.min(timeoutMs, 5000) })
+  const admin = new Admin({
+    clientId: 'cortado-probe',
+    bootstrapBrokers: bootstrap,
+    retries: 0,
+    connectTimeout: Math.min(timeoutMs, 5000),
+    timeout: Math.min(timeoutMs, 5000),
+  })
   try {
     await admin.metadata({ topics: [] })
   } finally {

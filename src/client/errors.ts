@@ -55,7 +55,11 @@ export class RecordAbandonedError extends ClientError {
   readonly failure: ProducerSendError
 
   constructor(failure: ProducerSendError) {
-    super(RecordAbandonedError.CODE, `record not sent: an earlier record failed (${failure.kafkaName}: ${failure.message})`, { cause: failure })
+    super(
+      RecordAbandonedError.CODE,
+      `record not sent: an earlier record failed (${failure.kafkaName}: ${failure.message})`,
+      { cause: failure },
+    )
     this.failure = failure
   }
 }
@@ -112,5 +116,9 @@ export function kafkaErrorInfo(error: unknown): KafkaErrorInfo {
     }
   }
   const top = typeof error === 'object' && error !== null ? (error as Record<string, unknown>) : {}
-  return { kafkaCode: -1, kafkaName: typeof top.code === 'string' ? top.code : 'CLIENT_ERROR', serverMessage: undefined }
+  return {
+    kafkaCode: -1,
+    kafkaName: typeof top.code === 'string' ? top.code : 'CLIENT_ERROR',
+    serverMessage: undefined,
+  }
 }

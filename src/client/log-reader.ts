@@ -77,7 +77,15 @@ export class LogReader {
   /** Reads `topic`/`partition` from `offset` on, replacing any earlier assignment of it. */
   assign(topic: string, partition: number, offset: number, handler: RecordsHandler): void {
     if (this.#closed) throw new Error('LogReader is closed')
-    this.#assignments.set(key(topic, partition), { topic, partition, next: offset, handler, epoch: ++this.#epoch, retryAt: 0, failures: 0 })
+    this.#assignments.set(key(topic, partition), {
+      topic,
+      partition,
+      next: offset,
+      handler,
+      epoch: ++this.#epoch,
+      retryAt: 0,
+      failures: 0,
+    })
     this.#wake?.()
     if (!this.#running) {
       this.#running = true
@@ -96,7 +104,11 @@ export class LogReader {
 
   /** The log end offset (high watermark) of a partition. */
   async endOffset(topic: string, partition: number): Promise<number> {
-    const offsets = await this.#consumer.listOffsets({ topics: [topic], partitions: { [topic]: [partition] }, timestamp: -1n })
+    const offsets = await this.#consumer.listOffsets({
+      topics: [topic],
+      partitions: { [topic]: [partition] },
+      timestamp: -1n,
+    })
     const value = offsets.get(topic)?.[partition]
     if (value === undefined) throw new Error(`no end offset for ${topic}/${partition}`)
     return Number(value)
@@ -132,8 +144,20 @@ export class LogReader {
     const topics = [...new Set(assignments.map((a) => a.topic))].sort()
     // Metadata is looked up again when the topics change, after an error, or every few seconds.
     const wanted = topics.join('\u0000')
-    if (this.#metadata === undefined || this.#metadata.topics !== wanted || Date.now() - this.#metadata.at > METADATA_MAX_AGE_MS) {
-      this.#metadata = { topics: wanted, at: Date.now(), value: await this.#consumer.metadata({ topics, autocreateTopics: false, forceUpdate: this.#metadata !== undefined }) }
+    if (
+      this.#metadata === undefined ||
+      this.#metadata.topics !== wanted ||
+      Date.now() - this.#metadata.at > METADATA_MAX_AGE_MS
+    ) {
+      this.#metadata = {
+        topics: wanted,
+        at: Date.now(),
+        value: await this.#consumer.metadata({
+          topics,
+          autocreateTopics: false,
+          forceUpdate: this.#metadata !== undefined,
+        }),
+      }
     }
     const metadata = this.#metadata.value
     const byLeader = new Map<number, Assignment[]>()
@@ -171,7 +195,13 @@ export class LogReader {
       maxBytes: this.#options.maxBytes ?? 16 * 1024 * 1024,
       topics: [...byTopic].map(([topic, as]) => ({
         topicId: topics.get(topic)!.id,
-        partitions: as.map((a) => ({ partition: a.partition, fetchOffset: BigInt(a.next), partitionMaxBytes: maxPartitionBytes, currentLeaderEpoch: -1, lastFetchedEpoch: -1 })),
+        partitions: as.map((a) => ({
+          partition: a.partition,
+          fetchOffset: BigInt(a.next),
+          partitionMaxBytes: maxPartitionBytes,
+          currentLeaderEpoch: -1,
+          lastFetchedEpoch: -1,
+        })),
       })),
     }
     // A partition-level error (say OFFSET_OUT_OF_RANGE) fails the whole call, with the response
@@ -194,7 +224,9 @@ export class LogReader {
           this.#metadata = undefined
           req.a.failures++
           req.a.retryAt = Date.now() + Math.min(5000, 100 * 2 ** Math.min(6, req.a.failures - 1))
-          this.#options.onError?.(new Error(`fetch ${topic}/${p.partitionIndex} at ${req.next}: Kafka error ${p.errorCode}`))
+          this.#options.onError?.(
+            new Error(`fetch ${topic}/${p.partitionIndex} at ${req.next}: Kafka error ${p.errorCode}`),
+          )
           continue
         }
         req.a.failures = 0
@@ -233,7 +265,8 @@ export class LogReader {
       return
     }
     // Advance only if the assignment was not replaced while the handler ran.
-    if (this.#assignments.get(key(a.topic, a.partition))?.epoch === epoch) a.next = records[records.length - 1].offset + 1
+    if (this.#assignments.get(key(a.topic, a.partition))?.epoch === epoch)
+      a.next = records[records.length - 1].offset + 1
   }
 }
 

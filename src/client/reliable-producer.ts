@@ -269,7 +269,10 @@ export class ReliableProducer {
 
   #hasRoom(e: Entry): boolean {
     if (this.#bufferedRecords === 0) return true // a record larger than the byte bound goes alone
-    return this.#bufferedRecords + 1 <= this.#options.maxBufferedRecords && this.#bufferedBytes + e.size <= this.#options.maxBufferedBytes
+    return (
+      this.#bufferedRecords + 1 <= this.#options.maxBufferedRecords &&
+      this.#bufferedBytes + e.size <= this.#options.maxBufferedBytes
+    )
   }
 
   #admit(e: Entry): void {

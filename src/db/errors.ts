@@ -53,7 +53,13 @@ const STATUS: Record<DbErrorCode, number> = {
 /** Codes after which the request is known not to have been applied, so it is safe to resend. */
 // MASTER_ERROR is among them: a fenced master refuses before writing anything, and by then the
 // metadata names (or is about to name) another master.
-export const RETRIABLE_CODES: ReadonlySet<DbErrorCode> = new Set(['NO_MASTER', 'NOT_MASTER', 'NOT_APPLIED', 'REPLICA_NOT_READY', 'MASTER_ERROR'])
+export const RETRIABLE_CODES: ReadonlySet<DbErrorCode> = new Set([
+  'NO_MASTER',
+  'NOT_MASTER',
+  'NOT_APPLIED',
+  'REPLICA_NOT_READY',
+  'MASTER_ERROR',
+])
 
 export class DbError extends Error {
   readonly code: DbErrorCode
@@ -68,7 +74,9 @@ export class DbError extends Error {
   }
 
   toJSON(): { error: { code: DbErrorCode; message: string; details?: readonly string[] } } {
-    return { error: { code: this.code, message: this.message, ...(this.details.length > 0 ? { details: this.details } : {}) } }
+    return {
+      error: { code: this.code, message: this.message, ...(this.details.length > 0 ? { details: this.details } : {}) },
+    }
   }
 }
 

@@ -47,16 +47,28 @@ export async function checkReplicationTopics(bootstrap: string[], topics: string
   const admin = new Admin({ clientId: 'cortado-admin', bootstrapBrokers: bootstrap, retries: 3, retryDelay: 200 })
   try {
     const metadata = await admin.metadata({ topics })
-    const described = await admin.describeConfigs({ resources: topics.map((name) => ({ resourceType: 2, resourceName: name, configurationKeys: ['min.insync.replicas', 'unclean.leader.election.enable'] })) })
+    const described = await admin.describeConfigs({
+      resources: topics.map((name) => ({
+        resourceType: 2,
+        resourceName: name,
+        configurationKeys: ['min.insync.replicas', 'unclean.leader.election.enable'],
+      })),
+    })
     return topics.map((topic) => {
       const problems: string[] = []
       const t = metadata.topics.get(topic)
       const rf = t === undefined ? 0 : Math.min(...t.partitions.map((p) => p.replicas.length))
       if (rf < 3) problems.push(`replication factor is ${rf}, needs at least 3`)
-      const configs = new Map((described.find((d) => d.resourceName === topic)?.configs ?? []).map((c) => [c.name, c.value]))
+      const configs = new Map(
+        (described.find((d) => d.resourceName === topic)?.configs ?? []).map((c) => [c.name, c.value]),
+      )
       const minIsr = Number(configs.get('min.insync.replicas') ?? '1')
-      if (!(minIsr >= 2)) problems.push(`min.insync.replicas is ${configs.get('min.insync.replicas') ?? 'unset'}, needs at least 2`)
-      if (configs.get('unclean.leader.election.enable') !== 'false') problems.push(`unclean.leader.election.enable is ${configs.get('unclean.leader.election.enable') ?? 'unset'}, needs false`)
+      if (!(minIsr >= 2))
+        problems.push(`min.insync.replicas is ${configs.get('min.insync.replicas') ?? 'unset'}, needs at least 2`)
+      if (configs.get('unclean.leader.election.enable') !== 'false')
+        problems.push(
+          `unclean.leader.election.enable is ${configs.get('unclean.leader.election.enable') ?? 'unset'}, needs false`,
+        )
       return { topic, ok: problems.length === 0, problems }
     })
   } finally {

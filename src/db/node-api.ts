@@ -69,7 +69,14 @@ export interface ReplicaStatus {
   /** Offset after the last record read. */
   readOffset: number
   documents: number
-  counters: { applied: number; duplicates: number; zombies: number; discarded: number; invalid: number; integrityGaps: number }
+  counters: {
+    applied: number
+    duplicates: number
+    zombies: number
+    discarded: number
+    invalid: number
+    integrityGaps: number
+  }
   bootstrappedFrom: string | null
   /** Why the replica stopped applying (it needs a restart), or null. */
   failure: string | null

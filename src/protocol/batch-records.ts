@@ -21,13 +21,23 @@ export function recordsSection(batch: Buffer, pos: number, h: BatchHeader, maxBy
 }
 
 /** Like recordsSection, off the event loop for gzip and zstd. */
-export function recordsSectionAsync(batch: Buffer, pos: number, h: BatchHeader, maxBytes = MAX_DECOMPRESSED_BYTES): Promise<Buffer> {
+export function recordsSectionAsync(
+  batch: Buffer,
+  pos: number,
+  h: BatchHeader,
+  maxBytes = MAX_DECOMPRESSED_BYTES,
+): Promise<Buffer> {
   const body = batch.subarray(pos + BATCH_HEADER_SIZE, pos + LOG_OVERHEAD + h.batchLength)
   return decompressAsync(h.attributes & ATTR_COMPRESSION_MASK, body, maxBytes)
 }
 
 /** Scans the records of a batch of any codec. Throws RecordBatchError or CompressionError. */
-export function batchRecords(batch: Buffer, pos: number, h: BatchHeader, maxBytes = MAX_DECOMPRESSED_BYTES): RawRecord[] {
+export function batchRecords(
+  batch: Buffer,
+  pos: number,
+  h: BatchHeader,
+  maxBytes = MAX_DECOMPRESSED_BYTES,
+): RawRecord[] {
   return scanRecords(recordsSection(batch, pos, h, maxBytes), h.recordsCount, h.lastOffsetDelta)
 }
 
@@ -36,7 +46,10 @@ export function batchRecords(batch: Buffer, pos: number, h: BatchHeader, maxByte
  * validated batches has a null key or the records cannot be read, else undefined. Compressed
  * batches are decompressed to look, as Kafka does.
  */
-export function nullKeyProblem(records: Buffer, headers: readonly BatchHeader[]): { code: number; message: string } | undefined {
+export function nullKeyProblem(
+  records: Buffer,
+  headers: readonly BatchHeader[],
+): { code: number; message: string } | undefined {
   let pos = 0
   for (const h of headers) {
     const size = h.batchLength + LOG_OVERHEAD
@@ -45,12 +58,16 @@ export function nullKeyProblem(records: Buffer, headers: readonly BatchHeader[])
       try {
         scanned = batchRecords(records, pos, h)
       } catch (err) {
-        if (err instanceof RecordBatchError || err instanceof CompressionError) return { code: err.code, message: err.message }
+        if (err instanceof RecordBatchError || err instanceof CompressionError)
+          return { code: err.code, message: err.message }
         throw err
       }
       for (const r of scanned) {
         if (r.key === null) {
-          return { code: ErrorCode.INVALID_RECORD, message: `compacted topic: the record at offset delta ${r.offsetDelta} of a batch has a null key; records sent to a compacted topic must have a key` }
+          return {
+            code: ErrorCode.INVALID_RECORD,
+            message: `compacted topic: the record at offset delta ${r.offsetDelta} of a batch has a null key; records sent to a compacted topic must have a key`,
+          }
         }
       }
     }

@@ -41,7 +41,11 @@ export class CompressionError extends Error {
 }
 
 function corrupt(codec: number, message: string, cause?: unknown): CompressionError {
-  return new CompressionError(ErrorCode.CORRUPT_MESSAGE, `${CODEC_NAMES[codec] ?? `codec ${codec}`}: ${message}`, cause === undefined ? undefined : { cause })
+  return new CompressionError(
+    ErrorCode.CORRUPT_MESSAGE,
+    `${CODEC_NAMES[codec] ?? `codec ${codec}`}: ${message}`,
+    cause === undefined ? undefined : { cause },
+  )
 }
 
 function tooLarge(codec: number, size: number, maxBytes: number): CompressionError {
@@ -190,7 +194,8 @@ function lz4Decode(data: Buffer, maxBytes: number): Buffer {
 // ---- zlib codecs ----
 
 function zlibError(codec: number, err: unknown, maxBytes: number): CompressionError {
-  if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') return corrupt(codec, `decompressed size exceeds the limit of ${maxBytes} bytes`, err)
+  if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE')
+    return corrupt(codec, `decompressed size exceeds the limit of ${maxBytes} bytes`, err)
   return corrupt(codec, (err as Error).message, err)
 }
 
@@ -229,7 +234,8 @@ export function decompress(codec: number, data: Buffer, maxBytes = MAX_DECOMPRES
  */
 export function decompressAsync(codec: number, data: Buffer, maxBytes = MAX_DECOMPRESSED_BYTES): Promise<Buffer> {
   // A throw in the executor rejects the promise.
-  if (codec !== CODEC_GZIP && codec !== CODEC_ZSTD) return new Promise((resolve) => resolve(decompress(codec, data, maxBytes)))
+  if (codec !== CODEC_GZIP && codec !== CODEC_ZSTD)
+    return new Promise((resolve) => resolve(decompress(codec, data, maxBytes)))
   const { promise, resolve, reject } = Promise.withResolvers<Buffer>()
   const done = (err: Error | null, out: Buffer): void => {
     if (err !== null) reject(zlibError(codec, err, maxBytes))

@@ -85,7 +85,11 @@ export function errorName(code: number): string {
 /** A request the broker cannot decode. The connection that sent it is closed; nobody else notices. */
 export class ProtocolError extends Error {
   readonly code: string
-  constructor(code: 'TRUNCATED' | 'BAD_LENGTH' | 'BAD_VARINT' | 'BAD_STRING' | 'FRAME_TOO_LARGE' | 'UNKNOWN_API' | 'TRAILING_BYTES', message: string) {
+  constructor(
+    code:
+      'TRUNCATED' | 'BAD_LENGTH' | 'BAD_VARINT' | 'BAD_STRING' | 'FRAME_TOO_LARGE' | 'UNKNOWN_API' | 'TRAILING_BYTES',
+    message: string,
+  ) {
     super(message)
     this.name = 'ProtocolError'
     this.code = code

@@ -98,7 +98,8 @@ export class Reader {
   }
 
   private checkLength(n: number): void {
-    if (n > this.remaining) throw new ProtocolError('BAD_LENGTH', `length ${n} exceeds the ${this.remaining} bytes left`)
+    if (n > this.remaining)
+      throw new ProtocolError('BAD_LENGTH', `length ${n} exceeds the ${this.remaining} bytes left`)
   }
 
   /** int16-length string; -1 is null. */
@@ -152,13 +153,15 @@ export class Reader {
   readArrayLength(): number {
     const n = this.readInt32()
     if (n < -1) throw new ProtocolError('BAD_LENGTH', `array length ${n}`)
-    if (n > this.remaining) throw new ProtocolError('BAD_LENGTH', `array length ${n} exceeds the ${this.remaining} bytes left`)
+    if (n > this.remaining)
+      throw new ProtocolError('BAD_LENGTH', `array length ${n} exceeds the ${this.remaining} bytes left`)
     return n
   }
 
   readCompactArrayLength(): number {
     const n = this.readUVarint() - 1
-    if (n > this.remaining) throw new ProtocolError('BAD_LENGTH', `array length ${n} exceeds the ${this.remaining} bytes left`)
+    if (n > this.remaining)
+      throw new ProtocolError('BAD_LENGTH', `array length ${n} exceeds the ${this.remaining} bytes left`)
     return n
   }
 }

@@ -98,7 +98,7 @@ const TWO_32 = 4294967296
 
 /** Big-endian int64 as a Number without allocating a BigInt (exact below 2^53). */
 export function readInt64(buf: Uint8Array, pos: number): number {
-  const hi = ((buf[pos] << 24) | (buf[pos + 1] << 16) | (buf[pos + 2] << 8) | buf[pos + 3]) | 0
+  const hi = (buf[pos] << 24) | (buf[pos + 1] << 16) | (buf[pos + 2] << 8) | buf[pos + 3] | 0
   const lo = ((buf[pos + 4] << 24) | (buf[pos + 5] << 16) | (buf[pos + 6] << 8) | buf[pos + 7]) >>> 0
   return hi * TWO_32 + lo
 }
@@ -285,7 +285,13 @@ function walkRecords(
       headers.push({ key: headerKey === null ? '' : headerKey.toString('utf8'), value: headerValue })
     }
     if (c.pos !== recordEnd) throw invalid(`record ${i} length does not match its contents`)
-    out.push({ offset: baseOffset + offsetDelta, timestamp: logAppendTime ?? baseTimestamp + timestampDelta, key, value, headers })
+    out.push({
+      offset: baseOffset + offsetDelta,
+      timestamp: logAppendTime ?? baseTimestamp + timestampDelta,
+      key,
+      value,
+      headers,
+    })
   }
   if (c.pos !== end) throw invalid(`records do not fill the batch (${end - c.pos} bytes left over)`)
 }
@@ -317,7 +323,8 @@ function validate(records: Buffer): ValidationResult {
       return { error: ErrorCode.CORRUPT_MESSAGE, message: `truncated record batch at byte ${pos}` }
     }
     const magic = records.readInt8(pos + MAGIC_OFFSET)
-    if (magic === 0 || magic === 1) return { error: ErrorCode.INVALID_RECORD, message: 'message format v0/v1 not supported' }
+    if (magic === 0 || magic === 1)
+      return { error: ErrorCode.INVALID_RECORD, message: 'message format v0/v1 not supported' }
     if (magic !== 2) return { error: ErrorCode.INVALID_RECORD, message: `unknown record batch magic ${magic}` }
     if (remaining < BATCH_HEADER_SIZE) {
       return { error: ErrorCode.CORRUPT_MESSAGE, message: `truncated record batch header at byte ${pos}` }
@@ -369,7 +376,8 @@ function validate(records: Buffer): ValidationResult {
  * may have gaps after compaction). Throws RecordBatchError.
  */
 export function decodeRecords(batch: Buffer): DecodedRecord[] {
-  if (batch.length < BATCH_HEADER_SIZE) throw new RecordBatchError(ErrorCode.CORRUPT_MESSAGE, 'truncated record batch header')
+  if (batch.length < BATCH_HEADER_SIZE)
+    throw new RecordBatchError(ErrorCode.CORRUPT_MESSAGE, 'truncated record batch header')
   const h = readBatchHeader(batch, 0)
   if (h.magic !== 2) throw invalid(`unknown record batch magic ${h.magic}`)
   if (h.batchLength < MIN_BATCH_LENGTH || h.batchLength > batch.length - LOG_OVERHEAD) {
@@ -377,7 +385,10 @@ export function decodeRecords(batch: Buffer): DecodedRecord[] {
   }
   const codec = h.attributes & ATTR_COMPRESSION_MASK
   if (codec !== COMPRESSION_NONE) {
-    throw new RecordBatchError(ErrorCode.UNSUPPORTED_COMPRESSION_TYPE, `cannot decode compressed batch (codec ${codec})`)
+    throw new RecordBatchError(
+      ErrorCode.UNSUPPORTED_COMPRESSION_TYPE,
+      `cannot decode compressed batch (codec ${codec})`,
+    )
   }
   const end = LOG_OVERHEAD + h.batchLength
   if (h.recordsCount < 0 || h.recordsCount > (end - BATCH_HEADER_SIZE) / 7) {
@@ -385,7 +396,17 @@ export function decodeRecords(batch: Buffer): DecodedRecord[] {
   }
   const logAppendTime = (h.attributes & ATTR_TIMESTAMP_TYPE_MASK) !== 0 ? h.maxTimestamp : null
   const out: DecodedRecord[] = []
-  walkRecords(batch, BATCH_HEADER_SIZE, end, h.recordsCount, h.baseOffset, h.baseTimestamp, logAppendTime, out, h.lastOffsetDelta)
+  walkRecords(
+    batch,
+    BATCH_HEADER_SIZE,
+    end,
+    h.recordsCount,
+    h.baseOffset,
+    h.baseTimestamp,
+    logAppendTime,
+    out,
+    h.lastOffsetDelta,
+  )
   return out
 }
 
@@ -501,7 +522,8 @@ export function scanRecords(section: Buffer, count: number, lastOffsetDelta: num
     const attributes = section[c.pos++]
     const timestampDelta = c.varlong()
     const offsetDelta = c.varint()
-    if (offsetDelta <= prevDelta || offsetDelta > lastOffsetDelta) throw invalid(`record ${i} has offset delta ${offsetDelta}`)
+    if (offsetDelta <= prevDelta || offsetDelta > lastOffsetDelta)
+      throw invalid(`record ${i} has offset delta ${offsetDelta}`)
     prevDelta = offsetDelta
     const tailStart = c.pos
     const key = c.bytes(c.varint())
@@ -516,7 +538,14 @@ export function scanRecords(section: Buffer, count: number, lastOffsetDelta: num
       c.skip(c.varint())
     }
     if (c.pos !== recordEnd) throw invalid(`record ${i} length does not match its contents`)
-    out.push({ attributes, timestampDelta, offsetDelta, key, hasValue: valueLength >= 0, tail: section.subarray(tailStart, recordEnd) })
+    out.push({
+      attributes,
+      timestampDelta,
+      offsetDelta,
+      key,
+      hasValue: valueLength >= 0,
+      tail: section.subarray(tailStart, recordEnd),
+    })
   }
   if (c.pos !== end) throw invalid(`records do not fill the batch (${end - c.pos} bytes left over)`)
   return out
@@ -527,7 +556,11 @@ export function scanRecords(section: Buffer, count: number, lastOffsetDelta: num
  * `oldBaseTimestamp`) into an uncompressed records section whose deltas are relative to
  * `newBaseTimestamp`. Offset deltas are kept as they are.
  */
-export function encodeRecordsSection(records: readonly RawRecord[], oldBaseTimestamp: number, newBaseTimestamp: number): Buffer {
+export function encodeRecordsSection(
+  records: readonly RawRecord[],
+  oldBaseTimestamp: number,
+  newBaseTimestamp: number,
+): Buffer {
   let total = 0
   const deltas: number[] = []
   for (const r of records) {

@@ -12,8 +12,18 @@ import { Writer } from './writer.ts'
 export type VersionRange = readonly [number, number]
 
 export type PrimitiveType =
-  | 'int8' | 'int16' | 'int32' | 'int64' | 'uint16' | 'uint32' | 'float64'
-  | 'bool' | 'string' | 'bytes' | 'uuid' | 'records'
+  | 'int8'
+  | 'int16'
+  | 'int32'
+  | 'int64'
+  | 'uint16'
+  | 'uint32'
+  | 'float64'
+  | 'bool'
+  | 'string'
+  | 'bytes'
+  | 'uuid'
+  | 'records'
 
 export interface FieldSchema {
   readonly name: string
@@ -57,12 +67,18 @@ export function defaultValue(f: FieldSchema): Value {
   if (f.type === 'struct') return defaultStruct(f.fields ?? [])
   if (f.default !== undefined) return f.default
   switch (f.type) {
-    case 'bool': return false
-    case 'string': return ''
-    case 'bytes': return Buffer.alloc(0)
-    case 'records': return null
-    case 'uuid': return ZERO_UUID
-    default: return 0
+    case 'bool':
+      return false
+    case 'string':
+      return ''
+    case 'bytes':
+      return Buffer.alloc(0)
+    case 'records':
+      return null
+    case 'uuid':
+      return ZERO_UUID
+    default:
+      return 0
   }
 }
 
@@ -116,9 +132,10 @@ function decodeField(f: FieldSchema, version: number, flexible: boolean, r: Read
     }
     const items = new Array<Value>(n)
     for (let i = 0; i < n; i++) {
-      items[i] = f.items === 'struct'
-        ? decodeStruct(f.fields ?? [], version, flexible, r)
-        : decodePrimitive(f.items ?? 'int8', flexible, nullable, f.name, r)
+      items[i] =
+        f.items === 'struct'
+          ? decodeStruct(f.fields ?? [], version, flexible, r)
+          : decodePrimitive(f.items ?? 'int8', flexible, nullable, f.name, r)
     }
     return items
   }
@@ -134,15 +151,24 @@ function decodeField(f: FieldSchema, version: number, flexible: boolean, r: Read
 
 function decodePrimitive(type: PrimitiveType, flexible: boolean, nullable: boolean, name: string, r: Reader): Value {
   switch (type) {
-    case 'int8': return r.readInt8()
-    case 'int16': return r.readInt16()
-    case 'int32': return r.readInt32()
-    case 'int64': return r.readInt64()
-    case 'uint16': return r.readUInt16()
-    case 'uint32': return r.readUInt32()
-    case 'float64': return r.readFloat64()
-    case 'bool': return r.readBool()
-    case 'uuid': return r.readUuid()
+    case 'int8':
+      return r.readInt8()
+    case 'int16':
+      return r.readInt16()
+    case 'int32':
+      return r.readInt32()
+    case 'int64':
+      return r.readInt64()
+    case 'uint16':
+      return r.readUInt16()
+    case 'uint32':
+      return r.readUInt32()
+    case 'float64':
+      return r.readFloat64()
+    case 'bool':
+      return r.readBool()
+    case 'uuid':
+      return r.readUuid()
     case 'string': {
       const s = flexible ? r.readCompactString() : r.readString()
       if (s === null && !nullable) throw new ProtocolError('BAD_STRING', `null string for non-nullable ${name}`)
@@ -163,7 +189,13 @@ export function encode(schema: MessageSchema, version: number, value: unknown, w
   encodeStruct(schema.fields, version, isFlexible(schema, version), value as Struct, w)
 }
 
-function encodeStruct(fields: readonly FieldSchema[], version: number, flexible: boolean, value: Struct, w: Writer): void {
+function encodeStruct(
+  fields: readonly FieldSchema[],
+  version: number,
+  flexible: boolean,
+  value: Struct,
+  w: Writer,
+): void {
   let tagged: FieldSchema[] | undefined
   for (const f of fields) {
     if (!inRange(f.versions, version)) continue
@@ -235,15 +267,33 @@ function encodeField(f: FieldSchema, version: number, flexible: boolean, v: Valu
 
 function encodePrimitive(type: PrimitiveType, flexible: boolean, v: Value, w: Writer): void {
   switch (type) {
-    case 'int8': w.writeInt8(v as number); return
-    case 'int16': w.writeInt16(v as number); return
-    case 'int32': w.writeInt32(v as number); return
-    case 'int64': w.writeInt64(v as number); return
-    case 'uint16': w.writeUInt16(v as number); return
-    case 'uint32': w.writeUInt32(v as number); return
-    case 'float64': w.writeFloat64(v as number); return
-    case 'bool': w.writeBool(v as boolean); return
-    case 'uuid': w.writeUuid(v as Buffer); return
+    case 'int8':
+      w.writeInt8(v as number)
+      return
+    case 'int16':
+      w.writeInt16(v as number)
+      return
+    case 'int32':
+      w.writeInt32(v as number)
+      return
+    case 'int64':
+      w.writeInt64(v as number)
+      return
+    case 'uint16':
+      w.writeUInt16(v as number)
+      return
+    case 'uint32':
+      w.writeUInt32(v as number)
+      return
+    case 'float64':
+      w.writeFloat64(v as number)
+      return
+    case 'bool':
+      w.writeBool(v as boolean)
+      return
+    case 'uuid':
+      w.writeUuid(v as Buffer)
+      return
     case 'string':
       if (flexible) w.writeCompactString(v as string | null)
       else w.writeString(v as string | null)

@@ -13,7 +13,8 @@ export function lockDataDir(dir: string): () => void {
   const path = join(dir, '.lock')
   if (existsSync(path)) {
     const pid = Number(readFileSync(path, 'utf8'))
-    if (pid !== process.pid && processAlive(pid)) throw new DataDirLockedError(`data directory ${dir} is in use by process ${pid}`)
+    if (pid !== process.pid && processAlive(pid))
+      throw new DataDirLockedError(`data directory ${dir} is in use by process ${pid}`)
   }
   writeFileSync(path, String(process.pid))
   return () => {

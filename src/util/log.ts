@@ -40,13 +40,17 @@ export class Logger {
 
   private write(level: LogLevel, msg: string, fields?: Record<string, unknown>): void {
     if (LEVELS[level] < this.min) return
-    const line = JSON.stringify({ time: new Date().toISOString(), level, msg, ...this.fields, ...fields }, errorReplacer)
+    const line = JSON.stringify(
+      { time: new Date().toISOString(), level, msg, ...this.fields, ...fields },
+      errorReplacer,
+    )
     process.stderr.write(line + '\n')
   }
 }
 
 function errorReplacer(_key: string, value: unknown): unknown {
-  if (value instanceof Error) return { name: value.name, message: value.message, code: (value as { code?: unknown }).code }
+  if (value instanceof Error)
+    return { name: value.name, message: value.message, code: (value as { code?: unknown }).code }
   if (typeof value === 'bigint') return value.toString()
   return value
 }

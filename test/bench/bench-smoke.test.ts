@@ -7,13 +7,24 @@ import { join } from 'node:path'
 import { test } from 'node:test'
 import { ROOT } from '../helpers/broker-process.ts'
 
-void test('bench/broker.ts --quick runs every scenario against the broker and the baseline', { timeout: 180_000 }, () => {
-  const res = spawnSync(process.execPath, [join(ROOT, 'bench', 'broker.ts'), '--quick'], { encoding: 'utf8', timeout: 170_000 })
-  assert.equal(res.status, 0, res.stderr)
-  for (const scenario of ['produce 100 B', 'consume 100 B', 'produce 1 KB', 'consume 1 KB', 'latency 100 B']) {
-    const row = res.stdout.split('\n').find((l) => l.startsWith(scenario) && /records\/s|requests\/s/.test(l))
-    assert.ok(row !== undefined, `no ${scenario} row in:\n${res.stdout}`)
-    const [broker, baseline] = row.replace(/,/g, '').split(/\s+/).filter((x) => /^\d+(\.\d+)?$/.test(x)).map(Number)
-    assert.ok(broker > 0 && baseline > 0, `${scenario}: ${row}`)
-  }
-})
+void test(
+  'bench/broker.ts --quick runs every scenario against the broker and the baseline',
+  { timeout: 180_000 },
+  () => {
+    const res = spawnSync(process.execPath, [join(ROOT, 'bench', 'broker.ts'), '--quick'], {
+      encoding: 'utf8',
+      timeout: 170_000,
+    })
+    assert.equal(res.status, 0, res.stderr)
+    for (const scenario of ['produce 100 B', 'consume 100 B', 'produce 1 KB', 'consume 1 KB', 'latency 100 B']) {
+      const row = res.stdout.split('\n').find((l) => l.startsWith(scenario) && /records\/s|requests\/s/.test(l))
+      assert.ok(row !== undefined, `no ${scenario} row in:\n${res.stdout}`)
+      const [broker, baseline] = row
+        .replace(/,/g, '')
+        .split(/\s+/)
+        .filter((x) => /^\d+(\.\d+)?$/.test(x))
+        .map(Number)
+      assert.ok(broker > 0 && baseline > 0, `${scenario}: ${row}`)
+    }
+  },
+)

@@ -71,18 +71,38 @@ void test('write and read phases against an in-process HTTP document store count
   const http = httpTarget(`http://127.0.0.1:${port}`, 'bench', 'docs', 4)
   try {
     const written = new WrittenKeys(50)
-    const w = await runPhase({ target: http.target, kind: 'write', concurrency: 4, keys: 50, written, warmupMs: 100, durationMs: 300, seed: 1 })
+    const w = await runPhase({
+      target: http.target,
+      kind: 'write',
+      concurrency: 4,
+      keys: 50,
+      written,
+      warmupMs: 100,
+      durationMs: 300,
+      seed: 1,
+    })
     assert.equal(w.errors, 0, w.firstError)
     assert.ok(w.ops > 0)
     assert.equal(w.latencies.length, w.ops)
     assert.ok(w.latencies.every((l) => l > 0 && Number.isFinite(l)))
     assert.ok(w.ops <= puts, `${w.ops} measured writes but the server took ${puts}`)
     assert.equal(w.opsPerSec, w.ops / 0.3)
-    assert.ok(w.latencyMs.p50 <= w.latencyMs.p99 && w.latencyMs.p99 <= w.latencyMs.p999 && w.latencyMs.p999 <= w.latencyMs.max)
+    assert.ok(
+      w.latencyMs.p50 <= w.latencyMs.p99 && w.latencyMs.p99 <= w.latencyMs.p999 && w.latencyMs.p999 <= w.latencyMs.max,
+    )
     // Exactly the keys the server stored are the ones the load generator will read.
     assert.deepEqual([...written.list].map(keyOf).sort(), [...store.keys()].sort())
 
-    const r = await runPhase({ target: http.target, kind: 'read', concurrency: 4, keys: 50, written, warmupMs: 100, durationMs: 300, seed: 2 })
+    const r = await runPhase({
+      target: http.target,
+      kind: 'read',
+      concurrency: 4,
+      keys: 50,
+      written,
+      warmupMs: 100,
+      durationMs: 300,
+      seed: 2,
+    })
     assert.equal(r.errors, 0, r.firstError)
     assert.ok(r.ops > 0 && r.ops <= gets, `${r.ops} measured reads, ${gets} served`)
     assert.equal(r.latencies.length, r.ops)
@@ -107,7 +127,16 @@ void test('latencies are measured from call to completion, and failures are erro
     },
   }
   const written = new WrittenKeys(10)
-  const w = await runPhase({ target: slow, kind: 'write', concurrency: 2, keys: 10, written, warmupMs: 50, durationMs: 200, seed: 3 })
+  const w = await runPhase({
+    target: slow,
+    kind: 'write',
+    concurrency: 2,
+    keys: 10,
+    written,
+    warmupMs: 50,
+    durationMs: 200,
+    seed: 3,
+  })
   assert.equal(w.errors, 0)
   // Two workers, each at most one 5 ms operation at a time: no more than 2 × 200/5 (plus slack for
   // timers firing a little early) can complete in the window, however fast the machine.
@@ -116,7 +145,16 @@ void test('latencies are measured from call to completion, and failures are erro
   assert.ok(w.latencyMs.p50 >= 3, `p50 ${w.latencyMs.p50} ms for 5 ms operations`)
 
   // Reads that find nothing for keys that were written are failures.
-  const r = await runPhase({ target: slow, kind: 'read', concurrency: 2, keys: 10, written, warmupMs: 0, durationMs: 100, seed: 4 })
+  const r = await runPhase({
+    target: slow,
+    kind: 'read',
+    concurrency: 2,
+    keys: 10,
+    written,
+    warmupMs: 0,
+    durationMs: 100,
+    seed: 4,
+  })
   assert.equal(r.ops, 0)
   assert.ok(r.errors > 0)
   assert.match(r.firstError ?? '', /not found/)
@@ -130,7 +168,16 @@ void test('latencies are measured from call to completion, and failures are erro
     },
     read: () => Promise.resolve({}),
   }
-  const f = await runPhase({ target: flaky, kind: 'write', concurrency: 3, keys: 10, written: new WrittenKeys(10), warmupMs: 0, durationMs: 150, seed: 5 })
+  const f = await runPhase({
+    target: flaky,
+    kind: 'write',
+    concurrency: 3,
+    keys: 10,
+    written: new WrittenKeys(10),
+    warmupMs: 0,
+    durationMs: 150,
+    seed: 5,
+  })
   assert.ok(f.errors > 0 && f.ops > 0)
   assert.equal(f.latencies.length, f.ops)
   assert.ok(f.ops + f.errors <= n)
@@ -146,46 +193,77 @@ function freePort(): Promise<number> {
   })
 }
 
-void test('the Cortado target starts the real `cortado start`, creates the database, writes and reads through the router, and cleans up', { timeout: 120_000 }, async () => {
-  const parentDir = mkdtempSync(join(tmpdir(), 'cortado-db-bench-test-'))
-  const cleanups: (() => Promise<void>)[] = []
-  try {
-    const [httpPort, brokerPort, metricsPort] = await Promise.all([freePort(), freePort(), freePort()])
-    const c = await startCortado({ parentDir, httpPort, brokerPort, metricsPort, concurrency: 4 }, (stop) => cleanups.push(stop))
-    assert.match(c.ready, new RegExp(`^cortado ready .*http=http://127.0.0.1:${httpPort}`))
-    assert.equal(readdirSync(parentDir).length, 1)
-    const written = new WrittenKeys(100)
-    const w = await runPhase({ target: c.target, kind: 'write', concurrency: 4, keys: 100, written, warmupMs: 50, durationMs: 300, seed: 6 })
-    assert.equal(w.errors, 0, w.firstError)
-    const r = await runPhase({ target: c.target, kind: 'read', concurrency: 4, keys: 100, written, warmupMs: 50, durationMs: 300, seed: 7 })
-    assert.equal(r.errors, 0, r.firstError)
-    assert.ok(w.ops > 0 && r.ops > 0)
-    assert.equal(c.pids().length, 1)
-    await c.stop()
-    assert.equal(c.pids().length, 0)
-    assert.deepEqual(readdirSync(parentDir), [])
-  } finally {
-    await Promise.all(cleanups.map((stop) => stop()))
-    rmSync(parentDir, { recursive: true, force: true })
-  }
-})
+void test(
+  'the Cortado target starts the real `cortado start`, creates the database, writes and reads through the router, and cleans up',
+  { timeout: 120_000 },
+  async () => {
+    const parentDir = mkdtempSync(join(tmpdir(), 'cortado-db-bench-test-'))
+    const cleanups: (() => Promise<void>)[] = []
+    try {
+      const [httpPort, brokerPort, metricsPort] = await Promise.all([freePort(), freePort(), freePort()])
+      const c = await startCortado({ parentDir, httpPort, brokerPort, metricsPort, concurrency: 4 }, (stop) =>
+        cleanups.push(stop),
+      )
+      assert.match(c.ready, new RegExp(`^cortado ready .*http=http://127.0.0.1:${httpPort}`))
+      assert.equal(readdirSync(parentDir).length, 1)
+      const written = new WrittenKeys(100)
+      const w = await runPhase({
+        target: c.target,
+        kind: 'write',
+        concurrency: 4,
+        keys: 100,
+        written,
+        warmupMs: 50,
+        durationMs: 300,
+        seed: 6,
+      })
+      assert.equal(w.errors, 0, w.firstError)
+      const r = await runPhase({
+        target: c.target,
+        kind: 'read',
+        concurrency: 4,
+        keys: 100,
+        written,
+        warmupMs: 50,
+        durationMs: 300,
+        seed: 7,
+      })
+      assert.equal(r.errors, 0, r.firstError)
+      assert.ok(w.ops > 0 && r.ops > 0)
+      assert.equal(c.pids().length, 1)
+      await c.stop()
+      assert.equal(c.pids().length, 0)
+      assert.deepEqual(readdirSync(parentDir), [])
+    } finally {
+      await Promise.all(cleanups.map((stop) => stop()))
+      rmSync(parentDir, { recursive: true, force: true })
+    }
+  },
+)
 
 if (postgresInstalled()) {
-  void test('bench/db.ts --quick --only postgres measures a primary with a synchronous standby', { timeout: 150_000 }, () => {
-    const res = spawnSync(process.execPath, [join(ROOT, 'bench', 'db.ts'), '--quick', '--only', 'postgres'], { encoding: 'utf8', timeout: 140_000 })
-    assert.equal(res.status, 0, `${res.stdout}\n${res.stderr}`)
-    assert.match(res.stdout, /PostgreSQL 15\./)
-    assert.match(res.stdout, /sync_state=sync/)
-    assert.match(res.stdout, /synchronous_commit=on/)
-    assert.match(res.stdout, /fsync=on/)
-    for (const scenario of ['write 1 KB, 32 workers', 'read, 32 workers', 'write 1 KB, 1 worker']) {
-      const row = res.stdout.split('\n').find((l) => l.startsWith(scenario) && l.includes('ops/s'))
-      assert.ok(row !== undefined, `no ${scenario} row in:\n${res.stdout}`)
-      const [, , cortado, postgres] = row.replace(/,/g, '').split(/\s{2,}/)
-      assert.equal(cortado, '-')
-      assert.ok(Number(postgres) > 0, row)
-    }
-  })
+  void test(
+    'bench/db.ts --quick --only postgres measures a primary with a synchronous standby',
+    { timeout: 150_000 },
+    () => {
+      const res = spawnSync(process.execPath, [join(ROOT, 'bench', 'db.ts'), '--quick', '--only', 'postgres'], {
+        encoding: 'utf8',
+        timeout: 140_000,
+      })
+      assert.equal(res.status, 0, `${res.stdout}\n${res.stderr}`)
+      assert.match(res.stdout, /PostgreSQL 15\./)
+      assert.match(res.stdout, /sync_state=sync/)
+      assert.match(res.stdout, /synchronous_commit=on/)
+      assert.match(res.stdout, /fsync=on/)
+      for (const scenario of ['write 1 KB, 32 workers', 'read, 32 workers', 'write 1 KB, 1 worker']) {
+        const row = res.stdout.split('\n').find((l) => l.startsWith(scenario) && l.includes('ops/s'))
+        assert.ok(row !== undefined, `no ${scenario} row in:\n${res.stdout}`)
+        const [, , cortado, postgres] = row.replace(/,/g, '').split(/\s{2,}/)
+        assert.equal(cortado, '-')
+        assert.ok(Number(postgres) > 0, row)
+      }
+    },
+  )
 } else {
   void test('without PostgreSQL 15, the benchmark says what to install', () => {
     assert.match(INSTALL_HINT, new RegExp(`apt-get install -y ${PG_PACKAGE}`))

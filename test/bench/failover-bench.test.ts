@@ -11,7 +11,10 @@ import { ROOT } from '../helpers/broker-process.ts'
 const NUMBER = /^-?[\d,]+(\.\d+)?$/
 
 void test('bench/failover.ts --quick kills a master under load and prints every figure', { timeout: 240_000 }, () => {
-  const res = spawnSync(process.execPath, [join(ROOT, 'bench', 'failover.ts'), '--quick'], { encoding: 'utf8', timeout: 230_000 })
+  const res = spawnSync(process.execPath, [join(ROOT, 'bench', 'failover.ts'), '--quick'], {
+    encoding: 'utf8',
+    timeout: 230_000,
+  })
   assert.equal(res.status, 0, `exit ${res.status} (${res.signal})\n${res.stdout}\n${res.stderr}`)
   const lines = res.stdout.split('\n')
   /** The value column of the row whose metric starts with `metric`. */

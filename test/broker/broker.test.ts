@@ -20,7 +20,13 @@ let client: RawClient
 let corr = 0
 
 before(async () => {
-  broker = await startBroker({ config: { 'message.max.bytes': '20000', 'log.retention.check.interval.ms': '200', 'auto.create.topics.enable': 'false' } })
+  broker = await startBroker({
+    config: {
+      'message.max.bytes': '20000',
+      'log.retention.check.interval.ms': '200',
+      'auto.create.topics.enable': 'false',
+    },
+  })
   client = await RawClient.connect(broker.port)
 })
 
@@ -40,8 +46,17 @@ async function call<T>(apiKey: number, version: number, body: unknown, c = clien
 
 async function createTopic(name: string, partitions = 1, configs: Record<string, string> = {}, replicationFactor = 1) {
   const res = await call<CreateTopicsResponse>(19, 7, {
-    topics: [{ name, numPartitions: partitions, replicationFactor, assignments: [], configs: Object.entries(configs).map(([n, value]) => ({ name: n, value })) }],
-    timeoutMs: 1000, validateOnly: false,
+    topics: [
+      {
+        name,
+        numPartitions: partitions,
+        replicationFactor,
+        assignments: [],
+        configs: Object.entries(configs).map(([n, value]) => ({ name: n, value })),
+      },
+    ],
+    timeoutMs: 1000,
+    validateOnly: false,
   })
   return res.topics[0]
 }
@@ -51,13 +66,35 @@ function batch(values: string[], timestamp?: number): Buffer {
 }
 
 async function produce(topic: string, partition: number, records: Buffer, acks = -1, version = 7) {
-  const res = await call<ProduceResponse>(0, version, { transactionalId: null, acks, timeoutMs: 5000, topicData: [{ name: topic, partitionData: [{ index: partition, records }] }] })
+  const res = await call<ProduceResponse>(0, version, {
+    transactionalId: null,
+    acks,
+    timeoutMs: 5000,
+    topicData: [{ name: topic, partitionData: [{ index: partition, records }] }],
+  })
   return res.responses[0].partitionResponses[0]
 }
 
 function fetchBody(topic: string, partition: number, offset: number, maxWaitMs = 0, minBytes = 0) {
-  return { replicaId: -1, maxWaitMs, minBytes, maxBytes: 1 << 20, isolationLevel: 0, sessionId: 0, sessionEpoch: -1,
-    topics: [{ topic, partitions: [{ partition, fetchOffset: offset, partitionMaxBytes: 1 << 20, logStartOffset: -1, currentLeaderEpoch: -1 }] }], forgottenTopicsData: [], rackId: '' }
+  return {
+    replicaId: -1,
+    maxWaitMs,
+    minBytes,
+    maxBytes: 1 << 20,
+    isolationLevel: 0,
+    sessionId: 0,
+    sessionEpoch: -1,
+    topics: [
+      {
+        topic,
+        partitions: [
+          { partition, fetchOffset: offset, partitionMaxBytes: 1 << 20, logStartOffset: -1, currentLeaderEpoch: -1 },
+        ],
+      },
+    ],
+    forgottenTopicsData: [],
+    rackId: '',
+  }
 }
 
 /** Every value from `offset` to the end (a fetch returns batches from one segment at a time). */
@@ -99,9 +136,17 @@ void test('CreateTopics refuses duplicates, bad names, bad configs and replicati
 
 void test('CreatePartitions grows a topic and refuses shrinking', async () => {
   await createTopic('grow', 1)
-  const grown = await call<CreatePartitionsResponse>(37, 1, { topics: [{ name: 'grow', count: 3, assignments: null }], timeoutMs: 1000, validateOnly: false })
+  const grown = await call<CreatePartitionsResponse>(37, 1, {
+    topics: [{ name: 'grow', count: 3, assignments: null }],
+    timeoutMs: 1000,
+    validateOnly: false,
+  })
   assert.equal(grown.results[0].errorCode, 0)
-  const shrink = await call<CreatePartitionsResponse>(37, 1, { topics: [{ name: 'grow', count: 2, assignments: null }], timeoutMs: 1000, validateOnly: false })
+  const shrink = await call<CreatePartitionsResponse>(37, 1, {
+    topics: [{ name: 'grow', count: 2, assignments: null }],
+    timeoutMs: 1000,
+    validateOnly: false,
+  })
   assert.equal(shrink.results[0].errorCode, 37)
   assert.equal((await produce('grow', 2, batch(['in-new-partition']))).errorCode, 0)
   assert.deepEqual(await fetchValues('grow', 2, 0), ['in-new-partition'])
@@ -109,12 +154,22 @@ void test('CreatePartitions grows a topic and refuses shrinking', async () => {
 
 void test('DescribeConfigs shows topic overrides and broker settings under Kafka names', async () => {
   await createTopic('described', 1, { 'retention.ms': '12345' })
-  const res = await call<DescribeConfigsResponse>(32, 1, { resources: [{ resourceType: 2, resourceName: 'described', configurationKeys: null }, { resourceType: 4, resourceName: '0', configurationKeys: ['message.max.bytes'] }, { resourceType: 2, resourceName: 'nope', configurationKeys: null }], includeSynonyms: false })
+  const res = await call<DescribeConfigsResponse>(32, 1, {
+    resources: [
+      { resourceType: 2, resourceName: 'described', configurationKeys: null },
+      { resourceType: 4, resourceName: '0', configurationKeys: ['message.max.bytes'] },
+      { resourceType: 2, resourceName: 'nope', configurationKeys: null },
+    ],
+    includeSynonyms: false,
+  })
   const retention = res.results[0].configs.find((c) => c.name === 'retention.ms')!
   assert.equal(retention.value, '12345')
   assert.equal(retention.configSource, 1)
   assert.equal(res.results[0].configs.find((c) => c.name === 'max.message.bytes')!.value, '20000')
-  assert.deepEqual(res.results[1].configs.map((c) => [c.name, c.value]), [['message.max.bytes', '20000']])
+  assert.deepEqual(
+    res.results[1].configs.map((c) => [c.name, c.value]),
+    [['message.max.bytes', '20000']],
+  )
   assert.equal(res.results[2].errorCode, 3)
 })
 
@@ -142,10 +197,24 @@ void test('Produce refuses oversized, corrupt, v0-format and unknown-partition w
 void test('a failed acks=0 produce closes that connection; a good one gets no response', async () => {
   await createTopic('fire-and-forget', 1)
   const c = await RawClient.connect(broker.port)
-  c.write(requestFrame(0, 7, 1, { transactionalId: null, acks: 0, timeoutMs: 1000, topicData: [{ name: 'fire-and-forget', partitionData: [{ index: 0, records: batch(['one']) }] }] }))
+  c.write(
+    requestFrame(0, 7, 1, {
+      transactionalId: null,
+      acks: 0,
+      timeoutMs: 1000,
+      topicData: [{ name: 'fire-and-forget', partitionData: [{ index: 0, records: batch(['one']) }] }],
+    }),
+  )
   c.write(requestFrame(18, 0, 2, {}))
   assert.equal((await c.nextFrame()).readInt32BE(0), 2) // the produce was not answered
-  c.write(requestFrame(0, 7, 3, { transactionalId: null, acks: 0, timeoutMs: 1000, topicData: [{ name: 'fire-and-forget', partitionData: [{ index: 9, records: batch(['two']) }] }] }))
+  c.write(
+    requestFrame(0, 7, 3, {
+      transactionalId: null,
+      acks: 0,
+      timeoutMs: 1000,
+      topicData: [{ name: 'fire-and-forget', partitionData: [{ index: 9, records: batch(['two']) }] }],
+    }),
+  )
   await c.closed
   assert.deepEqual(await fetchValues('fire-and-forget', 0, 0), ['one'])
 })
@@ -177,10 +246,31 @@ void test('Fetch past the end, or with an unknown session, gets the matching err
 void test('Fetch v13+ addresses topics by id', async () => {
   const created = await createTopic('by-id', 1)
   await produce('by-id', 0, batch(['id-addressed']))
-  const body = { ...fetchBody('by-id', 0, 0), topics: [{ topic: '', topicId: created.topicId, partitions: [{ partition: 0, fetchOffset: 0, partitionMaxBytes: 1 << 20, logStartOffset: -1, currentLeaderEpoch: -1, lastFetchedEpoch: -1 }] }] }
+  const body = {
+    ...fetchBody('by-id', 0, 0),
+    topics: [
+      {
+        topic: '',
+        topicId: created.topicId,
+        partitions: [
+          {
+            partition: 0,
+            fetchOffset: 0,
+            partitionMaxBytes: 1 << 20,
+            logStartOffset: -1,
+            currentLeaderEpoch: -1,
+            lastFetchedEpoch: -1,
+          },
+        ],
+      },
+    ],
+  }
   const res = await call<FetchResponse>(1, 13, body)
   assert.equal(decodeRecords(res.responses[0].partitions[0].records!)[0].value!.toString(), 'id-addressed')
-  const unknown = await call<FetchResponse>(1, 13, { ...body, topics: [{ ...body.topics[0], topicId: Buffer.alloc(16, 1) }] })
+  const unknown = await call<FetchResponse>(1, 13, {
+    ...body,
+    topics: [{ ...body.topics[0], topicId: Buffer.alloc(16, 1) }],
+  })
   assert.equal(unknown.responses[0].partitions[0].errorCode, 100) // UNKNOWN_TOPIC_ID
 })
 
@@ -189,20 +279,34 @@ void test('ListOffsets: earliest, latest, by timestamp, and v0 for Burrow', asyn
   await produce('times', 0, batch(['t1000'], 1000))
   await produce('times', 0, batch(['t2000a', 't2000b'], 2000))
   await produce('times', 0, batch(['t3000'], 3000))
-  const ask = (timestamp: number) => call<ListOffsetsResponse>(2, 1, { replicaId: -1, topics: [{ name: 'times', partitions: [{ partitionIndex: 0, timestamp }] }] })
+  const ask = (timestamp: number) =>
+    call<ListOffsetsResponse>(2, 1, {
+      replicaId: -1,
+      topics: [{ name: 'times', partitions: [{ partitionIndex: 0, timestamp }] }],
+    })
   assert.equal((await ask(-2)).topics[0].partitions[0].offset, 0)
   assert.equal((await ask(-1)).topics[0].partitions[0].offset, 4)
   const at = (await ask(1500)).topics[0].partitions[0]
   assert.deepEqual([at.offset, at.timestamp], [1, 2000])
   assert.equal((await ask(9999)).topics[0].partitions[0].offset, -1)
-  const v0 = await call<ListOffsetsResponse>(2, 0, { replicaId: -1, topics: [{ name: 'times', partitions: [{ partitionIndex: 0, timestamp: -1, maxNumOffsets: 1 }] }] })
+  const v0 = await call<ListOffsetsResponse>(2, 0, {
+    replicaId: -1,
+    topics: [{ name: 'times', partitions: [{ partitionIndex: 0, timestamp: -1, maxNumOffsets: 1 }] }],
+  })
   assert.deepEqual(v0.topics[0].partitions[0].oldStyleOffsets, [4])
 })
 
 void test('retention by size deletes old segments and advances the log start offset', async () => {
   await createTopic('retained', 1, { 'segment.bytes': '1024', 'retention.bytes': '2048' })
-  for (let i = 0; i < 40; i++) assert.equal((await produce('retained', 0, batch([`${i}`.padEnd(200, '.')]))).errorCode, 0)
-  const earliest = async () => (await call<ListOffsetsResponse>(2, 1, { replicaId: -1, topics: [{ name: 'retained', partitions: [{ partitionIndex: 0, timestamp: -2 }] }] })).topics[0].partitions[0].offset
+  for (let i = 0; i < 40; i++)
+    assert.equal((await produce('retained', 0, batch([`${i}`.padEnd(200, '.')]))).errorCode, 0)
+  const earliest = async () =>
+    (
+      await call<ListOffsetsResponse>(2, 1, {
+        replicaId: -1,
+        topics: [{ name: 'retained', partitions: [{ partitionIndex: 0, timestamp: -2 }] }],
+      })
+    ).topics[0].partitions[0].offset
   for (let i = 0; i < 100 && (await earliest()) === 0; i++) await sleep(50)
   const start = await earliest()
   assert.ok(start > 0, 'log start offset advanced')
@@ -222,7 +326,14 @@ void test('deleting a topic while clients produce to it and long-poll it is safe
   const errors = new Set<number>()
   const loop = (async () => {
     for (let id = 1; !stop; id++) {
-      producer.write(requestFrame(0, 7, id, { transactionalId: null, acks: -1, timeoutMs: 1000, topicData: [{ name: 'doomed', partitionData: [{ index: 0, records: batch(['x']) }] }] }))
+      producer.write(
+        requestFrame(0, 7, id, {
+          transactionalId: null,
+          acks: -1,
+          timeoutMs: 1000,
+          topicData: [{ name: 'doomed', partitionData: [{ index: 0, records: batch(['x']) }] }],
+        }),
+      )
       const res = parseResponse<ProduceResponse>(0, 7, await producer.nextFrame())
       const code = res.body.responses[0].partitionResponses[0].errorCode
       if (code === 0) produced++
@@ -237,7 +348,10 @@ void test('deleting a topic while clients produce to it and long-poll it is safe
   while (errors.size === 0) await sleep(5)
   stop = true
   await loop
-  assert.ok([...errors].every((e) => e === 3 || e === 6), `errors after delete: ${[...errors].join(',')}`)
+  assert.ok(
+    [...errors].every((e) => e === 3 || e === 6),
+    `errors after delete: ${[...errors].join(',')}`,
+  )
   producer.close()
   poller.close()
   // The name can be reused at once, with fresh, empty partitions.

@@ -10,13 +10,23 @@ import { type ListOffsetsResponse } from '../../src/protocol/messages/list-offse
 import { type ProduceResponse } from '../../src/protocol/messages/produce-response.ts'
 import { batchRecords } from '../../src/protocol/batch-records.ts'
 import { compress, CODEC_SNAPPY } from '../../src/protocol/compression.ts'
-import { assembleBatch, BATCH_HEADER_SIZE, encodeRecordBatch, readBatchHeader } from '../../src/protocol/record-batch.ts'
+import {
+  assembleBatch,
+  BATCH_HEADER_SIZE,
+  encodeRecordBatch,
+  readBatchHeader,
+} from '../../src/protocol/record-batch.ts'
 import { type BrokerProcess, removeDir, startBroker } from '../helpers/broker-process.ts'
 import { expectSuccess, PYTHON, run, uniqueTopic, waitFor } from '../helpers/compat.ts'
 import { parseResponse, RawClient, requestFrame } from '../helpers/raw-client.ts'
 import { recordTailValue } from '../helpers/record-tail.ts'
 
-const CONFIG = { 'log.cleaner.backoff.ms': '100', 'log.retention.check.interval.ms': '200', 'cortado.fsync': 'none', 'auto.create.topics.enable': 'false' }
+const CONFIG = {
+  'log.cleaner.backoff.ms': '100',
+  'log.retention.check.interval.ms': '200',
+  'cortado.fsync': 'none',
+  'auto.create.topics.enable': 'false',
+}
 let broker: BrokerProcess
 let client: RawClient
 let corr = 0
@@ -42,14 +52,28 @@ async function call<T>(apiKey: number, version: number, body: unknown): Promise<
 
 async function createTopic(name: string, configs: Record<string, string>): Promise<void> {
   const res = await call<CreateTopicsResponse>(19, 7, {
-    topics: [{ name, numPartitions: 1, replicationFactor: 1, assignments: [], configs: Object.entries(configs).map(([n, value]) => ({ name: n, value })) }],
-    timeoutMs: 1000, validateOnly: false,
+    topics: [
+      {
+        name,
+        numPartitions: 1,
+        replicationFactor: 1,
+        assignments: [],
+        configs: Object.entries(configs).map(([n, value]) => ({ name: n, value })),
+      },
+    ],
+    timeoutMs: 1000,
+    validateOnly: false,
   })
   assert.equal(res.topics[0].errorCode, 0)
 }
 
 async function produce(topic: string, records: Buffer) {
-  const res = await call<ProduceResponse>(0, 8, { transactionalId: null, acks: -1, timeoutMs: 5000, topicData: [{ name: topic, partitionData: [{ index: 0, records }] }] })
+  const res = await call<ProduceResponse>(0, 8, {
+    transactionalId: null,
+    acks: -1,
+    timeoutMs: 5000,
+    topicData: [{ name: topic, partitionData: [{ index: 0, records }] }],
+  })
   return res.responses[0].partitionResponses[0]
 }
 
@@ -76,14 +100,38 @@ async function fetchOnce(topic: string): Promise<View | null> {
   const records: Stored[] = []
   let emptyBatches = 0
   // From the log start offset (ListOffsets earliest), which retention may have moved.
-  const earliest = await call<ListOffsetsResponse>(2, 1, { replicaId: -1, topics: [{ name: topic, partitions: [{ partitionIndex: 0, timestamp: -2 }] }] })
+  const earliest = await call<ListOffsetsResponse>(2, 1, {
+    replicaId: -1,
+    topics: [{ name: topic, partitions: [{ partitionIndex: 0, timestamp: -2 }] }],
+  })
   let offset = Number(earliest.topics[0].partitions[0].offset)
   let logStartOffset = -1
   let highWatermark = -1
   for (;;) {
     const res = await call<FetchResponse>(1, 11, {
-      replicaId: -1, maxWaitMs: 0, minBytes: 0, maxBytes: 1 << 20, isolationLevel: 0, sessionId: 0, sessionEpoch: -1,
-      topics: [{ topic, partitions: [{ partition: 0, fetchOffset: offset, partitionMaxBytes: 1 << 20, logStartOffset: -1, currentLeaderEpoch: -1 }] }], forgottenTopicsData: [], rackId: '',
+      replicaId: -1,
+      maxWaitMs: 0,
+      minBytes: 0,
+      maxBytes: 1 << 20,
+      isolationLevel: 0,
+      sessionId: 0,
+      sessionEpoch: -1,
+      topics: [
+        {
+          topic,
+          partitions: [
+            {
+              partition: 0,
+              fetchOffset: offset,
+              partitionMaxBytes: 1 << 20,
+              logStartOffset: -1,
+              currentLeaderEpoch: -1,
+            },
+          ],
+        },
+      ],
+      forgottenTopicsData: [],
+      rackId: '',
     })
     const p = res.responses[0].partitions[0]
     if (p.errorCode === 1) return null
@@ -113,11 +161,17 @@ function kcat(args: readonly string[], input?: string) {
 
 /** kcat -C -e -Z over the topic: [offset, key, value] with NULL for null. */
 async function kcatRead(topic: string): Promise<[number, string, string][]> {
-  const r = expectSuccess('kcat -C', await kcat(['-C', '-t', topic, '-o', 'beginning', '-e', '-Z', '-f', '%o\t%k\t%s\n']))
-  return r.stdout.split('\n').filter((l) => l !== '').map((l) => {
-    const [o, k, v] = l.split('\t')
-    return [Number(o), k, v]
-  })
+  const r = expectSuccess(
+    'kcat -C',
+    await kcat(['-C', '-t', topic, '-o', 'beginning', '-e', '-Z', '-f', '%o\t%k\t%s\n']),
+  )
+  return r.stdout
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => {
+      const [o, k, v] = l.split('\t')
+      return [Number(o), k, v]
+    })
 }
 
 /**
@@ -152,7 +206,11 @@ async function kafkaPythonRead(topic: string): Promise<[number, string, string][
     'print(json.dumps({"records": out, "position": c.position(tp), "end": end}))',
   ].join('\n')
   const r = expectSuccess('kafka-python consumer', await run(PYTHON, ['-c', program], { timeoutMs: 40_000 }))
-  const parsed = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { records: [number, string, string][]; position: number; end: number }
+  const parsed = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as {
+    records: [number, string, string][]
+    position: number
+    end: number
+  }
   assert.equal(parsed.position, parsed.end, 'kafka-python reached the end of the compacted log')
   return parsed.records
 }
@@ -165,7 +223,12 @@ async function metric(name: string): Promise<number> {
 
 void test('a compacted topic keeps the latest value per key with its offset; kcat reads the gaps', async () => {
   const topic = uniqueTopic('compacted')
-  await createTopic(topic, { 'cleanup.policy': 'compact', 'segment.bytes': '1024', 'min.cleanable.dirty.ratio': '0.01', 'delete.retention.ms': '0' })
+  await createTopic(topic, {
+    'cleanup.policy': 'compact',
+    'segment.bytes': '1024',
+    'min.cleanable.dirty.ratio': '0.01',
+    'delete.retention.ms': '0',
+  })
   // 300 messages over 10 keys from an idempotent producer, one batch each (linger 0, one message
   // per batch): many segments.
   const written: [number, string, string][] = []
@@ -176,7 +239,10 @@ void test('a compacted topic keeps the latest value per key with its offset; kca
     written.push([i, key, `value-${i}`])
   }
   const oneByOne = ['-X', 'acks=all', '-X', 'linger.ms=0', '-X', 'batch.num.messages=1']
-  expectSuccess('kcat -P', await kcat(['-P', '-t', topic, '-K', ':', ...oneByOne, '-X', 'enable.idempotence=true'], lines.join('\n') + '\n'))
+  expectSuccess(
+    'kcat -P',
+    await kcat(['-P', '-t', topic, '-K', ':', ...oneByOne, '-X', 'enable.idempotence=true'], lines.join('\n') + '\n'),
+  )
   // A tombstone for k3 (kcat -Z sends an empty value as NULL), a new k9 (so the idempotent
   // producer's last batch, k9 at 299, loses its record), then more data to roll segments.
   expectSuccess('kcat -P tombstone', await kcat(['-P', '-t', topic, '-K', ':', '-Z', ...oneByOne], 'k3:\nk9:final\n'))
@@ -192,47 +258,73 @@ void test('a compacted topic keeps the latest value per key with its offset; kca
   const latest = [290, 291, 292, 294, 295, 296, 297, 298]
   await waitFor('compaction', async () => {
     const s = await fetchAll(topic)
-    return JSON.stringify(s.records.filter((r) => r.offset < 300).map((r) => r.offset)) === JSON.stringify(latest) ? s : undefined
+    return JSON.stringify(s.records.filter((r) => r.offset < 300).map((r) => r.offset)) === JSON.stringify(latest)
+      ? s
+      : undefined
   })
   const stored = await settled(topic)
   assert.equal(stored.logStartOffset, 0)
   assert.equal(stored.highWatermark, 342)
   // Every record read is the one written at that offset.
-  for (const r of stored.records) assert.deepEqual([r.key, r.value ?? 'NULL'], byOffset.get(r.offset), `offset ${r.offset}`)
-  assert.deepEqual(stored.records.filter((r) => r.offset < 300).map((r) => r.offset), latest)
-  assert.ok(stored.records.some((r, i) => i > 0 && r.offset > stored.records[i - 1].offset + 1), 'offsets have gaps')
+  for (const r of stored.records)
+    assert.deepEqual([r.key, r.value ?? 'NULL'], byOffset.get(r.offset), `offset ${r.offset}`)
+  assert.deepEqual(
+    stored.records.filter((r) => r.offset < 300).map((r) => r.offset),
+    latest,
+  )
+  assert.ok(
+    stored.records.some((r, i) => i > 0 && r.offset > stored.records[i - 1].offset + 1),
+    'offsets have gaps',
+  )
   // The idempotent producer's last batch stays as a header (its sequence survives), and the log
   // still reads through it.
   assert.ok(stored.emptyBatches > 0, 'a header-only batch for the idempotent producer')
 
   // kcat (librdkafka) reads the compacted log, empty batches and gaps included, in offset order.
   const read = await kcatRead(topic)
-  assert.deepEqual(read, stored.records.map((r) => [r.offset, r.key, r.value ?? 'NULL']))
+  assert.deepEqual(
+    read,
+    stored.records.map((r) => [r.offset, r.key, r.value ?? 'NULL']),
+  )
   assert.ok(read.length < 60)
   // So does kafka-python.
   assert.deepEqual(await kafkaPythonRead(topic), read)
 
   // The tombstone (delete.retention.ms=0) goes at a later round: more data makes the log dirty again.
   const evenMore = Array.from({ length: 40 }, (_, i) => `m${i % 4}:again-${i}`)
-  expectSuccess('kcat -P', await kcat(['-P', '-t', topic, '-K', ':', '-X', 'acks=all', '-X', 'linger.ms=0', '-X', 'batch.num.messages=1'], evenMore.join('\n') + '\n'))
+  expectSuccess(
+    'kcat -P',
+    await kcat(
+      ['-P', '-t', topic, '-K', ':', '-X', 'acks=all', '-X', 'linger.ms=0', '-X', 'batch.num.messages=1'],
+      evenMore.join('\n') + '\n',
+    ),
+  )
   const later = await waitFor('tombstone removal', async () => {
     const s = await fetchAll(topic)
     return s.records.some((r) => r.key === 'k3') ? undefined : s
   })
   assert.ok(later.records.every((r) => r.offset >= 290))
-  assert.ok(await metric('cortado_broker_log_cleaner_records_removed_total') >= 290)
-  assert.ok(await metric('cortado_broker_log_cleaner_bytes_cleaned_total') > 0)
+  assert.ok((await metric('cortado_broker_log_cleaner_records_removed_total')) >= 290)
+  assert.ok((await metric('cortado_broker_log_cleaner_bytes_cleaned_total')) > 0)
 })
 
 void test('produce to a compacted topic refuses null keys (INVALID_RECORD), compressed batches included', async () => {
   const topic = uniqueTopic('compacted-nokey')
   await createTopic(topic, { 'cleanup.policy': 'compact' })
-  const plain = encodeRecordBatch({ records: [{ key: Buffer.from('a'), value: Buffer.from('1') }, { key: null, value: Buffer.from('2') }] })
+  const plain = encodeRecordBatch({
+    records: [
+      { key: Buffer.from('a'), value: Buffer.from('1') },
+      { key: null, value: Buffer.from('2') },
+    ],
+  })
   let res = await produce(topic, plain)
   assert.equal(res.errorCode, 87)
   assert.match(res.errorMessage ?? '', /null key/)
   const h = readBatchHeader(plain, 0)
-  const snappy = assembleBatch({ ...h, attributes: CODEC_SNAPPY }, compress(CODEC_SNAPPY, plain.subarray(BATCH_HEADER_SIZE)))
+  const snappy = assembleBatch(
+    { ...h, attributes: CODEC_SNAPPY },
+    compress(CODEC_SNAPPY, plain.subarray(BATCH_HEADER_SIZE)),
+  )
   res = await produce(topic, snappy)
   assert.equal(res.errorCode, 87)
   res = await produce(topic, encodeRecordBatch({ records: [{ key: Buffer.from('a'), value: Buffer.from('1') }] }))
@@ -255,11 +347,29 @@ void test('compact,delete applies both; compact alone is exempt from retention',
   await createTopic(compactOnly, { ...cfg, 'cleanup.policy': 'compact' })
   for (const topic of [both, compactOnly]) {
     for (let i = 0; i < 60; i++) {
-      assert.equal((await produce(topic, encodeRecordBatch({ records: [{ key: Buffer.from(`k${i % 3}`), value: Buffer.from(`v${i}-${'x'.repeat(40)}`), timestamp: 1_000_000 + i }] }))).errorCode, 0)
+      assert.equal(
+        (
+          await produce(
+            topic,
+            encodeRecordBatch({
+              records: [
+                {
+                  key: Buffer.from(`k${i % 3}`),
+                  value: Buffer.from(`v${i}-${'x'.repeat(40)}`),
+                  timestamp: 1_000_000 + i,
+                },
+              ],
+            }),
+          )
+        ).errorCode,
+        0,
+      )
     }
   }
   // compact,delete: retention (every 200 ms) moves the log start offset up.
-  await waitFor('retention of the compact,delete topic', async () => ((await fetchAll(both)).logStartOffset > 0 ? true : undefined))
+  await waitFor('retention of the compact,delete topic', async () =>
+    (await fetchAll(both)).logStartOffset > 0 ? true : undefined,
+  )
   // compact: compacted down to the last value per key below the active segment, never deleted by retention.
   const s = await waitFor('compaction of the compact topic', async () => {
     const f = await fetchAll(compactOnly)
@@ -273,9 +383,23 @@ void test('compact,delete applies both; compact alone is exempt from retention',
 
 void test('a compacted topic survives a restart: same records, same gaps, appends continue', async () => {
   const topic = uniqueTopic('compacted-restart')
-  await createTopic(topic, { 'cleanup.policy': 'compact', 'segment.bytes': '1024', 'min.cleanable.dirty.ratio': '0.01' })
+  await createTopic(topic, {
+    'cleanup.policy': 'compact',
+    'segment.bytes': '1024',
+    'min.cleanable.dirty.ratio': '0.01',
+  })
   for (let i = 0; i < 100; i++) {
-    assert.equal((await produce(topic, encodeRecordBatch({ records: [{ key: Buffer.from(`k${i % 5}`), value: Buffer.from(`v${i}-${'y'.repeat(30)}`) }] }))).errorCode, 0)
+    assert.equal(
+      (
+        await produce(
+          topic,
+          encodeRecordBatch({
+            records: [{ key: Buffer.from(`k${i % 5}`), value: Buffer.from(`v${i}-${'y'.repeat(30)}`) }],
+          }),
+        )
+      ).errorCode,
+      0,
+    )
   }
   const compacted = await waitFor('compaction', async () => {
     const s = await fetchAll(topic)
@@ -289,8 +413,16 @@ void test('a compacted topic survives a restart: same records, same gaps, append
   // Compaction only ever removes: what survives the restart is what was there, each key's latest included.
   const before = new Map(compacted.records.map((r) => [r.offset, r]))
   for (const r of again.records) assert.deepEqual(r, before.get(r.offset))
-  for (const o of [95, 96, 97, 98, 99]) assert.ok(again.records.some((r) => r.offset === o), `latest of its key at ${o}`)
+  for (const o of [95, 96, 97, 98, 99])
+    assert.ok(
+      again.records.some((r) => r.offset === o),
+      `latest of its key at ${o}`,
+    )
   assert.equal(again.highWatermark, 100)
-  assert.equal((await produce(topic, encodeRecordBatch({ records: [{ key: Buffer.from('k1'), value: Buffer.from('after') }] }))).baseOffset, 100)
+  assert.equal(
+    (await produce(topic, encodeRecordBatch({ records: [{ key: Buffer.from('k1'), value: Buffer.from('after') }] })))
+      .baseOffset,
+    100,
+  )
   assert.deepEqual((await kcatRead(topic)).at(-1), [100, 'k1', 'after'])
 })

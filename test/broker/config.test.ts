@@ -1,6 +1,12 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { BrokerConfig, ConfigError, parseConfigArgs, topicConfigEntries, validateTopicConfigs } from '../../src/broker/config.ts'
+import {
+  BrokerConfig,
+  ConfigError,
+  parseConfigArgs,
+  topicConfigEntries,
+  validateTopicConfigs,
+} from '../../src/broker/config.ts'
 
 void test('broker configs use Kafka names and defaults, with --config overrides', () => {
   const config = new BrokerConfig({ 'message.max.bytes': '5000', 'log.retention.hours': '2' })
@@ -13,7 +19,10 @@ void test('broker configs use Kafka names and defaults, with --config overrides'
 })
 
 void test('unknown keys and malformed values are refused with the key named', () => {
-  assert.throws(() => new BrokerConfig({ 'no.such.thing': '1' }), (e: unknown) => e instanceof ConfigError && e.key === 'no.such.thing')
+  assert.throws(
+    () => new BrokerConfig({ 'no.such.thing': '1' }),
+    (e: unknown) => e instanceof ConfigError && e.key === 'no.such.thing',
+  )
   assert.throws(() => new BrokerConfig({ 'num.partitions': 'many' }), ConfigError)
   assert.throws(() => new BrokerConfig({ 'num.partitions': '0' }), ConfigError)
   assert.throws(() => new BrokerConfig({ 'auto.create.topics.enable': 'yes' }), ConfigError)

@@ -27,7 +27,13 @@ interface Acked extends Sent {
 }
 
 /** One producer connection: pipelines produce requests until its socket dies. */
-async function produceUntilClosed(port: number, next: () => Sent, acked: Acked[], unknown: Set<string>, stop: () => boolean): Promise<void> {
+async function produceUntilClosed(
+  port: number,
+  next: () => Sent,
+  acked: Acked[],
+  unknown: Set<string>,
+  stop: () => boolean,
+): Promise<void> {
   let client: RawClient
   try {
     client = await RawClient.connect(port)
@@ -44,8 +50,17 @@ async function produceUntilClosed(port: number, next: () => Sent, acked: Acked[]
     const sent = next()
     const id = ++correlation
     inflight.set(id, sent)
-    const batch = encodeRecordBatch({ records: sent.ids.map((i) => ({ key: Buffer.from(i), value: Buffer.from(`value-of-${i}`) })) })
-    client.write(requestFrame(0, 7, id, { transactionalId: null, acks: -1, timeoutMs: 30000, topicData: [{ name: TOPIC, partitionData: [{ index: sent.partition, records: batch }] }] }))
+    const batch = encodeRecordBatch({
+      records: sent.ids.map((i) => ({ key: Buffer.from(i), value: Buffer.from(`value-of-${i}`) })),
+    })
+    client.write(
+      requestFrame(0, 7, id, {
+        transactionalId: null,
+        acks: -1,
+        timeoutMs: 30000,
+        topicData: [{ name: TOPIC, partitionData: [{ index: sent.partition, records: batch }] }],
+      }),
+    )
   }
   try {
     while (!stop() && !dead) {
@@ -77,73 +92,100 @@ async function produceUntilClosed(port: number, next: () => Sent, acked: Acked[]
   }
 }
 
-async function readPartition(port: number, partition: number): Promise<{ offset: number; key: string; value: string }[]> {
-  return (await readPartitionRecords(port, TOPIC, partition)).map((r) => ({ offset: r.offset, key: r.key!.toString(), value: r.value!.toString() }))
+async function readPartition(
+  port: number,
+  partition: number,
+): Promise<{ offset: number; key: string; value: string }[]> {
+  return (await readPartitionRecords(port, TOPIC, partition)).map((r) => ({
+    offset: r.offset,
+    key: r.key!.toString(),
+    value: r.value!.toString(),
+  }))
 }
 
-void test(`acks=all records survive ${KILLS} SIGKILLs of the broker, once each and in order`, { timeout: 300_000 }, async () => {
-  const dataDir = tempDir('crash')
-  let broker: BrokerProcess = await startBroker({ dataDir })
-  const port = broker.port
-  const admin = await RawClient.connect(port)
-  admin.write(requestFrame(19, 4, 1, { topics: [{ name: TOPIC, numPartitions: PARTITIONS, replicationFactor: 1, assignments: [], configs: [{ name: 'segment.bytes', value: '65536' }] }], timeoutMs: 5000, validateOnly: false }))
-  const created = parseResponse<CreateTopicsResponse>(19, 4, await admin.nextFrame())
-  assert.equal(created.body.topics[0].errorCode, 0)
-  admin.close()
+void test(
+  `acks=all records survive ${KILLS} SIGKILLs of the broker, once each and in order`,
+  { timeout: 300_000 },
+  async () => {
+    const dataDir = tempDir('crash')
+    let broker: BrokerProcess = await startBroker({ dataDir })
+    const port = broker.port
+    const admin = await RawClient.connect(port)
+    admin.write(
+      requestFrame(19, 4, 1, {
+        topics: [
+          {
+            name: TOPIC,
+            numPartitions: PARTITIONS,
+            replicationFactor: 1,
+            assignments: [],
+            configs: [{ name: 'segment.bytes', value: '65536' }],
+          },
+        ],
+        timeoutMs: 5000,
+        validateOnly: false,
+      }),
+    )
+    const created = parseResponse<CreateTopicsResponse>(19, 4, await admin.nextFrame())
+    assert.equal(created.body.topics[0].errorCode, 0)
+    admin.close()
 
-  const acked: Acked[] = []
-  const unknown = new Set<string>()
-  let counter = 0
-  const next = (): Sent => {
-    const n = 1 + (counter % 4)
-    const ids = Array.from({ length: n }, () => `r${++counter}`)
-    return { partition: counter % PARTITIONS, ids }
-  }
-  let stopping = false
-  const producers = (async () => {
-    while (!stopping) {
-      await Promise.all(Array.from({ length: CONNECTIONS }, () => produceUntilClosed(port, next, acked, unknown, () => stopping)))
-      if (!stopping) await sleep(20)
+    const acked: Acked[] = []
+    const unknown = new Set<string>()
+    let counter = 0
+    const next = (): Sent => {
+      const n = 1 + (counter % 4)
+      const ids = Array.from({ length: n }, () => `r${++counter}`)
+      return { partition: counter % PARTITIONS, ids }
     }
-  })()
+    let stopping = false
+    const producers = (async () => {
+      while (!stopping) {
+        await Promise.all(
+          Array.from({ length: CONNECTIONS }, () => produceUntilClosed(port, next, acked, unknown, () => stopping)),
+        )
+        if (!stopping) await sleep(20)
+      }
+    })()
 
-  for (let k = 0; k < KILLS; k++) {
-    const before = acked.length
-    // Let some writes be acknowledged, then kill at a moment that varies.
-    while (acked.length < before + 50) await sleep(5)
-    await sleep(Math.floor(Math.random() * 150))
-    await broker.kill()
-    broker = await startBroker({ dataDir, port })
-  }
-  const beforeStop = acked.length
-  while (acked.length < beforeStop + 50) await sleep(5)
-  stopping = true
-  await producers
+    for (let k = 0; k < KILLS; k++) {
+      const before = acked.length
+      // Let some writes be acknowledged, then kill at a moment that varies.
+      while (acked.length < before + 50) await sleep(5)
+      await sleep(Math.floor(Math.random() * 150))
+      await broker.kill()
+      broker = await startBroker({ dataDir, port })
+    }
+    const beforeStop = acked.length
+    while (acked.length < beforeStop + 50) await sleep(5)
+    stopping = true
+    await producers
 
-  const seen = new Map<string, number>()
-  const logs = await Promise.all(Array.from({ length: PARTITIONS }, (_, p) => readPartition(port, p)))
-  for (const [p, records] of logs.entries()) {
-    records.forEach((r, i) => {
-      assert.equal(r.offset, i, `partition ${p}: offsets are contiguous from 0`)
-      assert.equal(r.value, `value-of-${r.key}`)
-      seen.set(r.key, (seen.get(r.key) ?? 0) + 1)
-    })
-  }
-  for (const a of acked) {
-    const records = logs[a.partition]
-    a.ids.forEach((id, i) => {
-      const r = records[a.baseOffset + i]
-      assert.ok(r !== undefined, `acknowledged ${id} at ${a.partition}/${a.baseOffset + i} is missing`)
-      assert.equal(r.key, id, `acknowledged ${id} is at its acknowledged offset`)
-      assert.equal(seen.get(id), 1, `acknowledged ${id} appears exactly once`)
-    })
-  }
-  const ackedIds = new Set(acked.flatMap((a) => a.ids))
-  for (const [id, count] of seen) {
-    assert.ok(ackedIds.has(id) || unknown.has(id), `${id} was never sent, or was refused, yet is in the log`)
-    assert.equal(count, 1, `${id} appears once`)
-  }
-  assert.ok(acked.length >= (KILLS + 1) * 50)
-  assert.equal(await broker.stop(), 0)
-  removeDir(dataDir)
-})
+    const seen = new Map<string, number>()
+    const logs = await Promise.all(Array.from({ length: PARTITIONS }, (_, p) => readPartition(port, p)))
+    for (const [p, records] of logs.entries()) {
+      records.forEach((r, i) => {
+        assert.equal(r.offset, i, `partition ${p}: offsets are contiguous from 0`)
+        assert.equal(r.value, `value-of-${r.key}`)
+        seen.set(r.key, (seen.get(r.key) ?? 0) + 1)
+      })
+    }
+    for (const a of acked) {
+      const records = logs[a.partition]
+      a.ids.forEach((id, i) => {
+        const r = records[a.baseOffset + i]
+        assert.ok(r !== undefined, `acknowledged ${id} at ${a.partition}/${a.baseOffset + i} is missing`)
+        assert.equal(r.key, id, `acknowledged ${id} is at its acknowledged offset`)
+        assert.equal(seen.get(id), 1, `acknowledged ${id} appears exactly once`)
+      })
+    }
+    const ackedIds = new Set(acked.flatMap((a) => a.ids))
+    for (const [id, count] of seen) {
+      assert.ok(ackedIds.has(id) || unknown.has(id), `${id} was never sent, or was refused, yet is in the log`)
+      assert.equal(count, 1, `${id} appears once`)
+    }
+    assert.ok(acked.length >= (KILLS + 1) * 50)
+    assert.equal(await broker.stop(), 0)
+    removeDir(dataDir)
+  },
+)

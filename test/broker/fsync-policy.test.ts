@@ -16,7 +16,14 @@ async function fsyncRoundsFor50SequentialProduces(policy: string): Promise<numbe
   }
   const records = encodeRecordBatch({ records: [{ key: null, value: Buffer.from('x') }] })
   const produce = async (id: number) => {
-    c.write(requestFrame(0, 7, id, { transactionalId: null, acks: -1, timeoutMs: 1000, topicData: [{ name: 'fsync', partitionData: [{ index: 0, records }] }] }))
+    c.write(
+      requestFrame(0, 7, id, {
+        transactionalId: null,
+        acks: -1,
+        timeoutMs: 1000,
+        topicData: [{ name: 'fsync', partitionData: [{ index: 0, records }] }],
+      }),
+    )
     return parseResponse<ProduceResponse>(0, 7, await c.nextFrame()).body.responses[0].partitionResponses[0]
   }
   c.write(requestFrame(3, 4, 0, { topics: [{ name: 'fsync' }], allowAutoTopicCreation: true }))

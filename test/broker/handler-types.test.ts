@@ -31,7 +31,16 @@ test('a handler carries the key it was defined for', () => {
 test('the server refuses two handlers for one API key', () => {
   const handlers: AnyHandler[] = [heartbeatHandler({ groups }), heartbeatHandler({ groups })]
   assert.throws(
-    () => new KafkaServer({ host: '127.0.0.1', port: 0, maxFrameBytes: 1 << 20, maxInflight: 1, handlers, log: new Logger(), registry: createRegistry() }),
+    () =>
+      new KafkaServer({
+        host: '127.0.0.1',
+        port: 0,
+        maxFrameBytes: 1 << 20,
+        maxInflight: 1,
+        handlers,
+        log: new Logger(),
+        registry: createRegistry(),
+      }),
     /two handlers for API key 12/,
   )
 })

@@ -37,16 +37,44 @@ async function call<T>(apiKey: number, version: number, body: unknown, c = clien
   return res.body
 }
 
-async function createTopic(name: string, partitions = 1, configs: Record<string, string> = {}, c = client): Promise<void> {
-  const res = await call<CreateTopicsResponse>(19, 7, {
-    topics: [{ name, numPartitions: partitions, replicationFactor: 1, assignments: [], configs: Object.entries(configs).map(([n, value]) => ({ name: n, value })) }],
-    timeoutMs: 1000, validateOnly: false,
-  }, c)
+async function createTopic(
+  name: string,
+  partitions = 1,
+  configs: Record<string, string> = {},
+  c = client,
+): Promise<void> {
+  const res = await call<CreateTopicsResponse>(
+    19,
+    7,
+    {
+      topics: [
+        {
+          name,
+          numPartitions: partitions,
+          replicationFactor: 1,
+          assignments: [],
+          configs: Object.entries(configs).map(([n, value]) => ({ name: n, value })),
+        },
+      ],
+      timeoutMs: 1000,
+      validateOnly: false,
+    },
+    c,
+  )
   assert.equal(res.topics[0].errorCode, 0)
 }
 
-async function initProducerId(version = 4, body: Record<string, unknown> = {}, c = client): Promise<InitProducerIdResponse> {
-  return call<InitProducerIdResponse>(22, version, { transactionalId: null, transactionTimeoutMs: -1, producerId: -1, producerEpoch: -1, ...body }, c)
+async function initProducerId(
+  version = 4,
+  body: Record<string, unknown> = {},
+  c = client,
+): Promise<InitProducerIdResponse> {
+  return call<InitProducerIdResponse>(
+    22,
+    version,
+    { transactionalId: null, transactionTimeoutMs: -1, producerId: -1, producerEpoch: -1, ...body },
+    c,
+  )
 }
 
 interface Idem {
@@ -55,29 +83,78 @@ interface Idem {
 }
 
 function idemBatch(p: Idem, baseSequence: number, values: string[]): Buffer {
-  return encodeRecordBatch({ producerId: p.producerId, producerEpoch: p.epoch, baseSequence, records: values.map((v) => ({ key: null, value: Buffer.from(v) })) })
+  return encodeRecordBatch({
+    producerId: p.producerId,
+    producerEpoch: p.epoch,
+    baseSequence,
+    records: values.map((v) => ({ key: null, value: Buffer.from(v) })),
+  })
 }
 
 function produceFrame(id: number, topic: string, partition: number, records: Buffer, acks = -1): Buffer {
-  return requestFrame(0, 7, id, { transactionalId: null, acks, timeoutMs: 5000, topicData: [{ name: topic, partitionData: [{ index: partition, records }] }] })
+  return requestFrame(0, 7, id, {
+    transactionalId: null,
+    acks,
+    timeoutMs: 5000,
+    topicData: [{ name: topic, partitionData: [{ index: partition, records }] }],
+  })
 }
 
 async function produce(topic: string, partition: number, records: Buffer, c = client) {
-  const res = await call<ProduceResponse>(0, 7, { transactionalId: null, acks: -1, timeoutMs: 5000, topicData: [{ name: topic, partitionData: [{ index: partition, records }] }] }, c)
+  const res = await call<ProduceResponse>(
+    0,
+    7,
+    {
+      transactionalId: null,
+      acks: -1,
+      timeoutMs: 5000,
+      topicData: [{ name: topic, partitionData: [{ index: partition, records }] }],
+    },
+    c,
+  )
   return res.responses[0].partitionResponses[0]
 }
 
 async function logEnd(topic: string, partition = 0, c = client): Promise<number> {
-  const res = await call<ListOffsetsResponse>(2, 1, { replicaId: -1, topics: [{ name: topic, partitions: [{ partitionIndex: partition, timestamp: -1 }] }] }, c)
+  const res = await call<ListOffsetsResponse>(
+    2,
+    1,
+    { replicaId: -1, topics: [{ name: topic, partitions: [{ partitionIndex: partition, timestamp: -1 }] }] },
+    c,
+  )
   return res.topics[0].partitions[0].offset
 }
 
 /** Every record value of a partition, in offset order, with the producer id of its batch. */
-async function readAll(topic: string, partition = 0, c = client): Promise<{ offset: number; value: string; producerId: number }[]> {
-  const res = await call<FetchResponse>(1, 11, {
-    replicaId: -1, maxWaitMs: 0, minBytes: 0, maxBytes: 1 << 24, isolationLevel: 0, sessionId: 0, sessionEpoch: -1,
-    topics: [{ topic, partitions: [{ partition, fetchOffset: 0, partitionMaxBytes: 1 << 24, logStartOffset: -1, currentLeaderEpoch: -1 }] }], forgottenTopicsData: [], rackId: '',
-  }, c)
+async function readAll(
+  topic: string,
+  partition = 0,
+  c = client,
+): Promise<{ offset: number; value: string; producerId: number }[]> {
+  const res = await call<FetchResponse>(
+    1,
+    11,
+    {
+      replicaId: -1,
+      maxWaitMs: 0,
+      minBytes: 0,
+      maxBytes: 1 << 24,
+      isolationLevel: 0,
+      sessionId: 0,
+      sessionEpoch: -1,
+      topics: [
+        {
+          topic,
+          partitions: [
+            { partition, fetchOffset: 0, partitionMaxBytes: 1 << 24, logStartOffset: -1, currentLeaderEpoch: -1 },
+          ],
+        },
+      ],
+      forgottenTopicsData: [],
+      rackId: '',
+    },
+    c,
+  )
   const records = res.responses[0].partitions[0].records ?? Buffer.alloc(0)
   const out: { offset: number; value: string; producerId: number }[] = []
   for (let pos = 0; pos < records.length;) {
@@ -132,7 +209,15 @@ void test('a resent batch gets its original offset and is not appended again', a
   }
   assert.deepEqual([(await produce('idem-resend', 0, idemBatch(p, 3, ['d']))).baseOffset], [3])
   assert.equal(await logEnd('idem-resend'), 4)
-  assert.deepEqual((await readAll('idem-resend')).map((r) => [r.offset, r.value, r.producerId]), [[0, 'a', p.producerId], [1, 'b', p.producerId], [2, 'c', p.producerId], [3, 'd', p.producerId]])
+  assert.deepEqual(
+    (await readAll('idem-resend')).map((r) => [r.offset, r.value, r.producerId]),
+    [
+      [0, 'a', p.producerId],
+      [1, 'b', p.producerId],
+      [2, 'c', p.producerId],
+      [3, 'd', p.producerId],
+    ],
+  )
   // A retry from another connection is recognised too: state is per partition, not per socket.
   const other = await RawClient.connect(broker.port)
   assert.equal((await produce('idem-resend', 0, idemBatch(p, 3, ['d']), other)).baseOffset, 3)
@@ -156,8 +241,10 @@ void test('five pipelined batches all resent: each answered with its original of
     seq += values.length
   }
   const offsets: number[] = []
-  for (const b of batches.slice(0, 2)) offsets.push((await produce('idem-five', 1, idemBatch(p, b.seq, b.values), c)).baseOffset)
-  for (const [i, b] of batches.slice(2).entries()) c.write(produceFrame(100 + i, 'idem-five', 1, idemBatch(p, b.seq, b.values)))
+  for (const b of batches.slice(0, 2))
+    offsets.push((await produce('idem-five', 1, idemBatch(p, b.seq, b.values), c)).baseOffset)
+  for (const [i, b] of batches.slice(2).entries())
+    c.write(produceFrame(100 + i, 'idem-five', 1, idemBatch(p, b.seq, b.values)))
   for (let i = 0; i < 5; i++) {
     const { correlationId, body } = parseResponse<ProduceResponse>(0, 7, await c.nextFrame())
     assert.equal(correlationId, 100 + i)
@@ -166,7 +253,8 @@ void test('five pipelined batches all resent: each answered with its original of
   }
   const end = await logEnd('idem-five', 1)
   // The client lost every answer and resends the five in flight, pipelined again.
-  for (const [i, b] of batches.slice(2).entries()) c.write(produceFrame(200 + i, 'idem-five', 1, idemBatch(p, b.seq, b.values)))
+  for (const [i, b] of batches.slice(2).entries())
+    c.write(produceFrame(200 + i, 'idem-five', 1, idemBatch(p, b.seq, b.values)))
   for (let i = 0; i < 5; i++) {
     const { body } = parseResponse<ProduceResponse>(0, 7, await c.nextFrame())
     const r = body.responses[0].partitionResponses[0]
@@ -207,11 +295,16 @@ void test('duplicates keep LogAppendTime and acks=0 semantics', async () => {
   c.write(requestFrame(18, 0, 3, {}))
   assert.equal((await c.nextFrame()).readInt32BE(0), 3)
   c.close()
-  assert.deepEqual((await readAll('idem-lat')).map((r) => r.value), ['t', 'u'])
+  assert.deepEqual(
+    (await readAll('idem-lat')).map((r) => r.value),
+    ['t', 'u'],
+  )
 })
 
 void test('idle producers expire after producer.id.expiration.ms', async () => {
-  const b = await startBroker({ config: { 'producer.id.expiration.ms': '300', 'producer.id.expiration.check.interval.ms': '50' } })
+  const b = await startBroker({
+    config: { 'producer.id.expiration.ms': '300', 'producer.id.expiration.check.interval.ms': '50' },
+  })
   try {
     const c = await RawClient.connect(b.port)
     await createTopic('idem-expiry', 1, {}, c)
@@ -222,7 +315,10 @@ void test('idle producers expire after producer.id.expiration.ms', async () => {
     // Forgotten: accepted at any sequence, like a producer never seen (and a retry is no longer recognised).
     assert.equal((await produce('idem-expiry', 0, idemBatch(p, 5, ['after-expiry']), c)).errorCode, 0)
     assert.equal((await produce('idem-expiry', 0, idemBatch(p, 6, ['next']), c)).errorCode, 0)
-    assert.deepEqual((await readAll('idem-expiry', 0, c)).map((r) => r.value), ['a', 'after-expiry', 'next'])
+    assert.deepEqual(
+      (await readAll('idem-expiry', 0, c)).map((r) => r.value),
+      ['a', 'after-expiry', 'next'],
+    )
     c.close()
   } finally {
     assert.equal(await b.stop(), 0)
@@ -238,7 +334,8 @@ void test('producer state and producer ids survive a clean restart', async () =>
     await createTopic('idem-restart', 1, {}, c)
     const p = { producerId: (await initProducerId(4, {}, c)).producerId, epoch: 0 }
     const offsets: number[] = []
-    for (let i = 0; i < 5; i++) offsets.push((await produce('idem-restart', 0, idemBatch(p, i * 2, [`r${i}a`, `r${i}b`]), c)).baseOffset)
+    for (let i = 0; i < 5; i++)
+      offsets.push((await produce('idem-restart', 0, idemBatch(p, i * 2, [`r${i}a`, `r${i}b`]), c)).baseOffset)
     c.close()
     assert.equal(await first.stop(), 0)
     const second = await startBroker({ dataDir })

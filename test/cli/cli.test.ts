@@ -59,10 +59,30 @@ void test('cortado start runs the broker, three storage nodes and the router; re
   const create = await fetch(`${c.http}/_admin/databases/shop`, {
     method: 'PUT',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ partitions: 4, replicas: 3, tables: { users: { key: ['id'], schema: { type: 'record', name: 'User', fields: [{ name: 'id', type: 'string' }, { name: 'name', type: 'string' }] } } } }),
+    body: JSON.stringify({
+      partitions: 4,
+      replicas: 3,
+      tables: {
+        users: {
+          key: ['id'],
+          schema: {
+            type: 'record',
+            name: 'User',
+            fields: [
+              { name: 'id', type: 'string' },
+              { name: 'name', type: 'string' },
+            ],
+          },
+        },
+      },
+    }),
   })
   assert.equal(create.status, 201, await create.text())
-  const put = await fetch(`${c.http}/shop/users/u1`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ id: 'u1', name: 'Ada' }) })
+  const put = await fetch(`${c.http}/shop/users/u1`, {
+    method: 'PUT',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ id: 'u1', name: 'Ada' }),
+  })
   assert.equal(put.status, 200)
   assert.deepEqual(await (await fetch(`${c.http}/shop/users/u1`)).json(), { id: 'u1', name: 'Ada' })
   // The Kafka side is a real broker: Metadata over the wire, and its metrics.
@@ -77,7 +97,10 @@ void test('cortado start runs the broker, three storage nodes and the router; re
 
   // A storage node killed with SIGKILL is restarted by `cortado start` and serves again.
   const before = ((await (await fetch(`${c.http}/_admin/cluster`)).json()) as ClusterNodes).nodes
-  assert.deepEqual(before.map((n) => n.status), ['up', 'up', 'up'])
+  assert.deepEqual(
+    before.map((n) => n.status),
+    ['up', 'up', 'up'],
+  )
   const victim = before[0]
   process.kill(victim.pid, 'SIGKILL')
   let after: ClusterNodes['nodes'] = []
@@ -101,9 +124,23 @@ void test('cortado start --bootstrap runs against an external Kafka and warns ab
   const broker = await startBroker()
   const dataDir = tempDir('start-ext')
   try {
-    const c = await startCommand(['--data-dir', dataDir, '--bootstrap', broker.bootstrap, '--http-port', '0', '--metrics-port', '0', '--nodes', '3'])
+    const c = await startCommand([
+      '--data-dir',
+      dataDir,
+      '--bootstrap',
+      broker.bootstrap,
+      '--http-port',
+      '0',
+      '--metrics-port',
+      '0',
+      '--nodes',
+      '3',
+    ])
     assert.equal(c.broker, broker.bootstrap)
-    assert.match(c.out(), /WARNING: topic __cortado_metadata is not safe for no-loss replication: replication factor is 1, needs at least 3; min\.insync\.replicas is \S+, needs at least 2/)
+    assert.match(
+      c.out(),
+      /WARNING: topic __cortado_metadata is not safe for no-loss replication: replication factor is 1, needs at least 3; min\.insync\.replicas is \S+, needs at least 2/,
+    )
     assert.doesNotMatch(c.out(), /Embedded single broker/)
     c.proc.kill('SIGTERM')
     assert.equal(await c.exited, 0)
@@ -132,11 +169,15 @@ void test('bad arguments and configs exit with status 2 and say what is wrong', 
 
 void test('a second broker on the same data directory is refused', async () => {
   const dataDir = tempDir('lock')
-  const first = spawn(process.execPath, [MAIN, 'broker', '--port', '0', '--data-dir', dataDir], { stdio: ['ignore', 'pipe', 'pipe'] })
+  const first = spawn(process.execPath, [MAIN, 'broker', '--port', '0', '--data-dir', dataDir], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
   let out = ''
   first.stdout.on('data', (d: Buffer) => (out += d.toString()))
   while (!/ready on/.test(out)) await new Promise((r) => setTimeout(r, 20))
-  const second = spawnSync(process.execPath, [MAIN, 'broker', '--port', '0', '--data-dir', dataDir], { encoding: 'utf8' })
+  const second = spawnSync(process.execPath, [MAIN, 'broker', '--port', '0', '--data-dir', dataDir], {
+    encoding: 'utf8',
+  })
   assert.equal(second.status, 1)
   assert.match(second.stderr, /in use by process/)
   const exited = new Promise<number | null>((resolve) => first.once('exit', (code) => resolve(code)))
@@ -145,7 +186,7 @@ void test('a second broker on the same data directory is refused', async () => {
   removeDir(dataDir)
 })
 
-void test('bin/cortado.js runs under the machine\'s older node (/usr/bin/node) by re-launching Node 24', () => {
+void test("bin/cortado.js runs under the machine's older node (/usr/bin/node) by re-launching Node 24", () => {
   const res = spawnSync('/usr/bin/node', [join(ROOT, 'bin', 'cortado.js'), 'frobnicate'], { encoding: 'utf8' })
   assert.equal(res.status, 2)
   assert.match(res.stderr, /unknown command "frobnicate"/)

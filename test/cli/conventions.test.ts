@@ -41,11 +41,12 @@ void test('cortado --help, -h and help print the usage of every command and exit
   for (const args of [['--help'], ['-h'], ['help']]) {
     const res = run(...args)
     assert.equal(res.status, 0, res.stderr)
-    for (const command of COMMANDS) assert.match(res.stdout, new RegExp(`^  cortado ${command} `, 'm'), `${args.join(' ')} lists ${command}`)
+    for (const command of COMMANDS)
+      assert.match(res.stdout, new RegExp(`^  cortado ${command} `, 'm'), `${args.join(' ')} lists ${command}`)
   }
 })
 
-void test('cortado <command> --help and -h print that command\'s usage and exit 0, for every command', () => {
+void test("cortado <command> --help and -h print that command's usage and exit 0, for every command", () => {
   for (const command of COMMANDS) {
     for (const flag of ['--help', '-h']) {
       const res = run(command, flag)
@@ -68,7 +69,7 @@ void test('cortado --version prints the package version', () => {
   assert.equal(res.stdout, `cortado ${VERSION}\n`)
 })
 
-void test('a mistake in a command\'s options prints that command\'s usage and exits 2', () => {
+void test("a mistake in a command's options prints that command's usage and exits 2", () => {
   const res = run('produce', '--topic', 't', '--bogus')
   assert.equal(res.status, 2)
   assert.match(res.stderr, /^cortado: Unknown option '--bogus'/)
@@ -78,37 +79,50 @@ void test('a mistake in a command\'s options prints that command\'s usage and ex
   assert.match(timeout.stderr, /--connect-timeout must be a number of seconds, got "soon"/)
 })
 
-void test('every command that needs Kafka or a router says what it waits for and gives up after --connect-timeout', { timeout: 60_000 }, async () => {
-  const port = await closedPort()
-  const kafka = `127.0.0.1:${port}`
-  const dir = tempDir('unreachable')
-  const cases: [string, string[]][] = [
-    ['produce', ['produce', '--bootstrap', kafka, '--topic', 't']],
-    ['consume', ['consume', '--bootstrap', kafka, '--topic', 't']],
-    ['audit', ['audit', '--bootstrap', kafka, '--topic', 't', '--group', 'g', '--from', '0', '--to', '1']],
-    ['node', ['node', '--id', 'n1', '--data-dir', join(dir, 'n1'), '--bootstrap', kafka]],
-    ['router', ['router', '--bootstrap', kafka, '--http-port', '0']],
-    ['controller', ['controller', '--id', 'c1', '--bootstrap', kafka]],
-    ['start', ['start', '--bootstrap', kafka, '--data-dir', join(dir, 'start'), '--http-port', '0', '--metrics-port', '0']],
-    ['admin', ['admin', 'cluster', '--router', `http://127.0.0.1:${port}`]],
-  ]
-  try {
-    const results = await Promise.all(cases.map(([, args]) => runAsync([...args, '--connect-timeout', '2'], 'x\n')))
-    results.forEach((res, i) => {
-      const [name] = cases[i]
-      const target = name === 'admin' ? `the router at http://127.0.0.1:${port}` : `Kafka at ${kafka}`
-      assert.equal(res.code, 1, `${name}: ${res.stderr}`)
-      assert.ok(res.stderr.includes(`cortado: waiting for ${target}: `), `${name} says what it waits for:\n${res.stderr}`)
-      assert.ok(res.stderr.includes(`cortado: cannot reach ${target} after 2 s`), `${name} gives up:\n${res.stderr}`)
-    })
-  } finally {
-    removeDir(dir)
-  }
-})
+void test(
+  'every command that needs Kafka or a router says what it waits for and gives up after --connect-timeout',
+  { timeout: 60_000 },
+  async () => {
+    const port = await closedPort()
+    const kafka = `127.0.0.1:${port}`
+    const dir = tempDir('unreachable')
+    const cases: [string, string[]][] = [
+      ['produce', ['produce', '--bootstrap', kafka, '--topic', 't']],
+      ['consume', ['consume', '--bootstrap', kafka, '--topic', 't']],
+      ['audit', ['audit', '--bootstrap', kafka, '--topic', 't', '--group', 'g', '--from', '0', '--to', '1']],
+      ['node', ['node', '--id', 'n1', '--data-dir', join(dir, 'n1'), '--bootstrap', kafka]],
+      ['router', ['router', '--bootstrap', kafka, '--http-port', '0']],
+      ['controller', ['controller', '--id', 'c1', '--bootstrap', kafka]],
+      [
+        'start',
+        ['start', '--bootstrap', kafka, '--data-dir', join(dir, 'start'), '--http-port', '0', '--metrics-port', '0'],
+      ],
+      ['admin', ['admin', 'cluster', '--router', `http://127.0.0.1:${port}`]],
+    ]
+    try {
+      const results = await Promise.all(cases.map(([, args]) => runAsync([...args, '--connect-timeout', '2'], 'x\n')))
+      results.forEach((res, i) => {
+        const [name] = cases[i]
+        const target = name === 'admin' ? `the router at http://127.0.0.1:${port}` : `Kafka at ${kafka}`
+        assert.equal(res.code, 1, `${name}: ${res.stderr}`)
+        assert.ok(
+          res.stderr.includes(`cortado: waiting for ${target}: `),
+          `${name} says what it waits for:\n${res.stderr}`,
+        )
+        assert.ok(res.stderr.includes(`cortado: cannot reach ${target} after 2 s`), `${name} gives up:\n${res.stderr}`)
+      })
+    } finally {
+      removeDir(dir)
+    }
+  },
+)
 
 void test('a command started before its broker waits for it, then works', { timeout: 60_000 }, async () => {
   const port = await closedPort()
-  const produced = runAsync(['produce', '--bootstrap', `127.0.0.1:${port}`, '--topic', 'late', '--connect-timeout', '30'], 'hello\n')
+  const produced = runAsync(
+    ['produce', '--bootstrap', `127.0.0.1:${port}`, '--topic', 'late', '--connect-timeout', '30'],
+    'hello\n',
+  )
   await new Promise((r) => setTimeout(r, 1500))
   const broker = await startBroker({ port })
   try {

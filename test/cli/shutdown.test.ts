@@ -29,7 +29,12 @@ async function launch(command: string, args: string[]): Promise<Running> {
   proc.stderr?.on('data', (d: Buffer) => (err += d.toString()))
   const deadline = Date.now() + 60_000
   let ready: RegExpExecArray | null = null
-  while ((ready = /^cortado ready http=http:\/\/127\.0\.0\.1:(\d+) broker=127\.0\.0\.1:(\d+) nodes=3 metrics=http:\/\/127\.0\.0\.1:(\d+)\//m.exec(out)) === null) {
+  while (
+    (ready =
+      /^cortado ready http=http:\/\/127\.0\.0\.1:(\d+) broker=127\.0\.0\.1:(\d+) nodes=3 metrics=http:\/\/127\.0\.0\.1:(\d+)\//m.exec(
+        out,
+      )) === null
+  ) {
     if (proc.exitCode !== null || Date.now() > deadline) {
       killAll(dataDir)
       assert.fail(`the cluster did not start:\n${out}\n${err.slice(-3000)}`)
@@ -75,11 +80,15 @@ async function assertAllGone(c: Running, what: string): Promise<void> {
   const deadline = Date.now() + STOP_WITHIN_MS
   for (;;) {
     const pids = clusterPids(c.dataDir)
-    const open = (await Promise.all(c.ports.map(async (p) => ((await portInUse(p)) ? p : null)))).filter((p) => p !== null)
+    const open = (await Promise.all(c.ports.map(async (p) => ((await portInUse(p)) ? p : null)))).filter(
+      (p) => p !== null,
+    )
     if (pids.length === 0 && open.length === 0) break
     if (Date.now() > deadline) {
       killAll(c.dataDir)
-      assert.fail(`${what}: after ${STOP_WITHIN_MS} ms, processes ${pids.join(',')} remain and ports ${open.join(',')} are held`)
+      assert.fail(
+        `${what}: after ${STOP_WITHIN_MS} ms, processes ${pids.join(',')} remain and ports ${open.join(',')} are held`,
+      )
     }
     await new Promise((r) => setTimeout(r, 100))
   }
@@ -88,24 +97,36 @@ async function assertAllGone(c: Running, what: string): Promise<void> {
 const npmStart = () => launch('npm', ['start', '--'])
 
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-  void test(`${signal} to the npm process of \`npm start\` stops the whole cluster and frees its ports`, { timeout: 120_000 }, async (t) => {
-    const c = await npmStart()
-    t.after(() => killAll(c.dataDir))
-    assert.equal(clusterPids(c.dataDir).length, 5, 'npm, cortado start and three storage nodes')
-    c.proc.kill(signal)
-    await assertAllGone(c, `${signal} to npm`)
-    assert.match(c.log(), new RegExp(`"component":"start","reason":"${signal}"`), 'cortado start ran its clean shutdown')
-    assert.match(c.log(), /"msg":"broker stopped"/)
-  })
+  void test(
+    `${signal} to the npm process of \`npm start\` stops the whole cluster and frees its ports`,
+    { timeout: 120_000 },
+    async (t) => {
+      const c = await npmStart()
+      t.after(() => killAll(c.dataDir))
+      assert.equal(clusterPids(c.dataDir).length, 5, 'npm, cortado start and three storage nodes')
+      c.proc.kill(signal)
+      await assertAllGone(c, `${signal} to npm`)
+      assert.match(
+        c.log(),
+        new RegExp(`"component":"start","reason":"${signal}"`),
+        'cortado start ran its clean shutdown',
+      )
+      assert.match(c.log(), /"msg":"broker stopped"/)
+    },
+  )
 }
 
-void test('SIGKILL of the npm process of `npm start`: the cluster notices its parent is gone and stops', { timeout: 120_000 }, async (t) => {
-  const c = await npmStart()
-  t.after(() => killAll(c.dataDir))
-  c.proc.kill('SIGKILL')
-  await assertAllGone(c, 'SIGKILL to npm')
-  assert.match(c.log(), /"component":"start","reason":"parent process exited"/)
-})
+void test(
+  'SIGKILL of the npm process of `npm start`: the cluster notices its parent is gone and stops',
+  { timeout: 120_000 },
+  async (t) => {
+    const c = await npmStart()
+    t.after(() => killAll(c.dataDir))
+    c.proc.kill('SIGKILL')
+    await assertAllGone(c, 'SIGKILL to npm')
+    assert.match(c.log(), /"component":"start","reason":"parent process exited"/)
+  },
+)
 
 void test('SIGINT to `cortado start` stops the whole cluster', { timeout: 120_000 }, async (t) => {
   const c = await launch(process.execPath, [MAIN, 'start'])
@@ -121,5 +142,9 @@ void test('SIGKILL of `cortado start`: its storage nodes stop by themselves', { 
   assert.equal(nodes.length, 3)
   c.proc.kill('SIGKILL')
   await assertAllGone(c, 'SIGKILL to cortado start')
-  assert.equal(c.log().match(/"component":"node","node":"node-\d","reason":"parent process exited"/g)?.length, 3, 'each node ran its clean shutdown')
+  assert.equal(
+    c.log().match(/"component":"node","node":"node-\d","reason":"parent process exited"/g)?.length,
+    3,
+    'each node ran its clean shutdown',
+  )
 })

@@ -13,7 +13,14 @@ before(async () => {
   broker = await startBroker()
   producer = new ReliableProducer({ bootstrap: [broker.bootstrap] })
   await ensureTopic([broker.bootstrap], { name: 'lr', partitions: 2, replicationFactor: 1, configs: {} })
-  for (let i = 0; i < 50; i++) await producer.send({ topic: 'lr', partition: i % 2, key: Buffer.from(`k${i}`), value: Buffer.from(`v${i}`), headers: [['h', Buffer.from(String(i))]] })
+  for (let i = 0; i < 50; i++)
+    await producer.send({
+      topic: 'lr',
+      partition: i % 2,
+      key: Buffer.from(`k${i}`),
+      value: Buffer.from(`v${i}`),
+      headers: [['h', Buffer.from(String(i))]],
+    })
 })
 
 after(async () => {
@@ -32,14 +39,23 @@ async function until(what: string, done: () => boolean): Promise<void> {
 
 void test('reads each assigned partition from its offset, in order, with keys, values and headers; follows new records', async () => {
   const reader = new LogReader({ bootstrap: [broker.bootstrap], maxWaitMs: 100 })
-  const seen = new Map<number, LogRecord[]>([[0, []], [1, []]])
+  const seen = new Map<number, LogRecord[]>([
+    [0, []],
+    [1, []],
+  ])
   try {
     reader.assign('lr', 0, 10, (records) => void seen.get(0)!.push(...records))
     reader.assign('lr', 1, 0, (records) => void seen.get(1)!.push(...records))
     await until('25 + 15 records', () => seen.get(0)!.length === 15 && seen.get(1)!.length === 25)
-    assert.deepEqual(seen.get(0)!.map((r) => r.offset), Array.from({ length: 15 }, (_, i) => 10 + i))
+    assert.deepEqual(
+      seen.get(0)!.map((r) => r.offset),
+      Array.from({ length: 15 }, (_, i) => 10 + i),
+    )
     const r = seen.get(0)![0]
-    assert.deepEqual([r.topic, r.partition, r.key?.toString(), r.value?.toString(), r.headers.map(([k, v]) => [k, v.toString()])], ['lr', 0, 'k20', 'v20', [['h', '20']]])
+    assert.deepEqual(
+      [r.topic, r.partition, r.key?.toString(), r.value?.toString(), r.headers.map(([k, v]) => [k, v.toString()])],
+      ['lr', 0, 'k20', 'v20', [['h', '20']]],
+    )
     assert.equal(await reader.endOffset('lr', 1), 25)
     assert.equal(reader.position('lr', 1), 25)
     // New records arrive without re-assigning (long polling).
@@ -54,7 +70,10 @@ void test('reads each assigned partition from its offset, in order, with keys, v
     seen.set(1, [])
     reader.assign('lr', 1, 24, (records) => void seen.get(1)!.push(...records))
     await until('re-read from 24', () => seen.get(1)!.length === 3)
-    assert.deepEqual(seen.get(1)!.map((x) => x.offset), [24, 25, 26])
+    assert.deepEqual(
+      seen.get(1)!.map((x) => x.offset),
+      [24, 25, 26],
+    )
   } finally {
     await reader.close()
   }
@@ -62,7 +81,11 @@ void test('reads each assigned partition from its offset, in order, with keys, v
 
 void test('a handler that throws gets the same records again; a partition in error backs off without holding up the others', async () => {
   const errors: string[] = []
-  const reader = new LogReader({ bootstrap: [broker.bootstrap], maxWaitMs: 100, onError: (e) => errors.push(e.message) })
+  const reader = new LogReader({
+    bootstrap: [broker.bootstrap],
+    maxWaitMs: 100,
+    onError: (e) => errors.push(e.message),
+  })
   let calls = 0
   const got: number[] = []
   try {
@@ -73,9 +96,15 @@ void test('a handler that throws gets the same records again; a partition in err
     // Partition 1 asked at an offset beyond its end: the broker answers OFFSET_OUT_OF_RANGE.
     reader.assign('lr', 1, 10_000, () => assert.fail('nothing to read there'))
     await until('partition 0 read after the failed attempt', () => got.length >= 25)
-    assert.deepEqual(got.slice(0, 25), Array.from({ length: 25 }, (_, i) => i))
+    assert.deepEqual(
+      got.slice(0, 25),
+      Array.from({ length: 25 }, (_, i) => i),
+    )
     assert.ok(errors.some((e) => e === 'not now'))
-    assert.ok(errors.some((e) => /lr\/1 at 10000: Kafka error 1\b/.test(e)), errors.join('\n'))
+    assert.ok(
+      errors.some((e) => /lr\/1 at 10000: Kafka error 1\b/.test(e)),
+      errors.join('\n'),
+    )
     const outOfRange = errors.filter((e) => /lr\/1/.test(e)).length
     assert.ok(outOfRange < 15, `the failing partition was fetched ${outOfRange} times in that time: no backoff`)
   } finally {

@@ -23,14 +23,29 @@ after(async () => {
   removeDir(broker.dataDir)
 })
 
-async function createTopic(port: number, name: string, partitions: number, configs: Record<string, string> = {}): Promise<void> {
+async function createTopic(
+  port: number,
+  name: string,
+  partitions: number,
+  configs: Record<string, string> = {},
+): Promise<void> {
   const c = await RawClient.connect(port)
   try {
-    c.write(requestFrame(19, 7, 1, {
-      topics: [{ name, numPartitions: partitions, replicationFactor: 1, assignments: [], configs: Object.entries(configs).map(([name, value]) => ({ name, value })) }],
-      timeoutMs: 5000,
-      validateOnly: false,
-    }))
+    c.write(
+      requestFrame(19, 7, 1, {
+        topics: [
+          {
+            name,
+            numPartitions: partitions,
+            replicationFactor: 1,
+            assignments: [],
+            configs: Object.entries(configs).map(([name, value]) => ({ name, value })),
+          },
+        ],
+        timeoutMs: 5000,
+        validateOnly: false,
+      }),
+    )
     const res = parseResponse<CreateTopicsResponse>(19, 7, await c.nextFrame())
     assert.equal(res.body.topics[0].errorCode, 0)
   } finally {
@@ -47,7 +62,12 @@ interface Stored {
 
 /** Every record of a partition. */
 async function readPartition(port: number, topic: string, partition: number): Promise<Stored[]> {
-  return (await readPartitionRecords(port, topic, partition)).map((r) => ({ offset: r.offset, key: r.key?.toString() ?? null, value: r.value?.toString() ?? null, headers: r.headers }))
+  return (await readPartitionRecords(port, topic, partition)).map((r) => ({
+    offset: r.offset,
+    key: r.key?.toString() ?? null,
+    value: r.value?.toString() ?? null,
+    headers: r.headers,
+  }))
 }
 
 test('sends N records in order, each acknowledged with its offset', async () => {
@@ -56,19 +76,38 @@ test('sends N records in order, each acknowledged with its offset', async () => 
   const producer = new ReliableProducer({ bootstrap: [broker.bootstrap], clientId: 'rp-order' })
   try {
     const n = 1000
-    const acks = await Promise.all(Array.from({ length: n }, (_, i) => producer.send({
-      topic,
-      key: Buffer.from(`k${i % 7}`),
-      value: Buffer.from(`v${i}`),
-      headers: [['h', Buffer.from('a')], ['h', Buffer.from(String(i))]],
-      timestamp: 1_700_000_000_000 + i,
-    })))
-    assert.deepEqual(acks.map((a) => a.offset), Array.from({ length: n }, (_, i) => BigInt(i)))
+    const acks = await Promise.all(
+      Array.from({ length: n }, (_, i) =>
+        producer.send({
+          topic,
+          key: Buffer.from(`k${i % 7}`),
+          value: Buffer.from(`v${i}`),
+          headers: [
+            ['h', Buffer.from('a')],
+            ['h', Buffer.from(String(i))],
+          ],
+          timestamp: 1_700_000_000_000 + i,
+        }),
+      ),
+    )
+    assert.deepEqual(
+      acks.map((a) => a.offset),
+      Array.from({ length: n }, (_, i) => BigInt(i)),
+    )
     assert.ok(acks.every((a) => a.topic === topic && a.partition === 0))
     await producer.flush()
     const stored = await readPartition(broker.port, topic, 0)
-    assert.deepEqual(stored.map((s) => s.value), Array.from({ length: n }, (_, i) => `v${i}`))
-    assert.deepEqual(stored[5].headers.map((h) => [h.key, h.value?.toString()]), [['h', 'a'], ['h', '5']])
+    assert.deepEqual(
+      stored.map((s) => s.value),
+      Array.from({ length: n }, (_, i) => `v${i}`),
+    )
+    assert.deepEqual(
+      stored[5].headers.map((h) => [h.key, h.value?.toString()]),
+      [
+        ['h', 'a'],
+        ['h', '5'],
+      ],
+    )
     assert.equal(stored[3].key, 'k3')
     assert.equal(producer.failures, 0)
   } finally {
@@ -82,7 +121,11 @@ test('keyed records without a partition: same key, same partition, order kept pe
   const producer = new ReliableProducer({ bootstrap: [broker.bootstrap] })
   try {
     const n = 300
-    const acks = await Promise.all(Array.from({ length: n }, (_, i) => producer.send({ topic, key: Buffer.from(`key-${i % 10}`), value: Buffer.from(String(i)) })))
+    const acks = await Promise.all(
+      Array.from({ length: n }, (_, i) =>
+        producer.send({ topic, key: Buffer.from(`key-${i % 10}`), value: Buffer.from(String(i)) }),
+      ),
+    )
     const partitionOfKey = new Map<number, number>()
     for (let i = 0; i < n; i++) {
       const k = i % 10
@@ -121,7 +164,10 @@ test('back-pressure: concurrent sends never exceed the buffer bounds and all are
     assert.ok(producer.peakBufferedRecords <= maxBufferedRecords, `peak ${producer.peakBufferedRecords} records`)
     assert.ok(producer.peakBufferedBytes <= maxBufferedBytes, `peak ${producer.peakBufferedBytes} bytes`)
     assert.ok(producer.peakBufferedRecords > 1)
-    assert.deepEqual(acks.map((a) => a.offset), Array.from({ length: n }, (_, i) => BigInt(i)))
+    assert.deepEqual(
+      acks.map((a) => a.offset),
+      Array.from({ length: n }, (_, i) => BigInt(i)),
+    )
     assert.equal(producer.bufferedRecords, 0)
     assert.equal(producer.bufferedBytes, 0)
     assert.equal((await readPartition(broker.port, topic, 0)).length, n)
@@ -137,7 +183,12 @@ test('broker killed and restarted on the same port while sending: every record o
   let current = own
   const topic = uniqueTopic('rp-crash')
   await createTopic(port, topic, 1)
-  const producer = new ReliableProducer({ bootstrap: [own.bootstrap], maxBufferedRecords: 50, retryBackoffMs: 20, maxRetryBackoffMs: 200 })
+  const producer = new ReliableProducer({
+    bootstrap: [own.bootstrap],
+    maxBufferedRecords: 50,
+    retryBackoffMs: 20,
+    maxRetryBackoffMs: 200,
+  })
   try {
     const n = 3000
     let acked = 0
@@ -145,28 +196,39 @@ test('broker killed and restarted on the same port while sending: every record o
     const ackedAtKill: number[] = []
     const sends: Promise<RecordMetadata>[] = []
     for (let i = 0; i < n; i++) {
-      sends.push(producer.send({ topic, partition: 0, key: null, value: Buffer.from(`m${i}`) }).then((a) => {
-        acked++
-        if ((acked === 500 || acked === 2000) && restarted === undefined) {
-          restarted = (async () => {
-            ackedAtKill.push(acked)
-            await current.kill()
-            await new Promise((r) => setTimeout(r, 300))
-            current = await startBroker({ port, dataDir })
-            restarted = undefined
-          })()
-        }
-        return a
-      }))
+      sends.push(
+        producer.send({ topic, partition: 0, key: null, value: Buffer.from(`m${i}`) }).then((a) => {
+          acked++
+          if ((acked === 500 || acked === 2000) && restarted === undefined) {
+            restarted = (async () => {
+              ackedAtKill.push(acked)
+              await current.kill()
+              await new Promise((r) => setTimeout(r, 300))
+              current = await startBroker({ port, dataDir })
+              restarted = undefined
+            })()
+          }
+          return a
+        }),
+      )
     }
     const acks = await Promise.all(sends)
     await restarted
     // Two kills, each with records still unacknowledged (queued or in flight).
     assert.deepEqual(ackedAtKill, [500, 2000])
-    assert.deepEqual(acks.map((a) => a.offset), Array.from({ length: n }, (_, i) => BigInt(i)))
+    assert.deepEqual(
+      acks.map((a) => a.offset),
+      Array.from({ length: n }, (_, i) => BigInt(i)),
+    )
     const stored = await readPartition(port, topic, 0)
-    assert.deepEqual(stored.map((s) => s.value), Array.from({ length: n }, (_, i) => `m${i}`))
-    assert.deepEqual(stored.map((s) => s.offset), Array.from({ length: n }, (_, i) => i))
+    assert.deepEqual(
+      stored.map((s) => s.value),
+      Array.from({ length: n }, (_, i) => `m${i}`),
+    )
+    assert.deepEqual(
+      stored.map((s) => s.offset),
+      Array.from({ length: n }, (_, i) => i),
+    )
     assert.equal(producer.failures, 0)
   } finally {
     await producer.close()
@@ -175,7 +237,12 @@ test('broker killed and restarted on the same port while sending: every record o
   }
 })
 
-async function expectNonRetriable(topicConfigs: Record<string, string>, bad: { key: Buffer | null; value: Buffer }, expectedCode: number, expectedName: string): Promise<void> {
+async function expectNonRetriable(
+  topicConfigs: Record<string, string>,
+  bad: { key: Buffer | null; value: Buffer },
+  expectedCode: number,
+  expectedName: string,
+): Promise<void> {
   const topic = uniqueTopic('rp-fail')
   await createTopic(broker.port, topic, 1, topicConfigs)
   const failures: ProducerFailure[] = []
@@ -189,13 +256,19 @@ async function expectNonRetriable(topicConfigs: Record<string, string>, bad: { k
       producer.send({ topic, partition: 0, key: Buffer.from('c'), value: Buffer.from('c') }),
       producer.send({ topic, partition: 0, key: Buffer.from('d'), value: Buffer.from('d') }),
     ]
-    const err = await failed.then(() => assert.fail('the bad record was acknowledged'), (e: unknown) => e)
+    const err = await failed.then(
+      () => assert.fail('the bad record was acknowledged'),
+      (e: unknown) => e,
+    )
     assert.ok(err instanceof ProducerSendError)
     assert.equal(err.code, 'PRODUCER_SEND_FAILED')
     assert.equal(err.kafkaCode, expectedCode)
     assert.equal(err.kafkaName, expectedName)
     for (const b of behind) {
-      const e = await b.then(() => assert.fail('a record behind the failure was sent'), (x: unknown) => x)
+      const e = await b.then(
+        () => assert.fail('a record behind the failure was sent'),
+        (x: unknown) => x,
+      )
       assert.ok(e instanceof RecordAbandonedError)
       assert.equal(e.failure, err)
     }
@@ -210,18 +283,31 @@ async function expectNonRetriable(topicConfigs: Record<string, string>, bad: { k
     await producer.flush()
     assert.equal(failures.length, 1)
     assert.equal(producer.failures, 1)
-    assert.deepEqual((await readPartition(broker.port, topic, 0)).map((s) => s.value), ['a', 'b', 'e'])
+    assert.deepEqual(
+      (await readPartition(broker.port, topic, 0)).map((s) => s.value),
+      ['a', 'b', 'e'],
+    )
   } finally {
     await producer.close()
   }
 }
 
 test('non-retriable MESSAGE_TOO_LARGE: one signal, nothing behind it written, the producer works again', async () => {
-  await expectNonRetriable({ 'max.message.bytes': '1000' }, { key: Buffer.from('big'), value: Buffer.alloc(4000, 1) }, 10, 'MESSAGE_TOO_LARGE')
+  await expectNonRetriable(
+    { 'max.message.bytes': '1000' },
+    { key: Buffer.from('big'), value: Buffer.alloc(4000, 1) },
+    10,
+    'MESSAGE_TOO_LARGE',
+  )
 })
 
 test('non-retriable INVALID_RECORD (null key on a compacted topic): one signal, the producer works again', async () => {
-  await expectNonRetriable({ 'cleanup.policy': 'compact' }, { key: null, value: Buffer.from('no key') }, 87, 'INVALID_RECORD')
+  await expectNonRetriable(
+    { 'cleanup.policy': 'compact' },
+    { key: null, value: Buffer.from('no key') },
+    87,
+    'INVALID_RECORD',
+  )
 })
 
 test('send after close rejects with ProducerClosedError; close flushes first', async () => {
@@ -231,26 +317,35 @@ test('send after close rejects with ProducerClosedError; close flushes first', a
   const pending = producer.send({ topic, key: null, value: Buffer.from('x') })
   await producer.close()
   assert.equal((await pending).offset, 0n)
-  await assert.rejects(producer.send({ topic, key: null, value: Buffer.from('y') }), (e: unknown) => e instanceof ProducerClosedError && e.code === 'PRODUCER_CLOSED')
+  await assert.rejects(
+    producer.send({ topic, key: null, value: Buffer.from('y') }),
+    (e: unknown) => e instanceof ProducerClosedError && e.code === 'PRODUCER_CLOSED',
+  )
 })
 
-test('close with a timeout while the broker is gone: unacknowledged records reject with ProducerClosedError, close returns', { timeout: 30_000 }, async () => {
-  const own = await startBroker()
-  const topic = uniqueTopic('rp-close-gone')
-  await createTopic(own.port, topic, 1)
-  const producer = new ReliableProducer({ bootstrap: [own.bootstrap], retryBackoffMs: 20, maxRetryBackoffMs: 100 })
-  try {
-    assert.equal((await producer.send({ topic, partition: 0, key: null, value: Buffer.from('before') })).offset, 0n)
-    await own.kill()
-    const pending = Array.from({ length: 5 }, (_, i) => producer.send({ topic, partition: 0, key: null, value: Buffer.from(`after${i}`) }))
-    const outcomes = Promise.allSettled(pending)
-    await producer.close(300) // without the timeout, close would wait for the broker forever
-    for (const o of await outcomes) {
-      assert.equal(o.status, 'rejected')
-      assert.ok(o.reason instanceof ProducerClosedError, String(o.reason))
+test(
+  'close with a timeout while the broker is gone: unacknowledged records reject with ProducerClosedError, close returns',
+  { timeout: 30_000 },
+  async () => {
+    const own = await startBroker()
+    const topic = uniqueTopic('rp-close-gone')
+    await createTopic(own.port, topic, 1)
+    const producer = new ReliableProducer({ bootstrap: [own.bootstrap], retryBackoffMs: 20, maxRetryBackoffMs: 100 })
+    try {
+      assert.equal((await producer.send({ topic, partition: 0, key: null, value: Buffer.from('before') })).offset, 0n)
+      await own.kill()
+      const pending = Array.from({ length: 5 }, (_, i) =>
+        producer.send({ topic, partition: 0, key: null, value: Buffer.from(`after${i}`) }),
+      )
+      const outcomes = Promise.allSettled(pending)
+      await producer.close(300) // without the timeout, close would wait for the broker forever
+      for (const o of await outcomes) {
+        assert.equal(o.status, 'rejected')
+        assert.ok(o.reason instanceof ProducerClosedError, String(o.reason))
+      }
+      assert.equal(producer.bufferedRecords, 0)
+    } finally {
+      removeDir(own.dataDir)
     }
-    assert.equal(producer.bufferedRecords, 0)
-  } finally {
-    removeDir(own.dataDir)
-  }
-})
+  },
+)

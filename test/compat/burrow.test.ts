@@ -92,7 +92,12 @@ function zkOk(port: number): Promise<boolean> {
 }
 
 /** Polls until `check` returns a value; on timeout the error shows `describe()` (the last answer, logs). */
-async function until<T>(what: string, check: () => Promise<T | undefined>, describe: () => string, timeoutMs = 20_000): Promise<T> {
+async function until<T>(
+  what: string,
+  check: () => Promise<T | undefined>,
+  describe: () => string,
+  timeoutMs = 20_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs
   for (;;) {
     const v = await check()
@@ -188,7 +193,9 @@ class GroupMember {
   private stderr = ''
 
   constructor(groupId: string, topicName: string) {
-    this.child = spawn(PYTHON, [SCRIPT, broker.bootstrap, 'member', groupId, topicName, MEMBER_CLIENT_ID], { stdio: ['pipe', 'pipe', 'pipe'] })
+    this.child = spawn(PYTHON, [SCRIPT, broker.bootstrap, 'member', groupId, topicName, MEMBER_CLIENT_ID], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+    })
     this.child.stderr?.on('data', (d: Buffer) => (this.stderr += d.toString()))
     this.child.stdin?.on('error', () => undefined)
     this.lines = createInterface({ input: this.child.stdout! })[Symbol.asyncIterator]()
@@ -263,7 +270,8 @@ function lagRows(s: GroupStatus): [number, number | undefined, number][] {
     .map((p) => [p.partition, p.end?.offset, p.current_lag])
 }
 
-const lagIs = (lag: number) => (s: GroupStatus) => s.partition_count === PARTITIONS && s.partitions.every((p) => p.current_lag === lag)
+const lagIs = (lag: number) => (s: GroupStatus) =>
+  s.partition_count === PARTITIONS && s.partitions.every((p) => p.current_lag === lag)
 
 before(async () => {
   zkDir = tempDir('zookeeper')
@@ -282,12 +290,18 @@ before(async () => {
       '',
     ].join('\n'),
   )
-  zookeeper = startChild('java', ['-Xmx256m', '-cp', ZOOKEEPER_JAR, 'org.apache.zookeeper.server.ZooKeeperServerMain', join(zkDir, 'zoo.cfg')], zkDir)
+  zookeeper = startChild(
+    'java',
+    ['-Xmx256m', '-cp', ZOOKEEPER_JAR, 'org.apache.zookeeper.server.ZooKeeperServerMain', join(zkDir, 'zoo.cfg')],
+    zkDir,
+  )
 
   // offsets.topic.num.partitions: sarama 1.22.1 (in Burrow) starts its partition consumers one at a
   // time, and each start's ListOffsets queues behind the in-flight Fetch (max wait 250 ms) on the
   // same connection, as with Kafka; 50 partitions would take ~13 s before the last one is read.
-  broker = await startBroker({ config: { 'group.initial.rebalance.delay.ms': '0', 'offsets.topic.num.partitions': '4' } })
+  broker = await startBroker({
+    config: { 'group.initial.rebalance.delay.ms': '0', 'offsets.topic.num.partitions': '4' },
+  })
   await runPythonJson(SCRIPT, [broker.bootstrap, 'produce', topic, String(PARTITIONS), '30'])
 
   const deadline = Date.now() + 20_000
@@ -335,17 +349,30 @@ void test("Burrow lists the cluster and reads the topic's high watermarks (Metad
 void test('a group member commits offset 10 of 30: Burrow reports lag 20 per partition and the member as owner', async () => {
   member = new GroupMember(group, topic)
   assert.deepEqual((await member.next<{ assigned: number[] }>()).assigned, [0, 1, 2])
-  assert.deepEqual((await member.command<{ committed: Record<string, number> }>('commit 10')).committed, { 0: 10, 1: 10, 2: 10 })
+  assert.deepEqual((await member.command<{ committed: Record<string, number> }>('commit 10')).committed, {
+    0: 10,
+    1: 10,
+    2: 10,
+  })
 
-  const s = await waitForLag('lag 20 on every partition', (st) => lagIs(20)(st) && st.partitions.every((p) => p.owner !== ''))
+  const s = await waitForLag(
+    'lag 20 on every partition',
+    (st) => lagIs(20)(st) && st.partitions.every((p) => p.owner !== ''),
+  )
   assert.equal(s.cluster, CLUSTER)
   assert.equal(s.group, group)
   assert.equal(s.partition_count, 3)
   assert.equal(s.totallag, 60)
-  assert.deepEqual(lagRows(s), [[0, 10, 20], [1, 10, 20], [2, 10, 20]])
+  assert.deepEqual(lagRows(s), [
+    [0, 10, 20],
+    [1, 10, 20],
+    [2, 10, 20],
+  ])
   // Owners come from the group's GroupMetadataValue (v1): the member's host and client id. (The
   // /lag answer of Burrow 1.2.1 never fills client_id; its consumer detail does.)
-  const detail = await burrowGet<{ topics: Record<string, { owner: string; client_id: string; 'current-lag': number }[]> }>(`/${CLUSTER}/consumer/${group}`)
+  const detail = await burrowGet<{
+    topics: Record<string, { owner: string; client_id: string; 'current-lag': number }[]>
+  }>(`/${CLUSTER}/consumer/${group}`)
   assert.deepEqual(
     detail?.topics[topic].map((p) => [p.owner.replace(/^\//, ''), p.client_id, p['current-lag']]),
     [0, 1, 2].map(() => ['127.0.0.1', MEMBER_CLIENT_ID, 20]),
@@ -355,43 +382,77 @@ void test('a group member commits offset 10 of 30: Burrow reports lag 20 per par
 
 void test('committing offset 25 brings the lag down to 5 per partition', async () => {
   assert.ok(member !== undefined)
-  assert.deepEqual((await member.command<{ committed: Record<string, number> }>('commit 25')).committed, { 0: 25, 1: 25, 2: 25 })
+  assert.deepEqual((await member.command<{ committed: Record<string, number> }>('commit 25')).committed, {
+    0: 25,
+    1: 25,
+    2: 25,
+  })
   const s = await waitForLag('lag 5 on every partition', lagIs(5))
   assert.equal(s.partition_count, 3)
   assert.equal(s.totallag, 15)
-  assert.deepEqual(lagRows(s), [[0, 25, 5], [1, 25, 5], [2, 25, 5]])
+  assert.deepEqual(lagRows(s), [
+    [0, 25, 5],
+    [1, 25, 5],
+    [2, 25, 5],
+  ])
 })
 
 void test('records produced after the commit raise the lag at the next offset refresh', async () => {
   await runPythonJson(SCRIPT, [broker.bootstrap, 'produce', topic, String(PARTITIONS), '10'])
   const s = await waitForLag('lag 15 on every partition', lagIs(15))
   assert.equal(s.totallag, 45)
-  assert.deepEqual(lagRows(s), [[0, 25, 15], [1, 25, 15], [2, 25, 15]])
+  assert.deepEqual(lagRows(s), [
+    [0, 25, 15],
+    [1, 25, 15],
+    [2, 25, 15],
+  ])
 })
 
 void test('when the member leaves, Burrow clears the owners; a standalone commit at the end gives zero lag', async () => {
   assert.ok(member !== undefined)
   assert.deepEqual(await member.command('close'), { closed: true })
   // The empty group's metadata (no members) tells Burrow to clear the owners.
-  await waitForLag('owners cleared', (st) => st.partitions.length === PARTITIONS && st.partitions.every((p) => p.owner === '' && p.client_id === ''))
+  await waitForLag(
+    'owners cleared',
+    (st) => st.partitions.length === PARTITIONS && st.partitions.every((p) => p.owner === '' && p.client_id === ''),
+  )
 
-  const committed = await runPythonJson<{ committed: Record<string, number> }>(SCRIPT, [broker.bootstrap, 'commit', group, topic, String(PARTITIONS), '40'])
+  const committed = await runPythonJson<{ committed: Record<string, number> }>(SCRIPT, [
+    broker.bootstrap,
+    'commit',
+    group,
+    topic,
+    String(PARTITIONS),
+    '40',
+  ])
   assert.deepEqual(committed.committed, { 0: 40, 1: 40, 2: 40 })
   const s = await waitForLag('lag 0 on every partition', lagIs(0))
   assert.equal(s.totallag, 0)
   assert.equal(s.status, 'OK')
-  assert.deepEqual(lagRows(s), [[0, 40, 0], [1, 40, 0], [2, 40, 0]])
+  assert.deepEqual(lagRows(s), [
+    [0, 40, 0],
+    [1, 40, 0],
+    [2, 40, 0],
+  ])
 })
 
 void test('Burrow decoded every record the broker wrote to __consumer_offsets', () => {
   const log = readFileSync(join(burrowDir, 'burrow.log'), 'utf8')
-  const problems = log.split('\n').filter((l) => /failed to decode|consume error|"level":"(error|warn)"/.test(l) && !l.includes('unknown consumer'))
+  const problems = log
+    .split('\n')
+    .filter((l) => /failed to decode|consume error|"level":"(error|warn)"/.test(l) && !l.includes('unknown consumer'))
   assert.deepEqual(problems, [], 'no decode failures, consume errors or warnings in burrow.log')
   // Every commit above reached Burrow's storage as a consumer offset (3 partitions x 3 commits).
-  const stored = log.split('\n').filter((l) => l.includes('"StorageSetConsumerOffset"') && l.includes(`"consumer":"${group}"`) && l.includes('"msg":"ok"'))
+  const stored = log
+    .split('\n')
+    .filter(
+      (l) =>
+        l.includes('"StorageSetConsumerOffset"') && l.includes(`"consumer":"${group}"`) && l.includes('"msg":"ok"'),
+    )
   assert.equal(stored.length, 9, `consumer offsets stored:\n${stored.join('\n')}`)
   // The group's metadata was decoded both with its member and, after it left, empty.
-  const ofGroup = (msg: string) => log.split('\n').filter((l) => l.includes(`"msg":"${msg}"`) && l.includes(`"group":"${group}"`))
+  const ofGroup = (msg: string) =>
+    log.split('\n').filter((l) => l.includes(`"msg":"${msg}"`) && l.includes(`"group":"${group}"`))
   assert.ok(ofGroup('group metadata').length > 0, 'a GroupMetadataValue with a member was decoded')
   assert.ok(ofGroup('clear owners').length > 0, 'the empty GroupMetadataValue was decoded')
 })

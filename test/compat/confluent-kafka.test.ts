@@ -6,7 +6,15 @@ import assert from 'node:assert/strict'
 import { join } from 'node:path'
 import { after, before, test } from 'node:test'
 import { type BrokerProcess, removeDir, ROOT, startBroker } from '../helpers/broker-process.ts'
-import { type Acked, advertisedApis, assertRoundTrip, assertStoredCodec, runPythonJson, storedBatches, uniqueTopic } from '../helpers/compat.ts'
+import {
+  type Acked,
+  advertisedApis,
+  assertRoundTrip,
+  assertStoredCodec,
+  runPythonJson,
+  storedBatches,
+  uniqueTopic,
+} from '../helpers/compat.ts'
 
 const SCRIPT = join(ROOT, 'test', 'compat', 'python', 'confluent_kafka_client.py')
 
@@ -38,17 +46,38 @@ interface Consumed {
 }
 
 async function produce(topic: string, count: number, codec: string, partition: number): Promise<Report[]> {
-  const r = await runPythonJson<Produced>(SCRIPT, [broker.bootstrap, 'produce', topic, String(count), codec, String(partition)])
+  const r = await runPythonJson<Produced>(SCRIPT, [
+    broker.bootstrap,
+    'produce',
+    topic,
+    String(count),
+    codec,
+    String(partition),
+  ])
   assert.equal(r.undelivered, 0)
   assert.equal(r.reports.length, count, 'one delivery report per message')
-  assert.deepEqual(r.reports.filter((m) => m.error !== null), [], 'no delivery errors')
+  assert.deepEqual(
+    r.reports.filter((m) => m.error !== null),
+    [],
+    'no delivery errors',
+  )
   return r.reports
 }
 
 async function consume(topic: string, partitions: number, expected: number): Promise<Consumed> {
-  const r = await runPythonJson<Consumed>(SCRIPT, [broker.bootstrap, 'consume', topic, String(partitions), String(expected)])
+  const r = await runPythonJson<Consumed>(SCRIPT, [
+    broker.bootstrap,
+    'consume',
+    topic,
+    String(partitions),
+    String(expected),
+  ])
   assert.deepEqual(r.errors, [])
-  assert.deepEqual(r.eof_partitions, Array.from({ length: partitions }, (_, i) => i), 'reached the end of every partition')
+  assert.deepEqual(
+    r.eof_partitions,
+    Array.from({ length: partitions }, (_, i) => i),
+    'reached the end of every partition',
+  )
   for (let p = 0; p < partitions; p++) {
     const n = r.records.filter((m) => m.partition === p).length
     assert.deepEqual(r.watermarks[String(p)], [0, n], `partition ${p} watermarks (ListOffsets earliest/latest)`)
@@ -63,7 +92,10 @@ void test('Producer acks=all to an auto-created 2-partition topic; Consumer.assi
   const sent = await produce(topic, n, 'none', -1)
   // Delivery reports arrive per partition in order; compare in send order (keys decide the partition).
   const bySend = [...sent].sort((a, b) => Number(a.value.split('-')[2]) - Number(b.value.split('-')[2]))
-  assert.deepEqual(bySend.map((m) => m.value), Array.from({ length: n }, (_, i) => `none-value-${i}-${'q'.repeat(i % 64)}`))
+  assert.deepEqual(
+    bySend.map((m) => m.value),
+    Array.from({ length: n }, (_, i) => `none-value-${i}-${'q'.repeat(i % 64)}`),
+  )
   const partitionOfKey = new Map<string | null, number>()
   for (const m of bySend) {
     const p = partitionOfKey.get(m.key) ?? m.partition
@@ -73,12 +105,18 @@ void test('Producer acks=all to an auto-created 2-partition topic; Consumer.assi
   assert.deepEqual([...new Set(sent.map((m) => m.partition))].sort(), [0, 1], 'the keys spread over both partitions')
   const got = await consume(topic, 2, n)
   assertRoundTrip(bySend, got.records)
-  assert.ok(got.records.every((m) => m.timestamp > 0), 'CreateTime timestamps are kept')
+  assert.ok(
+    got.records.every((m) => m.timestamp > 0),
+    'CreateTime timestamps are kept',
+  )
   t.diagnostic(`consumer sent: ${got.requests_sent.join(', ')}`)
   if (!(await advertisedApis(broker.port)).has(10)) {
     // With no FindCoordinator advertised, librdkafka's group handle stays in query-coord and never
     // sends a group request; assign() with explicit offsets does not need one.
-    assert.ok(!got.requests_sent.some((r) => /Coordinator|Group|Offset(Fetch|Commit)/.test(r)), got.requests_sent.join(', '))
+    assert.ok(
+      !got.requests_sent.some((r) => /Coordinator|Group|Offset(Fetch|Commit)/.test(r)),
+      got.requests_sent.join(', '),
+    )
   }
 })
 

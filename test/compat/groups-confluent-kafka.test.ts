@@ -9,7 +9,14 @@ import { join } from 'node:path'
 import { after, before, test } from 'node:test'
 import { type BrokerProcess, removeDir, ROOT, startBroker } from '../helpers/broker-process.ts'
 import { type Acked, advertisedApis, PYTHON, runPythonJson, uniqueTopic } from '../helpers/compat.ts'
-import { GROUP_BROKER_CONFIG, type GroupClient, GroupMember, GroupScenario, HEARTBEAT_INTERVAL_MS, SESSION_TIMEOUT_MS } from '../helpers/groups.ts'
+import {
+  GROUP_BROKER_CONFIG,
+  type GroupClient,
+  GroupMember,
+  GroupScenario,
+  HEARTBEAT_INTERVAL_MS,
+  SESSION_TIMEOUT_MS,
+} from '../helpers/groups.ts'
 
 const SCRIPT = join(ROOT, 'test', 'compat', 'python', 'groups_confluent_kafka.py')
 const PARTITIONS = 4
@@ -25,14 +32,34 @@ interface Report extends Acked {
 
 const client: GroupClient = {
   async produce(topic, partitions, count, prefix) {
-    const r = await runPythonJson<{ reports: Report[]; undelivered: number }>(SCRIPT, [broker.bootstrap, 'produce', topic, String(partitions), String(count), prefix, String(idempotent)])
+    const r = await runPythonJson<{ reports: Report[]; undelivered: number }>(SCRIPT, [
+      broker.bootstrap,
+      'produce',
+      topic,
+      String(partitions),
+      String(count),
+      prefix,
+      String(idempotent),
+    ])
     assert.equal(r.undelivered, 0)
-    assert.deepEqual(r.reports.filter((m) => m.error !== null), [], 'no delivery errors')
+    assert.deepEqual(
+      r.reports.filter((m) => m.error !== null),
+      [],
+      'no delivery errors',
+    )
     // Delivery reports come per partition; put them back in send order.
     return r.reports.sort((a, b) => Number(a.value.split('-').at(-1)) - Number(b.value.split('-').at(-1)))
   },
   member(name, group, topic) {
-    return new GroupMember(name, PYTHON, [SCRIPT, broker.bootstrap, 'member', group, topic, String(SESSION_TIMEOUT_MS), String(HEARTBEAT_INTERVAL_MS)])
+    return new GroupMember(name, PYTHON, [
+      SCRIPT,
+      broker.bootstrap,
+      'member',
+      group,
+      topic,
+      String(SESSION_TIMEOUT_MS),
+      String(HEARTBEAT_INTERVAL_MS),
+    ])
   },
 }
 
@@ -62,7 +89,7 @@ void test('(b) B is SIGKILLed with records read but not committed: A takes its p
   await s.memberKilled()
 })
 
-void test('(c) every acknowledged record consumed, in order per partition; duplicates only past the killed member\'s commits', () => {
+void test("(c) every acknowledged record consumed, in order per partition; duplicates only past the killed member's commits", () => {
   s.checkDelivery()
 })
 
@@ -70,7 +97,14 @@ void test('AdminClient.list_groups shows the group with its member; Consumer.com
   assert.equal(s.a.alive, true)
   const r = await runPythonJson<{
     listed: string[]
-    groups: { id: string; error: string | null; state: string; protocol_type: string; protocol: string; members: { id: string; client_id: string }[] }[]
+    groups: {
+      id: string
+      error: string | null
+      state: string
+      protocol_type: string
+      protocol: string
+      members: { id: string; client_id: string }[]
+    }[]
     committed: number[]
   }>(SCRIPT, [broker.bootstrap, 'admin', s.group, s.topic, String(PARTITIONS)])
   assert.ok(r.listed.includes(s.group), `${s.group} listed`)

@@ -10,7 +10,14 @@ import { join } from 'node:path'
 import { after, before, test } from 'node:test'
 import { type BrokerProcess, removeDir, ROOT, startBroker } from '../helpers/broker-process.ts'
 import { type Acked, PYTHON, runPythonJson, uniqueTopic } from '../helpers/compat.ts'
-import { GROUP_BROKER_CONFIG, type GroupClient, GroupMember, GroupScenario, HEARTBEAT_INTERVAL_MS, SESSION_TIMEOUT_MS } from '../helpers/groups.ts'
+import {
+  GROUP_BROKER_CONFIG,
+  type GroupClient,
+  GroupMember,
+  GroupScenario,
+  HEARTBEAT_INTERVAL_MS,
+  SESSION_TIMEOUT_MS,
+} from '../helpers/groups.ts'
 
 const SCRIPT = join(ROOT, 'test', 'compat', 'python', 'groups_kafka_python.py')
 const PARTITIONS = 4
@@ -21,10 +28,27 @@ let s: GroupScenario
 
 const client: GroupClient = {
   async produce(topic, partitions, count, prefix) {
-    return (await runPythonJson<{ sent: Acked[] }>(SCRIPT, [broker.bootstrap, 'produce', topic, String(partitions), String(count), prefix])).sent
+    return (
+      await runPythonJson<{ sent: Acked[] }>(SCRIPT, [
+        broker.bootstrap,
+        'produce',
+        topic,
+        String(partitions),
+        String(count),
+        prefix,
+      ])
+    ).sent
   },
   member(name, group, topic) {
-    return new GroupMember(name, PYTHON, [SCRIPT, broker.bootstrap, 'member', group, topic, String(SESSION_TIMEOUT_MS), String(HEARTBEAT_INTERVAL_MS)])
+    return new GroupMember(name, PYTHON, [
+      SCRIPT,
+      broker.bootstrap,
+      'member',
+      group,
+      topic,
+      String(SESSION_TIMEOUT_MS),
+      String(HEARTBEAT_INTERVAL_MS),
+    ])
   },
 }
 
@@ -51,7 +75,7 @@ void test('(b) B is SIGKILLed with records read but not committed: A takes its p
   await s.memberKilled()
 })
 
-void test('(c) every acknowledged record consumed, in order per partition; duplicates only past the killed member\'s commits', () => {
+void test("(c) every acknowledged record consumed, in order per partition; duplicates only past the killed member's commits", () => {
   s.checkDelivery()
 })
 
@@ -71,7 +95,10 @@ interface Described {
 void test('KafkaAdminClient: list_consumer_groups, describe_consumer_groups (member and its assignment), list_consumer_group_offsets', async () => {
   assert.equal(s.a.alive, true)
   const r = await runPythonJson<Described>(SCRIPT, [broker.bootstrap, 'admin', s.group, s.topic])
-  assert.ok(r.listed.some(([g, type]) => g === s.group && type === 'consumer'), `${s.group} listed: ${JSON.stringify(r.listed)}`)
+  assert.ok(
+    r.listed.some(([g, type]) => g === s.group && type === 'consumer'),
+    `${s.group} listed: ${JSON.stringify(r.listed)}`,
+  )
   assert.equal(r.described.length, 1)
   const g = r.described[0]
   assert.deepEqual([g.group, g.error_code, g.state, g.protocol_type], [s.group, 0, 'Stable', 'consumer'])
@@ -100,7 +127,12 @@ void test('(d) broker SIGKILLed and restarted under a live member: it carries on
 })
 
 void test('KafkaAdminClient.delete_consumer_groups on the empty group: gone from the listing, offsets deleted', async () => {
-  const r = await runPythonJson<{ deleted: [string, string][]; delete_again: [string, string][]; listed_after: boolean; offsets_after: number }>(SCRIPT, [broker.bootstrap, 'delete', s.group])
+  const r = await runPythonJson<{
+    deleted: [string, string][]
+    delete_again: [string, string][]
+    listed_after: boolean
+    offsets_after: number
+  }>(SCRIPT, [broker.bootstrap, 'delete', s.group])
   assert.deepEqual(r.deleted, [[s.group, 'NoError']])
   assert.deepEqual(r.delete_again, [[s.group, 'GroupIdNotFoundError']])
   assert.equal(r.listed_after, false)

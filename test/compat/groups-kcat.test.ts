@@ -12,8 +12,17 @@ import { after, before, test } from 'node:test'
 import { type BrokerProcess, removeDir, startBroker } from '../helpers/broker-process.ts'
 import { type Acked, advertisedApis, expectSuccess, run, uniqueTopic } from '../helpers/compat.ts'
 import {
-  assertDelivery, assertDenseAcks, assertDisjointCover, committedOffsets, GROUP_BROKER_CONFIG, type GroupClient, GroupMember,
-  type LineParser, GroupScenario, HEARTBEAT_INTERVAL_MS, SESSION_TIMEOUT_MS,
+  assertDelivery,
+  assertDenseAcks,
+  assertDisjointCover,
+  committedOffsets,
+  GROUP_BROKER_CONFIG,
+  type GroupClient,
+  GroupMember,
+  type LineParser,
+  GroupScenario,
+  HEARTBEAT_INTERVAL_MS,
+  SESSION_TIMEOUT_MS,
 } from '../helpers/groups.ts'
 
 const PARTITIONS = 4
@@ -43,11 +52,21 @@ const kcatLines: LineParser = (stream, line) => {
 
 function groupArgs(group: string): string[] {
   return [
-    '-b', broker.bootstrap, '-G', group, '-u', '-f', '%p\\t%o\\t%k\\t%s\\n',
-    '-X', 'auto.offset.reset=earliest',
-    '-X', `session.timeout.ms=${SESSION_TIMEOUT_MS}`,
-    '-X', `heartbeat.interval.ms=${HEARTBEAT_INTERVAL_MS}`,
-    '-X', 'fetch.wait.max.ms=100',
+    '-b',
+    broker.bootstrap,
+    '-G',
+    group,
+    '-u',
+    '-f',
+    '%p\\t%o\\t%k\\t%s\\n',
+    '-X',
+    'auto.offset.reset=earliest',
+    '-X',
+    `session.timeout.ms=${SESSION_TIMEOUT_MS}`,
+    '-X',
+    `heartbeat.interval.ms=${HEARTBEAT_INTERVAL_MS}`,
+    '-X',
+    'fetch.wait.max.ms=100',
   ]
 }
 
@@ -60,7 +79,14 @@ const client: GroupClient = {
       const mine = Array.from({ length: count }, (_, i) => i).filter((i) => i % partitions === p)
       if (mine.length === 0) continue
       const input = mine.map((i) => `k${i}:${prefix}-${i}\n`).join('')
-      expectSuccess('kcat -P', await run('kcat', ['-b', broker.bootstrap, '-P', '-t', topic, '-p', String(p), '-K', ':', '-X', 'acks=all', ...extra], { input }))
+      expectSuccess(
+        'kcat -P',
+        await run(
+          'kcat',
+          ['-b', broker.bootstrap, '-P', '-t', topic, '-p', String(p), '-K', ':', '-X', 'acks=all', ...extra],
+          { input },
+        ),
+      )
       for (const i of mine) acked.push({ partition: p, offset: next[p]++, key: `k${i}`, value: `${prefix}-${i}` })
     }
     return acked.sort((x, y) => Number(x.value.split('-')[1]) - Number(y.value.split('-')[1]))
@@ -91,7 +117,10 @@ void test('(a) acks=all records; kcat -G (A) gets every partition and reads it',
   t.diagnostic(`idempotent producer: ${idempotent}`)
   await s.produce('one', 60)
   a = s.start('A')
-  assert.deepEqual(await a.waitFor('A assigned', () => (a.assignment.length > 0 ? a.assignment : undefined)), [0, 1, 2, 3])
+  assert.deepEqual(
+    await a.waitFor('A assigned', () => (a.assignment.length > 0 ? a.assignment : undefined)),
+    [0, 1, 2, 3],
+  )
   await s.readToEnd(a, [0, 1, 2, 3])
 })
 
@@ -114,7 +143,11 @@ void test('(b) B is SIGKILLed right after reading new records: A takes its parti
   await b.kill()
   bCommitted = await committedOffsets(broker.port, s.group, s.topic, PARTITIONS)
   for (const p of b.assignment) b.committed.set(p, bCommitted[p])
-  await a.waitFor('A assigned every partition', () => (a.assignment.length === PARTITIONS ? true : undefined), SESSION_TIMEOUT_MS + 30_000)
+  await a.waitFor(
+    'A assigned every partition',
+    () => (a.assignment.length === PARTITIONS ? true : undefined),
+    SESSION_TIMEOUT_MS + 30_000,
+  )
   await s.readToEnd(a, [0, 1, 2, 3])
   const resumed = s.resumedAt(a)
   for (const p of b.assignment) {
@@ -127,14 +160,18 @@ void test('(b) B is SIGKILLed right after reading new records: A takes its parti
   await s.readToEnd(a, [0, 1, 2, 3])
 })
 
-void test('(c) every acknowledged record consumed, in order per partition; duplicates only past the killed member\'s commits', (t) => {
+void test("(c) every acknowledged record consumed, in order per partition; duplicates only past the killed member's commits", (t) => {
   assertDenseAcks(s.acked, PARTITIONS)
   const { duplicates } = assertDelivery(s.acked, [a, b], b)
   // Exactly what B read at or past the offset A resumed from was read twice.
   const resumed = s.resumedAt(a)
-  const expected = b.records.filter((r) => b.assignment.includes(r.partition) && r.offset >= (resumed.get(r.partition) ?? Infinity)).map((r) => `${r.partition}/${r.offset}`)
+  const expected = b.records
+    .filter((r) => b.assignment.includes(r.partition) && r.offset >= (resumed.get(r.partition) ?? Infinity))
+    .map((r) => `${r.partition}/${r.offset}`)
   assert.deepEqual(duplicates.map((d) => `${d.partition}/${d.offset}`).sort(), expected.sort())
-  t.diagnostic(`read twice: ${duplicates.length} (B's auto-commits on the broker when it was killed: ${JSON.stringify(bCommitted)})`)
+  t.diagnostic(
+    `read twice: ${duplicates.length} (B's auto-commits on the broker when it was killed: ${JSON.stringify(bCommitted)})`,
+  )
   assert.deepEqual([...a.errors, ...b.errors], [])
 })
 
@@ -146,15 +183,25 @@ void test('(d) kcat exits on SIGTERM and commits; broker SIGKILLed and restarted
   const { dataDir, port } = broker
   await broker.kill()
   broker = await startBroker({ dataDir, port, config: BROKER_CONFIG })
-  assert.deepEqual(await committedOffsets(broker.port, s.group, s.topic, PARTITIONS), committed, 'committed offsets after the restart')
+  assert.deepEqual(
+    await committedOffsets(broker.port, s.group, s.topic, PARTITIONS),
+    committed,
+    'committed offsets after the restart',
+  )
   await s.produce('six', 40)
 
   // -e: exit once every assigned partition is at its end; the offsets are committed on exit.
-  const r = expectSuccess('kcat -G -e', await run('kcat', [...groupArgs(s.group), '-e', s.topic], { timeoutMs: 30_000 }))
-  const read = r.stdout.split('\n').filter((l) => l !== '').map((l) => {
-    const [p, o, key, ...value] = l.split('\t')
-    return { partition: Number(p), offset: Number(o), key, value: value.join('\t') }
-  })
+  const r = expectSuccess(
+    'kcat -G -e',
+    await run('kcat', [...groupArgs(s.group), '-e', s.topic], { timeoutMs: 30_000 }),
+  )
+  const read = r.stdout
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => {
+      const [p, o, key, ...value] = l.split('\t')
+      return { partition: Number(p), offset: Number(o), key, value: value.join('\t') }
+    })
   const after = s.acked.filter((m) => m.offset >= committed[m.partition])
   assert.deepEqual([...new Set(after.map((m) => m.value.split('-')[0]))], ['five', 'six'])
   assert.deepEqual(
@@ -164,9 +211,16 @@ void test('(d) kcat exits on SIGTERM and commits; broker SIGKILLed and restarted
   )
   for (let p = 0; p < PARTITIONS; p++) {
     const offsets = read.filter((m) => m.partition === p).map((m) => m.offset)
-    assert.deepEqual(offsets, [...offsets].sort((x, y) => x - y), `partition ${p} in order`)
+    assert.deepEqual(
+      offsets,
+      [...offsets].sort((x, y) => x - y),
+      `partition ${p} in order`,
+    )
   }
   assert.deepEqual(await committedOffsets(broker.port, s.group, s.topic, PARTITIONS), s.end, 'committed on exit')
-  const again = expectSuccess('kcat -G -e', await run('kcat', [...groupArgs(s.group), '-e', s.topic], { timeoutMs: 30_000 }))
+  const again = expectSuccess(
+    'kcat -G -e',
+    await run('kcat', [...groupArgs(s.group), '-e', s.topic], { timeoutMs: 30_000 }),
+  )
   assert.equal(again.stdout, '', 'a second run has nothing left to read')
 })

@@ -12,7 +12,14 @@ import { after, before, test } from 'node:test'
 import { Admin, ProduceAcks, Producer, stringSerializers } from '@platformatic/kafka'
 import { type BrokerProcess, removeDir, ROOT, startBroker } from '../helpers/broker-process.ts'
 import { type Acked, advertisedApis, uniqueTopic } from '../helpers/compat.ts'
-import { GROUP_BROKER_CONFIG, type GroupClient, GroupMember, GroupScenario, HEARTBEAT_INTERVAL_MS, SESSION_TIMEOUT_MS } from '../helpers/groups.ts'
+import {
+  GROUP_BROKER_CONFIG,
+  type GroupClient,
+  GroupMember,
+  GroupScenario,
+  HEARTBEAT_INTERVAL_MS,
+  SESSION_TIMEOUT_MS,
+} from '../helpers/groups.ts'
 
 const FIXTURE = join(ROOT, 'test', 'compat', 'fixtures', 'platformatic-member.ts')
 const PARTITIONS = 4
@@ -26,7 +33,12 @@ let s: GroupScenario
 
 const client: GroupClient = {
   async produce(topic, partitions, count, prefix) {
-    const messages = Array.from({ length: count }, (_, i) => ({ topic, key: `k${i}`, value: `${prefix}-${i}`, partition: i % partitions }))
+    const messages = Array.from({ length: count }, (_, i) => ({
+      topic,
+      key: `k${i}`,
+      value: `${prefix}-${i}`,
+      partition: i % partitions,
+    }))
     const result = await producer.send({ messages, acks: ProduceAcks.ALL })
     // One offset per partition written: the base offset of that partition's batch.
     const next = new Map((result.offsets ?? []).map((o) => [o.partition, Number(o.offset)]))
@@ -38,7 +50,14 @@ const client: GroupClient = {
     })
   },
   member(name, group, topic) {
-    return new GroupMember(name, process.execPath, [FIXTURE, broker.bootstrap, group, topic, String(SESSION_TIMEOUT_MS), String(HEARTBEAT_INTERVAL_MS)])
+    return new GroupMember(name, process.execPath, [
+      FIXTURE,
+      broker.bootstrap,
+      group,
+      topic,
+      String(SESSION_TIMEOUT_MS),
+      String(HEARTBEAT_INTERVAL_MS),
+    ])
   },
 }
 
@@ -47,7 +66,13 @@ before(async () => {
   idempotent = (await advertisedApis(broker.port)).has(22)
   const common = { bootstrapBrokers: [broker.bootstrap], retries: 20, retryDelay: 200 }
   admin = new Admin({ clientId: 'compat-admin', ...common })
-  producer = new Producer({ clientId: 'compat-producer', ...common, serializers: stringSerializers, idempotent, acks: ProduceAcks.ALL })
+  producer = new Producer({
+    clientId: 'compat-producer',
+    ...common,
+    serializers: stringSerializers,
+    idempotent,
+    acks: ProduceAcks.ALL,
+  })
   s = new GroupScenario(client, uniqueTopic('pkg'), uniqueTopic('pkg-group'), PARTITIONS, () => broker.port)
   await admin.createTopics({ topics: [s.topic], partitions: PARTITIONS, replicas: 1 })
 })
@@ -73,16 +98,21 @@ void test('(b) B is SIGKILLed with messages read but not committed: A takes its 
   await s.memberKilled()
 })
 
-void test('(c) every acknowledged message consumed, in order per partition; duplicates only past the killed member\'s commits', (t) => {
+void test("(c) every acknowledged message consumed, in order per partition; duplicates only past the killed member's commits", (t) => {
   s.checkDelivery()
   const skipped = s.members.flatMap((m) => m.logs.filter((l) => l.startsWith('skipped')).map((l) => `${m.name} ${l}`))
-  t.diagnostic(`messages of partitions no longer assigned, skipped by the members: ${skipped.length} ${JSON.stringify(skipped.slice(0, 5))}`)
+  t.diagnostic(
+    `messages of partitions no longer assigned, skipped by the members: ${skipped.length} ${JSON.stringify(skipped.slice(0, 5))}`,
+  )
 })
 
 void test('Admin: listGroups, describeGroups (member and its assignment), listConsumerGroupOffsets', async () => {
   assert.equal(s.a.alive, true)
   const listed = await admin.listGroups()
-  assert.deepEqual([listed.get(s.group)?.id, listed.get(s.group)?.protocolType, listed.get(s.group)?.state], [s.group, 'consumer', 'Stable'])
+  assert.deepEqual(
+    [listed.get(s.group)?.id, listed.get(s.group)?.protocolType, listed.get(s.group)?.state],
+    [s.group, 'consumer', 'Stable'],
+  )
   const described = await admin.describeGroups({ groups: [s.group] })
   const g = described.get(s.group)
   assert.ok(g)
@@ -93,7 +123,10 @@ void test('Admin: listGroups, describeGroups (member and its assignment), listCo
   assert.deepEqual(member.assignments?.get(s.topic)?.partitions, [0, 1, 2, 3])
   const offsets = await admin.listConsumerGroupOffsets({ groups: [s.group] })
   assert.deepEqual(
-    offsets.map((o) => [o.groupId, o.topics.map((t) => [t.name, t.partitions.map((p) => [p.partitionIndex, Number(p.committedOffset)]).sort()])]),
+    offsets.map((o) => [
+      o.groupId,
+      o.topics.map((t) => [t.name, t.partitions.map((p) => [p.partitionIndex, Number(p.committedOffset)]).sort()]),
+    ]),
     [[s.group, [[s.topic, s.end.map((o, p) => [p, o])]]]],
   )
 })
@@ -120,6 +153,9 @@ void test('Admin.deleteGroups on the empty group: gone from listGroups, offsets 
   await admin.deleteGroups({ groups: [s.group] })
   assert.equal((await admin.listGroups()).has(s.group), false)
   const offsets = await admin.listConsumerGroupOffsets({ groups: [s.group] })
-  assert.deepEqual(offsets.map((o) => [o.groupId, o.topics.length]), [[s.group, 0]])
+  assert.deepEqual(
+    offsets.map((o) => [o.groupId, o.topics.length]),
+    [[s.group, 0]],
+  )
   await assert.rejects(admin.deleteGroups({ groups: [s.group] }), /GROUP_ID_NOT_FOUND|does not exist|not found/i)
 })

@@ -29,7 +29,13 @@ after(async () => {
 async function createTopic(name: string, partitions: number): Promise<void> {
   const c = await RawClient.connect(broker.port)
   try {
-    c.write(requestFrame(19, 7, 1, { topics: [{ name, numPartitions: partitions, replicationFactor: 1, assignments: [], configs: [] }], timeoutMs: 5000, validateOnly: false }))
+    c.write(
+      requestFrame(19, 7, 1, {
+        topics: [{ name, numPartitions: partitions, replicationFactor: 1, assignments: [], configs: [] }],
+        timeoutMs: 5000,
+        validateOnly: false,
+      }),
+    )
     const res = parseResponse<CreateTopicsResponse>(19, 7, await c.nextFrame())
     assert.equal(res.body.topics[0].errorCode, 0)
   } finally {
@@ -45,7 +51,11 @@ interface Stored {
 
 /** Every record of a partition, with the producer id of its batch. */
 async function readPartition(topic: string, partition: number): Promise<Stored[]> {
-  return (await readPartitionRecords(broker.port, topic, partition)).map((r) => ({ offset: r.offset, value: r.value?.toString() ?? '', producerId: r.producerId }))
+  return (await readPartitionRecords(broker.port, topic, partition)).map((r) => ({
+    offset: r.offset,
+    value: r.value?.toString() ?? '',
+    producerId: r.producerId,
+  }))
 }
 
 /** cortado_broker_produce_duplicates_total from the broker's /metrics. */
@@ -61,9 +71,19 @@ async function duplicatesAnswered(): Promise<number> {
  */
 async function assertExactlyOnce(topic: string, partition: number, expected: string[]): Promise<void> {
   const stored = await readPartition(topic, partition)
-  assert.deepEqual(stored.map((s) => s.value), expected, `${topic}-${partition}: every message exactly once, in send order`)
-  assert.deepEqual(stored.map((s) => s.offset), expected.map((_, i) => i))
-  assert.ok(stored.every((s) => s.producerId >= 0), 'written with a producer id')
+  assert.deepEqual(
+    stored.map((s) => s.value),
+    expected,
+    `${topic}-${partition}: every message exactly once, in send order`,
+  )
+  assert.deepEqual(
+    stored.map((s) => s.offset),
+    expected.map((_, i) => i),
+  )
+  assert.ok(
+    stored.every((s) => s.producerId >= 0),
+    'written with a producer id',
+  )
 }
 
 /** The InitProducerId versions a client sent through the proxy. */
@@ -83,13 +103,33 @@ void test('kcat (librdkafka 2.0.2) -X enable.idempotence=true: resent batches ar
   const before = await duplicatesAnswered()
   const values = Array.from({ length: 300 }, (_, i) => `kcat-${i}`)
   try {
-    const r = await run('kcat', [
-      // Two bootstrap names for the one proxy: kcat gives up when every broker connection is down
-      // at once, which a dropped connection to the only broker would otherwise be.
-      '-P', '-b', `${proxy.bootstrap},localhost:${proxy.port}`, '-t', topic, '-p', '0',
-      '-X', 'enable.idempotence=true', '-X', 'linger.ms=2', '-X', 'batch.num.messages=10',
-      '-X', 'retry.backoff.ms=20', '-X', 'reconnect.backoff.ms=20', '-X', 'message.timeout.ms=40000',
-    ], { input: values.join('\n') + '\n', timeoutMs: 60_000 })
+    const r = await run(
+      'kcat',
+      [
+        // Two bootstrap names for the one proxy: kcat gives up when every broker connection is down
+        // at once, which a dropped connection to the only broker would otherwise be.
+        '-P',
+        '-b',
+        `${proxy.bootstrap},localhost:${proxy.port}`,
+        '-t',
+        topic,
+        '-p',
+        '0',
+        '-X',
+        'enable.idempotence=true',
+        '-X',
+        'linger.ms=2',
+        '-X',
+        'batch.num.messages=10',
+        '-X',
+        'retry.backoff.ms=20',
+        '-X',
+        'reconnect.backoff.ms=20',
+        '-X',
+        'message.timeout.ms=40000',
+      ],
+      { input: values.join('\n') + '\n', timeoutMs: 60_000 },
+    )
     expectSuccess('kcat -P idempotent', r)
     assert.doesNotMatch(r.stderr, /Delivery failed|fatal/i)
   } finally {
@@ -98,7 +138,10 @@ void test('kcat (librdkafka 2.0.2) -X enable.idempotence=true: resent batches ar
   assert.ok(proxy.droppedResponses > 0, 'the proxy lost some answers')
   assert.deepEqual(initProducerIdVersions(proxy), [4])
   await assertExactlyOnce(topic, 0, values)
-  assert.ok((await duplicatesAnswered()) - before >= proxy.droppedResponses, 'each lost answer was followed by a resend the broker recognised')
+  assert.ok(
+    (await duplicatesAnswered()) - before >= proxy.droppedResponses,
+    'each lost answer was followed by a resend the broker recognised',
+  )
 })
 
 interface Report {
@@ -117,15 +160,27 @@ void test('confluent-kafka-python enable.idempotence=True over three partitions:
   const count = 600
   let result: { reports: Report[]; undelivered: number; eos_log: string[] }
   try {
-    result = await runPythonJson('test/compat/python/idempotent_producer.py', [proxy.bootstrap, topic, String(count), String(partitions)], 90_000)
+    result = await runPythonJson(
+      'test/compat/python/idempotent_producer.py',
+      [proxy.bootstrap, topic, String(count), String(partitions)],
+      90_000,
+    )
   } finally {
     await proxy.close()
   }
-  t.diagnostic(`answers lost: ${proxy.droppedResponses}; librdkafka producer id / epoch log: ${JSON.stringify(result.eos_log)}`)
+  t.diagnostic(
+    `answers lost: ${proxy.droppedResponses}; librdkafka producer id / epoch log: ${JSON.stringify(result.eos_log)}`,
+  )
   // One producer id for the whole run: no reset, no epoch bump was needed to recover.
-  assert.equal(result.eos_log.filter((l) => /changed PID\{Invalid\}/.test(l) === false && /changed PID/.test(l)).length, 0)
+  assert.equal(
+    result.eos_log.filter((l) => /changed PID\{Invalid\}/.test(l) === false && /changed PID/.test(l)).length,
+    0,
+  )
   assert.equal(result.undelivered, 0)
-  assert.deepEqual(result.reports.filter((r) => r.error !== null), [])
+  assert.deepEqual(
+    result.reports.filter((r) => r.error !== null),
+    [],
+  )
   assert.equal(result.reports.length, count)
   assert.ok(proxy.droppedResponses > 0)
   assert.deepEqual(initProducerIdVersions(proxy), [4])
@@ -134,7 +189,10 @@ void test('confluent-kafka-python enable.idempotence=True over three partitions:
     await assertExactlyOnce(topic, p, expected)
     // The offsets librdkafka reported are where the messages are.
     const reported = new Map(result.reports.filter((r) => r.partition === p).map((r) => [r.value, r.offset]))
-    assert.deepEqual(expected.map((v) => reported.get(v)), expected.map((_, i) => i))
+    assert.deepEqual(
+      expected.map((v) => reported.get(v)),
+      expected.map((_, i) => i),
+    )
   }
   assert.ok((await duplicatesAnswered()) - before >= proxy.droppedResponses)
 })
@@ -146,8 +204,12 @@ void test('KafkaJS idempotent: true (InitProducerId via the controller): sends s
   const before = await duplicatesAnswered()
   const logs: string[] = []
   const kafka = new Kafka({
-    clientId: 'cortado-idem', brokers: [proxy.bootstrap], logLevel: logLevel.WARN,
-    logCreator: () => (e: LogEntry) => { logs.push(`${e.level} ${e.log.message}`) },
+    clientId: 'cortado-idem',
+    brokers: [proxy.bootstrap],
+    logLevel: logLevel.WARN,
+    logCreator: () => (e: LogEntry) => {
+      logs.push(`${e.level} ${e.log.message}`)
+    },
     retry: { initialRetryTime: 50, retries: 10 },
   })
   const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 })
@@ -176,13 +238,22 @@ void test('@platformatic/kafka idempotent: true: sends survive lost answers, exa
   const proxy = await lossyProxy(3, 6)
   const before = await duplicatesAnswered()
   const producer = new Producer({
-    clientId: 'cortado-idem-pk', bootstrapBrokers: [proxy.bootstrap], serializers: stringSerializers,
-    idempotent: true, acks: ProduceAcks.ALL, retries: 10, retryDelay: 50,
+    clientId: 'cortado-idem-pk',
+    bootstrapBrokers: [proxy.bootstrap],
+    serializers: stringSerializers,
+    idempotent: true,
+    acks: ProduceAcks.ALL,
+    retries: 10,
+    retryDelay: 50,
   })
   const sent: string[][] = [[], [], []]
   try {
     for (let round = 0; round < 20; round++) {
-      const messages = Array.from({ length: 12 }, (_, i) => ({ topic, value: `pk-${round}-${i}`, partition: (i + round) % 3 }))
+      const messages = Array.from({ length: 12 }, (_, i) => ({
+        topic,
+        value: `pk-${round}-${i}`,
+        partition: (i + round) % 3,
+      }))
       await producer.send({ messages })
       for (const m of messages) sent[m.partition].push(m.value)
     }

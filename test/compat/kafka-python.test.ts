@@ -37,21 +37,39 @@ interface Consumed {
 
 async function roundTrip(codec: string, partitions: number, count: number): Promise<void> {
   const topic = uniqueTopic(`kp-${codec}`)
-  const produced = await runPythonJson<Produced>(SCRIPT, [broker.bootstrap, 'produce', topic, String(count), codec, String(partitions)])
+  const produced = await runPythonJson<Produced>(SCRIPT, [
+    broker.bootstrap,
+    'produce',
+    topic,
+    String(count),
+    codec,
+    String(partitions),
+  ])
   assert.equal(produced.sent.length, count, 'every future resolved')
   assert.deepEqual(
     produced.sent.map((m) => m.value),
     Array.from({ length: count }, (_, i) => `${codec}-value-${i}-${'z'.repeat(i % 50)}`),
   )
   const used = partitions === 0 ? 1 : partitions
-  const consumed = await runPythonJson<Consumed>(SCRIPT, [broker.bootstrap, 'consume', topic, String(used), String(count)])
+  const consumed = await runPythonJson<Consumed>(SCRIPT, [
+    broker.bootstrap,
+    'consume',
+    topic,
+    String(used),
+    String(count),
+  ])
   assertRoundTrip(produced.sent, consumed.records)
   // end_offsets (ListOffsets latest) agree with what was acknowledged.
   for (let p = 0; p < used; p++) {
-    assert.equal(consumed.end_offsets[String(p)], produced.sent.filter((m) => m.partition === p).length, `end offset of partition ${p}`)
+    assert.equal(
+      consumed.end_offsets[String(p)],
+      produced.sent.filter((m) => m.partition === p).length,
+      `end offset of partition ${p}`,
+    )
   }
   for (let p = 0; p < used; p++) {
-    for (const b of await storedBatches(broker.port, topic, p)) assert.equal(b.codec, CODECS[codec], `partition ${p} batch ${b.baseOffset} stored ${codec}`)
+    for (const b of await storedBatches(broker.port, topic, p))
+      assert.equal(b.codec, CODECS[codec], `partition ${p} batch ${b.baseOffset} stored ${codec}`)
   }
 }
 
@@ -97,7 +115,15 @@ void test('KafkaProducer infers a broker version from ApiVersions and uses it', 
   const produced = await runPythonJson<Produced>(SCRIPT, [broker.bootstrap, 'produce', topic, '3', 'none', '0'])
   // Produce v8 advertised => kafka-python 2.0.2 infers 2.4.0 (conn.py _infer_broker_version_from_api_versions).
   assert.deepEqual(produced.api_version, [2, 4, 0])
-  assert.deepEqual(produced.sent.map((m) => [m.partition, m.offset]), [[0, 0], [0, 1], [0, 2]], 'auto-created topic, one partition')
+  assert.deepEqual(
+    produced.sent.map((m) => [m.partition, m.offset]),
+    [
+      [0, 0],
+      [0, 1],
+      [0, 2],
+    ],
+    'auto-created topic, one partition',
+  )
 })
 
 for (const codec of ['gzip', 'snappy', 'lz4', 'zstd']) {

@@ -5,7 +5,16 @@
 import assert from 'node:assert/strict'
 import { after, before, test } from 'node:test'
 import { type BrokerProcess, removeDir, startBroker } from '../helpers/broker-process.ts'
-import { advertisedApis, assertStoredCodec, expectSuccess, run, type RunResult, storedBatches, uniqueTopic, waitFor } from '../helpers/compat.ts'
+import {
+  advertisedApis,
+  assertStoredCodec,
+  expectSuccess,
+  run,
+  type RunResult,
+  storedBatches,
+  uniqueTopic,
+  waitFor,
+} from '../helpers/compat.ts'
 
 let broker: BrokerProcess
 
@@ -32,8 +41,16 @@ interface Consumed {
 }
 
 /** kcat -C -e over the whole topic (all partitions), parsed from a format string. */
-async function consumeAll(b: BrokerProcess, topic: string, offset = 'beginning', extra: readonly string[] = []): Promise<Consumed[]> {
-  const r = expectSuccess('kcat -C', await kcat(b, ['-C', '-t', topic, '-o', offset, '-e', ...extra, '-f', '%p\t%o\t%T\t%k\t%s\n']))
+async function consumeAll(
+  b: BrokerProcess,
+  topic: string,
+  offset = 'beginning',
+  extra: readonly string[] = [],
+): Promise<Consumed[]> {
+  const r = expectSuccess(
+    'kcat -C',
+    await kcat(b, ['-C', '-t', topic, '-o', offset, '-e', ...extra, '-f', '%p\t%o\t%T\t%k\t%s\n']),
+  )
   return r.stdout
     .split('\n')
     .filter((l) => l !== '')
@@ -60,14 +77,23 @@ void test('kcat -L lists the broker, and a topic with its partitions and leader'
   expectSuccess('kcat -P', await kcat(broker, ['-P', '-t', topic, '-X', 'acks=all'], 'hello\n'))
   const all = JSON.parse(expectSuccess('kcat -L', await kcat(broker, ['-L', '-J'])).stdout) as KcatMetadata
   assert.deepEqual(all.brokers, [{ id: 0, name: `127.0.0.1:${broker.port}` }])
-  assert.ok(all.topics.some((t) => t.topic === topic), 'the new topic is listed')
-  const one = JSON.parse(expectSuccess('kcat -L -t', await kcat(broker, ['-L', '-J', '-t', topic])).stdout) as KcatMetadata
+  assert.ok(
+    all.topics.some((t) => t.topic === topic),
+    'the new topic is listed',
+  )
+  const one = JSON.parse(
+    expectSuccess('kcat -L -t', await kcat(broker, ['-L', '-J', '-t', topic])).stdout,
+  ) as KcatMetadata
   assert.equal(one.topics.length, 1)
   assert.equal(one.topics[0].topic, topic)
   assert.equal(one.topics[0].error, undefined)
   assert.deepEqual(
     one.topics[0].partitions.map((p) => [p.partition, p.leader, p.replicas.map((r) => r.id), p.isrs.map((r) => r.id)]),
-    [[0, 0, [0], [0]], [1, 0, [0], [0]], [2, 0, [0], [0]]],
+    [
+      [0, 0, [0], [0]],
+      [1, 0, [0], [0]],
+      [2, 0, [0], [0]],
+    ],
   )
 })
 
@@ -76,7 +102,10 @@ void test('keyed messages produced with acks=all come back exactly once, in orde
   const n = 600
   const sent = Array.from({ length: n }, (_, i) => ({ key: `key-${i % 12}`, value: `value-${i}` }))
   const input = sent.map((m) => `${m.key}:${m.value}\n`).join('')
-  expectSuccess('kcat -P', await kcat(broker, ['-P', '-t', topic, '-K', ':', '-X', 'acks=all', '-X', 'linger.ms=20'], input))
+  expectSuccess(
+    'kcat -P',
+    await kcat(broker, ['-P', '-t', topic, '-K', ':', '-X', 'acks=all', '-X', 'linger.ms=20'], input),
+  )
 
   const got = await consumeAll(broker, topic)
   assert.equal(got.length, n, 'every message consumed once')
@@ -95,9 +124,17 @@ void test('keyed messages produced with acks=all come back exactly once, in orde
   // Per partition: offsets 0..k-1 and the values in the order they were sent.
   for (const p of partitions) {
     const inPartition = got.filter((m) => m.partition === p)
-    assert.deepEqual(inPartition.map((m) => m.offset), inPartition.map((_, i) => i), `partition ${p} offsets are dense from 0`)
+    assert.deepEqual(
+      inPartition.map((m) => m.offset),
+      inPartition.map((_, i) => i),
+      `partition ${p} offsets are dense from 0`,
+    )
     const expected = sent.filter((m) => partitionOfKey.get(m.key) === p)
-    assert.deepEqual(inPartition.map((m) => `${m.key}:${m.value}`), expected.map((m) => `${m.key}:${m.value}`), `partition ${p} in send order`)
+    assert.deepEqual(
+      inPartition.map((m) => `${m.key}:${m.value}`),
+      expected.map((m) => `${m.key}:${m.value}`),
+      `partition ${p} in send order`,
+    )
   }
 })
 
@@ -108,9 +145,15 @@ for (const codec of ['gzip', 'snappy', 'lz4', 'zstd']) {
     // Compressible values of varied length; the tab-free payload survives kcat's format string.
     const values = Array.from({ length: n }, (_, i) => `${codec}-${i}-${'abcdefgh'.repeat(1 + (i % 40))}`)
     const input = values.map((v) => v + '\n').join('')
-    expectSuccess(`kcat -P -z ${codec}`, await kcat(broker, ['-P', '-t', topic, '-p', '0', '-z', codec, '-X', 'acks=all', '-X', 'linger.ms=50'], input))
+    expectSuccess(
+      `kcat -P -z ${codec}`,
+      await kcat(broker, ['-P', '-t', topic, '-p', '0', '-z', codec, '-X', 'acks=all', '-X', 'linger.ms=50'], input),
+    )
     const got = await consumeAll(broker, topic)
-    assert.deepEqual(got.map((m) => [m.partition, m.offset, m.value]), values.map((v, i) => [0, i, v]))
+    assert.deepEqual(
+      got.map((m) => [m.partition, m.offset, m.value]),
+      values.map((v, i) => [0, i, v]),
+    )
     // librdkafka 2.0.2 turns its LZ4 feature on only when the broker advertises FindCoordinator
     // v0 (rdkafka_feature.c); without it, it logs "Broker does not support compression type lz4:
     // not compressing batch" and sends lz4 batches uncompressed.
@@ -132,7 +175,10 @@ void test('a message over message.max.bytes is refused, kcat reports it, and the
     // The same broker still accepts a small message, which gets offset 0: nothing of the big one was stored.
     expectSuccess('kcat -P small', await kcat(small, ['-P', '-t', topic, '-p', '0', '-X', 'acks=all'], 'small\n'))
     const got = await consumeAll(small, topic)
-    assert.deepEqual(got.map((m) => [m.partition, m.offset, m.value]), [[0, 0, 'small']])
+    assert.deepEqual(
+      got.map((m) => [m.partition, m.offset, m.value]),
+      [[0, 0, 'small']],
+    )
   } finally {
     assert.equal(await small.stop(), 0)
     removeDir(small.dataDir)
@@ -142,17 +188,29 @@ void test('a message over message.max.bytes is refused, kcat reports it, and the
 void test('kcat -o s@<timestamp> starts at the first message at or after the timestamp; -Q finds its offset', async () => {
   const topic = uniqueTopic('kcat-ts')
   const first = Array.from({ length: 10 }, (_, i) => `early-${i}`)
-  expectSuccess('kcat -P', await kcat(broker, ['-P', '-t', topic, '-p', '0', '-X', 'acks=all'], first.map((v) => v + '\n').join('')))
+  expectSuccess(
+    'kcat -P',
+    await kcat(broker, ['-P', '-t', topic, '-p', '0', '-X', 'acks=all'], first.map((v) => v + '\n').join('')),
+  )
   const early = await consumeAll(broker, topic)
-  assert.deepEqual(early.map((m) => m.value), first)
+  assert.deepEqual(
+    early.map((m) => m.value),
+    first,
+  )
   const cut = Math.max(...early.map((m) => m.timestamp)) + 1
   // The next messages must carry later timestamps than every early one: wait for the clock to pass the cut.
   await waitFor('the clock to pass the last early timestamp', () => (Date.now() > cut ? true : undefined))
   const second = Array.from({ length: 10 }, (_, i) => `late-${i}`)
-  expectSuccess('kcat -P', await kcat(broker, ['-P', '-t', topic, '-p', '0', '-X', 'acks=all'], second.map((v) => v + '\n').join('')))
+  expectSuccess(
+    'kcat -P',
+    await kcat(broker, ['-P', '-t', topic, '-p', '0', '-X', 'acks=all'], second.map((v) => v + '\n').join('')),
+  )
 
   const late = await consumeAll(broker, topic, `s@${cut}`)
-  assert.deepEqual(late.map((m) => [m.offset, m.value]), second.map((v, i) => [10 + i, v]))
+  assert.deepEqual(
+    late.map((m) => [m.offset, m.value]),
+    second.map((v, i) => [10 + i, v]),
+  )
   assert.ok(late.every((m) => m.timestamp >= cut))
 
   const q = expectSuccess('kcat -Q', await kcat(broker, ['-Q', '-t', `${topic}:0:${cut}`]))
@@ -162,21 +220,51 @@ void test('kcat -o s@<timestamp> starts at the first message at or after the tim
 void test('headers, null keys and null values (-Z) round-trip', async () => {
   const topic = uniqueTopic('kcat-nulls')
   const input = 'k1:\nk2:val\n:noval\n'
-  expectSuccess('kcat -P -Z', await kcat(broker, ['-P', '-t', topic, '-p', '0', '-K', ':', '-Z', '-H', 'h1=x', '-H', 'h2=', '-X', 'acks=all'], input))
-  const r = expectSuccess('kcat -C -Z', await kcat(broker, ['-C', '-t', topic, '-e', '-Z', '-f', '%o|%k|%K|%s|%S|%h\n']))
-  assert.deepEqual(r.stdout.trim().split('\n'), ['0|k1|2|NULL|-1|h1=x,h2=', '1|k2|2|val|3|h1=x,h2=', '2|NULL|-1|noval|5|h1=x,h2='])
+  expectSuccess(
+    'kcat -P -Z',
+    await kcat(
+      broker,
+      ['-P', '-t', topic, '-p', '0', '-K', ':', '-Z', '-H', 'h1=x', '-H', 'h2=', '-X', 'acks=all'],
+      input,
+    ),
+  )
+  const r = expectSuccess(
+    'kcat -C -Z',
+    await kcat(broker, ['-C', '-t', topic, '-e', '-Z', '-f', '%o|%k|%K|%s|%S|%h\n']),
+  )
+  assert.deepEqual(r.stdout.trim().split('\n'), [
+    '0|k1|2|NULL|-1|h1=x,h2=',
+    '1|k2|2|val|3|h1=x,h2=',
+    '2|NULL|-1|noval|5|h1=x,h2=',
+  ])
 })
 
 void test('a fetch size limit below the batch size still returns whole batches (KIP-74); -o -N reads the tail', async () => {
   const topic = uniqueTopic('kcat-fetchsize')
   const values = Array.from({ length: 300 }, (_, i) => `v${i}-${'y'.repeat(200)}`)
-  expectSuccess('kcat -P', await kcat(broker, ['-P', '-t', topic, '-p', '0', '-X', 'acks=all', '-X', 'linger.ms=50'], values.map((v) => v + '\n').join('')))
+  expectSuccess(
+    'kcat -P',
+    await kcat(
+      broker,
+      ['-P', '-t', topic, '-p', '0', '-X', 'acks=all', '-X', 'linger.ms=50'],
+      values.map((v) => v + '\n').join(''),
+    ),
+  )
   const batches = await storedBatches(broker.port, topic, 0)
-  assert.ok(batches.some((b) => b.records > 1), 'some batch holds several records, so it is larger than the fetch limit')
+  assert.ok(
+    batches.some((b) => b.records > 1),
+    'some batch holds several records, so it is larger than the fetch limit',
+  )
   const got = await consumeAll(broker, topic, 'beginning', ['-X', 'fetch.message.max.bytes=100'])
-  assert.deepEqual(got.map((m) => [m.offset, m.value]), values.map((v, i) => [i, v]))
+  assert.deepEqual(
+    got.map((m) => [m.offset, m.value]),
+    values.map((v, i) => [i, v]),
+  )
   const tail = await consumeAll(broker, topic, '-5')
-  assert.deepEqual(tail.map((m) => [m.offset, m.value]), values.slice(-5).map((v, i) => [295 + i, v]))
+  assert.deepEqual(
+    tail.map((m) => [m.offset, m.value]),
+    values.slice(-5).map((v, i) => [295 + i, v]),
+  )
 })
 
 void test('acks=0: no responses, the messages still land in order', async () => {
@@ -184,9 +272,17 @@ void test('acks=0: no responses, the messages still land in order', async () => 
   const values = Array.from({ length: 50 }, (_, i) => `fire-and-forget-${i}`)
   // Create the topic first, so no message is sent before the topic exists.
   expectSuccess('kcat -P', await kcat(broker, ['-P', '-t', topic, '-p', '0', '-X', 'acks=all'], 'first\n'))
-  expectSuccess('kcat -P acks=0', await kcat(broker, ['-P', '-t', topic, '-p', '0', '-X', 'acks=0'], values.map((v) => v + '\n').join('')))
+  expectSuccess(
+    'kcat -P acks=0',
+    await kcat(broker, ['-P', '-t', topic, '-p', '0', '-X', 'acks=0'], values.map((v) => v + '\n').join('')),
+  )
   // Nothing acknowledges them: wait until the broker has appended all of them.
-  await waitFor('51 records stored', async () => ((await storedBatches(broker.port, topic, 0)).reduce((s, b) => s + b.records, 0) === 51 ? true : undefined))
+  await waitFor('51 records stored', async () =>
+    (await storedBatches(broker.port, topic, 0)).reduce((s, b) => s + b.records, 0) === 51 ? true : undefined,
+  )
   const got = await consumeAll(broker, topic)
-  assert.deepEqual(got.map((m) => [m.offset, m.value]), ['first', ...values].map((v, i) => [i, v]))
+  assert.deepEqual(
+    got.map((m) => [m.offset, m.value]),
+    ['first', ...values].map((v, i) => [i, v]),
+  )
 })

@@ -16,7 +16,15 @@ import {
   stringSerializers,
 } from '@platformatic/kafka'
 import { type BrokerProcess, removeDir, startBroker } from '../helpers/broker-process.ts'
-import { type Acked, advertisedApis, assertRoundTrip, assertStoredCodec, CODECS, storedBatches, uniqueTopic } from '../helpers/compat.ts'
+import {
+  type Acked,
+  advertisedApis,
+  assertRoundTrip,
+  assertStoredCodec,
+  CODECS,
+  storedBatches,
+  uniqueTopic,
+} from '../helpers/compat.ts'
 
 // Every request the client sends, as api key -> versions, from its diagnostics channel.
 const sentVersions = new Map<number, Set<number>>()
@@ -40,7 +48,13 @@ before(async () => {
   broker = await startBroker()
   const common = { bootstrapBrokers: [broker.bootstrap], retries: 3, retryDelay: 100 }
   admin = new Admin({ clientId: 'compat-admin', ...common })
-  producer = new Producer({ clientId: 'compat-producer', ...common, serializers: stringSerializers, idempotent: false, acks: ProduceAcks.ALL })
+  producer = new Producer({
+    clientId: 'compat-producer',
+    ...common,
+    serializers: stringSerializers,
+    idempotent: false,
+    acks: ProduceAcks.ALL,
+  })
   // groupId is required by the constructor; fetch() never uses the group.
   consumer = new Consumer({ clientId: 'compat-consumer', groupId: 'compat-unused', ...common })
 })
@@ -72,7 +86,20 @@ async function readAll(topic: string, partitions: number): Promise<Read[]> {
       const r: FetchResponse = await consumer.fetch({
         node: t.partitions[partition].leader,
         maxWaitTime: 100,
-        topics: [{ topicId: t.id, partitions: [{ partition, fetchOffset: next, partitionMaxBytes: 1024 * 1024, currentLeaderEpoch: -1, lastFetchedEpoch: -1 }] }],
+        topics: [
+          {
+            topicId: t.id,
+            partitions: [
+              {
+                partition,
+                fetchOffset: next,
+                partitionMaxBytes: 1024 * 1024,
+                currentLeaderEpoch: -1,
+                lastFetchedEpoch: -1,
+              },
+            ],
+          },
+        ],
       })
       assert.equal(r.errorCode, 0)
       const p = r.responses[0].partitions[0]
@@ -83,7 +110,13 @@ async function readAll(topic: string, partitions: number): Promise<Read[]> {
         for (const rec of batch.records) {
           const offset = batch.firstOffset + BigInt(rec.offsetDelta)
           if (offset < next) continue
-          out.push({ partition, offset: Number(offset), key: rec.key?.toString() ?? null, value: rec.value?.toString() ?? '', batchCodec: batch.attributes & 7 })
+          out.push({
+            partition,
+            offset: Number(offset),
+            key: rec.key?.toString() ?? null,
+            value: rec.value?.toString() ?? '',
+            batchCodec: batch.attributes & 7,
+          })
           next = offset + 1n
         }
       }
@@ -95,7 +128,12 @@ async function readAll(topic: string, partitions: number): Promise<Read[]> {
 
 void test('Admin: createTopics, listTopics, createPartitions, describeConfigs, deleteTopics', async () => {
   const topic = uniqueTopic('pk-admin')
-  const created = await admin.createTopics({ topics: [topic], partitions: 2, replicas: 1, configs: [{ name: 'retention.ms', value: '1800000' }] })
+  const created = await admin.createTopics({
+    topics: [topic],
+    partitions: 2,
+    replicas: 1,
+    configs: [{ name: 'retention.ms', value: '1800000' }],
+  })
   assert.equal(created.length, 1)
   assert.equal(created[0].name, topic)
   assert.equal(created[0].partitions, 2)
@@ -109,10 +147,21 @@ void test('Admin: createTopics, listTopics, createPartitions, describeConfigs, d
   assert.equal(md.topics.get(topic)?.partitionsCount, 4)
   assert.equal(md.topics.get(topic)?.id, created[0].id, 'Metadata and CreateTopics agree on the topic id')
 
-  const configs = await admin.describeConfigs({ resources: [{ resourceType: ConfigResourceTypes.TOPIC, resourceName: topic, configurationKeys: ['retention.ms', 'cleanup.policy'] }] })
+  const configs = await admin.describeConfigs({
+    resources: [
+      {
+        resourceType: ConfigResourceTypes.TOPIC,
+        resourceName: topic,
+        configurationKeys: ['retention.ms', 'cleanup.policy'],
+      },
+    ],
+  })
   assert.equal(configs.length, 1)
   assert.equal(configs[0].resourceName, topic)
-  assert.deepEqual(Object.fromEntries(configs[0].configs.map((c) => [c.name, c.value])), { 'retention.ms': '1800000', 'cleanup.policy': 'delete' })
+  assert.deepEqual(Object.fromEntries(configs[0].configs.map((c) => [c.name, c.value])), {
+    'retention.ms': '1800000',
+    'cleanup.policy': 'delete',
+  })
 
   await admin.deleteTopics({ topics: [topic] })
   assert.ok(!(await admin.listTopics()).includes(topic))
@@ -139,20 +188,39 @@ for (const codec of PLATFORMATIC_CODECS) {
         (result.offsets ?? []).map((o) => [o.topic, o.partition, Number(o.offset)]).sort(),
         [0, 1, 2].map((p) => [topic, p, next[p]]),
       )
-      for (const m of messages) sent.push({ partition: m.partition, offset: next[m.partition]++, key: m.key, value: m.value })
+      for (const m of messages)
+        sent.push({ partition: m.partition, offset: next[m.partition]++, key: m.key, value: m.value })
     }
     const read = await readAll(topic, 3)
     assertRoundTrip(sent, read)
-    assert.ok(read.every((r) => r.batchCodec === CODECS[codec]), `platformatic saw ${codec} batches`)
+    assert.ok(
+      read.every((r) => r.batchCodec === CODECS[codec]),
+      `platformatic saw ${codec} batches`,
+    )
     for (let p = 0; p < 3; p++) assertStoredCodec(await storedBatches(broker.port, topic, p), codec, 40)
   })
 }
 
 void test('Producer auto-creates a topic on send (autocreateTopics)', async () => {
   const topic = uniqueTopic('pk-auto')
-  const result = await producer.send({ messages: [{ topic, key: 'a', value: 'first' }, { topic, key: 'b', value: 'second' }], autocreateTopics: true })
-  assert.deepEqual((result.offsets ?? []).map((o) => [o.topic, o.partition, Number(o.offset)]), [[topic, 0, 0]])
-  assert.deepEqual((await readAll(topic, 1)).map((r) => [r.offset, r.key, r.value]), [[0, 'a', 'first'], [1, 'b', 'second']])
+  const result = await producer.send({
+    messages: [
+      { topic, key: 'a', value: 'first' },
+      { topic, key: 'b', value: 'second' },
+    ],
+    autocreateTopics: true,
+  })
+  assert.deepEqual(
+    (result.offsets ?? []).map((o) => [o.topic, o.partition, Number(o.offset)]),
+    [[topic, 0, 0]],
+  )
+  assert.deepEqual(
+    (await readAll(topic, 1)).map((r) => [r.offset, r.key, r.value]),
+    [
+      [0, 'a', 'first'],
+      [1, 'b', 'second'],
+    ],
+  )
 })
 
 void test('the client used the newest versions the broker advertises (topic-id Fetch, flexible Produce and Metadata)', async (t) => {
@@ -160,6 +228,10 @@ void test('the client used the newest versions the broker advertises (topic-id F
   t.diagnostic(`sent: ${[...sentVersions].map(([k, v]) => `${k}:v${[...v].join(',v')}`).join(' ')}`)
   // platformatic 2.12 implements Produce 3-11, Fetch 4-17, Metadata 0-12: it picks the broker's max.
   for (const key of [0, 1, 3]) {
-    assert.deepEqual([...(sentVersions.get(key) ?? [])], [advertised.get(key)![1]], `api ${key} at the broker's max version`)
+    assert.deepEqual(
+      [...(sentVersions.get(key) ?? [])],
+      [advertised.get(key)![1]],
+      `api ${key} at the broker's max version`,
+    )
   }
 })

@@ -18,7 +18,9 @@ let broker: BrokerProcess
 const spawned: ChildProcessWithoutNullStreams[] = []
 
 before(async () => {
-  broker = await startBroker({ config: { 'group.initial.rebalance.delay.ms': '0', 'group.min.session.timeout.ms': '1000', 'num.partitions': '4' } })
+  broker = await startBroker({
+    config: { 'group.initial.rebalance.delay.ms': '0', 'group.min.session.timeout.ms': '1000', 'num.partitions': '4' },
+  })
 })
 
 after(async () => {
@@ -49,7 +51,10 @@ function member(group: string, topic: string, instance: string): Member {
     events,
     until(pred, from = 0) {
       return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`${instance}: no matching event; saw ${JSON.stringify(events)}`)), 30_000)
+        const timer = setTimeout(
+          () => reject(new Error(`${instance}: no matching event; saw ${JSON.stringify(events)}`)),
+          30_000,
+        )
         const check = () => {
           if (events.slice(from).some(pred)) {
             clearTimeout(timer)
@@ -72,42 +77,52 @@ async function describe(group: string): Promise<DescribeGroupsResponse['groups']
   return body.groups[0]
 }
 
-void test('a static member restarting within its session keeps its partitions without a rebalance', { timeout: 90_000 }, async () => {
-  const group = 'static-group'
-  const topic = 'static-topic'
-  const c = await RawClient.connect(broker.port)
-  c.write(requestFrame(3, 4, 1, { topics: [{ name: topic }], allowAutoTopicCreation: true }))
-  assert.equal(parseResponse<MetadataResponse>(3, 4, await c.nextFrame()).body.topics[0].partitions.length, 4)
-  c.close()
-  const a = member(group, topic, 'instance-a')
-  await a.until((e) => e.ev === 'assigned' && e.partitions!.length === 4)
-  const b = member(group, topic, 'instance-b')
-  await b.until((e) => e.ev === 'assigned' && e.partitions!.length > 0)
-  await a.until((e) => e.ev === 'assigned' && e.partitions!.length < 4)
-  const aParts = lastAssignment(a)
-  const bParts = lastAssignment(b)
-  assert.deepEqual([...aParts, ...bParts].sort(), [0, 1, 2, 3])
-  const before = await describe(group)
-  assert.deepEqual(before.members.map((m) => m.groupInstanceId).sort(), ['instance-a', 'instance-b'])
+void test(
+  'a static member restarting within its session keeps its partitions without a rebalance',
+  { timeout: 90_000 },
+  async () => {
+    const group = 'static-group'
+    const topic = 'static-topic'
+    const c = await RawClient.connect(broker.port)
+    c.write(requestFrame(3, 4, 1, { topics: [{ name: topic }], allowAutoTopicCreation: true }))
+    assert.equal(parseResponse<MetadataResponse>(3, 4, await c.nextFrame()).body.topics[0].partitions.length, 4)
+    c.close()
+    const a = member(group, topic, 'instance-a')
+    await a.until((e) => e.ev === 'assigned' && e.partitions!.length === 4)
+    const b = member(group, topic, 'instance-b')
+    await b.until((e) => e.ev === 'assigned' && e.partitions!.length > 0)
+    await a.until((e) => e.ev === 'assigned' && e.partitions!.length < 4)
+    const aParts = lastAssignment(a)
+    const bParts = lastAssignment(b)
+    assert.deepEqual([...aParts, ...bParts].sort(), [0, 1, 2, 3])
+    const before = await describe(group)
+    assert.deepEqual(before.members.map((m) => m.groupInstanceId).sort(), ['instance-a', 'instance-b'])
 
-  // Restart a: close (static members do not leave) and start again with the same instance id.
-  const bEvents = b.events.length
-  a.proc.stdin.write('stop\n')
-  await a.until((e) => e.ev === 'closed')
-  const a2 = member(group, topic, 'instance-a')
-  await a2.until((e) => e.ev === 'assigned')
-  assert.deepEqual(lastAssignment(a2), aParts, 'the restarted member gets the same partitions')
-  const during = await describe(group)
-  assert.equal(during.groupState, 'Stable')
-  assert.equal(during.members.length, 2)
-  assert.notEqual(during.members.find((m) => m.groupInstanceId === 'instance-a')?.memberId, before.members.find((m) => m.groupInstanceId === 'instance-a')?.memberId)
-  assert.equal(b.events.length, bEvents, 'the other member saw no rebalance')
+    // Restart a: close (static members do not leave) and start again with the same instance id.
+    const bEvents = b.events.length
+    a.proc.stdin.write('stop\n')
+    await a.until((e) => e.ev === 'closed')
+    const a2 = member(group, topic, 'instance-a')
+    await a2.until((e) => e.ev === 'assigned')
+    assert.deepEqual(lastAssignment(a2), aParts, 'the restarted member gets the same partitions')
+    const during = await describe(group)
+    assert.equal(during.groupState, 'Stable')
+    assert.equal(during.members.length, 2)
+    assert.notEqual(
+      during.members.find((m) => m.groupInstanceId === 'instance-a')?.memberId,
+      before.members.find((m) => m.groupInstanceId === 'instance-a')?.memberId,
+    )
+    assert.equal(b.events.length, bEvents, 'the other member saw no rebalance')
 
-  // Now a stays away: SIGKILL, and after its session timeout b takes everything.
-  a2.proc.kill('SIGKILL')
-  await b.until((e) => e.ev === 'assigned' && e.partitions!.length === 4, bEvents)
-  const afterKill = await describe(group)
-  assert.deepEqual(afterKill.members.map((m) => m.groupInstanceId), ['instance-b'])
-  b.proc.stdin.write('stop\n')
-  await b.until((e) => e.ev === 'closed')
-})
+    // Now a stays away: SIGKILL, and after its session timeout b takes everything.
+    a2.proc.kill('SIGKILL')
+    await b.until((e) => e.ev === 'assigned' && e.partitions!.length === 4, bEvents)
+    const afterKill = await describe(group)
+    assert.deepEqual(
+      afterKill.members.map((m) => m.groupInstanceId),
+      ['instance-b'],
+    )
+    b.proc.stdin.write('stop\n')
+    await b.until((e) => e.ev === 'closed')
+  },
+)

@@ -27,8 +27,28 @@ const tables = {
       ],
     },
   },
-  counters: { key: ['id'], schema: { type: 'record', name: 'Counter', fields: [{ name: 'id', type: 'string' }, { name: 'n', type: 'int' }] } },
-  evolving: { key: ['id'], schema: { type: 'record', name: 'Evolving', fields: [{ name: 'id', type: 'string' }, { name: 'title', type: 'string' }] } },
+  counters: {
+    key: ['id'],
+    schema: {
+      type: 'record',
+      name: 'Counter',
+      fields: [
+        { name: 'id', type: 'string' },
+        { name: 'n', type: 'int' },
+      ],
+    },
+  },
+  evolving: {
+    key: ['id'],
+    schema: {
+      type: 'record',
+      name: 'Evolving',
+      fields: [
+        { name: 'id', type: 'string' },
+        { name: 'title', type: 'string' },
+      ],
+    },
+  },
   messages: {
     key: ['userId', 'msgId'],
     schema: {
@@ -45,9 +65,26 @@ const tables = {
   },
   mailboxes: {
     key: ['userId'],
-    schema: { type: 'record', name: 'Mailbox', fields: [{ name: 'userId', type: 'string' }, { name: 'unread', type: 'int' }] },
+    schema: {
+      type: 'record',
+      name: 'Mailbox',
+      fields: [
+        { name: 'userId', type: 'string' },
+        { name: 'unread', type: 'int' },
+      ],
+    },
   },
-  blobs: { key: ['id'], schema: { type: 'record', name: 'Blob', fields: [{ name: 'id', type: 'string' }, { name: 'data', type: 'string' }] } },
+  blobs: {
+    key: ['id'],
+    schema: {
+      type: 'record',
+      name: 'Blob',
+      fields: [
+        { name: 'id', type: 'string' },
+        { name: 'data', type: 'string' },
+      ],
+    },
+  },
 }
 const definition = { partitions: PARTITIONS, replicas: 3, tables }
 
@@ -85,7 +122,12 @@ async function stillWorks(): Promise<void> {
 }
 
 /** A raw HTTP request (for what fetch will not send: bad paths, lying content-lengths). */
-function raw(method: string, path: string, headers: Record<string, string | number>, body?: string): Promise<{ status: number; body: string }> {
+function raw(
+  method: string,
+  path: string,
+  headers: Record<string, string | number>,
+  body?: string,
+): Promise<{ status: number; body: string }> {
   const url = new URL(c.router.url)
   return new Promise((resolve, reject) => {
     const req = request({ host: url.hostname, port: url.port, method, path, headers }, (res) => {
@@ -157,7 +199,12 @@ void test('CRUD: put, get, delete; 404 after delete; a new ETag on every write; 
 
   // A key part may hold characters that need percent-encoding, '/' included.
   const odd = 'a/b c%ü'
-  const oddPut = await c.http('PUT', `/${DB}/users/${encodeURIComponent(odd)}`, { id: odd, name: 'Odd', age: 1, email: null })
+  const oddPut = await c.http('PUT', `/${DB}/users/${encodeURIComponent(odd)}`, {
+    id: odd,
+    name: 'Odd',
+    age: 1,
+    email: null,
+  })
   assert.equal(oddPut.status, 200, JSON.stringify(oddPut.body))
   assert.equal((await c.http('GET', `/${DB}/users/${encodeURIComponent(odd)}`)).status, 200)
   assertError(await c.http('GET', `/${DB}/users/a/b%20c%25%C3%BC`), 400, 'BAD_REQUEST')
@@ -168,10 +215,18 @@ void test('conditional writes: If-None-Match create-only, If-Match right/wrong/m
   const created = await c.http('PUT', `/${DB}/users/bob`, doc, { 'if-none-match': '*' })
   assert.equal(created.status, 200, JSON.stringify(created.body))
   const e1 = etagOf(created)
-  assertError(await c.http('PUT', `/${DB}/users/bob`, { ...doc, age: 99 }, { 'if-none-match': '*' }), 412, 'PRECONDITION_FAILED')
+  assertError(
+    await c.http('PUT', `/${DB}/users/bob`, { ...doc, age: 99 }, { 'if-none-match': '*' }),
+    412,
+    'PRECONDITION_FAILED',
+  )
 
   // Wrong ETag: refused, nothing changes.
-  assertError(await c.http('PUT', `/${DB}/users/bob`, { ...doc, age: 41 }, { 'if-match': '"1.999999"' }), 412, 'PRECONDITION_FAILED')
+  assertError(
+    await c.http('PUT', `/${DB}/users/bob`, { ...doc, age: 41 }, { 'if-match': '"1.999999"' }),
+    412,
+    'PRECONDITION_FAILED',
+  )
   let got = await c.http('GET', `/${DB}/users/bob`)
   assert.equal((got.body as { age: number }).age, 40)
   assert.equal(etagOf(got), e1)
@@ -182,13 +237,25 @@ void test('conditional writes: If-None-Match create-only, If-Match right/wrong/m
   const e2 = etagOf(updated)
   assert.notEqual(e2, e1)
   // The old ETag no longer matches.
-  assertError(await c.http('PUT', `/${DB}/users/bob`, { ...doc, age: 42 }, { 'if-match': e1 }), 412, 'PRECONDITION_FAILED')
+  assertError(
+    await c.http('PUT', `/${DB}/users/bob`, { ...doc, age: 42 }, { 'if-match': e1 }),
+    412,
+    'PRECONDITION_FAILED',
+  )
   // If-Match: * needs the document to exist.
   const star = await c.http('PUT', `/${DB}/users/bob`, { ...doc, age: 43 }, { 'if-match': '*' })
   assert.equal(star.status, 200)
   const e3 = etagOf(star)
-  assertError(await c.http('PUT', `/${DB}/users/nobody`, { id: 'nobody', name: 'N', age: 1, email: null }, { 'if-match': '*' }), 412, 'PRECONDITION_FAILED')
-  assertError(await c.http('PUT', `/${DB}/users/nobody`, { id: 'nobody', name: 'N', age: 1, email: null }, { 'if-match': e3 }), 412, 'PRECONDITION_FAILED')
+  assertError(
+    await c.http('PUT', `/${DB}/users/nobody`, { id: 'nobody', name: 'N', age: 1, email: null }, { 'if-match': '*' }),
+    412,
+    'PRECONDITION_FAILED',
+  )
+  assertError(
+    await c.http('PUT', `/${DB}/users/nobody`, { id: 'nobody', name: 'N', age: 1, email: null }, { 'if-match': e3 }),
+    412,
+    'PRECONDITION_FAILED',
+  )
   assertError(await c.http('GET', `/${DB}/users/nobody`), 404, 'NOT_FOUND')
 
   // GET with If-None-Match: 304 when it matches, the document otherwise.
@@ -230,24 +297,68 @@ void test('20 concurrent read-modify-write increments with If-Match retries lose
 })
 
 void test('schemas: invalid documents are refused with the field named; undeclared fields are refused', async () => {
-  let e = assertError(await c.http('PUT', `/${DB}/users/carol`, { id: 'carol', name: 'Carol', age: 'thirty', email: null }), 400, 'INVALID_DOCUMENT')
-  assert.ok(e.details?.some((d) => d.startsWith('age')), JSON.stringify(e.details))
+  let e = assertError(
+    await c.http('PUT', `/${DB}/users/carol`, { id: 'carol', name: 'Carol', age: 'thirty', email: null }),
+    400,
+    'INVALID_DOCUMENT',
+  )
+  assert.ok(
+    e.details?.some((d) => d.startsWith('age')),
+    JSON.stringify(e.details),
+  )
 
-  e = assertError(await c.http('PUT', `/${DB}/users/carol`, { id: 'carol', age: 30, email: null }), 400, 'INVALID_DOCUMENT')
-  assert.ok(e.details?.some((d) => d.startsWith('name')), JSON.stringify(e.details))
+  e = assertError(
+    await c.http('PUT', `/${DB}/users/carol`, { id: 'carol', age: 30, email: null }),
+    400,
+    'INVALID_DOCUMENT',
+  )
+  assert.ok(
+    e.details?.some((d) => d.startsWith('name')),
+    JSON.stringify(e.details),
+  )
 
-  e = assertError(await c.http('PUT', `/${DB}/users/carol`, { id: 'carol', name: 'Carol', age: 1.5, email: null }), 400, 'INVALID_DOCUMENT')
-  assert.ok(e.details?.some((d) => d.startsWith('age')), JSON.stringify(e.details))
+  e = assertError(
+    await c.http('PUT', `/${DB}/users/carol`, { id: 'carol', name: 'Carol', age: 1.5, email: null }),
+    400,
+    'INVALID_DOCUMENT',
+  )
+  assert.ok(
+    e.details?.some((d) => d.startsWith('age')),
+    JSON.stringify(e.details),
+  )
 
-  e = assertError(await c.http('PUT', `/${DB}/users/carol`, { id: 'carol', name: 'Carol', age: 30, email: 5 }), 400, 'INVALID_DOCUMENT')
-  assert.ok(e.details?.some((d) => d.startsWith('email')), JSON.stringify(e.details))
+  e = assertError(
+    await c.http('PUT', `/${DB}/users/carol`, { id: 'carol', name: 'Carol', age: 30, email: 5 }),
+    400,
+    'INVALID_DOCUMENT',
+  )
+  assert.ok(
+    e.details?.some((d) => d.startsWith('email')),
+    JSON.stringify(e.details),
+  )
 
-  e = assertError(await c.http('PUT', `/${DB}/users/carol`, { id: 'carol', name: 'Carol', age: 30, email: null, nickname: 'C' }), 400, 'INVALID_DOCUMENT')
-  assert.ok(e.details?.some((d) => d.startsWith('nickname')), JSON.stringify(e.details))
+  e = assertError(
+    await c.http('PUT', `/${DB}/users/carol`, { id: 'carol', name: 'Carol', age: 30, email: null, nickname: 'C' }),
+    400,
+    'INVALID_DOCUMENT',
+  )
+  assert.ok(
+    e.details?.some((d) => d.startsWith('nickname')),
+    JSON.stringify(e.details),
+  )
 
   // Inside a transaction too; nothing is written.
-  e = assertError(await c.http('POST', `/${DB}/_transaction`, { operations: [{ op: 'put', table: 'users', key: ['carol'], doc: { id: 'carol', name: 'Carol', age: 'x' } }] }), 400, 'INVALID_DOCUMENT')
-  assert.ok(e.details?.some((d) => d.startsWith('age')), JSON.stringify(e.details))
+  e = assertError(
+    await c.http('POST', `/${DB}/_transaction`, {
+      operations: [{ op: 'put', table: 'users', key: ['carol'], doc: { id: 'carol', name: 'Carol', age: 'x' } }],
+    }),
+    400,
+    'INVALID_DOCUMENT',
+  )
+  assert.ok(
+    e.details?.some((d) => d.startsWith('age')),
+    JSON.stringify(e.details),
+  )
   assertError(await c.http('GET', `/${DB}/users/carol`), 404, 'NOT_FOUND')
 
   // A field with a default may be left out.
@@ -259,7 +370,11 @@ void test('schemas: invalid documents are refused with the field named; undeclar
 void test('schema evolution: a new field with a default reads old documents with the default; incompatible versions are refused', async () => {
   const v1 = tables.evolving.schema
   assert.equal((await c.http('PUT', `/${DB}/evolving/old`, { id: 'old', title: 'written under v1' })).status, 200)
-  assertError(await c.http('PUT', `/${DB}/evolving/early`, { id: 'early', title: 't', tags: 'x' }), 400, 'INVALID_DOCUMENT')
+  assertError(
+    await c.http('PUT', `/${DB}/evolving/early`, { id: 'early', title: 't', tags: 'x' }),
+    400,
+    'INVALID_DOCUMENT',
+  )
 
   const v2 = { ...v1, fields: [...v1.fields, { name: 'tags', type: 'string', default: 'none' }] }
   const added = await c.http('POST', `/_admin/databases/${DB}/tables/evolving/schemas`, v2)
@@ -267,26 +382,63 @@ void test('schema evolution: a new field with a default reads old documents with
   assert.equal((added.body as { version: number }).version, 2)
 
   // The old document reads back in the latest version, the default filled in.
-  assert.deepEqual((await c.http('GET', `/${DB}/evolving/old`)).body, { id: 'old', title: 'written under v1', tags: 'none' })
+  assert.deepEqual((await c.http('GET', `/${DB}/evolving/old`)).body, {
+    id: 'old',
+    title: 'written under v1',
+    tags: 'none',
+  })
   // New documents may carry the field, or leave it to its default.
   assert.equal((await c.http('PUT', `/${DB}/evolving/new`, { id: 'new', title: 'v2', tags: 'a,b' })).status, 200)
   assert.deepEqual((await c.http('GET', `/${DB}/evolving/new`)).body, { id: 'new', title: 'v2', tags: 'a,b' })
   assert.equal((await c.http('PUT', `/${DB}/evolving/plain`, { id: 'plain', title: 'v2 without tags' })).status, 200)
-  assert.deepEqual((await c.http('GET', `/${DB}/evolving/plain`)).body, { id: 'plain', title: 'v2 without tags', tags: 'none' })
+  assert.deepEqual((await c.http('GET', `/${DB}/evolving/plain`)).body, {
+    id: 'plain',
+    title: 'v2 without tags',
+    tags: 'none',
+  })
   const multi = await c.http('POST', `/${DB}/_multiget`, { keys: [{ table: 'evolving', key: ['old'] }] })
   assert.equal((multi.body as { documents: { schemaVersion: number; doc: unknown }[] }).documents[0].schemaVersion, 2)
-  assert.deepEqual((multi.body as { documents: { doc: unknown }[] }).documents[0].doc, { id: 'old', title: 'written under v1', tags: 'none' })
+  assert.deepEqual((multi.body as { documents: { doc: unknown }[] }).documents[0].doc, {
+    id: 'old',
+    title: 'written under v1',
+    tags: 'none',
+  })
 
   // Incompatible: a type change string → int, a new field without a default, a removed key field.
   const incompatible = [
-    { ...v2, fields: [{ name: 'id', type: 'string' }, { name: 'title', type: 'int' }, { name: 'tags', type: 'string', default: 'none' }] },
+    {
+      ...v2,
+      fields: [
+        { name: 'id', type: 'string' },
+        { name: 'title', type: 'int' },
+        { name: 'tags', type: 'string', default: 'none' },
+      ],
+    },
     { ...v2, fields: [...v2.fields, { name: 'rank', type: 'int' }] },
-    { ...v2, fields: [{ name: 'title', type: 'string' }, { name: 'tags', type: 'string', default: 'none' }] },
+    {
+      ...v2,
+      fields: [
+        { name: 'title', type: 'string' },
+        { name: 'tags', type: 'string', default: 'none' },
+      ],
+    },
   ]
   for (const schema of incompatible) {
-    assertError(await c.http('POST', `/_admin/databases/${DB}/tables/evolving/schemas`, schema), 409, 'INCOMPATIBLE_SCHEMA')
+    assertError(
+      await c.http('POST', `/_admin/databases/${DB}/tables/evolving/schemas`, schema),
+      409,
+      'INCOMPATIBLE_SCHEMA',
+    )
   }
-  assertError(await c.http('POST', `/_admin/databases/${DB}/tables/evolving/schemas`, { type: 'record', name: 'Bad', fields: [{ name: 'id', type: 'nosuchtype' }] }), 400, 'INVALID_SCHEMA')
+  assertError(
+    await c.http('POST', `/_admin/databases/${DB}/tables/evolving/schemas`, {
+      type: 'record',
+      name: 'Bad',
+      fields: [{ name: 'id', type: 'nosuchtype' }],
+    }),
+    400,
+    'INVALID_SCHEMA',
+  )
   assertError(await c.http('POST', `/_admin/databases/${DB}/tables/nosuch/schemas`, v2), 404, 'UNKNOWN_TABLE')
   assertError(await c.http('POST', `/_admin/databases/nosuch/tables/evolving/schemas`, v2), 404, 'UNKNOWN_DATABASE')
 
@@ -296,27 +448,55 @@ void test('schema evolution: a new field with a default reads old documents with
   assertError(await c.http('PUT', `/${DB}/evolving/x`, { id: 'x', title: 5 }), 400, 'INVALID_DOCUMENT')
   assertError(await c.http('PUT', `/${DB}/evolving/x`, { id: 'x', title: 't', rank: 1 }), 400, 'INVALID_DOCUMENT')
   assert.equal((await c.http('PUT', `/${DB}/evolving/x`, { id: 'x', title: 't' })).status, 200)
-  assert.deepEqual((await c.http('GET', `/${DB}/evolving/old`)).body, { id: 'old', title: 'written under v1', tags: 'none' })
+  assert.deepEqual((await c.http('GET', `/${DB}/evolving/old`)).body, {
+    id: 'old',
+    title: 'written under v1',
+    tags: 'none',
+  })
 
   // Two versions added at once: both kept, numbered 3 and 4, none lost.
   const v3 = { ...v2, fields: [...v2.fields, { name: 'p', type: 'int', default: 0 }] }
   const v4 = { ...v2, fields: [...v2.fields, { name: 'q', type: 'int', default: 0 }] }
-  const both = await Promise.all([v3, v4].map((schema) => c.http('POST', `/_admin/databases/${DB}/tables/evolving/schemas`, schema)))
+  const both = await Promise.all(
+    [v3, v4].map((schema) => c.http('POST', `/_admin/databases/${DB}/tables/evolving/schemas`, schema)),
+  )
   // v3 and v4 each add a field the other drops again: both read each other's documents, so both are accepted.
-  assert.deepEqual(both.map((r) => r.status), [201, 201], JSON.stringify(both.map((r) => r.body)))
+  assert.deepEqual(
+    both.map((r) => r.status),
+    [201, 201],
+    JSON.stringify(both.map((r) => r.body)),
+  )
   assert.deepEqual(both.map((r) => (r.body as { version: number }).version).sort(), [3, 4])
-  const after = (await c.http('GET', `/_admin/databases/${DB}`)).body as { tables: Record<string, { schemas: { fields: { name: string }[] }[] }> }
+  const after = (await c.http('GET', `/_admin/databases/${DB}`)).body as {
+    tables: Record<string, { schemas: { fields: { name: string }[] }[] }>
+  }
   const versions = after.tables.evolving.schemas.map((v) => v.fields.map((f) => f.name).join(','))
   assert.equal(versions.length, 4)
   assert.deepEqual(versions.slice(2).sort(), ['id,title,tags,p', 'id,title,tags,q'])
   // Documents read in the latest version, whichever of the two that is.
-  const latest = (versions[3].endsWith(',p') ? 'p' : 'q')
-  assert.deepEqual((await c.http('GET', `/${DB}/evolving/old`)).body, { id: 'old', title: 'written under v1', tags: 'none', [latest]: 0 })
+  const latest = versions[3].endsWith(',p') ? 'p' : 'q'
+  assert.deepEqual((await c.http('GET', `/${DB}/evolving/old`)).body, {
+    id: 'old',
+    title: 'written under v1',
+    tags: 'none',
+    [latest]: 0,
+  })
 })
 
 void test('document groups and local indexes: listing in key order, queries within one group, index updated with the write', async () => {
-  const msg = (userId: string, msgId: string, folder: string) => ({ userId, msgId, folder, text: `${userId}/${msgId} in ${folder}` })
-  const u1 = [msg('u1', 'm3', 'inbox'), msg('u1', 'm1', 'inbox'), msg('u1', 'm2', 'archive'), msg('u1', 'm5', 'inbox'), msg('u1', 'm4', 'spam')]
+  const msg = (userId: string, msgId: string, folder: string) => ({
+    userId,
+    msgId,
+    folder,
+    text: `${userId}/${msgId} in ${folder}`,
+  })
+  const u1 = [
+    msg('u1', 'm3', 'inbox'),
+    msg('u1', 'm1', 'inbox'),
+    msg('u1', 'm2', 'archive'),
+    msg('u1', 'm5', 'inbox'),
+    msg('u1', 'm4', 'spam'),
+  ]
   const u2 = [msg('u2', 'm1', 'inbox'), msg('u2', 'm2', 'inbox')]
   for (const m of [...u1, ...u2]) {
     const res = await c.http('PUT', `/${DB}/messages/${m.userId}/${m.msgId}`, m)
@@ -338,11 +518,19 @@ void test('document groups and local indexes: listing in key order, queries with
   assert.equal(((await c.http('GET', `/${DB}/messages/u1?limit=2`)).body as Group).documents.length, 2)
   // Key order is the order of the key parts' characters, whatever JSON would escape or sort.
   const tricky = ['item', 'item 2', 'item!', 'item"', 'item\\', 'itemZ', 'item\u0001', 'it', 'i/x', 'ü']
-  for (const id of tricky) assert.equal((await c.http('PUT', `/${DB}/messages/u3/${encodeURIComponent(id)}`, msg('u3', id, 'inbox'))).status, 200)
+  for (const id of tricky)
+    assert.equal(
+      (await c.http('PUT', `/${DB}/messages/u3/${encodeURIComponent(id)}`, msg('u3', id, 'inbox'))).status,
+      200,
+    )
   const u3 = ((await c.http('GET', `/${DB}/messages/u3`)).body as Group).documents.map((d) => d.key[1])
   assert.deepEqual(u3, [...tricky].sort())
-  assert.deepEqual(((await c.http('GET', `/${DB}/messages/u3?query=folder:inbox`)).body as Group).documents.map((d) => d.key[1]), [...tricky].sort())
-  for (const id of tricky) assert.equal((await c.http('DELETE', `/${DB}/messages/u3/${encodeURIComponent(id)}`)).status, 200)
+  assert.deepEqual(
+    ((await c.http('GET', `/${DB}/messages/u3?query=folder:inbox`)).body as Group).documents.map((d) => d.key[1]),
+    [...tricky].sort(),
+  )
+  for (const id of tricky)
+    assert.equal((await c.http('DELETE', `/${DB}/messages/u3/${encodeURIComponent(id)}`)).status, 200)
   assert.deepEqual(((await c.http('GET', `/${DB}/messages/nobody`)).body as Group).documents, [])
 
   const query = async (user: string, q: string) => {
@@ -405,10 +593,28 @@ void test('transactions: multi-table on one group atomically, failed preconditio
   assertError(failed, 412, 'PRECONDITION_FAILED')
   assertError(await c.http('GET', `/${DB}/messages/u9/c`), 404, 'NOT_FOUND')
   assert.deepEqual((await c.http('GET', `/${DB}/mailboxes/u9`)).body, { userId: 'u9', unread: 2 })
-  assertError(await tx({ operations: [{ op: 'put', table: 'messages', key: ['u9', 'c'], doc: m('c', 'inbox') }, { op: 'put', table: 'messages', key: ['u9', 'a'], doc: m('a', 'x'), ifNoneMatch: '*' }] }), 412, 'PRECONDITION_FAILED')
+  assertError(
+    await tx({
+      operations: [
+        { op: 'put', table: 'messages', key: ['u9', 'c'], doc: m('c', 'inbox') },
+        { op: 'put', table: 'messages', key: ['u9', 'a'], doc: m('a', 'x'), ifNoneMatch: '*' },
+      ],
+    }),
+    412,
+    'PRECONDITION_FAILED',
+  )
   assertError(await c.http('GET', `/${DB}/messages/u9/c`), 404, 'NOT_FOUND')
   // An invalid document in one op: nothing written either.
-  assertError(await tx({ operations: [{ op: 'put', table: 'messages', key: ['u9', 'c'], doc: m('c', 'inbox') }, { op: 'put', table: 'mailboxes', key: ['u9'], doc: { userId: 'u9', unread: 'many' } }] }), 400, 'INVALID_DOCUMENT')
+  assertError(
+    await tx({
+      operations: [
+        { op: 'put', table: 'messages', key: ['u9', 'c'], doc: m('c', 'inbox') },
+        { op: 'put', table: 'mailboxes', key: ['u9'], doc: { userId: 'u9', unread: 'many' } },
+      ],
+    }),
+    400,
+    'INVALID_DOCUMENT',
+  )
   assertError(await c.http('GET', `/${DB}/messages/u9/c`), 404, 'NOT_FOUND')
 
   // Two document groups (different partition keys): refused, whichever partitions they map to.
@@ -433,15 +639,34 @@ void test('transactions: multi-table on one group atomically, failed preconditio
   const box = await c.http('GET', `/${DB}/mailboxes/u9`)
   assert.deepEqual(box.body, { userId: 'u9', unread: 1 })
   assert.equal(etagOf(box), `"${(second.body as { etag: string }).etag}"`)
-  assert.deepEqual(((await c.http('GET', `/${DB}/messages/u9`)).body as { documents: { key: string[] }[] }).documents.map((d) => d.key), [['u9', 'b']])
+  assert.deepEqual(
+    ((await c.http('GET', `/${DB}/messages/u9`)).body as { documents: { key: string[] }[] }).documents.map(
+      (d) => d.key,
+    ),
+    [['u9', 'b']],
+  )
 
   // Malformed transactions.
   assertError(await tx({ operations: [] }), 400, 'BAD_REQUEST')
   assertError(await tx({ operations: [{ op: 'put', table: 'mailboxes', key: ['u9'] }] }), 400, 'BAD_REQUEST')
-  assertError(await tx({ operations: [{ op: 'upsert', table: 'mailboxes', key: ['u9'], doc: { userId: 'u9', unread: 1 } }] }), 400, 'BAD_REQUEST')
+  assertError(
+    await tx({ operations: [{ op: 'upsert', table: 'mailboxes', key: ['u9'], doc: { userId: 'u9', unread: 1 } }] }),
+    400,
+    'BAD_REQUEST',
+  )
   assertError(await tx({ operations: [{ op: 'put', table: 'nosuch', key: ['u9'], doc: {} }] }), 404, 'UNKNOWN_TABLE')
-  assertError(await tx({ operations: [{ op: 'put', table: 'mailboxes', key: ['u9'], doc: { userId: 'u9', unread: 1 }, ifMatch: '"abc' }] }), 400, 'BAD_REQUEST')
-  assertError(await c.http('POST', `/nosuch/_transaction`, { operations: [{ op: 'delete', table: 'mailboxes', key: ['u9'] }] }), 404, 'UNKNOWN_DATABASE')
+  assertError(
+    await tx({
+      operations: [{ op: 'put', table: 'mailboxes', key: ['u9'], doc: { userId: 'u9', unread: 1 }, ifMatch: '"abc' }],
+    }),
+    400,
+    'BAD_REQUEST',
+  )
+  assertError(
+    await c.http('POST', `/nosuch/_transaction`, { operations: [{ op: 'delete', table: 'mailboxes', key: ['u9'] }] }),
+    404,
+    'UNKNOWN_DATABASE',
+  )
   assert.deepEqual((await c.http('GET', `/${DB}/mailboxes/u9`)).body, { userId: 'u9', unread: 1 })
 })
 
@@ -461,7 +686,9 @@ void test('multi-get across partitions: order preserved, missing keys null', asy
   for (const consistency of ['master', 'any']) {
     const res = await c.http('POST', `/${DB}/_multiget?consistency=${consistency}`, { keys })
     assert.equal(res.status, 200, JSON.stringify(res.body))
-    const docs = (res.body as { documents: ({ table: string; key: string[]; etag: string; doc: Record<string, unknown> } | null)[] }).documents
+    const docs = (
+      res.body as { documents: ({ table: string; key: string[]; etag: string; doc: Record<string, unknown> } | null)[] }
+    ).documents
     assert.equal(docs.length, keys.length)
     docs.forEach((d, i) => {
       const k = keys[i]
@@ -484,9 +711,17 @@ void test('multi-get across partitions: order preserved, missing keys null', asy
     })
   }
   assertError(await c.http('POST', `/${DB}/_multiget`, { keys: [] }), 400, 'BAD_REQUEST')
-  assertError(await c.http('POST', `/${DB}/_multiget`, { keys: [{ table: 'nosuch', key: ['a'] }] }), 404, 'UNKNOWN_TABLE')
+  assertError(
+    await c.http('POST', `/${DB}/_multiget`, { keys: [{ table: 'nosuch', key: ['a'] }] }),
+    404,
+    'UNKNOWN_TABLE',
+  )
   assertError(await c.http('POST', `/${DB}/_multiget`, { keys: [{ table: 'users', key: [] }] }), 400, 'BAD_REQUEST')
-  assertError(await c.http('POST', `/nosuch/_multiget`, { keys: [{ table: 'users', key: ['a'] }] }), 404, 'UNKNOWN_DATABASE')
+  assertError(
+    await c.http('POST', `/nosuch/_multiget`, { keys: [{ table: 'users', key: ['a'] }] }),
+    404,
+    'UNKNOWN_DATABASE',
+  )
 })
 
 void test('a 3 MB document is stored and read back byte-identical on every replica', async () => {
@@ -509,7 +744,10 @@ void test('a 3 MB document is stored and read back byte-identical on every repli
   assert.equal(res.headers.get('etag'), etag)
   const text = await res.text()
   assert.ok(Buffer.byteLength(text) > 3 * 1024 * 1024)
-  assert.ok(Buffer.from(text).equals(Buffer.from(JSON.stringify(doc))), 'the document read back differs from the one written')
+  assert.ok(
+    Buffer.from(text).equals(Buffer.from(JSON.stringify(doc))),
+    'the document read back differs from the one written',
+  )
 
   await c.waitCaughtUp(DB)
   // Every replica of its partition serves the same bytes.
@@ -517,7 +755,11 @@ void test('a 3 MB document is stored and read back byte-identical on every repli
   const digests = (await c.digests(DB))[partition]
   assert.equal(digests.length, 3)
   assert.equal(new Set(digests.map((d) => d.digest)).size, 1, JSON.stringify(digests))
-  assert.equal(new Set(digests.map((d) => d.fileDigest)).size, 1, `replica files are not byte-identical: ${JSON.stringify(digests)}`)
+  assert.equal(
+    new Set(digests.map((d) => d.fileDigest)).size,
+    1,
+    `replica files are not byte-identical: ${JSON.stringify(digests)}`,
+  )
   for (let i = 0; i < 3; i++) {
     const any = await c.http('POST', `/${DB}/_multiget?consistency=any`, { keys: [{ table: 'blobs', key: ['big'] }] })
     const d = (any.body as { documents: { etag: string; doc: { data: string } }[] }).documents[0]
@@ -536,9 +778,21 @@ void test('bad input gets a typed 4xx and leaves the router working', async () =
   assertError(await c.http('PUT', `/${DB}/users/eve`, 'null'), 400, 'BAD_REQUEST')
   assertError(await c.http('PUT', `/${DB}/users/eve`), 400, 'BAD_REQUEST')
   assertError(await c.http('PUT', `/${DB}/users/eve`, '', { 'content-type': 'application/json' }), 400, 'BAD_REQUEST')
-  assertError(await c.http('PUT', `/${DB}/users/eve`, JSON.stringify(user), { 'content-type': 'text/plain' }), 400, 'BAD_REQUEST')
-  assertError(await c.http('PUT', `/${DB}/users/eve`, JSON.stringify(user), { 'content-type': 'application/xml' }), 400, 'BAD_REQUEST')
-  assertError(await c.http('POST', `/${DB}/_transaction`, '{"operations": [', { 'content-type': 'application/json' }), 400, 'BAD_REQUEST')
+  assertError(
+    await c.http('PUT', `/${DB}/users/eve`, JSON.stringify(user), { 'content-type': 'text/plain' }),
+    400,
+    'BAD_REQUEST',
+  )
+  assertError(
+    await c.http('PUT', `/${DB}/users/eve`, JSON.stringify(user), { 'content-type': 'application/xml' }),
+    400,
+    'BAD_REQUEST',
+  )
+  assertError(
+    await c.http('POST', `/${DB}/_transaction`, '{"operations": [', { 'content-type': 'application/json' }),
+    400,
+    'BAD_REQUEST',
+  )
   assertError(await c.http('POST', `/${DB}/_multiget`, { keys: 'all' }), 400, 'BAD_REQUEST')
   await stillWorks()
 
@@ -553,9 +807,21 @@ void test('bad input gets a typed 4xx and leaves the router working', async () =
     assertError(await c.http('PUT', `/${DB}/${name}/eve`, user), 404, 'UNKNOWN_TABLE')
     assertError(await c.http('GET', `/${DB}/${name}/eve`), 404, 'UNKNOWN_TABLE')
     assertError(await c.http('DELETE', `/${DB}/${name}/eve`), 404, 'UNKNOWN_TABLE')
-    assertError(await c.http('POST', `/${DB}/_multiget`, { keys: [{ table: name, key: ['eve'] }] }), 404, 'UNKNOWN_TABLE')
-    assertError(await c.http('POST', `/${DB}/_transaction`, { operations: [{ op: 'delete', table: name, key: ['eve'] }] }), 404, 'UNKNOWN_TABLE')
-    assertError(await c.http('POST', `/_admin/databases/${DB}/tables/${name}/schemas`, tables.blobs.schema), 404, 'UNKNOWN_TABLE')
+    assertError(
+      await c.http('POST', `/${DB}/_multiget`, { keys: [{ table: name, key: ['eve'] }] }),
+      404,
+      'UNKNOWN_TABLE',
+    )
+    assertError(
+      await c.http('POST', `/${DB}/_transaction`, { operations: [{ op: 'delete', table: name, key: ['eve'] }] }),
+      404,
+      'UNKNOWN_TABLE',
+    )
+    assertError(
+      await c.http('POST', `/_admin/databases/${DB}/tables/${name}/schemas`, tables.blobs.schema),
+      404,
+      'UNKNOWN_TABLE',
+    )
   }
   assertError(await c.http('GET', `/${DB}/users`), 404, 'NOT_FOUND')
   assertError(await c.http('PATCH', `/${DB}/users/eve`, user), 404, 'NOT_FOUND')
@@ -564,13 +830,29 @@ void test('bad input gets a typed 4xx and leaves the router working', async () =
   assertError(await c.http('PUT', `/${DB}/users/eve/extra`, user), 400, 'BAD_REQUEST')
   assertError(await c.http('GET', `/${DB}/users/eve/extra`), 400, 'BAD_REQUEST')
   assertError(await c.http('DELETE', `/${DB}/users/eve/extra`), 400, 'BAD_REQUEST')
-  assertError(await c.http('PUT', `/${DB}/messages/u1`, { userId: 'u1', msgId: 'm9', folder: 'inbox', text: '' }), 400, 'BAD_REQUEST')
+  assertError(
+    await c.http('PUT', `/${DB}/messages/u1`, { userId: 'u1', msgId: 'm9', folder: 'inbox', text: '' }),
+    400,
+    'BAD_REQUEST',
+  )
   assertError(await c.http('DELETE', `/${DB}/messages/u1`), 400, 'BAD_REQUEST')
-  assertError(await c.http('PUT', `/${DB}/messages/u1//m9`, { userId: 'u1', msgId: 'm9', folder: 'inbox', text: '' }), 400, 'BAD_REQUEST')
+  assertError(
+    await c.http('PUT', `/${DB}/messages/u1//m9`, { userId: 'u1', msgId: 'm9', folder: 'inbox', text: '' }),
+    400,
+    'BAD_REQUEST',
+  )
   assertError(await c.http('GET', `/${DB}/users/eve/`), 400, 'BAD_REQUEST')
   assertError(await c.http('PUT', `/${DB}/users/mallory`, user), 400, 'BAD_REQUEST')
-  assertError(await c.http('PUT', `/${DB}/messages/u1/m9`, { userId: 'u2', msgId: 'm9', folder: 'inbox', text: '' }), 400, 'BAD_REQUEST')
-  assertError(await c.http('PUT', `/${DB}/users/${'k'.repeat(1025)}`, { ...user, id: 'k'.repeat(1025) }), 400, 'BAD_REQUEST')
+  assertError(
+    await c.http('PUT', `/${DB}/messages/u1/m9`, { userId: 'u2', msgId: 'm9', folder: 'inbox', text: '' }),
+    400,
+    'BAD_REQUEST',
+  )
+  assertError(
+    await c.http('PUT', `/${DB}/users/${'k'.repeat(1025)}`, { ...user, id: 'k'.repeat(1025) }),
+    400,
+    'BAD_REQUEST',
+  )
   assertError(await c.http('GET', `/${DB}/users/mallory`), 404, 'NOT_FOUND')
   assertError(await c.http('GET', `/${DB}/users/eve`), 404, 'NOT_FOUND')
   await stillWorks()
@@ -581,7 +863,11 @@ void test('bad input gets a typed 4xx and leaves the router working', async () =
     assertError(await c.http('GET', `/${DB}/users/healthy`, undefined, { 'if-none-match': value }), 400, 'BAD_REQUEST')
   }
   assertError(await c.http('DELETE', `/${DB}/users/healthy`, undefined, { 'if-match': '"abc' }), 400, 'BAD_REQUEST')
-  assertError(await c.http('PUT', `/${DB}/users/eve`, user, { 'if-match': `"${'9'.repeat(10 * 1024)}"` }), 412, 'PRECONDITION_FAILED')
+  assertError(
+    await c.http('PUT', `/${DB}/users/eve`, user, { 'if-match': `"${'9'.repeat(10 * 1024)}"` }),
+    412,
+    'PRECONDITION_FAILED',
+  )
   assertError(await c.http('PUT', `/${DB}/users/eve`, user, { 'if-match': 'x'.repeat(10 * 1024) }), 400, 'BAD_REQUEST')
   const junk = await c.http('PUT', `/${DB}/users/eve`, user, { 'x-junk': 'j'.repeat(10 * 1024) })
   assert.equal(junk.status, 200, 'a large unrelated header is no reason to refuse')
@@ -593,13 +879,21 @@ void test('bad input gets a typed 4xx and leaves the router working', async () =
   // Paths with bad percent-encoding.
   rawError(await raw('GET', `/${DB}/users/%E0%A4%A`, {}), 400, 'BAD_REQUEST')
   rawError(await raw('GET', `/${DB}/users/%zz`, {}), 400, 'BAD_REQUEST')
-  rawError(await raw('PUT', `/${DB}/users/%C3%28`, { 'content-type': 'application/json' }, JSON.stringify(user)), 400, 'BAD_REQUEST')
+  rawError(
+    await raw('PUT', `/${DB}/users/%C3%28`, { 'content-type': 'application/json' }, JSON.stringify(user)),
+    400,
+    'BAD_REQUEST',
+  )
   rawError(await raw('GET', `/%zz/users/eve`, {}), 400, 'BAD_REQUEST')
   // A path parameter beyond fastify's length limit.
   rawError(await raw('GET', `/${DB}/${'t'.repeat(200)}/eve`, {}), 400, 'BAD_REQUEST')
 
   // A body announced beyond the router's limit (64 MiB) is refused before it is read.
-  rawError(await raw('PUT', `/${DB}/users/eve`, { 'content-type': 'application/json', 'content-length': 100 * 1024 * 1024 }), 413, 'PAYLOAD_TOO_LARGE')
+  rawError(
+    await raw('PUT', `/${DB}/users/eve`, { 'content-type': 'application/json', 'content-length': 100 * 1024 * 1024 }),
+    413,
+    'PAYLOAD_TOO_LARGE',
+  )
   await stillWorks()
   assert.deepEqual((await c.http('GET', `/${DB}/users/eve`)).body, user)
 })
@@ -614,10 +908,27 @@ void test('admin: database definitions are validated; re-creating is idempotent 
   assertError(await put(DB, { ...definition, partitions: 8 }), 409, 'DATABASE_EXISTS')
   assertError(await put(DB, { ...definition, replicas: 2 }), 409, 'DATABASE_EXISTS')
   assertError(await put(DB, { ...definition, tables: { ...tables, extra: tables.blobs } }), 409, 'DATABASE_EXISTS')
-  assertError(await put(DB, { ...definition, tables: { ...tables, blobs: { ...tables.blobs, key: ['data'] } } }), 409, 'DATABASE_EXISTS')
-  assertError(await put(DB, { ...definition, tables: { ...tables, blobs: { ...tables.blobs, indexes: ['data'] } } }), 409, 'DATABASE_EXISTS')
   assertError(
-    await put(DB, { ...definition, tables: { ...tables, blobs: { ...tables.blobs, schema: { ...tables.blobs.schema, fields: [...tables.blobs.schema.fields, { name: 'size', type: 'int' }] } } } }),
+    await put(DB, { ...definition, tables: { ...tables, blobs: { ...tables.blobs, key: ['data'] } } }),
+    409,
+    'DATABASE_EXISTS',
+  )
+  assertError(
+    await put(DB, { ...definition, tables: { ...tables, blobs: { ...tables.blobs, indexes: ['data'] } } }),
+    409,
+    'DATABASE_EXISTS',
+  )
+  assertError(
+    await put(DB, {
+      ...definition,
+      tables: {
+        ...tables,
+        blobs: {
+          ...tables.blobs,
+          schema: { ...tables.blobs.schema, fields: [...tables.blobs.schema.fields, { name: 'size', type: 'int' }] },
+        },
+      },
+    }),
     409,
     'DATABASE_EXISTS',
   )
@@ -634,7 +945,15 @@ void test('admin: database definitions are validated; re-creating is idempotent 
     [{ ...ok, tables: { t: { ...tables.blobs, key: ['nosuchfield'] } } }, 'INVALID_DATABASE'],
     [{ ...ok, tables: { t: { ...tables.blobs, key: ['id', 'id'] } } }, 'INVALID_DATABASE'],
     [{ ...ok, tables: { t: { ...tables.blobs, indexes: ['nosuchfield'] } } }, 'INVALID_DATABASE'],
-    [{ ...ok, tables: { t: { ...tables.blobs, schema: { type: 'record', name: 'X', fields: [{ name: 'id', type: 'nosuchtype' }] } } } }, 'INVALID_SCHEMA'],
+    [
+      {
+        ...ok,
+        tables: {
+          t: { ...tables.blobs, schema: { type: 'record', name: 'X', fields: [{ name: 'id', type: 'nosuchtype' }] } },
+        },
+      },
+      'INVALID_SCHEMA',
+    ],
     [{ ...ok, tables: { t: { ...tables.blobs, schema: { type: 'string' } } } }, 'INVALID_SCHEMA'],
     [{ ...ok, tables: { t: { key: ['id'] } } }, 'BAD_REQUEST'],
   ]
@@ -644,7 +963,11 @@ void test('admin: database definitions are validated; re-creating is idempotent 
   }
   assertError(await put('1bad', ok), 400, 'INVALID_DATABASE')
   assertError(await put('fresh', { ...ok, replicas: 5 }), 409, 'NOT_ENOUGH_NODES')
-  assertError(await c.http('PUT', '/_admin/databases/fresh', '{', { 'content-type': 'application/json' }), 400, 'BAD_REQUEST')
+  assertError(
+    await c.http('PUT', '/_admin/databases/fresh', '{', { 'content-type': 'application/json' }),
+    400,
+    'BAD_REQUEST',
+  )
   // None of them created anything.
   assertError(await c.http('GET', '/_admin/databases/fresh'), 404, 'UNKNOWN_DATABASE')
   const listed = await c.http('GET', '/_admin/databases')
@@ -652,7 +975,12 @@ void test('admin: database definitions are validated; re-creating is idempotent 
     (listed.body as { databases: { name: string }[] }).databases.map((d) => d.name),
     [DB],
   )
-  const described = (await c.http('GET', `/_admin/databases/${DB}`)).body as { partitions: number; replicas: number; tables: Record<string, unknown>; placement: { master: string; replicas: string[] }[] }
+  const described = (await c.http('GET', `/_admin/databases/${DB}`)).body as {
+    partitions: number
+    replicas: number
+    tables: Record<string, unknown>
+    placement: { master: string; replicas: string[] }[]
+  }
   assert.equal(described.partitions, PARTITIONS)
   assert.equal(described.replicas, 3)
   assert.deepEqual(Object.keys(described.tables).sort(), Object.keys(tables).sort())
@@ -663,7 +991,15 @@ void test('admin: database definitions are validated; re-creating is idempotent 
 void test('admin: the cluster view, planned mastership moves, OpenAPI and metrics', async () => {
   interface View {
     nodes: { id: string; pid: number; rack: string | null; url: string; status: string }[]
-    databases: { name: string; partitions: { partition: number; generation: number; master: string; replicas: { node: string; role: string; applied: { generation: number; scn: number } | null }[] }[] }[]
+    databases: {
+      name: string
+      partitions: {
+        partition: number
+        generation: number
+        master: string
+        replicas: { node: string; role: string; applied: { generation: number; scn: number } | null }[]
+      }[]
+    }[]
   }
   let view = (await c.http('GET', '/_admin/cluster')).body as View
   assert.deepEqual(view.nodes.map((n) => n.id).sort(), ['n1', 'n2', 'n3'])
@@ -675,7 +1011,10 @@ void test('admin: the cluster view, planned mastership moves, OpenAPI and metric
   }
   const db = view.databases.find((d) => d.name === DB)
   assert.ok(db !== undefined)
-  assert.deepEqual(db.partitions.map((p) => p.partition), [0, 1, 2, 3])
+  assert.deepEqual(
+    db.partitions.map((p) => p.partition),
+    [0, 1, 2, 3],
+  )
   // Masters spread over the nodes.
   assert.equal(new Set(db.partitions.map((p) => p.master)).size, 3)
   for (const p of db.partitions) {
@@ -684,7 +1023,10 @@ void test('admin: the cluster view, planned mastership moves, OpenAPI and metric
     const master = p.replicas.find((r) => r.node === p.master)
     assert.equal(master?.role, 'master')
     for (const r of p.replicas) {
-      assert.ok(r.applied !== null && Number.isInteger(r.applied.generation) && Number.isInteger(r.applied.scn), JSON.stringify(r))
+      assert.ok(
+        r.applied !== null && Number.isInteger(r.applied.generation) && Number.isInteger(r.applied.scn),
+        JSON.stringify(r),
+      )
       if (r.node !== p.master) assert.equal(r.role, 'slave')
     }
     assert.equal(master.applied?.generation, p.generation)
@@ -693,7 +1035,10 @@ void test('admin: the cluster view, planned mastership moves, OpenAPI and metric
   // A planned move of partition 0's mastership: writes go on, nothing is lost.
   const p0 = db.partitions[0]
   const key = Array.from({ length: 100 }, (_, i) => `move${i}`).find((k) => partitionOf(k, PARTITIONS) === 0)!
-  assert.equal((await c.http('PUT', `/${DB}/users/${key}`, { id: key, name: 'before', age: 1, email: null })).status, 200)
+  assert.equal(
+    (await c.http('PUT', `/${DB}/users/${key}`, { id: key, name: 'before', age: 1, email: null })).status,
+    200,
+  )
   const target = p0.replicas.find((r) => r.node !== p0.master)!.node
   const moved = await c.http('POST', `/_admin/databases/${DB}/partitions/0/master`, { node: target })
   assert.equal(moved.status, 200, JSON.stringify(moved.body))
@@ -701,7 +1046,12 @@ void test('admin: the cluster view, planned mastership moves, OpenAPI and metric
   assert.equal((moved.body as { generation: number }).generation, p0.generation + 1)
   const before = await c.http('GET', `/${DB}/users/${key}`)
   assert.equal((before.body as { name: string }).name, 'before')
-  const after = await c.http('PUT', `/${DB}/users/${key}`, { id: key, name: 'after', age: 2, email: null }, { 'if-match': etagOf(before) })
+  const after = await c.http(
+    'PUT',
+    `/${DB}/users/${key}`,
+    { id: key, name: 'after', age: 2, email: null },
+    { 'if-match': etagOf(before) },
+  )
   assert.equal(after.status, 200, JSON.stringify(after.body))
   assert.match(etagOf(after), new RegExp(`^"${p0.generation + 1}\\.\\d+"$`))
   assert.equal(((await c.http('GET', `/${DB}/users/${key}`)).body as { name: string }).name, 'after')
@@ -710,8 +1060,14 @@ void test('admin: the cluster view, planned mastership moves, OpenAPI and metric
   // Two moves of one partition at once: each gets its own generation; writes go on.
   const p1 = db.partitions[1]
   const others = p1.replicas.map((r) => r.node).filter((n) => n !== p1.master)
-  const moves = await Promise.all(others.map((node) => c.http('POST', `/_admin/databases/${DB}/partitions/1/master`, { node })))
-  assert.deepEqual(moves.map((m) => m.status), [200, 200], JSON.stringify(moves.map((m) => m.body)))
+  const moves = await Promise.all(
+    others.map((node) => c.http('POST', `/_admin/databases/${DB}/partitions/1/master`, { node })),
+  )
+  assert.deepEqual(
+    moves.map((m) => m.status),
+    [200, 200],
+    JSON.stringify(moves.map((m) => m.body)),
+  )
   const generations = moves.map((m) => (m.body as { generation: number }).generation).sort()
   assert.deepEqual(generations, [p1.generation + 1, p1.generation + 2])
   const key1 = Array.from({ length: 100 }, (_, i) => `move${i}`).find((k) => partitionOf(k, PARTITIONS) === 1)!
@@ -719,15 +1075,33 @@ void test('admin: the cluster view, planned mastership moves, OpenAPI and metric
   assert.equal(w1.status, 200, JSON.stringify(w1.body))
   assert.match(etagOf(w1), new RegExp(`^"${p1.generation + 2}\\.\\d+"$`))
   assertError(await c.http('POST', `/_admin/databases/${DB}/partitions/0/master`, { node: 'n99' }), 400, 'BAD_REQUEST')
-  assertError(await c.http('POST', `/_admin/databases/${DB}/partitions/99/master`, { node: target }), 404, 'UNKNOWN_PARTITION')
+  assertError(
+    await c.http('POST', `/_admin/databases/${DB}/partitions/99/master`, { node: target }),
+    404,
+    'UNKNOWN_PARTITION',
+  )
   assertError(await c.http('POST', `/_admin/databases/${DB}/partitions/x/master`, { node: target }), 400, 'BAD_REQUEST')
-  assertError(await c.http('POST', `/_admin/databases/nosuch/partitions/0/master`, { node: target }), 404, 'UNKNOWN_DATABASE')
+  assertError(
+    await c.http('POST', `/_admin/databases/nosuch/partitions/0/master`, { node: target }),
+    404,
+    'UNKNOWN_DATABASE',
+  )
 
   // OpenAPI 3, with the document and admin routes.
-  const api = (await c.http('GET', '/openapi.json')).body as { openapi: string; paths: Record<string, Record<string, unknown>> }
+  const api = (await c.http('GET', '/openapi.json')).body as {
+    openapi: string
+    paths: Record<string, Record<string, unknown>>
+  }
   assert.match(api.openapi, /^3\./)
   const paths = Object.keys(api.paths)
-  for (const p of ['/{db}/_multiget', '/{db}/_transaction', '/_admin/databases/{db}', '/_admin/databases', '/_admin/cluster', '/_admin/databases/{db}/tables/{table}/schemas']) {
+  for (const p of [
+    '/{db}/_multiget',
+    '/{db}/_transaction',
+    '/_admin/databases/{db}',
+    '/_admin/databases',
+    '/_admin/cluster',
+    '/_admin/databases/{db}/tables/{table}/schemas',
+  ]) {
     assert.ok(paths.includes(p), `${p} not in ${paths.join(', ')}`)
   }
   const docPath = paths.find((p) => p.startsWith('/{db}/{table}/'))
@@ -755,9 +1129,21 @@ void test('at the end every replica of every partition has applied everything an
   let documents = 0
   for (const [p, replicas] of digests.entries()) {
     assert.equal(replicas.length, 3)
-    assert.equal(new Set(replicas.map((r) => r.digest)).size, 1, `partition ${p} replicas differ: ${JSON.stringify(replicas)}`)
-    assert.equal(new Set(replicas.map((r) => r.fileDigest)).size, 1, `partition ${p} replica files are not byte-identical: ${JSON.stringify(replicas)}`)
-    assert.equal(new Set(replicas.map((r) => `${r.generation}.${r.scn}.${r.documents}`)).size, 1, JSON.stringify(replicas))
+    assert.equal(
+      new Set(replicas.map((r) => r.digest)).size,
+      1,
+      `partition ${p} replicas differ: ${JSON.stringify(replicas)}`,
+    )
+    assert.equal(
+      new Set(replicas.map((r) => r.fileDigest)).size,
+      1,
+      `partition ${p} replica files are not byte-identical: ${JSON.stringify(replicas)}`,
+    )
+    assert.equal(
+      new Set(replicas.map((r) => `${r.generation}.${r.scn}.${r.documents}`)).size,
+      1,
+      JSON.stringify(replicas),
+    )
     documents += replicas[0].documents
   }
   // What the tests above leave: users 15, counters 1, evolving 4, messages 7, mailboxes 1, blobs 1.

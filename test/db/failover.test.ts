@@ -16,7 +16,9 @@ const DB = 'fo'
 interface ClusterView {
   controller: { id: string | null; epoch: number }
   nodes: { id: string; pid: number; status: string }[]
-  databases: { partitions: { partition: number; generation: number; master: string; replicas: { node: string; role: string }[] }[] }[]
+  databases: {
+    partitions: { partition: number; generation: number; master: string; replicas: { node: string; role: string }[] }[]
+  }[]
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
@@ -36,8 +38,18 @@ async function until<T>(what: string, probe: () => Promise<T | undefined>, timeo
 }
 
 before(async () => {
-  cluster = await startDbCluster({ nodes: 3, controllers: 2, nodeSessionMs: 1000, controllerSessionMs: 2000, routerRetryMs: 5000 })
-  const res = await cluster.http('PUT', `/_admin/databases/${DB}`, { partitions: 3, replicas: 3, tables: WORKLOAD_TABLES })
+  cluster = await startDbCluster({
+    nodes: 3,
+    controllers: 2,
+    nodeSessionMs: 1000,
+    controllerSessionMs: 2000,
+    routerRetryMs: 5000,
+  })
+  const res = await cluster.http('PUT', `/_admin/databases/${DB}`, {
+    partitions: 3,
+    replicas: 3,
+    tables: WORKLOAD_TABLES,
+  })
   assert.equal(res.status, 201, JSON.stringify(res.body))
 })
 
@@ -50,14 +62,24 @@ void test('a master paused past its session (SIGSTOP) is replaced; resumed, noth
   const victim = v.databases[0].partitions[0].master
   const mastered = v.databases[0].partitions.filter((p) => p.master === victim)
   const proc = cluster.nodes.get(victim)!.proc
-  const workload = runWorkload({ url: cluster.router.url, db: DB, clients: 6, registers: 6, counters: 2, durationMs: 7000, seed: 11 })
+  const workload = runWorkload({
+    url: cluster.router.url,
+    db: DB,
+    clients: 6,
+    registers: 6,
+    counters: 2,
+    durationMs: 7000,
+    seed: 11,
+  })
   await sleep(1000)
   proc.kill('SIGSTOP')
   const stoppedAt = Date.now()
-  const moved = await until('the paused master\'s partitions to fail over', async () => {
+  const moved = await until("the paused master's partitions to fail over", async () => {
     const now = await view()
     const ps = now.databases[0].partitions.filter((p) => mastered.some((m) => m.partition === p.partition))
-    return ps.every((p) => p.master !== victim && p.replicas.find((r) => r.node === p.master)?.role === 'master') ? Date.now() - stoppedAt : undefined
+    return ps.every((p) => p.master !== victim && p.replicas.find((r) => r.node === p.master)?.role === 'master')
+      ? Date.now() - stoppedAt
+      : undefined
   })
   t.diagnostic(`SIGSTOP to new masters taking writes: ${moved} ms`)
   await sleep(500)
@@ -73,7 +95,12 @@ void test('a master paused past its session (SIGSTOP) is replaced; resumed, noth
   // election), under a newer generation again.
   const after = await until('every partition to have a master taking writes', async () => {
     const now = await view()
-    return now.databases[0].partitions.every((p) => p.replicas.find((r) => r.node === p.master)?.role === 'master' && p.replicas.every((r) => r.role !== 'error')) ? now : undefined
+    return now.databases[0].partitions.every(
+      (p) =>
+        p.replicas.find((r) => r.node === p.master)?.role === 'master' && p.replicas.every((r) => r.role !== 'error'),
+    )
+      ? now
+      : undefined
   })
   for (const m of mastered) assert.ok(after.databases[0].partitions[m.partition].generation > m.generation)
   await cluster.waitCaughtUp(DB)
@@ -90,7 +117,9 @@ void test('the active controller SIGKILLed: a standby takes over under a higher 
     const now = await view()
     return now.controller.epoch > active.epoch && now.controller.id !== active.id ? now.controller : undefined
   })
-  t.diagnostic(`controller takeover: ${Date.now() - killedAt} ms (epoch ${active.epoch} → ${taken.epoch}, ${active.id} → ${taken.id})`)
+  t.diagnostic(
+    `controller takeover: ${Date.now() - killedAt} ms (epoch ${active.epoch} → ${taken.epoch}, ${active.id} → ${taken.id})`,
+  )
   // The new controller acts: a master SIGKILLed is replaced.
   const v = await view()
   const victim = v.databases[0].partitions[1].master
@@ -113,14 +142,21 @@ void test('the active controller SIGKILLed: a standby takes over under a higher 
 })
 
 void test('cortado admin: the cluster listed, a master moved by hand, a node decommissioned and recommissioned from the command line', async () => {
-  const run = (...args: string[]) => spawnSync(process.execPath, [MAIN, 'admin', ...args, '--router', cluster.router.url], { encoding: 'utf8', timeout: 60_000 })
+  const run = (...args: string[]) =>
+    spawnSync(process.execPath, [MAIN, 'admin', ...args, '--router', cluster.router.url], {
+      encoding: 'utf8',
+      timeout: 60_000,
+    })
   const listed = run('cluster')
   assert.equal(listed.status, 0, listed.stderr)
   assert.match(listed.stdout, /^controller c\d epoch \d+$/m)
   assert.match(listed.stdout, /^node n1 up pid \d+ rack - replicas \d+$/m)
   const line = /^fo\/2 generation (\d+) master (\S+) replicas (.*)$/m.exec(listed.stdout)
   assert.ok(line !== null, listed.stdout)
-  const target = line[3].split(' ').map((r) => r.split(':')[0]).find((n) => n !== line[2])!
+  const target = line[3]
+    .split(' ')
+    .map((r) => r.split(':')[0])
+    .find((n) => n !== line[2])!
   const moved = run('move-master', 'fo', '2', target)
   assert.equal(moved.status, 0, moved.stderr)
   assert.match(moved.stdout, new RegExp(`^fo/2: master ${target}, generation \\d+$`, 'm'))
@@ -139,7 +175,15 @@ void test('cortado admin: the cluster listed, a master moved by hand, a node dec
 })
 
 void test('the broker SIGKILLed and restarted under write load: writes resume, nothing acknowledged is lost', async (t) => {
-  const workload = runWorkload({ url: cluster.router.url, db: DB, clients: 4, registers: 6, counters: 2, durationMs: 6000, seed: 23 })
+  const workload = runWorkload({
+    url: cluster.router.url,
+    db: DB,
+    clients: 4,
+    registers: 6,
+    counters: 2,
+    durationMs: 6000,
+    seed: 23,
+  })
   await sleep(1500)
   await cluster.restartBroker()
   const restartedAt = Date.now()
@@ -147,7 +191,10 @@ void test('the broker SIGKILLed and restarted under write load: writes resume, n
   const report = checkHistory(history, final)
   t.diagnostic(`history across a broker restart (at ${restartedAt}): ${JSON.stringify(report.counts)}`)
   assert.deepEqual(report.anomalies, [])
-  assert.ok(history.some((o) => o.kind === 'write' && o.outcome === 'ok' && o.invokedAt > 4500), 'writes acknowledged after the restart')
+  assert.ok(
+    history.some((o) => o.kind === 'write' && o.outcome === 'ok' && o.invokedAt > 4500),
+    'writes acknowledged after the restart',
+  )
   await cluster.waitCaughtUp(DB)
   for (const replicas of await cluster.digests(DB)) assert.equal(new Set(replicas.map((r) => r.fileDigest)).size, 1)
 })

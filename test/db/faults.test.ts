@@ -11,13 +11,25 @@ import { MAIN } from '../helpers/broker-process.ts'
 import { type DbCluster, startDbCluster } from '../helpers/db-cluster.ts'
 
 const DB = 'faults'
-const ITEM_SCHEMA = { type: 'record', name: 'Item', fields: [{ name: 'id', type: 'string' }, { name: 'writer', type: 'int' }, { name: 'seq', type: 'int' }, { name: 'payload', type: 'string' }] }
+const ITEM_SCHEMA = {
+  type: 'record',
+  name: 'Item',
+  fields: [
+    { name: 'id', type: 'string' },
+    { name: 'writer', type: 'int' },
+    { name: 'seq', type: 'int' },
+    { name: 'payload', type: 'string' },
+  ],
+}
 const PARTITIONS = 6
 let cluster: DbCluster
 
 interface ClusterView {
   nodes: { id: string; pid: number; status: string }[]
-  databases: { name: string; partitions: { partition: number; generation: number; master: string; replicas: { node: string; role: string }[] }[] }[]
+  databases: {
+    name: string
+    partitions: { partition: number; generation: number; master: string; replicas: { node: string; role: string }[] }[]
+  }[]
 }
 
 before(async () => {
@@ -53,7 +65,9 @@ function startLoad(writers: number): Load {
   const loops = Array.from({ length: writers }, async (_, w) => {
     for (let seq = 0; running; seq++) {
       const id = `w${w}-${seq}-${Date.now() % 1000}`
-      const res = await cluster.http('PUT', `/${DB}/items/${id}`, { id, writer: w, seq, payload: 'p'.repeat(200) }).catch(() => ({ status: 0, body: undefined, headers: new Headers() }))
+      const res = await cluster
+        .http('PUT', `/${DB}/items/${id}`, { id, writer: w, seq, payload: 'p'.repeat(200) })
+        .catch(() => ({ status: 0, body: undefined, headers: new Headers() }))
       if (res.status === 200) acked.set(id, (res.body as { etag: string }).etag)
       else failed.set(res.status, (failed.get(res.status) ?? 0) + 1)
     }
@@ -89,12 +103,29 @@ async function checkReplicasIdentical(): Promise<void> {
   for (const replicas of await cluster.digests(DB)) {
     assert.equal(replicas.length, 3)
     assert.equal(new Set(replicas.map((r) => r.digest)).size, 1, `replicas differ: ${JSON.stringify(replicas)}`)
-    assert.equal(new Set(replicas.map((r) => r.fileDigest)).size, 1, `replica files are not byte-identical: ${JSON.stringify(replicas)}`)
+    assert.equal(
+      new Set(replicas.map((r) => r.fileDigest)).size,
+      1,
+      `replica files are not byte-identical: ${JSON.stringify(replicas)}`,
+    )
   }
 }
 
 void test('a second storage node on a data directory in use is refused', () => {
-  const res = spawnSync(process.execPath, [MAIN, 'node', '--id', 'n1', '--data-dir', join(cluster.dir, 'nodes', 'n1'), '--bootstrap', cluster.broker.bootstrap], { encoding: 'utf8', timeout: 30_000 })
+  const res = spawnSync(
+    process.execPath,
+    [
+      MAIN,
+      'node',
+      '--id',
+      'n1',
+      '--data-dir',
+      join(cluster.dir, 'nodes', 'n1'),
+      '--bootstrap',
+      cluster.broker.bootstrap,
+    ],
+    { encoding: 'utf8', timeout: 30_000 },
+  )
   assert.equal(res.status, 1)
   assert.match(res.stderr, /data directory .* is in use by process \d+/)
 })
@@ -120,7 +151,7 @@ void test('a node SIGKILLed under write load: the controller fails its partition
     }
   })()
   await probe
-  assert.ok(firstWriteAfter !== undefined, 'writes to the dead master\'s partitions resumed')
+  assert.ok(firstWriteAfter !== undefined, "writes to the dead master's partitions resumed")
   t.diagnostic(`kill to first accepted write on a new master: ${firstWriteAfter} ms`)
   const after = await view()
   assert.equal(after.nodes.find((n) => n.id === victim)!.status, 'down')
@@ -130,13 +161,21 @@ void test('a node SIGKILLed under write load: the controller fails its partition
     assert.equal(now.generation, p.generation + 1)
   }
   // A database with one replica on the dead node has no master to fail over to: 503 + Retry-After.
-  const single = await cluster.http('PUT', '/_admin/databases/single', { partitions: 1, replicas: 1, tables: { items: { key: ['id'], schema: ITEM_SCHEMA } } })
+  const single = await cluster.http('PUT', '/_admin/databases/single', {
+    partitions: 1,
+    replicas: 1,
+    tables: { items: { key: ['id'], schema: ITEM_SCHEMA } },
+  })
   assert.equal(single.status, 201, JSON.stringify(single.body))
   await cluster.startNode(victim)
   await new Promise((r) => setTimeout(r, 500))
   await load.stop()
   // Writes in flight on the victim when it died have an unknown outcome (504); nothing else failed.
-  assert.deepEqual([...load.failed.keys()].filter((status) => status !== 504), [], `writes failed: ${JSON.stringify([...load.failed])}`)
+  assert.deepEqual(
+    [...load.failed.keys()].filter((status) => status !== 504),
+    [],
+    `writes failed: ${JSON.stringify([...load.failed])}`,
+  )
   assert.ok((load.failed.get(504) ?? 0) <= 6)
   assert.ok(load.acked.size > 50, `only ${load.acked.size} writes`)
   assert.notEqual((await view()).nodes.find((n) => n.id === victim)!.pid, pidBefore)
@@ -145,7 +184,9 @@ void test('a node SIGKILLed under write load: the controller fails its partition
 })
 
 void test('a partition whose every replica is down answers 503 with Retry-After; once its node is back it takes writes again', async () => {
-  const v = (await cluster.http('GET', '/_admin/cluster')).body as ClusterView & { databases: { name: string; partitions: { master: string }[] }[] }
+  const v = (await cluster.http('GET', '/_admin/cluster')).body as ClusterView & {
+    databases: { name: string; partitions: { master: string }[] }[]
+  }
   const holder = v.databases.find((d) => d.name === 'single')!.partitions[0].master
   assert.equal((await cluster.http('PUT', '/single/items/x', { id: 'x', writer: 0, seq: 0, payload: '' })).status, 200)
   await cluster.nodes.get(holder)!.kill()
@@ -170,9 +211,15 @@ void test('a replica whose data is lost is rebuilt from a peer snapshot plus the
   const node = await cluster.startNode(victim, { wipe: true })
   await new Promise((r) => setTimeout(r, 500))
   await load.stop()
-  const status = (await (await fetch(`${node.url}/_node/status`)).json()) as { replicas: { partition: number; bootstrappedFrom: string | null; documents: number }[] }
+  const status = (await (await fetch(`${node.url}/_node/status`)).json()) as {
+    replicas: { partition: number; bootstrappedFrom: string | null; documents: number }[]
+  }
   assert.equal(status.replicas.length, PARTITIONS, 'with 3 nodes and 3 replicas every node holds every partition')
-  for (const r of status.replicas) assert.ok(r.bootstrappedFrom !== null && r.bootstrappedFrom !== victim, `partition ${r.partition} was not bootstrapped from a peer`)
+  for (const r of status.replicas)
+    assert.ok(
+      r.bootstrappedFrom !== null && r.bootstrappedFrom !== victim,
+      `partition ${r.partition} was not bootstrapped from a peer`,
+    )
   assert.match(node.stderr(), /replica bootstrapped from a snapshot/)
   // Every node exposes Prometheus metrics on its internal port.
   const metrics = await (await fetch(`${node.url}/metrics`)).text()
@@ -193,7 +240,10 @@ void test('mastership moved by hand under write load: the new master takes over,
   for (const m of moves) {
     const res = await cluster.http('POST', `/_admin/databases/${DB}/partitions/${m.partition}/master`, { node: m.to })
     assert.equal(res.status, 200, JSON.stringify(res.body))
-    assert.deepEqual({ master: (res.body as { master: string }).master, generation: (res.body as { generation: number }).generation }, { master: m.to, generation: m.generation + 1 })
+    assert.deepEqual(
+      { master: (res.body as { master: string }).master, generation: (res.body as { generation: number }).generation },
+      { master: m.to, generation: m.generation + 1 },
+    )
   }
   await new Promise((r) => setTimeout(r, 500))
   await load.stop()
@@ -206,7 +256,12 @@ void test('mastership moved by hand under write load: the new master takes over,
     assert.equal(p.replicas.find((r) => r.node === m.from)!.role, 'slave')
   }
   // Writes after the move carry the new generation.
-  const res = await cluster.http('PUT', `/${DB}/items/after-move`, { id: 'after-move', writer: 99, seq: 0, payload: '' })
+  const res = await cluster.http('PUT', `/${DB}/items/after-move`, {
+    id: 'after-move',
+    writer: 99,
+    seq: 0,
+    payload: '',
+  })
   assert.equal(res.status, 200)
   const partition = partitionOf('after-move', PARTITIONS)
   assert.equal((res.body as { etag: string }).etag.split('.')[0], String(moves[partition].generation + 1))

@@ -29,10 +29,16 @@ test('a create refused with TOPIC_ALREADY_EXISTS is recognised by its code, othe
   await ensureTopic([broker.bootstrap], spec('kt-taken'))
   const admin = new Admin({ clientId: 'kt-test', bootstrapBrokers: [broker.bootstrap], retries: 0 })
   try {
-    const taken = await admin.createTopics({ topics: ['kt-taken'], partitions: 2, replicas: 1 }).then(() => undefined, (e: unknown) => e)
+    const taken = await admin.createTopics({ topics: ['kt-taken'], partitions: 2, replicas: 1 }).then(
+      () => undefined,
+      (e: unknown) => e,
+    )
     assert.ok(taken !== undefined, 'creating an existing topic must fail')
     assert.equal(hasKafkaError(taken, 'TOPIC_ALREADY_EXISTS'), true)
-    const invalid = await admin.createTopics({ topics: ['kt-bad'], partitions: 2, replicas: 3 }).then(() => undefined, (e: unknown) => e)
+    const invalid = await admin.createTopics({ topics: ['kt-bad'], partitions: 2, replicas: 3 }).then(
+      () => undefined,
+      (e: unknown) => e,
+    )
     assert.ok(invalid !== undefined, 'replication factor 3 on one broker must fail')
     assert.equal(hasKafkaError(invalid, 'TOPIC_ALREADY_EXISTS'), false)
   } finally {

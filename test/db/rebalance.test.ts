@@ -35,7 +35,10 @@ async function settle(what: string, done: (v: ClusterView) => boolean, timeoutMs
       await cluster.waitCaughtUp(DB, timeoutMs)
       return v
     }
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}: ${JSON.stringify(v.databases[0].partitions.map((p) => [p.master, p.replicas.map((r) => r.node)]))}`)
+    if (Date.now() > deadline)
+      assert.fail(
+        `timed out waiting for ${what}: ${JSON.stringify(v.databases[0].partitions.map((p) => [p.master, p.replicas.map((r) => r.node)]))}`,
+      )
     await sleep(200)
   }
 }
@@ -48,7 +51,11 @@ const holders = (v: ClusterView) => {
 
 before(async () => {
   cluster = await startDbCluster({ nodes: 3, nodeSessionMs: 1000, rereplicationDelayMs: 2000, routerRetryMs: 10_000 })
-  const res = await cluster.http('PUT', `/_admin/databases/${DB}`, { partitions: PARTITIONS, replicas: 3, tables: WORKLOAD_TABLES })
+  const res = await cluster.http('PUT', `/_admin/databases/${DB}`, {
+    partitions: PARTITIONS,
+    replicas: 3,
+    tables: WORKLOAD_TABLES,
+  })
   assert.equal(res.status, 201, JSON.stringify(res.body))
 })
 
@@ -57,32 +64,54 @@ after(async () => {
 })
 
 void test('a node joining gets its share of replicas and masters; a decommissioned node is drained; nothing is lost', async (t) => {
-  const workload = runWorkload({ url: cluster.router.url, db: DB, clients: 4, registers: 8, counters: 2, durationMs: 12_000, seed: 5 })
+  const workload = runWorkload({
+    url: cluster.router.url,
+    db: DB,
+    clients: 4,
+    registers: 8,
+    counters: 2,
+    durationMs: 12_000,
+    seed: 5,
+  })
   await sleep(500)
   await cluster.startNode('n4')
   // Settled: every node within one replica of the others (the rebalance goal), three per partition.
   const joined = await settle('n4 to get its share', (v) => {
     const c = holders(v)
-    return ['n1', 'n2', 'n3', 'n4'].every((n) => [4, 5].includes(c.get(n) ?? 0)) && v.databases[0].partitions.every((p) => p.replicas.length === 3 && new Set(p.replicas.map((r) => r.node)).size === 3)
+    return (
+      ['n1', 'n2', 'n3', 'n4'].every((n) => [4, 5].includes(c.get(n) ?? 0)) &&
+      v.databases[0].partitions.every(
+        (p) => p.replicas.length === 3 && new Set(p.replicas.map((r) => r.node)).size === 3,
+      )
+    )
   })
   const c1 = holders(joined)
   t.diagnostic(`after n4 joined, replicas per node: ${JSON.stringify([...c1].sort())}`)
   for (const n of ['n1', 'n2', 'n3', 'n4']) assert.ok([4, 5].includes(c1.get(n) ?? 0), `${n} holds ${c1.get(n)}`)
-  assert.ok(joined.databases[0].partitions.some((p) => p.master === 'n4'), 'n4 masters some partitions')
+  assert.ok(
+    joined.databases[0].partitions.some((p) => p.master === 'n4'),
+    'n4 masters some partitions',
+  )
 
   assert.equal((await cluster.http('POST', '/_admin/nodes/n1/decommission')).status, 202)
-  const drained = await settle('n1 to be drained', (v) => !holders(v).has('n1') && v.databases[0].partitions.every((p) => p.replicas.length === 3))
+  const drained = await settle(
+    'n1 to be drained',
+    (v) => !holders(v).has('n1') && v.databases[0].partitions.every((p) => p.replicas.length === 3),
+  )
   t.diagnostic(`after n1 was decommissioned: ${JSON.stringify([...holders(drained)].sort())}`)
   assert.ok(drained.nodes.find((n) => n.id === 'n1')!.decommissioning)
   // Its replicas' files are gone (DROPPED).
   const n1Dir = join(cluster.dir, 'nodes', 'n1', DB)
-  assert.ok(!existsSync(n1Dir) || readdirSync(n1Dir).filter((f) => f.endsWith('.sqlite')).length === 0, 'dropped replicas removed from disk')
+  assert.ok(
+    !existsSync(n1Dir) || readdirSync(n1Dir).filter((f) => f.endsWith('.sqlite')).length === 0,
+    'dropped replicas removed from disk',
+  )
 
   const { history, final } = await workload
   const report = checkHistory(history, final)
   t.diagnostic(`history: ${JSON.stringify(report.counts)}`)
   assert.deepEqual(report.anomalies, [])
-  assert.equal(report.counts.failed, 0, 'no request failed beyond the router\'s retries')
+  assert.equal(report.counts.failed, 0, "no request failed beyond the router's retries")
   for (const replicas of await cluster.digests(DB)) assert.equal(new Set(replicas.map((r) => r.fileDigest)).size, 1)
 })
 
@@ -91,8 +120,14 @@ void test('a node dead past the re-replication delay has its replicas rebuilt on
   assert.equal((await cluster.http('DELETE', '/_admin/nodes/n1/decommission')).status, 200)
   const victim = 'n2'
   await cluster.nodes.get(victim)!.kill()
-  const rebuilt = await settle('the dead node\'s replicas to be rebuilt', (v) => !holders(v).has(victim) && v.databases[0].partitions.every((p) => p.replicas.length === 3 && p.replicas.every((r) => r.role !== 'offline')))
-  for (const p of rebuilt.databases[0].partitions) assert.deepEqual(p.replicas.map((r) => r.node).sort(), ['n1', 'n3', 'n4'])
+  const rebuilt = await settle(
+    "the dead node's replicas to be rebuilt",
+    (v) =>
+      !holders(v).has(victim) &&
+      v.databases[0].partitions.every((p) => p.replicas.length === 3 && p.replicas.every((r) => r.role !== 'offline')),
+  )
+  for (const p of rebuilt.databases[0].partitions)
+    assert.deepEqual(p.replicas.map((r) => r.node).sort(), ['n1', 'n3', 'n4'])
   assert.equal((await cluster.http('PUT', `/${DB}/registers/after`, { id: 'after', value: 'v' })).status, 200)
   for (const replicas of await cluster.digests(DB)) assert.equal(new Set(replicas.map((r) => r.fileDigest)).size, 1)
 })

@@ -46,7 +46,10 @@ export async function startBroker(options: StartOptions = {}): Promise<BrokerPro
   const args = [MAIN, 'broker', '--port', String(options.port ?? 0), '--data-dir', dataDir]
   for (const [k, v] of Object.entries(options.config ?? {})) args.push('--config', `${k}=${v}`)
   if (options.metrics === true) args.push('--metrics-port', '0')
-  const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CORTADO_LOG_LEVEL: process.env.CORTADO_LOG_LEVEL ?? 'info' } })
+  const proc = spawn(process.execPath, args, {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, CORTADO_LOG_LEVEL: process.env.CORTADO_LOG_LEVEL ?? 'info' },
+  })
   let err = ''
   proc.stderr.on('data', (d: Buffer) => {
     err += d.toString()

@@ -42,7 +42,8 @@ export function run(cmd: string, args: readonly string[], options: RunOptions = 
 
 /** Throws with the command's output when it did not exit 0. */
 export function expectSuccess(what: string, r: RunResult): RunResult {
-  if (r.code !== 0) throw new Error(`${what} exited with ${r.code ?? r.signal}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`)
+  if (r.code !== 0)
+    throw new Error(`${what} exited with ${r.code ?? r.signal}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`)
   return r
 }
 
@@ -52,7 +53,11 @@ export function uniqueTopic(prefix: string): string {
 }
 
 /** Polls `check` until it returns a value other than undefined. */
-export async function waitFor<T>(what: string, check: () => Promise<T | undefined> | T | undefined, timeoutMs = 15_000): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  check: () => Promise<T | undefined> | T | undefined,
+  timeoutMs = 15_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs
   for (;;) {
     const v = await check()
@@ -150,10 +155,17 @@ export interface Acked {
 export function assertRoundTrip(sent: readonly Acked[], consumed: readonly Acked[]): void {
   assert.equal(consumed.length, sent.length, 'consumed as many messages as were acknowledged')
   const partitions = [...new Set(sent.map((m) => m.partition))].sort((a, b) => a - b)
-  assert.deepEqual([...new Set(consumed.map((m) => m.partition))].sort((a, b) => a - b), partitions)
+  assert.deepEqual(
+    [...new Set(consumed.map((m) => m.partition))].sort((a, b) => a - b),
+    partitions,
+  )
   for (const p of partitions) {
     const acked = sent.filter((m) => m.partition === p)
-    assert.deepEqual(acked.map((m) => m.offset), acked.map((_, i) => i), `partition ${p}: acknowledged offsets are 0.. in send order`)
+    assert.deepEqual(
+      acked.map((m) => m.offset),
+      acked.map((_, i) => i),
+      `partition ${p}: acknowledged offsets are 0.. in send order`,
+    )
     const read = consumed.filter((m) => m.partition === p)
     assert.deepEqual(
       read.map((m) => [m.offset, m.key, m.value]),
@@ -170,11 +182,18 @@ export function assertRoundTrip(sent: readonly Acked[], consumed: readonly Acked
  * of fewer than 5 records may also be uncompressed; at least one batch must carry the codec.
  */
 export function assertStoredCodec(batches: readonly StoredBatch[], codec: string, count: number): void {
-  assert.equal(batches.reduce((s, b) => s + b.records, 0), count, 'stored batches hold every record')
+  assert.equal(
+    batches.reduce((s, b) => s + b.records, 0),
+    count,
+    'stored batches hold every record',
+  )
   for (const b of batches) {
     assert.equal(b.magic, 2)
     if (b.records < 5 && b.codec === 0) continue
     assert.equal(b.codec, CODECS[codec], `batch at offset ${b.baseOffset} (${b.records} records) stored ${codec}`)
   }
-  assert.ok(batches.some((b) => b.codec === CODECS[codec]), `some batch is ${codec}`)
+  assert.ok(
+    batches.some((b) => b.codec === CODECS[codec]),
+    `some batch is ${codec}`,
+  )
 }

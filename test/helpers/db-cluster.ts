@@ -55,7 +55,10 @@ export interface DbCluster {
 }
 
 function spawnService(args: string[], readyPattern: RegExp, what: string): Promise<ServiceProcess> {
-  const proc = spawn(process.execPath, [MAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CORTADO_LOG_LEVEL: process.env.CORTADO_LOG_LEVEL ?? 'info' } })
+  const proc = spawn(process.execPath, [MAIN, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, CORTADO_LOG_LEVEL: process.env.CORTADO_LOG_LEVEL ?? 'info' },
+  })
   let err = ''
   proc.stderr.on('data', (d: Buffer) => {
     err += d.toString()
@@ -81,7 +84,9 @@ function spawnService(args: string[], readyPattern: RegExp, what: string): Promi
         },
       })
     })
-    void exited.then((code) => reject(new Error(`${what} exited with ${code} before it was ready:\n${err.slice(-5000)}`)))
+    void exited.then((code) =>
+      reject(new Error(`${what} exited with ${code} before it was ready:\n${err.slice(-5000)}`)),
+    )
   })
 }
 
@@ -119,8 +124,10 @@ export async function startDbCluster(options: DbClusterOptions = {}): Promise<Db
   const startController = async (id: string) => {
     const args = ['controller', '--id', id, '--bootstrap', broker.bootstrap]
     if (options.nodeSessionMs !== undefined) args.push('--node-session-ms', String(options.nodeSessionMs))
-    if (options.controllerSessionMs !== undefined) args.push('--controller-session-ms', String(options.controllerSessionMs))
-    if (options.rereplicationDelayMs !== undefined) args.push('--rereplication-delay-ms', String(options.rereplicationDelayMs))
+    if (options.controllerSessionMs !== undefined)
+      args.push('--controller-session-ms', String(options.controllerSessionMs))
+    if (options.rereplicationDelayMs !== undefined)
+      args.push('--rereplication-delay-ms', String(options.rereplicationDelayMs))
     const controller = await spawnService(args, /^cortado controller ready id=(\S+)/, `controller ${id}`)
     controllers.set(id, controller)
     return controller
@@ -128,7 +135,12 @@ export async function startDbCluster(options: DbClusterOptions = {}): Promise<Db
   await Promise.all(Array.from({ length: options.controllers ?? 1 }, (_, i) => startController(`c${i + 1}`)))
   await Promise.all(Array.from({ length: options.nodes ?? 3 }, (_, i) => startNode(`n${i + 1}`)))
 
-  const http = async (method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<HttpResult> => {
+  const http = async (
+    method: string,
+    path: string,
+    body?: unknown,
+    headers: Record<string, string> = {},
+  ): Promise<HttpResult> => {
     const init: RequestInit = { method, headers: { ...headers } }
     if (body !== undefined) {
       init.body = typeof body === 'string' ? body : JSON.stringify(body)
@@ -136,12 +148,23 @@ export async function startDbCluster(options: DbClusterOptions = {}): Promise<Db
     }
     const res = await fetch(`${router.url}${path}`, init)
     const text = await res.text()
-    return { status: res.status, headers: res.headers, body: text.length === 0 ? undefined : (JSON.parse(text) as unknown) }
+    return {
+      status: res.status,
+      headers: res.headers,
+      body: text.length === 0 ? undefined : (JSON.parse(text) as unknown),
+    }
   }
 
   interface ClusterView {
     nodes: { id: string; url: string; status: string }[]
-    databases: { name: string; partitions: { partition: number; master: string; replicas: { node: string; role: string; applied: { generation: number; scn: number } | null }[] }[] }[]
+    databases: {
+      name: string
+      partitions: {
+        partition: number
+        master: string
+        replicas: { node: string; role: string; applied: { generation: number; scn: number } | null }[]
+      }[]
+    }[]
   }
 
   const cluster: DbCluster = {
@@ -167,7 +190,9 @@ export async function startDbCluster(options: DbClusterOptions = {}): Promise<Db
         const d = view.databases.find((x) => x.name === db)
         assert.ok(d !== undefined, `no database ${db}`)
         const behind = d.partitions.filter((p) => {
-          const applied = p.replicas.map((r) => (r.applied === null ? 'none' : `${r.applied.generation}.${r.applied.scn}`))
+          const applied = p.replicas.map((r) =>
+            r.applied === null ? 'none' : `${r.applied.generation}.${r.applied.scn}`,
+          )
           return p.replicas.some((r) => r.role === 'offline') || new Set(applied).size !== 1
         })
         if (behind.length === 0) return

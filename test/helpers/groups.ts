@@ -115,14 +115,35 @@ export class GroupMember {
 
   private apply(ev: MemberEvent): void {
     switch (ev.ev) {
-      case 'assigned': this.assignments.push([...ev.partitions].sort((a, b) => a - b)); break
-      case 'revoked': break
-      case 'record': this.records.push({ partition: ev.partition, offset: ev.offset, key: ev.key, value: ev.value, epoch: this.assignments.length }); break
-      case 'committed': this.committed.set(ev.partition, Math.max(this.committed.get(ev.partition) ?? -1, ev.offset)); break
-      case 'nocommit': this.commitsPaused = true; break
-      case 'error': this.errors.push(ev.error); break
-      case 'log': this.logs.push(ev.text); break
-      case 'request': this.requests.set(ev.api, (this.requests.get(ev.api) ?? new Set()).add(ev.version)); break
+      case 'assigned':
+        this.assignments.push([...ev.partitions].sort((a, b) => a - b))
+        break
+      case 'revoked':
+        break
+      case 'record':
+        this.records.push({
+          partition: ev.partition,
+          offset: ev.offset,
+          key: ev.key,
+          value: ev.value,
+          epoch: this.assignments.length,
+        })
+        break
+      case 'committed':
+        this.committed.set(ev.partition, Math.max(this.committed.get(ev.partition) ?? -1, ev.offset))
+        break
+      case 'nocommit':
+        this.commitsPaused = true
+        break
+      case 'error':
+        this.errors.push(ev.error)
+        break
+      case 'log':
+        this.logs.push(ev.text)
+        break
+      case 'request':
+        this.requests.set(ev.api, (this.requests.get(ev.api) ?? new Set()).add(ev.version))
+        break
     }
   }
 
@@ -146,7 +167,10 @@ export class GroupMember {
     for (;;) {
       const v = await check()
       if (v !== undefined) return v
-      if (this.exit !== null) throw new Error(`${this.name} exited (${this.exit.code ?? this.exit.signal}) while waiting for ${what}\n${this.tail()}`)
+      if (this.exit !== null)
+        throw new Error(
+          `${this.name} exited (${this.exit.code ?? this.exit.signal}) while waiting for ${what}\n${this.tail()}`,
+        )
       if (Date.now() > deadline) throw new Error(`${this.name}: timed out waiting for ${what}\n${this.tail()}`)
       await new Promise((r) => setTimeout(r, 50))
     }
@@ -189,11 +213,23 @@ export class GroupMember {
 // --- Reading the broker directly --------------------------------------------------------
 
 /** The group's committed offsets for a topic (raw OffsetFetch v1), by partition; -1 where none. */
-export async function committedOffsets(port: number, group: string, topic: string, partitions: number): Promise<number[]> {
+export async function committedOffsets(
+  port: number,
+  group: string,
+  topic: string,
+  partitions: number,
+): Promise<number[]> {
   const c = await RawClient.connect(port)
   try {
     const partitionIndexes = Array.from({ length: partitions }, (_, i) => i)
-    c.write(requestFrame(9, 1, 1, { groupId: group, topics: [{ name: topic, partitionIndexes }], groups: [], requireStable: false }))
+    c.write(
+      requestFrame(9, 1, 1, {
+        groupId: group,
+        topics: [{ name: topic, partitionIndexes }],
+        groups: [],
+        requireStable: false,
+      }),
+    )
     const { body } = parseResponse<OffsetFetchResponse>(9, 1, await c.nextFrame())
     const t = body.topics.find((x) => x.name === topic)
     assert.ok(t, `OffsetFetch answered for ${topic}`)
@@ -221,14 +257,22 @@ export function endOffsets(acked: readonly Acked[], partitions: number): number[
 export function assertDisjointCover(assignments: readonly (readonly number[])[], partitions: number): void {
   for (const a of assignments) assert.ok(a.length > 0, `every member has partitions: ${JSON.stringify(assignments)}`)
   const all = assignments.flat().sort((a, b) => a - b)
-  assert.deepEqual(all, Array.from({ length: partitions }, (_, i) => i), `assignments disjoint and covering: ${JSON.stringify(assignments)}`)
+  assert.deepEqual(
+    all,
+    Array.from({ length: partitions }, (_, i) => i),
+    `assignments disjoint and covering: ${JSON.stringify(assignments)}`,
+  )
 }
 
 /** The acknowledged offsets of every partition are 0, 1, 2… in the order they were sent. */
 export function assertDenseAcks(acked: readonly Acked[], partitions: number): void {
   for (let p = 0; p < partitions; p++) {
     const offsets = acked.filter((m) => m.partition === p).map((m) => m.offset)
-    assert.deepEqual(offsets, offsets.map((_, i) => i), `partition ${p}: acknowledged offsets are dense from 0 in send order`)
+    assert.deepEqual(
+      offsets,
+      offsets.map((_, i) => i),
+      `partition ${p}: acknowledged offsets are dense from 0 in send order`,
+    )
   }
 }
 
@@ -244,7 +288,11 @@ export interface DeliveryReport {
  * - a record read twice was first read by `killed` at or past its last acknowledged commit of that
  *   partition, and read again by a survivor (once).
  */
-export function assertDelivery(acked: readonly Acked[], members: readonly GroupMember[], killed: GroupMember | null): DeliveryReport {
+export function assertDelivery(
+  acked: readonly Acked[],
+  members: readonly GroupMember[],
+  killed: GroupMember | null,
+): DeliveryReport {
   const byKey = new Map(acked.map((m) => [`${m.partition}/${m.offset}`, m]))
   const readers = new Map<string, string[]>()
   for (const member of members) {
@@ -260,13 +308,23 @@ export function assertDelivery(acked: readonly Acked[], members: readonly GroupM
     for (const r of member.records) {
       const prev = last.get(r.partition)
       if (prev !== undefined) {
-        assert.ok(r.offset > prev.offset, `${member.name} read ${r.partition}/${r.offset} after ${r.partition}/${prev.offset}`)
-        if (prev.epoch === r.epoch) assert.equal(r.offset, prev.offset + 1, `${member.name}: no gap in partition ${r.partition} within one assignment`)
+        assert.ok(
+          r.offset > prev.offset,
+          `${member.name} read ${r.partition}/${r.offset} after ${r.partition}/${prev.offset}`,
+        )
+        if (prev.epoch === r.epoch)
+          assert.equal(
+            r.offset,
+            prev.offset + 1,
+            `${member.name}: no gap in partition ${r.partition} within one assignment`,
+          )
       }
       last.set(r.partition, r)
     }
   }
-  const missing = acked.filter((m) => !readers.has(`${m.partition}/${m.offset}`)).map((m) => `${m.partition}/${m.offset}`)
+  const missing = acked
+    .filter((m) => !readers.has(`${m.partition}/${m.offset}`))
+    .map((m) => `${m.partition}/${m.offset}`)
   assert.deepEqual(missing, [], 'every acknowledged record was consumed')
   const duplicates: DeliveryReport['duplicates'] = []
   for (const [k, names] of readers) {
@@ -275,9 +333,15 @@ export function assertDelivery(acked: readonly Acked[], members: readonly GroupM
     duplicates.push({ partition, offset, readers: names })
     assert.ok(killed !== null, `${k} read by ${names.join(', ')} with no member killed`)
     assert.equal(names.length, 2, `${k} read twice at most: ${names.join(', ')}`)
-    assert.ok(names.includes(killed.name), `${k} read twice (${names.join(', ')}): only what the killed member read may be read again`)
+    assert.ok(
+      names.includes(killed.name),
+      `${k} read twice (${names.join(', ')}): only what the killed member read may be read again`,
+    )
     const commit = killed.committed.get(partition) ?? 0
-    assert.ok(offset >= commit, `${k} read again although ${killed.name} had committed ${commit} on partition ${partition}`)
+    assert.ok(
+      offset >= commit,
+      `${k} read again although ${killed.name} had committed ${commit} on partition ${partition}`,
+    )
   }
   return { duplicates }
 }
@@ -341,7 +405,12 @@ export class GroupScenario {
     return members[0].waitFor(`assignments of ${members.map((m) => m.name).join(', ')} to settle`, () => {
       const current = members.map((m) => m.assignment)
       if (current.some((a) => a.length === 0)) return undefined
-      return current.flat().sort((a, b) => a - b).join(',') === all ? current : undefined
+      return current
+        .flat()
+        .sort((a, b) => a - b)
+        .join(',') === all
+        ? current
+        : undefined
     })
   }
 
@@ -352,7 +421,9 @@ export class GroupScenario {
       if (end[p] === 0) continue
       const owner = members.find((m) => m.assignment.includes(p))
       assert.ok(owner, `partition ${p} has an owner among ${members.map((m) => m.name).join(', ')}`)
-      await owner.waitFor(`commit of ${this.topic}-${p} up to ${end[p]}`, () => (owner.committed.get(p) === end[p] ? true : undefined))
+      await owner.waitFor(`commit of ${this.topic}-${p} up to ${end[p]}`, () =>
+        owner.committed.get(p) === end[p] ? true : undefined,
+      )
     }
   }
 
@@ -361,7 +432,9 @@ export class GroupScenario {
     const end = this.end
     for (const p of partitions) {
       if (end[p] === 0) continue
-      await member.waitFor(`read of ${this.topic}-${p} up to ${end[p]}`, () => (member.records.some((r) => r.partition === p && r.offset === end[p] - 1) ? true : undefined))
+      await member.waitFor(`read of ${this.topic}-${p} up to ${end[p]}`, () =>
+        member.records.some((r) => r.partition === p && r.offset === end[p] - 1) ? true : undefined,
+      )
     }
   }
 
@@ -377,7 +450,11 @@ export class GroupScenario {
     const all = Array.from({ length: this.partitions }, (_, i) => i)
     assert.deepEqual(await a.waitFor('A assigned', () => (a.assignment.length > 0 ? a.assignment : undefined)), all)
     await this.caughtUp([a])
-    assert.deepEqual(await committedOffsets(this.port(), this.group, this.topic, this.partitions), this.end, 'OffsetFetch agrees with the acknowledged commits')
+    assert.deepEqual(
+      await committedOffsets(this.port(), this.group, this.topic, this.partitions),
+      this.end,
+      'OffsetFetch agrees with the acknowledged commits',
+    )
   }
 
   /** (b) Member B joins: a rebalance splits the partitions; both consume and commit their own. */
@@ -408,10 +485,15 @@ export class GroupScenario {
     await this.caughtUp([a], a.assignment)
     const bCommits = new Map(b.committed)
     await b.kill()
-    await a.waitFor('A assigned every partition', () => (a.assignment.length === this.partitions ? true : undefined), SESSION_TIMEOUT_MS + 30_000)
+    await a.waitFor(
+      'A assigned every partition',
+      () => (a.assignment.length === this.partitions ? true : undefined),
+      SESSION_TIMEOUT_MS + 30_000,
+    )
     await this.caughtUp([a])
     const resumed = this.resumedAt(a)
-    for (const p of b.assignment) assert.equal(resumed.get(p), bCommits.get(p), `A resumed partition ${p} at B's last commit`)
+    for (const p of b.assignment)
+      assert.equal(resumed.get(p), bCommits.get(p), `A resumed partition ${p} at B's last commit`)
     await this.produce('four', count / 2)
     await this.caughtUp([a])
   }
@@ -421,8 +503,14 @@ export class GroupScenario {
     const { a, b } = this
     assertDenseAcks(this.acked, this.partitions)
     const { duplicates } = assertDelivery(this.acked, [a, b], b)
-    const expected = this.acked.filter((m) => m.value.startsWith('three-') && b.assignment.includes(m.partition)).map((m) => `${m.partition}/${m.offset}`)
-    assert.deepEqual(duplicates.map((d) => `${d.partition}/${d.offset}`).sort(), expected.sort(), 'read twice: exactly what B read after its last commit')
+    const expected = this.acked
+      .filter((m) => m.value.startsWith('three-') && b.assignment.includes(m.partition))
+      .map((m) => `${m.partition}/${m.offset}`)
+    assert.deepEqual(
+      duplicates.map((d) => `${d.partition}/${d.offset}`).sort(),
+      expected.sort(),
+      'read twice: exactly what B read after its last commit',
+    )
     assert.deepEqual([...a.errors, ...b.errors], [], 'no member reported an error')
   }
 
@@ -437,7 +525,11 @@ export class GroupScenario {
     assert.deepEqual(committed, this.end)
     await this.produce('five', count)
     await restart()
-    assert.deepEqual(await committedOffsets(this.port(), this.group, this.topic, this.partitions), committed, 'committed offsets after the restart')
+    assert.deepEqual(
+      await committedOffsets(this.port(), this.group, this.topic, this.partitions),
+      committed,
+      'committed offsets after the restart',
+    )
     await this.produce('six', count)
     const c = this.start('C')
     await c.waitFor('C assigned every partition', () => (c.assignment.length === this.partitions ? true : undefined))
@@ -446,7 +538,11 @@ export class GroupScenario {
     assert.deepEqual([...new Set(after.map((m) => m.value.split('-')[0]))], ['five', 'six'])
     assertDelivery(after, [c], null)
     assert.equal(c.records.length, after.length, 'C read only what came after the committed offsets')
-    assert.deepEqual([...this.resumedAt(c)].sort((x, y) => x[0] - y[0]), committed.map((o, p) => [p, o]), 'C started at the committed offsets')
+    assert.deepEqual(
+      [...this.resumedAt(c)].sort((x, y) => x[0] - y[0]),
+      committed.map((o, p) => [p, o]),
+      'C started at the committed offsets',
+    )
     assert.deepEqual(c.errors, [])
     this.resumeFrom = committed
     return c
@@ -464,7 +560,11 @@ export class GroupScenario {
     await this.produce('seven', count)
     await c.waitFor('C assigned every partition', () => (c.assignment.length === this.partitions ? true : undefined))
     await this.caughtUp([c])
-    assertDelivery(this.acked.filter((m) => m.offset >= this.resumeFrom[m.partition]), [c], null)
+    assertDelivery(
+      this.acked.filter((m) => m.offset >= this.resumeFrom[m.partition]),
+      [c],
+      null,
+    )
     assert.deepEqual(await committedOffsets(this.port(), this.group, this.topic, this.partitions), this.end)
     assert.deepEqual(c.errors, [])
   }
@@ -472,7 +572,8 @@ export class GroupScenario {
   /** The request versions every member reported, e.g. "JoinGroup v5", for diagnostics. */
   requestVersions(): string {
     const all = new Map<string, Set<number>>()
-    for (const m of this.members) for (const [api, v] of m.requests) all.set(api, new Set([...(all.get(api) ?? []), ...v]))
+    for (const m of this.members)
+      for (const [api, v] of m.requests) all.set(api, new Set([...(all.get(api) ?? []), ...v]))
     return [...all].map(([api, v]) => `${api} v${[...v].sort((x, y) => x - y).join(',')}`).join(', ')
   }
 

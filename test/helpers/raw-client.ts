@@ -3,7 +3,12 @@
 import { connect, type Socket } from 'node:net'
 import { APIS } from '../../src/protocol/apis.ts'
 import { type FetchResponse } from '../../src/protocol/messages/fetch-response.ts'
-import { BATCH_HEADER_SIZE, type DecodedRecord, decodeRecords, readBatchHeader } from '../../src/protocol/record-batch.ts'
+import {
+  BATCH_HEADER_SIZE,
+  type DecodedRecord,
+  decodeRecords,
+  readBatchHeader,
+} from '../../src/protocol/record-batch.ts'
 import { Reader } from '../../src/protocol/reader.ts'
 import { decode, encode, isFlexible } from '../../src/protocol/schema.ts'
 import { Writer } from '../../src/protocol/writer.ts'
@@ -71,7 +76,13 @@ export class RawClient {
 }
 
 /** Encodes a complete request frame (size prefix, header, body) for an API the broker knows. */
-export function requestFrame(apiKey: number, version: number, correlationId: number, body: unknown, clientId: string | null = 'raw-test'): Buffer {
+export function requestFrame(
+  apiKey: number,
+  version: number,
+  correlationId: number,
+  body: unknown,
+  clientId: string | null = 'raw-test',
+): Buffer {
   const spec = APIS.get(apiKey)
   if (spec === undefined) throw new Error(`unknown api ${apiKey}`)
   const w = new Writer()
@@ -86,7 +97,12 @@ export function requestFrame(apiKey: number, version: number, correlationId: num
 /** A frame with arbitrary header fields and body bytes. */
 export function rawFrame(apiKey: number, version: number, correlationId: number, body: Buffer): Buffer {
   const w = new Writer()
-  w.writeInt32(0).writeInt16(apiKey).writeInt16(version).writeInt32(correlationId).writeString('raw-test').writeRaw(body)
+  w.writeInt32(0)
+    .writeInt16(apiKey)
+    .writeInt16(version)
+    .writeInt32(correlationId)
+    .writeString('raw-test')
+    .writeRaw(body)
   const buf = w.toBuffer()
   buf.writeInt32BE(buf.length - 4, 0)
   return buf
@@ -119,12 +135,19 @@ export async function readPartitionRecords(port: number, topic: string, partitio
   try {
     let offset = 0
     for (let corr = 1; ; corr++) {
-      c.write(requestFrame(1, 4, corr, {
-        replicaId: -1, maxWaitMs: 0, minBytes: 0, maxBytes: 4 << 20, isolationLevel: 0,
-        topics: [{ topic, partitions: [{ partition, fetchOffset: offset, partitionMaxBytes: 4 << 20 }] }],
-      }))
+      c.write(
+        requestFrame(1, 4, corr, {
+          replicaId: -1,
+          maxWaitMs: 0,
+          minBytes: 0,
+          maxBytes: 4 << 20,
+          isolationLevel: 0,
+          topics: [{ topic, partitions: [{ partition, fetchOffset: offset, partitionMaxBytes: 4 << 20 }] }],
+        }),
+      )
       const p = parseResponse<FetchResponse>(1, 4, await c.nextFrame()).body.responses[0].partitions[0]
-      if (p.errorCode !== 0) throw new Error(`fetch of ${topic}-${partition} at ${offset} failed with error ${p.errorCode}`)
+      if (p.errorCode !== 0)
+        throw new Error(`fetch of ${topic}-${partition} at ${offset} failed with error ${p.errorCode}`)
       const records = p.records ?? Buffer.alloc(0)
       if (records.length === 0) return out
       for (let pos = 0; pos + BATCH_HEADER_SIZE <= records.length;) {

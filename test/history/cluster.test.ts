@@ -18,7 +18,11 @@ interface ClusterView {
 
 before(async () => {
   cluster = await startDbCluster({ nodes: 3, routerRetryMs: 2000 })
-  const res = await cluster.http('PUT', `/_admin/databases/${DB}`, { partitions: 4, replicas: 3, tables: WORKLOAD_TABLES })
+  const res = await cluster.http('PUT', `/_admin/databases/${DB}`, {
+    partitions: 4,
+    replicas: 3,
+    tables: WORKLOAD_TABLES,
+  })
   assert.equal(res.status, 201, JSON.stringify(res.body))
 })
 
@@ -51,7 +55,15 @@ void test('a recorded workload under mastership moves and SIGKILLs of a master a
     await sleep(500)
     await cluster.startNode(slave)
   })()
-  const { history, final } = await runWorkload({ url: cluster.router.url, db: DB, clients: 8, registers: 6, counters: 2, durationMs: 6000, seed: 7 })
+  const { history, final } = await runWorkload({
+    url: cluster.router.url,
+    db: DB,
+    clients: 8,
+    registers: 6,
+    counters: 2,
+    durationMs: 6000,
+    seed: 7,
+  })
   await faults
   const report = checkHistory(history, final)
   t.diagnostic(`history: ${JSON.stringify(report.counts)}`)
@@ -59,7 +71,10 @@ void test('a recorded workload under mastership moves and SIGKILLs of a master a
   assert.ok(report.valid)
   assert.ok(report.counts.acknowledged > 50, JSON.stringify(report.counts))
   assert.ok(report.counts.reads > 50, JSON.stringify(report.counts))
-  assert.ok(history.filter((o) => o.kind === 'increment' && o.outcome === 'ok').length > 5, JSON.stringify(report.counts))
+  assert.ok(
+    history.filter((o) => o.kind === 'increment' && o.outcome === 'ok').length > 5,
+    JSON.stringify(report.counts),
+  )
   await cluster.waitCaughtUp(DB)
   for (const replicas of await cluster.digests(DB)) assert.equal(new Set(replicas.map((r) => r.fileDigest)).size, 1)
 })

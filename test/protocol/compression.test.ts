@@ -8,7 +8,17 @@ import { join } from 'node:path'
 import { after, before, test } from 'node:test'
 import { lz4Compress, snappyCompress } from '@platformatic/wasm-utils'
 import {
-  CODEC_GZIP, CODEC_LZ4, CODEC_NONE, CODEC_SNAPPY, CODEC_ZSTD, CompressionError, compress, compressAsync, decompress, decompressAsync, isXerialSnappy,
+  CODEC_GZIP,
+  CODEC_LZ4,
+  CODEC_NONE,
+  CODEC_SNAPPY,
+  CODEC_ZSTD,
+  CompressionError,
+  compress,
+  compressAsync,
+  decompress,
+  decompressAsync,
+  isXerialSnappy,
 } from '../../src/protocol/compression.ts'
 import { batchRecords } from '../../src/protocol/batch-records.ts'
 import { type FetchResponse } from '../../src/protocol/messages/fetch-response.ts'
@@ -25,7 +35,14 @@ const NAMES = Object.keys(CODECS) as CodecName[]
 
 function samples(): Buffer[] {
   const text = Buffer.from('the quick brown fox jumps over the lazy dog; '.repeat(30_000)) // ~1.3 MB, compressible
-  return [Buffer.alloc(0), Buffer.from('x'), randomBytes(1000), randomBytes(300_000), text, Buffer.concat([randomBytes(70_000), text.subarray(0, 200_000)])]
+  return [
+    Buffer.alloc(0),
+    Buffer.from('x'),
+    randomBytes(1000),
+    randomBytes(300_000),
+    text,
+    Buffer.concat([randomBytes(70_000), text.subarray(0, 200_000)]),
+  ]
 }
 
 void test('every codec round-trips, sync and async', async () => {
@@ -34,7 +51,11 @@ void test('every codec round-trips, sync and async', async () => {
     for (const data of samples()) {
       const packed = compress(codec, data)
       assert.deepEqual(decompress(codec, packed), data, `${name} ${data.length} bytes`)
-      assert.deepEqual(await decompressAsync(codec, await compressAsync(codec, data)), data, `${name} async ${data.length} bytes`)
+      assert.deepEqual(
+        await decompressAsync(codec, await compressAsync(codec, data)),
+        data,
+        `${name} async ${data.length} bytes`,
+      )
     }
   }
   const data = randomBytes(100)
@@ -51,26 +72,41 @@ void test('snappy is written in the xerial framing and read raw or framed', () =
   // Raw snappy (librdkafka's form).
   assert.deepEqual(decompress(CODEC_SNAPPY, snappyCompress(text)), text)
   // kafka-python's xerial encoder (python-snappy), when available.
-  const py = spawnSync(PYTHON, ['-c', 'import sys, kafka.codec as c; sys.stdout.buffer.write(c.snappy_encode(b"abcdefgh" * 20000, xerial_compatible=True))'])
+  const py = spawnSync(PYTHON, [
+    '-c',
+    'import sys, kafka.codec as c; sys.stdout.buffer.write(c.snappy_encode(b"abcdefgh" * 20000, xerial_compatible=True))',
+  ])
   if (py.status === 0) {
     assert.ok(isXerialSnappy(py.stdout))
     assert.deepEqual(decompress(CODEC_SNAPPY, py.stdout), text)
   }
 })
 
-void test('lz4 frames: what we write is what Kafka\'s Java client reads; every frame option is read', () => {
+void test("lz4 frames: what we write is what Kafka's Java client reads; every frame option is read", () => {
   const text = Buffer.from('0123456789abcdef'.repeat(40_000)) // 640 KB: several blocks
   const frame = compress(CODEC_LZ4, text)
   assert.equal(frame.readUInt32LE(0), 0x184d2204)
   const flg = frame[4]
   assert.equal(flg >> 6, 1, 'version 01')
-  assert.ok((flg & 0x20) !== 0, 'independent blocks (Kafka\'s Lz4BlockInputStream decodes block by block)')
+  assert.ok((flg & 0x20) !== 0, "independent blocks (Kafka's Lz4BlockInputStream decodes block by block)")
   assert.ok([4, 5, 6, 7].includes((frame[5] >> 4) & 7), 'block size 64 KB..4 MB')
   assert.deepEqual(decompress(CODEC_LZ4, frame), text)
   // python-lz4 frames with linked blocks, checksums and a content size (kafka-python uses linked blocks).
-  const options = ['block_linked=True', 'block_linked=True, content_checksum=True, block_checksum=True, store_size=True', 'block_linked=False, store_size=False', 'block_size=lz4.frame.BLOCKSIZE_MAX4MB']
+  const options = [
+    'block_linked=True',
+    'block_linked=True, content_checksum=True, block_checksum=True, store_size=True',
+    'block_linked=False, store_size=False',
+    'block_size=lz4.frame.BLOCKSIZE_MAX4MB',
+  ]
   for (const opts of options) {
-    const py = spawnSync(PYTHON, ['-c', `import sys, lz4.frame; sys.stdout.buffer.write(lz4.frame.compress(b"0123456789abcdef" * 40000, ${opts}))`], { maxBuffer: 64 << 20 })
+    const py = spawnSync(
+      PYTHON,
+      [
+        '-c',
+        `import sys, lz4.frame; sys.stdout.buffer.write(lz4.frame.compress(b"0123456789abcdef" * 40000, ${opts}))`,
+      ],
+      { maxBuffer: 64 << 20 },
+    )
     if (py.status !== 0) continue // python-lz4 missing
     assert.deepEqual(decompress(CODEC_LZ4, py.stdout), text, opts)
   }
@@ -83,7 +119,11 @@ void test('decompression is bounded: bombs are refused before they are expanded'
     const codec = CODECS[name]
     const packed = compress(codec, zeros)
     assert.ok(packed.length < limit, `${name} compresses zeros`)
-    assert.throws(() => decompress(codec, packed, limit), (e: unknown) => e instanceof CompressionError && e.code === 2 && /limit/.test(e.message), name)
+    assert.throws(
+      () => decompress(codec, packed, limit),
+      (e: unknown) => e instanceof CompressionError && e.code === 2 && /limit/.test(e.message),
+      name,
+    )
     await assert.rejects(decompressAsync(codec, packed, limit), CompressionError, name)
     assert.equal(decompress(codec, packed, zeros.length).length, zeros.length, `${name} at exactly the limit`)
   }
@@ -100,7 +140,13 @@ void test('malformed input yields CompressionError, never a crash, and the codec
   for (const name of NAMES) {
     const codec = CODECS[name]
     const good = compress(codec, Buffer.from('hello compression '.repeat(500)))
-    const inputs = [Buffer.alloc(0), randomBytes(1), randomBytes(64), good.subarray(0, good.length >> 1), good.subarray(0, 10)]
+    const inputs = [
+      Buffer.alloc(0),
+      randomBytes(1),
+      randomBytes(64),
+      good.subarray(0, good.length >> 1),
+      good.subarray(0, 10),
+    ]
     for (let i = 0; i < 40; i++) {
       const m = Buffer.from(good)
       for (let k = 0; k < 3; k++) m[rand(m.length)] = rand(256)
@@ -115,8 +161,14 @@ void test('malformed input yields CompressionError, never a crash, and the codec
     }
     assert.deepEqual(decompress(codec, good), Buffer.from('hello compression '.repeat(500)))
   }
-  assert.throws(() => decompress(5, Buffer.from('x')), (e: unknown) => e instanceof CompressionError && e.code === 76)
-  assert.throws(() => compress(7, Buffer.from('x')), (e: unknown) => e instanceof CompressionError && e.code === 76)
+  assert.throws(
+    () => decompress(5, Buffer.from('x')),
+    (e: unknown) => e instanceof CompressionError && e.code === 76,
+  )
+  assert.throws(
+    () => compress(7, Buffer.from('x')),
+    (e: unknown) => e instanceof CompressionError && e.code === 76,
+  )
 })
 
 // ---- batches written by real clients ----
@@ -136,10 +188,16 @@ after(async () => {
 async function storedBatchBytes(port: number, topic: string): Promise<Buffer[]> {
   const c = await RawClient.connect(port)
   try {
-    c.write(requestFrame(1, 4, 1, {
-      replicaId: -1, maxWaitMs: 0, minBytes: 0, maxBytes: 64 << 20, isolationLevel: 0,
-      topics: [{ topic, partitions: [{ partition: 0, fetchOffset: 0, partitionMaxBytes: 64 << 20 }] }],
-    }))
+    c.write(
+      requestFrame(1, 4, 1, {
+        replicaId: -1,
+        maxWaitMs: 0,
+        minBytes: 0,
+        maxBytes: 64 << 20,
+        isolationLevel: 0,
+        topics: [{ topic, partitions: [{ partition: 0, fetchOffset: 0, partitionMaxBytes: 64 << 20 }] }],
+      }),
+    )
     const { body } = parseResponse<FetchResponse>(1, 4, await c.nextFrame())
     const records = body.responses[0].partitions[0].records ?? Buffer.alloc(0)
     const out: Buffer[] = []
@@ -179,14 +237,48 @@ void test('kcat (librdkafka) batches of every codec decode with our codecs', asy
   for (const name of NAMES) {
     const topic = uniqueTopic(`codec-kcat-${name}`)
     // 1 KB compressible values, big batches: lz4 and snappy span several blocks.
-    const sent = Array.from({ length: 400 }, (_, i) => [`k${i % 13}`, `${name}-${i}-${'v'.repeat(1000)}`] as [string, string])
+    const sent = Array.from(
+      { length: 400 },
+      (_, i) => [`k${i % 13}`, `${name}-${i}-${'v'.repeat(1000)}`] as [string, string],
+    )
     const input = sent.map(([k, v]) => `${k}:${v}\n`).join('')
-    expectSuccess('kcat -P', await run('kcat', ['-b', broker.bootstrap, '-P', '-t', topic, '-K', ':', '-z', name, '-X', 'acks=all', '-X', 'linger.ms=200', '-X', 'batch.size=1000000'], { input, timeoutMs: 40_000 }))
+    expectSuccess(
+      'kcat -P',
+      await run(
+        'kcat',
+        [
+          '-b',
+          broker.bootstrap,
+          '-P',
+          '-t',
+          topic,
+          '-K',
+          ':',
+          '-z',
+          name,
+          '-X',
+          'acks=all',
+          '-X',
+          'linger.ms=200',
+          '-X',
+          'batch.size=1000000',
+        ],
+        { input, timeoutMs: 40_000 },
+      ),
+    )
     const { codecs, records, bodies } = decodeStored(await storedBatchBytes(broker.port, topic))
     assert.ok(codecs.has(CODECS[name]), `kcat stored ${name} batches (got codecs ${[...codecs].join(',')})`)
     assert.deepEqual(records, sent, `kcat ${name}`)
-    if (name === 'snappy') assert.ok(bodies.every((b) => !isXerialSnappy(b)), 'librdkafka writes raw snappy')
-    if (name === 'lz4') assert.ok(bodies.some((b) => b.length > 1000), 'a multi-block lz4 frame')
+    if (name === 'snappy')
+      assert.ok(
+        bodies.every((b) => !isXerialSnappy(b)),
+        'librdkafka writes raw snappy',
+      )
+    if (name === 'lz4')
+      assert.ok(
+        bodies.some((b) => b.length > 1000),
+        'a multi-block lz4 frame',
+      )
   }
 })
 
@@ -207,17 +299,33 @@ void test('kafka-python batches of every codec decode with our codecs (xerial sn
       'p.close()',
     ].join('\n')
     expectSuccess(`kafka-python ${name}`, await run(PYTHON, ['-c', program], { timeoutMs: 40_000 }))
-    const sent = Array.from({ length: 400 }, (_, i) => [`k${i % 13}`, `${name}-${i}-${'v'.repeat(1000)}`] as [string, string])
+    const sent = Array.from(
+      { length: 400 },
+      (_, i) => [`k${i % 13}`, `${name}-${i}-${'v'.repeat(1000)}`] as [string, string],
+    )
     const { codecs, records, bodies } = decodeStored(await storedBatchBytes(broker.port, topic))
     assert.deepEqual([...codecs], [CODECS[name]], `kafka-python stored ${name} batches`)
     assert.deepEqual(records, sent, `kafka-python ${name}`)
-    if (name === 'snappy') assert.ok(bodies.every((b) => isXerialSnappy(b)), 'kafka-python writes xerial-framed snappy')
-    if (name === 'lz4') assert.ok(bodies.every((b) => (b[4] & 0x08) !== 0), 'kafka-python (python-lz4) stores the content size in its lz4 frames')
+    if (name === 'snappy')
+      assert.ok(
+        bodies.every((b) => isXerialSnappy(b)),
+        'kafka-python writes xerial-framed snappy',
+      )
+    if (name === 'lz4')
+      assert.ok(
+        bodies.every((b) => (b[4] & 0x08) !== 0),
+        'kafka-python (python-lz4) stores the content size in its lz4 frames',
+      )
   }
 })
 
 void test('an uncompressed batch decodes through the same path', () => {
-  const b = encodeRecordBatch({ records: [{ key: Buffer.from('a'), value: Buffer.from('1') }, { key: null, value: null }] })
+  const b = encodeRecordBatch({
+    records: [
+      { key: Buffer.from('a'), value: Buffer.from('1') },
+      { key: null, value: null },
+    ],
+  })
   const recs = batchRecords(b, 0, readBatchHeader(b, 0))
   assert.equal(recs.length, 2)
   assert.equal(recs[0].key?.toString(), 'a')

@@ -42,7 +42,12 @@ function sample(): Buffer {
   return encodeRecordBatch({
     records: [
       { key: Buffer.from('k1'), value: Buffer.from('v1'), timestamp: 1_700_000_000_000 },
-      { key: null, value: Buffer.from('v2'), timestamp: 1_700_000_000_005, headers: [{ key: 'h', value: Buffer.from('x') }] },
+      {
+        key: null,
+        value: Buffer.from('v2'),
+        timestamp: 1_700_000_000_005,
+        headers: [{ key: 'h', value: Buffer.from('x') }],
+      },
       { key: Buffer.from('k3'), value: null, timestamp: 1_699_999_999_990 },
     ],
   })
@@ -53,7 +58,15 @@ test('encode, validate and decode round trip', () => {
     baseOffset: 42,
     records: [
       { key: Buffer.from('key'), value: Buffer.from('value'), timestamp: 1000 },
-      { key: null, value: null, timestamp: 900, headers: [{ key: 'a', value: null }, { key: 'ü', value: Buffer.alloc(300, 7) }] },
+      {
+        key: null,
+        value: null,
+        timestamp: 900,
+        headers: [
+          { key: 'a', value: null },
+          { key: 'ü', value: Buffer.alloc(300, 7) },
+        ],
+      },
       { key: Buffer.alloc(200, 1), value: Buffer.alloc(70000, 2), timestamp: 5000 },
     ],
     producerId: 7,
@@ -80,13 +93,22 @@ test('encode, validate and decode round trip', () => {
 
   const records = decodeRecords(batch)
   assert.equal(records.length, 3)
-  assert.deepEqual(records.map((r) => r.offset), [42, 43, 44])
-  assert.deepEqual(records.map((r) => r.timestamp), [1000, 900, 5000])
+  assert.deepEqual(
+    records.map((r) => r.offset),
+    [42, 43, 44],
+  )
+  assert.deepEqual(
+    records.map((r) => r.timestamp),
+    [1000, 900, 5000],
+  )
   assert.deepEqual(records[0].key, Buffer.from('key'))
   assert.deepEqual(records[0].value, Buffer.from('value'))
   assert.equal(records[1].key, null)
   assert.equal(records[1].value, null)
-  assert.deepEqual(records[1].headers, [{ key: 'a', value: null }, { key: 'ü', value: Buffer.alloc(300, 7) }])
+  assert.deepEqual(records[1].headers, [
+    { key: 'a', value: null },
+    { key: 'ü', value: Buffer.alloc(300, 7) },
+  ])
   assert.deepEqual(records[2].key, Buffer.alloc(200, 1))
   assert.deepEqual(records[2].value, Buffer.alloc(70000, 2))
 })
@@ -94,16 +116,29 @@ test('encode, validate and decode round trip', () => {
 test('LogAppendTime batches decode every record with the max timestamp', () => {
   const batch = encodeRecordBatch({
     attributes: ATTR_TIMESTAMP_TYPE_MASK,
-    records: [{ key: null, value: Buffer.from('a'), timestamp: 10 }, { key: null, value: Buffer.from('b'), timestamp: 20 }],
+    records: [
+      { key: null, value: Buffer.from('a'), timestamp: 10 },
+      { key: null, value: Buffer.from('b'), timestamp: 20 },
+    ],
   })
-  assert.deepEqual(decodeRecords(batch).map((r) => r.timestamp), [20, 20])
+  assert.deepEqual(
+    decodeRecords(batch).map((r) => r.timestamp),
+    [20, 20],
+  )
 })
 
 test('several concatenated batches validate', () => {
-  const blob = Buffer.concat([sample(), sample(), encodeRecordBatch({ records: [{ key: null, value: Buffer.from('x') }] })])
+  const blob = Buffer.concat([
+    sample(),
+    sample(),
+    encodeRecordBatch({ records: [{ key: null, value: Buffer.from('x') }] }),
+  ])
   const result = validateProducedBatches(blob)
   assert.ok('batches' in result)
-  assert.deepEqual(result.batches.map((b) => b.recordsCount), [3, 3, 1])
+  assert.deepEqual(
+    result.batches.map((b) => b.recordsCount),
+    [3, 3, 1],
+  )
 })
 
 test('setBatchOffsets rewrites offset and epoch without breaking the CRC', () => {
@@ -118,7 +153,18 @@ test('setBatchOffsets rewrites offset and epoch without breaking the CRC', () =>
 
 test('int64 helpers handle negative and large values', () => {
   const buf = Buffer.alloc(8)
-  for (const v of [0, 1, -1, -2, 2 ** 32, 2 ** 32 - 1, -(2 ** 32) - 1, 1_700_000_000_000, Number.MAX_SAFE_INTEGER, Number.MIN_SAFE_INTEGER]) {
+  for (const v of [
+    0,
+    1,
+    -1,
+    -2,
+    2 ** 32,
+    2 ** 32 - 1,
+    -(2 ** 32) - 1,
+    1_700_000_000_000,
+    Number.MAX_SAFE_INTEGER,
+    Number.MIN_SAFE_INTEGER,
+  ]) {
     writeInt64(buf, v, 0)
     assert.equal(buf.readBigInt64BE(0), BigInt(v))
     assert.equal(readInt64(buf, 0), v)
@@ -132,22 +178,45 @@ test('batches encoded by KafkaJS validate and decode', async () => {
   const { RecordBatch } = require('kafkajs/src/protocol/recordBatch/v0/index.js') as { RecordBatch: KjsRecordBatch }
   const Record = require('kafkajs/src/protocol/recordBatch/record/v0/index.js') as KjsRecord
   const records = [0, 1, 2, 3].map((i) =>
-    Record({ offsetDelta: i, timestampDelta: i * 10, key: Buffer.from(`k${i}`), value: Buffer.from(`value-${i}`), headers: { trace: `t${i}` } }),
+    Record({
+      offsetDelta: i,
+      timestampDelta: i * 10,
+      key: Buffer.from(`k${i}`),
+      value: Buffer.from(`value-${i}`),
+      headers: { trace: `t${i}` },
+    }),
   )
-  const common = { firstTimestamp: 1000, maxTimestamp: 1030, lastOffsetDelta: 3, records, producerId: 5, producerEpoch: 0, firstSequence: 0 }
+  const common = {
+    firstTimestamp: 1000,
+    maxTimestamp: 1030,
+    lastOffsetDelta: 3,
+    records,
+    producerId: 5,
+    producerEpoch: 0,
+    firstSequence: 0,
+  }
   const plain = (await RecordBatch({ ...common, compression: 0 })).buffer
   const r = validateProducedBatches(plain)
   assert.ok('batches' in r, JSON.stringify(r))
   const decoded = decodeRecords(plain)
-  assert.deepEqual(decoded.map((d) => d.value?.toString()), ['value-0', 'value-1', 'value-2', 'value-3'])
-  assert.deepEqual(decoded.map((d) => d.timestamp), [1000, 1010, 1020, 1030])
+  assert.deepEqual(
+    decoded.map((d) => d.value?.toString()),
+    ['value-0', 'value-1', 'value-2', 'value-3'],
+  )
+  assert.deepEqual(
+    decoded.map((d) => d.timestamp),
+    [1000, 1010, 1020, 1030],
+  )
   assert.deepEqual(decoded[2].headers, [{ key: 'trace', value: Buffer.from('t2') }])
 
   const gzipped = (await RecordBatch({ ...common, compression: 1 })).buffer
   const g = validateProducedBatches(gzipped)
   assert.ok('batches' in g, JSON.stringify(g))
   assert.equal(g.batches[0].attributes & 7, 1)
-  assert.throws(() => decodeRecords(gzipped), (e) => e instanceof RecordBatchError && e.code === ErrorCode.UNSUPPORTED_COMPRESSION_TYPE)
+  assert.throws(
+    () => decodeRecords(gzipped),
+    (e) => e instanceof RecordBatchError && e.code === ErrorCode.UNSUPPORTED_COMPRESSION_TYPE,
+  )
 })
 
 test('rejects each kind of bad batch with the right error code', () => {
@@ -156,17 +225,49 @@ test('rejects each kind of bad batch with the right error code', () => {
     ['magic 0', (b) => (b.writeInt8(0, MAGIC_OFFSET), b), ErrorCode.INVALID_RECORD, /v0\/v1 not supported/],
     ['magic 1', (b) => (b.writeInt8(1, MAGIC_OFFSET), b), ErrorCode.INVALID_RECORD, /v0\/v1 not supported/],
     ['magic 3', (b) => (b.writeInt8(3, MAGIC_OFFSET), b), ErrorCode.INVALID_RECORD],
-    ['bad CRC', (b) => (b[b.length - 1] ^= 1, b), ErrorCode.CORRUPT_MESSAGE, /CRC/],
-    ['CRC field flipped', (b) => (b[CRC_OFFSET] ^= 0x80, b), ErrorCode.CORRUPT_MESSAGE],
+    ['bad CRC', (b) => ((b[b.length - 1] ^= 1), b), ErrorCode.CORRUPT_MESSAGE, /CRC/],
+    ['CRC field flipped', (b) => ((b[CRC_OFFSET] ^= 0x80), b), ErrorCode.CORRUPT_MESSAGE],
     ['compression 5', (b) => fixCrc((b.writeInt16BE(5, ATTRIBUTES_OFFSET), b)), ErrorCode.UNSUPPORTED_COMPRESSION_TYPE],
     ['compression 7', (b) => fixCrc((b.writeInt16BE(7, ATTRIBUTES_OFFSET), b)), ErrorCode.UNSUPPORTED_COMPRESSION_TYPE],
-    ['control batch', (b) => fixCrc((b.writeInt16BE(ATTR_CONTROL_MASK | 0x10, ATTRIBUTES_OFFSET), b)), ErrorCode.INVALID_RECORD, /control/],
-    ['zero records', (b) => fixCrc((b.writeInt32BE(0, RECORDS_COUNT_OFFSET), b.writeInt32BE(-1, LAST_OFFSET_DELTA_OFFSET), b)), ErrorCode.INVALID_RECORD],
-    ['lastOffsetDelta mismatch', (b) => fixCrc((b.writeInt32BE(1, LAST_OFFSET_DELTA_OFFSET), b)), ErrorCode.INVALID_RECORD],
-    ['count too high', (b) => fixCrc((b.writeInt32BE(4, RECORDS_COUNT_OFFSET), b.writeInt32BE(3, LAST_OFFSET_DELTA_OFFSET), b)), ErrorCode.INVALID_RECORD],
-    ['count too low', (b) => fixCrc((b.writeInt32BE(2, RECORDS_COUNT_OFFSET), b.writeInt32BE(1, LAST_OFFSET_DELTA_OFFSET), b)), ErrorCode.INVALID_RECORD],
-    ['huge count', (b) => fixCrc((b.writeInt32BE(0x7fffffff, RECORDS_COUNT_OFFSET), b.writeInt32BE(0x7ffffffe, LAST_OFFSET_DELTA_OFFSET), b)), ErrorCode.INVALID_RECORD],
-    ['producer id without sequence', (b) => fixCrc((writeInt64(b, 12, 43), b.writeInt32BE(-1, BASE_SEQUENCE_OFFSET), b)), ErrorCode.INVALID_RECORD],
+    [
+      'control batch',
+      (b) => fixCrc((b.writeInt16BE(ATTR_CONTROL_MASK | 0x10, ATTRIBUTES_OFFSET), b)),
+      ErrorCode.INVALID_RECORD,
+      /control/,
+    ],
+    [
+      'zero records',
+      (b) => fixCrc((b.writeInt32BE(0, RECORDS_COUNT_OFFSET), b.writeInt32BE(-1, LAST_OFFSET_DELTA_OFFSET), b)),
+      ErrorCode.INVALID_RECORD,
+    ],
+    [
+      'lastOffsetDelta mismatch',
+      (b) => fixCrc((b.writeInt32BE(1, LAST_OFFSET_DELTA_OFFSET), b)),
+      ErrorCode.INVALID_RECORD,
+    ],
+    [
+      'count too high',
+      (b) => fixCrc((b.writeInt32BE(4, RECORDS_COUNT_OFFSET), b.writeInt32BE(3, LAST_OFFSET_DELTA_OFFSET), b)),
+      ErrorCode.INVALID_RECORD,
+    ],
+    [
+      'count too low',
+      (b) => fixCrc((b.writeInt32BE(2, RECORDS_COUNT_OFFSET), b.writeInt32BE(1, LAST_OFFSET_DELTA_OFFSET), b)),
+      ErrorCode.INVALID_RECORD,
+    ],
+    [
+      'huge count',
+      (b) =>
+        fixCrc(
+          (b.writeInt32BE(0x7fffffff, RECORDS_COUNT_OFFSET), b.writeInt32BE(0x7ffffffe, LAST_OFFSET_DELTA_OFFSET), b),
+        ),
+      ErrorCode.INVALID_RECORD,
+    ],
+    [
+      'producer id without sequence',
+      (b) => fixCrc((writeInt64(b, 12, 43), b.writeInt32BE(-1, BASE_SEQUENCE_OFFSET), b)),
+      ErrorCode.INVALID_RECORD,
+    ],
     ['trailing garbage', (b) => Buffer.concat([b, Buffer.alloc(5)]), ErrorCode.CORRUPT_MESSAGE],
     ['trailing partial header', (b) => Buffer.concat([b, b.subarray(0, 40)]), ErrorCode.CORRUPT_MESSAGE],
     ['truncated', (b) => b.subarray(0, b.length - 1), ErrorCode.CORRUPT_MESSAGE],
@@ -174,12 +275,16 @@ test('rejects each kind of bad batch with the right error code', () => {
     ['batchLength too small', (b) => (b.writeInt32BE(48, BATCH_LENGTH_OFFSET), b), ErrorCode.CORRUPT_MESSAGE],
     ['batchLength negative', (b) => (b.writeInt32BE(-5, BATCH_LENGTH_OFFSET), b), ErrorCode.CORRUPT_MESSAGE],
     ['batchLength overrun', (b) => (b.writeInt32BE(b.length, BATCH_LENGTH_OFFSET), b), ErrorCode.CORRUPT_MESSAGE],
-    ['record length too long', (b) => fixCrc((b[BATCH_HEADER_SIZE] += 2, b)), ErrorCode.INVALID_RECORD],
-    ['extra bytes inside batch', (b) => {
-      const grown = Buffer.concat([b, Buffer.from([0])])
-      grown.writeInt32BE(grown.length - 12, BATCH_LENGTH_OFFSET)
-      return fixCrc(grown)
-    }, ErrorCode.INVALID_RECORD],
+    ['record length too long', (b) => fixCrc(((b[BATCH_HEADER_SIZE] += 2), b)), ErrorCode.INVALID_RECORD],
+    [
+      'extra bytes inside batch',
+      (b) => {
+        const grown = Buffer.concat([b, Buffer.from([0])])
+        grown.writeInt32BE(grown.length - 12, BATCH_LENGTH_OFFSET)
+        return fixCrc(grown)
+      },
+      ErrorCode.INVALID_RECORD,
+    ],
   ]
   for (const [name, mutate, code, message] of cases) {
     const e = errorOf(validateProducedBatches(mutate(sample())))
@@ -193,7 +298,12 @@ test('rejects each kind of bad batch with the right error code', () => {
 })
 
 test('a wrong offset delta inside a record is rejected', () => {
-  const b = encodeRecordBatch({ records: [{ key: null, value: Buffer.from('a') }, { key: null, value: Buffer.from('b') }] })
+  const b = encodeRecordBatch({
+    records: [
+      { key: null, value: Buffer.from('a') },
+      { key: null, value: Buffer.from('b') },
+    ],
+  })
   // Second record: length varint, attributes, timestampDelta varint(0), offsetDelta varint(1 -> zigzag 2).
   const first = b[BATCH_HEADER_SIZE] / 2 // zig-zag length of record 0
   const second = BATCH_HEADER_SIZE + 1 + first
@@ -210,7 +320,12 @@ test('fuzz: validation never throws on random, truncated or mutated input', () =
   const check = (buf: Buffer): void => {
     const r = validateProducedBatches(buf)
     if ('error' in r) {
-      assert.ok(([ErrorCode.CORRUPT_MESSAGE, ErrorCode.INVALID_RECORD, ErrorCode.UNSUPPORTED_COMPRESSION_TYPE] as number[]).includes(r.error), r.message)
+      assert.ok(
+        (
+          [ErrorCode.CORRUPT_MESSAGE, ErrorCode.INVALID_RECORD, ErrorCode.UNSUPPORTED_COMPRESSION_TYPE] as number[]
+        ).includes(r.error),
+        r.message,
+      )
     } else {
       // Whatever passes must also decode (uncompressed) without a non-typed error.
       try {
@@ -221,7 +336,12 @@ test('fuzz: validation never throws on random, truncated or mutated input', () =
     }
   }
   for (let i = 0; i < 2000; i++) check(randomBytes(rand(300)))
-  const base = Buffer.concat([sample(), encodeRecordBatch({ records: [{ key: Buffer.alloc(150, 1), value: Buffer.alloc(400, 2), headers: [{ key: 'k', value: null }] }] })])
+  const base = Buffer.concat([
+    sample(),
+    encodeRecordBatch({
+      records: [{ key: Buffer.alloc(150, 1), value: Buffer.alloc(400, 2), headers: [{ key: 'k', value: null }] }],
+    }),
+  ])
   for (let len = 0; len <= base.length; len++) check(Buffer.from(base.subarray(0, len)))
   for (let i = 0; i < 20000; i++) {
     const b = Buffer.from(base)

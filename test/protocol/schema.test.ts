@@ -21,7 +21,13 @@ function encodeToBuffer(schema: MessageSchema, version: number, value: unknown):
 
 void test('decodes the ApiVersions v3 request librdkafka 2.0.2 sends first (captured bytes)', () => {
   // Body after the v2 request header: compact "librdkafka", compact "2.0.2", no tagged fields.
-  const body = Buffer.concat([Buffer.from([0x0b]), Buffer.from('librdkafka'), Buffer.from([0x06]), Buffer.from('2.0.2'), Buffer.from([0x00])])
+  const body = Buffer.concat([
+    Buffer.from([0x0b]),
+    Buffer.from('librdkafka'),
+    Buffer.from([0x06]),
+    Buffer.from('2.0.2'),
+    Buffer.from([0x00]),
+  ])
   const spec = APIS.get(18)!
   const req = decode<ApiVersionsRequest>(spec.request, 3, new Reader(body))
   assert.equal(req.clientSoftwareName, 'librdkafka')
@@ -29,12 +35,19 @@ void test('decodes the ApiVersions v3 request librdkafka 2.0.2 sends first (capt
 })
 
 void test('encodes an ApiVersions v0 response byte for byte', () => {
-  const bytes = encodeToBuffer(apiVersionsResponseSchema, 0, { errorCode: 35, apiKeys: [{ apiKey: 18, minVersion: 0, maxVersion: 3 }] })
+  const bytes = encodeToBuffer(apiVersionsResponseSchema, 0, {
+    errorCode: 35,
+    apiKeys: [{ apiKey: 18, minVersion: 0, maxVersion: 3 }],
+  })
   assert.deepEqual([...bytes], [0, 35, 0, 0, 0, 1, 0, 18, 0, 0, 0, 3])
 })
 
 void test('encodes an ApiVersions v3 response with compact arrays and tagged fields', () => {
-  const bytes = encodeToBuffer(apiVersionsResponseSchema, 3, { errorCode: 0, apiKeys: [{ apiKey: 0, minVersion: 0, maxVersion: 11 }], throttleTimeMs: 0 })
+  const bytes = encodeToBuffer(apiVersionsResponseSchema, 3, {
+    errorCode: 0,
+    apiKeys: [{ apiKey: 0, minVersion: 0, maxVersion: 11 }],
+    throttleTimeMs: 0,
+  })
   // error 0, compact array of 1 (len+1 = 2), key 0 min 0 max 11, entry tags 0, throttle 0, top-level tags 0
   assert.deepEqual([...bytes], [0, 0, 2, 0, 0, 0, 0, 0, 11, 0, 0, 0, 0, 0, 0])
 })
@@ -44,14 +57,19 @@ void test('Metadata v0 with no topics and v1 with a null topic list are told apa
   assert.deepEqual(v0.topics, [])
   const v1 = decode<MetadataRequest>(metadataRequestSchema, 1, new Reader(Buffer.from([0xff, 0xff, 0xff, 0xff])))
   assert.equal(v1.topics, null)
-  assert.throws(() => decode(metadataRequestSchema, 0, new Reader(Buffer.from([0xff, 0xff, 0xff, 0xff]))), ProtocolError)
+  assert.throws(
+    () => decode(metadataRequestSchema, 0, new Reader(Buffer.from([0xff, 0xff, 0xff, 0xff]))),
+    ProtocolError,
+  )
 })
 
 void test('Produce v3 (classic) and v9 (flexible) decode the records as a view of the frame', () => {
   const records = Buffer.from('not-really-a-batch')
   for (const version of [3, 9]) {
     const bytes = encodeToBuffer(produceRequestSchema, version, {
-      transactionalId: null, acks: -1, timeoutMs: 30000,
+      transactionalId: null,
+      acks: -1,
+      timeoutMs: 30000,
       topicData: [{ name: 'orders', partitionData: [{ index: 2, records }] }],
     })
     const req = decode<ProduceRequest>(produceRequestSchema, version, new Reader(bytes))
@@ -70,7 +88,12 @@ void test('unknown tagged fields are skipped; known ones are read', () => {
   assert.equal(req.clientSoftwareVersion, '1')
 })
 
-function sample(fields: readonly FieldSchema[], version: number, rand: () => number, depth = 0): Record<string, unknown> {
+function sample(
+  fields: readonly FieldSchema[],
+  version: number,
+  rand: () => number,
+  depth = 0,
+): Record<string, unknown> {
   const out: Record<string, unknown> = {}
   for (const f of fields) {
     if (version < f.versions[0] || version > f.versions[1]) continue
@@ -82,7 +105,8 @@ function sample(fields: readonly FieldSchema[], version: number, rand: () => num
     if (f.type === 'array') {
       const n = depth > 2 ? 0 : Math.floor(rand() * 3)
       out[f.name] = Array.from({ length: n }, () =>
-        f.items === 'struct' ? sample(f.fields ?? [], version, rand, depth + 1) : primitive(f.items ?? 'int8', rand))
+        f.items === 'struct' ? sample(f.fields ?? [], version, rand, depth + 1) : primitive(f.items ?? 'int8', rand),
+      )
     } else if (f.type === 'struct') {
       out[f.name] = sample(f.fields ?? [], version, rand, depth + 1)
     } else {
@@ -95,22 +119,37 @@ function sample(fields: readonly FieldSchema[], version: number, rand: () => num
 function primitive(type: string, rand: () => number): unknown {
   const int = (bits: number) => Math.floor(rand() * 2 ** bits) - 2 ** (bits - 1)
   switch (type) {
-    case 'int8': return int(8)
-    case 'int16': return int(16)
-    case 'int32': return int(32)
-    case 'int64': return int(48)
-    case 'uint16': return Math.floor(rand() * 65536)
-    case 'uint32': return Math.floor(rand() * 2 ** 32)
-    case 'float64': return rand() * 1000
-    case 'bool': return rand() < 0.5
-    case 'string': return 'héllo-'.repeat(Math.floor(rand() * 3))
-    case 'uuid': return Buffer.from(Array.from({ length: 16 }, () => Math.floor(rand() * 256)))
-    default: return Buffer.from(Array.from({ length: Math.floor(rand() * 40) }, () => Math.floor(rand() * 256)))
+    case 'int8':
+      return int(8)
+    case 'int16':
+      return int(16)
+    case 'int32':
+      return int(32)
+    case 'int64':
+      return int(48)
+    case 'uint16':
+      return Math.floor(rand() * 65536)
+    case 'uint32':
+      return Math.floor(rand() * 2 ** 32)
+    case 'float64':
+      return rand() * 1000
+    case 'bool':
+      return rand() < 0.5
+    case 'string':
+      return 'héllo-'.repeat(Math.floor(rand() * 3))
+    case 'uuid':
+      return Buffer.from(Array.from({ length: 16 }, () => Math.floor(rand() * 256)))
+    default:
+      return Buffer.from(Array.from({ length: Math.floor(rand() * 40) }, () => Math.floor(rand() * 256)))
   }
 }
 
 /** Only the fields the version carries, so the comparison ignores filled-in defaults. */
-function project(fields: readonly FieldSchema[], version: number, value: Record<string, unknown>): Record<string, unknown> {
+function project(
+  fields: readonly FieldSchema[],
+  version: number,
+  value: Record<string, unknown>,
+): Record<string, unknown> {
   const out: Record<string, unknown> = {}
   for (const f of fields) {
     if (version < f.versions[0] || version > f.versions[1]) continue
@@ -173,11 +212,18 @@ void test('truncated and random frames fail with ProtocolError, never anything e
 
 void test('a hostile array length cannot make the decoder allocate', () => {
   // Metadata v1: topics array claiming 2^31-1 entries in a 4-byte body.
-  assert.throws(() => decode(metadataRequestSchema, 1, new Reader(Buffer.from([0x7f, 0xff, 0xff, 0xff]))), ProtocolError)
+  assert.throws(
+    () => decode(metadataRequestSchema, 1, new Reader(Buffer.from([0x7f, 0xff, 0xff, 0xff]))),
+    ProtocolError,
+  )
 })
 
 void test('null in a field the version cannot make null is written as empty, never as unreadable bytes', () => {
-  const bytes = encodeToBuffer(produceRequestSchema, 2, { acks: 1, timeoutMs: 1, topicData: [{ name: null, partitionData: null }] })
+  const bytes = encodeToBuffer(produceRequestSchema, 2, {
+    acks: 1,
+    timeoutMs: 1,
+    topicData: [{ name: null, partitionData: null }],
+  })
   const back = decode<ProduceRequest>(produceRequestSchema, 2, new Reader(bytes))
   assert.equal(back.topicData[0].name, '')
   assert.deepEqual(back.topicData[0].partitionData, [])

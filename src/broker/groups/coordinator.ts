@@ -4,18 +4,40 @@
 import { randomUUID } from 'node:crypto'
 import { ErrorCode } from '../../protocol/errors.ts'
 import { type GroupMetadataValue } from '../../protocol/messages/group-metadata-value.ts'
-import { decodeRecords, encodeRecordBatch, readBatchHeader, validateProducedBatches } from '../../protocol/record-batch.ts'
+import {
+  decodeRecords,
+  encodeRecordBatch,
+  readBatchHeader,
+  validateProducedBatches,
+} from '../../protocol/record-batch.ts'
 import { type Logger } from '../../util/log.ts'
 import { type BrokerConfig } from '../config.ts'
 import { LogError } from '../log/errors.ts'
 import { type PartitionLog } from '../log/partition-log.ts'
 import { type TopicManager } from '../topics.ts'
 import {
-  type Action, commitError, type Env, type Event, type Group, type GroupConfig, type JoinResponse, type LeaveResponse,
-  newGroup, nextDeadline, type ReplyId, step, type SyncResponse,
+  type Action,
+  commitError,
+  type Env,
+  type Event,
+  type Group,
+  type GroupConfig,
+  type JoinResponse,
+  type LeaveResponse,
+  newGroup,
+  nextDeadline,
+  type ReplyId,
+  step,
+  type SyncResponse,
 } from './group.ts'
 import {
-  decodeOffsetsRecord, groupMetadataKey, groupMetadataValue, OFFSETS_TOPIC, offsetCommitKey, offsetCommitValue, partitionForGroup,
+  decodeOffsetsRecord,
+  groupMetadataKey,
+  groupMetadataValue,
+  OFFSETS_TOPIC,
+  offsetCommitKey,
+  offsetCommitValue,
+  partitionForGroup,
 } from './offsets-topic.ts'
 
 export interface CommittedOffset {
@@ -69,10 +91,12 @@ export class GroupCoordinator {
 
   /** Creates __consumer_offsets if needed and loads every group's offsets and metadata from it. */
   start(now = Date.now()): void {
-    const topic = this.topics.get(OFFSETS_TOPIC) ?? this.topics.create(OFFSETS_TOPIC, this.config.number('offsets.topic.num.partitions'), {
-      'cleanup.policy': 'compact',
-      'segment.bytes': this.config.get('offsets.topic.segment.bytes'),
-    })
+    const topic =
+      this.topics.get(OFFSETS_TOPIC) ??
+      this.topics.create(OFFSETS_TOPIC, this.config.number('offsets.topic.num.partitions'), {
+        'cleanup.policy': 'compact',
+        'segment.bytes': this.config.get('offsets.topic.segment.bytes'),
+      })
     this.partitions = topic.partitions
     let records = 0
     for (const log of this.partitions) records += this.load(log, now)
@@ -158,45 +182,72 @@ export class GroupCoordinator {
     this.timers.delete(group.groupId)
     const at = nextDeadline(group)
     if (at === null) return
-    const timer = setTimeout(() => {
-      this.timers.delete(group.groupId)
-      this.apply(group.groupId, { type: 'tick' })
-    }, Math.max(0, at - Date.now()) + 1)
+    const timer = setTimeout(
+      () => {
+        this.timers.delete(group.groupId)
+        this.apply(group.groupId, { type: 'tick' })
+      },
+      Math.max(0, at - Date.now()) + 1,
+    )
     timer.unref()
     this.timers.set(group.groupId, timer)
   }
 
   // ------------------------------------------------------------ offsets
 
-  async commit(groupId: string, generationId: number, memberId: string, groupInstanceId: string | null, offsets: OffsetToCommit[], now = Date.now()): Promise<number[]> {
+  async commit(
+    groupId: string,
+    generationId: number,
+    memberId: string,
+    groupInstanceId: string | null,
+    offsets: OffsetToCommit[],
+    now = Date.now(),
+  ): Promise<number[]> {
     const group = this.groups.get(groupId)
     const refused = commitError(group, generationId, memberId, groupInstanceId)
     if (refused !== ErrorCode.NONE) return offsets.map(() => refused)
     if (group?.members.has(memberId) === true) this.apply(groupId, { type: 'touch', memberId }, now)
     const errors = offsets.map((o) => {
       const topic = this.topics.get(o.topic)
-      if (topic === undefined || o.partition < 0 || o.partition >= topic.partitions.length) return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
-      if (o.metadata !== null && Buffer.byteLength(o.metadata) > OFFSET_METADATA_MAX_BYTES) return ErrorCode.OFFSET_METADATA_TOO_LARGE
+      if (topic === undefined || o.partition < 0 || o.partition >= topic.partitions.length)
+        return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+      if (o.metadata !== null && Buffer.byteLength(o.metadata) > OFFSET_METADATA_MAX_BYTES)
+        return ErrorCode.OFFSET_METADATA_TOO_LARGE
       return ErrorCode.NONE
     })
     const accepted = offsets.filter((_, i) => errors[i] === ErrorCode.NONE)
     if (accepted.length === 0) return errors
     const records = accepted.map((o) => ({
       key: offsetCommitKey(groupId, o.topic, o.partition),
-      value: offsetCommitValue({ offset: o.offset, leaderEpoch: o.leaderEpoch, metadata: o.metadata ?? '', commitTimestamp: now }),
+      value: offsetCommitValue({
+        offset: o.offset,
+        leaderEpoch: o.leaderEpoch,
+        metadata: o.metadata ?? '',
+        commitTimestamp: now,
+      }),
     }))
     const ok = await this.write(groupId, records)
     if (!ok) return errors.map((e) => (e === ErrorCode.NONE ? ErrorCode.COORDINATOR_NOT_AVAILABLE : e))
     let committed = this.offsets.get(groupId)
     if (committed === undefined) this.offsets.set(groupId, (committed = new Map() as GroupOffsets))
     for (const o of accepted) {
-      committed.set(`${o.topic}\0${o.partition}`, { topic: o.topic, partition: o.partition, offset: o.offset, leaderEpoch: o.leaderEpoch, metadata: o.metadata ?? '', commitTimestamp: now })
+      committed.set(`${o.topic}\0${o.partition}`, {
+        topic: o.topic,
+        partition: o.partition,
+        offset: o.offset,
+        leaderEpoch: o.leaderEpoch,
+        metadata: o.metadata ?? '',
+        commitTimestamp: now,
+      })
     }
     return errors
   }
 
   /** Committed offsets of a group; `wanted` null means every partition it has committed. */
-  fetchOffsets(groupId: string, wanted: { topic: string; partitions: number[] }[] | null): { topic: string; partitions: ({ partition: number } & CommittedOffset)[] }[] {
+  fetchOffsets(
+    groupId: string,
+    wanted: { topic: string; partitions: number[] }[] | null,
+  ): { topic: string; partitions: ({ partition: number } & CommittedOffset)[] }[] {
     const committed: GroupOffsets = this.offsets.get(groupId) ?? (new Map() as GroupOffsets)
     if (wanted === null) {
       const byTopic = new Map<string, ({ partition: number } & CommittedOffset)[]>()
@@ -209,7 +260,16 @@ export class GroupCoordinator {
     }
     return wanted.map((t) => ({
       topic: t.topic,
-      partitions: t.partitions.map((p) => committed.get(`${t.topic}\0${p}`) ?? { partition: p, offset: -1, leaderEpoch: -1, metadata: '', commitTimestamp: -1 }),
+      partitions: t.partitions.map(
+        (p) =>
+          committed.get(`${t.topic}\0${p}`) ?? {
+            partition: p,
+            offset: -1,
+            leaderEpoch: -1,
+            metadata: '',
+            commitTimestamp: -1,
+          },
+      ),
     }))
   }
 
@@ -234,7 +294,10 @@ export class GroupCoordinator {
     if (group === undefined && !this.offsets.has(groupId)) return ErrorCode.GROUP_ID_NOT_FOUND
     if (group !== undefined && group.state !== 'Empty') return ErrorCode.NON_EMPTY_GROUP
     const committed: GroupOffsets = this.offsets.get(groupId) ?? (new Map() as GroupOffsets)
-    const tombstones = [...committed.values()].map((c) => ({ key: offsetCommitKey(groupId, c.topic, c.partition), value: null }))
+    const tombstones = [...committed.values()].map((c) => ({
+      key: offsetCommitKey(groupId, c.topic, c.partition),
+      value: null,
+    }))
     tombstones.push({ key: groupMetadataKey(groupId), value: null })
     if (!(await this.write(groupId, tombstones))) return ErrorCode.COORDINATOR_NOT_AVAILABLE
     this.offsets.delete(groupId)
@@ -245,18 +308,34 @@ export class GroupCoordinator {
   }
 
   /** OffsetDelete: refused for topics the group's active members subscribe to. */
-  async deleteOffsets(groupId: string, topics: { topic: string; partitions: number[] }[]): Promise<{ errorCode: number; results: { topic: string; partition: number; errorCode: number }[] }> {
+  async deleteOffsets(
+    groupId: string,
+    topics: { topic: string; partitions: number[] }[],
+  ): Promise<{ errorCode: number; results: { topic: string; partition: number; errorCode: number }[] }> {
     const group = this.groups.get(groupId)
-    if (group === undefined && !this.offsets.has(groupId)) return { errorCode: ErrorCode.GROUP_ID_NOT_FOUND, results: [] }
+    if (group === undefined && !this.offsets.has(groupId))
+      return { errorCode: ErrorCode.GROUP_ID_NOT_FOUND, results: [] }
     const subscribed = group === undefined ? new Set<string>() : subscribedTopics(group)
     const committed: GroupOffsets = this.offsets.get(groupId) ?? (new Map() as GroupOffsets)
-    const results = topics.flatMap((t) => t.partitions.map((partition) => ({
-      topic: t.topic, partition,
-      errorCode: subscribed.has(t.topic) ? ErrorCode.GROUP_SUBSCRIBED_TO_TOPIC : this.topics.get(t.topic) === undefined ? ErrorCode.UNKNOWN_TOPIC_OR_PARTITION : ErrorCode.NONE,
-    })))
+    const results = topics.flatMap((t) =>
+      t.partitions.map((partition) => ({
+        topic: t.topic,
+        partition,
+        errorCode: subscribed.has(t.topic)
+          ? ErrorCode.GROUP_SUBSCRIBED_TO_TOPIC
+          : this.topics.get(t.topic) === undefined
+            ? ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+            : ErrorCode.NONE,
+      })),
+    )
     const doomed = results.filter((r) => r.errorCode === ErrorCode.NONE && committed.has(`${r.topic}\0${r.partition}`))
     if (doomed.length > 0) {
-      if (!(await this.write(groupId, doomed.map((r) => ({ key: offsetCommitKey(groupId, r.topic, r.partition), value: null }))))) {
+      if (
+        !(await this.write(
+          groupId,
+          doomed.map((r) => ({ key: offsetCommitKey(groupId, r.topic, r.partition), value: null })),
+        ))
+      ) {
         return { errorCode: ErrorCode.COORDINATOR_NOT_AVAILABLE, results: [] }
       }
       for (const r of doomed) committed.delete(`${r.topic}\0${r.partition}`)
@@ -275,10 +354,14 @@ export class GroupCoordinator {
       if (group !== undefined && group.state !== 'Empty') continue
       const managed = group !== undefined && group.protocolType !== null
       const expired = [...committed.values()].filter((c) =>
-        managed ? group.stateTimestamp + retentionMs <= now : c.commitTimestamp + retentionMs <= now)
+        managed ? group.stateTimestamp + retentionMs <= now : c.commitTimestamp + retentionMs <= now,
+      )
       if (expired.length === 0) continue
       for (const c of expired) committed.delete(`${c.topic}\0${c.partition}`)
-      const records: { key: Buffer; value: Buffer | null }[] = expired.map((c) => ({ key: offsetCommitKey(groupId, c.topic, c.partition), value: null }))
+      const records: { key: Buffer; value: Buffer | null }[] = expired.map((c) => ({
+        key: offsetCommitKey(groupId, c.topic, c.partition),
+        value: null,
+      }))
       if (committed.size === 0) {
         this.offsets.delete(groupId)
         if (group !== undefined) {
@@ -301,8 +384,12 @@ export class GroupCoordinator {
       leader: group.leaderId,
       currentStateTimestamp: group.stateTimestamp,
       members: [...group.members.values()].map((m) => ({
-        memberId: m.memberId, groupInstanceId: m.groupInstanceId, clientId: m.clientId, clientHost: m.clientHost,
-        rebalanceTimeout: m.rebalanceTimeoutMs, sessionTimeout: m.sessionTimeoutMs,
+        memberId: m.memberId,
+        groupInstanceId: m.groupInstanceId,
+        clientId: m.clientId,
+        clientHost: m.clientHost,
+        rebalanceTimeout: m.rebalanceTimeoutMs,
+        sessionTimeout: m.sessionTimeoutMs,
         subscription: m.protocols.find((p) => p.name === group.protocolName)?.metadata ?? Buffer.alloc(0),
         assignment: m.assignment,
       })),
@@ -385,7 +472,14 @@ export class GroupCoordinator {
         return
       }
       if (committed === undefined) this.offsets.set(rec.group, (committed = new Map() as GroupOffsets))
-      committed.set(k, { topic: rec.topic, partition: rec.partition, offset: rec.value.offset, leaderEpoch: rec.value.leaderEpoch, metadata: rec.value.metadata, commitTimestamp: rec.value.commitTimestamp })
+      committed.set(k, {
+        topic: rec.topic,
+        partition: rec.partition,
+        offset: rec.value.offset,
+        leaderEpoch: rec.value.leaderEpoch,
+        metadata: rec.value.metadata,
+        commitTimestamp: rec.value.commitTimestamp,
+      })
     } else if (rec.type === 'group') {
       if (rec.value === null) {
         this.groups.delete(rec.group)
@@ -407,16 +501,25 @@ function restoreGroup(groupId: string, v: GroupMetadataValue, now: number): Grou
   group.protocolName = v.protocol
   for (const m of v.members) {
     group.members.set(m.memberId, {
-      memberId: m.memberId, groupInstanceId: m.groupInstanceId, clientId: m.clientId, clientHost: m.clientHost,
-      sessionTimeoutMs: m.sessionTimeout, rebalanceTimeoutMs: m.rebalanceTimeout < 0 ? m.sessionTimeout : m.rebalanceTimeout,
+      memberId: m.memberId,
+      groupInstanceId: m.groupInstanceId,
+      clientId: m.clientId,
+      clientHost: m.clientHost,
+      sessionTimeoutMs: m.sessionTimeout,
+      rebalanceTimeoutMs: m.rebalanceTimeout < 0 ? m.sessionTimeout : m.rebalanceTimeout,
       protocols: v.protocol === null ? [] : [{ name: v.protocol, metadata: m.subscription }],
-      assignment: m.assignment, joinReply: null, joinVersion: 0, syncReply: null, sessionDeadline: now + m.sessionTimeout,
+      assignment: m.assignment,
+      joinReply: null,
+      joinVersion: 0,
+      syncReply: null,
+      sessionDeadline: now + m.sessionTimeout,
     })
     if (m.groupInstanceId !== null) group.staticMembers.set(m.groupInstanceId, m.memberId)
   }
   // A leader that is not among the members (a record not written by a coordinator) is replaced
   // by the first member, as when a leader leaves.
-  group.leaderId = v.leader !== null && group.members.has(v.leader) ? v.leader : (group.members.keys().next().value ?? null)
+  group.leaderId =
+    v.leader !== null && group.members.has(v.leader) ? v.leader : (group.members.keys().next().value ?? null)
   group.state = group.members.size > 0 ? 'Stable' : 'Empty'
   return group
 }
@@ -447,9 +550,29 @@ function subscribedTopics(group: Group): Set<string> {
 
 function unknownMemberResponse(event: Event): Replies {
   switch (event.type) {
-    case 'sync': return { errorCode: ErrorCode.UNKNOWN_MEMBER_ID, protocolType: null, protocolName: null, assignment: Buffer.alloc(0) }
-    case 'leave': return { errorCode: ErrorCode.UNKNOWN_MEMBER_ID, members: event.members.map((m) => ({ ...m, errorCode: ErrorCode.UNKNOWN_MEMBER_ID })) }
-    case 'join': return { errorCode: ErrorCode.UNKNOWN_MEMBER_ID, generationId: -1, protocolType: null, protocolName: null, leader: '', memberId: event.memberId, members: [] }
-    default: return ErrorCode.UNKNOWN_MEMBER_ID
+    case 'sync':
+      return {
+        errorCode: ErrorCode.UNKNOWN_MEMBER_ID,
+        protocolType: null,
+        protocolName: null,
+        assignment: Buffer.alloc(0),
+      }
+    case 'leave':
+      return {
+        errorCode: ErrorCode.UNKNOWN_MEMBER_ID,
+        members: event.members.map((m) => ({ ...m, errorCode: ErrorCode.UNKNOWN_MEMBER_ID })),
+      }
+    case 'join':
+      return {
+        errorCode: ErrorCode.UNKNOWN_MEMBER_ID,
+        generationId: -1,
+        protocolType: null,
+        protocolName: null,
+        leader: '',
+        memberId: event.memberId,
+        members: [],
+      }
+    default:
+      return ErrorCode.UNKNOWN_MEMBER_ID
   }
 }

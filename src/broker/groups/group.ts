@@ -102,12 +102,27 @@ export interface LeaveResponse {
 
 export type Event =
   | {
-      type: 'join'; reply: ReplyId; apiVersion: number; memberId: string; groupInstanceId: string | null; clientId: string
-      clientHost: string; sessionTimeoutMs: number; rebalanceTimeoutMs: number; protocolType: string; protocols: Protocol[]
+      type: 'join'
+      reply: ReplyId
+      apiVersion: number
+      memberId: string
+      groupInstanceId: string | null
+      clientId: string
+      clientHost: string
+      sessionTimeoutMs: number
+      rebalanceTimeoutMs: number
+      protocolType: string
+      protocols: Protocol[]
     }
   | {
-      type: 'sync'; reply: ReplyId; generationId: number; memberId: string; groupInstanceId: string | null
-      protocolType: string | null; protocolName: string | null; assignments: { memberId: string; assignment: Buffer }[]
+      type: 'sync'
+      reply: ReplyId
+      generationId: number
+      memberId: string
+      groupInstanceId: string | null
+      protocolType: string | null
+      protocolName: string | null
+      assignments: { memberId: string; assignment: Buffer }[]
     }
   | { type: 'heartbeat'; reply: ReplyId; generationId: number; memberId: string; groupInstanceId: string | null }
   | { type: 'leave'; reply: ReplyId; members: { memberId: string; groupInstanceId: string | null }[] }
@@ -125,20 +140,46 @@ export type Action =
 
 export function newGroup(groupId: string, now: number): Group {
   return {
-    groupId, state: 'Empty', generation: 0, protocolType: null, protocolName: null, leaderId: null,
-    members: new Map(), staticMembers: new Map(), pendingMembers: new Map(),
-    rebalanceDeadline: null, joinNotBefore: null, firstJoinAt: null, stateTimestamp: now,
+    groupId,
+    state: 'Empty',
+    generation: 0,
+    protocolType: null,
+    protocolName: null,
+    leaderId: null,
+    members: new Map(),
+    staticMembers: new Map(),
+    pendingMembers: new Map(),
+    rebalanceDeadline: null,
+    joinNotBefore: null,
+    firstJoinAt: null,
+    stateTimestamp: now,
   }
 }
 
 const EMPTY: Buffer = Buffer.alloc(0)
 
 function joinError(reply: ReplyId, errorCode: number, memberId = ''): Action {
-  return { type: 'join-reply', reply, response: { errorCode, generationId: -1, protocolType: null, protocolName: null, leader: '', memberId, members: [] } }
+  return {
+    type: 'join-reply',
+    reply,
+    response: {
+      errorCode,
+      generationId: -1,
+      protocolType: null,
+      protocolName: null,
+      leader: '',
+      memberId,
+      members: [],
+    },
+  }
 }
 
 function syncError(reply: ReplyId, errorCode: number): Action {
-  return { type: 'sync-reply', reply, response: { errorCode, protocolType: null, protocolName: null, assignment: EMPTY } }
+  return {
+    type: 'sync-reply',
+    reply,
+    response: { errorCode, protocolType: null, protocolName: null, assignment: EMPTY },
+  }
 }
 
 export interface StepResult {
@@ -151,12 +192,24 @@ export function step(group: Group, event: Event, env: Env): StepResult {
   const g = draft(group)
   const out: Action[] = []
   switch (event.type) {
-    case 'join': join(g, event, env, out); break
-    case 'sync': sync(g, event, env, out); break
-    case 'heartbeat': out.push({ type: 'heartbeat-reply', reply: event.reply, errorCode: heartbeat(g, event, env) }); break
-    case 'leave': leave(g, event, env, out); break
-    case 'touch': touch(g, event.memberId, env); break
-    case 'tick': tick(g, env, out); break
+    case 'join':
+      join(g, event, env, out)
+      break
+    case 'sync':
+      sync(g, event, env, out)
+      break
+    case 'heartbeat':
+      out.push({ type: 'heartbeat-reply', reply: event.reply, errorCode: heartbeat(g, event, env) })
+      break
+    case 'leave':
+      leave(g, event, env, out)
+      break
+    case 'touch':
+      touch(g, event.memberId, env)
+      break
+    case 'tick':
+      tick(g, env, out)
+      break
   }
   assertInvariants(g)
   assertStepInvariants(group, g)
@@ -165,7 +218,12 @@ export function step(group: Group, event: Event, env: Env): StepResult {
 
 /** A copy of the group to work on: its own maps, holding the same (unmodified) members. */
 function draft(group: Group): Group {
-  return { ...group, members: new Map(group.members), staticMembers: new Map(group.staticMembers), pendingMembers: new Map(group.pendingMembers) }
+  return {
+    ...group,
+    members: new Map(group.members),
+    staticMembers: new Map(group.staticMembers),
+    pendingMembers: new Map(group.pendingMembers),
+  }
 }
 
 /** Replaces a member of the draft `g` by a copy with `changes`; returns the copy. */
@@ -178,20 +236,26 @@ function update(g: Group, member: Member, changes: Partial<Member>): Member {
 /** Facts of every group: throws (AssertionError) when one does not hold. */
 export function assertInvariants(g: Group): void {
   const where = `group ${g.groupId} (${g.state}, generation ${g.generation})`
-  if (!Number.isInteger(g.generation) || g.generation < 0) violated('group', `${where}: generation is not an integer >= 0`)
-  if (g.leaderId !== null && !g.members.has(g.leaderId)) violated('group', `${where}: leader ${g.leaderId} is not a member`)
+  if (!Number.isInteger(g.generation) || g.generation < 0)
+    violated('group', `${where}: generation is not an integer >= 0`)
+  if (g.leaderId !== null && !g.members.has(g.leaderId))
+    violated('group', `${where}: leader ${g.leaderId} is not a member`)
   if (g.state === 'Empty' && g.members.size > 0) violated('group', `${where}: ${g.members.size} members`)
-  if ((g.state === 'Stable' || g.state === 'CompletingRebalance') && g.leaderId === null) violated('group', `${where}: no leader`)
+  if ((g.state === 'Stable' || g.state === 'CompletingRebalance') && g.leaderId === null)
+    violated('group', `${where}: no leader`)
   const preparing = g.state === 'PreparingRebalance'
-  if (preparing !== (g.rebalanceDeadline !== null)) violated('group', `${where}: rebalance deadline ${g.rebalanceDeadline}`)
-  if (!preparing && g.joinNotBefore !== null) violated('group', `${where}: initial rebalance delay until ${g.joinNotBefore}`)
+  if (preparing !== (g.rebalanceDeadline !== null))
+    violated('group', `${where}: rebalance deadline ${g.rebalanceDeadline}`)
+  if (!preparing && g.joinNotBefore !== null)
+    violated('group', `${where}: initial rebalance delay until ${g.joinNotBefore}`)
   const replies = new Set<ReplyId>()
   for (const [id, m] of g.members) {
     if (m.memberId !== id) violated('group', `${where}: member ${m.memberId} filed as ${id}`)
     if (g.pendingMembers.has(id)) violated('group', `${where}: ${id} both member and pending`)
     // A JoinGroup waits only while the group prepares a rebalance, a SyncGroup only while it completes one.
     if (m.joinReply !== null && !preparing) violated('group', `${where}: ${id} has a JoinGroup waiting`)
-    if (m.syncReply !== null && g.state !== 'CompletingRebalance') violated('group', `${where}: ${id} has a SyncGroup waiting`)
+    if (m.syncReply !== null && g.state !== 'CompletingRebalance')
+      violated('group', `${where}: ${id} has a SyncGroup waiting`)
     for (const reply of [m.joinReply, m.syncReply]) {
       if (reply === null) continue
       if (replies.has(reply)) violated('group', `${where}: request ${reply} waits twice`)
@@ -199,13 +263,15 @@ export function assertInvariants(g: Group): void {
     }
   }
   for (const [instance, id] of g.staticMembers) {
-    if (g.members.get(id)?.groupInstanceId !== instance) violated('group', `${where}: static member ${instance} maps to ${id}, not a member with that instance id`)
+    if (g.members.get(id)?.groupInstanceId !== instance)
+      violated('group', `${where}: static member ${instance} maps to ${id}, not a member with that instance id`)
   }
 }
 
 /** Facts of every step: the generation never goes back. */
 export function assertStepInvariants(prev: Group, next: Group): void {
-  if (next.generation < prev.generation) violated('group', `group ${next.groupId}: generation went back from ${prev.generation} to ${next.generation}`)
+  if (next.generation < prev.generation)
+    violated('group', `group ${next.groupId}: generation went back from ${prev.generation} to ${next.generation}`)
 }
 
 /** The earliest time at which a 'tick' would change something, or null. */
@@ -252,7 +318,8 @@ function join(group: Group, e: Extract<Event, { type: 'join' }>, env: Env, out: 
       replaceStaticMember(group, e, staticId, env, out)
       return
     }
-    if (group.members.size + group.pendingMembers.size >= cfg.maxSize) return void out.push(joinError(e.reply, ErrorCode.GROUP_MAX_SIZE_REACHED))
+    if (group.members.size + group.pendingMembers.size >= cfg.maxSize)
+      return void out.push(joinError(e.reply, ErrorCode.GROUP_MAX_SIZE_REACHED))
     const memberId = env.newMemberId(e.clientId)
     if (e.apiVersion >= 4 && e.groupInstanceId === null) {
       // KIP-394: hand out the id first, so a client that retries never leaves a ghost member.
@@ -269,8 +336,10 @@ function join(group: Group, e: Extract<Event, { type: 'join' }>, env: Env, out: 
     return
   }
   const member = group.members.get(e.memberId)
-  if (member === undefined) return void out.push(joinError(e.reply, unknownMemberError(group, e.groupInstanceId), e.memberId))
-  if (e.groupInstanceId !== null && member.groupInstanceId !== e.groupInstanceId) return void out.push(joinError(e.reply, ErrorCode.FENCED_INSTANCE_ID, e.memberId))
+  if (member === undefined)
+    return void out.push(joinError(e.reply, unknownMemberError(group, e.groupInstanceId), e.memberId))
+  if (e.groupInstanceId !== null && member.groupInstanceId !== e.groupInstanceId)
+    return void out.push(joinError(e.reply, ErrorCode.FENCED_INSTANCE_ID, e.memberId))
   if (!supportsProtocols(withoutMember(group, member.memberId), e.protocolType, e.protocols)) {
     return void out.push(joinError(e.reply, ErrorCode.INCONSISTENT_GROUP_PROTOCOL, e.memberId))
   }
@@ -282,7 +351,10 @@ function join(group: Group, e: Extract<Event, { type: 'join' }>, env: Env, out: 
       return
     case 'CompletingRebalance':
     case 'Stable':
-      if (sameProtocols(member.protocols, e.protocols) && (group.state === 'CompletingRebalance' || member.memberId !== group.leaderId)) {
+      if (
+        sameProtocols(member.protocols, e.protocols) &&
+        (group.state === 'CompletingRebalance' || member.memberId !== group.leaderId)
+      ) {
         // A repeated join (lost response): answer with the current generation, no rebalance.
         const renewed = update(group, member, { sessionDeadline: env.now + member.sessionTimeoutMs })
         out.push({ type: 'join-reply', reply: e.reply, response: joinResponse(group, renewed) })
@@ -303,7 +375,13 @@ function withoutMember(group: Group, memberId: string): Group {
   return { ...group, members }
 }
 
-function replaceStaticMember(group: Group, e: Extract<Event, { type: 'join' }>, oldId: string, env: Env, out: Action[]): void {
+function replaceStaticMember(
+  group: Group,
+  e: Extract<Event, { type: 'join' }>,
+  oldId: string,
+  env: Env,
+  out: Action[],
+): void {
   const old = group.members.get(oldId)!
   const newId = env.newMemberId(e.clientId)
   // Whatever the old incarnation was waiting for is answered: it has been fenced.
@@ -317,7 +395,10 @@ function replaceStaticMember(group: Group, e: Extract<Event, { type: 'join' }>, 
   if (group.state === 'Stable' && unchanged) {
     // KIP-345: a static member restarting within its session keeps its assignment, no rebalance.
     const restarted = update(group, member, {
-      clientId: e.clientId, clientHost: e.clientHost, sessionTimeoutMs: e.sessionTimeoutMs, rebalanceTimeoutMs: e.rebalanceTimeoutMs,
+      clientId: e.clientId,
+      clientHost: e.clientHost,
+      sessionTimeoutMs: e.sessionTimeoutMs,
+      rebalanceTimeoutMs: e.rebalanceTimeoutMs,
       sessionDeadline: env.now + e.sessionTimeoutMs,
     })
     out.push({ type: 'persist' })
@@ -329,11 +410,26 @@ function replaceStaticMember(group: Group, e: Extract<Event, { type: 'join' }>, 
   else prepareRebalance(group, env, out)
 }
 
-function addMemberAndRebalance(group: Group, e: Extract<Event, { type: 'join' }>, memberId: string, env: Env, out: Action[]): void {
+function addMemberAndRebalance(
+  group: Group,
+  e: Extract<Event, { type: 'join' }>,
+  memberId: string,
+  env: Env,
+  out: Action[],
+): void {
   const member: Member = {
-    memberId, groupInstanceId: e.groupInstanceId, clientId: e.clientId, clientHost: e.clientHost,
-    sessionTimeoutMs: e.sessionTimeoutMs, rebalanceTimeoutMs: e.rebalanceTimeoutMs, protocols: e.protocols,
-    assignment: EMPTY, joinReply: e.reply, joinVersion: e.apiVersion, syncReply: null, sessionDeadline: env.now + e.sessionTimeoutMs,
+    memberId,
+    groupInstanceId: e.groupInstanceId,
+    clientId: e.clientId,
+    clientHost: e.clientHost,
+    sessionTimeoutMs: e.sessionTimeoutMs,
+    rebalanceTimeoutMs: e.rebalanceTimeoutMs,
+    protocols: e.protocols,
+    assignment: EMPTY,
+    joinReply: e.reply,
+    joinVersion: e.apiVersion,
+    syncReply: null,
+    sessionDeadline: env.now + e.sessionTimeoutMs,
   }
   if (group.members.size === 0) group.protocolType = e.protocolType
   group.members.set(memberId, member)
@@ -348,15 +444,27 @@ function addMemberAndRebalance(group: Group, e: Extract<Event, { type: 'join' }>
   }
 }
 
-function updateMember(group: Group, member: Member, e: Extract<Event, { type: 'join' }>, env: Env, out: Action[]): void {
+function updateMember(
+  group: Group,
+  member: Member,
+  e: Extract<Event, { type: 'join' }>,
+  env: Env,
+  out: Action[],
+): void {
   if (member.joinReply !== null && member.joinReply !== e.reply) {
     // A newer JoinGroup supersedes one still waiting; the old one gets an answer so its
     // connection's responses keep flowing.
     out.push(joinError(member.joinReply, ErrorCode.REBALANCE_IN_PROGRESS, member.memberId))
   }
   update(group, member, {
-    protocols: e.protocols, clientId: e.clientId, clientHost: e.clientHost, sessionTimeoutMs: e.sessionTimeoutMs,
-    rebalanceTimeoutMs: e.rebalanceTimeoutMs, joinReply: e.reply, joinVersion: e.apiVersion, sessionDeadline: env.now + e.sessionTimeoutMs,
+    protocols: e.protocols,
+    clientId: e.clientId,
+    clientHost: e.clientHost,
+    sessionTimeoutMs: e.sessionTimeoutMs,
+    rebalanceTimeoutMs: e.rebalanceTimeoutMs,
+    joinReply: e.reply,
+    joinVersion: e.apiVersion,
+    sessionDeadline: env.now + e.sessionTimeoutMs,
   })
 }
 
@@ -392,7 +500,8 @@ function tryCompleteJoin(group: Group, env: Env, out: Action[]): void {
   if (group.state !== 'PreparingRebalance') return
   if (group.joinNotBefore !== null && env.now < group.joinNotBefore) return
   const allJoined = [...group.members.values()].every((m) => m.joinReply !== null) && group.pendingMembers.size === 0
-  if (allJoined || (group.rebalanceDeadline !== null && env.now >= group.rebalanceDeadline)) completeJoin(group, env, out)
+  if (allJoined || (group.rebalanceDeadline !== null && env.now >= group.rebalanceDeadline))
+    completeJoin(group, env, out)
 }
 
 function completeJoin(group: Group, env: Env, out: Action[]): void {
@@ -414,7 +523,11 @@ function completeJoin(group: Group, env: Env, out: Action[]): void {
   if (group.leaderId === null || !group.members.has(group.leaderId)) group.leaderId = group.members.keys().next().value!
   setState(group, 'CompletingRebalance', env.now)
   for (const m of [...group.members.values()]) {
-    const joined = update(group, m, { assignment: EMPTY, sessionDeadline: env.now + m.sessionTimeoutMs, joinReply: null })
+    const joined = update(group, m, {
+      assignment: EMPTY,
+      sessionDeadline: env.now + m.sessionTimeoutMs,
+      joinReply: null,
+    })
     out.push({ type: 'join-reply', reply: m.joinReply!, response: joinResponse(group, joined) })
   }
 }
@@ -430,7 +543,8 @@ function joinResponse(group: Group, member: Member): JoinResponse {
     memberId: member.memberId,
     members: isLeader
       ? [...group.members.values()].map((m) => ({
-          memberId: m.memberId, groupInstanceId: m.groupInstanceId,
+          memberId: m.memberId,
+          groupInstanceId: m.groupInstanceId,
           metadata: m.protocols.find((p) => p.name === group.protocolName)?.metadata ?? EMPTY,
         }))
       : [],
@@ -440,7 +554,9 @@ function joinResponse(group: Group, member: Member): JoinResponse {
 /** Kafka's vote: among protocols every member supports, each member votes for its first; most votes wins. */
 function selectProtocol(group: Group): string {
   const members = [...group.members.values()]
-  const candidates = members[0].protocols.map((p) => p.name).filter((name) => members.every((m) => m.protocols.some((p) => p.name === name)))
+  const candidates = members[0].protocols
+    .map((p) => p.name)
+    .filter((name) => members.every((m) => m.protocols.some((p) => p.name === name)))
   const votes = new Map<string, number>()
   for (const m of members) {
     const choice = m.protocols.find((p) => candidates.includes(p.name))
@@ -454,9 +570,13 @@ function selectProtocol(group: Group): string {
 function sync(group: Group, e: Extract<Event, { type: 'sync' }>, env: Env, out: Action[]): void {
   const found = group.members.get(e.memberId)
   if (found === undefined) return void out.push(syncError(e.reply, unknownMemberError(group, e.groupInstanceId)))
-  if (e.groupInstanceId !== null && found.groupInstanceId !== e.groupInstanceId) return void out.push(syncError(e.reply, ErrorCode.FENCED_INSTANCE_ID))
+  if (e.groupInstanceId !== null && found.groupInstanceId !== e.groupInstanceId)
+    return void out.push(syncError(e.reply, ErrorCode.FENCED_INSTANCE_ID))
   if (e.generationId !== group.generation) return void out.push(syncError(e.reply, ErrorCode.ILLEGAL_GENERATION))
-  if ((e.protocolType !== null && e.protocolType !== group.protocolType) || (e.protocolName !== null && e.protocolName !== group.protocolName)) {
+  if (
+    (e.protocolType !== null && e.protocolType !== group.protocolType) ||
+    (e.protocolName !== null && e.protocolName !== group.protocolName)
+  ) {
     return void out.push(syncError(e.reply, ErrorCode.INCONSISTENT_GROUP_PROTOCOL))
   }
   const member = update(group, found, { sessionDeadline: env.now + found.sessionTimeoutMs })
@@ -466,7 +586,8 @@ function sync(group: Group, e: Extract<Event, { type: 'sync' }>, env: Env, out: 
     case 'Stable':
       return void out.push(syncReply(group, e.reply, member.assignment))
     case 'CompletingRebalance': {
-      if (member.syncReply !== null && member.syncReply !== e.reply) out.push(syncError(member.syncReply, ErrorCode.REBALANCE_IN_PROGRESS))
+      if (member.syncReply !== null && member.syncReply !== e.reply)
+        out.push(syncError(member.syncReply, ErrorCode.REBALANCE_IN_PROGRESS))
       update(group, member, { syncReply: e.reply })
       if (member.memberId !== group.leaderId) return
       const given = new Map(e.assignments.map((a) => [a.memberId, a.assignment]))
@@ -486,7 +607,16 @@ function sync(group: Group, e: Extract<Event, { type: 'sync' }>, env: Env, out: 
 }
 
 function syncReply(group: Group, reply: ReplyId, assignment: Buffer): Action {
-  return { type: 'sync-reply', reply, response: { errorCode: ErrorCode.NONE, protocolType: group.protocolType, protocolName: group.protocolName, assignment } }
+  return {
+    type: 'sync-reply',
+    reply,
+    response: {
+      errorCode: ErrorCode.NONE,
+      protocolType: group.protocolType,
+      protocolName: group.protocolName,
+      assignment,
+    },
+  }
 }
 
 function heartbeat(group: Group, e: Extract<Event, { type: 'heartbeat' }>, env: Env): number {
@@ -544,14 +674,25 @@ function touch(group: Group, memberId: string, env: Env): void {
 
 /** An unknown member id whose instance id belongs to a newer incarnation has been fenced. */
 function unknownMemberError(group: Group, groupInstanceId: string | null): number {
-  return groupInstanceId !== null && group.staticMembers.has(groupInstanceId) ? ErrorCode.FENCED_INSTANCE_ID : ErrorCode.UNKNOWN_MEMBER_ID
+  return groupInstanceId !== null && group.staticMembers.has(groupInstanceId)
+    ? ErrorCode.FENCED_INSTANCE_ID
+    : ErrorCode.UNKNOWN_MEMBER_ID
 }
 
 /** Kafka's OffsetCommit rules: who may commit for this group right now (NONE when allowed). */
-export function commitError(group: Group | undefined, generationId: number, memberId: string, groupInstanceId: string | null): number {
+export function commitError(
+  group: Group | undefined,
+  generationId: number,
+  memberId: string,
+  groupInstanceId: string | null,
+): number {
   if (group === undefined || group.state === 'Empty' || group.state === 'Dead') {
     // Commits outside group management (assign() consumers, admin tools) carry generation -1.
-    return generationId < 0 ? ErrorCode.NONE : group === undefined || group.state === 'Dead' ? ErrorCode.ILLEGAL_GENERATION : ErrorCode.UNKNOWN_MEMBER_ID
+    return generationId < 0
+      ? ErrorCode.NONE
+      : group === undefined || group.state === 'Dead'
+        ? ErrorCode.ILLEGAL_GENERATION
+        : ErrorCode.UNKNOWN_MEMBER_ID
   }
   if (generationId < 0 && memberId === '') return ErrorCode.UNKNOWN_MEMBER_ID
   const member = group.members.get(memberId)

@@ -28,7 +28,12 @@ export function offsetCommitKey(group: string, topic: string, partition: number)
   return versioned(offsetCommitKeySchema, OFFSET_KEY_VERSION, { group, topic, partition })
 }
 
-export function offsetCommitValue(v: { offset: number; leaderEpoch: number; metadata: string; commitTimestamp: number }): Buffer {
+export function offsetCommitValue(v: {
+  offset: number
+  leaderEpoch: number
+  metadata: string
+  commitTimestamp: number
+}): Buffer {
   return versioned(offsetCommitValueSchema, OFFSET_VALUE_VERSION, v)
 }
 

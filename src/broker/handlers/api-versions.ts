@@ -6,7 +6,11 @@ import { type BoundHandler, defineHandler } from '../server.ts'
 
 const SOFTWARE = /^[a-zA-Z0-9](?:[a-zA-Z0-9\-.]*[a-zA-Z0-9])?$/
 
-const API_KEYS = [...APIS.values()].map((s) => ({ apiKey: s.key, minVersion: s.versions[0], maxVersion: s.versions[1] }))
+const API_KEYS = [...APIS.values()].map((s) => ({
+  apiKey: s.key,
+  minVersion: s.versions[0],
+  maxVersion: s.versions[1],
+}))
 
 export function apiVersionsHandler(): BoundHandler<typeof ApiKey.ApiVersions> {
   return defineHandler(ApiKey.ApiVersions, (ctx, req) => {

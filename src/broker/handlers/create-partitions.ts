@@ -15,9 +15,18 @@ export function createPartitionsHandler(broker: CreatePartitionsContext): BoundH
     return {
       throttleTimeMs: 0,
       results: req.topics.map((t) => {
-        if ((counts.get(t.name) ?? 0) > 1) return { name: t.name, errorCode: ErrorCode.INVALID_REQUEST, errorMessage: `topic "${t.name}" appears more than once` }
+        if ((counts.get(t.name) ?? 0) > 1)
+          return {
+            name: t.name,
+            errorCode: ErrorCode.INVALID_REQUEST,
+            errorMessage: `topic "${t.name}" appears more than once`,
+          }
         if (t.assignments !== null && t.assignments.some((a) => a.brokerIds.some((id) => id !== broker.nodeId))) {
-          return { name: t.name, errorCode: ErrorCode.INVALID_REPLICA_ASSIGNMENT, errorMessage: `every replica must be on broker ${broker.nodeId}` }
+          return {
+            name: t.name,
+            errorCode: ErrorCode.INVALID_REPLICA_ASSIGNMENT,
+            errorMessage: `every replica must be on broker ${broker.nodeId}`,
+          }
         }
         try {
           broker.topics.addPartitions(t.name, t.count, req.validateOnly)

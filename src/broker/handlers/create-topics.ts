@@ -16,19 +16,34 @@ export function createTopicsHandler(broker: CreateTopicsContext): BoundHandler<t
     const counts = new Map<string, number>()
     for (const t of req.topics) counts.set(t.name, (counts.get(t.name) ?? 0) + 1)
     const topics = req.topics.map((t): Shape<CreatableTopicResult> => {
-      const failed = (errorCode: number, errorMessage: string): Shape<CreatableTopicResult> =>
-        ({ name: t.name, topicId: ZERO_UUID, errorCode, errorMessage, numPartitions: -1, replicationFactor: -1, configs: null })
-      if ((counts.get(t.name) ?? 0) > 1) return failed(ErrorCode.INVALID_REQUEST, `topic "${t.name}" appears more than once in the request`)
+      const failed = (errorCode: number, errorMessage: string): Shape<CreatableTopicResult> => ({
+        name: t.name,
+        topicId: ZERO_UUID,
+        errorCode,
+        errorMessage,
+        numPartitions: -1,
+        replicationFactor: -1,
+        configs: null,
+      })
+      if ((counts.get(t.name) ?? 0) > 1)
+        return failed(ErrorCode.INVALID_REQUEST, `topic "${t.name}" appears more than once in the request`)
       let partitions = t.numPartitions
       let replicationFactor = t.replicationFactor
       if (t.assignments.length > 0) {
         if (partitions !== -1 || replicationFactor !== -1) {
-          return failed(ErrorCode.INVALID_REQUEST, 'give either numPartitions and replicationFactor, or replica assignments, not both')
+          return failed(
+            ErrorCode.INVALID_REQUEST,
+            'give either numPartitions and replicationFactor, or replica assignments, not both',
+          )
         }
         const sorted = t.assignments.map((a) => a.partitionIndex).sort((a, b) => a - b)
-        if (sorted.some((p, i) => p !== i)) return failed(ErrorCode.INVALID_REPLICA_ASSIGNMENT, 'replica assignments must cover partitions 0..n-1')
+        if (sorted.some((p, i) => p !== i))
+          return failed(ErrorCode.INVALID_REPLICA_ASSIGNMENT, 'replica assignments must cover partitions 0..n-1')
         if (t.assignments.some((a) => a.brokerIds.length !== 1 || a.brokerIds[0] !== broker.nodeId)) {
-          return failed(ErrorCode.INVALID_REPLICA_ASSIGNMENT, `every replica must be on broker ${broker.nodeId}, the only broker`)
+          return failed(
+            ErrorCode.INVALID_REPLICA_ASSIGNMENT,
+            `every replica must be on broker ${broker.nodeId}, the only broker`,
+          )
         }
         partitions = t.assignments.length
         replicationFactor = 1
@@ -40,8 +55,19 @@ export function createTopicsHandler(broker: CreateTopicsContext): BoundHandler<t
         const topic = req.validateOnly ? undefined : broker.topics.create(t.name, count, configs)
         const entries = topic !== undefined ? broker.topics.describe(topic) : []
         return {
-          name: t.name, topicId: topic?.id ?? ZERO_UUID, errorCode: ErrorCode.NONE, errorMessage: null, numPartitions: count, replicationFactor: 1,
-          configs: entries.map((e) => ({ name: e.name, value: e.value, readOnly: false, configSource: configSourceCode(e.source), isSensitive: false })),
+          name: t.name,
+          topicId: topic?.id ?? ZERO_UUID,
+          errorCode: ErrorCode.NONE,
+          errorMessage: null,
+          numPartitions: count,
+          replicationFactor: 1,
+          configs: entries.map((e) => ({
+            name: e.name,
+            value: e.value,
+            readOnly: false,
+            configSource: configSourceCode(e.source),
+            isSensitive: false,
+          })),
         }
       } catch (err) {
         if (err instanceof TopicError) return failed(err.code, err.message)

@@ -6,7 +6,8 @@ import { type GroupsContext } from './context.ts'
 export function deleteGroupsHandler(broker: GroupsContext<'deleteGroup'>): BoundHandler<typeof ApiKey.DeleteGroups> {
   return defineHandler(ApiKey.DeleteGroups, async (_ctx, req) => {
     const results = []
-    for (const groupId of req.groupsNames) results.push({ groupId, errorCode: await broker.groups.deleteGroup(groupId) })
+    for (const groupId of req.groupsNames)
+      results.push({ groupId, errorCode: await broker.groups.deleteGroup(groupId) })
     return { throttleTimeMs: 0, results }
   })
 }

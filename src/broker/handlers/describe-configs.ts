@@ -2,7 +2,10 @@
 // defaults), or the broker's own. Config names and sources are Kafka's.
 import { ApiKey } from '../../protocol/apis.ts'
 import { ErrorCode } from '../../protocol/errors.ts'
-import { type DescribeConfigsResourceResult, type DescribeConfigsResult } from '../../protocol/messages/describe-configs-response.ts'
+import {
+  type DescribeConfigsResourceResult,
+  type DescribeConfigsResult,
+} from '../../protocol/messages/describe-configs-response.ts'
 import { type Shape } from '../../protocol/schema.ts'
 import { type BrokerConfig, type ConfigEntry } from '../config.ts'
 import { type BoundHandler, defineHandler } from '../server.ts'
@@ -19,38 +22,63 @@ export function configSourceCode(source: ConfigEntry['source']): number {
   return SOURCE[source]
 }
 
-export type DescribeConfigsContext = Pick<BrokerIdentity, 'nodeId'> & TopicsContext<'get' | 'describe'> & { readonly config: Pick<BrokerConfig, 'entries'> }
+export type DescribeConfigsContext = Pick<BrokerIdentity, 'nodeId'> &
+  TopicsContext<'get' | 'describe'> & { readonly config: Pick<BrokerConfig, 'entries'> }
 
 export function describeConfigsHandler(broker: DescribeConfigsContext): BoundHandler<typeof ApiKey.DescribeConfigs> {
   return defineHandler(ApiKey.DescribeConfigs, (_ctx, req) => {
     const results = req.resources.map((res): Shape<DescribeConfigsResult> => {
-      const failed = (errorCode: number, errorMessage: string): Shape<DescribeConfigsResult> =>
-        ({ errorCode, errorMessage, resourceType: res.resourceType, resourceName: res.resourceName, configs: [] })
+      const failed = (errorCode: number, errorMessage: string): Shape<DescribeConfigsResult> => ({
+        errorCode,
+        errorMessage,
+        resourceType: res.resourceType,
+        resourceName: res.resourceName,
+        configs: [],
+      })
       let entries: ConfigEntry[]
       let readOnly: boolean
       if (res.resourceType === RESOURCE_TOPIC) {
         const topic = broker.topics.get(res.resourceName)
-        if (topic === undefined) return failed(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, `topic "${res.resourceName}" does not exist`)
+        if (topic === undefined)
+          return failed(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, `topic "${res.resourceName}" does not exist`)
         entries = broker.topics.describe(topic)
         readOnly = false
       } else if (res.resourceType === RESOURCE_BROKER) {
         if (res.resourceName !== '' && res.resourceName !== String(broker.nodeId)) {
-          return failed(ErrorCode.INVALID_REQUEST, `unknown broker "${res.resourceName}"; this is broker ${broker.nodeId}`)
+          return failed(
+            ErrorCode.INVALID_REQUEST,
+            `unknown broker "${res.resourceName}"; this is broker ${broker.nodeId}`,
+          )
         }
         entries = broker.config.entries()
         readOnly = true
       } else {
-        return failed(ErrorCode.INVALID_REQUEST, `resource type ${res.resourceType} is not supported (2 = topic, 4 = broker)`)
+        return failed(
+          ErrorCode.INVALID_REQUEST,
+          `resource type ${res.resourceType} is not supported (2 = topic, 4 = broker)`,
+        )
       }
       const keys = res.configurationKeys === null ? undefined : new Set(res.configurationKeys)
       const configs = entries
         .filter((e) => keys === undefined || keys.has(e.name))
         .map((e): Shape<DescribeConfigsResourceResult> => ({
-          name: e.name, value: e.value, readOnly, isDefault: e.source === 'DEFAULT', configSource: SOURCE[e.source], isSensitive: false,
+          name: e.name,
+          value: e.value,
+          readOnly,
+          isDefault: e.source === 'DEFAULT',
+          configSource: SOURCE[e.source],
+          isSensitive: false,
           synonyms: req.includeSynonyms ? [{ name: e.name, value: e.value, source: SOURCE[e.source] }] : [],
-          configType: TYPE[e.type], documentation: req.includeDocumentation ? e.doc : null,
+          configType: TYPE[e.type],
+          documentation: req.includeDocumentation ? e.doc : null,
         }))
-      return { errorCode: ErrorCode.NONE, errorMessage: null, resourceType: res.resourceType, resourceName: res.resourceName, configs }
+      return {
+        errorCode: ErrorCode.NONE,
+        errorMessage: null,
+        resourceType: res.resourceType,
+        resourceName: res.resourceName,
+        configs,
+      }
     })
     return { throttleTimeMs: 0, results }
   })

@@ -4,20 +4,35 @@ import { ErrorCode } from '../../protocol/errors.ts'
 import { type BoundHandler, defineHandler } from '../server.ts'
 import { type GroupsContext } from './context.ts'
 
-export function describeGroupsHandler(broker: GroupsContext<'describe' | 'list'>): BoundHandler<typeof ApiKey.DescribeGroups> {
+export function describeGroupsHandler(
+  broker: GroupsContext<'describe' | 'list'>,
+): BoundHandler<typeof ApiKey.DescribeGroups> {
   return defineHandler(ApiKey.DescribeGroups, (_ctx, req) => ({
     throttleTimeMs: 0,
     groups: req.groups.map((groupId) => {
       const g = broker.groups.describe(groupId)
       if (g === undefined) {
         const hasOffsets = broker.groups.list().some((l) => l.groupId === groupId)
-        return { errorCode: ErrorCode.NONE, groupId, groupState: hasOffsets ? 'Empty' : 'Dead', protocolType: '', protocolData: '', members: [] }
+        return {
+          errorCode: ErrorCode.NONE,
+          groupId,
+          groupState: hasOffsets ? 'Empty' : 'Dead',
+          protocolType: '',
+          protocolData: '',
+          members: [],
+        }
       }
       return {
-        errorCode: ErrorCode.NONE, groupId, groupState: g.state, protocolType: g.protocolType ?? '',
-        protocolData: g.state === 'Stable' ? g.protocolName ?? '' : '',
+        errorCode: ErrorCode.NONE,
+        groupId,
+        groupState: g.state,
+        protocolType: g.protocolType ?? '',
+        protocolData: g.state === 'Stable' ? (g.protocolName ?? '') : '',
         members: [...g.members.values()].map((m) => ({
-          memberId: m.memberId, groupInstanceId: m.groupInstanceId, clientId: m.clientId, clientHost: m.clientHost,
+          memberId: m.memberId,
+          groupInstanceId: m.groupInstanceId,
+          clientId: m.clientId,
+          clientHost: m.clientHost,
           memberMetadata: m.protocols.find((p) => p.name === g.protocolName)?.metadata ?? Buffer.alloc(0),
           memberAssignment: m.assignment,
         })),

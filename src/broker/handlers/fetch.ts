@@ -65,10 +65,20 @@ function collect(broker: FetchContext, ctx: RequestContext, req: FetchRequest, m
     const partitions = ft.partitions.map((fp): Shape<PartitionData> => {
       const failed = (errorCode: number): Shape<PartitionData> => {
         out.hasError = true
-        return { partitionIndex: fp.partition, errorCode, highWatermark: -1, lastStableOffset: -1, logStartOffset: -1, abortedTransactions: null, preferredReadReplica: -1, records: EMPTY }
+        return {
+          partitionIndex: fp.partition,
+          errorCode,
+          highWatermark: -1,
+          lastStableOffset: -1,
+          logStartOffset: -1,
+          abortedTransactions: null,
+          preferredReadReplica: -1,
+          records: EMPTY,
+        }
       }
       const log = topic?.partitions[fp.partition]
-      if (topic === undefined || log === undefined) return failed(topic === undefined ? unknownTopic : ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
+      if (topic === undefined || log === undefined)
+        return failed(topic === undefined ? unknownTopic : ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
       out.keys.push(partitionKey(topic.id, fp.partition))
       let records: Buffer = EMPTY
       try {
@@ -83,8 +93,14 @@ function collect(broker: FetchContext, ctx: RequestContext, req: FetchRequest, m
       out.bytes += records.length
       const end = log.logEndOffset
       return {
-        partitionIndex: fp.partition, errorCode: ErrorCode.NONE, highWatermark: end, lastStableOffset: end,
-        logStartOffset: log.logStartOffset, abortedTransactions: readCommitted ? [] : null, preferredReadReplica: -1, records,
+        partitionIndex: fp.partition,
+        errorCode: ErrorCode.NONE,
+        highWatermark: end,
+        lastStableOffset: end,
+        logStartOffset: log.logStartOffset,
+        abortedTransactions: readCommitted ? [] : null,
+        preferredReadReplica: -1,
+        records,
       }
     })
     out.responses.push({ topic: topic?.name ?? ft.topic, topicId: ft.topicId, partitions })

@@ -11,13 +11,42 @@ export function findCoordinatorHandler(broker: BrokerIdentity): BoundHandler<typ
   return defineHandler(ApiKey.FindCoordinator, (ctx, req) => {
     const answer = (key: string) => {
       if (req.keyType === KEY_TYPE_TRANSACTION) {
-        return { key, errorCode: ErrorCode.COORDINATOR_NOT_AVAILABLE, errorMessage: 'transactions are not supported', nodeId: -1, host: '', port: -1 }
+        return {
+          key,
+          errorCode: ErrorCode.COORDINATOR_NOT_AVAILABLE,
+          errorMessage: 'transactions are not supported',
+          nodeId: -1,
+          host: '',
+          port: -1,
+        }
       }
-      if (key === '') return { key, errorCode: ErrorCode.INVALID_GROUP_ID, errorMessage: 'empty group id', nodeId: -1, host: '', port: -1 }
-      return { key, errorCode: ErrorCode.NONE, errorMessage: null, nodeId: broker.nodeId, host: broker.advertisedHost, port: broker.port }
+      if (key === '')
+        return {
+          key,
+          errorCode: ErrorCode.INVALID_GROUP_ID,
+          errorMessage: 'empty group id',
+          nodeId: -1,
+          host: '',
+          port: -1,
+        }
+      return {
+        key,
+        errorCode: ErrorCode.NONE,
+        errorMessage: null,
+        nodeId: broker.nodeId,
+        host: broker.advertisedHost,
+        port: broker.port,
+      }
     }
     if (ctx.apiVersion >= 4) return { throttleTimeMs: 0, coordinators: req.coordinatorKeys.map(answer) }
     const one = answer(req.key)
-    return { throttleTimeMs: 0, errorCode: one.errorCode, errorMessage: one.errorMessage, nodeId: one.nodeId, host: one.host, port: one.port }
+    return {
+      throttleTimeMs: 0,
+      errorCode: one.errorCode,
+      errorMessage: one.errorMessage,
+      nodeId: one.nodeId,
+      host: one.host,
+      port: one.port,
+    }
   })
 }

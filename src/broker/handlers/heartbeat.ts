@@ -5,7 +5,11 @@ import { type GroupsContext } from './context.ts'
 
 export function heartbeatHandler(broker: GroupsContext<'heartbeat'>): BoundHandler<typeof ApiKey.Heartbeat> {
   return defineHandler(ApiKey.Heartbeat, async (_ctx, req) => {
-    const errorCode = await broker.groups.heartbeat(req.groupId, { generationId: req.generationId, memberId: req.memberId, groupInstanceId: req.groupInstanceId })
+    const errorCode = await broker.groups.heartbeat(req.groupId, {
+      generationId: req.generationId,
+      memberId: req.memberId,
+      groupInstanceId: req.groupInstanceId,
+    })
     return { throttleTimeMs: 0, errorCode }
   })
 }

@@ -31,7 +31,12 @@ export interface InitProducerIdContext {
 
 export function initProducerIdHandler(broker: InitProducerIdContext): BoundHandler<typeof ApiKey.InitProducerId> {
   return defineHandler(ApiKey.InitProducerId, (_ctx, req) => {
-    const refuse = (errorCode: number): Shape<InitProducerIdResponse> => ({ throttleTimeMs: 0, errorCode, producerId: -1, producerEpoch: -1 })
+    const refuse = (errorCode: number): Shape<InitProducerIdResponse> => ({
+      throttleTimeMs: 0,
+      errorCode,
+      producerId: -1,
+      producerEpoch: -1,
+    })
     if (req.transactionalId !== null) return refuse(ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
     if ((req.producerId === -1) !== (req.producerEpoch === -1)) return refuse(ErrorCode.INVALID_REQUEST)
     let producerId: number

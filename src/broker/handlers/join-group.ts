@@ -7,7 +7,14 @@ import { type GroupsContext } from './context.ts'
 
 export function joinGroupHandler(broker: GroupsContext<'join'>): BoundHandler<typeof ApiKey.JoinGroup> {
   return defineHandler(ApiKey.JoinGroup, async (ctx, req) => {
-    if (req.groupId === '') return { errorCode: ErrorCode.INVALID_GROUP_ID, generationId: -1, leader: '', memberId: req.memberId, members: [] }
+    if (req.groupId === '')
+      return {
+        errorCode: ErrorCode.INVALID_GROUP_ID,
+        generationId: -1,
+        leader: '',
+        memberId: req.memberId,
+        members: [],
+      }
     const res = await broker.groups.join(req.groupId, {
       apiVersion: ctx.apiVersion,
       memberId: req.memberId,
@@ -21,10 +28,16 @@ export function joinGroupHandler(broker: GroupsContext<'join'>): BoundHandler<ty
       protocols: req.protocols.map((p) => ({ name: p.name, metadata: p.metadata })),
     })
     return {
-      throttleTimeMs: 0, errorCode: res.errorCode, generationId: res.generationId, protocolType: res.protocolType,
+      throttleTimeMs: 0,
+      errorCode: res.errorCode,
+      generationId: res.generationId,
+      protocolType: res.protocolType,
       // Before v7 the protocol name is not nullable.
       protocolName: res.protocolName ?? (ctx.apiVersion >= 7 ? null : ''),
-      leader: res.leader, skipAssignment: false, memberId: res.memberId, members: res.members,
+      leader: res.leader,
+      skipAssignment: false,
+      memberId: res.memberId,
+      members: res.members,
     }
   })
 }

@@ -6,9 +6,10 @@ import { type GroupsContext } from './context.ts'
 
 export function leaveGroupHandler(broker: GroupsContext<'leave'>): BoundHandler<typeof ApiKey.LeaveGroup> {
   return defineHandler(ApiKey.LeaveGroup, async (ctx, req) => {
-    const members = ctx.apiVersion >= 3
-      ? req.members.map((m) => ({ memberId: m.memberId, groupInstanceId: m.groupInstanceId }))
-      : [{ memberId: req.memberId, groupInstanceId: null }]
+    const members =
+      ctx.apiVersion >= 3
+        ? req.members.map((m) => ({ memberId: m.memberId, groupInstanceId: m.groupInstanceId }))
+        : [{ memberId: req.memberId, groupInstanceId: null }]
     const res = await broker.groups.leave(req.groupId, members)
     return { throttleTimeMs: 0, errorCode: ctx.apiVersion >= 3 ? ErrorCode.NONE : res.errorCode, members: res.members }
   })

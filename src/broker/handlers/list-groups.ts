@@ -8,7 +8,8 @@ export function listGroupsHandler(broker: GroupsContext<'list'>): BoundHandler<t
   return defineHandler(ApiKey.ListGroups, (_ctx, req) => {
     const states = new Set(req.statesFilter.map((s) => s.toLowerCase()))
     const types = new Set(req.typesFilter.map((s) => s.toLowerCase()))
-    const groups = broker.groups.list()
+    const groups = broker.groups
+      .list()
       .filter((g) => states.size === 0 || states.has(g.state.toLowerCase()))
       .filter(() => types.size === 0 || types.has('classic'))
       .map((g) => ({ groupId: g.groupId, protocolType: g.protocolType, groupState: g.state, groupType: 'classic' }))

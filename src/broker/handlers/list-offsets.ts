@@ -22,24 +22,47 @@ export function listOffsetsHandler(broker: TopicsContext<'get'>): BoundHandler<t
         name: t.name,
         partitions: t.partitions.map((p): Shape<ListOffsetsPartitionResponse> => {
           const answer = (offset: number, timestamp: number): Shape<ListOffsetsPartitionResponse> => ({
-            partitionIndex: p.partitionIndex, errorCode: ErrorCode.NONE, timestamp, offset, leaderEpoch: 0,
+            partitionIndex: p.partitionIndex,
+            errorCode: ErrorCode.NONE,
+            timestamp,
+            offset,
+            leaderEpoch: 0,
             oldStyleOffsets: offset >= 0 ? [offset] : [],
           })
           const log = topic?.partitions[p.partitionIndex]
           if (log === undefined) {
-            return { partitionIndex: p.partitionIndex, errorCode: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, timestamp: -1, offset: -1, leaderEpoch: -1 }
+            return {
+              partitionIndex: p.partitionIndex,
+              errorCode: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
+              timestamp: -1,
+              offset: -1,
+              leaderEpoch: -1,
+            }
           }
           try {
             if (p.timestamp === LATEST) return answer(log.logEndOffset, -1)
             if (p.timestamp === EARLIEST || p.timestamp === EARLIEST_LOCAL) return answer(log.logStartOffset, -1)
             if (p.timestamp < 0) {
-              return { partitionIndex: p.partitionIndex, errorCode: ErrorCode.INVALID_REQUEST, timestamp: -1, offset: -1, leaderEpoch: -1 }
+              return {
+                partitionIndex: p.partitionIndex,
+                errorCode: ErrorCode.INVALID_REQUEST,
+                timestamp: -1,
+                offset: -1,
+                leaderEpoch: -1,
+              }
             }
             const found = log.offsetForTimestamp(p.timestamp)
             if (found === null) return answer(-1, -1)
             return answer(found.offset, found.timestamp)
           } catch (err) {
-            if (err instanceof LogError) return { partitionIndex: p.partitionIndex, errorCode: err.code, timestamp: -1, offset: -1, leaderEpoch: -1 }
+            if (err instanceof LogError)
+              return {
+                partitionIndex: p.partitionIndex,
+                errorCode: err.code,
+                timestamp: -1,
+                offset: -1,
+                leaderEpoch: -1,
+              }
             throw err
           }
         }),

@@ -10,7 +10,8 @@ import { type BoundHandler, defineHandler } from '../server.ts'
 import { invalidTopicName, type Topic, TopicError } from '../topics.ts'
 import { type BrokerIdentity, type TopicsContext } from './context.ts'
 
-export type MetadataContext = BrokerIdentity & TopicsContext<'list' | 'get' | 'getById' | 'create'> & { readonly config: Pick<BrokerConfig, 'bool'> }
+export type MetadataContext = BrokerIdentity &
+  TopicsContext<'list' | 'get' | 'getById' | 'create'> & { readonly config: Pick<BrokerConfig, 'bool'> }
 
 export function metadataHandler(broker: MetadataContext): BoundHandler<typeof ApiKey.Metadata> {
   return defineHandler(ApiKey.Metadata, (ctx, req) => {
@@ -21,8 +22,13 @@ export function metadataHandler(broker: MetadataContext): BoundHandler<typeof Ap
       // Only Kafka's own internal topics; clients hide internal topics from producers.
       isInternal: topic.name === OFFSETS_TOPIC,
       partitions: topic.partitions.map((_, p) => ({
-        errorCode: ErrorCode.NONE, partitionIndex: p, leaderId: broker.nodeId, leaderEpoch: 0,
-        replicaNodes: [broker.nodeId], isrNodes: [broker.nodeId], offlineReplicas: [],
+        errorCode: ErrorCode.NONE,
+        partitionIndex: p,
+        leaderId: broker.nodeId,
+        leaderEpoch: 0,
+        replicaNodes: [broker.nodeId],
+        isrNodes: [broker.nodeId],
+        offlineReplicas: [],
       })),
     })
     // v0: an empty list means all topics; v1+: null means all, empty means none.
@@ -31,20 +37,26 @@ export function metadataHandler(broker: MetadataContext): BoundHandler<typeof Ap
     if (all) {
       topics = broker.topics.list().map(describe)
     } else {
-      const autoCreate = broker.config.bool('auto.create.topics.enable') && (ctx.apiVersion < 4 || req.allowAutoTopicCreation)
+      const autoCreate =
+        broker.config.bool('auto.create.topics.enable') && (ctx.apiVersion < 4 || req.allowAutoTopicCreation)
       topics = (req.topics ?? []).map((t): Shape<MetadataResponseTopic> => {
         if (t.name === null || t.name === '') {
           const byId = broker.topics.getById(t.topicId)
-          return byId !== undefined ? describe(byId) : { errorCode: ErrorCode.UNKNOWN_TOPIC_ID, name: null, topicId: t.topicId, partitions: [] }
+          return byId !== undefined
+            ? describe(byId)
+            : { errorCode: ErrorCode.UNKNOWN_TOPIC_ID, name: null, topicId: t.topicId, partitions: [] }
         }
         const found = broker.topics.get(t.name)
         if (found !== undefined) return describe(found)
-        if (invalidTopicName(t.name) !== undefined) return { errorCode: ErrorCode.INVALID_TOPIC_EXCEPTION, name: t.name, topicId: ZERO_UUID, partitions: [] }
-        if (!autoCreate) return { errorCode: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, name: t.name, topicId: ZERO_UUID, partitions: [] }
+        if (invalidTopicName(t.name) !== undefined)
+          return { errorCode: ErrorCode.INVALID_TOPIC_EXCEPTION, name: t.name, topicId: ZERO_UUID, partitions: [] }
+        if (!autoCreate)
+          return { errorCode: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, name: t.name, topicId: ZERO_UUID, partitions: [] }
         try {
           return describe(broker.topics.create(t.name, -1))
         } catch (err) {
-          if (err instanceof TopicError) return { errorCode: err.code, name: t.name, topicId: ZERO_UUID, partitions: [] }
+          if (err instanceof TopicError)
+            return { errorCode: err.code, name: t.name, topicId: ZERO_UUID, partitions: [] }
           throw err
         }
       })

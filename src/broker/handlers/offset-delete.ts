@@ -5,13 +5,20 @@ import { type GroupsContext } from './context.ts'
 
 export function offsetDeleteHandler(broker: GroupsContext<'deleteOffsets'>): BoundHandler<typeof ApiKey.OffsetDelete> {
   return defineHandler(ApiKey.OffsetDelete, async (_ctx, req) => {
-    const res = await broker.groups.deleteOffsets(req.groupId, req.topics.map((t) => ({ topic: t.name, partitions: t.partitions.map((p) => p.partitionIndex) })))
+    const res = await broker.groups.deleteOffsets(
+      req.groupId,
+      req.topics.map((t) => ({ topic: t.name, partitions: t.partitions.map((p) => p.partitionIndex) })),
+    )
     const topics = new Map<string, { partitionIndex: number; errorCode: number }[]>()
     for (const r of res.results) {
       let list = topics.get(r.topic)
       if (list === undefined) topics.set(r.topic, (list = []))
       list.push({ partitionIndex: r.partition, errorCode: r.errorCode })
     }
-    return { errorCode: res.errorCode, throttleTimeMs: 0, topics: [...topics].map(([name, partitions]) => ({ name, partitions })) }
+    return {
+      errorCode: res.errorCode,
+      throttleTimeMs: 0,
+      topics: [...topics].map(([name, partitions]) => ({ name, partitions })),
+    }
   })
 }

@@ -15,8 +15,15 @@ import { ApiKey } from '../../protocol/apis.ts'
 import { ErrorCode, errorName } from '../../protocol/errors.ts'
 import { type PartitionProduceResponse, type TopicProduceResponse } from '../../protocol/messages/produce-response.ts'
 import {
-  ATTR_COMPRESSION_MASK, ATTR_TIMESTAMP_TYPE_MASK, ATTRIBUTES_OFFSET, COMPRESSION_ZSTD, CRC_OFFSET, MAX_TIMESTAMP_OFFSET,
-  type BatchHeader, validateProducedBatches, writeInt64,
+  ATTR_COMPRESSION_MASK,
+  ATTR_TIMESTAMP_TYPE_MASK,
+  ATTRIBUTES_OFFSET,
+  COMPRESSION_ZSTD,
+  CRC_OFFSET,
+  MAX_TIMESTAMP_OFFSET,
+  type BatchHeader,
+  validateProducedBatches,
+  writeInt64,
 } from '../../protocol/record-batch.ts'
 import { crc32c } from '../../protocol/crc32c.ts'
 import { nullKeyProblem } from '../../protocol/batch-records.ts'
@@ -46,7 +53,9 @@ export function produceHandler(broker: ProduceContext): BoundHandler<typeof ApiK
   const expirationMs = broker.config.number('producer.id.expiration.ms')
   const expiryCheckMs = broker.config.number('producer.id.expiration.check.interval.ms')
   const duplicates = new prom.Counter({
-    name: 'cortado_broker_produce_duplicates_total', help: 'Idempotent batches recognised as retries and answered with their original offsets', registers: [broker.registry],
+    name: 'cortado_broker_produce_duplicates_total',
+    help: 'Idempotent batches recognised as retries and answered with their original offsets',
+    registers: [broker.registry],
   })
   return defineHandler(ApiKey.Produce, async (ctx, req) => {
     const now = Date.now()
@@ -65,22 +74,44 @@ export function produceHandler(broker: ProduceContext): BoundHandler<typeof ApiK
     for (const topicData of req.topicData) {
       const topic = broker.topics.get(topicData.name)
       const partitionResponses = topicData.partitionData.map((pd): PartitionResult => {
-        if (acks !== 0 && acks !== 1 && acks !== -1) return refuse(pd.index, ErrorCode.INVALID_REQUIRED_ACKS, `acks must be -1, 0 or 1, got ${acks}`)
-        if (req.transactionalId !== null) return refuse(pd.index, ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED, 'transactions are not supported by this broker')
+        if (acks !== 0 && acks !== 1 && acks !== -1)
+          return refuse(pd.index, ErrorCode.INVALID_REQUIRED_ACKS, `acks must be -1, 0 or 1, got ${acks}`)
+        if (req.transactionalId !== null)
+          return refuse(
+            pd.index,
+            ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+            'transactions are not supported by this broker',
+          )
         const log = topic?.partitions[pd.index]
-        if (topic === undefined || log === undefined) return refuse(pd.index, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, `unknown partition ${topicData.name}-${pd.index}`)
-        if (topic.name === OFFSETS_TOPIC) return refuse(pd.index, ErrorCode.INVALID_TOPIC_EXCEPTION, `cannot append to internal topic ${OFFSETS_TOPIC}`)
-        if (pd.records === null || pd.records.length === 0) return refuse(pd.index, ErrorCode.INVALID_RECORD, 'no records')
+        if (topic === undefined || log === undefined)
+          return refuse(
+            pd.index,
+            ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
+            `unknown partition ${topicData.name}-${pd.index}`,
+          )
+        if (topic.name === OFFSETS_TOPIC)
+          return refuse(pd.index, ErrorCode.INVALID_TOPIC_EXCEPTION, `cannot append to internal topic ${OFFSETS_TOPIC}`)
+        if (pd.records === null || pd.records.length === 0)
+          return refuse(pd.index, ErrorCode.INVALID_RECORD, 'no records')
         const validated = validateProducedBatches(pd.records)
         if ('error' in validated) return refuse(pd.index, validated.error, validated.message)
         const batches = validated.batches
         if (ctx.apiVersion >= 3 && batches.length !== 1) {
-          return refuse(pd.index, ErrorCode.INVALID_RECORD, `produce v3+ must carry exactly one record batch per partition, got ${batches.length}`)
+          return refuse(
+            pd.index,
+            ErrorCode.INVALID_RECORD,
+            `produce v3+ must carry exactly one record batch per partition, got ${batches.length}`,
+          )
         }
         const maxBytes = Number(broker.topics.topicConfig(topic, 'max.message.bytes'))
         for (const b of batches) {
           const size = b.batchLength + 12
-          if (size > maxBytes) return refuse(pd.index, ErrorCode.MESSAGE_TOO_LARGE, `record batch of ${size} bytes exceeds max.message.bytes ${maxBytes}`)
+          if (size > maxBytes)
+            return refuse(
+              pd.index,
+              ErrorCode.MESSAGE_TOO_LARGE,
+              `record batch of ${size} bytes exceeds max.message.bytes ${maxBytes}`,
+            )
           if ((b.attributes & ATTR_COMPRESSION_MASK) === COMPRESSION_ZSTD && ctx.apiVersion < 7) {
             return refuse(pd.index, ErrorCode.UNSUPPORTED_COMPRESSION_TYPE, 'zstd needs produce v7 or later')
           }
@@ -100,7 +131,13 @@ export function produceHandler(broker: ProduceContext): BoundHandler<typeof ApiK
             duplicates.inc()
             appended.push(log)
             const original = decision.batch
-            return { index: pd.index, errorCode: ErrorCode.NONE, baseOffset: original.firstOffset, logAppendTimeMs: logAppendTime ? original.timestamp : -1, logStartOffset: log.logStartOffset }
+            return {
+              index: pd.index,
+              errorCode: ErrorCode.NONE,
+              baseOffset: original.firstOffset,
+              logAppendTimeMs: logAppendTime ? original.timestamp : -1,
+              logStartOffset: log.logStartOffset,
+            }
           }
         }
         if (logAppendTime) stampLogAppendTime(pd.records, batches, now)
@@ -111,7 +148,13 @@ export function produceHandler(broker: ProduceContext): BoundHandler<typeof ApiK
           broker.metrics.producedBytes.inc({ topic: topic.name }, pd.records.length)
           broker.metrics.producedBatches.inc({ topic: topic.name }, batches.length)
           broker.waiters.notify(partitionKey(topic.id, pd.index))
-          return { index: pd.index, errorCode: ErrorCode.NONE, baseOffset, logAppendTimeMs: logAppendTime ? now : -1, logStartOffset: log.logStartOffset }
+          return {
+            index: pd.index,
+            errorCode: ErrorCode.NONE,
+            baseOffset,
+            logAppendTimeMs: logAppendTime ? now : -1,
+            logStartOffset: log.logStartOffset,
+          }
         } catch (err) {
           if (err instanceof LogError) return refuse(pd.index, err.code, err.message)
           throw err
@@ -132,7 +175,12 @@ export function produceHandler(broker: ProduceContext): BoundHandler<typeof ApiK
         broker.log.error('fsync failed; produce answered with KAFKA_STORAGE_ERROR', { err })
         for (const t of responses) {
           for (const p of t.partitionResponses ?? []) {
-            if (p.errorCode === ErrorCode.NONE) Object.assign(p, { errorCode: ErrorCode.KAFKA_STORAGE_ERROR, baseOffset: -1, errorMessage: 'fsync failed' })
+            if (p.errorCode === ErrorCode.NONE)
+              Object.assign(p, {
+                errorCode: ErrorCode.KAFKA_STORAGE_ERROR,
+                baseOffset: -1,
+                errorMessage: 'fsync failed',
+              })
           }
         }
       }

@@ -6,8 +6,11 @@ import { type GroupsContext } from './context.ts'
 export function syncGroupHandler(broker: GroupsContext<'sync'>): BoundHandler<typeof ApiKey.SyncGroup> {
   return defineHandler(ApiKey.SyncGroup, async (ctx, req) => {
     const res = await broker.groups.sync(req.groupId, {
-      generationId: req.generationId, memberId: req.memberId, groupInstanceId: req.groupInstanceId,
-      protocolType: ctx.apiVersion >= 5 ? req.protocolType : null, protocolName: ctx.apiVersion >= 5 ? req.protocolName : null,
+      generationId: req.generationId,
+      memberId: req.memberId,
+      groupInstanceId: req.groupInstanceId,
+      protocolType: ctx.apiVersion >= 5 ? req.protocolType : null,
+      protocolName: ctx.apiVersion >= 5 ? req.protocolName : null,
       assignments: req.assignments,
     })
     return { throttleTimeMs: 0, ...res }

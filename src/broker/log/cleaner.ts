@@ -195,7 +195,13 @@ function firstBatchTimestamp(s: Segment): number {
 }
 
 /** What a round on this log would cover, and how dirty the log is. */
-export function cleanableRange(segments: readonly Segment[], logEndOffset: number, checkpoint: number | null, config: CompactionConfig, now: number): CleanableRange {
+export function cleanableRange(
+  segments: readonly Segment[],
+  logEndOffset: number,
+  checkpoint: number | null,
+  config: CompactionConfig,
+  now: number,
+): CleanableRange {
   const logStart = segments[0].baseOffset
   const active = segments[segments.length - 1]
   let firstDirty = checkpoint ?? logStart
@@ -227,7 +233,14 @@ export function cleanableRange(segments: readonly Segment[], logEndOffset: numbe
       if (ts > 0 && ts < cleanUntil) needCompactionNow = true
     }
   }
-  return { firstDirtyOffset: firstDirty, firstUncleanableOffset: fuBase, cleanBytes, cleanableBytes, ratio: total === 0 ? 0 : cleanableBytes / total, needCompactionNow }
+  return {
+    firstDirtyOffset: firstDirty,
+    firstUncleanableOffset: fuBase,
+    cleanBytes,
+    cleanableBytes,
+    ratio: total === 0 ? 0 : cleanableBytes / total,
+    needCompactionNow,
+  }
 }
 
 /** Whether a round is due (LogCleanerManager.grabFilthiestCompactedLog: ratio strictly above the minimum). */
@@ -259,7 +272,8 @@ async function* segmentBatches(log: PartitionLog, s: Segment): AsyncGenerator<So
     let p = 0
     while (n - p >= BATCH_HEADER_SIZE) {
       const size = chunk.readInt32BE(p + 8) + LOG_OVERHEAD
-      if (size < BATCH_HEADER_SIZE || size > end - (pos + p)) throw new Error(`segment ${s.baseOffset}: bad batch length at position ${pos + p}`)
+      if (size < BATCH_HEADER_SIZE || size > end - (pos + p))
+        throw new Error(`segment ${s.baseOffset}: bad batch length at position ${pos + p}`)
       if (p + size > n) break
       yield { buf: chunk, pos: p, size, h: readBatchHeader(chunk, p) }
       p += size
@@ -273,7 +287,8 @@ async function* segmentBatches(log: PartitionLog, s: Segment): AsyncGenerator<So
     pos += p
     await nextTurn()
     if (log.isClosed) throw new CleaningAbortedError(`log ${log.dir} closed during cleaning`)
-    if (chunk.length > SLICE_BYTES) chunk = Buffer.allocUnsafe(Math.min(SLICE_BYTES, Math.max(end - pos, BATCH_HEADER_SIZE)))
+    if (chunk.length > SLICE_BYTES)
+      chunk = Buffer.allocUnsafe(Math.min(SLICE_BYTES, Math.max(end - pos, BATCH_HEADER_SIZE)))
   }
   if (pos !== end) throw new Error(`segment ${s.baseOffset}: ${end - pos} trailing bytes`)
 }
@@ -351,10 +366,19 @@ async function cleanRound(log: PartitionLog, config: CompactionConfig, options: 
   const checkpoint = options.firstDirtyOffset ?? readCleanerCheckpoint(log.dir)
   const range = cleanableRange(segments, log.logEndOffset, checkpoint, config, now)
   const stats: CleanStats = {
-    firstDirtyOffset: range.firstDirtyOffset, endOffset: range.firstDirtyOffset, segmentsRead: 0, segmentsWritten: 0,
-    bytesRead: 0, bytesWritten: 0, recordsRead: 0, recordsRemoved: 0, mapKeys: 0,
+    firstDirtyOffset: range.firstDirtyOffset,
+    endOffset: range.firstDirtyOffset,
+    segmentsRead: 0,
+    segmentsWritten: 0,
+    bytesRead: 0,
+    bytesWritten: 0,
+    recordsRead: 0,
+    recordsRemoved: 0,
+    mapKeys: 0,
   }
-  const dirty = segments.filter((s) => s.baseOffset >= range.firstDirtyOffset && s.baseOffset < range.firstUncleanableOffset)
+  const dirty = segments.filter(
+    (s) => s.baseOffset >= range.firstDirtyOffset && s.baseOffset < range.firstUncleanableOffset,
+  )
   if (dirty.length === 0) return stats
 
   // 2. The offset map over the dirty section.
@@ -381,7 +405,16 @@ async function cleanRound(log: PartitionLog, config: CompactionConfig, options: 
   const producers = options.activeProducers ?? activeProducersOf(log)
   const toClean = segments.filter((s, i) => i < segments.length - 1 && segments[i + 1].baseOffset <= endOffset)
   for (const group of groupSegmentsBySize(toClean, config.segmentBytes, endOffset)) {
-    await cleanGroup(log, group, { map, latestOffset, now, config, producers, maxDecompressed, stats, onSwapStage: options.onSwapStage })
+    await cleanGroup(log, group, {
+      map,
+      latestOffset,
+      now,
+      config,
+      producers,
+      maxDecompressed,
+      stats,
+      onSwapStage: options.onSwapStage,
+    })
   }
   return stats
 }
@@ -398,7 +431,10 @@ interface GroupContext {
 }
 
 /** Decides one batch: the bytes to write (the original, a rebuilt batch, an empty header) or null. */
-async function filterBatch(b: SourceBatch, ctx: GroupContext): Promise<{ out: Buffer | null; records: number; kept: number }> {
+async function filterBatch(
+  b: SourceBatch,
+  ctx: GroupContext,
+): Promise<{ out: Buffer | null; records: number; kept: number }> {
   const h = b.h
   const original = (): Buffer => Buffer.from(b.buf.subarray(b.pos, b.pos + b.size))
   if ((h.attributes & ATTR_CONTROL_MASK) !== 0) return { out: original(), records: 0, kept: 0 }
@@ -418,7 +454,8 @@ async function filterBatch(b: SourceBatch, ctx: GroupContext): Promise<{ out: Bu
     return { out: lastOfProducer || lastOfRound ? encodeEmptyBatch(h) : null, records: records.length, kept: 0 }
   }
   const needHorizon = !hasHorizon && kept.some((r) => r.key !== null && !r.hasValue)
-  if (kept.length === records.length && !needHorizon) return { out: original(), records: records.length, kept: kept.length }
+  if (kept.length === records.length && !needHorizon)
+    return { out: original(), records: records.length, kept: kept.length }
   const horizon = needHorizon ? ctx.now + ctx.config.deleteRetentionMs : hasHorizon ? h.baseTimestamp : null
   const baseTimestamp = horizon ?? h.baseTimestamp + kept[0].timestampDelta
   let maxTimestamp = h.maxTimestamp // LogAppendTime: the batch's append time
@@ -428,11 +465,21 @@ async function filterBatch(b: SourceBatch, ctx: GroupContext): Promise<{ out: Bu
   }
   const codec = h.attributes & ATTR_COMPRESSION_MASK
   const section = await compressAsync(codec, encodeRecordsSection(kept, h.baseTimestamp, baseTimestamp))
-  const attributes = (h.attributes & (ATTR_COMPRESSION_MASK | ATTR_TIMESTAMP_TYPE_MASK | ATTR_TRANSACTIONAL_MASK)) | (horizon !== null ? ATTR_DELETE_HORIZON_MASK : 0)
+  const attributes =
+    (h.attributes & (ATTR_COMPRESSION_MASK | ATTR_TIMESTAMP_TYPE_MASK | ATTR_TRANSACTIONAL_MASK)) |
+    (horizon !== null ? ATTR_DELETE_HORIZON_MASK : 0)
   const out = assembleBatch(
     {
-      baseOffset: h.baseOffset, partitionLeaderEpoch: h.partitionLeaderEpoch, attributes, lastOffsetDelta: h.lastOffsetDelta,
-      baseTimestamp, maxTimestamp, producerId: h.producerId, producerEpoch: h.producerEpoch, baseSequence: h.baseSequence, recordsCount: kept.length,
+      baseOffset: h.baseOffset,
+      partitionLeaderEpoch: h.partitionLeaderEpoch,
+      attributes,
+      lastOffsetDelta: h.lastOffsetDelta,
+      baseTimestamp,
+      maxTimestamp,
+      producerId: h.producerId,
+      producerEpoch: h.producerEpoch,
+      baseSequence: h.baseSequence,
+      recordsCount: kept.length,
     },
     section,
   )
@@ -492,7 +539,11 @@ async function cleanGroup(log: PartitionLog, group: Segment[], ctx: GroupContext
   }
   ctx.stats.segmentsWritten++
   await syncDir(dir)
-  deleteReplacedFiles(dir, base, group.map((s) => s.baseOffset))
+  deleteReplacedFiles(
+    dir,
+    base,
+    group.map((s) => s.baseOffset),
+  )
   ctx.onSwapStage?.('old-files-deleted', base)
   await syncDir(dir)
   finishSwap(dir, base)
@@ -544,13 +595,36 @@ export class LogCleaner {
     this.options = options
     this.logger = options.logger.child({ component: 'log-cleaner' })
     const reg = options.registry === undefined ? null : [options.registry]
-    this.metrics = reg === null ? null : {
-      bytesRead: new prom.Counter({ name: 'cortado_broker_log_cleaner_bytes_cleaned_total', help: 'Segment bytes read and recopied by log compaction', registers: reg }),
-      bytesWritten: new prom.Counter({ name: 'cortado_broker_log_cleaner_bytes_written_total', help: 'Bytes written to cleaned segments by log compaction', registers: reg }),
-      recordsRemoved: new prom.Counter({ name: 'cortado_broker_log_cleaner_records_removed_total', help: 'Records removed by log compaction (superseded values and expired tombstones)', registers: reg }),
-      rounds: new prom.Counter({ name: 'cortado_broker_log_cleaner_rounds_total', help: 'Log compaction rounds completed', registers: reg }),
-      failures: new prom.Counter({ name: 'cortado_broker_log_cleaner_failures_total', help: 'Log compaction rounds that failed (the partition is then left uncleaned until restart)', registers: reg }),
-    }
+    this.metrics =
+      reg === null
+        ? null
+        : {
+            bytesRead: new prom.Counter({
+              name: 'cortado_broker_log_cleaner_bytes_cleaned_total',
+              help: 'Segment bytes read and recopied by log compaction',
+              registers: reg,
+            }),
+            bytesWritten: new prom.Counter({
+              name: 'cortado_broker_log_cleaner_bytes_written_total',
+              help: 'Bytes written to cleaned segments by log compaction',
+              registers: reg,
+            }),
+            recordsRemoved: new prom.Counter({
+              name: 'cortado_broker_log_cleaner_records_removed_total',
+              help: 'Records removed by log compaction (superseded values and expired tombstones)',
+              registers: reg,
+            }),
+            rounds: new prom.Counter({
+              name: 'cortado_broker_log_cleaner_rounds_total',
+              help: 'Log compaction rounds completed',
+              registers: reg,
+            }),
+            failures: new prom.Counter({
+              name: 'cortado_broker_log_cleaner_failures_total',
+              help: 'Log compaction rounds that failed (the partition is then left uncleaned until restart)',
+              registers: reg,
+            }),
+          }
   }
 
   start(): void {
@@ -617,7 +691,11 @@ export class LogCleaner {
     const { target, range } = best
     const started = performance.now()
     try {
-      const stats = await cleanLog(target.log, target.config, { now, firstDirtyOffset: range.firstDirtyOffset, maxMapKeys: this.options.maxMapKeys })
+      const stats = await cleanLog(target.log, target.config, {
+        now,
+        firstDirtyOffset: range.firstDirtyOffset,
+        maxMapKeys: this.options.maxMapKeys,
+      })
       if (!target.log.isClosed) {
         writeCleanerCheckpoint(target.log.dir, stats.endOffset)
         try {
@@ -631,9 +709,18 @@ export class LogCleaner {
       this.metrics?.recordsRemoved.inc(stats.recordsRemoved)
       this.metrics?.rounds.inc()
       this.logger.info('log cleaned', {
-        partition: target.name, dirtyRatio: Number(range.ratio.toFixed(3)), firstDirtyOffset: stats.firstDirtyOffset, endOffset: stats.endOffset,
-        segmentsRead: stats.segmentsRead, segmentsWritten: stats.segmentsWritten, bytesRead: stats.bytesRead, bytesWritten: stats.bytesWritten,
-        recordsRead: stats.recordsRead, recordsRemoved: stats.recordsRemoved, keys: stats.mapKeys, ms: Math.round(performance.now() - started),
+        partition: target.name,
+        dirtyRatio: Number(range.ratio.toFixed(3)),
+        firstDirtyOffset: stats.firstDirtyOffset,
+        endOffset: stats.endOffset,
+        segmentsRead: stats.segmentsRead,
+        segmentsWritten: stats.segmentsWritten,
+        bytesRead: stats.bytesRead,
+        bytesWritten: stats.bytesWritten,
+        recordsRead: stats.recordsRead,
+        recordsRemoved: stats.recordsRemoved,
+        keys: stats.mapKeys,
+        ms: Math.round(performance.now() - started),
       })
     } catch (err) {
       if (err instanceof CleaningAbortedError || target.log.isClosed) {
@@ -642,7 +729,10 @@ export class LogCleaner {
       }
       this.uncleanable.set(target.log, (err as Error).message)
       this.metrics?.failures.inc()
-      this.logger.error('log cleaning failed; partition marked uncleanable until restart', { partition: target.name, err })
+      this.logger.error('log cleaning failed; partition marked uncleanable until restart', {
+        partition: target.name,
+        err,
+      })
       return false
     }
     return true

@@ -16,7 +16,10 @@ export class OffsetOutOfRangeError extends LogError {
   readonly logStartOffset: number
   readonly logEndOffset: number
   constructor(offset: number, logStartOffset: number, logEndOffset: number) {
-    super(ErrorCode.OFFSET_OUT_OF_RANGE, `offset ${offset} is outside the log range [${logStartOffset}, ${logEndOffset}]`)
+    super(
+      ErrorCode.OFFSET_OUT_OF_RANGE,
+      `offset ${offset} is outside the log range [${logStartOffset}, ${logEndOffset}]`,
+    )
     this.name = 'OffsetOutOfRangeError'
     this.offset = offset
     this.logStartOffset = logStartOffset

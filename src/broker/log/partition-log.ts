@@ -7,7 +7,15 @@ import path from 'node:path'
 import { ErrorCode } from '../../protocol/errors.ts'
 import { type BatchHeader, LOG_OVERHEAD, readBatchHeader } from '../../protocol/record-batch.ts'
 import { LogClosedError, LogError, OffsetOutOfRangeError } from './errors.ts'
-import { closeQuietly, INDEX_SUFFIX, LOG_SUFFIX, parseSegmentFileName, segmentPath, TIME_INDEX_SUFFIX, unlinkIfExists } from './files.ts'
+import {
+  closeQuietly,
+  INDEX_SUFFIX,
+  LOG_SUFFIX,
+  parseSegmentFileName,
+  segmentPath,
+  TIME_INDEX_SUFFIX,
+  unlinkIfExists,
+} from './files.ts'
 import { type Flusher } from './flusher.ts'
 import { INT32_MAX, Segment } from './segment.ts'
 import { completeInterruptedSwaps } from './swap.ts'
@@ -66,9 +74,22 @@ export class PartitionLog {
   /** Idempotent producers' state (producer-state.ts): rebuilt on open, snapshotted at roll and close. */
   readonly producerState = new ProducerStateTable()
   /** How open() rebuilt producerState: from which snapshot, and how many batch headers it replayed. */
-  producerStateLoad: ProducerStateLoad = { snapshotOffset: -1, scannedFromOffset: 0, scannedBatches: 0, discardedSnapshots: [], ms: 0 }
+  producerStateLoad: ProducerStateLoad = {
+    snapshotOffset: -1,
+    scannedFromOffset: 0,
+    scannedBatches: 0,
+    discardedSnapshots: [],
+    ms: 0,
+  }
 
-  private constructor(dir: string, config: LogConfig, flusher: Flusher, dirFd: number, segments: Segment[], truncated: number) {
+  private constructor(
+    dir: string,
+    config: LogConfig,
+    flusher: Flusher,
+    dirFd: number,
+    segments: Segment[],
+    truncated: number,
+  ) {
     this.dir = dir
     this.config = config
     this.flusher = flusher
@@ -433,7 +454,11 @@ export class PartitionLog {
       if (h.producerId >= 0) this.producerState.record(h, h.baseOffset, h.baseOffset + h.lastOffsetDelta, now)
     })
     this.producerStateLoad = {
-      snapshotOffset: snapshot?.offset ?? -1, scannedFromOffset: from, scannedBatches: scanned, discardedSnapshots: discarded, ms: performance.now() - started,
+      snapshotOffset: snapshot?.offset ?? -1,
+      scannedFromOffset: from,
+      scannedBatches: scanned,
+      discardedSnapshots: discarded,
+      ms: performance.now() - started,
     }
   }
 
@@ -476,7 +501,8 @@ export class PartitionLog {
    */
   async runCleaning<T>(task: () => Promise<T>): Promise<T> {
     this.checkOpen()
-    if (this.cleaningTask !== null) throw new LogError(ErrorCode.CORRUPT_MESSAGE, `log ${this.dir} is already being cleaned`)
+    if (this.cleaningTask !== null)
+      throw new LogError(ErrorCode.CORRUPT_MESSAGE, `log ${this.dir} is already being cleaned`)
     const running = task()
     this.cleaningTask = running.then(
       () => undefined,
@@ -504,7 +530,8 @@ export class PartitionLog {
    * caller's to remove.
    */
   replaceSegments(old: readonly Segment[], replacement: Segment): void {
-    if (!this.canReplaceSegments(old)) throw new LogError(ErrorCode.CORRUPT_MESSAGE, 'replaceSegments: the segments to replace are no longer in the log')
+    if (!this.canReplaceSegments(old))
+      throw new LogError(ErrorCode.CORRUPT_MESSAGE, 'replaceSegments: the segments to replace are no longer in the log')
     this.segments.splice(this.segments.indexOf(old[0]), old.length, replacement)
     this.totalBytes += replacement.size
     for (const s of old) {
@@ -521,5 +548,6 @@ export class PartitionLog {
 }
 
 function deleteSegmentFiles(dir: string, baseOffset: number): void {
-  for (const suffix of [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX]) unlinkIfExists(segmentPath(dir, baseOffset, suffix))
+  for (const suffix of [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX])
+    unlinkIfExists(segmentPath(dir, baseOffset, suffix))
 }

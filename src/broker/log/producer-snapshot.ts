@@ -35,7 +35,10 @@ export function listSnapshots(dir: string): number[] {
  * The newest valid snapshot at or below maxOffset. Snapshots above maxOffset and unreadable ones
  * are deleted on the way (the reasons are returned for logging).
  */
-export function loadLatestSnapshot(dir: string, maxOffset: number): { snapshot: { offset: number; entries: ProducerEntry[] } | null; discarded: string[] } {
+export function loadLatestSnapshot(
+  dir: string,
+  maxOffset: number,
+): { snapshot: { offset: number; entries: ProducerEntry[] } | null; discarded: string[] } {
   const discarded: string[] = []
   for (const offset of listSnapshots(dir)) {
     const file = snapshotPath(dir, offset)

@@ -105,7 +105,9 @@ export class ProducerStateTable {
         if (dup !== undefined) return { kind: 'duplicate', batch: dup }
       }
       const epoch = seen?.epoch ?? entry?.epoch
-      const lastSeq = seen?.lastSeq ?? (entry !== undefined && entry.batches.length > 0 ? entry.batches[entry.batches.length - 1].lastSeq : -1)
+      const lastSeq =
+        seen?.lastSeq ??
+        (entry !== undefined && entry.batches.length > 0 ? entry.batches[entry.batches.length - 1].lastSeq : -1)
       const error = checkBatch(b, epoch, lastSeq)
       if (error !== null) return error
       pending ??= new Map()
@@ -135,7 +137,13 @@ export class ProducerStateTable {
       entry.epoch = b.producerEpoch
       entry.batches = []
     }
-    entry.batches.push({ firstSeq: b.baseSequence, lastSeq: lastSequence(b), firstOffset, lastOffset, timestamp: b.maxTimestamp })
+    entry.batches.push({
+      firstSeq: b.baseSequence,
+      lastSeq: lastSequence(b),
+      firstOffset,
+      lastOffset,
+      timestamp: b.maxTimestamp,
+    })
     if (entry.batches.length > NUM_BATCHES_TO_RETAIN) entry.batches.shift()
     entry.lastSeenMs = Math.max(entry.lastSeenMs, nowMs)
   }
@@ -180,18 +188,24 @@ function checkBatch(b: ProducerBatch, epoch: number | undefined, lastSeq: number
   if (epoch === undefined) return null // unknown producer: any sequence
   const pid = b.producerId
   if (b.producerEpoch < epoch) {
-    return { kind: 'error', errorCode: ErrorCode.INVALID_PRODUCER_EPOCH, message: `producer ${pid} epoch ${b.producerEpoch} is older than its current epoch ${epoch}` }
+    return {
+      kind: 'error',
+      errorCode: ErrorCode.INVALID_PRODUCER_EPOCH,
+      message: `producer ${pid} epoch ${b.producerEpoch} is older than its current epoch ${epoch}`,
+    }
   }
   if (b.producerEpoch !== epoch) {
     if (b.baseSequence === 0) return null
     return {
-      kind: 'error', errorCode: ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER,
+      kind: 'error',
+      errorCode: ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER,
       message: `producer ${pid} started epoch ${b.producerEpoch} (was ${epoch}) at sequence ${b.baseSequence}; a new epoch starts at 0`,
     }
   }
   if (lastSeq < 0 || inSequence(lastSeq, b.baseSequence)) return null
   return {
-    kind: 'error', errorCode: ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER,
+    kind: 'error',
+    errorCode: ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER,
     message: `producer ${pid} epoch ${epoch}: sequence ${b.baseSequence} does not follow ${lastSeq}`,
   }
 }
@@ -265,10 +279,17 @@ export function decodeSnapshot(buf: Buffer): { offset: number; entries: Producer
     const lastSeenMs = readLong(buf, p + 10)
     const n = buf.readInt8(p + 18)
     p += ENTRY_BYTES
-    if (n < 0 || n > NUM_BATCHES_TO_RETAIN || p + n * BATCH_BYTES > buf.length) throw new SnapshotError('snapshot batch list out of bounds')
+    if (n < 0 || n > NUM_BATCHES_TO_RETAIN || p + n * BATCH_BYTES > buf.length)
+      throw new SnapshotError('snapshot batch list out of bounds')
     const batches: BatchMetadata[] = []
     for (let j = 0; j < n; j++) {
-      batches.push({ firstSeq: buf.readInt32BE(p), lastSeq: buf.readInt32BE(p + 4), firstOffset: readLong(buf, p + 8), lastOffset: readLong(buf, p + 16), timestamp: readLong(buf, p + 24) })
+      batches.push({
+        firstSeq: buf.readInt32BE(p),
+        lastSeq: buf.readInt32BE(p + 4),
+        firstOffset: readLong(buf, p + 8),
+        lastOffset: readLong(buf, p + 16),
+        timestamp: readLong(buf, p + 24),
+      })
       p += BATCH_BYTES
     }
     entries.push({ producerId, epoch, batches, lastSeenMs })

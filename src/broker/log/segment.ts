@@ -96,7 +96,14 @@ export class Segment {
   private cachedOffset = -1
   private cachedPosition = 0
 
-  private constructor(dir: string, baseOffset: number, fd: number, offsetIndex: OffsetIndex, timeIndex: TimeIndex, indexIntervalBytes: number) {
+  private constructor(
+    dir: string,
+    baseOffset: number,
+    fd: number,
+    offsetIndex: OffsetIndex,
+    timeIndex: TimeIndex,
+    indexIntervalBytes: number,
+  ) {
     this.dir = dir
     this.baseOffset = baseOffset
     this.fd = fd
@@ -122,7 +129,12 @@ export class Segment {
    * match the log, scans every batch (length, magic, CRC, offsets), truncates the file at the
    * first bad one and rebuilds the indexes. Returns how many bytes recovery cut off.
    */
-  static open(dir: string, baseOffset: number, indexIntervalBytes: number, recover: boolean): { segment: Segment; truncatedBytes: number } {
+  static open(
+    dir: string,
+    baseOffset: number,
+    indexIntervalBytes: number,
+    recover: boolean,
+  ): { segment: Segment; truncatedBytes: number } {
     const fd = fs.openSync(segmentPath(dir, baseOffset, LOG_SUFFIX), 'r+')
     const fileSize = fs.fstatSync(fd).size
     const indexPath = segmentPath(dir, baseOffset, INDEX_SUFFIX)
@@ -157,7 +169,12 @@ export class Segment {
     const stop = walkHeaders(this.fd, start, fileSize, (b, off) => {
       const batchBase = readInt64(b, off)
       const delta = b.readInt32BE(off + LAST_OFFSET_DELTA_OFFSET)
-      if (b[off + MAGIC_OFFSET] !== 2 || delta < 0 || !follows(batchBase, next) || batchBase + delta - base > INT32_MAX) {
+      if (
+        b[off + MAGIC_OFFSET] !== 2 ||
+        delta < 0 ||
+        !follows(batchBase, next) ||
+        batchBase + delta - base > INT32_MAX
+      ) {
         ok = false
         return false
       }
@@ -306,8 +323,16 @@ export class Segment {
       const size = buf.readInt32BE(p + BATCH_LENGTH_OFFSET) + LOG_OVERHEAD
       const base = readInt64(buf, p)
       const delta = buf.readInt32BE(p + LAST_OFFSET_DELTA_OFFSET)
-      if (size < BATCH_HEADER_SIZE || size > buf.length - p || delta < 0 || !follows(base, next) || base + delta - this.baseOffset > INT32_MAX) {
-        throw new LogStorageError(`appendCleaned: bad batch at offset ${base} (segment ${this.baseOffset}, next ${next})`)
+      if (
+        size < BATCH_HEADER_SIZE ||
+        size > buf.length - p ||
+        delta < 0 ||
+        !follows(base, next) ||
+        base + delta - this.baseOffset > INT32_MAX
+      ) {
+        throw new LogStorageError(
+          `appendCleaned: bad batch at offset ${base} (segment ${this.baseOffset}, next ${next})`,
+        )
       }
       metas.push({ base, pos: p, size, maxTs: readInt64(buf, p + MAX_TIMESTAMP_OFFSET), next: base + delta + 1 })
       next = base + delta + 1

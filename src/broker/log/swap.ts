@@ -20,7 +20,13 @@
 
 import fs from 'node:fs'
 import path from 'node:path'
-import { BATCH_LENGTH_OFFSET, LAST_OFFSET_DELTA_OFFSET, LOG_OVERHEAD, MIN_BATCH_LENGTH, readInt64 } from '../../protocol/record-batch.ts'
+import {
+  BATCH_LENGTH_OFFSET,
+  LAST_OFFSET_DELTA_OFFSET,
+  LOG_OVERHEAD,
+  MIN_BATCH_LENGTH,
+  readInt64,
+} from '../../protocol/record-batch.ts'
 import { INDEX_SUFFIX, LOG_SUFFIX, readFully, segmentPath, TIME_INDEX_SUFFIX, unlinkIfExists } from './files.ts'
 
 export const CLEANED_SUFFIX = '.cleaned'

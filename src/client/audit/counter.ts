@@ -46,8 +46,12 @@ export function bucketStartOf(timestampMs: number, bucketMs: number): number {
 }
 
 /** The audited size of a message: key plus value bytes (as li-apache-kafka-clients counts it). */
-export function auditBytes(key: Uint8Array | string | null | undefined, value: Uint8Array | string | null | undefined): number {
-  const size = (x: Uint8Array | string | null | undefined) => (x == null ? 0 : typeof x === 'string' ? Buffer.byteLength(x) : x.byteLength)
+export function auditBytes(
+  key: Uint8Array | string | null | undefined,
+  value: Uint8Array | string | null | undefined,
+): number {
+  const size = (x: Uint8Array | string | null | undefined) =>
+    x == null ? 0 : typeof x === 'string' ? Buffer.byteLength(x) : x.byteLength
   return size(key) + size(value)
 }
 
@@ -65,10 +69,13 @@ export class AuditCounter {
   #counts = new Map<string, AuditCount>()
 
   constructor(options: AuditCounterOptions) {
-    if (options.side !== 'produce' && options.side !== 'consume') throw new TypeError(`audit side must be produce or consume, got ${String(options.side)}`)
+    if (options.side !== 'produce' && options.side !== 'consume')
+      throw new TypeError(`audit side must be produce or consume, got ${String(options.side)}`)
     const bucketMs = options.bucketMs ?? DEFAULT_BUCKET_MS
-    if (!Number.isSafeInteger(bucketMs) || bucketMs <= 0) throw new RangeError(`audit bucketMs must be a positive integer, got ${bucketMs}`)
-    if (options.side === 'produce' && options.group !== undefined) throw new TypeError('a produce-side audit counter has no consumer group')
+    if (!Number.isSafeInteger(bucketMs) || bucketMs <= 0)
+      throw new RangeError(`audit bucketMs must be a positive integer, got ${bucketMs}`)
+    if (options.side === 'produce' && options.group !== undefined)
+      throw new TypeError('a produce-side audit counter has no consumer group')
     this.side = options.side
     this.bucketMs = bucketMs
     this.group = options.group ?? null
@@ -80,8 +87,10 @@ export class AuditCounter {
    */
   record(topic: string, timestamp: AuditTimestamp, outcome: AuditOutcome, bytes: number, group?: string): void {
     if (typeof topic !== 'string' || topic.length === 0) throw new TypeError('audit topic must be a non-empty string')
-    if (!AUDIT_OUTCOMES.includes(outcome)) throw new TypeError(`audit outcome must be attempt, success or failure, got ${String(outcome)}`)
-    if (!Number.isSafeInteger(bytes) || bytes < 0) throw new RangeError(`audit bytes must be a non-negative integer, got ${bytes}`)
+    if (!AUDIT_OUTCOMES.includes(outcome))
+      throw new TypeError(`audit outcome must be attempt, success or failure, got ${String(outcome)}`)
+    if (!Number.isSafeInteger(bytes) || bytes < 0)
+      throw new RangeError(`audit bytes must be a non-negative integer, got ${bytes}`)
     const ms = toMillis(timestamp)
     if (!Number.isFinite(ms)) throw new RangeError(`audit timestamp must be a finite time, got ${String(timestamp)}`)
     let g: string | null = null
@@ -95,7 +104,16 @@ export class AuditCounter {
     const key = JSON.stringify([topic, g, bucketStart, outcome])
     const c = this.#counts.get(key)
     if (c === undefined) {
-      this.#counts.set(key, { side: this.side, topic, group: g, bucketStart, bucketMs: this.bucketMs, outcome, messages: 1, bytes })
+      this.#counts.set(key, {
+        side: this.side,
+        topic,
+        group: g,
+        bucketStart,
+        bucketMs: this.bucketMs,
+        outcome,
+        messages: 1,
+        bytes,
+      })
     } else {
       c.messages++
       c.bytes += bytes
@@ -116,7 +134,13 @@ export class AuditCounter {
 }
 
 export function compareCounts(a: AuditCount, b: AuditCount): number {
-  return cmp(a.side, b.side) || cmp(a.topic, b.topic) || cmp(a.group ?? '', b.group ?? '') || a.bucketStart - b.bucketStart || AUDIT_OUTCOMES.indexOf(a.outcome) - AUDIT_OUTCOMES.indexOf(b.outcome)
+  return (
+    cmp(a.side, b.side) ||
+    cmp(a.topic, b.topic) ||
+    cmp(a.group ?? '', b.group ?? '') ||
+    a.bucketStart - b.bucketStart ||
+    AUDIT_OUTCOMES.indexOf(a.outcome) - AUDIT_OUTCOMES.indexOf(b.outcome)
+  )
 }
 
 function cmp(a: string, b: string): number {

@@ -55,7 +55,8 @@ export type AuditDecodeResult = { ok: true; record: AuditRecord } | { ok: false;
 /** Decodes and validates an audit record value; never throws. */
 export function decodeAuditRecord(value: Uint8Array | null | undefined): AuditDecodeResult {
   if (value == null) return { ok: false, error: 'null value' }
-  if (value.byteLength > MAX_AUDIT_RECORD_BYTES) return { ok: false, error: `value of ${value.byteLength} bytes exceeds ${MAX_AUDIT_RECORD_BYTES}` }
+  if (value.byteLength > MAX_AUDIT_RECORD_BYTES)
+    return { ok: false, error: `value of ${value.byteLength} bytes exceeds ${MAX_AUDIT_RECORD_BYTES}` }
   let o: unknown
   try {
     o = JSON.parse(Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('utf8'))
@@ -65,28 +66,58 @@ export function decodeAuditRecord(value: Uint8Array | null | undefined): AuditDe
   if (!isObject(o)) return { ok: false, error: 'not an object' }
   if (o.v !== AUDIT_FORMAT_VERSION) return { ok: false, error: `unsupported version ${String(o.v)}` }
   const r = o.reporter
-  if (!isObject(r) || typeof r.id !== 'string' || r.id === '' || typeof r.clientId !== 'string' || typeof r.host !== 'string' || !isCount(r.pid)) {
+  if (
+    !isObject(r) ||
+    typeof r.id !== 'string' ||
+    r.id === '' ||
+    typeof r.clientId !== 'string' ||
+    typeof r.host !== 'string' ||
+    !isCount(r.pid)
+  ) {
     return { ok: false, error: 'bad reporter' }
   }
   if (!isCount(o.seq)) return { ok: false, error: 'bad seq' }
-  if (typeof o.publishedAt !== 'number' || !Number.isFinite(o.publishedAt)) return { ok: false, error: 'bad publishedAt' }
+  if (typeof o.publishedAt !== 'number' || !Number.isFinite(o.publishedAt))
+    return { ok: false, error: 'bad publishedAt' }
   if (!Array.isArray(o.counts)) return { ok: false, error: 'bad counts' }
   const counts: AuditCount[] = []
   for (const c of o.counts as unknown[]) {
     if (!isObject(c)) return { ok: false, error: 'bad count' }
     const { side, topic, group, bucketStart, bucketMs, outcome, messages, bytes } = c
     if (
-      !AUDIT_SIDES.includes(side as AuditCount['side']) || typeof topic !== 'string' || !(group === null || typeof group === 'string') ||
-      typeof bucketStart !== 'number' || !Number.isSafeInteger(bucketStart) || !isCount(bucketMs) || bucketMs === 0 ||
-      !AUDIT_OUTCOMES.includes(outcome as AuditCount['outcome']) || !isCount(messages) || !isCount(bytes)
+      !AUDIT_SIDES.includes(side as AuditCount['side']) ||
+      typeof topic !== 'string' ||
+      !(group === null || typeof group === 'string') ||
+      typeof bucketStart !== 'number' ||
+      !Number.isSafeInteger(bucketStart) ||
+      !isCount(bucketMs) ||
+      bucketMs === 0 ||
+      !AUDIT_OUTCOMES.includes(outcome as AuditCount['outcome']) ||
+      !isCount(messages) ||
+      !isCount(bytes)
     ) {
       return { ok: false, error: 'bad count' }
     }
-    counts.push({ side: side as AuditCount['side'], topic, group, bucketStart, bucketMs, outcome: outcome as AuditCount['outcome'], messages, bytes })
+    counts.push({
+      side: side as AuditCount['side'],
+      topic,
+      group,
+      bucketStart,
+      bucketMs,
+      outcome: outcome as AuditCount['outcome'],
+      messages,
+      bytes,
+    })
   }
   return {
     ok: true,
-    record: { v: AUDIT_FORMAT_VERSION, reporter: { id: r.id, clientId: r.clientId, host: r.host, pid: r.pid }, seq: o.seq, publishedAt: o.publishedAt, counts },
+    record: {
+      v: AUDIT_FORMAT_VERSION,
+      reporter: { id: r.id, clientId: r.clientId, host: r.host, pid: r.pid },
+      seq: o.seq,
+      publishedAt: o.publishedAt,
+      counts,
+    },
   }
 }
 
@@ -141,7 +172,12 @@ export class AuditPublisher {
     this.#options = options
     this.#bootstrap = typeof options.bootstrap === 'string' ? [options.bootstrap] : [...options.bootstrap]
     this.auditTopic = options.auditTopic ?? DEFAULT_AUDIT_TOPIC
-    this.reporter = { id: options.reporterId ?? randomUUID(), clientId: options.clientId ?? 'cortado', host: hostname(), pid: process.pid }
+    this.reporter = {
+      id: options.reporterId ?? randomUUID(),
+      clientId: options.clientId ?? 'cortado',
+      host: hostname(),
+      pid: process.pid,
+    }
     const interval = options.intervalMs ?? DEFAULT_AUDIT_INTERVAL_MS
     if (interval > 0) {
       this.#timer = setInterval(() => {
@@ -187,7 +223,13 @@ export class AuditPublisher {
     const counts = this.#options.counter.drain()
     const now = Date.now()
     for (let i = 0; i < counts.length; i += MAX_COUNTS_PER_RECORD) {
-      this.#pending.push({ v: AUDIT_FORMAT_VERSION, reporter: this.reporter, seq: this.#nextSeq++, publishedAt: now, counts: counts.slice(i, i + MAX_COUNTS_PER_RECORD) })
+      this.#pending.push({
+        v: AUDIT_FORMAT_VERSION,
+        reporter: this.reporter,
+        seq: this.#nextSeq++,
+        publishedAt: now,
+        counts: counts.slice(i, i + MAX_COUNTS_PER_RECORD),
+      })
     }
     const max = this.#options.maxPendingRecords ?? 10_000
     if (this.#pending.length > max) {
@@ -208,7 +250,14 @@ export class AuditPublisher {
         ...(this.#options.timeout === undefined ? {} : { timeout: this.#options.timeout }),
       })
       const key = Buffer.from(this.reporter.id)
-      await this.#producer.send({ messages: batch.map((r) => ({ topic: this.auditTopic, key, value: encodeAuditRecord(r), timestamp: BigInt(r.publishedAt) })) })
+      await this.#producer.send({
+        messages: batch.map((r) => ({
+          topic: this.auditTopic,
+          key,
+          value: encodeAuditRecord(r),
+          timestamp: BigInt(r.publishedAt),
+        })),
+      })
     } catch (err) {
       // Resend through a fresh producer next time; the report de-duplicates by (reporter id, seq).
       await this.#dropProducer()
@@ -220,7 +269,12 @@ export class AuditPublisher {
 
   async #ensureTopic(): Promise<void> {
     if (this.#topicReady) return
-    await ensureAuditTopic(this.#bootstrap, this.auditTopic, this.#options.auditTopicPartitions ?? 1, `${this.reporter.clientId}-audit-admin`)
+    await ensureAuditTopic(
+      this.#bootstrap,
+      this.auditTopic,
+      this.#options.auditTopicPartitions ?? 1,
+      `${this.reporter.clientId}-audit-admin`,
+    )
     this.#topicReady = true
   }
 
@@ -232,7 +286,12 @@ export class AuditPublisher {
 }
 
 /** Creates the audit topic unless it exists. */
-export async function ensureAuditTopic(bootstrap: readonly string[], topic: string, partitions = 1, clientId = 'cortado-audit-admin'): Promise<void> {
+export async function ensureAuditTopic(
+  bootstrap: readonly string[],
+  topic: string,
+  partitions = 1,
+  clientId = 'cortado-audit-admin',
+): Promise<void> {
   const admin = new Admin({ clientId, bootstrapBrokers: [...bootstrap], retries: 3, retryDelay: 200 })
   try {
     if ((await admin.listTopics()).includes(topic)) return

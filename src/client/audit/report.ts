@@ -68,10 +68,15 @@ const add = (t: AuditTally, c: AuditCount) => {
 const ms = (t: number | Date) => (t instanceof Date ? t.getTime() : t)
 
 /** Computes the report from decoded audit records (pure). Records with a (reporter id, seq) already seen are ignored. */
-export function computeAuditReport(records: Iterable<AuditRecord>, query: AuditReportQuery, invalidRecords = 0): AuditReport {
+export function computeAuditReport(
+  records: Iterable<AuditRecord>,
+  query: AuditReportQuery,
+  invalidRecords = 0,
+): AuditReport {
   const from = ms(query.from)
   const to = ms(query.to)
-  if (!Number.isFinite(from) || !Number.isFinite(to) || from >= to) throw new RangeError(`audit window [${from}, ${to}) is empty or invalid`)
+  if (!Number.isFinite(from) || !Number.isFinite(to) || from >= to)
+    throw new RangeError(`audit window [${from}, ${to}) is empty or invalid`)
   const seen = new Set<string>()
   let recordsRead = 0
   let duplicateRecords = 0
@@ -90,13 +95,24 @@ export function computeAuditReport(records: Iterable<AuditRecord>, query: AuditR
       if (c.side === 'consume' && c.group !== query.group) continue
       let row = rows.get(c.bucketStart)
       if (row === undefined) {
-        row = { bucketStart: c.bucketStart, bucketEnd: c.bucketStart + c.bucketMs, produced: zero(), consumed: zero(), produceAttempts: zero(), produceFailures: zero(), difference: 0 }
+        row = {
+          bucketStart: c.bucketStart,
+          bucketEnd: c.bucketStart + c.bucketMs,
+          produced: zero(),
+          consumed: zero(),
+          produceAttempts: zero(),
+          produceFailures: zero(),
+          difference: 0,
+        }
         rows.set(c.bucketStart, row)
       }
       row.bucketEnd = Math.max(row.bucketEnd, c.bucketStart + c.bucketMs)
       sizes.add(c.bucketMs)
       if (c.side === 'produce') {
-        add(c.outcome === 'success' ? row.produced : c.outcome === 'attempt' ? row.produceAttempts : row.produceFailures, c)
+        add(
+          c.outcome === 'success' ? row.produced : c.outcome === 'attempt' ? row.produceAttempts : row.produceFailures,
+          c,
+        )
       } else if (c.outcome === 'success') {
         add(row.consumed, c)
       }
@@ -116,12 +132,33 @@ export function computeAuditReport(records: Iterable<AuditRecord>, query: AuditR
     }
   }
   total.difference = total.produced.messages - total.consumed.messages
-  const verdict: AuditVerdict = missing === 0 && extra === 0 ? 'complete' : missing > 0 && extra > 0 ? 'missing+extra' : missing > 0 ? 'missing' : 'extra'
+  const verdict: AuditVerdict =
+    missing === 0 && extra === 0
+      ? 'complete'
+      : missing > 0 && extra > 0
+        ? 'missing+extra'
+        : missing > 0
+          ? 'missing'
+          : 'extra'
   const bucketSizes = [...sizes].sort((a, b) => a - b)
   const aligned = bucketSizes.every((s) => from % s === 0 && to % s === 0)
   const report: AuditReport = {
-    topic: query.topic, group: query.group, from, to, buckets, total, missing, extra, verdict, complete: verdict === 'complete',
-    recordsRead, duplicateRecords, invalidRecords, bucketSizes, aligned, text: '',
+    topic: query.topic,
+    group: query.group,
+    from,
+    to,
+    buckets,
+    total,
+    missing,
+    extra,
+    verdict,
+    complete: verdict === 'complete',
+    recordsRead,
+    duplicateRecords,
+    invalidRecords,
+    bucketSizes,
+    aligned,
+    text: '',
   }
   report.text = renderAuditReport(report)
   return report
@@ -131,10 +168,32 @@ export function computeAuditReport(records: Iterable<AuditRecord>, query: AuditR
 export function renderAuditReport(r: AuditReport): string {
   const iso = (t: number) => new Date(t).toISOString()
   const head = ['bucket start', 'produced msgs', 'consumed msgs', 'produced bytes', 'consumed bytes', 'diff']
-  const cells = r.buckets.map((b) => [iso(b.bucketStart), b.produced.messages, b.consumed.messages, b.produced.bytes, b.consumed.bytes, signed(b.difference)].map(String))
-  cells.push(['total', r.total.produced.messages, r.total.consumed.messages, r.total.produced.bytes, r.total.consumed.bytes, signed(r.total.difference)].map(String))
+  const cells = r.buckets.map((b) =>
+    [
+      iso(b.bucketStart),
+      b.produced.messages,
+      b.consumed.messages,
+      b.produced.bytes,
+      b.consumed.bytes,
+      signed(b.difference),
+    ].map(String),
+  )
+  cells.push(
+    [
+      'total',
+      r.total.produced.messages,
+      r.total.consumed.messages,
+      r.total.produced.bytes,
+      r.total.consumed.bytes,
+      signed(r.total.difference),
+    ].map(String),
+  )
   const widths = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i].length)))
-  const line = (c: string[]) => c.map((x, i) => (i === 0 ? x.padEnd(widths[i]) : x.padStart(widths[i]))).join('  ').trimEnd()
+  const line = (c: string[]) =>
+    c
+      .map((x, i) => (i === 0 ? x.padEnd(widths[i]) : x.padStart(widths[i])))
+      .join('  ')
+      .trimEnd()
   const lines = [
     `audit of topic ${r.topic}, consumer group ${r.group}, [${iso(r.from)}, ${iso(r.to)})`,
     '',
@@ -148,8 +207,13 @@ export function renderAuditReport(r: AuditReport): string {
     lines.push(`producer attempts ${r.total.produceAttempts.messages}, failures ${r.total.produceFailures.messages}`)
   }
   if (r.buckets.length === 0) lines.push('no audit counts in this window')
-  if (!r.aligned) lines.push(`note: the window is not aligned to the bucket size (${r.bucketSizes.join(', ')} ms); buckets are included by their start`)
-  lines.push(`audit records: ${r.recordsRead} read, ${r.duplicateRecords} republished duplicates ignored, ${r.invalidRecords} invalid skipped`)
+  if (!r.aligned)
+    lines.push(
+      `note: the window is not aligned to the bucket size (${r.bucketSizes.join(', ')} ms); buckets are included by their start`,
+    )
+  lines.push(
+    `audit records: ${r.recordsRead} read, ${r.duplicateRecords} republished duplicates ignored, ${r.invalidRecords} invalid skipped`,
+  )
   const parts: string[] = []
   if (r.missing > 0) parts.push(`missing ${r.missing}`)
   if (r.extra > 0) parts.push(`extra ${r.extra} (duplicates)`)
@@ -173,12 +237,20 @@ export interface ReadAuditOptions {
  * Every decodable record of the audit topic, from the earliest offset of each partition up to its
  * high watermark when first fetched. A missing audit topic reads as empty.
  */
-export async function readAuditRecords(options: ReadAuditOptions): Promise<{ records: AuditRecord[]; invalid: number }> {
+export async function readAuditRecords(
+  options: ReadAuditOptions,
+): Promise<{ records: AuditRecord[]; invalid: number }> {
   const topic = options.auditTopic ?? DEFAULT_AUDIT_TOPIC
   const bootstrap = typeof options.bootstrap === 'string' ? [options.bootstrap] : [...options.bootstrap]
   const deadline = Date.now() + (options.timeoutMs ?? 30_000)
   // groupId is required by the constructor; fetch() never joins the group or commits.
-  const consumer = new Consumer({ clientId: options.clientId ?? 'cortado-audit-report', groupId: 'cortado-audit-report-unused', bootstrapBrokers: bootstrap, retries: 3, retryDelay: 200 })
+  const consumer = new Consumer({
+    clientId: options.clientId ?? 'cortado-audit-report',
+    groupId: 'cortado-audit-report-unused',
+    bootstrapBrokers: bootstrap,
+    retries: 3,
+    retryDelay: 200,
+  })
   const records: AuditRecord[] = []
   let invalid = 0
   try {
@@ -195,11 +267,25 @@ export async function readAuditRecords(options: ReadAuditOptions): Promise<{ rec
       let next = 0n
       let high = -1n
       while (high < 0n || next < high) {
-        if (Date.now() > deadline) throw new Error(`reading audit topic ${topic} partition ${partition} timed out at offset ${next} of ${high}`)
+        if (Date.now() > deadline)
+          throw new Error(`reading audit topic ${topic} partition ${partition} timed out at offset ${next} of ${high}`)
         const r = await consumer.fetch({
           node: t.partitions[partition].leader,
           maxWaitTime: 100,
-          topics: [{ topicId: t.id, partitions: [{ partition, fetchOffset: next, partitionMaxBytes: 8 << 20, currentLeaderEpoch: -1, lastFetchedEpoch: -1 }] }],
+          topics: [
+            {
+              topicId: t.id,
+              partitions: [
+                {
+                  partition,
+                  fetchOffset: next,
+                  partitionMaxBytes: 8 << 20,
+                  currentLeaderEpoch: -1,
+                  lastFetchedEpoch: -1,
+                },
+              ],
+            },
+          ],
         })
         const p = r.responses[0]?.partitions[0]
         if (p === undefined) throw new Error(`audit fetch of ${topic}/${partition}: empty response`)
@@ -208,7 +294,8 @@ export async function readAuditRecords(options: ReadAuditOptions): Promise<{ rec
           next = BigInt(p.logStartOffset)
           continue
         }
-        if (p.errorCode !== protocolErrors.NONE.code) throw new Error(`audit fetch of ${topic}/${partition} at ${next}: error code ${p.errorCode}`)
+        if (p.errorCode !== protocolErrors.NONE.code)
+          throw new Error(`audit fetch of ${topic}/${partition} at ${next}: error code ${p.errorCode}`)
         if (high < 0n) high = BigInt(p.highWatermark)
         if (next < BigInt(p.logStartOffset)) next = BigInt(p.logStartOffset)
         for (const batch of p.records ?? []) {

@@ -39,7 +39,9 @@ export class LargeMessageDroppedError extends Error {
   readonly messageId: string
   readonly startOffset: number
   constructor(reason: 'capacity' | 'expired', partition: string, messageId: string, startOffset: number) {
-    super(`incomplete large message ${messageId} of ${partition} (starting at offset ${startOffset}) dropped: ${reason === 'capacity' ? 'buffer capacity exceeded' : 'offset gap exceeded'}`)
+    super(
+      `incomplete large message ${messageId} of ${partition} (starting at offset ${startOffset}) dropped: ${reason === 'capacity' ? 'buffer capacity exceeded' : 'offset gap exceeded'}`,
+    )
     this.reason = reason
     this.partition = partition
     this.messageId = messageId
@@ -125,7 +127,15 @@ export class MessageAssembler {
   /** Incomplete messages in first-segment arrival order (Map keeps insertion order). */
   readonly #pool = new Map<string, Incomplete>()
   readonly #partitions = new Map<string, PartitionState>()
-  readonly #stats: AssemblerStats = { delivered: 0, duplicates: 0, skippedDelivered: 0, invalid: 0, evicted: 0, expired: 0, bufferUsed: 0 }
+  readonly #stats: AssemblerStats = {
+    delivered: 0,
+    duplicates: 0,
+    skippedDelivered: 0,
+    invalid: 0,
+    evicted: 0,
+    expired: 0,
+    bufferUsed: 0,
+  }
 
   constructor(options: AssemblerOptions = {}) {
     this.#capacity = options.bufferCapacity ?? 32_000_000
@@ -146,7 +156,12 @@ export class MessageAssembler {
   restore(partition: string, committedOffset: number, highWatermark = committedOffset): void {
     this.revoke(partition)
     const hw = Math.max(committedOffset, highWatermark)
-    this.#partitions.set(partition, { next: committedOffset, highWatermark: hw, restoredAt: committedOffset, completed: new Map() })
+    this.#partitions.set(partition, {
+      next: committedOffset,
+      highWatermark: hw,
+      restoredAt: committedOffset,
+      completed: new Map(),
+    })
   }
 
   /** Forgets a partition (no longer assigned). */
@@ -175,7 +190,12 @@ export class MessageAssembler {
     s.next = Math.max(s.next, offset + 1)
     let result: ProcessResult
     if (header === null || header.numberOfSegments === 1) {
-      if (header !== null && input.value !== null && header.messageSizeInBytes >= 0 && input.value.length !== header.messageSizeInBytes) {
+      if (
+        header !== null &&
+        input.value !== null &&
+        header.messageSizeInBytes >= 0 &&
+        input.value.length !== header.messageSizeInBytes
+      ) {
         this.#stats.invalid++
         result = { kind: 'skipped', reason: 'invalid' }
       } else {
@@ -219,9 +239,22 @@ export class MessageAssembler {
         this.#stats.invalid++
         return { kind: 'skipped', reason: 'invalid' }
       }
-      m = { partition, id, startOffset: input.offset, numberOfSegments: header.numberOfSegments, size: header.messageSizeInBytes, segments: new Array<Buffer | undefined>(header.numberOfSegments), received: 0, bytes: 0 }
+      m = {
+        partition,
+        id,
+        startOffset: input.offset,
+        numberOfSegments: header.numberOfSegments,
+        size: header.messageSizeInBytes,
+        segments: new Array<Buffer | undefined>(header.numberOfSegments),
+        received: 0,
+        bytes: 0,
+      }
       this.#pool.set(key, m)
-    } else if (m.numberOfSegments !== header.numberOfSegments || m.size !== header.messageSizeInBytes || input.offset < m.startOffset) {
+    } else if (
+      m.numberOfSegments !== header.numberOfSegments ||
+      m.size !== header.messageSizeInBytes ||
+      input.offset < m.startOffset
+    ) {
       this.#stats.invalid++ // UUID conflict, or out of order segment offsets
       return { kind: 'skipped', reason: 'invalid' }
     }
@@ -245,7 +278,11 @@ export class MessageAssembler {
     }
     s.completed.set(id, input.offset)
     if (s.completed.size > this.#completedLimit) s.completed.delete(s.completed.keys().next().value!)
-    return this.#deliver(s, { value: Buffer.concat(m.segments as Buffer[], m.size), startOffset: m.startOffset, offset: input.offset })
+    return this.#deliver(s, {
+      value: Buffer.concat(m.segments as Buffer[], m.size),
+      startOffset: m.startOffset,
+      offset: input.offset,
+    })
   }
 
   #remove(key: string, m: Incomplete): void {
@@ -277,7 +314,8 @@ export class MessageAssembler {
   /** Smallest starting offset of the partition's incomplete messages, or undefined. */
   eldestIncomplete(partition: string): number | undefined {
     let min: number | undefined
-    for (const m of this.#pool.values()) if (m.partition === partition && (min === undefined || m.startOffset < min)) min = m.startOffset
+    for (const m of this.#pool.values())
+      if (m.partition === partition && (min === undefined || m.startOffset < min)) min = m.startOffset
     return min
   }
 

@@ -20,7 +20,13 @@ import {
   offsetCommitV8,
   offsetFetchV8,
 } from '@platformatic/kafka'
-import { type AssemblerOptions, decodeCommitMetadata, encodeCommitMetadata, MessageAssembler, type AssemblerStats } from './assembler.ts'
+import {
+  type AssemblerOptions,
+  decodeCommitMetadata,
+  encodeCommitMetadata,
+  MessageAssembler,
+  type AssemblerStats,
+} from './assembler.ts'
 import { decodeLargeMessageHeader, LARGE_MESSAGE_HEADER, type LargeMessageHeader } from './segment.ts'
 
 export interface LargeMessage {
@@ -53,7 +59,14 @@ export interface LargeMessageConsumerOptions {
   startAt?: 'earliest' | 'latest'
   assembler?: AssemblerOptions
   /** Extra consume() options (fetch sizes, wait times, session timeouts). */
-  consume?: { maxWaitTime?: number; maxBytes?: number; maxBytesPerPartition?: number; sessionTimeout?: number; heartbeatInterval?: number; rebalanceTimeout?: number }
+  consume?: {
+    maxWaitTime?: number
+    maxBytes?: number
+    maxBytesPerPartition?: number
+    sessionTimeout?: number
+    heartbeatInterval?: number
+    rebalanceTimeout?: number
+  }
   /** Observes every record read (tests, metrics). */
   onRecord?: (event: SegmentEvent) => void
   /** Observes every commit the coordinator acknowledged. */
@@ -95,7 +108,12 @@ export class LargeMessageConsumer {
   }
 
   get stats(): LargeMessageConsumerStats {
-    return { ...this.#assembler.stats, commits: this.#commits, commitErrors: this.#commitErrors, invalidHeaders: this.#invalidHeaders }
+    return {
+      ...this.#assembler.stats,
+      commits: this.#commits,
+      commitErrors: this.#commitErrors,
+      invalidHeaders: this.#invalidHeaders,
+    }
   }
 
   #assigned(assignments: { topic: string; partitions: number[] }[]): void {
@@ -116,7 +134,8 @@ export class LargeMessageConsumer {
     this.#stream = await this.#consumer.consume({
       topics: this.#topics,
       mode: MessagesStreamModes.COMMITTED,
-      fallbackMode: this.#options.startAt === 'latest' ? MessagesStreamFallbackModes.LATEST : MessagesStreamFallbackModes.EARLIEST,
+      fallbackMode:
+        this.#options.startAt === 'latest' ? MessagesStreamFallbackModes.LATEST : MessagesStreamFallbackModes.EARLIEST,
       autocommit: false,
       ...c,
     })
@@ -144,7 +163,14 @@ export class LargeMessageConsumer {
       if (d.ok) header = d.header
       else this.#invalidHeaders++ // treated as a plain record, as treat.bad.segments.as.payload
     }
-    const event = (result: SegmentEvent['result']) => this.#options.onRecord?.({ topic: record.topic, partition: record.partition, offset: record.offset, header, result })
+    const event = (result: SegmentEvent['result']) =>
+      this.#options.onRecord?.({
+        topic: record.topic,
+        partition: record.partition,
+        offset: record.offset,
+        header,
+        result,
+      })
     // A fetch sent before a rebalance can return records of partitions no longer assigned.
     if (!this.#owned.has(k)) {
       event('not-assigned')
@@ -182,11 +208,30 @@ export class LargeMessageConsumer {
     const metadata = encodeCommitMetadata(point.highWatermark)
     const fingerprint = `${point.offset}/${metadata}`
     if (this.#lastCommit.get(k) === fingerprint) return
-    const topics = [{ name: topic, partitions: [{ partitionIndex: partition, committedOffset: BigInt(point.offset), committedLeaderEpoch: -1, committedMetadata: metadata }] }]
+    const topics = [
+      {
+        name: topic,
+        partitions: [
+          {
+            partitionIndex: partition,
+            committedOffset: BigInt(point.offset),
+            committedLeaderEpoch: -1,
+            committedMetadata: metadata,
+          },
+        ],
+      },
+    ]
     for (let attempt = 0; ; attempt++) {
       try {
         const conn = await this.#coordinator()
-        const res = await offsetCommitV8.api.async(conn, this.#consumer.groupId, this.#consumer.generationId, this.#consumer.memberId ?? '', null, topics)
+        const res = await offsetCommitV8.api.async(
+          conn,
+          this.#consumer.groupId,
+          this.#consumer.generationId,
+          this.#consumer.memberId ?? '',
+          null,
+          topics,
+        )
         const code = res.topics[0]?.partitions[0]?.errorCode ?? 0
         if (code !== 0) throw new Error(`OffsetCommit error code ${code}`)
         this.#commits++
@@ -205,12 +250,28 @@ export class LargeMessageConsumer {
     }
   }
 
-  async #fetchCommitted(topic: string, partition: number): Promise<{ offset: number; highWatermark: number | undefined } | undefined> {
+  async #fetchCommitted(
+    topic: string,
+    partition: number,
+  ): Promise<{ offset: number; highWatermark: number | undefined } | undefined> {
     for (let attempt = 0; ; attempt++) {
       try {
         const conn = await this.#coordinator()
-        const res = await offsetFetchV8.api.async(conn, [{ groupId: this.#consumer.groupId, memberId: null, memberEpoch: -1, topics: [{ name: topic, partitionIndexes: [partition] }] }], false)
-        const p = res.groups[0]?.topics.find((t) => t.name === topic)?.partitions.find((x) => x.partitionIndex === partition)
+        const res = await offsetFetchV8.api.async(
+          conn,
+          [
+            {
+              groupId: this.#consumer.groupId,
+              memberId: null,
+              memberEpoch: -1,
+              topics: [{ name: topic, partitionIndexes: [partition] }],
+            },
+          ],
+          false,
+        )
+        const p = res.groups[0]?.topics
+          .find((t) => t.name === topic)
+          ?.partitions.find((x) => x.partitionIndex === partition)
         if (p === undefined || p.committedOffset < 0n) return undefined
         return { offset: Number(p.committedOffset), highWatermark: decodeCommitMetadata(p.metadata) }
       } catch (err) {

@@ -62,7 +62,8 @@ export class LargeMessageProducer {
     this.#segmentSize = options.segmentSize ?? DEFAULT_SEGMENT_SIZE
     this.#maxInFlight = options.maxInFlight ?? 5
     this.#messageId = options.messageId ?? randomMessageId
-    if (!Number.isInteger(this.#maxInFlight) || this.#maxInFlight < 1) throw new RangeError(`maxInFlight must be a positive integer, got ${this.#maxInFlight}`)
+    if (!Number.isInteger(this.#maxInFlight) || this.#maxInFlight < 1)
+      throw new RangeError(`maxInFlight must be a positive integer, got ${this.#maxInFlight}`)
   }
 
   get segmentSize(): number {

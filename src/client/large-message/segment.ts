@@ -52,7 +52,10 @@ export function encodeLargeMessageHeader(h: LargeMessageHeader): Buffer {
 /** Decodes and sanity-checks (LargeMessageSegment.sanityCheck) a `_lm` header value. */
 export function decodeLargeMessageHeader(bytes: Uint8Array): DecodeResult {
   if (bytes.length !== LEGACY_HEADER_SIZE && bytes.length !== V3_HEADER_SIZE) {
-    return { ok: false, error: `_lm header of ${bytes.length} bytes (expected ${LEGACY_HEADER_SIZE} or ${V3_HEADER_SIZE})` }
+    return {
+      ok: false,
+      error: `_lm header of ${bytes.length} bytes (expected ${LEGACY_HEADER_SIZE} or ${V3_HEADER_SIZE})`,
+    }
   }
   const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length)
   const type = b.readInt8(0)
@@ -64,8 +67,10 @@ export function decodeLargeMessageHeader(bytes: Uint8Array): DecodeResult {
   const numberOfSegments = b.readInt32BE(21)
   const messageSizeInBytes = b.length === V3_HEADER_SIZE ? b.readInt32BE(25) : -1
   if (numberOfSegments <= 0) return { ok: false, error: `numberOfSegments ${numberOfSegments} must be > 0` }
-  if (segmentNumber < 0 || segmentNumber >= numberOfSegments) return { ok: false, error: `segment ${segmentNumber} out of range [0, ${numberOfSegments})` }
-  if (b.length === V3_HEADER_SIZE && messageSizeInBytes < 0) return { ok: false, error: `negative message size ${messageSizeInBytes}` }
+  if (segmentNumber < 0 || segmentNumber >= numberOfSegments)
+    return { ok: false, error: `segment ${segmentNumber} out of range [0, ${numberOfSegments})` }
+  if (b.length === V3_HEADER_SIZE && messageSizeInBytes < 0)
+    return { ok: false, error: `negative message size ${messageSizeInBytes}` }
   return { ok: true, header: { type, messageId, segmentNumber, numberOfSegments, messageSizeInBytes } }
 }
 
@@ -92,16 +97,24 @@ export interface OutgoingRecord {
  * kept. A value no larger than `segmentSize` (or null or empty) is returned unchanged, alone.
  */
 export function splitRecord(record: OutgoingRecord, segmentSize: number, messageId: Buffer): OutgoingRecord[] {
-  if (!Number.isInteger(segmentSize) || segmentSize <= 0) throw new RangeError(`segment size must be a positive integer, got ${segmentSize}`)
+  if (!Number.isInteger(segmentSize) || segmentSize <= 0)
+    throw new RangeError(`segment size must be a positive integer, got ${segmentSize}`)
   const value = record.value
   if (value === null || value.length <= segmentSize) return [record]
-  if (value.length > MAX_INT32) throw new RangeError(`a large message is at most ${MAX_INT32} bytes, got ${value.length}`)
+  if (value.length > MAX_INT32)
+    throw new RangeError(`a large message is at most ${MAX_INT32} bytes, got ${value.length}`)
   const numberOfSegments = Math.ceil(value.length / segmentSize)
   const key = record.key ?? messageId
   const others = (record.headers ?? []).filter(([k]) => k !== LARGE_MESSAGE_HEADER)
   const out: OutgoingRecord[] = []
   for (let seq = 0; seq < numberOfSegments; seq++) {
-    const header = encodeLargeMessageHeader({ type: HEADER_TYPE_V3, messageId, segmentNumber: seq, numberOfSegments, messageSizeInBytes: value.length })
+    const header = encodeLargeMessageHeader({
+      type: HEADER_TYPE_V3,
+      messageId,
+      segmentNumber: seq,
+      numberOfSegments,
+      messageSizeInBytes: value.length,
+    })
     const segment: OutgoingRecord = {
       topic: record.topic,
       key,

@@ -25,7 +25,13 @@
 // - runs commands written by the admin API (`command/<id>`: a planned mastership move), then
 //   deletes them; planned mastership changes demote the old master before promoting the new one.
 import { violated } from '../../util/invariant.ts'
-import { type DatabaseInfo, type NodeInfo, type NodeReport, type PartitionInfo, placePartitions } from '../metadata/model.ts'
+import {
+  type DatabaseInfo,
+  type NodeInfo,
+  type NodeReport,
+  type PartitionInfo,
+  placePartitions,
+} from '../metadata/model.ts'
 
 export interface ControllerConfig {
   /** A node is dead when its last heartbeat is older than this. */
@@ -90,7 +96,8 @@ export interface ControllerState {
   inFlight: Map<string, number>
 }
 
-export type ControllerEvent = { kind: 'record'; key: string; value: unknown; now: number } | { kind: 'tick'; now: number }
+export type ControllerEvent =
+  { kind: 'record'; key: string; value: unknown; now: number } | { kind: 'tick'; now: number }
 
 export type ControllerAction =
   | { kind: 'write'; key: string; value: unknown }
@@ -122,15 +129,27 @@ export const isActive = (s: ControllerState): boolean => s.leader === s.self
 const IN_FLIGHT_MS = 5000
 
 /** Applies one event; the input state is left as it was. */
-export function step(state: ControllerState, event: ControllerEvent, config: ControllerConfig): { state: ControllerState; actions: ControllerAction[] } {
+export function step(
+  state: ControllerState,
+  event: ControllerEvent,
+  config: ControllerConfig,
+): { state: ControllerState; actions: ControllerAction[] } {
   const actions: ControllerAction[] = []
-  const next = event.kind === 'record' ? applyRecord(state, event.key, event.value, event.now, actions) : tick(state, event.now, config, actions)
+  const next =
+    event.kind === 'record'
+      ? applyRecord(state, event.key, event.value, event.now, actions)
+      : tick(state, event.now, config, actions)
   assertInvariants(next, config)
   assertStepInvariants(state, next, actions, config)
   return { state: next, actions }
 }
 
-function tick(state: ControllerState, now: number, config: ControllerConfig, actions: ControllerAction[]): ControllerState {
+function tick(
+  state: ControllerState,
+  now: number,
+  config: ControllerConfig,
+  actions: ControllerAction[],
+): ControllerState {
   // A tick changes only these two maps and the scalars; the rest is shared with `state`.
   const s: ControllerState = { ...state, inFlight: new Map(state.inFlight), deadSince: new Map(state.deadSince) }
   for (const [key, at] of s.inFlight) if (now - at > IN_FLIGHT_MS) s.inFlight.delete(key)
@@ -139,7 +158,12 @@ function tick(state: ControllerState, now: number, config: ControllerConfig, act
     if (leaderGone && (s.claim === null || now - s.claim.at > config.controllerSessionMs)) {
       s.claim = { epoch: s.epoch + 1, at: now }
       actions.push({ kind: 'write', key: 'controller', value: { id: s.self, epoch: s.epoch + 1 } })
-      actions.push({ kind: 'log', level: 'info', msg: 'claiming controller leadership', fields: { epoch: s.epoch + 1, previous: s.leader } })
+      actions.push({
+        kind: 'log',
+        level: 'info',
+        msg: 'claiming controller leadership',
+        fields: { epoch: s.epoch + 1, previous: s.leader },
+      })
     }
     return s
   }
@@ -165,8 +189,10 @@ export function assertInvariants(s: ControllerState, config: ControllerConfig): 
   if (!Number.isInteger(s.epoch) || s.epoch < 0) violated('controller', `epoch ${s.epoch} is not an integer >= 0`)
   // A leader is known exactly when an epoch has been read (epoch 0 is nobody's).
   if ((s.leader === null) !== (s.epoch === 0)) violated('controller', `epoch ${s.epoch} with leader ${s.leader}`)
-  if (s.claim !== null && s.claim.epoch <= s.epoch) violated('controller', `own claim of epoch ${s.claim.epoch} kept after reading epoch ${s.epoch}`)
-  if (!Number.isInteger(config.maxConcurrentMoves) || config.maxConcurrentMoves < 0) violated('controller', `maxConcurrentMoves ${config.maxConcurrentMoves}`)
+  if (s.claim !== null && s.claim.epoch <= s.epoch)
+    violated('controller', `own claim of epoch ${s.claim.epoch} kept after reading epoch ${s.epoch}`)
+  if (!Number.isInteger(config.maxConcurrentMoves) || config.maxConcurrentMoves < 0)
+    violated('controller', `maxConcurrentMoves ${config.maxConcurrentMoves}`)
 }
 
 /**
@@ -181,27 +207,50 @@ export function assertInvariants(s: ControllerState, config: ControllerConfig): 
  * state bounded: moves started by a previous leader, or in an earlier tick and not read back
  * yet, are not counted when a tick starts new ones, so for a while more may be in progress.
  */
-export function assertStepInvariants(prev: ControllerState, next: ControllerState, actions: ControllerAction[], config: ControllerConfig): void {
+export function assertStepInvariants(
+  prev: ControllerState,
+  next: ControllerState,
+  actions: ControllerAction[],
+  config: ControllerConfig,
+): void {
   if (next.epoch < prev.epoch) violated('controller', `epoch went back from ${prev.epoch} to ${next.epoch}`)
-  if (next.epoch === prev.epoch && next.leader !== prev.leader) violated('controller', `epoch ${next.epoch} changed leader from ${prev.leader} to ${next.leader}`)
-  const placements = actions.flatMap((a) => (a.kind === 'write' && a.key.startsWith('partition/') ? [{ key: a.key.slice('partition/'.length), p: a.value as PlacedPartition }] : []))
-  if (placements.length > 0 && !isActive(next)) violated('controller', `${next.self} wrote placements while not the active controller`)
+  if (next.epoch === prev.epoch && next.leader !== prev.leader)
+    violated('controller', `epoch ${next.epoch} changed leader from ${prev.leader} to ${next.leader}`)
+  const placements = actions.flatMap((a) =>
+    a.kind === 'write' && a.key.startsWith('partition/')
+      ? [{ key: a.key.slice('partition/'.length), p: a.value as PlacedPartition }]
+      : [],
+  )
+  if (placements.length > 0 && !isActive(next))
+    violated('controller', `${next.self} wrote placements while not the active controller`)
   for (const { key, p } of placements) checkPlacement(next, key, p)
   const inProgress = [...next.partitions.values()].filter((p) => p.move !== undefined).length
-  const started = placements.filter(({ key, p }) => p.move !== undefined && next.partitions.get(key)?.move === undefined).length
+  const started = placements.filter(
+    ({ key, p }) => p.move !== undefined && next.partitions.get(key)?.move === undefined,
+  ).length
   if (started > 0 && inProgress + started > config.maxConcurrentMoves) {
-    violated('controller', `${started} moves started with ${inProgress} in progress, more than the ${config.maxConcurrentMoves} allowed`)
+    violated(
+      'controller',
+      `${started} moves started with ${inProgress} in progress, more than the ${config.maxConcurrentMoves} allowed`,
+    )
   }
 }
 
 /** A placement the controller decided, against the partition as it knows it. */
 function checkPlacement(s: ControllerState, key: string, p: PlacedPartition): void {
   const current = s.partitions.get(key)
-  if (p.controllerEpoch !== s.epoch) violated('controller', `placement of ${key} written under epoch ${p.controllerEpoch}, not ${s.epoch}`)
-  if (p.master !== null && !p.replicas.includes(p.master)) violated('controller', `placement of ${key} names master ${p.master}, not among its replicas ${p.replicas.join(',')}`)
-  if (p.handover !== undefined && p.master !== null) violated('controller', `placement of ${key} has a master (${p.master}) during a handover`)
+  if (p.controllerEpoch !== s.epoch)
+    violated('controller', `placement of ${key} written under epoch ${p.controllerEpoch}, not ${s.epoch}`)
+  if (p.master !== null && !p.replicas.includes(p.master))
+    violated(
+      'controller',
+      `placement of ${key} names master ${p.master}, not among its replicas ${p.replicas.join(',')}`,
+    )
+  if (p.handover !== undefined && p.master !== null)
+    violated('controller', `placement of ${key} has a master (${p.master}) during a handover`)
   if (current === undefined) return
-  if (p.generation < current.generation) violated('controller', `placement of ${key} takes generation ${current.generation} back to ${p.generation}`)
+  if (p.generation < current.generation)
+    violated('controller', `placement of ${key} takes generation ${current.generation} back to ${p.generation}`)
   if (p.master !== null && p.master !== current.master && p.generation === current.generation) {
     violated('controller', `placement of ${key} makes ${p.master} master under the same generation ${p.generation}`)
   }
@@ -212,7 +261,13 @@ function alive(s: ControllerState, id: string, now: number, config: ControllerCo
   return hb !== undefined && now - hb.at <= config.nodeSessionMs
 }
 
-function applyRecord(state: ControllerState, key: string, value: unknown, now: number, actions: ControllerAction[]): ControllerState {
+function applyRecord(
+  state: ControllerState,
+  key: string,
+  value: unknown,
+  now: number,
+  actions: ControllerAction[],
+): ControllerState {
   const s: ControllerState = { ...state }
   if (s.inFlight.has(key)) s.inFlight = without(s.inFlight, key)
   const [kind, ...rest] = key.split('/')
@@ -228,8 +283,8 @@ function applyRecord(state: ControllerState, key: string, value: unknown, now: n
     s.decommissioned = new Set(s.decommissioned)
     if (value === null) s.decommissioned.delete(id)
     else s.decommissioned.add(id)
-  }
-  else if (kind === 'heartbeat') s.heartbeats = setOrDelete(s.heartbeats, id, value === null ? null : { at: now, report: value as NodeReport })
+  } else if (kind === 'heartbeat')
+    s.heartbeats = setOrDelete(s.heartbeats, id, value === null ? null : { at: now, report: value as NodeReport })
   else if (kind === 'partition') {
     const p = value as PlacedPartition | null
     // Placements of a deposed controller are not followed.
@@ -254,7 +309,12 @@ function applyController(s: ControllerState, value: unknown, now: number, action
       s.lastBeatAt = now
       actions.push({ kind: 'log', level: 'info', msg: 'active controller', fields: { epoch } })
     } else if (wasActive) {
-      actions.push({ kind: 'log', level: 'warn', msg: 'deposed: another controller took over', fields: { epoch, leader: v.id } })
+      actions.push({
+        kind: 'log',
+        level: 'warn',
+        msg: 'deposed: another controller took over',
+        fields: { epoch, leader: v.id },
+      })
     }
   } else if (epoch === s.epoch && v.id === s.leader) {
     s.leaderSeenAt = now
@@ -285,23 +345,40 @@ function placeNewDatabases(s: ControllerState, live: Set<string>, actions: Contr
     if (s.partitions.has(`${db.name}/0`) || s.inFlight.has(`partition/${db.name}/0`)) continue
     const nodes = [...s.nodes.values()].filter((n) => live.has(n.id))
     if (nodes.length < db.replicas) {
-      actions.push({ kind: 'log', level: 'warn', msg: 'database waits for enough live nodes to be placed', fields: { db: db.name, replicas: db.replicas, live: nodes.length } })
+      actions.push({
+        kind: 'log',
+        level: 'warn',
+        msg: 'database waits for enough live nodes to be placed',
+        fields: { db: db.name, replicas: db.replicas, live: nodes.length },
+      })
       continue
     }
-    for (const p of placePartitions(db, nodes)) write(s, actions, `partition/${db.name}/${p.partition}`, { ...p, controllerEpoch: s.epoch }, now)
-    actions.push({ kind: 'log', level: 'info', msg: 'database placed', fields: { db: db.name, partitions: db.partitions, nodes: nodes.map((n) => n.id) } })
+    for (const p of placePartitions(db, nodes))
+      write(s, actions, `partition/${db.name}/${p.partition}`, { ...p, controllerEpoch: s.epoch }, now)
+    actions.push({
+      kind: 'log',
+      level: 'info',
+      msg: 'database placed',
+      fields: { db: db.name, partitions: db.partitions, nodes: nodes.map((n) => n.id) },
+    })
   }
 }
 
 /** The live replica of `p` that has applied the most (ties: the first in the replica list). */
-function mostCaughtUp(s: ControllerState, p: PlacedPartition, live: Set<string>, exclude: string | null): string | null {
+function mostCaughtUp(
+  s: ControllerState,
+  p: PlacedPartition,
+  live: Set<string>,
+  exclude: string | null,
+): string | null {
   let best: { id: string; generation: number; scn: number } | null = null
   for (const id of p.replicas) {
     if (id === exclude || !live.has(id)) continue
     const r = s.heartbeats.get(id)?.report.replicas.find((x) => x.db === p.db && x.partition === p.partition)
     const generation = r?.generation ?? -1
     const scn = r?.scn ?? -1
-    if (best === null || generation > best.generation || (generation === best.generation && scn > best.scn)) best = { id, generation, scn }
+    if (best === null || generation > best.generation || (generation === best.generation && scn > best.scn))
+      best = { id, generation, scn }
   }
   return best?.id ?? null
 }
@@ -312,14 +389,45 @@ function mostCaughtUp(s: ControllerState, p: PlacedPartition, live: Set<string>,
  * reports it no longer masters the partition, the new master under a new generation
  * (completeHandovers). With no live master there is nobody to demote: the new one is named at once.
  */
-function handOver(s: ControllerState, live: Set<string>, actions: ControllerAction[], now: number, k: string, p: PlacedPartition, to: string, reason: string): void {
+function handOver(
+  s: ControllerState,
+  live: Set<string>,
+  actions: ControllerAction[],
+  now: number,
+  k: string,
+  p: PlacedPartition,
+  to: string,
+  reason: string,
+): void {
   if (p.master !== null && live.has(p.master)) {
-    write(s, actions, `partition/${k}`, { ...p, master: null, handover: { from: p.master, to }, controllerEpoch: s.epoch }, now)
-    actions.push({ kind: 'log', level: 'info', msg: 'mastership handover: demoting', fields: { db: p.db, partition: p.partition, from: p.master, to, reason } })
+    write(
+      s,
+      actions,
+      `partition/${k}`,
+      { ...p, master: null, handover: { from: p.master, to }, controllerEpoch: s.epoch },
+      now,
+    )
+    actions.push({
+      kind: 'log',
+      level: 'info',
+      msg: 'mastership handover: demoting',
+      fields: { db: p.db, partition: p.partition, from: p.master, to, reason },
+    })
     return
   }
-  write(s, actions, `partition/${k}`, { ...withoutHandover(p), master: to, generation: p.generation + 1, controllerEpoch: s.epoch }, now)
-  actions.push({ kind: 'log', level: 'info', msg: 'mastership handover: promoting', fields: { db: p.db, partition: p.partition, to, generation: p.generation + 1, reason } })
+  write(
+    s,
+    actions,
+    `partition/${k}`,
+    { ...withoutHandover(p), master: to, generation: p.generation + 1, controllerEpoch: s.epoch },
+    now,
+  )
+  actions.push({
+    kind: 'log',
+    level: 'info',
+    msg: 'mastership handover: promoting',
+    fields: { db: p.db, partition: p.partition, to, generation: p.generation + 1, reason },
+  })
 }
 
 function withoutHandover(p: PlacedPartition): PlacedPartition {
@@ -336,8 +444,19 @@ function completeHandovers(s: ControllerState, live: Set<string>, actions: Contr
     if (live.has(from) && (role === 'master' || role === 'promoting')) continue
     const next = live.has(to) ? to : mostCaughtUp(s, p, live, null)
     if (next === null) continue
-    write(s, actions, `partition/${k}`, { ...withoutHandover(p), master: next, generation: p.generation + 1, controllerEpoch: s.epoch }, now)
-    actions.push({ kind: 'log', level: 'info', msg: 'mastership handover: promoting', fields: { db: p.db, partition: p.partition, from, to: next, generation: p.generation + 1 } })
+    write(
+      s,
+      actions,
+      `partition/${k}`,
+      { ...withoutHandover(p), master: next, generation: p.generation + 1, controllerEpoch: s.epoch },
+      now,
+    )
+    actions.push({
+      kind: 'log',
+      level: 'info',
+      msg: 'mastership handover: promoting',
+      fields: { db: p.db, partition: p.partition, from, to: next, generation: p.generation + 1 },
+    })
   }
 }
 
@@ -346,8 +465,19 @@ function failOver(s: ControllerState, live: Set<string>, actions: ControllerActi
     if (p.handover !== undefined || (p.master !== null && live.has(p.master))) continue
     const next = mostCaughtUp(s, p, live, null)
     if (next === null) continue
-    write(s, actions, `partition/${k}`, { ...p, master: next, generation: p.generation + 1, controllerEpoch: s.epoch }, now)
-    actions.push({ kind: 'log', level: 'info', msg: 'failover: new master', fields: { db: p.db, partition: p.partition, from: p.master, to: next, generation: p.generation + 1 } })
+    write(
+      s,
+      actions,
+      `partition/${k}`,
+      { ...p, master: next, generation: p.generation + 1, controllerEpoch: s.epoch },
+      now,
+    )
+    actions.push({
+      kind: 'log',
+      level: 'info',
+      msg: 'failover: new master',
+      fields: { db: p.db, partition: p.partition, from: p.master, to: next, generation: p.generation + 1 },
+    })
   }
 }
 
@@ -357,7 +487,13 @@ function runCommands(s: ControllerState, live: Set<string>, actions: ControllerA
     if (s.inFlight.has(`command/${id}`) || s.inFlight.has(`partition/${c.db}/${c.partition}`)) continue
     const p = s.partitions.get(`${c.db}/${c.partition}`)
     if (p?.handover !== undefined) continue
-    if (c.type === 'move-master' && p !== undefined && p.replicas.includes(c.node) && p.master !== c.node && live.has(c.node)) {
+    if (
+      c.type === 'move-master' &&
+      p !== undefined &&
+      p.replicas.includes(c.node) &&
+      p.master !== c.node &&
+      live.has(c.node)
+    ) {
       // The target becomes the preferred master (first replica), so the move sticks.
       const replicas = [c.node, ...p.replicas.filter((r) => r !== c.node)]
       handOver(s, live, actions, now, `${c.db}/${c.partition}`, { ...p, replicas }, c.node, 'requested')
@@ -376,10 +512,17 @@ function runCommands(s: ControllerState, live: Set<string>, actions: ControllerA
  * (snapshot + log) while the old one still serves; once it has caught up with its master the old
  * one is dropped — after its mastership, if it had it, has moved to a caught-up replica.
  */
-function rebalance(s: ControllerState, live: Set<string>, actions: ControllerAction[], now: number, config: ControllerConfig): void {
+function rebalance(
+  s: ControllerState,
+  live: Set<string>,
+  actions: ControllerAction[],
+  now: number,
+  config: ControllerConfig,
+): void {
   const usable = [...live].filter((id) => !s.decommissioned.has(id)).sort()
   if (usable.length === 0) return
-  const lost = (id: string) => s.decommissioned.has(id) || (!live.has(id) && now - (s.deadSince.get(id) ?? now) >= config.rereplicationDelayMs)
+  const lost = (id: string) =>
+    s.decommissioned.has(id) || (!live.has(id) && now - (s.deadSince.get(id) ?? now) >= config.rereplicationDelayMs)
 
   // Finish moves whose new replica has caught up.
   let moving = 0
@@ -393,8 +536,19 @@ function rebalance(s: ControllerState, live: Set<string>, actions: ControllerAct
       // replicas; the move finishes instead (or failover moves the mastership first), and the
       // lost replica is then moved away like any other.
       const { move: abandoned, ...rest } = p
-      write(s, actions, `partition/${k}`, { ...rest, replicas: p.replicas.filter((r) => r !== abandoned.to), controllerEpoch: s.epoch }, now)
-      actions.push({ kind: 'log', level: 'warn', msg: 'rebalance: move abandoned, its target is gone', fields: { db: p.db, partition: p.partition, from: abandoned.from, to: abandoned.to } })
+      write(
+        s,
+        actions,
+        `partition/${k}`,
+        { ...rest, replicas: p.replicas.filter((r) => r !== abandoned.to), controllerEpoch: s.epoch },
+        now,
+      )
+      actions.push({
+        kind: 'log',
+        level: 'warn',
+        msg: 'rebalance: move abandoned, its target is gone',
+        fields: { db: p.db, partition: p.partition, from: abandoned.from, to: abandoned.to },
+      })
       continue
     }
     if (!caughtUp(s, p, p.move.to, config)) continue
@@ -408,7 +562,12 @@ function rebalance(s: ControllerState, live: Set<string>, actions: ControllerAct
     const { move: done, ...rest } = p
     const replicas = p.replicas.filter((r) => r !== done.to).map((r) => (r === done.from ? done.to : r))
     write(s, actions, `partition/${k}`, { ...rest, replicas, controllerEpoch: s.epoch }, now)
-    actions.push({ kind: 'log', level: 'info', msg: 'rebalance: old replica dropped', fields: { db: p.db, partition: p.partition, dropped: p.move.from, kept: p.move.to } })
+    actions.push({
+      kind: 'log',
+      level: 'info',
+      msg: 'rebalance: old replica dropped',
+      fields: { db: p.db, partition: p.partition, dropped: p.move.from, kept: p.move.to },
+    })
   }
 
   // Start new moves: lost replicas first, then spreading load onto under-used nodes.
@@ -416,12 +575,23 @@ function rebalance(s: ControllerState, live: Set<string>, actions: ControllerAct
   for (const p of s.partitions.values()) for (const r of p.replicas) if (load.has(r)) load.set(r, load.get(r)! + 1)
   for (const [k, p] of s.partitions) {
     if (moving >= config.maxConcurrentMoves) break
-    if (p.move !== undefined || p.handover !== undefined || s.inFlight.has(`partition/${k}`) || p.master === null || !live.has(p.master)) continue
+    if (
+      p.move !== undefined ||
+      p.handover !== undefined ||
+      s.inFlight.has(`partition/${k}`) ||
+      p.master === null ||
+      !live.has(p.master)
+    )
+      continue
     let from = p.replicas.find(lost)
     if (from === undefined) {
       // Spread: move a replica off the most loaded node if another node is two or more below it.
-      const busiest = [...p.replicas].filter((r) => load.has(r)).sort((a, b) => load.get(b)! - load.get(a)! || a.localeCompare(b))[0]
-      const idlest = usable.filter((n) => !p.replicas.includes(n)).sort((a, b) => load.get(a)! - load.get(b)! || a.localeCompare(b))[0]
+      const busiest = [...p.replicas]
+        .filter((r) => load.has(r))
+        .sort((a, b) => load.get(b)! - load.get(a)! || a.localeCompare(b))[0]
+      const idlest = usable
+        .filter((n) => !p.replicas.includes(n))
+        .sort((a, b) => load.get(a)! - load.get(b)! || a.localeCompare(b))[0]
       if (busiest === undefined || idlest === undefined || load.get(busiest)! - load.get(idlest)! < 2) continue
       from = busiest
     }
@@ -430,8 +600,19 @@ function rebalance(s: ControllerState, live: Set<string>, actions: ControllerAct
     load.set(to, load.get(to)! + 1)
     if (load.has(from)) load.set(from, load.get(from)! - 1)
     moving++
-    write(s, actions, `partition/${k}`, { ...p, replicas: [...p.replicas, to], move: { from, to }, controllerEpoch: s.epoch }, now)
-    actions.push({ kind: 'log', level: 'info', msg: 'rebalance: new replica bootstrapping', fields: { db: p.db, partition: p.partition, from, to, reason: lost(from) ? 'lost' : 'spread' } })
+    write(
+      s,
+      actions,
+      `partition/${k}`,
+      { ...p, replicas: [...p.replicas, to], move: { from, to }, controllerEpoch: s.epoch },
+      now,
+    )
+    actions.push({
+      kind: 'log',
+      level: 'info',
+      msg: 'rebalance: new replica bootstrapping',
+      fields: { db: p.db, partition: p.partition, from, to, reason: lost(from) ? 'lost' : 'spread' },
+    })
   }
 
   // Preferred masters (Kafka's preferred leader election): the first replica of each partition is
@@ -439,7 +620,15 @@ function rebalance(s: ControllerState, live: Set<string>, actions: ControllerAct
   // replica masters the partition (after a failover), mastership goes back to it.
   for (const [k, p] of s.partitions) {
     const preferred = p.replicas[0]
-    if (p.move !== undefined || p.handover !== undefined || s.inFlight.has(`partition/${k}`) || p.master === preferred || !live.has(preferred) || s.decommissioned.has(preferred)) continue
+    if (
+      p.move !== undefined ||
+      p.handover !== undefined ||
+      s.inFlight.has(`partition/${k}`) ||
+      p.master === preferred ||
+      !live.has(preferred) ||
+      s.decommissioned.has(preferred)
+    )
+      continue
     if (p.master === null || !live.has(p.master)) continue // failover's job
     if (!caughtUp(s, p, preferred, config)) continue
     handOver(s, live, actions, now, k, p, preferred, 'back to the preferred replica')
@@ -447,7 +636,12 @@ function rebalance(s: ControllerState, live: Set<string>, actions: ControllerAct
 }
 
 /** A usable node not holding `p`: in a rack its replicas do not use if possible, then the least loaded. */
-function chooseTarget(s: ControllerState, p: PlacedPartition, usable: string[], load: Map<string, number>): string | undefined {
+function chooseTarget(
+  s: ControllerState,
+  p: PlacedPartition,
+  usable: string[],
+  load: Map<string, number>,
+): string | undefined {
   const racks = new Set(p.replicas.map((r) => s.nodes.get(r)?.rack ?? null).filter((r) => r !== null))
   const candidates = usable.filter((n) => !p.replicas.includes(n))
   const newRack = (n: string) => {
@@ -459,7 +653,10 @@ function chooseTarget(s: ControllerState, p: PlacedPartition, usable: string[], 
 
 /** Whether `replica` reports having applied the partition to within `caughtUpScns` of its master. */
 function caughtUp(s: ControllerState, p: PlacedPartition, replica: string, config: ControllerConfig): boolean {
-  const report = (id: string | null) => (id === null ? undefined : s.heartbeats.get(id)?.report.replicas.find((x) => x.db === p.db && x.partition === p.partition))
+  const report = (id: string | null) =>
+    id === null
+      ? undefined
+      : s.heartbeats.get(id)?.report.replicas.find((x) => x.db === p.db && x.partition === p.partition)
   const r = report(replica)
   const m = report(p.master)
   if (r === undefined || m === undefined || r.role === 'bootstrapping') return false

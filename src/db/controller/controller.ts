@@ -4,7 +4,14 @@
 import { type Registry, Gauge } from 'prom-client'
 import { type Logger } from '../../util/log.ts'
 import { MetadataLog } from '../metadata/metadata-log.ts'
-import { type ControllerAction, type ControllerConfig, type ControllerState, initialControllerState, isActive, step } from './controller-state.ts'
+import {
+  type ControllerAction,
+  type ControllerConfig,
+  type ControllerState,
+  initialControllerState,
+  isActive,
+  step,
+} from './controller-state.ts'
 
 export const DEFAULT_CONTROLLER_CONFIG: ControllerConfig = {
   nodeSessionMs: 1500,
@@ -39,7 +46,12 @@ export class Controller {
     this.#log = options.log
     this.#config = { ...DEFAULT_CONTROLLER_CONFIG, ...options.config }
     this.#state = initialControllerState(options.id)
-    this.metadata = new MetadataLog({ bootstrap: options.bootstrap, clientId: `cortado-controller-${options.id}`, replicationFactor: options.replicationFactor, onError: (e) => options.log.warn('metadata read error', { error: e.message }) })
+    this.metadata = new MetadataLog({
+      bootstrap: options.bootstrap,
+      clientId: `cortado-controller-${options.id}`,
+      replicationFactor: options.replicationFactor,
+      onError: (e) => options.log.warn('metadata read error', { error: e.message }),
+    })
     if (options.registry !== undefined) {
       const state = () => this.#state
       new Gauge({
@@ -91,7 +103,9 @@ export class Controller {
       this.#log[a.level](a.msg, { controller: this.id, ...a.fields })
       return
     }
-    this.metadata.send(a.key, a.value).catch((error: unknown) => this.#log.warn('controller write failed', { key: a.key, error: String(error) }))
+    this.metadata
+      .send(a.key, a.value)
+      .catch((error: unknown) => this.#log.warn('controller write failed', { key: a.key, error: String(error) }))
   }
 
   async close(): Promise<void> {

@@ -45,7 +45,14 @@ export interface MetadataLogOptions {
 }
 
 export class MetadataLog {
-  readonly view: MetadataView = { nodes: new Map(), databases: new Map(), partitions: new Map(), offset: 0, controller: { id: null, epoch: 0 }, decommissioned: new Set() }
+  readonly view: MetadataView = {
+    nodes: new Map(),
+    databases: new Map(),
+    partitions: new Map(),
+    offset: 0,
+    controller: { id: null, epoch: 0 },
+    decommissioned: new Set(),
+  }
   readonly #options: MetadataLogOptions
   readonly #reader: LogReader
   #producer: ReliableProducer | undefined
@@ -55,7 +62,12 @@ export class MetadataLog {
 
   constructor(options: MetadataLogOptions) {
     this.#options = options
-    this.#reader = new LogReader({ bootstrap: options.bootstrap, clientId: `${options.clientId}-metadata`, maxWaitMs: 1000, onError: options.onError })
+    this.#reader = new LogReader({
+      bootstrap: options.bootstrap,
+      clientId: `${options.clientId}-metadata`,
+      maxWaitMs: 1000,
+      onError: options.onError,
+    })
   }
 
   /** Creates the topic if needed, then reads it up to its current end before resolving. */
@@ -96,8 +108,16 @@ export class MetadataLog {
 
   /** Writes a record and resolves with the offset after it once the log has it (not waiting to read it back). */
   async send(key: string, value: unknown): Promise<number> {
-    this.#producer ??= new ReliableProducer({ bootstrap: this.#options.bootstrap, clientId: `${this.#options.clientId}-metadata-writer` })
-    const ack = await this.#producer.send({ topic: METADATA_TOPIC, partition: 0, key: Buffer.from(key), value: value === null ? null : Buffer.from(JSON.stringify(value)) })
+    this.#producer ??= new ReliableProducer({
+      bootstrap: this.#options.bootstrap,
+      clientId: `${this.#options.clientId}-metadata-writer`,
+    })
+    const ack = await this.#producer.send({
+      topic: METADATA_TOPIC,
+      partition: 0,
+      key: Buffer.from(key),
+      value: value === null ? null : Buffer.from(JSON.stringify(value)),
+    })
     return Number(ack.offset) + 1
   }
 
@@ -135,7 +155,13 @@ export class MetadataLog {
         else this.view.decommissioned.add(id)
       } else if (key === 'controller') {
         const v = value as { id?: unknown; epoch?: unknown } | null
-        if (v === null || typeof v.id !== 'string' || !Number.isInteger(v.epoch) || (v.epoch as number) <= this.view.controller.epoch) continue
+        if (
+          v === null ||
+          typeof v.id !== 'string' ||
+          !Number.isInteger(v.epoch) ||
+          (v.epoch as number) <= this.view.controller.epoch
+        )
+          continue
         this.view.controller = { id: v.id, epoch: v.epoch as number }
       } else continue
       changed.push(key)

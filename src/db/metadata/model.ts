@@ -68,38 +68,51 @@ function invalid(message: string, details: string[] = []): never {
 /** Validates a table definition as sent to the admin API. */
 export function parseTable(name: string, body: unknown): TableInfo {
   if (!NAME_PATTERN.test(name)) invalid(`table name ${JSON.stringify(name)} must match ${NAME_PATTERN.source}`)
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) invalid(`table ${name}: expected an object with key, schema and indexes`)
+  if (typeof body !== 'object' || body === null || Array.isArray(body))
+    invalid(`table ${name}: expected an object with key, schema and indexes`)
   const t = body as Record<string, unknown>
   const key = t.key
-  if (!Array.isArray(key) || key.length === 0 || key.length > MAX_KEY_PARTS || !key.every((k) => typeof k === 'string' && NAME_PATTERN.test(k))) {
+  if (
+    !Array.isArray(key) ||
+    key.length === 0 ||
+    key.length > MAX_KEY_PARTS ||
+    !key.every((k) => typeof k === 'string' && NAME_PATTERN.test(k))
+  ) {
     invalid(`table ${name}: key must be a list of 1 to ${MAX_KEY_PARTS} field names, the partition key first`)
   }
   if (new Set(key).size !== key.length) invalid(`table ${name}: key fields repeat`)
   const indexes = t.indexes ?? []
-  if (!Array.isArray(indexes) || !indexes.every((f) => typeof f === 'string' && NAME_PATTERN.test(f))) invalid(`table ${name}: indexes must be a list of field names`)
+  if (!Array.isArray(indexes) || !indexes.every((f) => typeof f === 'string' && NAME_PATTERN.test(f)))
+    invalid(`table ${name}: indexes must be a list of field names`)
   let type
   try {
     type = parseRecordSchema(t.schema)
   } catch (error) {
-    if (error instanceof SchemaError) throw new DbError('INVALID_SCHEMA', `table ${name}: ${error.message}`, error.problems)
+    if (error instanceof SchemaError)
+      throw new DbError('INVALID_SCHEMA', `table ${name}: ${error.message}`, error.problems)
     throw error
   }
   const fields = new Set((type as unknown as { fields: { name: string }[] }).fields.map((f) => f.name))
   for (const k of key as string[]) if (!fields.has(k)) invalid(`table ${name}: key field ${k} is not in the schema`)
-  for (const f of indexes as string[]) if (!fields.has(f)) invalid(`table ${name}: indexed field ${f} is not in the schema`)
+  for (const f of indexes as string[])
+    if (!fields.has(f)) invalid(`table ${name}: indexed field ${f} is not in the schema`)
   return { key: key as string[], schemas: [t.schema], indexes: indexes as string[] }
 }
 
 /** Validates `PUT /_admin/databases/{db}`'s body. */
 export function parseDatabase(name: string, body: unknown): DatabaseInfo {
   if (!NAME_PATTERN.test(name)) invalid(`database name ${JSON.stringify(name)} must match ${NAME_PATTERN.source}`)
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) invalid('expected {"partitions": n, "replicas": r, "tables": {...}}')
+  if (typeof body !== 'object' || body === null || Array.isArray(body))
+    invalid('expected {"partitions": n, "replicas": r, "tables": {...}}')
   const b = body as Record<string, unknown>
   const partitions = b.partitions
   const replicas = b.replicas ?? 3
-  if (!Number.isInteger(partitions) || (partitions as number) < 1 || (partitions as number) > MAX_PARTITIONS) invalid(`partitions must be an integer from 1 to ${MAX_PARTITIONS}`)
-  if (!Number.isInteger(replicas) || (replicas as number) < 1 || (replicas as number) > 7) invalid('replicas must be an integer from 1 to 7')
-  if (typeof b.tables !== 'object' || b.tables === null || Array.isArray(b.tables)) invalid('tables must be an object of table definitions')
+  if (!Number.isInteger(partitions) || (partitions as number) < 1 || (partitions as number) > MAX_PARTITIONS)
+    invalid(`partitions must be an integer from 1 to ${MAX_PARTITIONS}`)
+  if (!Number.isInteger(replicas) || (replicas as number) < 1 || (replicas as number) > 7)
+    invalid('replicas must be an integer from 1 to 7')
+  if (typeof b.tables !== 'object' || b.tables === null || Array.isArray(b.tables))
+    invalid('tables must be an object of table definitions')
   const entries = Object.entries(b.tables)
   if (entries.length === 0 || entries.length > MAX_TABLES) invalid(`a database needs 1 to ${MAX_TABLES} tables`)
   const tables: Record<string, TableInfo> = {}
@@ -117,12 +130,19 @@ export function withSchemaVersion(table: TableInfo, schema: unknown): TableInfo 
       checkBackwardCompatible(next, previous)
     }
   } catch (error) {
-    if (error instanceof SchemaError) throw new DbError(error.code === 'INCOMPATIBLE_SCHEMA' ? 'INCOMPATIBLE_SCHEMA' : 'INVALID_SCHEMA', error.message, error.problems)
+    if (error instanceof SchemaError)
+      throw new DbError(
+        error.code === 'INCOMPATIBLE_SCHEMA' ? 'INCOMPATIBLE_SCHEMA' : 'INVALID_SCHEMA',
+        error.message,
+        error.problems,
+      )
     throw error
   }
   const fields = new Set((next as unknown as { fields: { name: string }[] }).fields.map((f) => f.name))
-  for (const k of table.key) if (!fields.has(k)) throw new DbError('INCOMPATIBLE_SCHEMA', `key field ${k} cannot be removed`)
-  for (const f of table.indexes) if (!fields.has(f)) throw new DbError('INCOMPATIBLE_SCHEMA', `indexed field ${f} cannot be removed`)
+  for (const k of table.key)
+    if (!fields.has(k)) throw new DbError('INCOMPATIBLE_SCHEMA', `key field ${k} cannot be removed`)
+  for (const f of table.indexes)
+    if (!fields.has(f)) throw new DbError('INCOMPATIBLE_SCHEMA', `indexed field ${f} cannot be removed`)
   return { ...table, schemas: [...table.schemas, schema] }
 }
 
@@ -133,7 +153,11 @@ export function withSchemaVersion(table: TableInfo, schema: unknown): TableInfo 
  * the first is the master, so masters spread evenly.
  */
 export function placePartitions(db: DatabaseInfo, nodes: NodeInfo[]): PartitionInfo[] {
-  if (nodes.length < db.replicas) throw new DbError('NOT_ENOUGH_NODES', `database ${db.name} needs ${db.replicas} storage nodes, ${nodes.length} are registered`)
+  if (nodes.length < db.replicas)
+    throw new DbError(
+      'NOT_ENOUGH_NODES',
+      `database ${db.name} needs ${db.replicas} storage nodes, ${nodes.length} are registered`,
+    )
   const byRack = new Map<string, NodeInfo[]>()
   for (const n of [...nodes].sort((a, b) => a.id.localeCompare(b.id))) {
     const rack = n.rack ?? ''

@@ -66,7 +66,8 @@ export function encodeEnvelope(e: Envelope): Buffer {
 
 /** Decodes an envelope; anything malformed is an error value, never an exception. */
 export function decodeEnvelope(bytes: Buffer | null): DecodeResult {
-  if (bytes === null || bytes.length < HEADER_SIZE) return { ok: false, error: 'record shorter than the envelope header' }
+  if (bytes === null || bytes.length < HEADER_SIZE)
+    return { ok: false, error: 'record shorter than the envelope header' }
   if (bytes[0] !== MAGIC) return { ok: false, error: `bad magic ${bytes[0]}` }
   if (bytes[1] !== VERSION) return { ok: false, error: `unsupported envelope version ${bytes[1]}` }
   const type = bytes[2]
@@ -95,7 +96,8 @@ export function decodeEnvelope(bytes: Buffer | null): DecodeResult {
       payload = { type, ops: fields.ops as Operation[] }
       break
     case RecordType.GENERATION_START:
-      if (typeof fields.node !== 'string' || typeof fields.nonce !== 'string') return { ok: false, error: 'GENERATION_START without node/nonce' }
+      if (typeof fields.node !== 'string' || typeof fields.nonce !== 'string')
+        return { ok: false, error: 'GENERATION_START without node/nonce' }
       payload = { type, node: fields.node, nonce: fields.nonce }
       break
     default:

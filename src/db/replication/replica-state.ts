@@ -79,18 +79,26 @@ export function step(state: ReplicaState, input: ReplicaInput): StepResult {
 
 /** Facts of every state: throws (AssertionError) when one does not hold. */
 export function assertInvariants(s: ReplicaState): void {
-  if (!Number.isInteger(s.generation) || s.generation < 0 || !Number.isInteger(s.scn) || s.scn < 0) violated('replica', `applied (generation, scn) (${s.generation}, ${s.scn}) is not a pair of integers >= 0`)
-  if (s.producers.size > MAX_TRACKED_PRODUCERS) violated('replica', `${s.producers.size} producers tracked, more than ${MAX_TRACKED_PRODUCERS}`)
+  if (!Number.isInteger(s.generation) || s.generation < 0 || !Number.isInteger(s.scn) || s.scn < 0)
+    violated('replica', `applied (generation, scn) (${s.generation}, ${s.scn}) is not a pair of integers >= 0`)
+  if (s.producers.size > MAX_TRACKED_PRODUCERS)
+    violated('replica', `${s.producers.size} producers tracked, more than ${MAX_TRACKED_PRODUCERS}`)
   const open = s.open
   if (open !== null && compareScn(open.generation, open.scn, s.generation, s.scn) <= 0) {
-    violated('replica', `open transaction (${open.generation}, ${open.scn}) is not above the applied (${s.generation}, ${s.scn})`)
+    violated(
+      'replica',
+      `open transaction (${open.generation}, ${open.scn}) is not above the applied (${s.generation}, ${s.scn})`,
+    )
   }
 }
 
 /** Facts of every step: the applied (generation, scn) never goes back (invariant 3 (docs/invariants.md)). */
 export function assertStepInvariants(prev: ReplicaState, next: ReplicaState): void {
   if (compareScn(next.generation, next.scn, prev.generation, prev.scn) < 0) {
-    violated('replica', `applied (generation, scn) went back from (${prev.generation}, ${prev.scn}) to (${next.generation}, ${next.scn})`)
+    violated(
+      'replica',
+      `applied (generation, scn) went back from (${prev.generation}, ${prev.scn}) to (${next.generation}, ${next.scn})`,
+    )
   }
 }
 
@@ -113,15 +121,37 @@ function apply(state: ReplicaState, input: ReplicaInput): StepResult {
       return { state: next, actions }
     }
     if (next.open !== null) {
-      actions.push({ kind: 'discarded', generation: next.open.generation, scn: next.open.scn, reason: 'transaction not ended before the next one began' })
+      actions.push({
+        kind: 'discarded',
+        generation: next.open.generation,
+        scn: next.open.scn,
+        reason: 'transaction not ended before the next one began',
+      })
       next = { ...next, open: null }
     }
     if (compareScn(e.generation, e.scn, next.generation, next.scn) <= 0) {
-      actions.push(p.type === RecordType.GENERATION_START ? { kind: 'duplicate', generation: e.generation, scn: e.scn, nonce: p.nonce } : { kind: 'duplicate', generation: e.generation, scn: e.scn })
+      actions.push(
+        p.type === RecordType.GENERATION_START
+          ? { kind: 'duplicate', generation: e.generation, scn: e.scn, nonce: p.nonce }
+          : { kind: 'duplicate', generation: e.generation, scn: e.scn },
+      )
       return { state: next, actions }
     }
     if (p.type === RecordType.BEGIN) {
-      return { state: { ...next, open: { generation: e.generation, scn: e.scn, producer: e.producerGuid.toString('hex'), count: p.count, ops: [], broken: false } }, actions }
+      return {
+        state: {
+          ...next,
+          open: {
+            generation: e.generation,
+            scn: e.scn,
+            producer: e.producerGuid.toString('hex'),
+            count: p.count,
+            ops: [],
+            broken: false,
+          },
+        },
+        actions,
+      }
     }
     if (p.type === RecordType.TXN) {
       // A whole transaction in one record: applied now, or discarded whole.
@@ -133,13 +163,26 @@ function apply(state: ReplicaState, input: ReplicaInput): StepResult {
       actions.push({ kind: 'apply', generation: e.generation, scn: e.scn, ops: p.ops, nextOffset: input.offset + 1 })
       return { state: { ...next, generation: e.generation, scn: e.scn }, actions }
     }
-    actions.push({ kind: 'generation-start', generation: e.generation, scn: e.scn, node: p.node, nonce: p.nonce, nextOffset: input.offset + 1 })
+    actions.push({
+      kind: 'generation-start',
+      generation: e.generation,
+      scn: e.scn,
+      node: p.node,
+      nonce: p.nonce,
+      nextOffset: input.offset + 1,
+    })
     return { state: { ...next, generation: e.generation, scn: e.scn }, actions }
   }
 
   // DATA and END belong to the open transaction, or to nothing (a fenced or partial one).
   const open = next.open
-  if (open === null || open.generation !== e.generation || open.scn !== e.scn || open.producer !== e.producerGuid.toString('hex')) return { state: next, actions }
+  if (
+    open === null ||
+    open.generation !== e.generation ||
+    open.scn !== e.scn ||
+    open.producer !== e.producerGuid.toString('hex')
+  )
+    return { state: next, actions }
   if (p.type === RecordType.DATA) {
     if (!validOperation(p.op)) {
       actions.push({ kind: 'invalid', offset: input.offset, error: 'malformed operation' })
@@ -150,17 +193,29 @@ function apply(state: ReplicaState, input: ReplicaInput): StepResult {
   }
   // END
   if (open.broken || open.ops.length !== open.count || p.count !== open.count) {
-    actions.push({ kind: 'discarded', generation: open.generation, scn: open.scn, reason: open.broken ? 'malformed operation' : `expected ${open.count} operations, got ${open.ops.length}` })
+    actions.push({
+      kind: 'discarded',
+      generation: open.generation,
+      scn: open.scn,
+      reason: open.broken ? 'malformed operation' : `expected ${open.count} operations, got ${open.ops.length}`,
+    })
     return { state: { ...next, open: null }, actions }
   }
-  actions.push({ kind: 'apply', generation: open.generation, scn: open.scn, ops: open.ops, nextOffset: input.offset + 1 })
+  actions.push({
+    kind: 'apply',
+    generation: open.generation,
+    scn: open.scn,
+    ops: open.ops,
+    nextOffset: input.offset + 1,
+  })
   return { state: { ...next, open: null, generation: open.generation, scn: open.scn }, actions }
 }
 
 function trackProducer(producers: Map<string, number>, e: Envelope, actions: ReplicaAction[]): Map<string, number> {
   const guid = e.producerGuid.toString('hex')
   const last = producers.get(guid)
-  if (last !== undefined && e.sequence !== last + 1 && e.sequence > last) actions.push({ kind: 'integrity-gap', producer: guid, expected: last + 1, got: e.sequence })
+  if (last !== undefined && e.sequence !== last + 1 && e.sequence > last)
+    actions.push({ kind: 'integrity-gap', producer: guid, expected: last + 1, got: e.sequence })
   if (last !== undefined && e.sequence <= last) return producers
   const updated = new Map(producers)
   updated.delete(guid)

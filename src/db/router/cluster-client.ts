@@ -52,7 +52,12 @@ export class ClusterClient {
   }
 
   /** As toMaster, with any request to the master's URL. */
-  async callMaster<T>(db: string, partition: number, kind: 'read' | 'write', call: (url: string) => Promise<T>): Promise<T> {
+  async callMaster<T>(
+    db: string,
+    partition: number,
+    kind: 'read' | 'write',
+    call: (url: string) => Promise<T>,
+  ): Promise<T> {
     const deadline = Date.now() + this.#retryMs
     let last: unknown
     for (let attempt = 0; ; attempt++) {
@@ -64,7 +69,10 @@ export class ClusterClient {
         } catch (error) {
           if (error instanceof DbError && !RETRIABLE_CODES.has(error.code)) throw error
           if (error instanceof NodeUnreachableError && error.maybeExecuted && kind === 'write') {
-            throw new DbError('TIMEOUT', `the master of partition ${partition} of ${db} (${node.id}) went away during the write; its outcome is unknown`)
+            throw new DbError(
+              'TIMEOUT',
+              `the master of partition ${partition} of ${db} (${node.id}) went away during the write; its outcome is unknown`,
+            )
           }
           last = error
         }
@@ -95,11 +103,16 @@ export class ClusterClient {
         try {
           return await call(node.url)
         } catch (error) {
-          if (error instanceof DbError && !RETRIABLE_CODES.has(error.code) && error.code !== 'UNKNOWN_PARTITION') throw error
+          if (error instanceof DbError && !RETRIABLE_CODES.has(error.code) && error.code !== 'UNKNOWN_PARTITION')
+            throw error
           last = error
         }
       }
-      if (Date.now() >= deadline) throw new DbError('NO_MASTER', `no replica of partition ${partition} of ${db} is answering${last instanceof Error ? `: ${last.message}` : ''}`)
+      if (Date.now() >= deadline)
+        throw new DbError(
+          'NO_MASTER',
+          `no replica of partition ${partition} of ${db} is answering${last instanceof Error ? `: ${last.message}` : ''}`,
+        )
       await sleep(Math.min(25 * 2 ** attempt, 250))
     }
   }
@@ -107,7 +120,9 @@ export class ClusterClient {
   /** Each registered node's status, or null for a node that does not answer within a second. */
   async statuses(): Promise<Map<string, NodeStatus | null>> {
     const nodes = [...this.metadata.view.nodes.values()]
-    const results = await Promise.all(nodes.map((n) => this.nodes.get<NodeStatus>(n.url, '/_node/status', 1000).catch(() => null)))
+    const results = await Promise.all(
+      nodes.map((n) => this.nodes.get<NodeStatus>(n.url, '/_node/status', 1000).catch(() => null)),
+    )
     return new Map(nodes.map((n, i) => [n.id, results[i]]))
   }
 

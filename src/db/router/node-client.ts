@@ -30,7 +30,8 @@ function errorFrom(url: string, status: number, text: string): DbError {
     return new DbError('INTERNAL', `storage node ${url} answered ${status} with a body that is not JSON`)
   }
   const e = (parsed as { error?: { code?: unknown; message?: unknown; details?: unknown } } | null)?.error
-  if (e !== undefined && isDbErrorCode(e.code)) return new DbError(e.code, String(e.message), Array.isArray(e.details) ? e.details.map(String) : [])
+  if (e !== undefined && isDbErrorCode(e.code))
+    return new DbError(e.code, String(e.message), Array.isArray(e.details) ? e.details.map(String) : [])
   return new DbError('INTERNAL', `storage node ${url} answered ${status}`)
 }
 
@@ -45,7 +46,14 @@ export class NodeClient {
   #pool(url: string): Pool {
     let pool = this.#pools.get(url)
     if (pool === undefined) {
-      pool = new Pool(url, { connections: 128, pipelining: 1, keepAliveTimeout: 30_000, headersTimeout: this.#timeoutMs, bodyTimeout: this.#timeoutMs, connectTimeout: 2000 })
+      pool = new Pool(url, {
+        connections: 128,
+        pipelining: 1,
+        keepAliveTimeout: 30_000,
+        headersTimeout: this.#timeoutMs,
+        bodyTimeout: this.#timeoutMs,
+        connectTimeout: 2000,
+      })
       this.#pools.set(url, pool)
     }
     return pool
@@ -76,11 +84,18 @@ export class NodeClient {
     } catch (error) {
       throw new NodeUnreachableError(url, error, true)
     }
-    if (res.statusCode === 200) return { text, etag: String(res.headers.etag), schemaVersion: Number(res.headers['x-cortado-schema-version']) }
+    if (res.statusCode === 200)
+      return { text, etag: String(res.headers.etag), schemaVersion: Number(res.headers['x-cortado-schema-version']) }
     throw errorFrom(url, res.statusCode, text)
   }
 
-  async #request<T>(url: string, method: 'GET' | 'POST', path: string, body: string | undefined, timeoutMs?: number): Promise<T> {
+  async #request<T>(
+    url: string,
+    method: 'GET' | 'POST',
+    path: string,
+    body: string | undefined,
+    timeoutMs?: number,
+  ): Promise<T> {
     let res
     try {
       res = await this.#pool(url).request({

@@ -39,7 +39,12 @@ export class Router {
 
   static async start(options: RouterOptions): Promise<Router> {
     const log = options.log
-    const metadata = new MetadataLog({ bootstrap: options.bootstrap, clientId: 'cortado-router', replicationFactor: options.replicationFactor, onError: (e) => log.warn('metadata read error', { error: e.message }) })
+    const metadata = new MetadataLog({
+      bootstrap: options.bootstrap,
+      clientId: 'cortado-router',
+      replicationFactor: options.replicationFactor,
+      onError: (e) => log.warn('metadata read error', { error: e.message }),
+    })
     await metadata.start()
     const cluster = new ClusterClient(metadata, { retryMs: options.retryMs })
     const app = Fastify({
@@ -56,9 +61,14 @@ export class Router {
       clientErrorHandler: (error, socket) => {
         if ((error as NodeJS.ErrnoException).code === 'ECONNRESET' || socket.destroyed) return
         const overflow = (error as NodeJS.ErrnoException).code === 'HPE_HEADER_OVERFLOW'
-        const body = JSON.stringify(new DbError('BAD_REQUEST', overflow ? 'request headers too large' : 'malformed HTTP request').toJSON())
+        const body = JSON.stringify(
+          new DbError('BAD_REQUEST', overflow ? 'request headers too large' : 'malformed HTTP request').toJSON(),
+        )
         const status = overflow ? '431 Request Header Fields Too Large' : '400 Bad Request'
-        if (socket.writable) socket.write(`HTTP/1.1 ${status}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n${body}`)
+        if (socket.writable)
+          socket.write(
+            `HTTP/1.1 ${status}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n${body}`,
+          )
         socket.destroy(error)
       },
     })
@@ -68,7 +78,12 @@ export class Router {
       },
     })
 
-    const requests = new Counter({ name: 'cortado_router_requests_total', help: 'Router requests by route, method and status', labelNames: ['route', 'method', 'status'], registers: [options.registry] })
+    const requests = new Counter({
+      name: 'cortado_router_requests_total',
+      help: 'Router requests by route, method and status',
+      labelNames: ['route', 'method', 'status'],
+      registers: [options.registry],
+    })
     const latency = new Histogram({
       name: 'cortado_router_request_seconds',
       help: 'Router request latency by route and method',
@@ -84,7 +99,8 @@ export class Router {
 
     app.setErrorHandler((error: FastifyError | DbError, req, reply) => {
       const e = toDbError(error)
-      if (e.code === 'INTERNAL') log.error('request failed', { method: req.method, url: req.url, error: String(error), stack: error.stack })
+      if (e.code === 'INTERNAL')
+        log.error('request failed', { method: req.method, url: req.url, error: String(error), stack: error.stack })
       if (e.status === 503) void reply.header('retry-after', '1')
       void reply.code(e.status).send(e.toJSON())
     })
@@ -93,8 +109,12 @@ export class Router {
     })
 
     app.get('/openapi.json', { schema: { hide: true } }, (_req, reply) => reply.send(app.swagger()))
-    app.get('/metrics', { schema: { hide: true } }, async (_req, reply) => reply.type(options.registry.contentType).send(await options.registry.metrics()))
-    app.get('/_health', { schema: { hide: true } }, (_req, reply) => reply.send({ ok: true, metadataOffset: metadata.view.offset }))
+    app.get('/metrics', { schema: { hide: true } }, async (_req, reply) =>
+      reply.type(options.registry.contentType).send(await options.registry.metrics()),
+    )
+    app.get('/_health', { schema: { hide: true } }, (_req, reply) =>
+      reply.send({ ok: true, metadataOffset: metadata.view.offset }),
+    )
     adminRoutes(app, cluster, { bootstrap: options.bootstrap, replicationFactor: options.replicationFactor ?? 1, log })
     documentRoutes(app, cluster)
 
@@ -121,9 +141,16 @@ export class Router {
 function toDbError(error: FastifyError | DbError): DbError {
   if (error instanceof DbError) return error
   const fe = error
-  if (fe.validation !== undefined) return new DbError('BAD_REQUEST', `invalid request: ${fe.message}`, fe.validation.map((v) => `${v.instancePath || fe.validationContext || ''} ${v.message ?? ''}`.trim()))
+  if (fe.validation !== undefined)
+    return new DbError(
+      'BAD_REQUEST',
+      `invalid request: ${fe.message}`,
+      fe.validation.map((v) => `${v.instancePath || fe.validationContext || ''} ${v.message ?? ''}`.trim()),
+    )
   if (fe.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return new DbError('PAYLOAD_TOO_LARGE', fe.message)
-  if (fe.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return new DbError('BAD_REQUEST', `${fe.message} (send application/json)`)
-  if (fe.statusCode !== undefined && fe.statusCode >= 400 && fe.statusCode < 500) return new DbError('BAD_REQUEST', fe.message)
+  if (fe.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE')
+    return new DbError('BAD_REQUEST', `${fe.message} (send application/json)`)
+  if (fe.statusCode !== undefined && fe.statusCode >= 400 && fe.statusCode < 500)
+    return new DbError('BAD_REQUEST', fe.message)
   return new DbError('INTERNAL', fe.message)
 }

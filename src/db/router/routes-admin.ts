@@ -22,7 +22,10 @@ export interface AdminOptions {
   settleMs?: number
 }
 
-const errorSchema = { type: 'object', properties: { error: { type: 'object', properties: { code: { type: 'string' }, message: { type: 'string' } } } } }
+const errorSchema = {
+  type: 'object',
+  properties: { error: { type: 'object', properties: { code: { type: 'string' }, message: { type: 'string' } } } },
+}
 const avroSchema = { type: 'object', additionalProperties: true, description: 'An Avro record schema' }
 const databaseBody = {
   type: 'object',
@@ -35,7 +38,11 @@ const databaseBody = {
       additionalProperties: {
         type: 'object',
         required: ['key', 'schema'],
-        properties: { key: { type: 'array', items: { type: 'string' }, minItems: 1 }, schema: avroSchema, indexes: { type: 'array', items: { type: 'string' } } },
+        properties: {
+          key: { type: 'array', items: { type: 'string' }, minItems: 1 },
+          schema: avroSchema,
+          indexes: { type: 'array', items: { type: 'string' } },
+        },
       },
     },
   },
@@ -48,7 +55,10 @@ function mastersReady(cluster: ClusterClient, db: string, statuses: Map<string, 
   for (let p = 0; p < info.partitions; p++) {
     const part = cluster.metadata.view.partitions.get(partitionKey(db, p))
     if (part === undefined) return false
-    const r = part.master === null ? undefined : statuses.get(part.master)?.replicas.find((x) => x.db === db && x.partition === p)
+    const r =
+      part.master === null
+        ? undefined
+        : statuses.get(part.master)?.replicas.find((x) => x.db === db && x.partition === p)
     if (r === undefined || r.role !== 'master' || r.masterGeneration !== part.generation) return false
   }
   return true
@@ -59,13 +69,18 @@ function mastersReady(cluster: ClusterClient, db: string, statuses: Map<string, 
  * and tables, each with the same key and indexes and a schema that is one of its versions.
  */
 function sameDefinition(existing: DatabaseInfo, db: DatabaseInfo): boolean {
-  if (existing.partitions !== db.partitions || existing.replicas !== db.replicas || existing.topic !== db.topic) return false
+  if (existing.partitions !== db.partitions || existing.replicas !== db.replicas || existing.topic !== db.topic)
+    return false
   const names = Object.keys(db.tables)
   if (names.length !== Object.keys(existing.tables).length) return false
   return names.every((name) => {
     if (!Object.hasOwn(existing.tables, name)) return false
     const [a, b] = [existing.tables[name], db.tables[name]]
-    return isDeepStrictEqual(a.key, b.key) && isDeepStrictEqual([...a.indexes].sort(), [...b.indexes].sort()) && a.schemas.some((s) => isDeepStrictEqual(s, b.schemas[0]))
+    return (
+      isDeepStrictEqual(a.key, b.key) &&
+      isDeepStrictEqual([...a.indexes].sort(), [...b.indexes].sort()) &&
+      a.schemas.some((s) => isDeepStrictEqual(s, b.schemas[0]))
+    )
   })
 }
 
@@ -88,22 +103,35 @@ export function adminRoutes(app: FastifyInstance, cluster: ClusterClient, option
     return run
   }
 
-  app.put('/_admin/databases/:db', { schema: { summary: 'Create a database', body: databaseBody, response: { '4xx': errorSchema, '5xx': errorSchema } } }, async (req: FastifyRequest, reply: FastifyReply) => {
-    const name = (req.params as { db: string }).db
-    const db = parseDatabase(name, req.body)
-    const existing = await exclusive(async () => {
-      const existing = metadata.view.databases.get(name)
-      if (existing !== undefined) {
-        if (sameDefinition(existing, db)) return existing
-        throw new DbError('DATABASE_EXISTS', `database ${name} exists with a different definition (add schema versions with POST /_admin/databases/${name}/tables/{table}/schemas)`)
-      }
-      await create(db)
-      return undefined
-    })
-    if (existing !== undefined) return reply.code(200).send(describe(existing))
-    const ready = await cluster.waitUntil((s) => mastersReady(cluster, name, s), settleMs)
-    return reply.code(ready ? 201 : 202).send(describe(db))
-  })
+  app.put(
+    '/_admin/databases/:db',
+    {
+      schema: {
+        summary: 'Create a database',
+        body: databaseBody,
+        response: { '4xx': errorSchema, '5xx': errorSchema },
+      },
+    },
+    async (req: FastifyRequest, reply: FastifyReply) => {
+      const name = (req.params as { db: string }).db
+      const db = parseDatabase(name, req.body)
+      const existing = await exclusive(async () => {
+        const existing = metadata.view.databases.get(name)
+        if (existing !== undefined) {
+          if (sameDefinition(existing, db)) return existing
+          throw new DbError(
+            'DATABASE_EXISTS',
+            `database ${name} exists with a different definition (add schema versions with POST /_admin/databases/${name}/tables/{table}/schemas)`,
+          )
+        }
+        await create(db)
+        return undefined
+      })
+      if (existing !== undefined) return reply.code(200).send(describe(existing))
+      const ready = await cluster.waitUntil((s) => mastersReady(cluster, name, s), settleMs)
+      return reply.code(ready ? 201 : 202).send(describe(db))
+    },
+  )
 
   // The controller places the database once its definition is in the metadata log; the
   // request waits for every partition to have a master taking writes.
@@ -111,36 +139,75 @@ export function adminRoutes(app: FastifyInstance, cluster: ClusterClient, option
     const name = db.name
     const statuses = await cluster.statuses()
     const live = [...metadata.view.nodes.values()].filter((n) => statuses.get(n.id) !== null)
-    if (live.length < db.replicas) throw new DbError('NOT_ENOUGH_NODES', `database ${name} needs ${db.replicas} storage nodes, ${live.length} are up`)
-    const configs: Record<string, string> = { 'cleanup.policy': 'delete', 'retention.ms': '-1', 'retention.bytes': '-1' }
-    if (options.replicationFactor >= 3) Object.assign(configs, { 'min.insync.replicas': '2', 'unclean.leader.election.enable': 'false' })
-    await ensureTopic(options.bootstrap, { name: db.topic, partitions: db.partitions, replicationFactor: options.replicationFactor, configs })
+    if (live.length < db.replicas)
+      throw new DbError(
+        'NOT_ENOUGH_NODES',
+        `database ${name} needs ${db.replicas} storage nodes, ${live.length} are up`,
+      )
+    const configs: Record<string, string> = {
+      'cleanup.policy': 'delete',
+      'retention.ms': '-1',
+      'retention.bytes': '-1',
+    }
+    if (options.replicationFactor >= 3)
+      Object.assign(configs, { 'min.insync.replicas': '2', 'unclean.leader.election.enable': 'false' })
+    await ensureTopic(options.bootstrap, {
+      name: db.topic,
+      partitions: db.partitions,
+      replicationFactor: options.replicationFactor,
+      configs,
+    })
     await metadata.put(`db/${name}`, db)
-    options.log.info('database created', { db: name, partitions: db.partitions, replicas: db.replicas, topic: db.topic })
+    options.log.info('database created', {
+      db: name,
+      partitions: db.partitions,
+      replicas: db.replicas,
+      topic: db.topic,
+    })
   }
 
-  app.get('/_admin/databases', { schema: { summary: 'List databases' } }, async (_req: FastifyRequest, reply: FastifyReply) => {
-    return reply.send({ databases: [...metadata.view.databases.values()].map(describe) })
-  })
+  app.get(
+    '/_admin/databases',
+    { schema: { summary: 'List databases' } },
+    async (_req: FastifyRequest, reply: FastifyReply) => {
+      return reply.send({ databases: [...metadata.view.databases.values()].map(describe) })
+    },
+  )
 
-  app.get('/_admin/databases/:db', { schema: { summary: 'Describe a database', response: { '4xx': errorSchema } } }, async (req: FastifyRequest, reply: FastifyReply) => {
-    return reply.send(describe(cluster.database((req.params as { db: string }).db)))
-  })
+  app.get(
+    '/_admin/databases/:db',
+    { schema: { summary: 'Describe a database', response: { '4xx': errorSchema } } },
+    async (req: FastifyRequest, reply: FastifyReply) => {
+      return reply.send(describe(cluster.database((req.params as { db: string }).db)))
+    },
+  )
 
   app.post(
     '/_admin/databases/:db/tables/:table/schemas',
-    { schema: { summary: 'Add a schema version to a table (must be backward compatible)', body: avroSchema, response: { '4xx': errorSchema } } },
+    {
+      schema: {
+        summary: 'Add a schema version to a table (must be backward compatible)',
+        body: avroSchema,
+        response: { '4xx': errorSchema },
+      },
+    },
     async (req: FastifyRequest, reply: FastifyReply) => {
       const { db: name, table: tableName } = req.params as { db: string; table: string }
       const { offset, updated } = await exclusive(async () => {
         const db = cluster.database(name)
         const table = Object.hasOwn(db.tables, tableName) ? db.tables[tableName] : undefined
         if (table === undefined) throw new DbError('UNKNOWN_TABLE', `database ${name} has no table ${tableName}`)
-        const updated: DatabaseInfo = { ...db, tables: { ...db.tables, [tableName]: withSchemaVersion(table, req.body) } }
+        const updated: DatabaseInfo = {
+          ...db,
+          tables: { ...db.tables, [tableName]: withSchemaVersion(table, req.body) },
+        }
         return { offset: await metadata.put(`db/${name}`, updated), updated }
       })
       // Answer once every live node validates against the new version.
-      await cluster.waitUntil((s) => [...s.values()].every((st) => st === null || st.metadataOffset >= offset), settleMs)
+      await cluster.waitUntil(
+        (s) => [...s.values()].every((st) => st === null || st.metadataOffset >= offset),
+        settleMs,
+      )
       return reply.code(201).send({ table: tableName, version: updated.tables[tableName].schemas.length })
     },
   )
@@ -162,7 +229,11 @@ export function adminRoutes(app: FastifyInstance, cluster: ClusterClient, option
       const next = await exclusive(async () => {
         cluster.database(name)
         const current = cluster.partition(name, partition)
-        if (!current.replicas.includes(target)) throw new DbError('BAD_REQUEST', `node ${target} holds no replica of partition ${partition} (replicas: ${current.replicas.join(', ')})`)
+        if (!current.replicas.includes(target))
+          throw new DbError(
+            'BAD_REQUEST',
+            `node ${target} holds no replica of partition ${partition} (replicas: ${current.replicas.join(', ')})`,
+          )
         if (current.master === target) return null
         // The controller makes the move (it alone writes placements, under its epoch).
         await metadata.put(`command/${randomUUID()}`, { type: 'move-master', db: name, partition, node: target })
@@ -181,7 +252,12 @@ export function adminRoutes(app: FastifyInstance, cluster: ClusterClient, option
 
   app.post(
     '/_admin/nodes/:node/decommission',
-    { schema: { summary: 'Move every replica off a node (the controller bootstraps replacements first)', response: { '4xx': errorSchema } } },
+    {
+      schema: {
+        summary: 'Move every replica off a node (the controller bootstraps replacements first)',
+        response: { '4xx': errorSchema },
+      },
+    },
     async (req: FastifyRequest, reply: FastifyReply) => {
       const id = (req.params as { node: string }).node
       if (!metadata.view.nodes.has(id)) throw new DbError('UNKNOWN_NODE', `no node ${id}`)
@@ -193,7 +269,9 @@ export function adminRoutes(app: FastifyInstance, cluster: ClusterClient, option
 
   app.delete(
     '/_admin/nodes/:node/decommission',
-    { schema: { summary: 'Cancel a decommission (the node may hold replicas again)', response: { '4xx': errorSchema } } },
+    {
+      schema: { summary: 'Cancel a decommission (the node may hold replicas again)', response: { '4xx': errorSchema } },
+    },
     async (req: FastifyRequest, reply: FastifyReply) => {
       const id = (req.params as { node: string }).node
       if (!metadata.view.nodes.has(id)) throw new DbError('UNKNOWN_NODE', `no node ${id}`)
@@ -202,33 +280,43 @@ export function adminRoutes(app: FastifyInstance, cluster: ClusterClient, option
     },
   )
 
-  app.get('/_admin/cluster', { schema: { summary: 'Nodes, and every partition with its master and replicas' } }, async (_req: FastifyRequest, reply: FastifyReply) => {
-    const statuses = await cluster.statuses()
-    const nodes = [...metadata.view.nodes.values()].map((n) => ({
-      id: n.id,
-      pid: n.pid,
-      rack: n.rack,
-      url: n.url,
-      status: statuses.get(n.id) === null ? 'down' : 'up',
-      decommissioning: metadata.view.decommissioned.has(n.id),
-      replicas: statuses.get(n.id)?.replicas.length ?? null,
-    }))
-    const databases = [...metadata.view.databases.values()].map((db) => ({
-      name: db.name,
-      topic: db.topic,
-      partitions: Array.from({ length: db.partitions }, (_, p) => {
-        const info = cluster.partition(db.name, p)
-        return {
-          partition: p,
-          generation: info.generation,
-          master: info.master,
-          replicas: info.replicas.map((id) => {
-            const r = statuses.get(id)?.replicas.find((x) => x.db === db.name && x.partition === p)
-            return { node: id, role: r?.role ?? 'offline', applied: r?.applied ?? null, checkpointOffset: r?.checkpointOffset ?? null, documents: r?.documents ?? null }
-          }),
-        }
-      }),
-    }))
-    return reply.send({ controller: metadata.view.controller, nodes, databases })
-  })
+  app.get(
+    '/_admin/cluster',
+    { schema: { summary: 'Nodes, and every partition with its master and replicas' } },
+    async (_req: FastifyRequest, reply: FastifyReply) => {
+      const statuses = await cluster.statuses()
+      const nodes = [...metadata.view.nodes.values()].map((n) => ({
+        id: n.id,
+        pid: n.pid,
+        rack: n.rack,
+        url: n.url,
+        status: statuses.get(n.id) === null ? 'down' : 'up',
+        decommissioning: metadata.view.decommissioned.has(n.id),
+        replicas: statuses.get(n.id)?.replicas.length ?? null,
+      }))
+      const databases = [...metadata.view.databases.values()].map((db) => ({
+        name: db.name,
+        topic: db.topic,
+        partitions: Array.from({ length: db.partitions }, (_, p) => {
+          const info = cluster.partition(db.name, p)
+          return {
+            partition: p,
+            generation: info.generation,
+            master: info.master,
+            replicas: info.replicas.map((id) => {
+              const r = statuses.get(id)?.replicas.find((x) => x.db === db.name && x.partition === p)
+              return {
+                node: id,
+                role: r?.role ?? 'offline',
+                applied: r?.applied ?? null,
+                checkpointOffset: r?.checkpointOffset ?? null,
+                documents: r?.documents ?? null,
+              }
+            }),
+          }
+        }),
+      }))
+      return reply.send({ controller: metadata.view.controller, nodes, databases })
+    },
+  )
 }

@@ -5,29 +5,66 @@
 import { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import { DbError } from '../errors.ts'
 import { partitionOf } from '../metadata/model.ts'
-import { type DocumentView, type GroupRequest, type GroupResponse, type ReadRequest, type ReadResponse, type WriteRequest, type WriteRequestOp, type WriteResponse } from '../node-api.ts'
+import {
+  type DocumentView,
+  type GroupRequest,
+  type GroupResponse,
+  type ReadRequest,
+  type ReadResponse,
+  type WriteRequest,
+  type WriteRequestOp,
+  type WriteResponse,
+} from '../node-api.ts'
 import { type ClusterClient } from './cluster-client.ts'
 
 const errorSchema = {
   type: 'object',
-  properties: { error: { type: 'object', properties: { code: { type: 'string' }, message: { type: 'string' }, details: { type: 'array', items: { type: 'string' } } } } },
+  properties: {
+    error: {
+      type: 'object',
+      properties: {
+        code: { type: 'string' },
+        message: { type: 'string' },
+        details: { type: 'array', items: { type: 'string' } },
+      },
+    },
+  },
 }
-const documentSchema = { type: 'object', additionalProperties: true, description: 'The document, as the latest schema version reads it' }
+const documentSchema = {
+  type: 'object',
+  additionalProperties: true,
+  description: 'The document, as the latest schema version reads it',
+}
 const documentViewSchema = {
   type: 'object',
-  properties: { table: { type: 'string' }, key: { type: 'array', items: { type: 'string' } }, etag: { type: 'string' }, schemaVersion: { type: 'integer' }, doc: documentSchema },
+  properties: {
+    table: { type: 'string' },
+    key: { type: 'array', items: { type: 'string' } },
+    etag: { type: 'string' },
+    schemaVersion: { type: 'integer' },
+    doc: documentSchema,
+  },
 }
 const consistencyQuery = {
   type: 'object',
   properties: {
-    consistency: { type: 'string', enum: ['master', 'any'], default: 'master', description: 'Read from the master (default) or from any replica' },
+    consistency: {
+      type: 'string',
+      enum: ['master', 'any'],
+      default: 'master',
+      description: 'Read from the master (default) or from any replica',
+    },
     query: { type: 'string', description: 'Index query within a document group: field:value' },
     limit: { type: 'integer', minimum: 1, maximum: 10000, default: 1000 },
   },
 }
 const keyParams = {
   type: 'object',
-  properties: { db: { type: 'string' }, table: { type: 'string' }, '*': { type: 'string', description: 'partitionKey[/subKey…]' } },
+  properties: {
+    db: { type: 'string' },
+    table: { type: 'string' },
+    '*': { type: 'string', description: 'partitionKey[/subKey…]' },
+  },
 }
 
 /** Key parts from the raw path (each percent-decoded separately, so a part may contain '/'). */
@@ -40,7 +77,8 @@ function keyParts(req: FastifyRequest): { db: string; table: string; key: string
     throw new DbError('BAD_REQUEST', 'the path is not valid percent-encoding')
   }
   const [db, table, ...key] = parts
-  if (key.length === 0 || key.some((k) => k.length === 0)) throw new DbError('BAD_REQUEST', 'expected /{db}/{table}/{partitionKey}[/{subKey}…] with no empty key parts')
+  if (key.length === 0 || key.some((k) => k.length === 0))
+    throw new DbError('BAD_REQUEST', 'expected /{db}/{table}/{partitionKey}[/{subKey}…] with no empty key parts')
   return { db, table, key }
 }
 
@@ -75,14 +113,25 @@ export function documentRoutes(app: FastifyInstance, cluster: ClusterClient): vo
   const write = async (dbName: string, ops: WriteRequestOp[]): Promise<WriteResponse> => {
     const db = cluster.database(dbName)
     const keys = new Set(ops.map((o) => o.key[0]))
-    if (keys.size !== 1) throw new DbError('CROSS_GROUP_TRANSACTION', `a transaction covers one document group (one partition key); got ${[...keys].join(', ')}`)
+    if (keys.size !== 1)
+      throw new DbError(
+        'CROSS_GROUP_TRANSACTION',
+        `a transaction covers one document group (one partition key); got ${[...keys].join(', ')}`,
+      )
     const partition = partitionOf(ops[0].key[0], db.partitions)
     const body: WriteRequest = { db: dbName, partition, ops }
     return cluster.toMaster<WriteResponse>(dbName, partition, '/_node/write', body, 'write')
   }
 
-  const read = async <T>(dbName: string, partition: number, path: string, body: ReadRequest | GroupRequest): Promise<T> =>
-    body.from === 'any' ? cluster.toAnyReplica<T>(dbName, partition, path, body) : cluster.toMaster<T>(dbName, partition, path, body, 'read')
+  const read = async <T>(
+    dbName: string,
+    partition: number,
+    path: string,
+    body: ReadRequest | GroupRequest,
+  ): Promise<T> =>
+    body.from === 'any'
+      ? cluster.toAnyReplica<T>(dbName, partition, path, body)
+      : cluster.toMaster<T>(dbName, partition, path, body, 'read')
 
   app.put(
     '/:db/:table/*',
@@ -90,9 +139,16 @@ export function documentRoutes(app: FastifyInstance, cluster: ClusterClient): vo
       schema: {
         summary: 'Create or replace a document',
         params: keyParams,
-        headers: { type: 'object', properties: { 'if-match': { type: 'string' }, 'if-none-match': { type: 'string' } } },
+        headers: {
+          type: 'object',
+          properties: { 'if-match': { type: 'string' }, 'if-none-match': { type: 'string' } },
+        },
         body: documentSchema,
-        response: { 200: { type: 'object', properties: { etag: { type: 'string' } } }, '4xx': errorSchema, '5xx': errorSchema },
+        response: {
+          200: { type: 'object', properties: { etag: { type: 'string' } } },
+          '4xx': errorSchema,
+          '5xx': errorSchema,
+        },
       },
     },
     async (req: FastifyRequest, reply: FastifyReply) => {
@@ -115,7 +171,11 @@ export function documentRoutes(app: FastifyInstance, cluster: ClusterClient): vo
         summary: 'Delete a document',
         params: keyParams,
         headers: { type: 'object', properties: { 'if-match': { type: 'string' } } },
-        response: { 200: { type: 'object', properties: { etag: { type: 'string' } } }, '4xx': errorSchema, '5xx': errorSchema },
+        response: {
+          200: { type: 'object', properties: { etag: { type: 'string' } } },
+          '4xx': errorSchema,
+          '5xx': errorSchema,
+        },
       },
     },
     async (req: FastifyRequest, reply: FastifyReply) => {
@@ -137,7 +197,16 @@ export function documentRoutes(app: FastifyInstance, cluster: ClusterClient): vo
         params: keyParams,
         querystring: consistencyQuery,
         headers: { type: 'object', properties: { 'if-none-match': { type: 'string' } } },
-        response: { 200: { anyOf: [documentSchema, { type: 'object', properties: { documents: { type: 'array', items: documentViewSchema } } }] }, '4xx': errorSchema, '5xx': errorSchema },
+        response: {
+          200: {
+            anyOf: [
+              documentSchema,
+              { type: 'object', properties: { documents: { type: 'array', items: documentViewSchema } } },
+            ],
+          },
+          '4xx': errorSchema,
+          '5xx': errorSchema,
+        },
       },
     },
     async (req: FastifyRequest, reply: FastifyReply) => {
@@ -146,19 +215,37 @@ export function documentRoutes(app: FastifyInstance, cluster: ClusterClient): vo
       const q = req.query as { consistency: 'master' | 'any'; query?: string; limit: number }
       const partition = partitionOf(key[0], db.partitions)
       if (key.length < t.key.length || q.query !== undefined) {
-        if (key.length !== 1) throw new DbError('BAD_REQUEST', `to list a document group give only the partition key; table ${tableName} has key (${t.key.join(', ')})`)
-        const body: GroupRequest = { db: dbName, partition, from: q.consistency, table: tableName, partitionKey: key[0], limit: q.limit }
+        if (key.length !== 1)
+          throw new DbError(
+            'BAD_REQUEST',
+            `to list a document group give only the partition key; table ${tableName} has key (${t.key.join(', ')})`,
+          )
+        const body: GroupRequest = {
+          db: dbName,
+          partition,
+          from: q.consistency,
+          table: tableName,
+          partitionKey: key[0],
+          limit: q.limit,
+        }
         const query = parseQuery(q.query)
         if (query !== undefined) body.query = query
         const res = await read<GroupResponse>(dbName, partition, '/_node/group', body)
         return reply.send({ documents: res.docs })
       }
-      if (key.length > t.key.length) throw new DbError('BAD_REQUEST', `table ${tableName} has key (${t.key.join(', ')}); got ${key.length} key parts`)
+      if (key.length > t.key.length)
+        throw new DbError(
+          'BAD_REQUEST',
+          `table ${tableName} has key (${t.key.join(', ')}); got ${key.length} key parts`,
+        )
       const ifNoneMatch = condition(req.headers['if-none-match'], 'If-None-Match')
       // The document's JSON text comes through as the node stored it (no parse, no re-serialization).
       const path = `/_node/doc/${[dbName, String(partition), tableName, ...key].map(encodeURIComponent).join('/')}?from=${q.consistency}`
       const call = (url: string) => cluster.nodes.getDocument(url, path)
-      const doc = q.consistency === 'any' ? await cluster.callAnyReplica(dbName, partition, call) : await cluster.callMaster(dbName, partition, 'read', call)
+      const doc =
+        q.consistency === 'any'
+          ? await cluster.callAnyReplica(dbName, partition, call)
+          : await cluster.callMaster(dbName, partition, 'read', call)
       reply.header('etag', quoted(doc.etag))
       if (ifNoneMatch !== undefined && (ifNoneMatch === '*' || ifNoneMatch === doc.etag)) return reply.code(304).send()
       return reply.type('application/json; charset=utf-8').send(doc.text)
@@ -175,9 +262,30 @@ export function documentRoutes(app: FastifyInstance, cluster: ClusterClient): vo
         body: {
           type: 'object',
           required: ['keys'],
-          properties: { keys: { type: 'array', minItems: 1, maxItems: 1000, items: { type: 'object', required: ['table', 'key'], properties: { table: { type: 'string' }, key: { type: 'array', minItems: 1, items: { type: 'string', minLength: 1 } } } } } },
+          properties: {
+            keys: {
+              type: 'array',
+              minItems: 1,
+              maxItems: 1000,
+              items: {
+                type: 'object',
+                required: ['table', 'key'],
+                properties: {
+                  table: { type: 'string' },
+                  key: { type: 'array', minItems: 1, items: { type: 'string', minLength: 1 } },
+                },
+              },
+            },
+          },
         },
-        response: { 200: { type: 'object', properties: { documents: { type: 'array', items: { anyOf: [documentViewSchema, { type: 'null' }] } } } }, '4xx': errorSchema, '5xx': errorSchema },
+        response: {
+          200: {
+            type: 'object',
+            properties: { documents: { type: 'array', items: { anyOf: [documentViewSchema, { type: 'null' }] } } },
+          },
+          '4xx': errorSchema,
+          '5xx': errorSchema,
+        },
       },
     },
     async (req: FastifyRequest, reply: FastifyReply) => {
@@ -197,7 +305,12 @@ export function documentRoutes(app: FastifyInstance, cluster: ClusterClient): vo
       const out: (DocumentView | null)[] = new Array<DocumentView | null>(keys.length).fill(null)
       await Promise.all(
         [...byPartition].map(async ([partition, indexes]) => {
-          const res = await read<ReadResponse>(dbName, partition, '/_node/read', { db: dbName, partition, from: q.consistency, keys: indexes.map((i) => keys[i]) })
+          const res = await read<ReadResponse>(dbName, partition, '/_node/read', {
+            db: dbName,
+            partition,
+            from: q.consistency,
+            keys: indexes.map((i) => keys[i]),
+          })
           indexes.forEach((i, j) => (out[i] = res.docs[j]))
         }),
       )
@@ -234,15 +347,29 @@ export function documentRoutes(app: FastifyInstance, cluster: ClusterClient): vo
             },
           },
         },
-        response: { 200: { type: 'object', properties: { etag: { type: 'string' } } }, '4xx': errorSchema, '5xx': errorSchema },
+        response: {
+          200: { type: 'object', properties: { etag: { type: 'string' } } },
+          '4xx': errorSchema,
+          '5xx': errorSchema,
+        },
       },
     },
     async (req: FastifyRequest, reply: FastifyReply) => {
       const dbName = (req.params as { db: string }).db
-      const { operations } = req.body as { operations: { op: 'put' | 'delete'; table: string; key: string[]; doc?: Record<string, unknown>; ifMatch?: string; ifNoneMatch?: string }[] }
+      const { operations } = req.body as {
+        operations: {
+          op: 'put' | 'delete'
+          table: string
+          key: string[]
+          doc?: Record<string, unknown>
+          ifMatch?: string
+          ifNoneMatch?: string
+        }[]
+      }
       const ops: WriteRequestOp[] = operations.map((o) => {
         table(dbName, o.table)
-        if (o.op === 'put' && o.doc === undefined) throw new DbError('BAD_REQUEST', `put of ${o.table}/${o.key.join('/')} has no doc`)
+        if (o.op === 'put' && o.doc === undefined)
+          throw new DbError('BAD_REQUEST', `put of ${o.table}/${o.key.join('/')} has no doc`)
         const op: WriteRequestOp = { kind: o.op, table: o.table, key: o.key }
         if (o.doc !== undefined) op.doc = o.doc
         const ifMatch = condition(o.ifMatch, 'ifMatch')

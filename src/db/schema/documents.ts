@@ -27,9 +27,14 @@ export function indexValue(value: unknown): string | null {
 /** Checks the key parts against the table's key and the document's key fields. */
 export function checkKey(tableName: string, table: TableInfo, key: string[]): void {
   if (key.length !== table.key.length) {
-    throw new DbError('BAD_REQUEST', `table ${tableName} has key (${table.key.join(', ')}): expected ${table.key.length} key part(s) in the path, got ${key.length}`)
+    throw new DbError(
+      'BAD_REQUEST',
+      `table ${tableName} has key (${table.key.join(', ')}): expected ${table.key.length} key part(s) in the path, got ${key.length}`,
+    )
   }
-  for (const k of key) if (k.length === 0 || Buffer.byteLength(k) > 1024) throw new DbError('BAD_REQUEST', 'key parts must be 1 to 1024 bytes')
+  for (const k of key)
+    if (k.length === 0 || Buffer.byteLength(k) > 1024)
+      throw new DbError('BAD_REQUEST', 'key parts must be 1 to 1024 bytes')
 }
 
 /** The document with the schema's defaults for the top-level fields it leaves out. */
@@ -44,13 +49,24 @@ function withDefaults(schema: unknown, doc: Record<string, unknown>): Record<str
   return out
 }
 
-export function preparePut(cacheKey: string, tableName: string, table: TableInfo, key: string[], doc: unknown): Operation {
+export function preparePut(
+  cacheKey: string,
+  tableName: string,
+  table: TableInfo,
+  key: string[],
+  doc: unknown,
+): Operation {
   checkKey(tableName, table, key)
   const versions = schemaVersionsOf(cacheKey, table)
   try {
     versions.validate(doc)
   } catch (error) {
-    if (error instanceof SchemaError) throw new DbError('INVALID_DOCUMENT', `document does not match the schema of ${tableName} (version ${versions.latestVersion})`, error.problems)
+    if (error instanceof SchemaError)
+      throw new DbError(
+        'INVALID_DOCUMENT',
+        `document does not match the schema of ${tableName} (version ${versions.latestVersion})`,
+        error.problems,
+      )
     throw error
   }
   // Stored as the latest version reads it: top-level fields left out get their defaults (as
@@ -59,7 +75,11 @@ export function preparePut(cacheKey: string, tableName: string, table: TableInfo
   // The key in the path must agree with the key fields of the document.
   table.key.forEach((field, i) => {
     const v = indexValue(d[field])
-    if (v !== key[i]) throw new DbError('BAD_REQUEST', `key field ${field} is ${JSON.stringify(d[field])} in the document but ${JSON.stringify(key[i])} in the path`)
+    if (v !== key[i])
+      throw new DbError(
+        'BAD_REQUEST',
+        `key field ${field} is ${JSON.stringify(d[field])} in the document but ${JSON.stringify(key[i])} in the path`,
+      )
   })
   const index: [string, string][] = []
   for (const field of table.indexes) {

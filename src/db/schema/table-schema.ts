@@ -28,14 +28,19 @@ export function parseRecordSchema(schema: unknown): avro.Type {
     throw new SchemaError('INVALID_SCHEMA', 'a table schema must be an Avro record schema (a JSON object)')
   }
   const text = JSON.stringify(schema)
-  if (text.length > MAX_SCHEMA_BYTES) throw new SchemaError('INVALID_SCHEMA', `schema is larger than ${MAX_SCHEMA_BYTES} bytes`)
+  if (text.length > MAX_SCHEMA_BYTES)
+    throw new SchemaError('INVALID_SCHEMA', `schema is larger than ${MAX_SCHEMA_BYTES} bytes`)
   let type: avro.Type
   try {
     type = avro.Type.forSchema(JSON.parse(text) as avro.Schema, { wrapUnions: false })
   } catch (err) {
-    throw new SchemaError('INVALID_SCHEMA', `not a valid Avro schema: ${err instanceof Error ? err.message : String(err)}`)
+    throw new SchemaError(
+      'INVALID_SCHEMA',
+      `not a valid Avro schema: ${err instanceof Error ? err.message : String(err)}`,
+    )
   }
-  if (type.typeName !== 'record') throw new SchemaError('INVALID_SCHEMA', `a table schema must be an Avro record, got ${type.typeName}`)
+  if (type.typeName !== 'record')
+    throw new SchemaError('INVALID_SCHEMA', `a table schema must be an Avro record, got ${type.typeName}`)
   return type
 }
 
@@ -47,14 +52,19 @@ export function validateDocument(type: avro.Type, doc: unknown): void {
   const problems: string[] = []
   type.isValid(doc, {
     errorHook: (path: string[], value: unknown, t: avro.Type) => {
-      if (problems.length < 20) problems.push(`${path.length > 0 ? path.join('.') : '(document)'}: ${JSON.stringify(value) ?? 'undefined'} is not a valid ${t.typeName}`)
+      if (problems.length < 20)
+        problems.push(
+          `${path.length > 0 ? path.join('.') : '(document)'}: ${JSON.stringify(value) ?? 'undefined'} is not a valid ${t.typeName}`,
+        )
     },
   })
   // Avro ignores fields a record does not declare; a document database should not silently drop them.
   for (const key of Object.keys(doc)) {
-    if (!(type as avro.types.RecordType).fields.some((f) => f.name === key)) problems.push(`${key}: not a field of ${type.name ?? 'the schema'}`)
+    if (!(type as avro.types.RecordType).fields.some((f) => f.name === key))
+      problems.push(`${key}: not a field of ${type.name ?? 'the schema'}`)
   }
-  if (problems.length > 0) throw new SchemaError('INVALID_DOCUMENT', 'document does not match the table schema', problems)
+  if (problems.length > 0)
+    throw new SchemaError('INVALID_DOCUMENT', 'document does not match the table schema', problems)
 }
 
 /** Throws SchemaError('INCOMPATIBLE_SCHEMA') unless `next` can read what `previous` wrote. */
@@ -62,7 +72,10 @@ export function checkBackwardCompatible(next: avro.Type, previous: avro.Type): v
   try {
     next.createResolver(previous)
   } catch (err) {
-    throw new SchemaError('INCOMPATIBLE_SCHEMA', `the new schema cannot read documents of the previous version: ${err instanceof Error ? err.message : String(err)}`)
+    throw new SchemaError(
+      'INCOMPATIBLE_SCHEMA',
+      `the new schema cannot read documents of the previous version: ${err instanceof Error ? err.message : String(err)}`,
+    )
   }
 }
 
@@ -84,7 +97,8 @@ export class SchemaVersions {
 
   private type(version: number): avro.Type {
     const t = this.types[version - 1]
-    if (t === undefined) throw new SchemaError('INVALID_SCHEMA', `no schema version ${version} (latest is ${this.types.length})`)
+    if (t === undefined)
+      throw new SchemaError('INVALID_SCHEMA', `no schema version ${version} (latest is ${this.types.length})`)
     return t
   }
 

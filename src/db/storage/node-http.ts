@@ -9,7 +9,15 @@ import { type Logger } from '../../util/log.ts'
 import { DbError } from '../errors.ts'
 import { type MetadataView } from '../metadata/metadata-log.ts'
 import { type DatabaseInfo, partitionOf, type TableInfo } from '../metadata/model.ts'
-import { type DigestResponse, type DocumentView, type GroupRequest, type NodeStatus, type ReadRequest, type WriteRequest, type WriteRequestOp } from '../node-api.ts'
+import {
+  type DigestResponse,
+  type DocumentView,
+  type GroupRequest,
+  type NodeStatus,
+  type ReadRequest,
+  type WriteRequest,
+  type WriteRequestOp,
+} from '../node-api.ts'
 import { checkKey, preparePut, schemaVersionsOf } from '../schema/documents.ts'
 import { type PartitionReplica, type WriteOp } from './partition-replica.ts'
 import { type StoredDocument } from './replica-store.ts'
@@ -29,11 +37,20 @@ export interface NodeHttpContext {
   status(): NodeStatus
 }
 
-export async function startNodeHttp(node: NodeHttpContext, host: string, port: number, log: Logger): Promise<{ server: Server; url: string }> {
+export async function startNodeHttp(
+  node: NodeHttpContext,
+  host: string,
+  port: number,
+  log: Logger,
+): Promise<{ server: Server; url: string }> {
   const server = createServer((req, res) => {
     handle(node, req, res).catch((error: unknown) => {
-      const e = error instanceof DbError ? error : new DbError('INTERNAL', error instanceof Error ? error.message : String(error))
-      if (e.code === 'INTERNAL') log.error('node request failed', { url: req.url, error: String(error), stack: (error as Error).stack })
+      const e =
+        error instanceof DbError
+          ? error
+          : new DbError('INTERNAL', error instanceof Error ? error.message : String(error))
+      if (e.code === 'INTERNAL')
+        log.error('node request failed', { url: req.url, error: String(error), stack: (error as Error).stack })
       if (!res.headersSent) res.writeHead(e.status, { 'content-type': 'application/json' })
       res.end(JSON.stringify(e.toJSON()))
     })
@@ -50,7 +67,10 @@ export async function startNodeHttp(node: NodeHttpContext, host: string, port: n
 
 async function handle(node: NodeHttpContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://node')
-  const parts = url.pathname.split('/').filter((p) => p.length > 0).map(decodeURIComponent)
+  const parts = url.pathname
+    .split('/')
+    .filter((p) => p.length > 0)
+    .map(decodeURIComponent)
   const route = `${req.method} /${parts.slice(0, 2).join('/')}`
   switch (route) {
     case 'GET /_node/status':
@@ -73,7 +93,13 @@ async function handle(node: NodeHttpContext, req: IncomingMessage, res: ServerRe
     case 'GET /_node/digest': {
       const r = replicaOf(node, parts[2], Number(parts[3]))
       const applied = r.applied
-      const out: DigestResponse = { digest: r.store.digest(), fileDigest: r.store.fileDigest(), generation: applied.generation, scn: applied.scn, documents: r.store.count() }
+      const out: DigestResponse = {
+        digest: r.store.digest(),
+        fileDigest: r.store.fileDigest(),
+        generation: applied.generation,
+        scn: applied.scn,
+        documents: r.store.count(),
+      }
       return json(res, 200, out)
     }
     default:
@@ -91,7 +117,8 @@ async function body(req: IncomingMessage): Promise<unknown> {
   let size = 0
   for await (const chunk of req as AsyncIterable<Buffer>) {
     size += chunk.length
-    if (size > MAX_BODY_BYTES) throw new DbError('PAYLOAD_TOO_LARGE', `request body larger than ${MAX_BODY_BYTES} bytes`)
+    if (size > MAX_BODY_BYTES)
+      throw new DbError('PAYLOAD_TOO_LARGE', `request body larger than ${MAX_BODY_BYTES} bytes`)
     chunks.push(chunk)
   }
   try {
@@ -102,10 +129,12 @@ async function body(req: IncomingMessage): Promise<unknown> {
 }
 
 function replicaOf(node: NodeHttpContext, db: unknown, partition: unknown): PartitionReplica {
-  if (typeof db !== 'string' || !node.view.databases.has(db)) throw new DbError('UNKNOWN_DATABASE', `no database ${String(db)}`)
+  if (typeof db !== 'string' || !node.view.databases.has(db))
+    throw new DbError('UNKNOWN_DATABASE', `no database ${String(db)}`)
   if (!Number.isInteger(partition)) throw new DbError('BAD_REQUEST', 'partition must be an integer')
   const r = node.replica(db, partition as number)
-  if (r === undefined) throw new DbError('UNKNOWN_PARTITION', `partition ${String(partition)} of ${db} has no replica on node ${node.id}`)
+  if (r === undefined)
+    throw new DbError('UNKNOWN_PARTITION', `partition ${String(partition)} of ${db} has no replica on node ${node.id}`)
   return r
 }
 
@@ -119,34 +148,54 @@ function isKey(key: unknown): key is string[] {
 }
 
 async function write(node: NodeHttpContext, req: WriteRequest): Promise<string> {
-  if (typeof req !== 'object' || req === null || !Array.isArray(req.ops) || req.ops.length === 0 || req.ops.length > MAX_OPS) {
+  if (
+    typeof req !== 'object' ||
+    req === null ||
+    !Array.isArray(req.ops) ||
+    req.ops.length === 0 ||
+    req.ops.length > MAX_OPS
+  ) {
     throw new DbError('BAD_REQUEST', `a write needs 1 to ${MAX_OPS} operations`)
   }
   const replica = replicaOf(node, req.db, req.partition)
   const db = node.view.databases.get(req.db)!
   const partitionKeys = new Set<string>()
   const ops: WriteOp[] = req.ops.map((o: WriteRequestOp) => {
-    if (typeof o !== 'object' || o === null || typeof o.table !== 'string' || !isKey(o.key)) throw new DbError('BAD_REQUEST', 'each operation needs a table and a key')
+    if (typeof o !== 'object' || o === null || typeof o.table !== 'string' || !isKey(o.key))
+      throw new DbError('BAD_REQUEST', 'each operation needs a table and a key')
     const table = tableOf(db, o.table)
     if (table === undefined) throw new DbError('UNKNOWN_TABLE', `database ${db.name} has no table ${o.table}`)
     partitionKeys.add(o.key[0])
-    const conditions = { ...(typeof o.ifMatch === 'string' ? { ifMatch: o.ifMatch } : {}), ...(typeof o.ifNoneMatch === 'string' ? { ifNoneMatch: o.ifNoneMatch } : {}) }
-    if (o.kind === 'put') return { op: preparePut(`${db.name}/${o.table}`, o.table, table, o.key, o.doc), ...conditions }
+    const conditions = {
+      ...(typeof o.ifMatch === 'string' ? { ifMatch: o.ifMatch } : {}),
+      ...(typeof o.ifNoneMatch === 'string' ? { ifNoneMatch: o.ifNoneMatch } : {}),
+    }
+    if (o.kind === 'put')
+      return { op: preparePut(`${db.name}/${o.table}`, o.table, table, o.key, o.doc), ...conditions }
     if (o.kind === 'delete') {
       checkKey(o.table, table, o.key)
       return { op: { kind: 'delete', table: o.table, key: o.key }, ...conditions }
     }
     throw new DbError('BAD_REQUEST', `unknown operation kind ${String(o.kind)}`)
   })
-  if (partitionKeys.size > 1) throw new DbError('CROSS_GROUP_TRANSACTION', `a transaction covers one document group; got partition keys ${[...partitionKeys].join(', ')}`)
+  if (partitionKeys.size > 1)
+    throw new DbError(
+      'CROSS_GROUP_TRANSACTION',
+      `a transaction covers one document group; got partition keys ${[...partitionKeys].join(', ')}`,
+    )
   const pk = [...partitionKeys][0]
-  if (partitionOf(pk, db.partitions) !== req.partition) throw new DbError('BAD_REQUEST', `partition key ${pk} belongs to partition ${partitionOf(pk, db.partitions)}, not ${req.partition}`)
+  if (partitionOf(pk, db.partitions) !== req.partition)
+    throw new DbError(
+      'BAD_REQUEST',
+      `partition key ${pk} belongs to partition ${partitionOf(pk, db.partitions)}, not ${req.partition}`,
+    )
   return replica.write(ops)
 }
 
 function readable(node: NodeHttpContext, req: { db: string; partition: number; from: string }): PartitionReplica {
   const replica = replicaOf(node, req.db, req.partition)
-  if (req.from !== 'any' && replica.role !== 'master') throw new DbError('NOT_MASTER', `node ${node.id} is not the master of partition ${req.partition} of ${req.db}`)
+  if (req.from !== 'any' && replica.role !== 'master')
+    throw new DbError('NOT_MASTER', `node ${node.id} is not the master of partition ${req.partition} of ${req.db}`)
   return replica
 }
 
@@ -165,25 +214,52 @@ function document(node: NodeHttpContext, parts: string[], from: 'master' | 'any'
   const d = replica.store.getText(tableName, key)
   if (d === undefined) throw new DbError('NOT_FOUND', `no document ${tableName}/${key.join('/')} in ${db.name}`)
   const versions = schemaVersionsOf(`${db.name}/${tableName}`, table)
-  const text = d.schemaVersion >= versions.latestVersion ? d.doc : JSON.stringify(versions.readLatest(JSON.parse(d.doc), d.schemaVersion))
-  res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), etag: d.etag, 'x-cortado-schema-version': Math.max(d.schemaVersion, versions.latestVersion) }).end(text)
+  const text =
+    d.schemaVersion >= versions.latestVersion
+      ? d.doc
+      : JSON.stringify(versions.readLatest(JSON.parse(d.doc), d.schemaVersion))
+  res
+    .writeHead(200, {
+      'content-type': 'application/json',
+      'content-length': Buffer.byteLength(text),
+      etag: d.etag,
+      'x-cortado-schema-version': Math.max(d.schemaVersion, versions.latestVersion),
+    })
+    .end(text)
 }
 
 function view(node: NodeHttpContext, dbName: string, d: StoredDocument): DocumentView {
   const table = node.view.databases.get(dbName)!.tables[d.table]
   const versions = schemaVersionsOf(`${dbName}/${d.table}`, table)
   // Versions this node has not heard of yet (metadata behind the writer) are returned as written.
-  const doc = d.schemaVersion <= versions.latestVersion ? (versions.readLatest(d.doc, d.schemaVersion) as Record<string, unknown>) : d.doc
-  return { table: d.table, key: d.key, etag: d.etag, schemaVersion: Math.max(d.schemaVersion, versions.latestVersion), doc }
+  const doc =
+    d.schemaVersion <= versions.latestVersion
+      ? (versions.readLatest(d.doc, d.schemaVersion) as Record<string, unknown>)
+      : d.doc
+  return {
+    table: d.table,
+    key: d.key,
+    etag: d.etag,
+    schemaVersion: Math.max(d.schemaVersion, versions.latestVersion),
+    doc,
+  }
 }
 
 function read(node: NodeHttpContext, req: ReadRequest): { docs: (DocumentView | null)[] } {
-  if (typeof req !== 'object' || req === null || !Array.isArray(req.keys) || req.keys.length === 0 || req.keys.length > MAX_KEYS) throw new DbError('BAD_REQUEST', `a read needs 1 to ${MAX_KEYS} keys`)
+  if (
+    typeof req !== 'object' ||
+    req === null ||
+    !Array.isArray(req.keys) ||
+    req.keys.length === 0 ||
+    req.keys.length > MAX_KEYS
+  )
+    throw new DbError('BAD_REQUEST', `a read needs 1 to ${MAX_KEYS} keys`)
   const replica = readable(node, req)
   const db = node.view.databases.get(req.db)!
   return {
     docs: req.keys.map(({ table, key }) => {
-      if (typeof table !== 'string' || tableOf(db, table) === undefined) throw new DbError('UNKNOWN_TABLE', `database ${db.name} has no table ${String(table)}`)
+      if (typeof table !== 'string' || tableOf(db, table) === undefined)
+        throw new DbError('UNKNOWN_TABLE', `database ${db.name} has no table ${String(table)}`)
       if (!isKey(key)) throw new DbError('BAD_REQUEST', 'each key must be a list of strings')
       const d = replica.get(table, key)
       return d === undefined ? null : view(node, db.name, d)
@@ -192,7 +268,8 @@ function read(node: NodeHttpContext, req: ReadRequest): { docs: (DocumentView | 
 }
 
 function group(node: NodeHttpContext, req: GroupRequest): { docs: DocumentView[] } {
-  if (typeof req !== 'object' || req === null || typeof req.table !== 'string' || typeof req.partitionKey !== 'string') throw new DbError('BAD_REQUEST', 'a group read needs a table and a partition key')
+  if (typeof req !== 'object' || req === null || typeof req.table !== 'string' || typeof req.partitionKey !== 'string')
+    throw new DbError('BAD_REQUEST', 'a group read needs a table and a partition key')
   const replica = readable(node, req)
   const db = node.view.databases.get(req.db)!
   const table = tableOf(db, req.table)
@@ -201,7 +278,11 @@ function group(node: NodeHttpContext, req: GroupRequest): { docs: DocumentView[]
   let docs: StoredDocument[]
   if (req.query === undefined) docs = replica.store.group(req.table, req.partitionKey, limit)
   else {
-    if (!table.indexes.includes(req.query.field)) throw new DbError('BAD_REQUEST', `field ${req.query.field} of ${req.table} is not indexed (indexes: ${table.indexes.join(', ') || 'none'})`)
+    if (!table.indexes.includes(req.query.field))
+      throw new DbError(
+        'BAD_REQUEST',
+        `field ${req.query.field} of ${req.table} is not indexed (indexes: ${table.indexes.join(', ') || 'none'})`,
+      )
     docs = replica.store.query(req.table, req.partitionKey, req.query.field, String(req.query.value), limit)
   }
   return { docs: docs.map((d) => view(node, db.name, d)) }

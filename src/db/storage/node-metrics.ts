@@ -7,7 +7,17 @@ export interface NodeMetrics {
 }
 
 interface ReplicaSource {
-  replicas: Map<string, { db: string; partition: number; role: string; readOffset: number; applied: { generation: number; scn: number }; pendingCount: number }>
+  replicas: Map<
+    string,
+    {
+      db: string
+      partition: number
+      role: string
+      readOffset: number
+      applied: { generation: number; scn: number }
+      pendingCount: number
+    }
+  >
 }
 
 export function createNodeMetrics(registry: Registry, node: ReplicaSource): NodeMetrics {
@@ -24,7 +34,8 @@ export function createNodeMetrics(registry: Registry, node: ReplicaSource): Node
     registers: [registry],
     collect() {
       this.reset()
-      for (const r of node.replicas.values()) this.set({ db: r.db, partition: String(r.partition), role: r.role }, r.readOffset)
+      for (const r of node.replicas.values())
+        this.set({ db: r.db, partition: String(r.partition), role: r.role }, r.readOffset)
     },
   })
   new Gauge({
@@ -34,7 +45,8 @@ export function createNodeMetrics(registry: Registry, node: ReplicaSource): Node
     registers: [registry],
     collect() {
       this.reset()
-      for (const r of node.replicas.values()) this.set({ db: r.db, partition: String(r.partition) }, r.applied.generation)
+      for (const r of node.replicas.values())
+        this.set({ db: r.db, partition: String(r.partition) }, r.applied.generation)
     },
   })
   new Gauge({
@@ -44,7 +56,8 @@ export function createNodeMetrics(registry: Registry, node: ReplicaSource): Node
     registers: [registry],
     collect() {
       this.reset()
-      for (const r of node.replicas.values()) if (r.role === 'master') this.set({ db: r.db, partition: String(r.partition) }, r.pendingCount)
+      for (const r of node.replicas.values())
+        if (r.role === 'master') this.set({ db: r.db, partition: String(r.partition) }, r.pendingCount)
     },
   })
   return {

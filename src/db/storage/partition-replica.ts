@@ -13,15 +13,28 @@
 // Mastership: the node is told (from metadata) that it masters the partition under generation g.
 // It writes GENERATION_START(g) with a fresh nonce and takes writes only once it has applied that
 // very record (invariant 5, docs/invariants.md). If it then sees a newer generation while it
-// still believes itself master, it goes to ERROR and refuses writes (invariant 3).
+// still believes itself master, it goes to ERROR and refuses writes (invariant 3, docs/invariants.md).
 import { randomBytes } from 'node:crypto'
 import { type LogRecord } from '../../client/log-reader.ts'
-import { decodeLargeMessageHeader, LARGE_MESSAGE_HEADER, MessageAssembler, randomMessageId, splitRecord, type OutgoingRecord } from '../../client/large-message/index.ts'
+import {
+  decodeLargeMessageHeader,
+  LARGE_MESSAGE_HEADER,
+  MessageAssembler,
+  randomMessageId,
+  splitRecord,
+  type OutgoingRecord,
+} from '../../client/large-message/index.ts'
 import { type Logger } from '../../util/log.ts'
 import { DbError } from '../errors.ts'
 import { decodeEnvelope, encodeEnvelope, type Payload, RecordType } from '../replication/envelope.ts'
 import { type Operation } from '../replication/operation.ts'
-import { compareScn, initialReplicaState, type ReplicaAction, type ReplicaState, step } from '../replication/replica-state.ts'
+import {
+  compareScn,
+  initialReplicaState,
+  type ReplicaAction,
+  type ReplicaState,
+  step,
+} from '../replication/replica-state.ts'
 import { etagOf, ReplicaStore, type StoredDocument } from './replica-store.ts'
 
 export type Role = 'slave' | 'promoting' | 'master' | 'error'
@@ -73,7 +86,14 @@ export class PartitionReplica {
   readonly partition: number
   readonly topic: string
   readonly store: ReplicaStore
-  readonly counters: ReplicaCounters = { applied: 0, duplicates: 0, zombies: 0, discarded: 0, invalid: 0, integrityGaps: 0 }
+  readonly counters: ReplicaCounters = {
+    applied: 0,
+    duplicates: 0,
+    zombies: 0,
+    discarded: 0,
+    invalid: 0,
+    integrityGaps: 0,
+  }
   readonly #deps: ReplicaDeps
   #state: ReplicaState
   readonly #assembler = new MessageAssembler({ bufferCapacity: 256 * 1024 * 1024 })
@@ -134,7 +154,13 @@ export class PartitionReplica {
   setMastership(generation: number | null): void {
     if (this.#closed || this.#failure !== null) return
     if (generation === null) {
-      if (this.#role !== 'slave') this.#deps.log.info('mastership released', { db: this.db, partition: this.partition, generation: this.#generation, role: this.#role })
+      if (this.#role !== 'slave')
+        this.#deps.log.info('mastership released', {
+          db: this.db,
+          partition: this.partition,
+          generation: this.#generation,
+          role: this.#role,
+        })
       this.#role = 'slave'
       this.#promotionNonce = null
       return
@@ -164,13 +190,19 @@ export class PartitionReplica {
     this.#promotionNonce = nonce
     const scn = this.#state.generation === this.#generation ? Math.max(this.#state.scn + 1, this.#nextScn) : 0
     this.#nextScn = scn + 1
-    this.#sendEncoded(this.#encode(scn, { type: RecordType.GENERATION_START, node: this.#deps.nodeId, nonce })).catch((error: unknown) => {
-      if (this.#closed || this.#promotionNonce !== nonce) return
-      this.#deps.log.warn('generation start not written; retrying', { db: this.db, partition: this.partition, error: String(error) })
-      setTimeout(() => {
-        if (this.#promotionNonce === nonce && this.#role === 'promoting') this.#sendGenerationStart()
-      }, 200)
-    })
+    this.#sendEncoded(this.#encode(scn, { type: RecordType.GENERATION_START, node: this.#deps.nodeId, nonce })).catch(
+      (error: unknown) => {
+        if (this.#closed || this.#promotionNonce !== nonce) return
+        this.#deps.log.warn('generation start not written; retrying', {
+          db: this.db,
+          partition: this.partition,
+          error: String(error),
+        })
+        setTimeout(() => {
+          if (this.#promotionNonce === nonce && this.#role === 'promoting') this.#sendGenerationStart()
+        }, 200)
+      },
+    )
   }
 
   #encode(scn: number, payload: Payload): Buffer {
@@ -179,7 +211,13 @@ export class PartitionReplica {
       this.#guid = randomBytes(16)
       this.#sequence = 0
     }
-    return encodeEnvelope({ generation: this.#generation, scn, producerGuid: this.#guid, sequence: this.#sequence, payload })
+    return encodeEnvelope({
+      generation: this.#generation,
+      scn,
+      producerGuid: this.#guid,
+      sequence: this.#sequence,
+      payload,
+    })
   }
 
   /** Sends an envelope made by #encode (the last one: it takes its sequence number). */
@@ -194,26 +232,59 @@ export class PartitionReplica {
 
   /** Runs a transaction as master; resolves with its ETag once applied here from the log. */
   write(ops: WriteOp[]): Promise<string> {
-    if (this.#failure !== null) return Promise.reject(new DbError('MASTER_ERROR', `partition ${this.partition} of ${this.db}: this replica failed and stopped: ${this.#failure}`))
-    if (this.#role === 'error') return Promise.reject(new DbError('MASTER_ERROR', `partition ${this.partition} of ${this.db}: this master saw a newer generation and stopped taking writes`))
-    if (this.#role === 'promoting') return Promise.reject(new DbError('NOT_MASTER', `partition ${this.partition} of ${this.db}: the master is still taking over (generation ${this.#generation})`))
-    if (this.#role !== 'master') return Promise.reject(new DbError('NOT_MASTER', `this node is not the master of partition ${this.partition} of ${this.db}`))
+    if (this.#failure !== null)
+      return Promise.reject(
+        new DbError(
+          'MASTER_ERROR',
+          `partition ${this.partition} of ${this.db}: this replica failed and stopped: ${this.#failure}`,
+        ),
+      )
+    if (this.#role === 'error')
+      return Promise.reject(
+        new DbError(
+          'MASTER_ERROR',
+          `partition ${this.partition} of ${this.db}: this master saw a newer generation and stopped taking writes`,
+        ),
+      )
+    if (this.#role === 'promoting')
+      return Promise.reject(
+        new DbError(
+          'NOT_MASTER',
+          `partition ${this.partition} of ${this.db}: the master is still taking over (generation ${this.#generation})`,
+        ),
+      )
+    if (this.#role !== 'master')
+      return Promise.reject(
+        new DbError('NOT_MASTER', `this node is not the master of partition ${this.partition} of ${this.db}`),
+      )
     for (const w of ops) {
       if (w.ifMatch === undefined && w.ifNoneMatch === undefined) continue
       const current = this.#current(w.op.table, w.op.key)
       const shown = w.op.key.join('/')
       if (w.ifMatch !== undefined && (current === null || (w.ifMatch !== '*' && w.ifMatch !== current))) {
-        return Promise.reject(new DbError('PRECONDITION_FAILED', `If-Match ${w.ifMatch} failed for ${w.op.table}/${shown}: ${current === null ? 'no such document' : `current ETag is ${current}`}`))
+        return Promise.reject(
+          new DbError(
+            'PRECONDITION_FAILED',
+            `If-Match ${w.ifMatch} failed for ${w.op.table}/${shown}: ${current === null ? 'no such document' : `current ETag is ${current}`}`,
+          ),
+        )
       }
       if (w.ifNoneMatch !== undefined && current !== null && (w.ifNoneMatch === '*' || w.ifNoneMatch === current)) {
-        return Promise.reject(new DbError('PRECONDITION_FAILED', `If-None-Match ${w.ifNoneMatch} failed for ${w.op.table}/${shown}: the document exists with ETag ${current}`))
+        return Promise.reject(
+          new DbError(
+            'PRECONDITION_FAILED',
+            `If-None-Match ${w.ifNoneMatch} failed for ${w.op.table}/${shown}: the document exists with ETag ${current}`,
+          ),
+        )
       }
     }
     const generation = this.#generation
     const scn = this.#nextScn++
     const etag = etagOf(generation, scn)
     const keys = ops.map((w) => docKey(w.op.table, w.op.key))
-    const promise = new Promise<string>((resolve, reject) => this.#pending.set(etag, { generation, scn, keys, resolve, reject }))
+    const promise = new Promise<string>((resolve, reject) =>
+      this.#pending.set(etag, { generation, scn, keys, resolve, reject }),
+    )
     ops.forEach((w, i) => this.#overlay.set(keys[i], { exists: w.op.kind === 'put', etag }))
     // One TXN record when the transaction fits in a segment, else BEGIN, DATA…, END.
     const whole = this.#encode(scn, { type: RecordType.TXN, ops: ops.map((w) => w.op) })
@@ -225,7 +296,15 @@ export class PartitionReplica {
       sends.push(this.#sendEncoded(this.#encode(scn, { type: RecordType.END, count: ops.length })))
     }
     // A record the producer refused or abandoned means the END is not in the log.
-    Promise.all(sends).catch((error: unknown) => this.#settle(etag, new DbError('NOT_APPLIED', `the transaction was not written to the log: ${error instanceof Error ? error.message : String(error)}`)))
+    Promise.all(sends).catch((error: unknown) =>
+      this.#settle(
+        etag,
+        new DbError(
+          'NOT_APPLIED',
+          `the transaction was not written to the log: ${error instanceof Error ? error.message : String(error)}`,
+        ),
+      ),
+    )
     return promise
   }
 
@@ -261,7 +340,9 @@ export class PartitionReplica {
       const result = this.#assembler.process(this.#partitionId, { offset: r.offset, header, value: r.value })
       if (result.kind !== 'message') continue
       const decoded = decodeEnvelope(result.message.value)
-      const input = decoded.ok ? { offset: result.message.offset, envelope: decoded.envelope } : { offset: result.message.offset, invalid: decoded.error }
+      const input = decoded.ok
+        ? { offset: result.message.offset, envelope: decoded.envelope }
+        : { offset: result.message.offset, invalid: decoded.error }
       const { state, actions } = step(this.#state, input)
       this.#state = state
       for (const a of actions) {
@@ -270,7 +351,12 @@ export class PartitionReplica {
       }
     }
     try {
-      this.store.applyBatch(toApply.map((a) => ({ ops: a.kind === 'apply' ? a.ops : [], checkpoint: { generation: a.generation, scn: a.scn, nextOffset: a.nextOffset } })))
+      this.store.applyBatch(
+        toApply.map((a) => ({
+          ops: a.kind === 'apply' ? a.ops : [],
+          checkpoint: { generation: a.generation, scn: a.scn, nextOffset: a.nextOffset },
+        })),
+      )
     } catch (error) {
       // The state machine has moved past what SQLite refused: this replica cannot go on without
       // skipping transactions. It stops; a restart resumes from the last committed checkpoint.
@@ -285,8 +371,18 @@ export class PartitionReplica {
     this.#failure = error instanceof Error ? error.message : String(error)
     this.#role = 'error'
     this.#promotionNonce = null
-    this.#deps.log.error('replica failed to apply from the log and stopped; restart the node to resume from its checkpoint', { db: this.db, partition: this.partition, error: this.#failure })
-    for (const etag of [...this.#pending.keys()]) this.#settle(etag, new DbError('TIMEOUT', `the replica failed before the transaction was applied here; its outcome is unknown: ${this.#failure}`))
+    this.#deps.log.error(
+      'replica failed to apply from the log and stopped; restart the node to resume from its checkpoint',
+      { db: this.db, partition: this.partition, error: this.#failure },
+    )
+    for (const etag of [...this.#pending.keys()])
+      this.#settle(
+        etag,
+        new DbError(
+          'TIMEOUT',
+          `the replica failed before the transaction was applied here; its outcome is unknown: ${this.#failure}`,
+        ),
+      )
   }
 
   /** Why the replica stopped applying, or null. */
@@ -307,32 +403,66 @@ export class PartitionReplica {
           this.#role = 'master'
           this.#promotionNonce = null
           this.#nextScn = Math.max(this.#nextScn, a.scn + 1)
-          this.#deps.log.info('master: taking writes', { db: this.db, partition: this.partition, generation: a.generation, scn: a.scn })
+          this.#deps.log.info('master: taking writes', {
+            db: this.db,
+            partition: this.partition,
+            generation: a.generation,
+            scn: a.scn,
+          })
         } else if ((this.#role === 'master' || this.#role === 'promoting') && a.generation > this.#generation) {
-          this.#enterError(`generation ${a.generation} started by ${a.node} while this node masters generation ${this.#generation}`)
+          this.#enterError(
+            `generation ${a.generation} started by ${a.node} while this node masters generation ${this.#generation}`,
+          )
         }
         break
       case 'duplicate':
         this.counters.duplicates++
         // Our own generation start was read back below what is applied (we were behind): write another.
-        if (a.nonce !== undefined && a.nonce === this.#promotionNonce && this.#role === 'promoting') this.#sendGenerationStart()
+        if (a.nonce !== undefined && a.nonce === this.#promotionNonce && this.#role === 'promoting')
+          this.#sendGenerationStart()
         break
       case 'zombie':
         this.counters.zombies++
-        this.#deps.log.warn('zombie write dropped', { db: this.db, partition: this.partition, generation: a.generation, scn: a.scn, appliedGeneration: a.appliedGeneration })
+        this.#deps.log.warn('zombie write dropped', {
+          db: this.db,
+          partition: this.partition,
+          generation: a.generation,
+          scn: a.scn,
+          appliedGeneration: a.appliedGeneration,
+        })
         break
       case 'discarded':
         this.counters.discarded++
-        this.#deps.log.info('partial transaction discarded', { db: this.db, partition: this.partition, generation: a.generation, scn: a.scn, reason: a.reason })
-        this.#settle(etagOf(a.generation, a.scn), new DbError('NOT_APPLIED', `transaction ${etagOf(a.generation, a.scn)} was discarded: ${a.reason}`))
+        this.#deps.log.info('partial transaction discarded', {
+          db: this.db,
+          partition: this.partition,
+          generation: a.generation,
+          scn: a.scn,
+          reason: a.reason,
+        })
+        this.#settle(
+          etagOf(a.generation, a.scn),
+          new DbError('NOT_APPLIED', `transaction ${etagOf(a.generation, a.scn)} was discarded: ${a.reason}`),
+        )
         break
       case 'invalid':
         this.counters.invalid++
-        this.#deps.log.warn('invalid replication record skipped', { db: this.db, partition: this.partition, offset: a.offset, error: a.error })
+        this.#deps.log.warn('invalid replication record skipped', {
+          db: this.db,
+          partition: this.partition,
+          offset: a.offset,
+          error: a.error,
+        })
         break
       case 'integrity-gap':
         this.counters.integrityGaps++
-        this.#deps.log.error('replication stream integrity gap', { db: this.db, partition: this.partition, producer: a.producer, expected: a.expected, got: a.got })
+        this.#deps.log.error('replication stream integrity gap', {
+          db: this.db,
+          partition: this.partition,
+          producer: a.producer,
+          expected: a.expected,
+          got: a.got,
+        })
         break
     }
   }
@@ -341,7 +471,13 @@ export class PartitionReplica {
   #passPending(): void {
     for (const p of this.#pending.values()) {
       if (compareScn(p.generation, p.scn, this.#state.generation, this.#state.scn) > 0) break
-      this.#settle(etagOf(p.generation, p.scn), new DbError('NOT_APPLIED', `transaction ${etagOf(p.generation, p.scn)} was fenced: the log moved on to ${etagOf(this.#state.generation, this.#state.scn)} without it`))
+      this.#settle(
+        etagOf(p.generation, p.scn),
+        new DbError(
+          'NOT_APPLIED',
+          `transaction ${etagOf(p.generation, p.scn)} was fenced: the log moved on to ${etagOf(this.#state.generation, this.#state.scn)} without it`,
+        ),
+      )
     }
   }
 
@@ -357,12 +493,21 @@ export class PartitionReplica {
   #enterError(reason: string): void {
     this.#role = 'error'
     this.#promotionNonce = null
-    this.#deps.log.error('master entered ERROR: stops taking writes', { db: this.db, partition: this.partition, generation: this.#generation, reason })
+    this.#deps.log.error('master entered ERROR: stops taking writes', {
+      db: this.db,
+      partition: this.partition,
+      generation: this.#generation,
+      reason,
+    })
   }
 
   close(): void {
     this.#closed = true
-    for (const etag of [...this.#pending.keys()]) this.#settle(etag, new DbError('TIMEOUT', 'the replica closed before the transaction was read back; its outcome is unknown'))
+    for (const etag of [...this.#pending.keys()])
+      this.#settle(
+        etag,
+        new DbError('TIMEOUT', 'the replica closed before the transaction was read back; its outcome is unknown'),
+      )
     this.store.close()
   }
 }

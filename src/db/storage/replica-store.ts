@@ -92,20 +92,30 @@ export class ReplicaStore {
         scn INTEGER NOT NULL, next_offset INTEGER NOT NULL);
       INSERT OR IGNORE INTO checkpoint VALUES (1, 0, 0, 0);
     `)
-    this.#put = this.#db.prepare('INSERT INTO docs VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (tbl, pkey, skey) DO UPDATE SET doc = excluded.doc, version = excluded.version, etag = excluded.etag')
+    this.#put = this.#db.prepare(
+      'INSERT INTO docs VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (tbl, pkey, skey) DO UPDATE SET doc = excluded.doc, version = excluded.version, etag = excluded.etag',
+    )
     this.#delete = this.#db.prepare('DELETE FROM docs WHERE tbl = ? AND pkey = ? AND skey = ?')
     this.#deleteIndex = this.#db.prepare('DELETE FROM idx WHERE tbl = ? AND pkey = ? AND skey = ?')
     this.#insertIndex = this.#db.prepare('INSERT OR IGNORE INTO idx VALUES (?, ?, ?, ?, ?)')
-    this.#saveCheckpoint = this.#db.prepare('UPDATE checkpoint SET generation = ?, scn = ?, next_offset = ? WHERE id = 1')
+    this.#saveCheckpoint = this.#db.prepare(
+      'UPDATE checkpoint SET generation = ?, scn = ?, next_offset = ? WHERE id = 1',
+    )
     this.#get = this.#db.prepare('SELECT doc, version, etag FROM docs WHERE tbl = ? AND pkey = ? AND skey = ?')
-    this.#group = this.#db.prepare('SELECT skey, doc, version, etag FROM docs WHERE tbl = ? AND pkey = ? ORDER BY skey LIMIT ?')
+    this.#group = this.#db.prepare(
+      'SELECT skey, doc, version, etag FROM docs WHERE tbl = ? AND pkey = ? ORDER BY skey LIMIT ?',
+    )
     this.#query = this.#db.prepare(
       'SELECT d.skey AS skey, d.doc AS doc, d.version AS version, d.etag AS etag FROM idx i JOIN docs d ON d.tbl = i.tbl AND d.pkey = i.pkey AND d.skey = i.skey WHERE i.tbl = ? AND i.field = ? AND i.pkey = ? AND i.value = ? ORDER BY d.skey LIMIT ?',
     )
   }
 
   checkpoint(): Checkpoint {
-    const row = this.#db.prepare('SELECT generation, scn, next_offset FROM checkpoint WHERE id = 1').get() as { generation: number; scn: number; next_offset: number }
+    const row = this.#db.prepare('SELECT generation, scn, next_offset FROM checkpoint WHERE id = 1').get() as {
+      generation: number
+      scn: number
+      next_offset: number
+    }
     return { generation: row.generation, scn: row.scn, nextOffset: row.next_offset }
   }
 
@@ -148,7 +158,13 @@ export class ReplicaStore {
   get(table: string, key: string[]): StoredDocument | undefined {
     const row = this.getText(table, key)
     if (row === undefined) return undefined
-    return { table, key, doc: JSON.parse(row.doc) as Record<string, unknown>, schemaVersion: row.schemaVersion, etag: row.etag }
+    return {
+      table,
+      key,
+      doc: JSON.parse(row.doc) as Record<string, unknown>,
+      schemaVersion: row.schemaVersion,
+      etag: row.etag,
+    }
   }
 
   /** A document as stored: its JSON text, unparsed (reads pass it through when it needs no upgrade). */
@@ -159,24 +175,43 @@ export class ReplicaStore {
 
   /** The documents of a table sharing a partition key (a document group), in key order. */
   group(table: string, partitionKey: string, limit: number): StoredDocument[] {
-    return (this.#group.all(table, partitionKey, limit) as { skey: string; doc: string; version: number; etag: string }[]).map((r) => this.#row(table, partitionKey, r))
+    return (
+      this.#group.all(table, partitionKey, limit) as { skey: string; doc: string; version: number; etag: string }[]
+    ).map((r) => this.#row(table, partitionKey, r))
   }
 
   /** Documents of a document group whose indexed `field` equals `value`. */
   query(table: string, partitionKey: string, field: string, value: string, limit: number): StoredDocument[] {
-    return (this.#query.all(table, field, partitionKey, value, limit) as { skey: string; doc: string; version: number; etag: string }[]).map((r) => this.#row(table, partitionKey, r))
+    return (
+      this.#query.all(table, field, partitionKey, value, limit) as {
+        skey: string
+        doc: string
+        version: number
+        etag: string
+      }[]
+    ).map((r) => this.#row(table, partitionKey, r))
   }
 
   #row(table: string, pkey: string, r: { skey: string; doc: string; version: number; etag: string }): StoredDocument {
-    return { table, key: [pkey, ...parseSubKey(r.skey)], doc: JSON.parse(r.doc) as Record<string, unknown>, schemaVersion: r.version, etag: r.etag }
+    return {
+      table,
+      key: [pkey, ...parseSubKey(r.skey)],
+      doc: JSON.parse(r.doc) as Record<string, unknown>,
+      schemaVersion: r.version,
+      etag: r.etag,
+    }
   }
 
   /** SHA-256 of the replica's content (documents, index entries, last applied (generation, scn)), for comparing replicas. */
   digest(): string {
     const hash = createHash('sha256')
-    for (const r of this.#db.prepare('SELECT tbl, pkey, skey, doc, version, etag FROM docs ORDER BY tbl, pkey, skey').iterate()) hash.update(JSON.stringify(r)).update('\n')
+    for (const r of this.#db
+      .prepare('SELECT tbl, pkey, skey, doc, version, etag FROM docs ORDER BY tbl, pkey, skey')
+      .iterate())
+      hash.update(JSON.stringify(r)).update('\n')
     hash.update('--idx\n')
-    for (const r of this.#db.prepare('SELECT * FROM idx ORDER BY tbl, field, pkey, value, skey').iterate()) hash.update(JSON.stringify(r)).update('\n')
+    for (const r of this.#db.prepare('SELECT * FROM idx ORDER BY tbl, field, pkey, value, skey').iterate())
+      hash.update(JSON.stringify(r)).update('\n')
     const c = this.checkpoint()
     hash.update(`--checkpoint ${c.generation} ${c.scn}\n`)
     return hash.digest('hex')

@@ -61,8 +61,18 @@ export class StorageNode {
     this.id = options.id
     this.#options = options
     const log = options.log
-    this.metadata = new MetadataLog({ bootstrap: options.bootstrap, clientId: `cortado-node-${options.id}`, replicationFactor: options.replicationFactor, onError: (e) => log.warn('metadata read error', { error: e.message }) })
-    this.#reader = new LogReader({ bootstrap: options.bootstrap, clientId: `cortado-node-${options.id}-replication`, maxWaitMs: 500, onError: (e) => log.warn('replication read error', { error: e.message }) })
+    this.metadata = new MetadataLog({
+      bootstrap: options.bootstrap,
+      clientId: `cortado-node-${options.id}`,
+      replicationFactor: options.replicationFactor,
+      onError: (e) => log.warn('metadata read error', { error: e.message }),
+    })
+    this.#reader = new LogReader({
+      bootstrap: options.bootstrap,
+      clientId: `cortado-node-${options.id}-replication`,
+      maxWaitMs: 500,
+      onError: (e) => log.warn('replication read error', { error: e.message }),
+    })
     this.#metrics = createNodeMetrics(options.registry, this)
   }
 
@@ -118,8 +128,20 @@ export class StorageNode {
       const report: NodeReport = {
         id: this.id,
         replicas: [
-          ...[...this.replicas.values()].map((r) => ({ db: r.db, partition: r.partition, role: r.role, generation: r.applied.generation, scn: r.applied.scn })),
-          ...[...this.#bootstrapping.values()].map(({ db, partition }) => ({ db, partition, role: 'bootstrapping', generation: -1, scn: -1 })),
+          ...[...this.replicas.values()].map((r) => ({
+            db: r.db,
+            partition: r.partition,
+            role: r.role,
+            generation: r.applied.generation,
+            scn: r.applied.scn,
+          })),
+          ...[...this.#bootstrapping.values()].map(({ db, partition }) => ({
+            db,
+            partition,
+            role: 'bootstrapping',
+            generation: -1,
+            scn: -1,
+          })),
         ],
       }
       this.metadata
@@ -145,13 +167,17 @@ export class StorageNode {
   async #reconcile(): Promise<void> {
     if (this.#closed) return
     const wanted = new Map<string, PartitionInfo>()
-    for (const [k, p] of this.view.partitions) if (p.replicas.includes(this.id) && this.view.databases.has(p.db)) wanted.set(k, p)
+    for (const [k, p] of this.view.partitions)
+      if (p.replicas.includes(this.id) && this.view.databases.has(p.db)) wanted.set(k, p)
     for (const [k, r] of this.replicas) {
       if (wanted.has(k)) continue
       this.#reader.unassign(r.topic, r.partition)
       r.close()
       this.replicas.delete(k)
-      void this.#producers.get(k)?.close().catch(() => undefined)
+      void this.#producers
+        .get(k)
+        ?.close()
+        .catch(() => undefined)
       this.#producers.delete(k)
       // DROPPED: the partition moved to other nodes; its file goes (a later placement here bootstraps afresh).
       for (const suffix of ['', '-wal', '-shm']) rmSync(`${r.store.path}${suffix}`, { force: true })
@@ -189,7 +215,11 @@ export class StorageNode {
     if (!existsSync(path)) await this.#bootstrap(p, path)
     return new PartitionReplica(p.db, p.partition, db.topic, path, {
       nodeId: this.id,
-      send: (record) => this.#producerFor(p.db, p.partition).send({ ...record, timestamp: record.timestamp === undefined ? undefined : Number(record.timestamp) }),
+      send: (record) =>
+        this.#producerFor(p.db, p.partition).send({
+          ...record,
+          timestamp: record.timestamp === undefined ? undefined : Number(record.timestamp),
+        }),
       segmentSize: this.#options.segmentSize ?? 800_000,
       log: this.#options.log.child({ db: p.db, partition: p.partition }),
       onAction: (a) => this.#metrics.onAction(p.db, p.partition, a),
@@ -206,7 +236,12 @@ export class StorageNode {
         clientId: `cortado-node-${this.id}-${db}-${partition}`,
         maxBatchBytes: 1024 * 1024,
         onFailure: (f) => {
-          log.error('replication producer failed; writes in flight are answered NOT_APPLIED', { db, partition, error: f.error.message, abandoned: f.abandoned })
+          log.error('replication producer failed; writes in flight are answered NOT_APPLIED', {
+            db,
+            partition,
+            error: f.error.message,
+            abandoned: f.abandoned,
+          })
           this.replicas.get(key)?.producerReset()
         },
       })
@@ -225,17 +260,34 @@ export class StorageNode {
         const res = await fetch(`${peer.url}/_node/snapshot/${encodeURIComponent(p.db)}/${p.partition}`)
         if (res.status !== 200 || res.body === null) continue
         const tmp = `${path}.bootstrap`
-        const bytes = await download(res.body, tmp, (done) => this.#options.log.info('bootstrap in progress', { db: p.db, partition: p.partition, from: peerId, bytes: done }))
+        const bytes = await download(res.body, tmp, (done) =>
+          this.#options.log.info('bootstrap in progress', {
+            db: p.db,
+            partition: p.partition,
+            from: peerId,
+            bytes: done,
+          }),
+        )
         // A WAL left by an earlier store at this path would be replayed over the snapshot.
         rmSync(`${path}-wal`, { force: true })
         rmSync(`${path}-shm`, { force: true })
         renameSync(tmp, path)
         this.#bootstrappedFrom.set(partitionKey(p.db, p.partition), peerId)
-        this.#options.log.info('replica bootstrapped from a snapshot', { db: p.db, partition: p.partition, from: peerId, bytes })
+        this.#options.log.info('replica bootstrapped from a snapshot', {
+          db: p.db,
+          partition: p.partition,
+          from: peerId,
+          bytes,
+        })
         return
       } catch (error) {
         rmSync(`${path}.bootstrap`, { force: true })
-        this.#options.log.warn('snapshot from peer failed; trying the next', { db: p.db, partition: p.partition, peer: peerId, error: String(error) })
+        this.#options.log.warn('snapshot from peer failed; trying the next', {
+          db: p.db,
+          partition: p.partition,
+          peer: peerId,
+          error: String(error),
+        })
       }
     }
     this.#options.log.info('replica starts empty and replays the log', { db: p.db, partition: p.partition })
@@ -256,9 +308,28 @@ export class StorageNode {
       failure: r.failure,
     }))
     for (const { db, partition } of this.#bootstrapping.values()) {
-      replicas.push({ db, partition, role: 'bootstrapping', masterGeneration: 0, applied: { generation: 0, scn: 0 }, checkpointOffset: 0, readOffset: 0, documents: 0, counters: { applied: 0, duplicates: 0, zombies: 0, discarded: 0, invalid: 0, integrityGaps: 0 }, bootstrappedFrom: null, failure: null })
+      replicas.push({
+        db,
+        partition,
+        role: 'bootstrapping',
+        masterGeneration: 0,
+        applied: { generation: 0, scn: 0 },
+        checkpointOffset: 0,
+        readOffset: 0,
+        documents: 0,
+        counters: { applied: 0, duplicates: 0, zombies: 0, discarded: 0, invalid: 0, integrityGaps: 0 },
+        bootstrappedFrom: null,
+        failure: null,
+      })
     }
-    return { id: this.id, pid: process.pid, rack: this.#options.rack ?? null, url: this.#url, metadataOffset: this.view.offset, replicas }
+    return {
+      id: this.id,
+      pid: process.pid,
+      rack: this.#options.rack ?? null,
+      url: this.#url,
+      metadataOffset: this.view.offset,
+      replicas,
+    }
   }
 
   async close(): Promise<void> {
@@ -283,7 +354,11 @@ export class StorageNode {
  * Streams a snapshot into `file` (fsynced), reporting progress every few seconds, and fails if no
  * byte arrives for 30 s. Resolves with the size.
  */
-async function download(body: ReadableStream<Uint8Array>, file: string, progress: (bytes: number) => void): Promise<number> {
+async function download(
+  body: ReadableStream<Uint8Array>,
+  file: string,
+  progress: (bytes: number) => void,
+): Promise<number> {
   const out = createWriteStream(file)
   let bytes = 0
   let lastReport = Date.now()
@@ -291,7 +366,9 @@ async function download(body: ReadableStream<Uint8Array>, file: string, progress
   try {
     for (;;) {
       let timer: NodeJS.Timeout | undefined
-      const stalled = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('snapshot download stalled for 30 s')), 30_000)))
+      const stalled = new Promise<never>(
+        (_, reject) => (timer = setTimeout(() => reject(new Error('snapshot download stalled for 30 s')), 30_000)),
+      )
       const chunk = await Promise.race([reader.read(), stalled]).finally(() => clearTimeout(timer))
       if (chunk.done) break
       bytes += chunk.value.length

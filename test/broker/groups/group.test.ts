@@ -4,11 +4,27 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { ErrorCode } from '../../../src/protocol/errors.ts'
 import {
-  type Action, assertInvariants, assertStepInvariants, commitError, type Env, type Event, type Group, type GroupConfig, type Member, newGroup, nextDeadline, step,
+  type Action,
+  assertInvariants,
+  assertStepInvariants,
+  commitError,
+  type Env,
+  type Event,
+  type Group,
+  type GroupConfig,
+  type Member,
+  newGroup,
+  nextDeadline,
+  step,
 } from '../../../src/broker/groups/group.ts'
 import { mulberry32 } from '../../../src/util/random.ts'
 
-const CONFIG: GroupConfig = { minSessionTimeoutMs: 1000, maxSessionTimeoutMs: 60_000, initialRebalanceDelayMs: 0, maxSize: 100 }
+const CONFIG: GroupConfig = {
+  minSessionTimeoutMs: 1000,
+  maxSessionTimeoutMs: 60_000,
+  initialRebalanceDelayMs: 0,
+  maxSize: 100,
+}
 
 /** A group plus a clock, collecting the actions the machine emits. */
 class Harness {
@@ -44,11 +60,28 @@ class Harness {
     return actions
   }
 
-  join(memberId: string, opts: { version?: number; instance?: string | null; protocols?: string[]; session?: number; rebalance?: number } = {}): number {
+  join(
+    memberId: string,
+    opts: {
+      version?: number
+      instance?: string | null
+      protocols?: string[]
+      session?: number
+      rebalance?: number
+    } = {},
+  ): number {
     const reply = this.nextReply++
     this.send({
-      type: 'join', reply, apiVersion: opts.version ?? 5, memberId, groupInstanceId: opts.instance ?? null, clientId: 'c', clientHost: '/127.0.0.1',
-      sessionTimeoutMs: opts.session ?? 10_000, rebalanceTimeoutMs: opts.rebalance ?? 20_000, protocolType: 'consumer',
+      type: 'join',
+      reply,
+      apiVersion: opts.version ?? 5,
+      memberId,
+      groupInstanceId: opts.instance ?? null,
+      clientId: 'c',
+      clientHost: '/127.0.0.1',
+      sessionTimeoutMs: opts.session ?? 10_000,
+      rebalanceTimeoutMs: opts.rebalance ?? 20_000,
+      protocolType: 'consumer',
       protocols: (opts.protocols ?? ['range']).map((name) => ({ name, metadata: Buffer.from(name) })),
     })
     return reply
@@ -62,7 +95,16 @@ class Harness {
 
   sync(memberId: string, generationId: number, assignments: { memberId: string; assignment: Buffer }[] = []): number {
     const reply = this.nextReply++
-    this.send({ type: 'sync', reply, generationId, memberId, groupInstanceId: null, protocolType: null, protocolName: null, assignments })
+    this.send({
+      type: 'sync',
+      reply,
+      generationId,
+      memberId,
+      groupInstanceId: null,
+      protocolType: null,
+      protocolName: null,
+      assignments,
+    })
     return reply
   }
 
@@ -101,7 +143,10 @@ void test('one member: join, sync as leader, stable, heartbeats', () => {
   assert.equal(joined.generationId, 1)
   assert.equal(joined.leader, id)
   assert.equal(joined.protocolName, 'range')
-  assert.deepEqual(joined.members.map((m) => m.memberId), [id])
+  assert.deepEqual(
+    joined.members.map((m) => m.memberId),
+    [id],
+  )
   assert.equal(h.group.state, 'CompletingRebalance')
   const synced = h.syncReply(h.sync(id, 1, [{ memberId: id, assignment: Buffer.from('all') }]))
   assert.equal(synced.assignment.toString(), 'all')
@@ -128,7 +173,10 @@ void test('a second member joining rebalances; the leader assigns both; follower
   assert.equal(bj.members.length, 0, 'followers see none')
   const bs = h.sync(b.id, 2)
   assert.equal(h.replies.has(bs), false, 'follower waits for the leader')
-  h.sync(a.id, 2, [{ memberId: a.id, assignment: Buffer.from('a:0') }, { memberId: b.id, assignment: Buffer.from('b:1') }])
+  h.sync(a.id, 2, [
+    { memberId: a.id, assignment: Buffer.from('a:0') },
+    { memberId: b.id, assignment: Buffer.from('b:1') },
+  ])
   assert.equal(h.syncReply(bs).assignment.toString(), 'b:1')
   assert.equal(h.group.state, 'Stable')
 })
@@ -150,7 +198,10 @@ void test('a member that stops heartbeating is removed after its session timeout
   assert.equal(h.group.state, 'PreparingRebalance')
   const rejoin = h.joinReply(h.join(a.id, { session: 3000 }))
   assert.equal(rejoin.generationId, 3)
-  assert.deepEqual(rejoin.members.map((m) => m.memberId), [a.id])
+  assert.deepEqual(
+    rejoin.members.map((m) => m.memberId),
+    [a.id],
+  )
 })
 
 void test('members that do not rejoin within the rebalance timeout are dropped from the new generation', () => {
@@ -205,7 +256,11 @@ void test('a static member restarting with the same instance id keeps its assign
   assert.equal(again.generationId, 1, 'no new generation')
   assert.equal(h.group.state, 'Stable')
   assert.equal(h.syncReply(h.sync(again.memberId, 1)).assignment.toString(), 'p0')
-  assert.equal(h.heartbeat(first.memberId, 1, 'worker-1'), ErrorCode.FENCED_INSTANCE_ID, 'the old incarnation is fenced')
+  assert.equal(
+    h.heartbeat(first.memberId, 1, 'worker-1'),
+    ErrorCode.FENCED_INSTANCE_ID,
+    'the old incarnation is fenced',
+  )
 })
 
 void test('offset commits: simple consumers on empty groups, members of the current generation only', () => {
@@ -258,7 +313,13 @@ void test('random schedules keep the protocol invariants (seeded)', () => {
       } else if (r < 0.35) {
         asked.push(h.join(m.id, { session: 2000, rebalance: 3000 }))
       } else if (r < 0.6) {
-        asked.push(h.sync(m.id, m.generation, m.id === h.group.leaderId ? known.map((k) => ({ memberId: k.id, assignment: Buffer.from(k.id) })) : []))
+        asked.push(
+          h.sync(
+            m.id,
+            m.generation,
+            m.id === h.group.leaderId ? known.map((k) => ({ memberId: k.id, assignment: Buffer.from(k.id) })) : [],
+          ),
+        )
       } else if (r < 0.8) {
         h.heartbeat(m.id, m.generation)
       } else if (r < 0.85) {
@@ -276,7 +337,10 @@ void test('random schedules keep the protocol invariants (seeded)', () => {
         }
       }
       if (h.group.state === 'Stable') {
-        assert.ok(h.group.leaderId !== null && h.group.members.has(h.group.leaderId), `seed ${seed} step ${i}: leader is a member`)
+        assert.ok(
+          h.group.leaderId !== null && h.group.members.has(h.group.leaderId),
+          `seed ${seed} step ${i}: leader is a member`,
+        )
       }
       const deadline = nextDeadline(h.group)
       if (deadline !== null) assert.ok(deadline >= h.now - 1500, `seed ${seed}: deadlines are processed`)
@@ -308,8 +372,22 @@ void test('assertInvariants rejects a corrupted group; assertStepInvariants a ge
   assert.throws(() => assertInvariants({ ...g, leaderId: null }), /no leader/)
   assert.throws(() => assertInvariants({ ...g, generation: -1 }), /generation is not an integer >= 0/)
   assert.throws(() => assertInvariants({ ...g, rebalanceDeadline: 5 }), /rebalance deadline 5/)
-  assert.throws(() => assertInvariants({ ...g, members: members((m) => (m.get(a.id)!.joinReply = 99)) }), /has a JoinGroup waiting/)
-  assert.throws(() => assertInvariants({ ...g, state: 'CompletingRebalance', members: members((m) => { m.get(a.id)!.syncReply = 7; m.get(b.id)!.syncReply = 7 }) }), /request 7 waits twice/)
+  assert.throws(
+    () => assertInvariants({ ...g, members: members((m) => (m.get(a.id)!.joinReply = 99)) }),
+    /has a JoinGroup waiting/,
+  )
+  assert.throws(
+    () =>
+      assertInvariants({
+        ...g,
+        state: 'CompletingRebalance',
+        members: members((m) => {
+          m.get(a.id)!.syncReply = 7
+          m.get(b.id)!.syncReply = 7
+        }),
+      }),
+    /request 7 waits twice/,
+  )
   assert.throws(() => assertInvariants({ ...g, pendingMembers: new Map([[b.id, 0]]) }), /both member and pending/)
   assert.throws(() => assertInvariants({ ...g, staticMembers: new Map([['i', a.id]]) }), /static member i maps to/)
   assert.doesNotThrow(() => assertStepInvariants(g, { ...g, generation: g.generation + 1 }))
@@ -321,18 +399,41 @@ void test('step leaves a deeply frozen group untouched; a heartbeat shares the u
   const a = h.newMember()
   const b = h.newMember()
   h.join(a.id)
-  h.sync(a.id, 2, [{ memberId: a.id, assignment: Buffer.alloc(1 << 20, 1) }, { memberId: b.id, assignment: Buffer.from('b') }])
+  h.sync(a.id, 2, [
+    { memberId: a.id, assignment: Buffer.alloc(1 << 20, 1) },
+    { memberId: b.id, assignment: Buffer.from('b') },
+  ])
   h.sync(b.id, 2)
   const given = h.group
   for (const m of given.members.values()) Object.freeze(m)
   Object.freeze(given)
-  const { state } = step(given, { type: 'heartbeat', reply: 1000, generationId: 2, memberId: b.id, groupInstanceId: null }, { ...h.env(), now: 500 })
+  const { state } = step(
+    given,
+    { type: 'heartbeat', reply: 1000, generationId: 2, memberId: b.id, groupInstanceId: null },
+    { ...h.env(), now: 500 },
+  )
   assert.equal(state.members.get(a.id), given.members.get(a.id), 'the unchanged member is shared')
   assert.equal(state.members.get(b.id)!.sessionDeadline, 500 + 10_000)
   assert.equal(given.members.get(b.id)!.sessionDeadline, 10_000)
   // Frozen members and group: a step modifying them in place would throw (strict mode). Maps cannot
   // be frozen: the harness compares a copy of the group taken before each step with it after.
-  for (const e of [{ type: 'touch', memberId: a.id }, { type: 'join', reply: 1001, apiVersion: 5, memberId: b.id, groupInstanceId: null, clientId: 'c', clientHost: 'h', sessionTimeoutMs: 10_000, rebalanceTimeoutMs: 20_000, protocolType: 'consumer', protocols: [{ name: 'x', metadata: Buffer.from('x') }] }, { type: 'tick' }] as Event[]) {
+  for (const e of [
+    { type: 'touch', memberId: a.id },
+    {
+      type: 'join',
+      reply: 1001,
+      apiVersion: 5,
+      memberId: b.id,
+      groupInstanceId: null,
+      clientId: 'c',
+      clientHost: 'h',
+      sessionTimeoutMs: 10_000,
+      rebalanceTimeoutMs: 20_000,
+      protocolType: 'consumer',
+      protocols: [{ name: 'x', metadata: Buffer.from('x') }],
+    },
+    { type: 'tick' },
+  ] as Event[]) {
     assert.doesNotThrow(() => step(given, e, { ...h.env(), now: 600 }))
   }
   assert.equal(given.state, 'Stable')

@@ -25,7 +25,11 @@ let broker: BrokerProcess
 let client: RawClient
 let corr = 0
 
-const CONFIG = { 'group.initial.rebalance.delay.ms': '0', 'group.min.session.timeout.ms': '500', 'offsets.topic.num.partitions': '5' }
+const CONFIG = {
+  'group.initial.rebalance.delay.ms': '0',
+  'group.min.session.timeout.ms': '500',
+  'offsets.topic.num.partitions': '5',
+}
 
 before(async () => {
   broker = await startBroker({ config: CONFIG })
@@ -50,7 +54,16 @@ async function call<T>(apiKey: number, version: number, body: unknown, c = clien
 const subscription = Buffer.from([0, 0, 0, 0, 0, 1, 0, 6, ...Buffer.from('orders'), 0xff, 0xff, 0xff, 0xff])
 
 function joinBody(groupId: string, memberId: string, groupInstanceId: string | null = null) {
-  return { groupId, sessionTimeoutMs: 10_000, rebalanceTimeoutMs: 10_000, memberId, groupInstanceId, protocolType: 'consumer', protocols: [{ name: 'range', metadata: subscription }], reason: null }
+  return {
+    groupId,
+    sessionTimeoutMs: 10_000,
+    rebalanceTimeoutMs: 10_000,
+    memberId,
+    groupInstanceId,
+    protocolType: 'consumer',
+    protocols: [{ name: 'range', metadata: subscription }],
+    reason: null,
+  }
 }
 
 /** A member through JoinGroup v5 (MEMBER_ID_REQUIRED first) and SyncGroup as leader. */
@@ -60,7 +73,13 @@ async function joinAndSync(groupId: string): Promise<{ memberId: string; generat
   const joined = await call<JoinGroupResponse>(11, 5, joinBody(groupId, first.memberId))
   assert.equal(joined.errorCode, 0)
   assert.equal(joined.leader, first.memberId)
-  const synced = await call<SyncGroupResponse>(14, 3, { groupId, generationId: joined.generationId, memberId: joined.memberId, groupInstanceId: null, assignments: [{ memberId: joined.memberId, assignment: Buffer.from('mine') }] })
+  const synced = await call<SyncGroupResponse>(14, 3, {
+    groupId,
+    generationId: joined.generationId,
+    memberId: joined.memberId,
+    groupInstanceId: null,
+    assignments: [{ memberId: joined.memberId, assignment: Buffer.from('mine') }],
+  })
   assert.equal(synced.errorCode, 0)
   assert.equal(synced.assignment.toString(), 'mine')
   return { memberId: joined.memberId, generationId: joined.generationId }
@@ -70,40 +89,106 @@ void test('FindCoordinator names this broker, one key (v0-3) or many (v4)', asyn
   const v0 = await call<FindCoordinatorResponse>(10, 0, { key: 'g' })
   assert.deepEqual([v0.errorCode, v0.nodeId, v0.port], [0, 0, broker.port])
   const v4 = await call<FindCoordinatorResponse>(10, 4, { keyType: 0, coordinatorKeys: ['a', 'b'] })
-  assert.deepEqual(v4.coordinators.map((c) => [c.key, c.errorCode, c.port]), [['a', 0, broker.port], ['b', 0, broker.port]])
+  assert.deepEqual(
+    v4.coordinators.map((c) => [c.key, c.errorCode, c.port]),
+    [
+      ['a', 0, broker.port],
+      ['b', 0, broker.port],
+    ],
+  )
   const txn = await call<FindCoordinatorResponse>(10, 1, { key: 't', keyType: 1 })
   assert.equal(txn.errorCode, 15) // COORDINATOR_NOT_AVAILABLE: no transactions
 })
 
 void test('a member joins, syncs, heartbeats, commits and fetches offsets; OffsetFetch v1 and v8 agree', async () => {
   const { memberId, generationId } = await joinAndSync('g1')
-  assert.equal((await call<HeartbeatResponse>(12, 3, { groupId: 'g1', generationId, memberId, groupInstanceId: null })).errorCode, 0)
-  const commit = await call<OffsetCommitResponse>(8, 7, { groupId: 'g1', generationIdOrMemberEpoch: generationId, memberId, groupInstanceId: null, topics: [{ name: 'orders', partitions: [{ partitionIndex: 0, committedOffset: 42, committedLeaderEpoch: -1, committedMetadata: 'note' }] }] })
+  assert.equal(
+    (await call<HeartbeatResponse>(12, 3, { groupId: 'g1', generationId, memberId, groupInstanceId: null })).errorCode,
+    0,
+  )
+  const commit = await call<OffsetCommitResponse>(8, 7, {
+    groupId: 'g1',
+    generationIdOrMemberEpoch: generationId,
+    memberId,
+    groupInstanceId: null,
+    topics: [
+      {
+        name: 'orders',
+        partitions: [{ partitionIndex: 0, committedOffset: 42, committedLeaderEpoch: -1, committedMetadata: 'note' }],
+      },
+    ],
+  })
   assert.equal(commit.topics[0].partitions[0].errorCode, 0)
-  const stale = await call<OffsetCommitResponse>(8, 7, { groupId: 'g1', generationIdOrMemberEpoch: generationId + 5, memberId, groupInstanceId: null, topics: [{ name: 'orders', partitions: [{ partitionIndex: 0, committedOffset: 1, committedLeaderEpoch: -1, committedMetadata: null }] }] })
+  const stale = await call<OffsetCommitResponse>(8, 7, {
+    groupId: 'g1',
+    generationIdOrMemberEpoch: generationId + 5,
+    memberId,
+    groupInstanceId: null,
+    topics: [
+      {
+        name: 'orders',
+        partitions: [{ partitionIndex: 0, committedOffset: 1, committedLeaderEpoch: -1, committedMetadata: null }],
+      },
+    ],
+  })
   assert.equal(stale.topics[0].partitions[0].errorCode, 22) // ILLEGAL_GENERATION
-  const unknownTopic = await call<OffsetCommitResponse>(8, 7, { groupId: 'g1', generationIdOrMemberEpoch: generationId, memberId, groupInstanceId: null, topics: [{ name: 'nope', partitions: [{ partitionIndex: 0, committedOffset: 1, committedLeaderEpoch: -1, committedMetadata: null }] }] })
+  const unknownTopic = await call<OffsetCommitResponse>(8, 7, {
+    groupId: 'g1',
+    generationIdOrMemberEpoch: generationId,
+    memberId,
+    groupInstanceId: null,
+    topics: [
+      {
+        name: 'nope',
+        partitions: [{ partitionIndex: 0, committedOffset: 1, committedLeaderEpoch: -1, committedMetadata: null }],
+      },
+    ],
+  })
   assert.equal(unknownTopic.topics[0].partitions[0].errorCode, 3)
-  const v1 = await call<OffsetFetchResponse>(9, 1, { groupId: 'g1', topics: [{ name: 'orders', partitionIndexes: [0, 1] }] })
-  assert.deepEqual(v1.topics[0].partitions.map((p) => [p.partitionIndex, p.committedOffset, p.metadata]), [[0, 42, 'note'], [1, -1, '']])
+  const v1 = await call<OffsetFetchResponse>(9, 1, {
+    groupId: 'g1',
+    topics: [{ name: 'orders', partitionIndexes: [0, 1] }],
+  })
+  assert.deepEqual(
+    v1.topics[0].partitions.map((p) => [p.partitionIndex, p.committedOffset, p.metadata]),
+    [
+      [0, 42, 'note'],
+      [1, -1, ''],
+    ],
+  )
   const v8 = await call<OffsetFetchResponse>(9, 8, { groups: [{ groupId: 'g1', topics: null }], requireStable: false })
-  assert.deepEqual(v8.groups[0].topics.map((t) => [t.name, t.partitions.map((p) => p.committedOffset)]), [['orders', [42]]])
+  assert.deepEqual(
+    v8.groups[0].topics.map((t) => [t.name, t.partitions.map((p) => p.committedOffset)]),
+    [['orders', [42]]],
+  )
 })
 
 void test('DescribeGroups and ListGroups show state, protocol and members; DeleteGroups refuses a live group', async () => {
   const { memberId, generationId } = await joinAndSync('g2')
-  const described = await call<DescribeGroupsResponse>(15, 4, { groups: ['g2', 'never-seen'], includeAuthorizedOperations: false })
+  const described = await call<DescribeGroupsResponse>(15, 4, {
+    groups: ['g2', 'never-seen'],
+    includeAuthorizedOperations: false,
+  })
   assert.equal(described.groups[0].groupState, 'Stable')
   assert.equal(described.groups[0].protocolData, 'range')
-  assert.deepEqual(described.groups[0].members.map((m) => [m.memberId, m.memberAssignment.toString()]), [[memberId, 'mine']])
+  assert.deepEqual(
+    described.groups[0].members.map((m) => [m.memberId, m.memberAssignment.toString()]),
+    [[memberId, 'mine']],
+  )
   assert.equal(described.groups[1].groupState, 'Dead')
   const listed = await call<ListGroupsResponse>(16, 4, { statesFilter: ['Stable'] })
   assert.ok(listed.groups.some((g) => g.groupId === 'g2' && g.protocolType === 'consumer' && g.groupState === 'Stable'))
   const refused = await call<DeleteGroupsResponse>(42, 1, { groupsNames: ['g2', 'never-seen'] })
-  assert.deepEqual(refused.results.map((r) => r.errorCode), [68, 69]) // NON_EMPTY_GROUP, GROUP_ID_NOT_FOUND
+  assert.deepEqual(
+    refused.results.map((r) => r.errorCode),
+    [68, 69],
+  ) // NON_EMPTY_GROUP, GROUP_ID_NOT_FOUND
   const left = await call<LeaveGroupResponse>(13, 3, { groupId: 'g2', members: [{ memberId, groupInstanceId: null }] })
   assert.equal(left.members[0].errorCode, 0)
-  assert.equal((await call<HeartbeatResponse>(12, 3, { groupId: 'g2', generationId, memberId, groupInstanceId: null })).errorCode, 25)
+  assert.equal(
+    (await call<HeartbeatResponse>(12, 3, { groupId: 'g2', generationId, memberId, groupInstanceId: null })).errorCode,
+    25,
+  )
   const deleted = await call<DeleteGroupsResponse>(42, 1, { groupsNames: ['g2'] })
   assert.equal(deleted.results[0].errorCode, 0)
 })
@@ -115,52 +200,118 @@ void test('JoinGroup v0-v3 assigns a member id directly; bad requests get their 
   assert.equal((await call<JoinGroupResponse>(11, 5, joinBody('', ''))).errorCode, 24) // INVALID_GROUP_ID
   assert.equal((await call<JoinGroupResponse>(11, 5, { ...joinBody('g3', ''), sessionTimeoutMs: 1 })).errorCode, 26) // INVALID_SESSION_TIMEOUT
   assert.equal((await call<JoinGroupResponse>(11, 5, joinBody('g3', 'made-up'))).errorCode, 25) // UNKNOWN_MEMBER_ID
-  assert.equal((await call<SyncGroupResponse>(14, 3, { groupId: 'nobody-here', generationId: 1, memberId: 'x', groupInstanceId: null, assignments: [] })).errorCode, 25)
+  assert.equal(
+    (
+      await call<SyncGroupResponse>(14, 3, {
+        groupId: 'nobody-here',
+        generationId: 1,
+        memberId: 'x',
+        groupInstanceId: null,
+        assignments: [],
+      })
+    ).errorCode,
+    25,
+  )
 })
 
 void test('OffsetDelete removes offsets of topics the group does not consume', async () => {
-  const commit = await call<OffsetCommitResponse>(8, 2, { groupId: 'standalone', generationIdOrMemberEpoch: -1, memberId: '', retentionTimeMs: -1, topics: [{ name: 'orders', partitions: [{ partitionIndex: 0, committedOffset: 9, committedMetadata: null }] }] })
+  const commit = await call<OffsetCommitResponse>(8, 2, {
+    groupId: 'standalone',
+    generationIdOrMemberEpoch: -1,
+    memberId: '',
+    retentionTimeMs: -1,
+    topics: [{ name: 'orders', partitions: [{ partitionIndex: 0, committedOffset: 9, committedMetadata: null }] }],
+  })
   assert.equal(commit.topics[0].partitions[0].errorCode, 0)
-  const del = await call<OffsetDeleteResponse>(47, 0, { groupId: 'standalone', topics: [{ name: 'orders', partitions: [{ partitionIndex: 0 }] }] })
+  const del = await call<OffsetDeleteResponse>(47, 0, {
+    groupId: 'standalone',
+    topics: [{ name: 'orders', partitions: [{ partitionIndex: 0 }] }],
+  })
   assert.equal(del.errorCode, 0)
-  const fetched = await call<OffsetFetchResponse>(9, 1, { groupId: 'standalone', topics: [{ name: 'orders', partitionIndexes: [0] }] })
+  const fetched = await call<OffsetFetchResponse>(9, 1, {
+    groupId: 'standalone',
+    topics: [{ name: 'orders', partitionIndexes: [0] }],
+  })
   assert.equal(fetched.topics[0].partitions[0].committedOffset, -1)
 })
 
 void test('__consumer_offsets is internal: clients cannot produce to it or delete it', async () => {
   const records = encodeRecordBatch({ records: [{ key: Buffer.from('k'), value: Buffer.from('forged') }] })
-  const produced = await call<ProduceResponse>(0, 7, { transactionalId: null, acks: -1, timeoutMs: 1000, topicData: [{ name: '__consumer_offsets', partitionData: [{ index: 0, records }] }] })
+  const produced = await call<ProduceResponse>(0, 7, {
+    transactionalId: null,
+    acks: -1,
+    timeoutMs: 1000,
+    topicData: [{ name: '__consumer_offsets', partitionData: [{ index: 0, records }] }],
+  })
   assert.equal(produced.responses[0].partitionResponses[0].errorCode, 17) // INVALID_TOPIC_EXCEPTION
   const deleted = await call<DeleteTopicsResponse>(20, 4, { topicNames: ['__consumer_offsets'], timeoutMs: 1000 })
   assert.equal(deleted.responses[0].errorCode, 17)
-  const meta = await call<MetadataResponse>(3, 4, { topics: [{ name: '__consumer_offsets' }], allowAutoTopicCreation: false })
+  const meta = await call<MetadataResponse>(3, 4, {
+    topics: [{ name: '__consumer_offsets' }],
+    allowAutoTopicCreation: false,
+  })
   assert.equal(meta.topics[0].isInternal, true)
 })
 
 void test('committed offsets and group metadata survive SIGKILL of the broker', async () => {
   const { memberId, generationId } = await joinAndSync('durable')
-  const commit = await call<OffsetCommitResponse>(8, 7, { groupId: 'durable', generationIdOrMemberEpoch: generationId, memberId, groupInstanceId: null, topics: [{ name: 'orders', partitions: [{ partitionIndex: 0, committedOffset: 777, committedLeaderEpoch: -1, committedMetadata: null }] }] })
+  const commit = await call<OffsetCommitResponse>(8, 7, {
+    groupId: 'durable',
+    generationIdOrMemberEpoch: generationId,
+    memberId,
+    groupInstanceId: null,
+    topics: [
+      {
+        name: 'orders',
+        partitions: [{ partitionIndex: 0, committedOffset: 777, committedLeaderEpoch: -1, committedMetadata: null }],
+      },
+    ],
+  })
   assert.equal(commit.topics[0].partitions[0].errorCode, 0)
   client.close()
   await broker.kill()
   broker = await startBroker({ dataDir: broker.dataDir, port: broker.port, config: CONFIG })
   client = await RawClient.connect(broker.port)
-  const fetched = await call<OffsetFetchResponse>(9, 5, { groupId: 'durable', topics: [{ name: 'orders', partitionIndexes: [0] }], requireStable: false })
+  const fetched = await call<OffsetFetchResponse>(9, 5, {
+    groupId: 'durable',
+    topics: [{ name: 'orders', partitionIndexes: [0] }],
+    requireStable: false,
+  })
   assert.equal(fetched.topics[0].partitions[0].committedOffset, 777)
   // The member carries on in its generation: its heartbeat is still accepted.
-  assert.equal((await call<HeartbeatResponse>(12, 3, { groupId: 'durable', generationId, memberId, groupInstanceId: null })).errorCode, 0)
-  const described = await call<DescribeGroupsResponse>(15, 4, { groups: ['durable'], includeAuthorizedOperations: false })
+  assert.equal(
+    (await call<HeartbeatResponse>(12, 3, { groupId: 'durable', generationId, memberId, groupInstanceId: null }))
+      .errorCode,
+    0,
+  )
+  const described = await call<DescribeGroupsResponse>(15, 4, {
+    groups: ['durable'],
+    includeAuthorizedOperations: false,
+  })
   assert.equal(described.groups[0].groupState, 'Stable')
 })
 
 void test('offsets survive compaction of __consumer_offsets and a restart', { timeout: 60_000 }, async () => {
-  const config = { ...CONFIG, 'offsets.topic.num.partitions': '1', 'offsets.topic.segment.bytes': '1024', 'log.cleaner.backoff.ms': '100' }
+  const config = {
+    ...CONFIG,
+    'offsets.topic.num.partitions': '1',
+    'offsets.topic.segment.bytes': '1024',
+    'log.cleaner.backoff.ms': '100',
+  }
   const b = await startBroker({ config })
   let c = await RawClient.connect(b.port)
   const ask = async <T>(apiKey: number, version: number, body: unknown): Promise<T> => call<T>(apiKey, version, body, c)
   await ask<MetadataResponse>(3, 4, { topics: [{ name: 'compacted-offsets' }], allowAutoTopicCreation: true })
   for (let i = 1; i <= 200; i++) {
-    const res = await ask<OffsetCommitResponse>(8, 2, { groupId: 'many-commits', generationIdOrMemberEpoch: -1, memberId: '', retentionTimeMs: -1, topics: [{ name: 'compacted-offsets', partitions: [{ partitionIndex: 0, committedOffset: i, committedMetadata: null }] }] })
+    const res = await ask<OffsetCommitResponse>(8, 2, {
+      groupId: 'many-commits',
+      generationIdOrMemberEpoch: -1,
+      memberId: '',
+      retentionTimeMs: -1,
+      topics: [
+        { name: 'compacted-offsets', partitions: [{ partitionIndex: 0, committedOffset: i, committedMetadata: null }] },
+      ],
+    })
     assert.equal(res.topics[0].partitions[0].errorCode, 0)
   }
   // Wait until the cleaner has removed superseded commits: fewer than 200 records remain readable.
@@ -168,7 +319,19 @@ void test('offsets survive compaction of __consumer_offsets and a restart', { ti
     let offset = 0
     let records = 0
     for (;;) {
-      const res = await ask<FetchResponse>(1, 4, { replicaId: -1, maxWaitMs: 0, minBytes: 0, maxBytes: 1 << 20, isolationLevel: 0, topics: [{ topic: '__consumer_offsets', partitions: [{ partition: 0, fetchOffset: offset, partitionMaxBytes: 1 << 20 }] }] })
+      const res = await ask<FetchResponse>(1, 4, {
+        replicaId: -1,
+        maxWaitMs: 0,
+        minBytes: 0,
+        maxBytes: 1 << 20,
+        isolationLevel: 0,
+        topics: [
+          {
+            topic: '__consumer_offsets',
+            partitions: [{ partition: 0, fetchOffset: offset, partitionMaxBytes: 1 << 20 }],
+          },
+        ],
+      })
       const p = res.responses[0].partitions[0]
       const bytes = p.records ?? Buffer.alloc(0)
       if (bytes.length === 0) return records
@@ -192,7 +355,10 @@ void test('offsets survive compaction of __consumer_offsets and a restart', { ti
   await b.kill()
   const again = await startBroker({ dataDir: b.dataDir, port: b.port, config })
   c = await RawClient.connect(again.port)
-  const fetched = await ask<OffsetFetchResponse>(9, 1, { groupId: 'many-commits', topics: [{ name: 'compacted-offsets', partitionIndexes: [0] }] })
+  const fetched = await ask<OffsetFetchResponse>(9, 1, {
+    groupId: 'many-commits',
+    topics: [{ name: 'compacted-offsets', partitionIndexes: [0] }],
+  })
   assert.equal(fetched.topics[0].partitions[0].committedOffset, 200)
   c.close()
   assert.equal(await again.stop(), 0)

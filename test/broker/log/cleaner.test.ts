@@ -11,12 +11,34 @@ import { setImmediate as nextTurn } from 'node:timers/promises'
 import { afterEach, test } from 'node:test'
 import { Registry } from 'prom-client'
 import { batchRecords } from '../../../src/protocol/batch-records.ts'
-import { compress, CODEC_GZIP, CODEC_LZ4, CODEC_NONE, CODEC_SNAPPY, CODEC_ZSTD } from '../../../src/protocol/compression.ts'
 import {
-  assembleBatch, ATTR_COMPRESSION_MASK, ATTR_DELETE_HORIZON_MASK, ATTR_TIMESTAMP_TYPE_MASK, BATCH_HEADER_SIZE, type BatchHeader, encodeRecordBatch, readBatchHeader,
+  compress,
+  CODEC_GZIP,
+  CODEC_LZ4,
+  CODEC_NONE,
+  CODEC_SNAPPY,
+  CODEC_ZSTD,
+} from '../../../src/protocol/compression.ts'
+import {
+  assembleBatch,
+  ATTR_COMPRESSION_MASK,
+  ATTR_DELETE_HORIZON_MASK,
+  ATTR_TIMESTAMP_TYPE_MASK,
+  BATCH_HEADER_SIZE,
+  type BatchHeader,
+  encodeRecordBatch,
+  readBatchHeader,
 } from '../../../src/protocol/record-batch.ts'
 import {
-  cleanableRange, CLEANER_CHECKPOINT_FILE, cleanLog, type CompactionConfig, DEFAULT_COMPACTION_CONFIG, LogCleaner, readCleanerCheckpoint, shouldClean, type SwapStage,
+  cleanableRange,
+  CLEANER_CHECKPOINT_FILE,
+  cleanLog,
+  type CompactionConfig,
+  DEFAULT_COMPACTION_CONFIG,
+  LogCleaner,
+  readCleanerCheckpoint,
+  shouldClean,
+  type SwapStage,
 } from '../../../src/broker/log/cleaner.ts'
 import { type PartitionLog } from '../../../src/broker/log/partition-log.ts'
 import { Logger } from '../../../src/util/log.ts'
@@ -35,7 +57,12 @@ afterEach(() => {
 
 const T0 = 1_700_000_000_000
 const LOG = { segmentBytes: 1024, indexIntervalBytes: 128 }
-const COMPACT: CompactionConfig = { ...DEFAULT_COMPACTION_CONFIG, minCleanableRatio: 0, deleteRetentionMs: 60_000, segmentBytes: LOG.segmentBytes }
+const COMPACT: CompactionConfig = {
+  ...DEFAULT_COMPACTION_CONFIG,
+  minCleanableRatio: 0,
+  deleteRetentionMs: 60_000,
+  segmentBytes: LOG.segmentBytes,
+}
 
 interface Rec {
   key: string | null
@@ -54,14 +81,23 @@ interface BatchOptions {
 /** A v2 batch of records, compressed with `codec`. */
 function makeBatch(recs: Rec[], o: BatchOptions = {}): Buffer {
   const plain = encodeRecordBatch({
-    records: recs.map((r, i) => ({ key: r.key === null ? null : Buffer.from(r.key), value: r.value === null ? null : Buffer.from(r.value), timestamp: r.ts ?? T0 + i })),
-    producerId: o.producerId, producerEpoch: o.producerEpoch, baseSequence: o.baseSequence,
+    records: recs.map((r, i) => ({
+      key: r.key === null ? null : Buffer.from(r.key),
+      value: r.value === null ? null : Buffer.from(r.value),
+      timestamp: r.ts ?? T0 + i,
+    })),
+    producerId: o.producerId,
+    producerEpoch: o.producerEpoch,
+    baseSequence: o.baseSequence,
   })
   const h = readBatchHeader(plain, 0)
   const codec = o.codec ?? CODEC_NONE
   if (codec === CODEC_NONE && o.logAppendTime === undefined) return plain
   const tsType = o.logAppendTime === undefined ? 0 : ATTR_TIMESTAMP_TYPE_MASK
-  return assembleBatch({ ...h, attributes: codec | tsType, maxTimestamp: o.logAppendTime ?? h.maxTimestamp }, compress(codec, plain.subarray(BATCH_HEADER_SIZE)))
+  return assembleBatch(
+    { ...h, attributes: codec | tsType, maxTimestamp: o.logAppendTime ?? h.maxTimestamp },
+    compress(codec, plain.subarray(BATCH_HEADER_SIZE)),
+  )
 }
 
 function append(log: PartitionLog, recs: Rec[], o: BatchOptions = {}): number {
@@ -90,7 +126,12 @@ function readLog(log: PartitionLog): Read[] {
         const o = h.baseOffset + r.offsetDelta
         if (o < offset) continue
         assert.ok(out.length === 0 || o > out[out.length - 1].offset, 'offsets strictly increase')
-        out.push({ offset: o, key: r.key?.toString() ?? null, value: valueOf(r.tail), ts: logAppend ? h.maxTimestamp : h.baseTimestamp + r.timestampDelta })
+        out.push({
+          offset: o,
+          key: r.key?.toString() ?? null,
+          value: valueOf(r.tail),
+          ts: logAppend ? h.maxTimestamp : h.baseTimestamp + r.timestampDelta,
+        })
       }
       offset = h.baseOffset + h.lastOffsetDelta + 1
     }
@@ -117,7 +158,14 @@ function compacted(all: Read[], cleanedBelow: number): Read[] {
 /** A log of `n` keyed records over `keys` keys, 3 records a batch, in many small segments. */
 function fill(log: PartitionLog, n: number, keys: number, prefix = 'v'): void {
   for (let i = 0; i < n; i += 3) {
-    append(log, Array.from({ length: Math.min(3, n - i) }, (_, j) => ({ key: `k${(i + j) % keys}`, value: `${prefix}${i + j}`, ts: T0 + i + j })))
+    append(
+      log,
+      Array.from({ length: Math.min(3, n - i) }, (_, j) => ({
+        key: `k${(i + j) % keys}`,
+        value: `${prefix}${i + j}`,
+        ts: T0 + i + j,
+      })),
+    )
   }
 }
 
@@ -145,7 +193,10 @@ test('keeps the latest value per key in order, with offsets and timestamps, leav
   assert.deepEqual(after, expected)
   assert.ok(after.length < before.length / 5)
   assert.equal(stats.recordsRemoved, before.length - after.length)
-  assert.ok(after.some((r, i) => i > 0 && r.offset > after[i - 1].offset + 1), 'offsets have gaps')
+  assert.ok(
+    after.some((r, i) => i > 0 && r.offset > after[i - 1].offset + 1),
+    'offsets have gaps',
+  )
   assert.ok(after.some((r) => r.key === null && r.value === 'keyless'))
   // The active segment's records (keys k0..k9 again) supersede nothing yet: Kafka maps only up to the active segment.
   assert.equal(after.filter((r) => r.offset < active).length, 11)
@@ -166,10 +217,16 @@ test('keeps the latest value per key in order, with offsets and timestamps, leav
   const cleanedSegments = log.segmentCount
   const full = await cleanLog(log, COMPACT, { now: T0 })
   assert.equal(full.recordsRemoved, 0)
-  assert.ok(log.segmentCount < cleanedSegments, `small cleaned segments are grouped (${cleanedSegments} -> ${log.segmentCount})`)
+  assert.ok(
+    log.segmentCount < cleanedSegments,
+    `small cleaned segments are grouped (${cleanedSegments} -> ${log.segmentCount})`,
+  )
   assert.ok(log.segmentCount < segmentsBefore)
   const final = readLog(log)
-  assert.deepEqual(final.filter((r) => r.offset < 331), expected)
+  assert.deepEqual(
+    final.filter((r) => r.offset < 331),
+    expected,
+  )
   await log.close()
 
   // Clean reopen, and a reopen as after a crash (every segment rescanned with gaps allowed).
@@ -182,7 +239,8 @@ test('keeps the latest value per key in order, with offsets and timestamps, leav
   copyDir(d, crashed)
   await reopened.close()
   assert.ok(!fs.existsSync(path.join(crashed, '.clean-shutdown')))
-  for (const f of fs.readdirSync(crashed)) if (f.endsWith('.index') || f.endsWith('.timeindex')) fs.unlinkSync(path.join(crashed, f))
+  for (const f of fs.readdirSync(crashed))
+    if (f.endsWith('.index') || f.endsWith('.timeindex')) fs.unlinkSync(path.join(crashed, f))
   const recovered = openLog(crashed, LOG)
   assert.equal(recovered.recoveredTruncatedBytes, 0)
   assert.deepEqual(readLog(recovered), final)
@@ -194,7 +252,11 @@ test('a small offset map budget spreads the work over rounds, each ending at a s
   const d = dir()
   const log = openLog(d, LOG)
   const long = (i: number): string => `a-key-longer-than-thirty-two-bytes-${i % 12}`
-  for (let i = 0; i < 240; i += 3) append(log, Array.from({ length: 3 }, (_, j) => ({ key: long(i + j), value: `v${i + j}` })))
+  for (let i = 0; i < 240; i += 3)
+    append(
+      log,
+      Array.from({ length: 3 }, (_, j) => ({ key: long(i + j), value: `v${i + j}` })),
+    )
   const before = readLog(log)
   const active = activeBase(log)
   let first = 0
@@ -214,20 +276,32 @@ test('a small offset map budget spreads the work over rounds, each ending at a s
 test('tombstones delete earlier values and are themselves removed delete.retention.ms after their first cleaning', async () => {
   const d = dir()
   const log = openLog(d, { segmentBytes: 300, indexIntervalBytes: 64 })
-  append(log, [{ key: 'a', value: 'a1' }, { key: 'b', value: 'b1' }])
-  append(log, [{ key: 'a', value: null, ts: T0 + 5 }, { key: 'c', value: 'c1', ts: T0 + 6 }]) // tombstone for a
+  append(log, [
+    { key: 'a', value: 'a1' },
+    { key: 'b', value: 'b1' },
+  ])
+  append(log, [
+    { key: 'a', value: null, ts: T0 + 5 },
+    { key: 'c', value: 'c1', ts: T0 + 6 },
+  ]) // tombstone for a
   for (let i = 0; i < 8; i++) append(log, [{ key: `f${i}`, value: 'x'.repeat(80) }]) // pushes the above out of the active segment
   const cfg = { ...COMPACT, deleteRetentionMs: 1000, segmentBytes: 300 }
 
   await cleanLog(log, cfg, { now: T0 + 100 })
   let recs = readLog(log)
-  assert.deepEqual(recs.filter((r) => ['a', 'b', 'c'].includes(r.key ?? '')).map((r) => [r.offset, r.key, r.value, r.ts]), [
-    [1, 'b', 'b1', T0 + 1],
-    [2, 'a', null, T0 + 5],
-    [3, 'c', 'c1', T0 + 6],
-  ])
+  assert.deepEqual(
+    recs.filter((r) => ['a', 'b', 'c'].includes(r.key ?? '')).map((r) => [r.offset, r.key, r.value, r.ts]),
+    [
+      [1, 'b', 'b1', T0 + 1],
+      [2, 'a', null, T0 + 5],
+      [3, 'c', 'c1', T0 + 6],
+    ],
+  )
   const marked = headers(log).find((h) => h.baseOffset === 2)!
-  assert.ok((marked.attributes & ATTR_DELETE_HORIZON_MASK) !== 0, 'the batch with the tombstone carries a delete horizon')
+  assert.ok(
+    (marked.attributes & ATTR_DELETE_HORIZON_MASK) !== 0,
+    'the batch with the tombstone carries a delete horizon',
+  )
   assert.equal(marked.baseTimestamp, T0 + 100 + 1000, 'horizon = time of first cleaning + delete.retention.ms')
 
   // Before the horizon (whole log recleaned): the tombstone stays, its horizon unchanged.
@@ -240,7 +314,10 @@ test('tombstones delete earlier values and are themselves removed delete.retenti
   await cleanLog(log, cfg, { now: T0 + 1100 })
   recs = readLog(log)
   assert.ok(!recs.some((r) => r.key === 'a'))
-  assert.deepEqual(recs.find((r) => r.key === 'c'), { offset: 3, key: 'c', value: 'c1', ts: T0 + 6 })
+  assert.deepEqual(
+    recs.find((r) => r.key === 'c'),
+    { offset: 3, key: 'c', value: 'c1', ts: T0 + 6 },
+  )
   await log.close()
 })
 
@@ -249,7 +326,15 @@ test('compressed batches of every codec are read, filtered and recompressed with
     const d = dir()
     const log = openLog(d, { segmentBytes: 2000, indexIntervalBytes: 128 })
     for (let i = 0; i < 40; i++) {
-      append(log, Array.from({ length: 10 }, (_, j) => ({ key: `k${(i * 10 + j) % 15}`, value: `c${codec}-${i * 10 + j}-${'p'.repeat(50)}`, ts: T0 + i * 10 + j })), { codec })
+      append(
+        log,
+        Array.from({ length: 10 }, (_, j) => ({
+          key: `k${(i * 10 + j) % 15}`,
+          value: `c${codec}-${i * 10 + j}-${'p'.repeat(50)}`,
+          ts: T0 + i * 10 + j,
+        })),
+        { codec },
+      )
     }
     const before = readLog(log)
     const active = activeBase(log)
@@ -258,8 +343,13 @@ test('compressed batches of every codec are read, filtered and recompressed with
     const kept = headers(log).filter((h) => h.baseOffset < active)
     assert.ok(kept.length > 0)
     // (Header-only batches are written uncompressed, as Kafka's writeEmptyHeader does.)
-    for (const h of kept) if (h.recordsCount > 0) assert.equal(h.attributes & ATTR_COMPRESSION_MASK, codec, 'recompressed with the original codec')
-    assert.ok(kept.some((h) => h.recordsCount < h.lastOffsetDelta + 1), 'a rebuilt batch keeps its last offset delta, with gaps inside')
+    for (const h of kept)
+      if (h.recordsCount > 0)
+        assert.equal(h.attributes & ATTR_COMPRESSION_MASK, codec, 'recompressed with the original codec')
+    assert.ok(
+      kept.some((h) => h.recordsCount < h.lastOffsetDelta + 1),
+      'a rebuilt batch keeps its last offset delta, with gaps inside',
+    )
     await log.close()
   }
 })
@@ -267,7 +357,15 @@ test('compressed batches of every codec are read, filtered and recompressed with
 test('LogAppendTime batches keep their append time', async () => {
   const d = dir()
   const log = openLog(d, { segmentBytes: 400, indexIntervalBytes: 64 })
-  for (let i = 0; i < 12; i++) append(log, [{ key: 'k', value: `v${i}`, ts: 5 }, { key: `u${i}`, value: 'u', ts: 6 }], { logAppendTime: T0 + 1000 + i })
+  for (let i = 0; i < 12; i++)
+    append(
+      log,
+      [
+        { key: 'k', value: `v${i}`, ts: 5 },
+        { key: `u${i}`, value: 'u', ts: 6 },
+      ],
+      { logAppendTime: T0 + 1000 + i },
+    )
   await cleanLog(log, { ...COMPACT, segmentBytes: 400 }, { now: T0 })
   for (const h of headers(log)) {
     assert.ok((h.attributes & ATTR_TIMESTAMP_TYPE_MASK) !== 0)
@@ -276,31 +374,81 @@ test('LogAppendTime batches keep their append time', async () => {
   await log.close()
 })
 
-test('producer metadata survives: rebuilt batches keep id, epoch and sequence; an active producer\'s emptied last batch stays as a header', async () => {
+test("producer metadata survives: rebuilt batches keep id, epoch and sequence; an active producer's emptied last batch stays as a header", async () => {
   const d = dir()
   const log = openLog(d, { segmentBytes: 500, indexIntervalBytes: 64 })
-  append(log, [{ key: 'a', value: '1' }, { key: 'b', value: '1' }], { producerId: 7, producerEpoch: 2, baseSequence: 0 }) // 0-1
-  append(log, [{ key: 'a', value: '2' }, { key: 'c', value: '1' }], { producerId: 7, producerEpoch: 2, baseSequence: 2 }) // 2-3
+  append(
+    log,
+    [
+      { key: 'a', value: '1' },
+      { key: 'b', value: '1' },
+    ],
+    { producerId: 7, producerEpoch: 2, baseSequence: 0 },
+  ) // 0-1
+  append(
+    log,
+    [
+      { key: 'a', value: '2' },
+      { key: 'c', value: '1' },
+    ],
+    { producerId: 7, producerEpoch: 2, baseSequence: 2 },
+  ) // 2-3
   append(log, [{ key: 'b', value: '2' }], { producerId: 8, producerEpoch: 0, baseSequence: 0 }) // 4: producer 8's last
   append(log, [{ key: 'x', value: '1' }], { producerId: 9, producerEpoch: 0, baseSequence: 0 }) // 5: producer 9 (expired)
-  append(log, [{ key: 'b', value: '3' }, { key: 'x', value: '2' }]) // 6-7: b and x superseded
+  append(log, [
+    { key: 'b', value: '3' },
+    { key: 'x', value: '2' },
+  ]) // 6-7: b and x superseded
   for (let i = 0; i < 10; i++) append(log, [{ key: `f${i}`, value: 'y'.repeat(60) }])
-  await cleanLog(log, { ...COMPACT, segmentBytes: 500 }, { now: T0, activeProducers: new Map([[7, 3], [8, 4]]) })
+  await cleanLog(
+    log,
+    { ...COMPACT, segmentBytes: 500 },
+    {
+      now: T0,
+      activeProducers: new Map([
+        [7, 3],
+        [8, 4],
+      ]),
+    },
+  )
   const hs = headers(log)
   const at = (o: number): BatchHeader | undefined => hs.find((h) => h.baseOffset === o)
   // Batch 0-1: a and b superseded; producer 7's last batch is 2-3, so 0-1 goes.
   assert.equal(at(0), undefined)
   // Batch 2-3 keeps both records (latest a, c) and its producer fields.
-  assert.deepEqual([at(2)!.producerId, at(2)!.producerEpoch, at(2)!.baseSequence, at(2)!.recordsCount, at(2)!.lastOffsetDelta], [7, 2, 2, 2, 1])
+  assert.deepEqual(
+    [at(2)!.producerId, at(2)!.producerEpoch, at(2)!.baseSequence, at(2)!.recordsCount, at(2)!.lastOffsetDelta],
+    [7, 2, 2, 2, 1],
+  )
   // Batch 4: b superseded, but it is producer 8's last batch: an empty header remains.
-  assert.deepEqual([at(4)!.producerId, at(4)!.producerEpoch, at(4)!.baseSequence, at(4)!.recordsCount, at(4)!.lastOffsetDelta, at(4)!.baseTimestamp], [8, 0, 0, 0, 0, -1])
+  assert.deepEqual(
+    [
+      at(4)!.producerId,
+      at(4)!.producerEpoch,
+      at(4)!.baseSequence,
+      at(4)!.recordsCount,
+      at(4)!.lastOffsetDelta,
+      at(4)!.baseTimestamp,
+    ],
+    [8, 0, 0, 0, 0, -1],
+  )
   // Batch 5: x superseded, producer 9 not active: removed.
   assert.equal(at(5), undefined)
-  assert.deepEqual(readLog(log).filter((r) => r.offset < 8).map((r) => [r.offset, r.key, r.value]), [[2, 'a', '2'], [3, 'c', '1'], [6, 'b', '3'], [7, 'x', '2']])
+  assert.deepEqual(
+    readLog(log)
+      .filter((r) => r.offset < 8)
+      .map((r) => [r.offset, r.key, r.value]),
+    [
+      [2, 'a', '2'],
+      [3, 'c', '1'],
+      [6, 'b', '3'],
+      [7, 'x', '2'],
+    ],
+  )
   await log.close()
 })
 
-test('by default the active producers are those of the log\'s producer state, which a reopen rebuilds from the retained headers', async () => {
+test("by default the active producers are those of the log's producer state, which a reopen rebuilds from the retained headers", async () => {
   const d = dir()
   const log = openLog(d, { segmentBytes: 400, indexIntervalBytes: 64 })
   const produce = (recs: Rec[], o: BatchOptions = {}): void => {
@@ -309,13 +457,34 @@ test('by default the active producers are those of the log\'s producer state, wh
     const base = log.append(b, [h], T0).baseOffset
     if (h.producerId >= 0) log.producerState.record(h, base, base + h.lastOffsetDelta, T0)
   }
-  produce([{ key: 'a', value: '1' }, { key: 'b', value: '1' }], { producerId: 3, producerEpoch: 1, baseSequence: 0 }) // 0-1
-  produce([{ key: 'a', value: '2' }, { key: 'b', value: '2' }], { producerId: 4, producerEpoch: 0, baseSequence: 0 }) // 2-3
-  produce([{ key: 'a', value: '3' }, { key: 'b', value: '3' }]) // 4-5: supersedes both producers' records
+  produce(
+    [
+      { key: 'a', value: '1' },
+      { key: 'b', value: '1' },
+    ],
+    { producerId: 3, producerEpoch: 1, baseSequence: 0 },
+  ) // 0-1
+  produce(
+    [
+      { key: 'a', value: '2' },
+      { key: 'b', value: '2' },
+    ],
+    { producerId: 4, producerEpoch: 0, baseSequence: 0 },
+  ) // 2-3
+  produce([
+    { key: 'a', value: '3' },
+    { key: 'b', value: '3' },
+  ]) // 4-5: supersedes both producers' records
   for (let i = 0; i < 10; i++) produce([{ key: `f${i}`, value: 'y'.repeat(60) }])
   await cleanLog(log, { ...COMPACT, segmentBytes: 400 }, { now: T0 })
   const hs = headers(log)
-  assert.deepEqual(hs.filter((h) => h.producerId >= 0).map((h) => [h.baseOffset, h.producerId, h.recordsCount]), [[0, 3, 0], [2, 4, 0]])
+  assert.deepEqual(
+    hs.filter((h) => h.producerId >= 0).map((h) => [h.baseOffset, h.producerId, h.recordsCount]),
+    [
+      [0, 3, 0],
+      [2, 4, 0],
+    ],
+  )
   await log.close()
   // Without snapshots, the state is rebuilt from the batch headers, the empty ones included.
   for (const f of fs.readdirSync(d)) if (f.endsWith('.snapshot')) fs.unlinkSync(path.join(d, f))
@@ -336,7 +505,10 @@ test('min.compaction.lag.ms protects recent segments from both the map and the r
   // Records younger than 60 ms at now = T0 + 160 are those with ts > T0 + 100.
   const cfg = { ...COMPACT, minCompactionLagMs: 60 }
   const range = cleanableRange(log.segmentsSnapshot(), log.logEndOffset, null, cfg, T0 + 160)
-  const firstYoung = segs.find((_, i) => i + 1 < segs.length && readLog(log).some((r) => r.offset >= segs[i] && r.offset < segs[i + 1] && r.ts > T0 + 100))!
+  const firstYoung = segs.find(
+    (_, i) =>
+      i + 1 < segs.length && readLog(log).some((r) => r.offset >= segs[i] && r.offset < segs[i + 1] && r.ts > T0 + 100),
+  )!
   assert.equal(range.firstUncleanableOffset, firstYoung)
   const stats = await cleanLog(log, cfg, { now: T0 + 160 })
   assert.equal(stats.endOffset, firstYoung)
@@ -364,7 +536,10 @@ test('dirty ratio: cleanableRange and the background cleaner honour min.cleanabl
       { name: 'dirty-0', log: dirtyLog, config: { ...COMPACT, minCleanableRatio: 0.5 } },
       { name: 'quiet-0', log: quietLog, config: { ...COMPACT, minCleanableRatio: 1 } },
     ],
-    backoffMs: 10, logger: new Logger({}, 100), registry, now: () => T0,
+    backoffMs: 10,
+    logger: new Logger({}, 100),
+    registry,
+    now: () => T0,
   })
   assert.equal(await cleaner.runOnce(), true)
   const checkpoint = readCleanerCheckpoint(d1)
@@ -395,7 +570,12 @@ test('the background loop cleans within its backoff and stops promptly', async (
     assert.equal(log.isCleaning, false, 'retention (compact,delete) runs once the round has let go of the log')
     afterRounds++
   }
-  const cleaner = new LogCleaner({ targets: () => [{ name: 't-0', log, config: COMPACT, afterRound }], backoffMs: 20, logger: new Logger({}, 100), now: () => T0 })
+  const cleaner = new LogCleaner({
+    targets: () => [{ name: 't-0', log, config: COMPACT, afterRound }],
+    backoffMs: 20,
+    logger: new Logger({}, 100),
+    now: () => T0,
+  })
   cleaner.start()
   const deadline = Date.now() + 5000
   while (readCleanerCheckpoint(d) === null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10))
@@ -444,7 +624,10 @@ test('a crash at any stage of a swap leaves a consistent log on reopen: the old 
   })
   const newContents = contents(log)
   assert.notDeepEqual(newContents, oldContents)
-  assert.deepEqual(copies.map((c) => c.stage), ['written', 'committed', 'old-files-deleted', 'indexes-renamed', 'log-renamed', 'finished'])
+  assert.deepEqual(
+    copies.map((c) => c.stage),
+    ['written', 'committed', 'old-files-deleted', 'indexes-renamed', 'log-renamed', 'finished'],
+  )
   const firstGroupEnd = log.segmentBaseOffsets[1]
   for (const c of copies) {
     const names = fs.readdirSync(c.dir)
@@ -454,9 +637,13 @@ test('a crash at any stage of a swap leaves a consistent log on reopen: the old 
     const got = contents(reopened)
     // Before the commit the old segments stand; after it the first group is the cleaned one and
     // every later group is still the old data (the copy was taken while cleaning the first).
-    const expected = c.stage === 'written' ? oldContents : [...newContents.filter(([o]) => o < firstGroupEnd), ...oldContents.filter(([o]) => o >= firstGroupEnd)]
+    const expected =
+      c.stage === 'written'
+        ? oldContents
+        : [...newContents.filter(([o]) => o < firstGroupEnd), ...oldContents.filter(([o]) => o >= firstGroupEnd)]
     assert.deepEqual(got, expected, `stage ${c.stage}`)
-    for (const n of fs.readdirSync(c.dir)) assert.doesNotMatch(n, /\.(cleaned|swap)$/, `stage ${c.stage}: ${n} left behind`)
+    for (const n of fs.readdirSync(c.dir))
+      assert.doesNotMatch(n, /\.(cleaned|swap)$/, `stage ${c.stage}: ${n} left behind`)
     assert.equal(append(reopened, [{ key: 'z', value: 'z' }]), 240, `stage ${c.stage}: appends continue at the log end`)
     // And the next round completes the compaction from there.
     const pre = readLog(reopened)
@@ -472,7 +659,17 @@ test('a crash after committing a group whose last segments were emptied: those s
   const log = openLog(d, LOG)
   // One ~1000-byte batch per segment: S0 = a*, S1 = b*, S2 = b* again, S3 = a* again, S4 (active) = c*.
   const big = (key: string, i: number): Rec => ({ key, value: `${key}-${i}-${'p'.repeat(80)}` })
-  for (const [n, prefix] of [[0, 'a'], [1, 'b'], [2, 'b'], [3, 'a'], [4, 'c']] as const) append(log, Array.from({ length: 10 }, (_, j) => big(`${prefix}${j}`, n)))
+  for (const [n, prefix] of [
+    [0, 'a'],
+    [1, 'b'],
+    [2, 'b'],
+    [3, 'a'],
+    [4, 'c'],
+  ] as const)
+    append(
+      log,
+      Array.from({ length: 10 }, (_, j) => big(`${prefix}${j}`, n)),
+    )
   assert.deepEqual(log.segmentBaseOffsets, [0, 10, 20, 30, 40])
   const old = readLog(log)
   // Groups of two segments: [S0, S1] loses every record (superseded by S2 and S3), [S2, S3] keeps all.
@@ -487,11 +684,17 @@ test('a crash after committing a group whose last segments were emptied: those s
       }
     },
   })
-  assert.deepEqual(readLog(log).map((r) => r.offset), [...Array.from({ length: 30 }, (_, i) => 20 + i)])
+  assert.deepEqual(
+    readLog(log).map((r) => r.offset),
+    [...Array.from({ length: 30 }, (_, i) => 20 + i)],
+  )
   // The copy: S0.log.swap is empty, so recovery deletes S0's old files only; S1 stays, old but harmless.
   const reopened = openLog(copy, LOG)
   const got = readLog(reopened)
-  assert.deepEqual(got, old.filter((r) => r.offset >= 10))
+  assert.deepEqual(
+    got,
+    old.filter((r) => r.offset >= 10),
+  )
   assert.deepEqual(reopened.segmentBaseOffsets, [0, 10, 20, 30, 40])
   await cleanLog(reopened, cfg, { now: T0 })
   assert.deepEqual(readLog(reopened), readLog(log))
@@ -551,12 +754,16 @@ test('fetch and append run while a round is in progress; the round yields to the
   assert.ok(turns > 20, `the round yielded ${turns} times`)
   // Loose bound (CI machines vary): no single slice holds the event loop for long.
   assert.ok(longestTurnMs < 500, `longest event-loop stall ${longestTurnMs.toFixed(1)} ms`)
-  if (process.env.CORTADO_TEST_VERBOSE !== undefined) console.log(`turns ${turns}, longest stall ${longestTurnMs.toFixed(1)} ms`)
+  if (process.env.CORTADO_TEST_VERBOSE !== undefined)
+    console.log(`turns ${turns}, longest stall ${longestTurnMs.toFixed(1)} ms`)
   assert.ok(reads > 0 && appended > 20)
   assert.ok(stats.recordsRemoved > 5000)
   const after = readLog(log)
   const expected = compacted(before, active)
-  assert.deepEqual(after.filter((r) => r.offset < 6000), expected)
+  assert.deepEqual(
+    after.filter((r) => r.offset < 6000),
+    expected,
+  )
   assert.equal(after.filter((r) => r.offset >= 6000).length, appended)
   assert.ok(stats.bytesWritten < stats.bytesRead / 10)
   await log.close()
@@ -567,7 +774,10 @@ test('closing the log mid-round aborts it cleanly: no cleaned files left, the da
   const log = openLog(d, { segmentBytes: 64 * 1024, indexIntervalBytes: 4096 })
   fill(log, 12000, 100, 'v'.repeat(400))
   const before = readLog(log)
-  const outcome = cleanLog(log, { ...COMPACT, segmentBytes: 64 * 1024 }, { now: T0 }).then(() => null, (err: unknown) => err)
+  const outcome = cleanLog(log, { ...COMPACT, segmentBytes: 64 * 1024 }, { now: T0 }).then(
+    () => null,
+    (err: unknown) => err,
+  )
   await nextTurn()
   await nextTurn()
   await log.close()
@@ -580,7 +790,11 @@ test('closing the log mid-round aborts it cleanly: no cleaned files left, the da
   const got = readLog(reopened)
   const byOffset = new Map(before.map((r) => [r.offset, r]))
   for (const r of got) assert.deepEqual(r, byOffset.get(r.offset))
-  for (const [, o] of last) assert.ok(got.some((r) => r.offset === o), `latest offset ${o} of its key survives`)
+  for (const [, o] of last)
+    assert.ok(
+      got.some((r) => r.offset === o),
+      `latest offset ${o} of its key survives`,
+    )
   await reopened.close()
 })
 

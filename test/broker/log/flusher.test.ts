@@ -99,7 +99,8 @@ test('release() waits for an in-flight fdatasync and keeps the fd out of later r
 test('an fdatasync failure rejects that round with LogStorageError; later rounds recover', async () => {
   let fail = true
   const flusher = new Flusher({
-    fdatasync: (fd, cb) => setImmediate(() => cb(fail ? Object.assign(new Error('EIO: i/o error'), { code: 'EIO' }) : null)),
+    fdatasync: (fd, cb) =>
+      setImmediate(() => cb(fail ? Object.assign(new Error('EIO: i/o error'), { code: 'EIO' }) : null)),
   })
   const fd = tempFd()
   flusher.markDirty(fd)

@@ -2,7 +2,13 @@
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { decodeRecords, encodeRecordBatch, LOG_OVERHEAD, readBatchHeader, type BatchHeader } from '../../../src/protocol/record-batch.ts'
+import {
+  decodeRecords,
+  encodeRecordBatch,
+  LOG_OVERHEAD,
+  readBatchHeader,
+  type BatchHeader,
+} from '../../../src/protocol/record-batch.ts'
 import { Flusher } from '../../../src/broker/log/flusher.ts'
 import { type LogConfig, PartitionLog } from '../../../src/broker/log/partition-log.ts'
 
@@ -28,7 +34,11 @@ export function config(overrides: Partial<LogConfig> = {}): LogConfig {
 /** A batch of string values (one record each), with optional timestamps. */
 export function batch(values: string[], timestamps?: number[]): { buf: Buffer; headers: BatchHeader[] } {
   const buf = encodeRecordBatch({
-    records: values.map((v, i) => ({ key: Buffer.from(`key-${v}`), value: Buffer.from(v), timestamp: timestamps?.[i] ?? 1_000_000 })),
+    records: values.map((v, i) => ({
+      key: Buffer.from(`key-${v}`),
+      value: Buffer.from(v),
+      timestamp: timestamps?.[i] ?? 1_000_000,
+    })),
   })
   return { buf, headers: [readBatchHeader(buf, 0)] }
 }
@@ -39,7 +49,12 @@ export function batches(groups: string[][], timestamps?: number[][]): { buf: Buf
   return { buf: Buffer.concat(parts.map((p) => p.buf)), headers: parts.map((p) => p.headers[0]) }
 }
 
-export function appendValues(log: PartitionLog, values: string[], now = Date.now(), timestamps?: number[]): { baseOffset: number; lastOffset: number } {
+export function appendValues(
+  log: PartitionLog,
+  values: string[],
+  now = Date.now(),
+  timestamps?: number[],
+): { baseOffset: number; lastOffset: number } {
   const b = batch(values, timestamps)
   return log.append(b.buf, b.headers, now)
 }

@@ -57,14 +57,18 @@ test('kill -9 at random moments loses no acknowledged record', async () => {
     const records = readAll(log, 256 * 1024)
     assert.ok(log.segmentCount > 1)
     const byOffset = new Map(records)
-    for (const [offset, value] of acked) assert.equal(byOffset.get(offset), value, `acked offset ${offset} lost or changed`)
+    for (const [offset, value] of acked)
+      assert.equal(byOffset.get(offset), value, `acked offset ${offset} lost or changed`)
     // Every record (acked or not) appears once, in append order: runs in order, sequence increasing.
     let prev: [number, number] = [-1, -1]
     records.forEach(([offset, value], i) => {
       assert.equal(offset, i, 'offsets are contiguous from 0')
       const [run, seq] = value.split(':')
       const cur: [number, number] = [runs.indexOf(run), Number(seq)]
-      assert.ok(cur[0] > prev[0] || (cur[0] === prev[0] && cur[1] > prev[1]), `out of order at ${offset}: ${value.slice(0, 20)}`)
+      assert.ok(
+        cur[0] > prev[0] || (cur[0] === prev[0] && cur[1] > prev[1]),
+        `out of order at ${offset}: ${value.slice(0, 20)}`,
+      )
       prev = cur
     })
     const next = log.logEndOffset

@@ -41,9 +41,15 @@ test('append assigns consecutive offsets and reads round trip across segment rol
   assert.deepEqual(readAll(log), expected)
   assert.deepEqual(readAll(log, 100), expected) // tiny maxBytes: one batch per read
   // Segment files are named by 20-digit base offsets, and each starts with a batch at that offset.
-  const logs = fs.readdirSync(d).filter((f) => f.endsWith('.log')).sort()
+  const logs = fs
+    .readdirSync(d)
+    .filter((f) => f.endsWith('.log'))
+    .sort()
   assert.equal(logs.length, log.segmentCount)
-  assert.deepEqual(logs.map((f) => Number(f.slice(0, 20))), log.segmentBaseOffsets)
+  assert.deepEqual(
+    logs.map((f) => Number(f.slice(0, 20))),
+    log.segmentBaseOffsets,
+  )
   for (const f of logs) {
     assert.match(f, /^\d{20}\.log$/)
     const head = fs.readFileSync(path.join(d, f)).subarray(0, 61)
@@ -68,7 +74,10 @@ test('append of several batches at once is atomic and in order', async () => {
   // Offsets were written into the caller's buffer, partitionLeaderEpoch set to 0.
   assert.equal(readBatchHeader(b.buf, 0).baseOffset, 1)
   assert.equal(readBatchHeader(b.buf, 0).partitionLeaderEpoch, 0)
-  assert.deepEqual(readAll(log).map((r) => r[1]), ['a', 'b', 'c', 'd', 'e', 'f', 'g'])
+  assert.deepEqual(
+    readAll(log).map((r) => r[1]),
+    ['a', 'b', 'c', 'd', 'e', 'f', 'g'],
+  )
   assert.throws(() => log.append(b.buf.subarray(1), b.headers, Date.now()), /do not match/)
   await log.close()
 })
@@ -182,7 +191,8 @@ test('retention by time deletes old segments, advances the log start and keeps t
   assert.equal(remaining[0][0], log.logStartOffset)
   assert.equal(remaining[remaining.length - 1][0], 39)
   assert.throws(() => log.read(0, 100, true), OffsetOutOfRangeError)
-  for (const base of bases.slice(0, deleted)) assert.ok(!fs.existsSync(path.join(d, `${String(base).padStart(20, '0')}.log`)))
+  for (const base of bases.slice(0, deleted))
+    assert.ok(!fs.existsSync(path.join(d, `${String(base).padStart(20, '0')}.log`)))
   // Everything expired: the active segment holds data, so the log rolls and keeps an empty one.
   const before = log.segmentCount
   assert.equal(log.applyRetention(1_000_000), before)
@@ -255,7 +265,10 @@ test('index files use Kafka formats and are rebuilt when deleted or damaged', as
   const segEnd = readBatchHeader(data, index.readInt32BE(index.length - 4))
   assert.ok(prev >= segEnd.maxTimestamp)
 
-  const segments = fs.readdirSync(d).filter((f) => f.endsWith('.log')).map((f) => f.slice(0, 20))
+  const segments = fs
+    .readdirSync(d)
+    .filter((f) => f.endsWith('.log'))
+    .map((f) => f.slice(0, 20))
   assert.ok(segments.length >= 3)
   fs.unlinkSync(path.join(d, `${segments[0]}.index`))
   fs.unlinkSync(path.join(d, `${segments[1]}.timeindex`))
@@ -286,7 +299,10 @@ test('after close, append, read and retention throw LogClosedError; delete remov
   const log = openLog(d)
   appendValues(log, ['a'])
   const closing = log.close()
-  assert.throws(() => appendValues(log, ['b']), (e) => e instanceof LogClosedError && e.code === 6)
+  assert.throws(
+    () => appendValues(log, ['b']),
+    (e) => e instanceof LogClosedError && e.code === 6,
+  )
   await closing
   await log.close() // idempotent
   assert.throws(() => appendValues(log, ['b']), LogClosedError)

@@ -22,10 +22,21 @@ afterEach(() => {
   for (const d of dirs.splice(0)) removeDir(d)
 })
 
-function idempotentBatch(producerId: number, epoch: number, baseSequence: number, count: number): { buf: Buffer; headers: BatchHeader[] } {
+function idempotentBatch(
+  producerId: number,
+  epoch: number,
+  baseSequence: number,
+  count: number,
+): { buf: Buffer; headers: BatchHeader[] } {
   const buf = encodeRecordBatch({
-    producerId, producerEpoch: epoch, baseSequence,
-    records: Array.from({ length: count }, (_, i) => ({ key: null, value: Buffer.from(`p${producerId}-s${baseSequence + i}-${'x'.repeat(40)}`), timestamp: 5000 })),
+    producerId,
+    producerEpoch: epoch,
+    baseSequence,
+    records: Array.from({ length: count }, (_, i) => ({
+      key: null,
+      value: Buffer.from(`p${producerId}-s${baseSequence + i}-${'x'.repeat(40)}`),
+      timestamp: 5000,
+    })),
   })
   return { buf, headers: [readBatchHeader(buf, 0)] }
 }
@@ -75,15 +86,21 @@ test('clean close writes a snapshot at the log end; reopening reads it and scans
   assert.equal(reopened.producerStateLoad.snapshotOffset, end)
   assert.equal(reopened.producerStateLoad.scannedBatches, 0)
   // Retries of the last batch of each producer are still duplicates, at their original offsets.
-  for (const [pid, epoch, batches] of expected as [number, number, { firstSeq: number; lastSeq: number; firstOffset: number }[]][]) {
+  for (const [pid, epoch, batches] of expected as [
+    number,
+    number,
+    { firstSeq: number; lastSeq: number; firstOffset: number }[],
+  ][]) {
     const last = batches[batches.length - 1]
-    const d2 = reopened.producerState.check(idempotentBatch(pid, epoch, last.firstSeq, last.lastSeq - last.firstSeq + 1).headers)
+    const d2 = reopened.producerState.check(
+      idempotentBatch(pid, epoch, last.firstSeq, last.lastSeq - last.firstSeq + 1).headers,
+    )
     assert.deepEqual(d2.kind === 'duplicate' ? d2.batch.firstOffset : d2, last.firstOffset)
   }
   await reopened.close()
 })
 
-test('after a crash the state comes from the last roll snapshot plus the active segment\'s headers', async () => {
+test("after a crash the state comes from the last roll snapshot plus the active segment's headers", async () => {
   const d = dir()
   const log = openLog(d, { segmentBytes: 1024 })
   fill(log)
@@ -129,7 +146,11 @@ test('a torn newest snapshot is discarded and an older one used; one beyond the 
   const reopened = openLog(d, { segmentBytes: 1024 })
   assert.deepEqual(state(reopened.producerState), expected)
   assert.ok(reopened.producerStateLoad.snapshotOffset < end)
-  assert.equal(reopened.producerStateLoad.discardedSnapshots.length, 2, reopened.producerStateLoad.discardedSnapshots.join('; '))
+  assert.equal(
+    reopened.producerStateLoad.discardedSnapshots.length,
+    2,
+    reopened.producerStateLoad.discardedSnapshots.join('; '),
+  )
   assert.ok(!fs.existsSync(newest) && !fs.existsSync(snapshotPath(d, end + 1000)))
   await reopened.close()
 })
@@ -160,7 +181,10 @@ test('forEachBatchHeader visits batches from the one holding an offset, across s
   const middle = all[Math.floor(all.length / 2)]
   const from: number[] = []
   log.forEachBatchHeader(middle[1], (h) => from.push(h.baseOffset))
-  assert.deepEqual(from, all.slice(Math.floor(all.length / 2)).map((x) => x[0]))
+  assert.deepEqual(
+    from,
+    all.slice(Math.floor(all.length / 2)).map((x) => x[0]),
+  )
   assert.equal(readAll(log).length, log.logEndOffset)
   await log.close()
 })

@@ -5,8 +5,14 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { ErrorCode } from '../../../src/protocol/errors.ts'
 import {
-  decodeSnapshot, encodeSnapshot,  INT32_MAX, incrementSequence,
-  type ProducerBatch, type ProducerCheck, ProducerStateTable, SnapshotError,
+  decodeSnapshot,
+  encodeSnapshot,
+  INT32_MAX,
+  incrementSequence,
+  type ProducerBatch,
+  type ProducerCheck,
+  ProducerStateTable,
+  SnapshotError,
 } from '../../../src/broker/log/producer-state.ts'
 
 const PID = 42
@@ -85,7 +91,7 @@ test('an older epoch is INVALID_PRODUCER_EPOCH (47), even for a batch that was a
   assert.equal(t.check([b(1, 1, 3)]).kind, 'duplicate')
 })
 
-test('an epoch bump must start at sequence 0, and forgets the old epoch\'s batches', () => {
+test("an epoch bump must start at sequence 0, and forgets the old epoch's batches", () => {
   const t = new ProducerStateTable()
   produce(t, b(0, 3, 0), 0)
   produce(t, b(3, 3, 0), 3)
@@ -94,7 +100,10 @@ test('an epoch bump must start at sequence 0, and forgets the old epoch\'s batch
   assert.equal(errorCode(t.check([b(1, 1, 1)])), ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER)
   assert.equal(produce(t, b(0, 2, 1), 6).kind, 'append')
   assert.equal(t.get(PID)?.epoch, 1)
-  assert.deepEqual(t.get(PID)?.batches.map((m) => [m.firstSeq, m.lastSeq, m.firstOffset]), [[0, 1, 6]])
+  assert.deepEqual(
+    t.get(PID)?.batches.map((m) => [m.firstSeq, m.lastSeq, m.firstOffset]),
+    [[0, 1, 6]],
+  )
   // The old epoch is now fenced, its batches are not duplicates any more.
   assert.equal(errorCode(t.check([b(3, 3, 0)])), ErrorCode.INVALID_PRODUCER_EPOCH)
   assert.equal(t.check([b(0, 2, 1)]).kind, 'duplicate')
@@ -128,7 +137,13 @@ test('producers are independent; batches without a producer id are never looked 
   produce(t, b(0, 1, 0, 2), 1)
   assert.equal(t.check([b(1, 1, 0, 1)]).kind, 'append')
   assert.equal(t.check([b(0, 1, 0, 2)]).kind, 'duplicate')
-  const plain: ProducerBatch = { producerId: -1, producerEpoch: -1, baseSequence: -1, lastOffsetDelta: 0, maxTimestamp: 0 }
+  const plain: ProducerBatch = {
+    producerId: -1,
+    producerEpoch: -1,
+    baseSequence: -1,
+    lastOffsetDelta: 0,
+    maxTimestamp: 0,
+  }
   assert.equal(t.check([plain]).kind, 'append')
   t.recordAppend([plain], 2, 0)
   assert.equal(t.size, 2)
@@ -139,7 +154,13 @@ test('several batches in one append (produce v0-2) must chain; a duplicate among
   assert.equal(t.check([b(0, 2), b(2, 3), b(5)]).kind, 'append')
   assert.equal(errorCode(t.check([b(0, 2), b(3)])), ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER)
   t.recordAppend([b(0, 2), b(2, 3)], 10, 0)
-  assert.deepEqual(t.get(PID)?.batches.map((m) => [m.firstSeq, m.lastSeq, m.firstOffset, m.lastOffset]), [[0, 1, 10, 11], [2, 4, 12, 14]])
+  assert.deepEqual(
+    t.get(PID)?.batches.map((m) => [m.firstSeq, m.lastSeq, m.firstOffset, m.lastOffset]),
+    [
+      [0, 1, 10, 11],
+      [2, 4, 12, 14],
+    ],
+  )
   const d = t.check([b(2, 3), b(5)])
   assert.equal(d.kind, 'duplicate')
   assert.equal(d.kind === 'duplicate' ? d.batch.firstOffset : -1, 12)

@@ -9,7 +9,8 @@ import { appendValues, copyDir, openLog, readAll, removeDir, tempDir } from './h
 const cfg = { segmentBytes: 1500, indexIntervalBytes: 150 }
 let golden = ''
 let expected: [number, string][] = []
-const segFile = (dir: string, base: number, suffix = '.log'): string => path.join(dir, `${String(base).padStart(20, '0')}${suffix}`)
+const segFile = (dir: string, base: number, suffix = '.log'): string =>
+  path.join(dir, `${String(base).padStart(20, '0')}${suffix}`)
 
 interface BatchPos {
   base: number
@@ -34,7 +35,11 @@ function batchesOf(file: string): BatchPos[] {
 before(async () => {
   golden = tempDir('cortado-golden-')
   const log = openLog(golden, cfg)
-  for (let i = 0; i < 40; i++) appendValues(log, Array.from({ length: 1 + (i % 3) }, (_, j) => `g${i}-${j}`))
+  for (let i = 0; i < 40; i++)
+    appendValues(
+      log,
+      Array.from({ length: 1 + (i % 3) }, (_, j) => `g${i}-${j}`),
+    )
   expected = readAll(log)
   assert.ok(log.segmentCount >= 3)
   await log.close()
@@ -42,7 +47,12 @@ before(async () => {
 after(() => removeDir(golden))
 
 function lastSegment(dir: string): number {
-  return Math.max(...fs.readdirSync(dir).filter((f) => f.endsWith('.log')).map((f) => Number(f.slice(0, 20))))
+  return Math.max(
+    ...fs
+      .readdirSync(dir)
+      .filter((f) => f.endsWith('.log'))
+      .map((f) => Number(f.slice(0, 20))),
+  )
 }
 
 /** A copy of the golden log as a crash would leave it: no clean-shutdown marker. */
@@ -93,7 +103,10 @@ test('truncation anywhere in the last segment, and of the whole segment', async 
       const endOffset = kept.length > 0 ? kept[kept.length - 1].base + kept[kept.length - 1].count : base
       const log = openLog(d, cfg)
       assert.equal(log.logEndOffset, endOffset, `cut at ${cut}`)
-      assert.deepEqual(readAll(log), expected.filter(([o]) => o < endOffset))
+      assert.deepEqual(
+        readAll(log),
+        expected.filter(([o]) => o < endOffset),
+      )
       assert.equal(appendValues(log, ['x']).baseOffset, endOffset)
       await log.close()
     } finally {
@@ -119,7 +132,10 @@ test('a corrupt byte in the middle of the last segment truncates the log there',
       const log = openLog(d, cfg)
       assert.equal(log.logEndOffset, victim.base, `corrupt byte at ${at}`)
       assert.equal(fs.statSync(segFile(d, base)).size, victim.start)
-      assert.deepEqual(readAll(log), expected.filter(([o]) => o < victim.base))
+      assert.deepEqual(
+        readAll(log),
+        expected.filter(([o]) => o < victim.base),
+      )
       assert.equal(appendValues(log, ['y']).baseOffset, victim.base)
       await log.close()
     } finally {
@@ -147,7 +163,11 @@ test('a clean marker with a torn tail still leads to recovery of that segment', 
 test('corruption in an older segment (indexes lost) truncates it and drops the later segments', async () => {
   const d = crashedCopy()
   try {
-    const bases = fs.readdirSync(d).filter((f) => f.endsWith('.log')).map((f) => Number(f.slice(0, 20))).sort((a, b) => a - b)
+    const bases = fs
+      .readdirSync(d)
+      .filter((f) => f.endsWith('.log'))
+      .map((f) => Number(f.slice(0, 20)))
+      .sort((a, b) => a - b)
     const victimSegment = bases[1]
     const victim = batchesOf(segFile(d, victimSegment))[2]
     const data = fs.readFileSync(segFile(d, victimSegment))
@@ -158,7 +178,10 @@ test('corruption in an older segment (indexes lost) truncates it and drops the l
     assert.equal(log.logEndOffset, victim.base)
     assert.deepEqual(log.segmentBaseOffsets, [bases[0], bases[1]])
     for (const later of bases.slice(2)) assert.ok(!fs.existsSync(segFile(d, later)))
-    assert.deepEqual(readAll(log), expected.filter(([o]) => o < victim.base))
+    assert.deepEqual(
+      readAll(log),
+      expected.filter(([o]) => o < victim.base),
+    )
     await log.close()
   } finally {
     removeDir(d)

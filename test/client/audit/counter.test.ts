@@ -17,10 +17,46 @@ void test('counts messages and bytes per (topic, bucket, outcome); drain returns
   c.record('u', String(T0), 'failure', 3)
   assert.equal(c.size, 4)
   assert.deepEqual(c.drain(), [
-    { side: 'produce', topic: 't', group: null, bucketStart: T0, bucketMs: MIN, outcome: 'attempt', messages: 2, bytes: 30 },
-    { side: 'produce', topic: 't', group: null, bucketStart: T0, bucketMs: MIN, outcome: 'success', messages: 1, bytes: 10 },
-    { side: 'produce', topic: 't', group: null, bucketStart: T0 + MIN, bucketMs: MIN, outcome: 'attempt', messages: 1, bytes: 1 },
-    { side: 'produce', topic: 'u', group: null, bucketStart: T0, bucketMs: MIN, outcome: 'failure', messages: 1, bytes: 3 },
+    {
+      side: 'produce',
+      topic: 't',
+      group: null,
+      bucketStart: T0,
+      bucketMs: MIN,
+      outcome: 'attempt',
+      messages: 2,
+      bytes: 30,
+    },
+    {
+      side: 'produce',
+      topic: 't',
+      group: null,
+      bucketStart: T0,
+      bucketMs: MIN,
+      outcome: 'success',
+      messages: 1,
+      bytes: 10,
+    },
+    {
+      side: 'produce',
+      topic: 't',
+      group: null,
+      bucketStart: T0 + MIN,
+      bucketMs: MIN,
+      outcome: 'attempt',
+      messages: 1,
+      bytes: 1,
+    },
+    {
+      side: 'produce',
+      topic: 'u',
+      group: null,
+      bucketStart: T0,
+      bucketMs: MIN,
+      outcome: 'failure',
+      messages: 1,
+      bytes: 3,
+    },
   ])
   assert.equal(c.size, 0)
   assert.deepEqual(c.drain(), [])
@@ -31,7 +67,13 @@ void test('consume side keys by group; configurable bucket; bad input rejected',
   c.record('t', T0 + 12_345, 'success', 7)
   c.record('t', T0 + 12_345, 'success', 7, 'g2')
   c.record('t', T0 + 19_999, 'success', 1)
-  assert.deepEqual(c.drain().map((x) => [x.group, x.bucketStart - T0, x.messages, x.bytes]), [['g1', 10_000, 2, 8], ['g2', 10_000, 1, 7]])
+  assert.deepEqual(
+    c.drain().map((x) => [x.group, x.bucketStart - T0, x.messages, x.bytes]),
+    [
+      ['g1', 10_000, 2, 8],
+      ['g2', 10_000, 1, 7],
+    ],
+  )
   assert.throws(() => new AuditCounter({ side: 'consume' }).record('t', T0, 'success', 1), TypeError)
   assert.throws(() => new AuditCounter({ side: 'produce' }).record('t', T0, 'success', 1, 'g'), TypeError)
   assert.throws(() => c.record('t', T0, 'success', -1), RangeError)
@@ -47,7 +89,10 @@ void test('a large message is one record() call: counted once with its whole siz
   const c = new AuditCounter({ side: 'consume', group: 'g' })
   const whole = 20 * 1024 * 1024
   c.record('t', T0, 'success', whole)
-  assert.deepEqual(c.drain().map((x) => [x.messages, x.bytes]), [[1, whole]])
+  assert.deepEqual(
+    c.drain().map((x) => [x.messages, x.bytes]),
+    [[1, whole]],
+  )
 })
 
 function rec(id: string, seq: number, counts: AuditRecord['counts']): AuditRecord {
@@ -55,10 +100,26 @@ function rec(id: string, seq: number, counts: AuditRecord['counts']): AuditRecor
 }
 
 void test('computeAuditReport: side by side per bucket, window [from, to), duplicates by (reporter, seq), verdicts', () => {
-  const p = (bucket: number, messages: number, outcome: 'success' | 'attempt' = 'success') =>
-    ({ side: 'produce' as const, topic: 't', group: null, bucketStart: T0 + bucket * MIN, bucketMs: MIN, outcome, messages, bytes: messages * 10 })
-  const k = (bucket: number, messages: number, group = 'g') =>
-    ({ side: 'consume' as const, topic: 't', group, bucketStart: T0 + bucket * MIN, bucketMs: MIN, outcome: 'success' as const, messages, bytes: messages * 10 })
+  const p = (bucket: number, messages: number, outcome: 'success' | 'attempt' = 'success') => ({
+    side: 'produce' as const,
+    topic: 't',
+    group: null,
+    bucketStart: T0 + bucket * MIN,
+    bucketMs: MIN,
+    outcome,
+    messages,
+    bytes: messages * 10,
+  })
+  const k = (bucket: number, messages: number, group = 'g') => ({
+    side: 'consume' as const,
+    topic: 't',
+    group,
+    bucketStart: T0 + bucket * MIN,
+    bucketMs: MIN,
+    outcome: 'success' as const,
+    messages,
+    bytes: messages * 10,
+  })
   const records = [
     rec('P', 0, [p(-1, 5), p(0, 10), p(0, 10, 'attempt'), p(1, 4), p(60, 9)]),
     rec('P', 0, [p(-1, 5), p(0, 10), p(0, 10, 'attempt'), p(1, 4), p(60, 9)]), // republished
@@ -66,16 +127,36 @@ void test('computeAuditReport: side by side per bucket, window [from, to), dupli
     rec('C', 1, [k(0, 3)]),
   ]
   const r = computeAuditReport(records, { topic: 't', group: 'g', from: T0, to: new Date(T0 + 60 * MIN) })
-  assert.deepEqual(r.buckets.map((b) => [b.bucketStart - T0, b.produced.messages, b.consumed.messages, b.difference]), [[0, 10, 10, 0], [MIN, 4, 4, 0]])
-  assert.deepEqual([r.total.produced, r.total.consumed, r.total.produceAttempts.messages], [{ messages: 14, bytes: 140 }, { messages: 14, bytes: 140 }, 10])
-  assert.deepEqual([r.verdict, r.complete, r.missing, r.extra, r.recordsRead, r.duplicateRecords], ['complete', true, 0, 0, 4, 1])
+  assert.deepEqual(
+    r.buckets.map((b) => [b.bucketStart - T0, b.produced.messages, b.consumed.messages, b.difference]),
+    [
+      [0, 10, 10, 0],
+      [MIN, 4, 4, 0],
+    ],
+  )
+  assert.deepEqual(
+    [r.total.produced, r.total.consumed, r.total.produceAttempts.messages],
+    [{ messages: 14, bytes: 140 }, { messages: 14, bytes: 140 }, 10],
+  )
+  assert.deepEqual(
+    [r.verdict, r.complete, r.missing, r.extra, r.recordsRead, r.duplicateRecords],
+    ['complete', true, 0, 0, 4, 1],
+  )
   assert.match(r.text, /verdict: complete/)
 
   const missing = computeAuditReport(records.slice(0, 3), { topic: 't', group: 'g', from: T0, to: T0 + 60 * MIN })
-  assert.deepEqual([missing.verdict, missing.complete, missing.missing, missing.total.consumed.messages], ['missing', false, 3, 11])
+  assert.deepEqual(
+    [missing.verdict, missing.complete, missing.missing, missing.total.consumed.messages],
+    ['missing', false, 3, 11],
+  )
   assert.match(missing.text, /verdict: missing 3\n/)
 
-  const extra = computeAuditReport([...records, rec('C', 2, [k(1, 2)])], { topic: 't', group: 'g', from: T0, to: T0 + 60 * MIN })
+  const extra = computeAuditReport([...records, rec('C', 2, [k(1, 2)])], {
+    topic: 't',
+    group: 'g',
+    from: T0,
+    to: T0 + 60 * MIN,
+  })
   assert.deepEqual([extra.verdict, extra.extra], ['extra', 2])
   assert.match(extra.text, /verdict: extra 2 \(duplicates\)/)
 
@@ -86,10 +167,28 @@ void test('computeAuditReport: side by side per bucket, window [from, to), dupli
 })
 
 void test('decodeAuditRecord: round trip; bad values are typed errors, never throws', () => {
-  const r = rec('R', 3, [{ side: 'consume', topic: 't', group: 'g', bucketStart: T0, bucketMs: MIN, outcome: 'success', messages: 2, bytes: 9 }])
+  const r = rec('R', 3, [
+    {
+      side: 'consume',
+      topic: 't',
+      group: 'g',
+      bucketStart: T0,
+      bucketMs: MIN,
+      outcome: 'success',
+      messages: 2,
+      bytes: 9,
+    },
+  ])
   assert.deepEqual(decodeAuditRecord(encodeAuditRecord(r)), { ok: true, record: r })
-  for (const bad of [null, Buffer.from('{'), Buffer.from('[]'), Buffer.from('{"v":2}'), Buffer.from(JSON.stringify({ ...r, seq: -1 })),
-    Buffer.from(JSON.stringify({ ...r, counts: [{ ...r.counts[0], outcome: 'maybe' }] })), Buffer.alloc((1 << 20) + 1)]) {
+  for (const bad of [
+    null,
+    Buffer.from('{'),
+    Buffer.from('[]'),
+    Buffer.from('{"v":2}'),
+    Buffer.from(JSON.stringify({ ...r, seq: -1 })),
+    Buffer.from(JSON.stringify({ ...r, counts: [{ ...r.counts[0], outcome: 'maybe' }] })),
+    Buffer.alloc((1 << 20) + 1),
+  ]) {
     const d = decodeAuditRecord(bad)
     assert.equal(d.ok, false)
   }

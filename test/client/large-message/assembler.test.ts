@@ -24,7 +24,13 @@ function id(n: number): Buffer {
 }
 
 function seg(offset: number, msg: number, seq: number, n: number, value: Buffer, size: number): SegmentInput {
-  const header: LargeMessageHeader = { type: HEADER_TYPE_V3, messageId: id(msg), segmentNumber: seq, numberOfSegments: n, messageSizeInBytes: size }
+  const header: LargeMessageHeader = {
+    type: HEADER_TYPE_V3,
+    messageId: id(msg),
+    segmentNumber: seq,
+    numberOfSegments: n,
+    messageSizeInBytes: size,
+  }
   return { offset, header, value }
 }
 
@@ -32,7 +38,8 @@ function plain(offset: number, value: string): SegmentInput {
   return { offset, header: null, value: Buffer.from(value) }
 }
 
-const valueOf = (r: ProcessResult) => (r.kind === 'message' ? r.message.value?.toString() : r.kind === 'skipped' ? `skipped:${r.reason}` : r.kind)
+const valueOf = (r: ProcessResult) =>
+  r.kind === 'message' ? r.message.value?.toString() : r.kind === 'skipped' ? `skipped:${r.reason}` : r.kind
 
 void test('segments reassemble; the offset of a large message is that of its last segment', () => {
   const a = new MessageAssembler()
@@ -63,20 +70,34 @@ void test('restart from a commit: delivered messages skipped, the incomplete one
   assert.equal(meta, '2,')
   const b = new MessageAssembler()
   b.restore(P, c.offset, decodeCommitMetadata(meta))
-  assert.deepEqual(log.slice(c.offset).map((s) => valueOf(b.process(P, s))), ['incomplete', 'skipped:delivered', 'xy'])
+  assert.deepEqual(
+    log.slice(c.offset).map((s) => valueOf(b.process(P, s))),
+    ['incomplete', 'skipped:delivered', 'xy'],
+  )
   assert.equal(decodeCommitMetadata(null), undefined)
   assert.equal(decodeCommitMetadata('junk'), undefined)
 })
 
 void test('restart: the tail of a delivered message whose head precedes the commit is skipped and holds nothing back', () => {
-  const log = [seg(0, 0, 0, 2, Buffer.from('a'), 2), seg(1, 1, 0, 2, Buffer.from('c'), 2), seg(2, 0, 1, 2, Buffer.from('b'), 2), seg(3, 1, 1, 2, Buffer.from('d'), 2)]
+  const log = [
+    seg(0, 0, 0, 2, Buffer.from('a'), 2),
+    seg(1, 1, 0, 2, Buffer.from('c'), 2),
+    seg(2, 0, 1, 2, Buffer.from('b'), 2),
+    seg(3, 1, 1, 2, Buffer.from('d'), 2),
+  ]
   const a = new MessageAssembler()
-  assert.deepEqual(log.slice(0, 3).map((s) => valueOf(a.process(P, s))), ['incomplete', 'incomplete', 'ab'])
+  assert.deepEqual(
+    log.slice(0, 3).map((s) => valueOf(a.process(P, s))),
+    ['incomplete', 'incomplete', 'ab'],
+  )
   const c = a.commitPoint(P)!
   assert.deepEqual(c, { offset: 1, highWatermark: 3 })
   const b = new MessageAssembler()
   b.restore(P, c.offset, c.highWatermark)
-  assert.deepEqual(log.slice(1).map((s) => valueOf(b.process(P, s))), ['incomplete', 'skipped:stale', 'cd'])
+  assert.deepEqual(
+    log.slice(1).map((s) => valueOf(b.process(P, s))),
+    ['incomplete', 'skipped:stale', 'cd'],
+  )
   assert.deepEqual(b.commitPoint(P), { offset: 4, highWatermark: 4 })
 })
 
@@ -87,7 +108,11 @@ void test('duplicated segments are ignored, also after their message completed',
   assert.equal(valueOf(a.process(P, { ...s0, offset: 1 })), 'skipped:duplicate')
   assert.equal(valueOf(a.process(P, seg(2, 1, 1, 2, Buffer.from('b'), 2))), 'ab')
   assert.equal(valueOf(a.process(P, seg(3, 1, 1, 2, Buffer.from('b'), 2))), 'skipped:duplicate')
-  assert.deepEqual(a.commitPoint(P), { offset: 4, highWatermark: 4 }, 'a late duplicate does not hold the safe offset back')
+  assert.deepEqual(
+    a.commitPoint(P),
+    { offset: 4, highWatermark: 4 },
+    'a late duplicate does not hold the safe offset back',
+  )
   assert.equal(a.stats.duplicates, 2)
 })
 
@@ -116,7 +141,10 @@ void test('buffer pool: eldest incomplete message evicted first when over capaci
 void test('buffer pool: onDrop "throw" raises LargeMessageDroppedError', () => {
   const a = new MessageAssembler({ bufferCapacity: 5, onDrop: 'throw' })
   a.process(P, seg(0, 1, 0, 2, Buffer.alloc(4), 8))
-  assert.throws(() => a.process(P, seg(1, 2, 0, 2, Buffer.alloc(4), 8)), (e: unknown) => e instanceof LargeMessageDroppedError && e.reason === 'capacity' && e.startOffset === 0)
+  assert.throws(
+    () => a.process(P, seg(1, 2, 0, 2, Buffer.alloc(4), 8)),
+    (e: unknown) => e instanceof LargeMessageDroppedError && e.reason === 'capacity' && e.startOffset === 0,
+  )
   assert.equal(a.eldestIncomplete(P), 1, 'message 2 is kept')
 })
 
@@ -130,7 +158,10 @@ void test('incomplete messages expire after the offset gap; the safe offset move
   assert.deepEqual(a.commitPoint(P), { offset: 5, highWatermark: 5 })
   const t = new MessageAssembler({ expirationOffsetGap: 3, onDrop: 'throw' })
   t.process(P, seg(0, 1, 0, 2, Buffer.from('a'), 2))
-  assert.throws(() => t.process(P, plain(4, 'x')), (e: unknown) => e instanceof LargeMessageDroppedError && e.reason === 'expired')
+  assert.throws(
+    () => t.process(P, plain(4, 'x')),
+    (e: unknown) => e instanceof LargeMessageDroppedError && e.reason === 'expired',
+  )
 })
 
 for (const seed of [1, 2, 3, 42, 1234]) {

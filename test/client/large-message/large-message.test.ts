@@ -16,7 +16,11 @@ import { type OutgoingRecord } from '../../../src/client/large-message/segment.t
 import { type BrokerProcess, removeDir, ROOT, startBroker } from '../../helpers/broker-process.ts'
 
 const FIXTURE = join(ROOT, 'test', 'client', 'large-message', 'fixtures', 'lm-consumer.ts')
-const BROKER_CONFIG = { 'message.max.bytes': '1048576', 'group.initial.rebalance.delay.ms': '0', 'group.min.session.timeout.ms': '1000' }
+const BROKER_CONFIG = {
+  'message.max.bytes': '1048576',
+  'group.initial.rebalance.delay.ms': '0',
+  'group.min.session.timeout.ms': '1000',
+}
 
 let broker: BrokerProcess
 let admin: Admin
@@ -37,11 +41,26 @@ after(async () => {
 })
 
 function newSend(): (r: OutgoingRecord) => Promise<RecordAck> {
-  const producer = new Producer({ clientId: `lm-producer-${producers.length}`, bootstrapBrokers: [broker.bootstrap], idempotent: true, acks: ProduceAcks.ALL, retries: 20, retryDelay: 200 })
+  const producer = new Producer({
+    clientId: `lm-producer-${producers.length}`,
+    bootstrapBrokers: [broker.bootstrap],
+    idempotent: true,
+    acks: ProduceAcks.ALL,
+    retries: 20,
+    retryDelay: 200,
+  })
   producers.push(producer)
   return async (r) => {
     const result = await producer.send({
-      messages: [{ topic: r.topic, partition: r.partition, key: r.key ?? undefined, value: r.value ?? undefined, headers: new Map((r.headers ?? []).map(([k, v]) => [Buffer.from(k), v])) }],
+      messages: [
+        {
+          topic: r.topic,
+          partition: r.partition,
+          key: r.key ?? undefined,
+          value: r.value ?? undefined,
+          headers: new Map((r.headers ?? []).map(([k, v]) => [Buffer.from(k), v])),
+        },
+      ],
       acks: ProduceAcks.ALL,
     })
     const o = result.offsets![0]
@@ -55,7 +74,21 @@ async function createTopic(partitions: number): Promise<string> {
   return topic
 }
 
-type Event = { ev: string; partition?: number; offset?: number; startOffset?: number; result?: string; seq?: number | null; key?: string | null; length?: number; sha256?: string; partitions?: number[]; error?: string; hw?: number; headers?: [string, string][] }
+type Event = {
+  ev: string
+  partition?: number
+  offset?: number
+  startOffset?: number
+  result?: string
+  seq?: number | null
+  key?: string | null
+  length?: number
+  sha256?: string
+  partitions?: number[]
+  error?: string
+  hw?: number
+  headers?: [string, string][]
+}
 
 class Member {
   readonly events: Event[] = []
@@ -79,7 +112,10 @@ class Member {
     while (!pred(this.events)) {
       const err = this.events.find((e) => e.ev === 'error')
       if (err !== undefined) throw new Error(`member error: ${err.error}`)
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; events: ${JSON.stringify(this.events.slice(-20))}\n${this.stderr.slice(-2000)}`)
+      if (Date.now() > deadline)
+        throw new Error(
+          `timed out waiting for ${what}; events: ${JSON.stringify(this.events.slice(-20))}\n${this.stderr.slice(-2000)}`,
+        )
       await new Promise((r) => setTimeout(r, 50))
     }
   }
@@ -114,33 +150,49 @@ function pattern(size: number, seed: number): Buffer {
 void test('a 20 MB message through a broker whose message.max.bytes is 1 MB', async () => {
   const topic = await createTopic(1)
   const send = newSend()
-  const tooLarge = await send({ topic, key: null, value: Buffer.alloc(2_000_000) }).then(() => undefined, (e: unknown) => e)
+  const tooLarge = await send({ topic, key: null, value: Buffer.alloc(2_000_000) }).then(
+    () => undefined,
+    (e: unknown) => e,
+  )
   assert.match(errorText(tooLarge), /larger than the max message size/i, 'the broker limit is real')
   const lmp = new LargeMessageProducer({ send, segmentSize: 800_000 })
   const value = pattern(20 * 1024 * 1024, 7)
-  const ack = await lmp.send({ topic, key: null, value, headers: [['content-type', Buffer.from('application/octet-stream')]] })
+  const ack = await lmp.send({
+    topic,
+    key: null,
+    value,
+    headers: [['content-type', Buffer.from('application/octet-stream')]],
+  })
   assert.equal(ack.segments, 27)
   const small = await lmp.send({ topic, key: Buffer.from('k'), value: Buffer.from('after') })
   const m = new Member('lm-big', topic)
   await m.waitFor('two messages', (e) => e.filter((x) => x.ev === 'message').length >= 2, 60_000)
   const [big, second] = m.messages()
-  assert.deepEqual([big.offset, big.startOffset, big.length, big.sha256, big.key], [Number(ack.offset), 0, value.length, sha(value), ack.messageId!.toString('hex')])
+  assert.deepEqual(
+    [big.offset, big.startOffset, big.length, big.sha256, big.key],
+    [Number(ack.offset), 0, value.length, sha(value), ack.messageId!.toString('hex')],
+  )
   assert.deepEqual(big.headers, [['content-type', 'application/octet-stream']])
-  assert.deepEqual([second.offset, second.key, second.length], [Number(small.offset), Buffer.from('k').toString('hex'), 5])
+  assert.deepEqual(
+    [second.offset, second.key, second.length],
+    [Number(small.offset), Buffer.from('k').toString('hex'), 5],
+  )
   await m.stop()
 })
 
 void test('segments of several producers interleaved in one partition: each message whole, once, in order', async () => {
   const topic = await createTopic(1)
   const sent: { offset: number; sha256: string; length: number }[] = []
-  await Promise.all([0, 1, 2].map(async (p) => {
-    const lmp = new LargeMessageProducer({ send: newSend(), segmentSize: 1000, maxInFlight: 1 })
-    for (let i = 0; i < 6; i++) {
-      const value = pattern(1500 + 997 * ((p * 6 + i) % 7), p * 100 + i)
-      const ack = await lmp.send({ topic, partition: 0, key: null, value })
-      sent.push({ offset: Number(ack.offset), sha256: sha(value), length: value.length })
-    }
-  }))
+  await Promise.all(
+    [0, 1, 2].map(async (p) => {
+      const lmp = new LargeMessageProducer({ send: newSend(), segmentSize: 1000, maxInFlight: 1 })
+      for (let i = 0; i < 6; i++) {
+        const value = pattern(1500 + 997 * ((p * 6 + i) % 7), p * 100 + i)
+        const ack = await lmp.send({ topic, partition: 0, key: null, value })
+        sent.push({ offset: Number(ack.offset), sha256: sha(value), length: value.length })
+      }
+    }),
+  )
   sent.sort((a, b) => a.offset - b.offset)
   const m = new Member('lm-mix', topic)
   await m.waitFor('all messages', (e) => e.filter((x) => x.ev === 'message').length >= sent.length)
@@ -149,7 +201,10 @@ void test('segments of several producers interleaved in one partition: each mess
   assert.deepEqual(got, sent)
   // The producers' segments did interleave: some message spans another's segments.
   const spans = m.messages().map((e) => [e.startOffset!, e.offset!])
-  assert.ok(spans.some(([s, o], i) => spans.some(([s2], j) => j !== i && s2 > s && s2 < o)), 'interleaved')
+  assert.ok(
+    spans.some(([s, o], i) => spans.some(([s2], j) => j !== i && s2 > s && s2 < o)),
+    'interleaved',
+  )
   await m.stop()
 })
 
@@ -166,8 +221,12 @@ void test('a member SIGKILLed in the middle of a message and restarted: nothing 
   const c = await send({ topic, key: Buffer.from('c'), value: Buffer.from('plain C') }) // 5
   await send(segB[1]) // 6
   const m1 = new Member('lm-kill', topic)
-  await m1.waitFor('C delivered and committed, B half read', (e) =>
-    e.some((x) => x.ev === 'committed' && x.hw === Number(c.offset) + 1) && e.some((x) => x.ev === 'record' && x.offset === 6 && x.result === 'incomplete'))
+  await m1.waitFor(
+    'C delivered and committed, B half read',
+    (e) =>
+      e.some((x) => x.ev === 'committed' && x.hw === Number(c.offset) + 1) &&
+      e.some((x) => x.ev === 'record' && x.offset === 6 && x.result === 'incomplete'),
+  )
   const committed = m1.events.filter((x) => x.ev === 'committed').at(-1)!
   assert.equal(committed.offset, Number(b0.offset), 'the commit stops at the start of the incomplete message B')
   await m1.sigkill()
@@ -184,7 +243,10 @@ void test('a member SIGKILLed in the middle of a message and restarted: nothing 
     [Number(last!.offset), sha(valB)],
     [Number(d.offset), sha(pattern(250, 4))],
   ])
-  assert.ok(m2.events.some((x) => x.ev === 'record' && x.offset === Number(c.offset) && x.result === 'delivered'), 'C was re-read and skipped')
+  assert.ok(
+    m2.events.some((x) => x.ev === 'record' && x.offset === Number(c.offset) && x.result === 'delivered'),
+    'C was re-read and skipped',
+  )
   await m2.stop()
 })
 
@@ -201,7 +263,9 @@ void test('a rebalance in the middle of a message: every message delivered whole
     expected.push([p, Number(y.offset), sha(Buffer.from(`Y${p}`))])
   }
   const m1 = new Member('lm-reb', topic)
-  await m1.waitFor('Y0, Y1 committed', (e) => [0, 1].every((p) => e.some((x) => x.ev === 'committed' && x.partition === p && x.hw === 2)))
+  await m1.waitFor('Y0, Y1 committed', (e) =>
+    [0, 1].every((p) => e.some((x) => x.ev === 'committed' && x.partition === p && x.hw === 2)),
+  )
   const m2 = new Member('lm-reb', topic)
   await m2.waitFor('m2 assigned', (e) => e.some((x) => x.ev === 'assigned' && x.partitions!.length > 0))
   await m1.waitFor('m1 reassigned', (e) => e.filter((x) => x.ev === 'assigned').at(-1)!.partitions!.length === 1)
@@ -221,7 +285,10 @@ void test('a rebalance in the middle of a message: every message delivered whole
   assert.deepEqual(byPartition(got), byPartition(expected))
   // The partition that moved was re-read by its new owner from the safe offset (the start of the
   // incomplete message), and the message delivered before the rebalance was skipped there.
-  assert.ok(m2.events.some((x) => x.ev === 'record' && x.result === 'delivered'), JSON.stringify(m2.events))
+  assert.ok(
+    m2.events.some((x) => x.ev === 'record' && x.result === 'delivered'),
+    JSON.stringify(m2.events),
+  )
   await m2.stop()
   await m1.stop()
 })

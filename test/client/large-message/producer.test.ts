@@ -3,8 +3,16 @@
 // failure rejects once with LargeMessageSendError naming how many segments were sent.
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { LargeMessageProducer, LargeMessageSendError, type RecordAck } from '../../../src/client/large-message/producer.ts'
-import { decodeLargeMessageHeader, LARGE_MESSAGE_HEADER, type OutgoingRecord } from '../../../src/client/large-message/segment.ts'
+import {
+  LargeMessageProducer,
+  LargeMessageSendError,
+  type RecordAck,
+} from '../../../src/client/large-message/producer.ts'
+import {
+  decodeLargeMessageHeader,
+  LARGE_MESSAGE_HEADER,
+  type OutgoingRecord,
+} from '../../../src/client/large-message/segment.ts'
 
 function fakeLog(failAt = -1) {
   const sent: OutgoingRecord[] = []
@@ -29,7 +37,10 @@ void test('a large value is sent as segments; resolves once with the last segmen
   const value = Buffer.from('x'.repeat(95))
   const ack = await p.send({ topic: 't', key: null, value, headers: [['a', Buffer.from('1')]] })
   assert.equal(f.sent.length, 10)
-  assert.deepEqual({ ...ack, messageId: undefined }, { topic: 't', partition: 0, offset: 109n, messageId: undefined, segments: 10 })
+  assert.deepEqual(
+    { ...ack, messageId: undefined },
+    { topic: 't', partition: 0, offset: 109n, messageId: undefined, segments: 10 },
+  )
   assert.ok(ack.messageId !== null && ack.messageId.length === 16)
   assert.ok(f.maxInFlight() <= 3 && f.maxInFlight() > 1)
   assert.deepEqual(Buffer.concat(f.sent.map((s) => s.value!)), value)
@@ -52,7 +63,10 @@ void test('a small value is sent as is', async () => {
 void test('a failed segment rejects once with LargeMessageSendError; nothing after it is handed over', async () => {
   const f = fakeLog(4)
   const p = new LargeMessageProducer({ send: f.send, segmentSize: 10, maxInFlight: 2 })
-  const err = await p.send({ topic: 't', key: null, value: Buffer.alloc(100) }).then(() => undefined, (e: unknown) => e)
+  const err = await p.send({ topic: 't', key: null, value: Buffer.alloc(100) }).then(
+    () => undefined,
+    (e: unknown) => e,
+  )
   assert.ok(err instanceof LargeMessageSendError)
   assert.equal(err.total, 10)
   // Segments 0-3 succeed and 4 fails; with 2 in flight, up to 2 later segments may have been

@@ -5,12 +5,27 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import {
-  assertInvariants, assertStepInvariants, type ControllerAction, type ControllerConfig, type ControllerEvent, type ControllerState, initialControllerState, isActive, step,
+  assertInvariants,
+  assertStepInvariants,
+  type ControllerAction,
+  type ControllerConfig,
+  type ControllerEvent,
+  type ControllerState,
+  initialControllerState,
+  isActive,
+  step,
 } from '../../../src/db/controller/controller-state.ts'
 import { type DatabaseInfo, type NodeInfo } from '../../../src/db/metadata/model.ts'
 import { mulberry32 } from '../../../src/util/random.ts'
 
-const CONFIG: ControllerConfig = { nodeSessionMs: 1000, controllerSessionMs: 2000, controllerHeartbeatMs: 300, rereplicationDelayMs: 60_000, maxConcurrentMoves: 2, caughtUpScns: 10 }
+const CONFIG: ControllerConfig = {
+  nodeSessionMs: 1000,
+  controllerSessionMs: 2000,
+  controllerHeartbeatMs: 300,
+  rereplicationDelayMs: 60_000,
+  maxConcurrentMoves: 2,
+  caughtUpScns: 10,
+}
 
 /** The simulator re-replicates quickly, so that its schedules exercise replica moves too. */
 const SIM_CONFIG: ControllerConfig = { ...CONFIG, rereplicationDelayMs: 1500 }
@@ -48,15 +63,31 @@ class Reader {
 }
 
 const node = (id: string): NodeInfo => ({ id, url: `http://${id}`, rack: null, pid: 1, startedAt: 0 })
-const db = (name: string, partitions: number, replicas = 3): DatabaseInfo => ({ name, partitions, replicas, topic: `cortado-db-${name}`, tables: {} })
-const heartbeat = (id: string, replicas: { db: string; partition: number; generation: number; scn: number }[] = []): Rec => ({
+const db = (name: string, partitions: number, replicas = 3): DatabaseInfo => ({
+  name,
+  partitions,
+  replicas,
+  topic: `cortado-db-${name}`,
+  tables: {},
+})
+const heartbeat = (
+  id: string,
+  replicas: { db: string; partition: number; generation: number; scn: number }[] = [],
+): Rec => ({
   key: `heartbeat/${id}`,
   value: { id, replicas: replicas.map((r) => ({ ...r, role: 'slave' })) },
 })
 
 /** A cluster of 3 registered, heartbeating nodes and an active controller `a`. */
 function started(): { log: Rec[]; a: Reader; now: number } {
-  const log: Rec[] = [{ key: 'node/n1', value: node('n1') }, { key: 'node/n2', value: node('n2') }, { key: 'node/n3', value: node('n3') }, heartbeat('n1'), heartbeat('n2'), heartbeat('n3')]
+  const log: Rec[] = [
+    { key: 'node/n1', value: node('n1') },
+    { key: 'node/n2', value: node('n2') },
+    { key: 'node/n3', value: node('n3') },
+    heartbeat('n1'),
+    heartbeat('n2'),
+    heartbeat('n3'),
+  ]
   const a = new Reader('a')
   a.catchUp(log, 0)
   log.push(...a.tick(0))
@@ -70,7 +101,13 @@ void test('leadership goes to the first claim in the log; a later claim of the s
   const a = new Reader('a')
   const b = new Reader('b')
   const claims = [...b.tick(0), ...a.tick(0)] // b's claim lands first
-  assert.deepEqual(claims.map((c) => c.value), [{ id: 'b', epoch: 1 }, { id: 'a', epoch: 1 }])
+  assert.deepEqual(
+    claims.map((c) => c.value),
+    [
+      { id: 'b', epoch: 1 },
+      { id: 'a', epoch: 1 },
+    ],
+  )
   log.push(...claims)
   a.catchUp(log, 1)
   b.catchUp(log, 1)
@@ -87,7 +124,7 @@ void test('leadership goes to the first claim in the log; a later claim of the s
   assert.equal(a.state.epoch, 1)
 })
 
-void test('a standby takes over when the leader falls silent; the deposed leader\'s placements are not followed', () => {
+void test("a standby takes over when the leader falls silent; the deposed leader's placements are not followed", () => {
   const { log, a } = started()
   log.push({ key: 'db/d', value: db('d', 2) })
   const b = new Reader('b')
@@ -100,15 +137,22 @@ void test('a standby takes over when the leader falls silent; the deposed leader
   // a goes silent (paused); b claims after the controller session.
   assert.deepEqual(b.tick(1500), [])
   const claim = b.tick(2200)
-  assert.deepEqual(claim.map((c) => c.value), [{ id: 'b', epoch: 2 }])
+  assert.deepEqual(
+    claim.map((c) => c.value),
+    [{ id: 'b', epoch: 2 }],
+  )
   log.push(...claim)
   b.catchUp(log, 2200)
   assert.ok(isActive(b.state))
   // a wakes up, still believing it leads, and writes a placement under epoch 1 before reading on.
-  log.push({ key: 'partition/d/0', value: { db: 'd', partition: 0, generation: 9, master: 'n3', replicas: ['n1', 'n2', 'n3'], controllerEpoch: 1 } })
+  log.push({
+    key: 'partition/d/0',
+    value: { db: 'd', partition: 0, generation: 9, master: 'n3', replicas: ['n1', 'n2', 'n3'], controllerEpoch: 1 },
+  })
   a.catchUp(log, 2300)
   b.catchUp(log, 2300)
-  for (const r of [a, b]) assert.notEqual(r.state.partitions.get('d/0')?.generation, 9, 'a placement of a deposed controller is ignored')
+  for (const r of [a, b])
+    assert.notEqual(r.state.partitions.get('d/0')?.generation, 9, 'a placement of a deposed controller is ignored')
   assert.ok(!isActive(a.state), 'the deposed controller learns it from the log')
 })
 
@@ -116,7 +160,11 @@ void test('databases are placed once enough nodes are alive; failover picks the 
   const { log, a } = started()
   log.push({ key: 'db/big', value: db('big', 4, 5) })
   a.catchUp(log, 10)
-  assert.deepEqual(a.tick(20).filter((w) => w.key.startsWith('partition/')), [], 'waits for 5 live nodes')
+  assert.deepEqual(
+    a.tick(20).filter((w) => w.key.startsWith('partition/')),
+    [],
+    'waits for 5 live nodes',
+  )
   log.push({ key: 'db/d', value: db('d', 3) })
   a.catchUp(log, 30)
   const placed = a.tick(400).filter((w) => w.key.startsWith('partition/d/'))
@@ -127,18 +175,42 @@ void test('databases are placed once enough nodes are alive; failover picks the 
   const p0 = a.state.partitions.get('d/0')!
   const dead = p0.master!
   const [x, y] = p0.replicas.filter((r) => r !== dead)
-  log.push(heartbeat(x, [{ db: 'd', partition: 0, generation: 1, scn: 5 }]), heartbeat(y, [{ db: 'd', partition: 0, generation: 1, scn: 9 }]))
+  log.push(
+    heartbeat(x, [{ db: 'd', partition: 0, generation: 1, scn: 5 }]),
+    heartbeat(y, [{ db: 'd', partition: 0, generation: 1, scn: 9 }]),
+  )
   a.catchUp(log, 900)
-  assert.deepEqual(a.tick(900).filter((w) => w.key.startsWith('partition/')), [], 'no failover while every node is within its session')
+  assert.deepEqual(
+    a.tick(900).filter((w) => w.key.startsWith('partition/')),
+    [],
+    'no failover while every node is within its session',
+  )
   // Only x and y keep heartbeating.
-  log.push(heartbeat(x, [{ db: 'd', partition: 0, generation: 1, scn: 5 }]), heartbeat(y, [{ db: 'd', partition: 0, generation: 1, scn: 9 }]))
+  log.push(
+    heartbeat(x, [{ db: 'd', partition: 0, generation: 1, scn: 5 }]),
+    heartbeat(y, [{ db: 'd', partition: 0, generation: 1, scn: 9 }]),
+  )
   a.catchUp(log, 1500)
   const failovers = a.tick(1500).filter((w) => w.key.startsWith('partition/'))
-  const mastered = [...a.state.partitions.values()].filter((p) => p.master === dead).map((p) => `partition/d/${p.partition}`)
-  assert.deepEqual(failovers.map((f) => f.key).sort(), mastered.sort(), 'every partition of the dead master, in one tick')
-  const f0 = failovers.find((f) => f.key === 'partition/d/0')!.value as { master: string; generation: number; controllerEpoch: number }
+  const mastered = [...a.state.partitions.values()]
+    .filter((p) => p.master === dead)
+    .map((p) => `partition/d/${p.partition}`)
+  assert.deepEqual(
+    failovers.map((f) => f.key).sort(),
+    mastered.sort(),
+    'every partition of the dead master, in one tick',
+  )
+  const f0 = failovers.find((f) => f.key === 'partition/d/0')!.value as {
+    master: string
+    generation: number
+    controllerEpoch: number
+  }
   assert.deepEqual([f0.master, f0.generation, f0.controllerEpoch], [y, 2, a.state.epoch])
-  assert.deepEqual(a.tick(1600).filter((w) => w.key.startsWith('partition/')), [], 'a decision is not written twice before it is read back')
+  assert.deepEqual(
+    a.tick(1600).filter((w) => w.key.startsWith('partition/')),
+    [],
+    'a decision is not written twice before it is read back',
+  )
 })
 
 void test('move commands: carried out in order, one generation each, then deleted', () => {
@@ -149,18 +221,30 @@ void test('move commands: carried out in order, one generation each, then delete
   a.catchUp(log, 400)
   const p = a.state.partitions.get('d/0')!
   const [t1, t2] = p.replicas.filter((r) => r !== p.master)
-  log.push({ key: 'command/x', value: { type: 'move-master', db: 'd', partition: 0, node: t1 } }, { key: 'command/y', value: { type: 'move-master', db: 'd', partition: 0, node: t2 } })
+  log.push(
+    { key: 'command/x', value: { type: 'move-master', db: 'd', partition: 0, node: t1 } },
+    { key: 'command/y', value: { type: 'move-master', db: 'd', partition: 0, node: t2 } },
+  )
   log.push(heartbeat('n1'), heartbeat('n2'), heartbeat('n3'))
   a.catchUp(log, 500)
   const placements: { master: string | null; generation: number }[] = []
   for (let t = 600; t < 2000; t += 100) {
     const writes = a.tick(t)
-    for (const w of writes) if (w.key === 'partition/d/0') placements.push(w.value as { master: string | null; generation: number })
+    for (const w of writes)
+      if (w.key === 'partition/d/0') placements.push(w.value as { master: string | null; generation: number })
     log.push(...writes, heartbeat('n1'), heartbeat('n2'), heartbeat('n3'))
     a.catchUp(log, t + 50)
   }
   // Demote before promote: each move is a placement with no master, then the new master under a new generation.
-  assert.deepEqual(placements.map((x) => [x.master, x.generation]), [[null, p.generation], [t1, p.generation + 1], [null, p.generation + 1], [t2, p.generation + 2]])
+  assert.deepEqual(
+    placements.map((x) => [x.master, x.generation]),
+    [
+      [null, p.generation],
+      [t1, p.generation + 1],
+      [null, p.generation + 1],
+      [t2, p.generation + 2],
+    ],
+  )
   const now = a.state.partitions.get('d/0')!
   assert.deepEqual([now.master, now.generation, now.replicas[0]], [t2, p.generation + 2, t2])
   assert.equal(a.state.commands.size, 0)
@@ -175,7 +259,10 @@ void test('a handover waits for the old master to report it stepped down, unless
   const p = a.state.partitions.get('d/0')!
   const old = p.master!
   const target = p.replicas.find((r) => r !== old)!
-  const asMaster = () => ({ key: `heartbeat/${old}`, value: { id: old, replicas: [{ db: 'd', partition: 0, role: 'master', generation: 1, scn: 5 }] } })
+  const asMaster = () => ({
+    key: `heartbeat/${old}`,
+    value: { id: old, replicas: [{ db: 'd', partition: 0, role: 'master', generation: 1, scn: 5 }] },
+  })
   log.push(asMaster(), { key: 'command/m', value: { type: 'move-master', db: 'd', partition: 0, node: target } })
   a.catchUp(log, 450)
   log.push(...a.tick(500))
@@ -184,7 +271,10 @@ void test('a handover waits for the old master to report it stepped down, unless
   // The old master still says it masters the partition: no promotion yet.
   log.push(asMaster(), heartbeat(target), heartbeat(p.replicas.find((r) => r !== old && r !== target)!))
   a.catchUp(log, 600)
-  assert.deepEqual(a.tick(700).filter((w) => w.key === 'partition/d/0'), [])
+  assert.deepEqual(
+    a.tick(700).filter((w) => w.key === 'partition/d/0'),
+    [],
+  )
   // It never reports stepping down, but dies: the promotion goes ahead.
   const others = p.replicas.filter((r) => r !== old)
   for (const t of [900, 1200, 1500, 1800]) {
@@ -192,7 +282,10 @@ void test('a handover waits for the old master to report it stepped down, unless
     a.catchUp(log, t)
   }
   const promoted = a.tick(1800).filter((w) => w.key === 'partition/d/0')
-  assert.deepEqual(promoted.map((w) => [(w.value as { master: string }).master, (w.value as { generation: number }).generation]), [[target, p.generation + 1]])
+  assert.deepEqual(
+    promoted.map((w) => [(w.value as { master: string }).master, (w.value as { generation: number }).generation]),
+    [[target, p.generation + 1]],
+  )
 })
 
 void test('simulator: over random schedules of controller pauses, node deaths and log delays, one epoch has one leader, a new master always has a new generation, lost replicas are rebuilt and masters return to their preferred replicas', () => {
@@ -218,7 +311,12 @@ void test('simulator: over random schedules of controller pauses, node deaths an
       }
       for (const n of nodes) {
         if (now % 250 !== 0 || (deadUntil.get(n) ?? 0) > now) continue
-        log.push(heartbeat(n, [0, 1, 2, 3].map((partition) => ({ db: 'd', partition, generation: 0, scn: Math.floor(now / 100) }))))
+        log.push(
+          heartbeat(
+            n,
+            [0, 1, 2, 3].map((partition) => ({ db: 'd', partition, generation: 0, scn: Math.floor(now / 100) })),
+          ),
+        )
       }
       for (const c of controllers) {
         if ((pausedUntil.get(c.state.self) ?? 0) > now) continue
@@ -247,9 +345,16 @@ void test('simulator: over random schedules of controller pauses, node deaths an
         // Generations never go back, and a new master always comes with a new generation.
         const prev = placed.get(r.key)
         if (prev !== undefined) {
-          assert.ok(p.generation >= prev.generation, `seed ${seed}: ${r.key} generation ${p.generation} after ${prev.generation}`)
+          assert.ok(
+            p.generation >= prev.generation,
+            `seed ${seed}: ${r.key} generation ${p.generation} after ${prev.generation}`,
+          )
           // (A handover first names no master, under the same generation: demote before promote.)
-          if (p.master !== prev.master && p.master !== null) assert.ok(p.generation > prev.generation, `seed ${seed}: ${r.key} master ${prev.master} → ${p.master} under generation ${p.generation}`)
+          if (p.master !== prev.master && p.master !== null)
+            assert.ok(
+              p.generation > prev.generation,
+              `seed ${seed}: ${r.key} master ${prev.master} → ${p.master} under generation ${p.generation}`,
+            )
           if (p.generation > prev.generation) failovers++
         }
         placed.set(r.key, { generation: p.generation, master: p.master })
@@ -286,27 +391,57 @@ void test('assertInvariants rejects a corrupted state; assertStepInvariants a st
   const s = a.state
   assert.doesNotThrow(() => assertInvariants(s, CONFIG))
   assert.throws(() => assertInvariants({ ...s, leader: null }, CONFIG), /epoch 1 with leader null/)
-  assert.throws(() => assertInvariants({ ...s, claim: { epoch: 1, at: 0 } }, CONFIG), /own claim of epoch 1 kept after reading epoch 1/)
-  assert.throws(() => assertStepInvariants(s, { ...s, epoch: 0, leader: null }, [], CONFIG), /epoch went back from 1 to 0/)
+  assert.throws(
+    () => assertInvariants({ ...s, claim: { epoch: 1, at: 0 } }, CONFIG),
+    /own claim of epoch 1 kept after reading epoch 1/,
+  )
+  assert.throws(
+    () => assertStepInvariants(s, { ...s, epoch: 0, leader: null }, [], CONFIG),
+    /epoch went back from 1 to 0/,
+  )
   assert.throws(() => assertStepInvariants(s, { ...s, leader: 'b' }, [], CONFIG), /epoch 1 changed leader from a to b/)
   const p = s.partitions.get('d/0')!
   const other = p.replicas.find((r) => r !== p.master)!
-  const decide = (value: object, state = s) => assertStepInvariants(s, state, [{ kind: 'write', key: 'partition/d/0', value: { ...p, ...value } }], CONFIG)
+  const decide = (value: object, state = s) =>
+    assertStepInvariants(s, state, [{ kind: 'write', key: 'partition/d/0', value: { ...p, ...value } }], CONFIG)
   assert.doesNotThrow(() => decide({ master: other, generation: p.generation + 1 }))
   assert.throws(() => decide({ master: 'n9', generation: p.generation + 1 }), /names master n9, not among its replicas/)
   assert.throws(() => decide({ master: other }), new RegExp(`makes ${other} master under the same generation`))
-  assert.throws(() => decide({ generation: p.generation - 1 }), new RegExp(`takes generation ${p.generation} back to ${p.generation - 1}`))
+  assert.throws(
+    () => decide({ generation: p.generation - 1 }),
+    new RegExp(`takes generation ${p.generation} back to ${p.generation - 1}`),
+  )
   assert.throws(() => decide({ controllerEpoch: 0 }), /written under epoch 0, not 1/)
   assert.throws(() => decide({}, { ...s, leader: 'b', epoch: 2 }), /a wrote placements while not the active controller/)
-  const move = [{ kind: 'write' as const, key: 'partition/d/0', value: { ...p, replicas: [...p.replicas, 'n4'], move: { from: p.replicas[1], to: 'n4' } } }]
+  const move = [
+    {
+      kind: 'write' as const,
+      key: 'partition/d/0',
+      value: { ...p, replicas: [...p.replicas, 'n4'], move: { from: p.replicas[1], to: 'n4' } },
+    },
+  ]
   assert.doesNotThrow(() => assertStepInvariants(s, s, move, CONFIG))
-  assert.throws(() => assertStepInvariants(s, s, move, { ...CONFIG, maxConcurrentMoves: 0 }), /1 moves started with 0 in progress, more than the 0 allowed/)
+  assert.throws(
+    () => assertStepInvariants(s, s, move, { ...CONFIG, maxConcurrentMoves: 0 }),
+    /1 moves started with 0 in progress, more than the 0 allowed/,
+  )
 })
 
 void test('a move whose target already masters the partition is not abandoned when the target is decommissioned', () => {
   const { log, a } = started()
   log.push({ key: 'node/n4', value: node('n4') }, heartbeat('n4'))
-  log.push({ key: 'partition/d/0', value: { db: 'd', partition: 0, generation: 2, master: 'n4', replicas: ['n1', 'n2', 'n3', 'n4'], move: { from: 'n1', to: 'n4' }, controllerEpoch: a.state.epoch } })
+  log.push({
+    key: 'partition/d/0',
+    value: {
+      db: 'd',
+      partition: 0,
+      generation: 2,
+      master: 'n4',
+      replicas: ['n1', 'n2', 'n3', 'n4'],
+      move: { from: 'n1', to: 'n4' },
+      controllerEpoch: a.state.epoch,
+    },
+  })
   log.push({ key: 'decommission/n4', value: {} })
   a.catchUp(log, 100)
   for (const w of a.tick(100).filter((x) => x.key === 'partition/d/0')) {

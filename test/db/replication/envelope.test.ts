@@ -3,7 +3,15 @@
 // an error value, never an exception (invariant 6, docs/invariants.md), including a seeded fuzz.
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { decodeEnvelope, encodeEnvelope, type Envelope, HEADER_SIZE, MAGIC, RecordType, VERSION } from '../../../src/db/replication/envelope.ts'
+import {
+  decodeEnvelope,
+  encodeEnvelope,
+  type Envelope,
+  HEADER_SIZE,
+  MAGIC,
+  RecordType,
+  VERSION,
+} from '../../../src/db/replication/envelope.ts'
 import { mulberry32 } from '../../../src/util/random.ts'
 
 const GUID = Buffer.from('00112233445566778899aabbccddeeff', 'hex')
@@ -25,21 +33,61 @@ const samples: Envelope[] = [
     scn: 7,
     producerGuid: GUID,
     sequence: 1,
-    payload: { type: RecordType.DATA, op: { kind: 'put', table: 'users', key: ['alice', 'x'], doc: { name: 'Alice', n: 1, nested: { a: [1, 'é'] } }, schemaVersion: 2, index: [['name', 'Alice']] } },
+    payload: {
+      type: RecordType.DATA,
+      op: {
+        kind: 'put',
+        table: 'users',
+        key: ['alice', 'x'],
+        doc: { name: 'Alice', n: 1, nested: { a: [1, 'é'] } },
+        schemaVersion: 2,
+        index: [['name', 'Alice']],
+      },
+    },
   },
-  { generation: 3, scn: 7, producerGuid: GUID, sequence: 2, payload: { type: RecordType.DATA, op: { kind: 'delete', table: 't', key: ['a'] } } },
+  {
+    generation: 3,
+    scn: 7,
+    producerGuid: GUID,
+    sequence: 2,
+    payload: { type: RecordType.DATA, op: { kind: 'delete', table: 't', key: ['a'] } },
+  },
   { generation: 3, scn: 7, producerGuid: GUID, sequence: 3, payload: { type: RecordType.END, count: 2 } },
-  { generation: 4, scn: 0, producerGuid: GUID, sequence: 0, payload: { type: RecordType.GENERATION_START, node: 'node-1', nonce: 'c0ffee' } },
+  {
+    generation: 4,
+    scn: 0,
+    producerGuid: GUID,
+    sequence: 0,
+    payload: { type: RecordType.GENERATION_START, node: 'node-1', nonce: 'c0ffee' },
+  },
   {
     generation: 4,
     scn: 1,
     producerGuid: GUID,
     sequence: 1,
-    payload: { type: RecordType.TXN, ops: [{ kind: 'put', table: 'users', key: ['bob'], doc: { name: 'Bob' }, schemaVersion: 1, index: [] }, { kind: 'delete', table: 't', key: ['b'] }] },
+    payload: {
+      type: RecordType.TXN,
+      ops: [
+        { kind: 'put', table: 'users', key: ['bob'], doc: { name: 'Bob' }, schemaVersion: 1, index: [] },
+        { kind: 'delete', table: 't', key: ['b'] },
+      ],
+    },
   },
   // Extremes of each header field.
-  { generation: 0x7fffffff, scn: 2 ** 48 - 1, producerGuid: Buffer.alloc(16, 0xff), sequence: 0x7fffffff, payload: { type: RecordType.BEGIN, count: 0 } },
-  { generation: 0, scn: 0, producerGuid: Buffer.alloc(16), sequence: 0, payload: { type: RecordType.END, count: 1_000_000 } },
+  {
+    generation: 0x7fffffff,
+    scn: 2 ** 48 - 1,
+    producerGuid: Buffer.alloc(16, 0xff),
+    sequence: 0x7fffffff,
+    payload: { type: RecordType.BEGIN, count: 0 },
+  },
+  {
+    generation: 0,
+    scn: 0,
+    producerGuid: Buffer.alloc(16),
+    sequence: 0,
+    payload: { type: RecordType.END, count: 1_000_000 },
+  },
 ]
 
 test('every record type round-trips, header fields included', () => {
@@ -67,7 +115,13 @@ test('the header layout is as documented', () => {
   assert.equal(MAGIC, 0x43)
   assert.equal(VERSION, 1)
   assert.deepEqual(RecordType, { BEGIN: 1, DATA: 2, END: 3, TXN: 4, GENERATION_START: 10 })
-  const bytes = encodeEnvelope({ generation: 0x01020304, scn: 0x0a0b0c0d0e0f, producerGuid: GUID, sequence: 0x11223344, payload: { type: RecordType.END, count: 5 } })
+  const bytes = encodeEnvelope({
+    generation: 0x01020304,
+    scn: 0x0a0b0c0d0e0f,
+    producerGuid: GUID,
+    sequence: 0x11223344,
+    payload: { type: RecordType.END, count: 5 },
+  })
   assert.equal(bytes[0], 0x43)
   assert.equal(bytes[1], 1)
   assert.equal(bytes[2], 3)
@@ -84,31 +138,84 @@ const golden: { name: string; envelope: Envelope; hex: string }[] = [
   {
     name: 'BEGIN',
     envelope: samples[0],
-    hex: '43' + '01' + '01' + '00000003' + '000000000007' + '00112233445566778899aabbccddeeff' + '00000000' + 'f1f6316a' + Buffer.from('{"count":2}').toString('hex'),
+    hex:
+      '43' +
+      '01' +
+      '01' +
+      '00000003' +
+      '000000000007' +
+      '00112233445566778899aabbccddeeff' +
+      '00000000' +
+      'f1f6316a' +
+      Buffer.from('{"count":2}').toString('hex'),
   },
   {
     name: 'DATA',
     envelope: samples[2],
     hex:
-      '43' + '01' + '02' + '00000003' + '000000000007' + '00112233445566778899aabbccddeeff' + '00000002' + 'f4f4c73b' +
+      '43' +
+      '01' +
+      '02' +
+      '00000003' +
+      '000000000007' +
+      '00112233445566778899aabbccddeeff' +
+      '00000002' +
+      'f4f4c73b' +
       Buffer.from('{"op":{"kind":"delete","table":"t","key":["a"]}}').toString('hex'),
   },
   {
     name: 'END',
     envelope: { ...samples[3], sequence: 2 },
-    hex: '43' + '01' + '03' + '00000003' + '000000000007' + '00112233445566778899aabbccddeeff' + '00000002' + 'f1f6316a' + Buffer.from('{"count":2}').toString('hex'),
+    hex:
+      '43' +
+      '01' +
+      '03' +
+      '00000003' +
+      '000000000007' +
+      '00112233445566778899aabbccddeeff' +
+      '00000002' +
+      'f1f6316a' +
+      Buffer.from('{"count":2}').toString('hex'),
   },
   {
     name: 'TXN',
-    envelope: { generation: 3, scn: 8, producerGuid: GUID, sequence: 5, payload: { type: RecordType.TXN, ops: [{ kind: 'delete', table: 't', key: ['a'] }] } },
+    envelope: {
+      generation: 3,
+      scn: 8,
+      producerGuid: GUID,
+      sequence: 5,
+      payload: { type: RecordType.TXN, ops: [{ kind: 'delete', table: 't', key: ['a'] }] },
+    },
     hex:
-      '43' + '01' + '04' + '00000003' + '000000000008' + '00112233445566778899aabbccddeeff' + '00000005' + 'b0ae18d3' +
+      '43' +
+      '01' +
+      '04' +
+      '00000003' +
+      '000000000008' +
+      '00112233445566778899aabbccddeeff' +
+      '00000005' +
+      'b0ae18d3' +
       Buffer.from('{"ops":[{"kind":"delete","table":"t","key":["a"]}]}').toString('hex'),
   },
   {
     name: 'GENERATION_START',
-    envelope: { generation: 4, scn: 0, producerGuid: GUID, sequence: 0, payload: { type: RecordType.GENERATION_START, node: 'n1', nonce: 'ab' } },
-    hex: '43' + '01' + '0a' + '00000004' + '000000000000' + '00112233445566778899aabbccddeeff' + '00000000' + '7c53fde2' + Buffer.from('{"node":"n1","nonce":"ab"}').toString('hex'),
+    envelope: {
+      generation: 4,
+      scn: 0,
+      producerGuid: GUID,
+      sequence: 0,
+      payload: { type: RecordType.GENERATION_START, node: 'n1', nonce: 'ab' },
+    },
+    hex:
+      '43' +
+      '01' +
+      '0a' +
+      '00000004' +
+      '000000000000' +
+      '00112233445566778899aabbccddeeff' +
+      '00000000' +
+      '7c53fde2' +
+      Buffer.from('{"node":"n1","nonce":"ab"}').toString('hex'),
   },
 ]
 
@@ -120,18 +227,30 @@ test('golden bytes for one record of each type', () => {
     assert.equal(bytes.readUInt32BE(33), crc32Reference(bytes.subarray(HEADER_SIZE)), g.name)
     const r = decodeEnvelope(Buffer.from(g.hex, 'hex'))
     assert.ok(r.ok, g.name)
-    assert.deepEqual({ ...r.envelope, producerGuid: r.envelope.producerGuid.toString('hex') }, { ...g.envelope, producerGuid: GUID.toString('hex') }, g.name)
+    assert.deepEqual(
+      { ...r.envelope, producerGuid: r.envelope.producerGuid.toString('hex') },
+      { ...g.envelope, producerGuid: GUID.toString('hex') },
+      g.name,
+    )
   }
 })
 
 test('a producer guid that is not 16 bytes is refused by the encoder, not padded with stale memory', () => {
   for (const len of [0, 8, 15, 17]) {
-    assert.throws(() => encodeEnvelope({ ...samples[0], producerGuid: Buffer.alloc(len, 1) }), RangeError, `guid of ${len} bytes`)
+    assert.throws(
+      () => encodeEnvelope({ ...samples[0], producerGuid: Buffer.alloc(len, 1) }),
+      RangeError,
+      `guid of ${len} bytes`,
+    )
   }
 })
 
 /** A record with a valid header and checksum around any payload bytes. */
-function withPayload(type: number, payload: Buffer | string, header: Partial<{ magic: number; version: number }> = {}): Buffer {
+function withPayload(
+  type: number,
+  payload: Buffer | string,
+  header: Partial<{ magic: number; version: number }> = {},
+): Buffer {
   const body = typeof payload === 'string' ? Buffer.from(payload) : payload
   const out = Buffer.alloc(HEADER_SIZE + body.length)
   out[0] = header.magic ?? MAGIC
@@ -166,12 +285,15 @@ test('short input and null are errors', () => {
   const valid = encodeEnvelope(samples[0])
   for (let n = 0; n < HEADER_SIZE; n++) assertError(valid.subarray(0, n), /shorter/, `truncated to ${n}`)
   // Header present, payload cut: the checksum no longer matches.
-  for (let n = HEADER_SIZE; n < valid.length; n++) assertError(valid.subarray(0, n), /checksum/, `payload truncated to ${n}`)
+  for (let n = HEADER_SIZE; n < valid.length; n++)
+    assertError(valid.subarray(0, n), /checksum/, `payload truncated to ${n}`)
 })
 
 test('bad magic and bad version are errors', () => {
-  for (const magic of [0, 0x42, 0x44, 0xff]) assertError(withPayload(RecordType.BEGIN, '{"count":1}', { magic }), /magic/, `magic ${magic}`)
-  for (const version of [0, 2, 0xff]) assertError(withPayload(RecordType.BEGIN, '{"count":1}', { version }), /version/, `version ${version}`)
+  for (const magic of [0, 0x42, 0x44, 0xff])
+    assertError(withPayload(RecordType.BEGIN, '{"count":1}', { magic }), /magic/, `magic ${magic}`)
+  for (const version of [0, 2, 0xff])
+    assertError(withPayload(RecordType.BEGIN, '{"count":1}', { version }), /version/, `version ${version}`)
 })
 
 test('a checksum mismatch is an error, for a flip in the payload or in the checksum itself', () => {
@@ -189,9 +311,11 @@ test('a checksum mismatch is an error, for a flip in the payload or in the check
 })
 
 test('a payload that is not JSON, or not an object, is an error', () => {
-  for (const text of ['', '{', 'count:1', '{"count":1', '\u0000', 'undefined', "{'count':1}"]) assertError(withPayload(RecordType.BEGIN, text), /not JSON/, JSON.stringify(text))
+  for (const text of ['', '{', 'count:1', '{"count":1', '\u0000', 'undefined', "{'count':1}"])
+    assertError(withPayload(RecordType.BEGIN, text), /not JSON/, JSON.stringify(text))
   assertError(withPayload(RecordType.BEGIN, Buffer.from([0xff, 0xfe, 0x00])), /not JSON/, 'binary')
-  for (const text of ['null', '1', '"x"', 'true']) assertError(withPayload(RecordType.END, text), /not an object|count/, text)
+  for (const text of ['null', '1', '"x"', 'true'])
+    assertError(withPayload(RecordType.END, text), /not an object|count/, text)
 })
 
 test('missing or mistyped fields are errors', () => {
@@ -223,7 +347,8 @@ test('a TXN record without operations is an error', () => {
 })
 
 test('an unknown record type is an error', () => {
-  for (const type of [0, 5, 9, 11, 0x7f, 0xff]) assertError(withPayload(type, '{"count":1,"op":{},"node":"a","nonce":"b"}'), /unknown record type/, `type ${type}`)
+  for (const type of [0, 5, 9, 11, 0x7f, 0xff])
+    assertError(withPayload(type, '{"count":1,"op":{},"node":"a","nonce":"b"}'), /unknown record type/, `type ${type}`)
 })
 
 test('fuzz: 10k random inputs never throw, and garbage is never accepted', () => {
@@ -252,7 +377,20 @@ test('fuzz: 10k random inputs never throw, and garbage is never accepted', () =>
       bytes = withPayload([1, 2, 3, 4, 10, int(256)][int(6)], body)
     } else {
       // JSON-ish payloads with random field shapes behind a correct checksum.
-      const values = ['1', '-1', '0.5', '"s"', 'null', 'true', '[]', '{}', '{"kind":"put"}', '[1,2]', '1e400', '"\\ud800"']
+      const values = [
+        '1',
+        '-1',
+        '0.5',
+        '"s"',
+        'null',
+        'true',
+        '[]',
+        '{}',
+        '{"kind":"put"}',
+        '[1,2]',
+        '1e400',
+        '"\\ud800"',
+      ]
       const fields = ['count', 'op', 'ops', 'node', 'nonce', 'type', '__proto__', 'constructor']
       const parts: string[] = []
       for (let k = int(4); k > 0; k--) parts.push(`"${fields[int(fields.length)]}":${values[int(values.length)]}`)
@@ -279,9 +417,14 @@ test('fuzz: 10k random inputs never throw, and garbage is never accepted', () =>
     if (p.type === RecordType.TXN) assert.ok(Array.isArray(p.ops) && p.ops.length > 0, `case ${i}`)
     if (p.type === RecordType.BEGIN || p.type === RecordType.END) assert.ok(Number.isInteger(p.count), `case ${i}`)
     if (p.type === RecordType.DATA) assert.ok(typeof p.op === 'object' && p.op !== null, `case ${i}`)
-    if (p.type === RecordType.GENERATION_START) assert.ok(typeof p.node === 'string' && typeof p.nonce === 'string', `case ${i}`)
+    if (p.type === RecordType.GENERATION_START)
+      assert.ok(typeof p.node === 'string' && typeof p.nonce === 'string', `case ${i}`)
     assert.equal(r.envelope.producerGuid.length, 16)
-    assert.ok(Number.isInteger(r.envelope.generation) && Number.isInteger(r.envelope.scn) && Number.isInteger(r.envelope.sequence))
+    assert.ok(
+      Number.isInteger(r.envelope.generation) &&
+        Number.isInteger(r.envelope.scn) &&
+        Number.isInteger(r.envelope.sequence),
+    )
   }
   // The structured modes do reach acceptance sometimes: the fuzz exercises both outcomes.
   assert.ok(accepted > 0, 'no fuzz case was accepted: the structured modes are not reaching the field checks')

@@ -5,12 +5,28 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { type Envelope, type Payload, RecordType } from '../../../src/db/replication/envelope.ts'
 import { type Operation } from '../../../src/db/replication/operation.ts'
-import { assertInvariants, assertStepInvariants, compareScn, initialReplicaState, type ReplicaAction, type ReplicaInput, type ReplicaState, step } from '../../../src/db/replication/replica-state.ts'
+import {
+  assertInvariants,
+  assertStepInvariants,
+  compareScn,
+  initialReplicaState,
+  type ReplicaAction,
+  type ReplicaInput,
+  type ReplicaState,
+  step,
+} from '../../../src/db/replication/replica-state.ts'
 
 const G1 = Buffer.alloc(16, 1)
 const G2 = Buffer.alloc(16, 2)
 
-const put = (k: string, v = 1): Operation => ({ kind: 'put', table: 't', key: ['p', k], doc: { v }, schemaVersion: 1, index: [['v', String(v)]] })
+const put = (k: string, v = 1): Operation => ({
+  kind: 'put',
+  table: 't',
+  key: ['p', k],
+  doc: { v },
+  schemaVersion: 1,
+  index: [['v', String(v)]],
+})
 const del = (k: string): Operation => ({ kind: 'delete', table: 't', key: ['p', k] })
 
 /** A stream builder: records get consecutive offsets and per-guid consecutive sequences. */
@@ -49,7 +65,10 @@ class Log {
 }
 
 /** Runs a stream through `step`, checking each step leaves the state it was given as it was. */
-function run(log: Log, state: ReplicaState = initialReplicaState(0, 0)): { state: ReplicaState; actions: ReplicaAction[]; perInput: ReplicaAction[][] } {
+function run(
+  log: Log,
+  state: ReplicaState = initialReplicaState(0, 0),
+): { state: ReplicaState; actions: ReplicaAction[]; perInput: ReplicaAction[][] } {
   const actions: ReplicaAction[] = []
   const perInput: ReplicaAction[][] = []
   for (const input of log.inputs) {
@@ -102,11 +121,19 @@ test('an empty transaction (count 0) is applied', () => {
 })
 
 test('transactions apply in sequence, each with its own nextOffset', () => {
-  const log = new Log().genStart(1, 0).txn(1, 1, [put('a')]).txn(1, 2, [put('b'), put('c')]).txn(1, 5, [del('a')])
+  const log = new Log()
+    .genStart(1, 0)
+    .txn(1, 1, [put('a')])
+    .txn(1, 2, [put('b'), put('c')])
+    .txn(1, 5, [del('a')])
   const { actions, state } = run(log)
   assert.deepEqual(
     applies(actions).map((a) => [a.generation, a.scn, a.nextOffset]),
-    [[1, 1, 4], [1, 2, 8], [1, 5, 11]],
+    [
+      [1, 1, 4],
+      [1, 2, 8],
+      [1, 5, 11],
+    ],
   )
   assert.deepEqual([state.generation, state.scn], [1, 5])
 })
@@ -116,7 +143,10 @@ test('a partial transaction is discarded when the next BEGIN arrives, and the ne
   const { actions, perInput, state } = run(log)
   assert.equal(perInput[2].length, 1)
   assert.equal(perInput[2][0].kind, 'discarded')
-  assert.deepEqual({ ...perInput[2][0], reason: undefined }, { kind: 'discarded', generation: 1, scn: 1, reason: undefined })
+  assert.deepEqual(
+    { ...perInput[2][0], reason: undefined },
+    { kind: 'discarded', generation: 1, scn: 1, reason: undefined },
+  )
   assert.deepEqual(applies(actions), [{ kind: 'apply', generation: 1, scn: 2, ops: [put('b')], nextOffset: 5 }])
   assert.deepEqual([state.generation, state.scn], [1, 2])
 })
@@ -125,13 +155,21 @@ test('a partial transaction is discarded when a generation start arrives; its la
   const log = new Log().begin(1, 1, 1).data(1, 1, put('a')).genStart(2, 0, 'n2', G2).end(1, 1, 1)
   const { actions, state } = run(log)
   assert.deepEqual(kinds(actions), ['discarded', 'generation-start'])
-  assert.deepEqual(actions[0], { kind: 'discarded', generation: 1, scn: 1, reason: 'transaction not ended before the next one began' })
+  assert.deepEqual(actions[0], {
+    kind: 'discarded',
+    generation: 1,
+    scn: 1,
+    reason: 'transaction not ended before the next one began',
+  })
   assert.deepEqual([state.generation, state.scn], [2, 0])
 })
 
 test('the same scn written again after a partial attempt applies the complete attempt', () => {
   // A producer failed mid-transaction and a new one resent it whole.
-  const log = new Log().begin(1, 1, 2).data(1, 1, put('a')).txn(1, 1, [put('a'), put('b')], G2)
+  const log = new Log()
+    .begin(1, 1, 2)
+    .data(1, 1, put('a'))
+    .txn(1, 1, [put('a'), put('b')], G2)
   const { actions } = run(log)
   assert.deepEqual(kinds(actions), ['discarded', 'apply'])
   assert.deepEqual(applies(actions)[0].ops, [put('a'), put('b')])
@@ -154,7 +192,11 @@ test('END whose count does not match is discarded: fewer DATA, more DATA, or a d
 })
 
 test('a discarded scn can still be applied when written whole afterwards', () => {
-  const log = new Log().begin(1, 1, 2).data(1, 1, put('a')).end(1, 1, 2).txn(1, 1, [put('a'), put('b')])
+  const log = new Log()
+    .begin(1, 1, 2)
+    .data(1, 1, put('a'))
+    .end(1, 1, 2)
+    .txn(1, 1, [put('a'), put('b')])
   const { actions } = run(log)
   assert.deepEqual(kinds(actions), ['discarded', 'apply'])
 })
@@ -180,14 +222,21 @@ test('a malformed operation is reported invalid and its transaction discarded at
     { kind: 'delete', table: 't', key: ['p', 2] },
   ]
   for (const op of malformed) {
-    const r = run(new Log().begin(1, 1, 1).data(1, 1, op as Operation).end(1, 1, 1))
+    const r = run(
+      new Log()
+        .begin(1, 1, 1)
+        .data(1, 1, op as Operation)
+        .end(1, 1, 1),
+    )
     assert.deepEqual(kinds(r.actions), ['invalid', 'discarded'], JSON.stringify(op))
   }
 })
 
 test('a malformed operation discards its transaction even when another DATA makes the count match', () => {
   const bad = { kind: 'delete', table: 't', key: 'p' } as unknown as Operation
-  const { actions, state } = run(new Log().begin(1, 1, 2).data(1, 1, put('a')).data(1, 1, bad).data(1, 1, put('b')).end(1, 1, 2))
+  const { actions, state } = run(
+    new Log().begin(1, 1, 2).data(1, 1, put('a')).data(1, 1, bad).data(1, 1, put('b')).end(1, 1, 2),
+  )
   assert.deepEqual(kinds(actions), ['invalid', 'discarded'])
   assert.deepEqual([state.generation, state.scn], [0, 0])
 })
@@ -213,7 +262,13 @@ test('a BEGIN at or below the last applied scn of the same generation is a dupli
 })
 
 test('a whole replayed transaction after it was applied is a duplicate, not applied twice', () => {
-  const log = new Log().genStart(1, 0).txn(1, 1, [put('a')]).txn(1, 2, [put('b')]).txn(1, 1, [put('a')], G2).txn(1, 2, [put('b')], G2).txn(1, 3, [put('c')], G2)
+  const log = new Log()
+    .genStart(1, 0)
+    .txn(1, 1, [put('a')])
+    .txn(1, 2, [put('b')])
+    .txn(1, 1, [put('a')], G2)
+    .txn(1, 2, [put('b')], G2)
+    .txn(1, 3, [put('c')], G2)
   const { actions } = run(log)
   assert.deepEqual(
     actions.map((a) => `${a.kind}:${'scn' in a ? a.scn : ''}`),
@@ -228,10 +283,16 @@ test('a BEGIN of a lower generation after a higher one is a zombie; its records 
   assert.deepEqual([state.generation, state.scn, state.open], [3, 0, null])
 })
 
-test('a zombie BEGIN interleaved in the current master\'s open transaction does not discard it', () => {
-  const log = new Log().genStart(2, 0, 'n2', G2).begin(2, 1, 2, G2).data(2, 1, put('a'), G2)
-    .begin(1, 50, 1, G1).data(1, 50, put('zombie'), G1)
-    .data(2, 1, put('b'), G2).end(1, 50, 1, G1).end(2, 1, 2, G2)
+test("a zombie BEGIN interleaved in the current master's open transaction does not discard it", () => {
+  const log = new Log()
+    .genStart(2, 0, 'n2', G2)
+    .begin(2, 1, 2, G2)
+    .data(2, 1, put('a'), G2)
+    .begin(1, 50, 1, G1)
+    .data(1, 50, put('zombie'), G1)
+    .data(2, 1, put('b'), G2)
+    .end(1, 50, 1, G1)
+    .end(2, 1, 2, G2)
   const { actions, state } = run(log)
   assert.deepEqual(kinds(actions), ['generation-start', 'zombie', 'apply'])
   assert.deepEqual(applies(actions)[0].ops, [put('a'), put('b')])
@@ -259,18 +320,40 @@ test('a duplicate generation start carries its nonce', () => {
 })
 
 test('a generation start is applied: it fences lower generations and a higher-generation write follows it', () => {
-  const log = new Log().genStart(1, 0).txn(1, 1, [put('a')]).txn(1, 2, [put('b')])
-    .genStart(2, 0, 'n2', G2).txn(1, 3, [put('late')]).txn(2, 1, [put('c')], G2)
+  const log = new Log()
+    .genStart(1, 0)
+    .txn(1, 1, [put('a')])
+    .txn(1, 2, [put('b')])
+    .genStart(2, 0, 'n2', G2)
+    .txn(1, 3, [put('late')])
+    .txn(2, 1, [put('c')], G2)
   const { actions, state } = run(log)
   const starts = actions.filter((a) => a.kind === 'generation-start')
-  assert.deepEqual(starts.map((a) => [a.generation, a.scn, a.nonce, a.nextOffset]), [[1, 0, 'nonce-1', 1], [2, 0, 'n2', 8]])
-  assert.deepEqual(applies(actions).map((a) => [a.generation, a.scn]), [[1, 1], [1, 2], [2, 1]])
+  assert.deepEqual(
+    starts.map((a) => [a.generation, a.scn, a.nonce, a.nextOffset]),
+    [
+      [1, 0, 'nonce-1', 1],
+      [2, 0, 'n2', 8],
+    ],
+  )
+  assert.deepEqual(
+    applies(actions).map((a) => [a.generation, a.scn]),
+    [
+      [1, 1],
+      [1, 2],
+      [2, 1],
+    ],
+  )
   assert.equal(actions.filter((a) => a.kind === 'zombie').length, 1)
   assert.deepEqual([state.generation, state.scn], [2, 1])
 })
 
 test('a generation start may continue the scn of its own generation (a restarted master)', () => {
-  const log = new Log().genStart(1, 0).txn(1, 1, [put('a')]).genStart(1, 2, 'again').txn(1, 3, [put('b')])
+  const log = new Log()
+    .genStart(1, 0)
+    .txn(1, 1, [put('a')])
+    .genStart(1, 2, 'again')
+    .txn(1, 3, [put('b')])
   const { actions } = run(log)
   assert.deepEqual(kinds(actions), ['generation-start', 'apply', 'generation-start', 'apply'])
 })
@@ -283,7 +366,14 @@ test('stray DATA and END with nothing open are ignored', () => {
 })
 
 test('DATA and END of another (generation, scn) than the open transaction are ignored', () => {
-  const log = new Log().begin(1, 2, 1).data(1, 1, put('x')).data(2, 2, put('y')).end(1, 1, 0).data(1, 2, put('a')).end(1, 3, 1).end(1, 2, 1)
+  const log = new Log()
+    .begin(1, 2, 1)
+    .data(1, 1, put('x'))
+    .data(2, 2, put('y'))
+    .end(1, 1, 0)
+    .data(1, 2, put('a'))
+    .end(1, 3, 1)
+    .end(1, 2, 1)
   const { actions } = run(log)
   assert.deepEqual(actions, [{ kind: 'apply', generation: 1, scn: 2, ops: [put('a')], nextOffset: 7 }])
 })
@@ -336,7 +426,14 @@ test('integrity: the producer table stays bounded', () => {
 })
 
 test('step is pure: the input state is never modified', () => {
-  const log = new Log().genStart(1, 0).begin(1, 1, 2).data(1, 1, put('a')).data(1, 1, put('b')).end(1, 1, 2).begin(1, 2, 1).data(1, 2, put('c'))
+  const log = new Log()
+    .genStart(1, 0)
+    .begin(1, 1, 2)
+    .data(1, 1, put('a'))
+    .data(1, 1, put('b'))
+    .end(1, 1, 2)
+    .begin(1, 2, 1)
+    .data(1, 2, put('c'))
   let state = initialReplicaState(0, 0)
   for (const input of log.inputs) {
     const before = structuredClone(state)
@@ -346,8 +443,14 @@ test('step is pure: the input state is never modified', () => {
   }
   // So the same state can be stepped twice (e.g. by a simulator exploring two futures) with the same result.
   const open = state
-  const a = step(open, { offset: 100, envelope: { generation: 1, scn: 2, producerGuid: G1, sequence: 7, payload: { type: RecordType.END, count: 1 } } })
-  const b = step(open, { offset: 100, envelope: { generation: 1, scn: 2, producerGuid: G1, sequence: 7, payload: { type: RecordType.END, count: 1 } } })
+  const a = step(open, {
+    offset: 100,
+    envelope: { generation: 1, scn: 2, producerGuid: G1, sequence: 7, payload: { type: RecordType.END, count: 1 } },
+  })
+  const b = step(open, {
+    offset: 100,
+    envelope: { generation: 1, scn: 2, producerGuid: G1, sequence: 7, payload: { type: RecordType.END, count: 1 } },
+  })
   assert.deepEqual(a, b)
   assert.deepEqual(kinds(a.actions), ['apply'])
 })
@@ -366,8 +469,14 @@ test('a single TXN record is a whole transaction: applied, fenced and discarded 
   const { state, perInput } = run(log)
   assert.deepEqual(perInput[1], [{ kind: 'apply', generation: 1, scn: 1, ops: [put('a'), del('b')], nextOffset: 2 }])
   assert.deepEqual(perInput[2], [{ kind: 'duplicate', generation: 1, scn: 1 }])
-  assert.deepEqual(perInput[5].map((a) => a.kind), ['discarded', 'apply'])
-  assert.deepEqual(perInput[6].map((a) => a.kind), ['invalid', 'discarded'])
+  assert.deepEqual(
+    perInput[5].map((a) => a.kind),
+    ['discarded', 'apply'],
+  )
+  assert.deepEqual(
+    perInput[6].map((a) => a.kind),
+    ['invalid', 'discarded'],
+  )
   assert.deepEqual(perInput[8], [{ kind: 'zombie', generation: 1, scn: 5, appliedGeneration: 2 }])
   assert.deepEqual([state.generation, state.scn], [2, 0])
 })
@@ -389,12 +498,18 @@ test('assertInvariants rejects a corrupted state; assertStepInvariants an applie
   const ok = run(new Log().genStart(2, 0).begin(2, 1, 1)).state
   assert.doesNotThrow(() => assertInvariants(ok))
   const open = ok.open!
-  assert.throws(() => assertInvariants({ ...ok, open: { ...open, generation: 1 } }), /open transaction \(1, 1\) is not above the applied \(2, 0\)/)
+  assert.throws(
+    () => assertInvariants({ ...ok, open: { ...open, generation: 1 } }),
+    /open transaction \(1, 1\) is not above the applied \(2, 0\)/,
+  )
   assert.throws(() => assertInvariants({ ...ok, scn: -1 }), /not a pair of integers >= 0/)
   const producers = new Map(Array.from({ length: 65 }, (_, i) => [String(i), 0]))
   assert.throws(() => assertInvariants({ ...ok, producers }), /65 producers tracked/)
   assert.doesNotThrow(() => assertStepInvariants(initialReplicaState(1, 5), initialReplicaState(2, 0)))
-  assert.throws(() => assertStepInvariants(initialReplicaState(2, 0), initialReplicaState(1, 9)), /went back from \(2, 0\) to \(1, 9\)/)
+  assert.throws(
+    () => assertStepInvariants(initialReplicaState(2, 0), initialReplicaState(1, 9)),
+    /went back from \(2, 0\) to \(1, 9\)/,
+  )
 })
 
 test('step leaves its input untouched, even when the state it is given is deeply frozen', () => {
@@ -404,7 +519,10 @@ test('step leaves its input untouched, even when the state it is given is deeply
   Object.freeze(given.open)
   Object.freeze(given)
   const before = structuredClone(given)
-  const { state } = step(given, { offset: 9, envelope: { generation: 1, scn: 1, producerGuid: G1, sequence: 4, payload: { type: RecordType.END, count: 2 } } })
+  const { state } = step(given, {
+    offset: 9,
+    envelope: { generation: 1, scn: 1, producerGuid: G1, sequence: 4, payload: { type: RecordType.END, count: 2 } },
+  })
   assert.deepEqual([state.generation, state.scn, state.open], [1, 1, null])
   assert.deepEqual(structuredClone(given), before)
 })

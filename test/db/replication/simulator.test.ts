@@ -26,7 +26,14 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { type Payload, RecordType } from '../../../src/db/replication/envelope.ts'
 import { type Operation } from '../../../src/db/replication/operation.ts'
-import { compareScn, initialReplicaState, type ReplicaAction, type ReplicaInput, type ReplicaState, step } from '../../../src/db/replication/replica-state.ts'
+import {
+  compareScn,
+  initialReplicaState,
+  type ReplicaAction,
+  type ReplicaInput,
+  type ReplicaState,
+  step,
+} from '../../../src/db/replication/replica-state.ts'
 import { mulberry32 } from '../../../src/util/random.ts'
 
 const SEEDS = 200
@@ -57,7 +64,9 @@ interface Master {
   history: Attempt[]
 }
 
-type Applied = { kind: 'apply'; generation: number; scn: number; ops: Operation[]; nextOffset: number } | { kind: 'generation-start'; generation: number; scn: number; nextOffset: number }
+type Applied =
+  | { kind: 'apply'; generation: number; scn: number; ops: Operation[]; nextOffset: number }
+  | { kind: 'generation-start'; generation: number; scn: number; nextOffset: number }
 
 interface World {
   log: ReplicaInput[]
@@ -80,7 +89,14 @@ function generate(seed: number): World {
     for (let i = 0; i < 16; i++) b[i] = int(256)
     return b
   }
-  const world: World = { log: [], maxGenStartAt: [], contents: new Map(), expected: [], lost: [], stats: { truncations: 0, takeovers: 0, zombieRecords: 0, replays: 0, lostRecords: 0, garbage: 0, malformed: 0 } }
+  const world: World = {
+    log: [],
+    maxGenStartAt: [],
+    contents: new Map(),
+    expected: [],
+    lost: [],
+    stats: { truncations: 0, takeovers: 0, zombieRecords: 0, replays: 0, lostRecords: 0, garbage: 0, malformed: 0 },
+  }
   let maxGenStart = 0
   // The writer-side reference: the last (generation, scn) a correct replica has applied.
   let ref = { generation: 0, scn: 0 }
@@ -105,7 +121,16 @@ function generate(seed: number): World {
     if (isGenStart) maxGenStart = Math.max(maxGenStart, q.generation)
     if (m.generation < maxGenStart) world.stats.zombieRecords++
     const offset = world.log.length
-    push({ offset, envelope: { generation: q.generation, scn: q.scn, producerGuid: m.guid, sequence: m.sequence++, payload: q.payload } })
+    push({
+      offset,
+      envelope: {
+        generation: q.generation,
+        scn: q.scn,
+        producerGuid: m.guid,
+        sequence: m.sequence++,
+        payload: q.payload,
+      },
+    })
     // The reference rule, from the writer's knowledge: applied iff written whole by the master of
     // the newest generation start, and above everything applied before.
     const current = m.generation === maxGenStart
@@ -117,7 +142,13 @@ function generate(seed: number): World {
       return
     }
     const a = q.attempt!
-    if (q.payload.type === RecordType.END && current && !a.lost && !a.malformed && compareScn(a.generation, a.scn, ref.generation, ref.scn) > 0) {
+    if (
+      q.payload.type === RecordType.END &&
+      current &&
+      !a.lost &&
+      !a.malformed &&
+      compareScn(a.generation, a.scn, ref.generation, ref.scn) > 0
+    ) {
       world.expected.push({ kind: 'apply', generation: a.generation, scn: a.scn, ops: a.ops, nextOffset: offset + 1 })
       ref = { generation: a.generation, scn: a.scn }
     }
@@ -126,12 +157,30 @@ function generate(seed: number): World {
   const enqueueTxn = (m: Master, a: Attempt): void => {
     // Each write of a transaction is its own attempt (a replay can be lost or truncated on its own).
     const attempt: Attempt = { ...a, lost: false }
-    m.queue.push({ generation: a.generation, scn: a.scn, payload: { type: RecordType.BEGIN, count: a.ops.length }, attempt })
+    m.queue.push({
+      generation: a.generation,
+      scn: a.scn,
+      payload: { type: RecordType.BEGIN, count: a.ops.length },
+      attempt,
+    })
     a.ops.forEach((op, i) => {
       const bad = a.malformed && i === a.ops.length - 1
-      m.queue.push({ generation: a.generation, scn: a.scn, payload: { type: RecordType.DATA, op: bad ? ({ kind: 'put', table: 't', key: 'not-a-list' } as unknown as Operation) : op }, attempt })
+      m.queue.push({
+        generation: a.generation,
+        scn: a.scn,
+        payload: {
+          type: RecordType.DATA,
+          op: bad ? ({ kind: 'put', table: 't', key: 'not-a-list' } as unknown as Operation) : op,
+        },
+        attempt,
+      })
     })
-    m.queue.push({ generation: a.generation, scn: a.scn, payload: { type: RecordType.END, count: a.ops.length }, attempt })
+    m.queue.push({
+      generation: a.generation,
+      scn: a.scn,
+      payload: { type: RecordType.END, count: a.ops.length },
+      attempt,
+    })
   }
 
   const newTxn = (m: Master): void => {
@@ -142,7 +191,14 @@ function generate(seed: number): World {
       if (rand() < 0.25) ops.push({ kind: 'delete', table: 't', key })
       else {
         const v = int(1000)
-        ops.push({ kind: 'put', table: 't', key, doc: { v, seed, at: `${m.generation}.${scn}` }, schemaVersion: 1, index: [['v', String(v)]] })
+        ops.push({
+          kind: 'put',
+          table: 't',
+          key,
+          doc: { v, seed, at: `${m.generation}.${scn}` },
+          schemaVersion: 1,
+          index: [['v', String(v)]],
+        })
       }
     }
     const malformed = ops.length > 0 && rand() < 0.02
@@ -154,7 +210,16 @@ function generate(seed: number): World {
   }
 
   const genStart = (m: Master, scn: number): void => {
-    m.queue.push({ generation: m.generation, scn, payload: { type: RecordType.GENERATION_START, node: `node-g${m.generation}`, nonce: `${seed}-${m.generation}-${scn}-${int(1e9)}` }, attempt: null })
+    m.queue.push({
+      generation: m.generation,
+      scn,
+      payload: {
+        type: RecordType.GENERATION_START,
+        node: `node-g${m.generation}`,
+        nonce: `${seed}-${m.generation}-${scn}-${int(1e9)}`,
+      },
+      attempt: null,
+    })
   }
 
   /** The producer fails: the rest of what it had not written is gone; a new producer resends. */
@@ -170,7 +235,8 @@ function generate(seed: number): World {
       enqueueTxn(m, a)
     }
     const r = rand()
-    if (r < 0.1) genStart(m, 0) // a generation start written again: a duplicate
+    if (r < 0.1)
+      genStart(m, 0) // a generation start written again: a duplicate
     else if (r < 0.2) genStart(m, m.nextScn++) // re-promotion within the generation
   }
 
@@ -218,7 +284,12 @@ interface RunResult {
   applied: Applied[]
 }
 
-function runFrom(world: World, state: ReplicaState, fromOffset: number, toOffset = world.log.length): RunResult & { state: ReplicaState } {
+function runFrom(
+  world: World,
+  state: ReplicaState,
+  fromOffset: number,
+  toOffset = world.log.length,
+): RunResult & { state: ReplicaState } {
   const actions: ReplicaAction[] = []
   for (let o = fromOffset; o < toOffset; o++) {
     const r = step(state, world.log[o])
@@ -231,8 +302,10 @@ function runFrom(world: World, state: ReplicaState, fromOffset: number, toOffset
 function appliedOf(actions: ReplicaAction[]): Applied[] {
   const out: Applied[] = []
   for (const a of actions) {
-    if (a.kind === 'apply') out.push({ kind: 'apply', generation: a.generation, scn: a.scn, ops: a.ops, nextOffset: a.nextOffset })
-    if (a.kind === 'generation-start') out.push({ kind: 'generation-start', generation: a.generation, scn: a.scn, nextOffset: a.nextOffset })
+    if (a.kind === 'apply')
+      out.push({ kind: 'apply', generation: a.generation, scn: a.scn, ops: a.ops, nextOffset: a.nextOffset })
+    if (a.kind === 'generation-start')
+      out.push({ kind: 'generation-start', generation: a.generation, scn: a.scn, nextOffset: a.nextOffset })
   }
   return out
 }
@@ -248,13 +321,24 @@ function checkSeed(seed: number, totals: Record<string, number>): void {
   // 1. Strictly increasing.
   for (let i = 1; i < full.applied.length; i++) {
     const [p, a] = [full.applied[i - 1], full.applied[i]]
-    assert.ok(compareScn(a.generation, a.scn, p.generation, p.scn) > 0, `applied out of order: ${show(p)} then ${show(a)}`)
+    assert.ok(
+      compareScn(a.generation, a.scn, p.generation, p.scn) > 0,
+      `applied out of order: ${show(p)} then ${show(a)}`,
+    )
   }
   for (const a of full.applied) {
     // 2. Whole and exactly as written.
-    if (a.kind === 'apply') assert.deepEqual(a.ops, world.contents.get(idOf(a.generation, a.scn)), `applied ${show(a)} differs from what was written`)
+    if (a.kind === 'apply')
+      assert.deepEqual(
+        a.ops,
+        world.contents.get(idOf(a.generation, a.scn)),
+        `applied ${show(a)} differs from what was written`,
+      )
     // 3. No zombie generation.
-    assert.ok(a.generation >= world.maxGenStartAt[a.nextOffset - 1], `zombie applied: ${show(a)} after generation start ${world.maxGenStartAt[a.nextOffset - 1]}`)
+    assert.ok(
+      a.generation >= world.maxGenStartAt[a.nextOffset - 1],
+      `zombie applied: ${show(a)} after generation start ${world.maxGenStartAt[a.nextOffset - 1]}`,
+    )
   }
   // 4. Exactly what the writer-side reference says, each once.
   assert.deepEqual(full.applied.map(show), world.expected.map(show))
@@ -265,7 +349,11 @@ function checkSeed(seed: number, totals: Record<string, number>): void {
   for (let c = 0; c < checkpoints.length; c++) {
     const cp = checkpoints[c]
     const resumed = runFrom(world, initialReplicaState(cp.generation, cp.scn), cp.nextOffset)
-    assert.deepEqual(resumed.applied, full.applied.slice(c), `restart from checkpoint ${c} (${cp.generation}.${cp.scn}@${cp.nextOffset}) diverges`)
+    assert.deepEqual(
+      resumed.applied,
+      full.applied.slice(c),
+      `restart from checkpoint ${c} (${cp.generation}.${cp.scn}@${cp.nextOffset}) diverges`,
+    )
     assert.deepEqual([resumed.state.generation, resumed.state.scn], [full.state.generation, full.state.scn])
   }
   // 5b. Repeated crashes at random offsets, each resuming from the last committed checkpoint.
@@ -288,7 +376,9 @@ function checkSeed(seed: number, totals: Record<string, number>): void {
   for (const l of world.lost) {
     // Detectable only between two records of the producer that reached the log (a lost first
     // record leaves nothing to compare with).
-    const seqs = world.log.flatMap((i) => ('envelope' in i && i.envelope.producerGuid.toString('hex') === l.guid ? [i.envelope.sequence] : []))
+    const seqs = world.log.flatMap((i) =>
+      'envelope' in i && i.envelope.producerGuid.toString('hex') === l.guid ? [i.envelope.sequence] : [],
+    )
     if (!seqs.some((s) => s < l.sequence) || !seqs.some((s) => s > l.sequence)) continue
     assert.ok(
       gaps.some((g) => g.producer === l.guid && g.expected <= l.sequence && l.sequence < g.got),
@@ -296,7 +386,11 @@ function checkSeed(seed: number, totals: Record<string, number>): void {
     )
   }
   // ...and no gap is reported where nothing was lost.
-  for (const g of gaps) assert.ok(world.lost.some((l) => l.guid === g.producer && g.expected <= l.sequence && l.sequence < g.got), `spurious gap ${JSON.stringify(g)}`)
+  for (const g of gaps)
+    assert.ok(
+      world.lost.some((l) => l.guid === g.producer && g.expected <= l.sequence && l.sequence < g.got),
+      `spurious gap ${JSON.stringify(g)}`,
+    )
 }
 
 test(`simulator: ${SEEDS} seeds × ${STEPS} steps of faults keep the replication invariants`, () => {
@@ -307,12 +401,30 @@ test(`simulator: ${SEEDS} seeds × ${STEPS} steps of faults keep the replication
     try {
       checkSeed(seed, totals)
     } catch (error) {
-      throw new Error(`simulator seed ${seed} failed (rerun with SIM_SEED=${seed}): ${error instanceof Error ? error.message : String(error)}`, { cause: error })
+      throw new Error(
+        `simulator seed ${seed} failed (rerun with SIM_SEED=${seed}): ${error instanceof Error ? error.message : String(error)}`,
+        { cause: error },
+      )
     }
   }
   if (only !== undefined) return
   // The faults were really exercised (a generator bug that stopped injecting them fails here).
-  for (const k of ['apply', 'generation-start', 'duplicate', 'zombie', 'discarded', 'invalid', 'integrity-gap', 'truncations', 'takeovers', 'zombieRecords', 'replays', 'lostRecords', 'garbage', 'malformed']) {
+  for (const k of [
+    'apply',
+    'generation-start',
+    'duplicate',
+    'zombie',
+    'discarded',
+    'invalid',
+    'integrity-gap',
+    'truncations',
+    'takeovers',
+    'zombieRecords',
+    'replays',
+    'lostRecords',
+    'garbage',
+    'malformed',
+  ]) {
     assert.ok((totals[k] ?? 0) > 0, `no ${k} in any seed: ${JSON.stringify(totals)}`)
   }
   assert.ok(totals.apply > SEEDS * 20, `too few applies: ${JSON.stringify(totals)}`)

@@ -41,7 +41,8 @@ function member(name: string, partition: number, segmentSize = 800_000): Member 
   const producer = new ReliableProducer({ bootstrap: [broker.bootstrap], clientId: `test-${name}` })
   const replica = new PartitionReplica('core', partition, TOPIC, join(dir, `${name}-${partition}.sqlite`), {
     nodeId: name,
-    send: (r) => producer.send({ topic: r.topic, partition: r.partition, key: r.key, value: r.value, headers: r.headers }),
+    send: (r) =>
+      producer.send({ topic: r.topic, partition: r.partition, key: r.key, value: r.value, headers: r.headers }),
     segmentSize,
     log: quiet,
   })
@@ -68,7 +69,9 @@ async function until(what: string, done: () => boolean, timeoutMs = 20_000): Pro
   }
 }
 
-const put = (key: string, doc: Record<string, unknown>) => ({ op: { kind: 'put' as const, table: 't', key: [key], doc, schemaVersion: 1, index: [] as [string, string][] } })
+const put = (key: string, doc: Record<string, unknown>) => ({
+  op: { kind: 'put' as const, table: 't', key: [key], doc, schemaVersion: 1, index: [] as [string, string][] },
+})
 
 void test('a master takes writes only after reading its generation start back; a fenced old master goes to ERROR and nothing it writes after is applied', async () => {
   const a = member('a', 0)
@@ -143,7 +146,11 @@ void test('a restarted replica resumes from its checkpoint; a large transaction 
     const etag = await a.replica.write([put('after', { ok: true })])
     assert.ok(etag.startsWith('1.'), etag)
     await until('b caught up again', () => b.replica.applied.scn === a.replica.applied.scn)
-    assert.equal(a.replica.counters.applied, 1, 'after the restart a re-applied nothing before its checkpoint: only the one new write')
+    assert.equal(
+      a.replica.counters.applied,
+      1,
+      'after the restart a re-applied nothing before its checkpoint: only the one new write',
+    )
     assert.equal(a.replica.store.digest(), b.replica.store.digest())
     assert.equal(b.replica.counters.discarded + b.replica.counters.invalid + b.replica.counters.integrityGaps, 0)
   } finally {
@@ -168,7 +175,8 @@ void test('concurrent writes to one partition share produce requests (group comm
     const etags = await Promise.all(Array.from({ length: n }, (_, i) => a.replica.write([put(`gc${i}`, { i })])))
     const requests = (await produceRequests()) - before
     assert.equal(new Set(etags).size, n)
-    for (let i = 0; i < n; i++) assert.deepEqual(a.replica.get('t', [`gc${i}`])?.doc, { i }, 'answered only after it was applied here')
+    for (let i = 0; i < n; i++)
+      assert.deepEqual(a.replica.get('t', [`gc${i}`])?.doc, { i }, 'answered only after it was applied here')
     assert.ok(requests <= n / 4, `${n} concurrent writes took ${requests} produce requests`)
   } finally {
     await a.close()

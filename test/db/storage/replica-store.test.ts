@@ -29,7 +29,13 @@ function fresh(name = `store-${n++}.sqlite`): ReplicaStore {
   return s
 }
 
-const put = (table: string, key: string[], doc: Record<string, unknown>, index: [string, string][] = [], schemaVersion = 1): Operation => ({ kind: 'put', table, key, doc, schemaVersion, index })
+const put = (
+  table: string,
+  key: string[],
+  doc: Record<string, unknown>,
+  index: [string, string][] = [],
+  schemaVersion = 1,
+): Operation => ({ kind: 'put', table, key, doc, schemaVersion, index })
 const del = (table: string, key: string[]): Operation => ({ kind: 'delete', table, key })
 const cp = (generation: number, scn: number, nextOffset: number) => ({ generation, scn, nextOffset })
 
@@ -43,15 +49,33 @@ test('a new store is empty with a zero checkpoint', () => {
 
 test('puts and deletes apply with their ETag, schema version and checkpoint', () => {
   const s = fresh()
-  s.apply([put('users', ['alice'], { name: 'Alice', tags: ['x'], n: 1.5, nested: { ok: true, nil: null } }, [], 2), put('users', ['bob'], { name: 'Bob' })], cp(1, 1, 10))
-  assert.deepEqual(s.get('users', ['alice']), { table: 'users', key: ['alice'], doc: { name: 'Alice', tags: ['x'], n: 1.5, nested: { ok: true, nil: null } }, schemaVersion: 2, etag: '1.1' })
+  s.apply(
+    [
+      put('users', ['alice'], { name: 'Alice', tags: ['x'], n: 1.5, nested: { ok: true, nil: null } }, [], 2),
+      put('users', ['bob'], { name: 'Bob' }),
+    ],
+    cp(1, 1, 10),
+  )
+  assert.deepEqual(s.get('users', ['alice']), {
+    table: 'users',
+    key: ['alice'],
+    doc: { name: 'Alice', tags: ['x'], n: 1.5, nested: { ok: true, nil: null } },
+    schemaVersion: 2,
+    etag: '1.1',
+  })
   assert.equal(s.get('users', ['bob'])?.etag, etagOf(1, 1))
   assert.deepEqual(s.checkpoint(), { generation: 1, scn: 1, nextOffset: 10 })
   assert.equal(s.count(), 2)
 
   // An update replaces the document and its ETag; a delete removes it; the checkpoint moves.
   s.apply([put('users', ['alice'], { name: 'Alice 2' }, [], 3), del('users', ['bob'])], cp(1, 2, 14))
-  assert.deepEqual(s.get('users', ['alice']), { table: 'users', key: ['alice'], doc: { name: 'Alice 2' }, schemaVersion: 3, etag: '1.2' })
+  assert.deepEqual(s.get('users', ['alice']), {
+    table: 'users',
+    key: ['alice'],
+    doc: { name: 'Alice 2' },
+    schemaVersion: 3,
+    etag: '1.2',
+  })
   assert.equal(s.get('users', ['bob']), undefined)
   assert.equal(s.count(), 1)
   assert.deepEqual(s.checkpoint(), { generation: 1, scn: 2, nextOffset: 14 })
@@ -65,14 +89,26 @@ test('puts and deletes apply with their ETag, schema version and checkpoint', ()
 
 test('operations within one transaction apply in order', () => {
   const s = fresh()
-  s.apply([put('t', ['a'], { v: 1 }), del('t', ['a']), put('t', ['b'], { v: 1 }), put('t', ['b'], { v: 2 })], cp(1, 1, 1))
+  s.apply(
+    [put('t', ['a'], { v: 1 }), del('t', ['a']), put('t', ['b'], { v: 1 }), put('t', ['b'], { v: 2 })],
+    cp(1, 1, 1),
+  )
   assert.equal(s.get('t', ['a']), undefined)
   assert.deepEqual(s.get('t', ['b'])?.doc, { v: 2 })
 })
 
 test('tables, partition keys and sub-keys are separate namespaces', () => {
   const s = fresh()
-  s.apply([put('t1', ['a'], { w: 1 }), put('t2', ['a'], { w: 2 }), put('t1', ['a', 'x'], { w: 3 }), put('t1', ['ax'], { w: 4 }), put('t1', ['a', 'x', 'y'], { w: 5 })], cp(1, 1, 1))
+  s.apply(
+    [
+      put('t1', ['a'], { w: 1 }),
+      put('t2', ['a'], { w: 2 }),
+      put('t1', ['a', 'x'], { w: 3 }),
+      put('t1', ['ax'], { w: 4 }),
+      put('t1', ['a', 'x', 'y'], { w: 5 }),
+    ],
+    cp(1, 1, 1),
+  )
   assert.deepEqual(s.get('t1', ['a'])?.doc, { w: 1 })
   assert.deepEqual(s.get('t2', ['a'])?.doc, { w: 2 })
   assert.deepEqual(s.get('t1', ['a', 'x'])?.doc, { w: 3 })
@@ -84,25 +120,60 @@ test('tables, partition keys and sub-keys are separate namespaces', () => {
   assert.deepEqual(s.get('t1', ['a'])?.doc, { w: 1 })
 })
 
-test('a document group lists one table\'s documents of one partition key, in key order, up to the limit', () => {
+test("a document group lists one table's documents of one partition key, in key order, up to the limit", () => {
   const s = fresh()
   const subs = ['b', 'a', 'c', 'aa', '10', '9', 'Z', 'é', '']
-  s.apply([...subs.map((k) => put('orders', ['alice', k], { k })), put('orders', ['bob', 'a'], { k: 'bob' }), put('other', ['alice', 'a'], { k: 'other' })], cp(1, 1, 1))
+  s.apply(
+    [
+      ...subs.map((k) => put('orders', ['alice', k], { k })),
+      put('orders', ['bob', 'a'], { k: 'bob' }),
+      put('other', ['alice', 'a'], { k: 'other' }),
+    ],
+    cp(1, 1, 1),
+  )
   const sorted = [...subs].sort()
   const group = s.group('orders', 'alice', 100)
-  assert.deepEqual(group.map((d) => d.key), sorted.map((k) => ['alice', k]))
-  assert.deepEqual(group.map((d) => d.doc.k), sorted)
+  assert.deepEqual(
+    group.map((d) => d.key),
+    sorted.map((k) => ['alice', k]),
+  )
+  assert.deepEqual(
+    group.map((d) => d.doc.k),
+    sorted,
+  )
   assert.ok(group.every((d) => d.table === 'orders' && d.etag === '1.1' && d.schemaVersion === 1))
-  assert.deepEqual(s.group('orders', 'alice', 3).map((d) => d.key[1]), sorted.slice(0, 3))
-  assert.deepEqual(s.group('orders', 'bob', 100).map((d) => d.doc.k), ['bob'])
+  assert.deepEqual(
+    s.group('orders', 'alice', 3).map((d) => d.key[1]),
+    sorted.slice(0, 3),
+  )
+  assert.deepEqual(
+    s.group('orders', 'bob', 100).map((d) => d.doc.k),
+    ['bob'],
+  )
   assert.deepEqual(s.group('orders', 'carol', 100), [])
 })
 
 test('key order holds for sub-keys with characters that sort below a quote, and for multi-part keys', () => {
   // Code point order, part by part: "item" < "item 2" < "item!" < "item#"; ("a", "z") < ("a b", "a").
   const s = fresh()
-  const keys = [['item!'], ['item'], ['item 2'], ['item#'], ['a b', 'a'], ['a', 'z'], ['a\u0001'], ['a\u0000'], ['a\\'], ['a"'], ['😀'], ['\uffff']]
-  s.apply(keys.map((k) => put('t', ['p', ...k], { k })), cp(1, 1, 1))
+  const keys = [
+    ['item!'],
+    ['item'],
+    ['item 2'],
+    ['item#'],
+    ['a b', 'a'],
+    ['a', 'z'],
+    ['a\u0001'],
+    ['a\u0000'],
+    ['a\\'],
+    ['a"'],
+    ['😀'],
+    ['\uffff'],
+  ]
+  s.apply(
+    keys.map((k) => put('t', ['p', ...k], { k })),
+    cp(1, 1, 1),
+  )
   const codePoints = (k: string[]): number[][] => k.map((part) => [...part].map((c) => c.codePointAt(0)!))
   const cmp = (a: string[], b: string[]): number => {
     const [x, y] = [codePoints(a), codePoints(b)]
@@ -113,7 +184,10 @@ test('key order holds for sub-keys with characters that sort below a quote, and 
     return x.length - y.length
   }
   const expected = [...keys].sort(cmp)
-  assert.deepEqual(s.group('t', 'p', 100).map((d) => d.key.slice(1)), expected)
+  assert.deepEqual(
+    s.group('t', 'p', 100).map((d) => d.key.slice(1)),
+    expected,
+  )
   // Every key reads back exactly, including the awkward characters.
   for (const k of keys) assert.deepEqual(s.get('t', ['p', ...k])?.doc, { k })
 })
@@ -122,7 +196,10 @@ test('index entries: a query finds documents of the group by field value, in key
   const s = fresh()
   s.apply(
     [
-      put('orders', ['alice', 'o3'], { status: 'open' }, [['status', 'open'], ['region', 'eu']]),
+      put('orders', ['alice', 'o3'], { status: 'open' }, [
+        ['status', 'open'],
+        ['region', 'eu'],
+      ]),
       put('orders', ['alice', 'o1'], { status: 'open' }, [['status', 'open']]),
       put('orders', ['alice', 'o2'], { status: 'shipped' }, [['status', 'shipped']]),
       put('orders', ['bob', 'o1'], { status: 'open' }, [['status', 'open']]),
@@ -140,7 +217,13 @@ test('index entries: a query finds documents of the group by field value, in key
   assert.deepEqual(s.query('orders', 'alice', 'status', 'closed', 100), [])
   assert.deepEqual(s.query('orders', 'alice', 'nosuchfield', 'open', 100), [])
   const q = s.query('orders', 'alice', 'status', 'shipped', 100)[0]
-  assert.deepEqual(q, { table: 'orders', key: ['alice', 'o2'], doc: { status: 'shipped' }, schemaVersion: 1, etag: '1.1' })
+  assert.deepEqual(q, {
+    table: 'orders',
+    key: ['alice', 'o2'],
+    doc: { status: 'shipped' },
+    schemaVersion: 1,
+    etag: '1.1',
+  })
 
   // An update replaces the document's index entries (old ones gone, new ones found).
   s.apply([put('orders', ['alice', 'o3'], { status: 'shipped' }, [['status', 'shipped']])], cp(1, 2, 6))
@@ -151,7 +234,15 @@ test('index entries: a query finds documents of the group by field value, in key
   s.apply([del('orders', ['alice', 'o1'])], cp(1, 3, 7))
   assert.deepEqual(s.query('orders', 'alice', 'status', 'open', 100), [])
   // Repeated entries in one put are harmless.
-  s.apply([put('orders', ['alice', 'o4'], { status: 'open' }, [['status', 'open'], ['status', 'open']])], cp(1, 4, 8))
+  s.apply(
+    [
+      put('orders', ['alice', 'o4'], { status: 'open' }, [
+        ['status', 'open'],
+        ['status', 'open'],
+      ]),
+    ],
+    cp(1, 4, 8),
+  )
   assert.deepEqual(keys(s.query('orders', 'alice', 'status', 'open', 100)), ['alice/o4'])
 })
 
@@ -161,9 +252,19 @@ test('a transaction that fails midway changes neither data, index nor checkpoint
   const before = s.digest()
   const unserializable = put('t', ['c'], { big: 10n })
   const unbindable = put('t', ['c'], { v: 3 }, [['v', { not: 'a string' } as unknown as string]])
-  for (const [name, bad] of [['a doc JSON cannot serialize', unserializable], ['an index value SQLite cannot bind', unbindable]] as const) {
+  for (const [name, bad] of [
+    ['a doc JSON cannot serialize', unserializable],
+    ['an index value SQLite cannot bind', unbindable],
+  ] as const) {
     // Earlier operations in the same transaction (an update, an index change, a delete, an insert) are rolled back too.
-    assert.throws(() => s.apply([put('t', ['a'], { v: 2 }, [['v', '2']]), del('t', ['b']), put('t', ['new'], { v: 9 }), bad], cp(1, 2, 9)), name)
+    assert.throws(
+      () =>
+        s.apply(
+          [put('t', ['a'], { v: 2 }, [['v', '2']]), del('t', ['b']), put('t', ['new'], { v: 9 }), bad],
+          cp(1, 2, 9),
+        ),
+      name,
+    )
     assert.deepEqual(s.checkpoint(), { generation: 1, scn: 1, nextOffset: 3 }, name)
     assert.deepEqual(s.get('t', ['a']), { table: 't', key: ['a'], doc: { v: 1 }, schemaVersion: 1, etag: '1.1' }, name)
     assert.deepEqual(s.get('t', ['b'])?.doc, { v: 1 }, name)
@@ -203,8 +304,14 @@ test('reopening the file shows the same data, index and checkpoint', () => {
   open.push(r)
   assert.deepEqual(r.checkpoint(), { generation: 3, scn: 8, nextOffset: 43 })
   assert.equal(r.digest(), digest)
-  assert.deepEqual(r.group('t', 'p', 10).map((d) => d.key), [['p', 'b']])
-  assert.deepEqual(r.query('t', 'p', 'v', '2', 10).map((d) => d.etag), ['3.7'])
+  assert.deepEqual(
+    r.group('t', 'p', 10).map((d) => d.key),
+    [['p', 'b']],
+  )
+  assert.deepEqual(
+    r.query('t', 'p', 'v', '2', 10).map((d) => d.etag),
+    ['3.7'],
+  )
   // And it carries on from there.
   r.apply([put('t', ['p', 'c'], { v: 3 })], cp(3, 9, 45))
   assert.equal(r.count(), 2)
@@ -234,7 +341,10 @@ test('digest: equal for two stores given the same transactions, different after 
     ['a different schema version', build([[put('t', ['p', 'a'], { v: 3 }, [['v', '3']], 2)], cp(2, 0, 11)])],
     ['a different index entry only', build([[put('t', ['p', 'a'], { v: 3 }, [['v', 'x']])], cp(2, 0, 11)])],
     ['a missing index entry only', build([[put('t', ['p', 'a'], { v: 3 })], cp(2, 0, 11)])],
-    ['a different ETag (scn) for the same content', build([[put('t', ['p', 'a'], { v: 3 }, [['v', '3']])], cp(2, 1, 11)])],
+    [
+      'a different ETag (scn) for the same content',
+      build([[put('t', ['p', 'a'], { v: 3 }, [['v', '3']])], cp(2, 1, 11)]),
+    ],
     ['a deleted document', build([[del('t', ['p', 'b'])], cp(2, 1, 13)])],
     ['only the checkpoint moved', build([[], cp(2, 1, 12)])],
   ]
@@ -253,7 +363,11 @@ test('digest: equal for two stores given the same transactions, different after 
 
 test('snapshotTo writes a file that opens as a store with identical digest, data and checkpoint', () => {
   const s = fresh()
-  for (let i = 0; i < 50; i++) s.apply([put('t', ['p', `k${String(i).padStart(2, '0')}`], { i }, [['even', String(i % 2 === 0)]])], cp(1, i + 1, 3 * i + 3))
+  for (let i = 0; i < 50; i++)
+    s.apply(
+      [put('t', ['p', `k${String(i).padStart(2, '0')}`], { i }, [['even', String(i % 2 === 0)]])],
+      cp(1, i + 1, 3 * i + 3),
+    )
   s.apply([del('t', ['p', 'k07'])], cp(2, 0, 200))
   const target = join(dir, 'snapshot.sqlite')
   s.snapshotTo(target)
@@ -302,7 +416,17 @@ test('snapshotTo over the files a crashed store left at the target path (databas
 test('validOperation accepts the two operation shapes and rejects every malformed one', () => {
   const good: unknown[] = [
     { kind: 'put', table: 't', key: ['p'], doc: {}, schemaVersion: 1, index: [] },
-    { kind: 'put', table: 't', key: ['p', 's', ''], doc: { a: [1] }, schemaVersion: 0, index: [['f', 'v'], ['g', '']] },
+    {
+      kind: 'put',
+      table: 't',
+      key: ['p', 's', ''],
+      doc: { a: [1] },
+      schemaVersion: 0,
+      index: [
+        ['f', 'v'],
+        ['g', ''],
+      ],
+    },
     { kind: 'delete', table: 't', key: ['p'] },
     { kind: 'delete', table: '', key: ['p', 'q'] },
   ]

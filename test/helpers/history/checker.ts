@@ -74,7 +74,15 @@ export interface Anomaly {
 export interface Report {
   valid: boolean
   anomalies: Anomaly[]
-  counts: { writes: number; acknowledged: number; failed: number; unknown: number; reads: number; staleAllowedReads: number; increments: number }
+  counts: {
+    writes: number
+    acknowledged: number
+    failed: number
+    unknown: number
+    reads: number
+    staleAllowedReads: number
+    increments: number
+  }
 }
 
 /** Compares versions "g.s" (null, no document, is older than any). */
@@ -108,18 +116,33 @@ export function checkHistory(ops: readonly Operation[], final: FinalState): Repo
   for (const w of acked) {
     const f = final.registers.get(w.key)
     if (f === undefined || w.etag === undefined) continue
-    if (compareVersions(f.etag, w.etag) < 0) anomalies.push({ kind: 'lost-write', key: w.key, detail: `write of ${w.value} acknowledged as ${w.etag}; final version ${f.etag ?? 'none'}` })
+    if (compareVersions(f.etag, w.etag) < 0)
+      anomalies.push({
+        kind: 'lost-write',
+        key: w.key,
+        detail: `write of ${w.value} acknowledged as ${w.etag}; final version ${f.etag ?? 'none'}`,
+      })
   }
 
   // Reads: phantoms, mismatches, duplicates; stale reads from the master.
   const versionsOfValue = new Map<string, Set<string>>()
-  const observations = [...reads.filter((r) => r.outcome === 'ok').map((r) => ({ key: r.key, value: r.value ?? null, etag: r.etag ?? null }))]
+  const observations = [
+    ...reads
+      .filter((r) => r.outcome === 'ok')
+      .map((r) => ({ key: r.key, value: r.value ?? null, etag: r.etag ?? null })),
+  ]
   for (const [key, f] of final.registers) observations.push({ key, value: f.value, etag: f.etag })
   for (const o of observations) {
     if (o.value === null) continue
-    if (!(sent.get(o.key)?.has(o.value) ?? false)) anomalies.push({ kind: 'phantom', key: o.key, detail: `read ${o.value}, which no write of ${o.key} sent` })
+    if (!(sent.get(o.key)?.has(o.value) ?? false))
+      anomalies.push({ kind: 'phantom', key: o.key, detail: `read ${o.value}, which no write of ${o.key} sent` })
     const expected = o.etag === null ? undefined : ackedVersion.get(`${o.key}\u0000${o.etag}`)
-    if (expected !== undefined && expected !== o.value) anomalies.push({ kind: 'mismatch', key: o.key, detail: `version ${o.etag} was acknowledged for ${expected} but read as ${o.value}` })
+    if (expected !== undefined && expected !== o.value)
+      anomalies.push({
+        kind: 'mismatch',
+        key: o.key,
+        detail: `version ${o.etag} was acknowledged for ${expected} but read as ${o.value}`,
+      })
     if (o.etag !== null) {
       const id = `${o.key}\u0000${o.value}`
       let s = versionsOfValue.get(id)
@@ -144,10 +167,18 @@ export function checkHistory(ops: readonly Operation[], final: FinalState): Repo
     // The newest version acknowledged before this read was invoked.
     let floor: WriteOp | undefined
     for (const w of byKey.get(r.key) ?? []) {
-      if (w.completedAt < r.invokedAt && (floor === undefined || compareVersions(w.etag ?? null, floor.etag ?? null) > 0)) floor = w
+      if (
+        w.completedAt < r.invokedAt &&
+        (floor === undefined || compareVersions(w.etag ?? null, floor.etag ?? null) > 0)
+      )
+        floor = w
     }
     if (floor !== undefined && compareVersions(r.etag ?? null, floor.etag ?? null) < 0) {
-      anomalies.push({ kind: 'stale-read', key: r.key, detail: `read at ${r.invokedAt} returned ${r.etag ?? 'nothing'}, older than ${floor.etag} acknowledged at ${floor.completedAt}` })
+      anomalies.push({
+        kind: 'stale-read',
+        key: r.key,
+        detail: `read at ${r.invokedAt} returned ${r.etag ?? 'nothing'}, older than ${floor.etag} acknowledged at ${floor.completedAt}`,
+      })
     }
   }
 
@@ -162,7 +193,11 @@ export function checkHistory(ops: readonly Operation[], final: FinalState): Repo
   for (const [key, c] of incByKey) {
     const value = final.counters.get(key) ?? 0
     if (value < c.ok || value > c.ok + c.maybe) {
-      anomalies.push({ kind: 'lost-update', key, detail: `${c.ok} increments acknowledged (${c.maybe} unknown), final count ${value}` })
+      anomalies.push({
+        kind: 'lost-update',
+        key,
+        detail: `${c.ok} increments acknowledged (${c.maybe} unknown), final count ${value}`,
+      })
     }
   }
 

@@ -8,8 +8,28 @@ import { type FinalState, type Operation, type Outcome } from './checker.ts'
 import { mulberry32 } from '../../../src/util/random.ts'
 
 export const WORKLOAD_TABLES = {
-  registers: { key: ['id'], schema: { type: 'record', name: 'Register', fields: [{ name: 'id', type: 'string' }, { name: 'value', type: 'string' }] } },
-  counters: { key: ['id'], schema: { type: 'record', name: 'Counter', fields: [{ name: 'id', type: 'string' }, { name: 'n', type: 'long' }] } },
+  registers: {
+    key: ['id'],
+    schema: {
+      type: 'record',
+      name: 'Register',
+      fields: [
+        { name: 'id', type: 'string' },
+        { name: 'value', type: 'string' },
+      ],
+    },
+  },
+  counters: {
+    key: ['id'],
+    schema: {
+      type: 'record',
+      name: 'Counter',
+      fields: [
+        { name: 'id', type: 'string' },
+        { name: 'n', type: 'long' },
+      ],
+    },
+  },
 }
 
 export interface WorkloadOptions {
@@ -30,7 +50,6 @@ export interface WorkloadOptions {
   keyPrefix?: string
 }
 
-
 interface HttpAnswer {
   status: number
   etag: string | null
@@ -49,7 +68,12 @@ export async function runWorkload(o: WorkloadOptions): Promise<{ history: Operat
   const pool = new Pool(o.url, { connections: o.clients + 2 })
   const start = performance.now()
   const now = () => performance.now() - start
-  const request = async (method: 'GET' | 'PUT', path: string, body?: unknown, headers: Record<string, string> = {}): Promise<HttpAnswer | Error> => {
+  const request = async (
+    method: 'GET' | 'PUT',
+    path: string,
+    body?: unknown,
+    headers: Record<string, string> = {},
+  ): Promise<HttpAnswer | Error> => {
     try {
       const res = await pool.request({
         method,
@@ -61,7 +85,11 @@ export async function runWorkload(o: WorkloadOptions): Promise<{ history: Operat
       })
       const text = await res.body.text()
       const etag = res.headers.etag
-      return { status: res.statusCode, etag: typeof etag === 'string' ? etag.replaceAll('"', '') : null, body: text.length > 0 ? (JSON.parse(text) as unknown) : undefined }
+      return {
+        status: res.statusCode,
+        etag: typeof etag === 'string' ? etag.replaceAll('"', '') : null,
+        body: text.length > 0 ? (JSON.parse(text) as unknown) : undefined,
+      }
     } catch (error) {
       return error as Error
     }
@@ -87,7 +115,8 @@ export async function runWorkload(o: WorkloadOptions): Promise<{ history: Operat
               break
             }
             const n = current.status === 200 ? (current.body as { n: number }).n : 0
-            const condition: Record<string, string> = current.status === 200 ? { 'if-match': `"${current.etag}"` } : { 'if-none-match': '*' }
+            const condition: Record<string, string> =
+              current.status === 200 ? { 'if-match': `"${current.etag}"` } : { 'if-none-match': '*' }
             const put = await request('PUT', `/${o.db}/counters/${key}`, { id: key, n: n + 1 }, condition)
             if (!(put instanceof Error) && put.status === 412) continue
             outcome = outcomeOf(put)
@@ -100,7 +129,10 @@ export async function runWorkload(o: WorkloadOptions): Promise<{ history: Operat
         if (rand() < readShare) {
           const consistency = rand() < 0.2 ? 'any' : 'master'
           const invokedAt = now()
-          const res = await request('GET', `/${o.db}/registers/${key}${consistency === 'any' ? '?consistency=any' : ''}`)
+          const res = await request(
+            'GET',
+            `/${o.db}/registers/${key}${consistency === 'any' ? '?consistency=any' : ''}`,
+          )
           const found = !(res instanceof Error) && res.status === 200
           const outcome = !(res instanceof Error) && res.status === 404 ? 'ok' : outcomeOf(res)
           history.push({
@@ -119,7 +151,15 @@ export async function runWorkload(o: WorkloadOptions): Promise<{ history: Operat
         const invokedAt = now()
         const res = await request('PUT', `/${o.db}/registers/${key}`, { id: key, value })
         const outcome = outcomeOf(res)
-        history.push({ kind: 'write', key, value, invokedAt, completedAt: now(), outcome, ...(outcome === 'ok' && !(res instanceof Error) && res.etag !== null ? { etag: res.etag } : {}) })
+        history.push({
+          kind: 'write',
+          key,
+          value,
+          invokedAt,
+          completedAt: now(),
+          outcome,
+          ...(outcome === 'ok' && !(res instanceof Error) && res.etag !== null ? { etag: res.etag } : {}),
+        })
       }
     }),
   )
@@ -128,13 +168,20 @@ export async function runWorkload(o: WorkloadOptions): Promise<{ history: Operat
   for (let i = 0; i < o.registers; i++) {
     const key = `${prefix}r${i}`
     const res = await request('GET', `/${o.db}/registers/${key}`)
-    if (res instanceof Error || (res.status !== 200 && res.status !== 404)) throw new Error(`final read of ${key} failed: ${res instanceof Error ? res.message : res.status}`)
-    final.registers.set(key, res.status === 200 ? { value: (res.body as { value: string }).value, etag: res.etag } : { value: null, etag: null })
+    if (res instanceof Error || (res.status !== 200 && res.status !== 404))
+      throw new Error(`final read of ${key} failed: ${res instanceof Error ? res.message : res.status}`)
+    final.registers.set(
+      key,
+      res.status === 200
+        ? { value: (res.body as { value: string }).value, etag: res.etag }
+        : { value: null, etag: null },
+    )
   }
   for (let i = 0; i < o.counters; i++) {
     const key = `${prefix}c${i}`
     const res = await request('GET', `/${o.db}/counters/${key}`)
-    if (res instanceof Error || (res.status !== 200 && res.status !== 404)) throw new Error(`final read of ${key} failed: ${res instanceof Error ? res.message : res.status}`)
+    if (res instanceof Error || (res.status !== 200 && res.status !== 404))
+      throw new Error(`final read of ${key} failed: ${res instanceof Error ? res.message : res.status}`)
     final.counters.set(key, res.status === 200 ? (res.body as { n: number }).n : 0)
   }
   await pool.close()
