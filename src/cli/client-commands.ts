@@ -21,17 +21,38 @@ export interface ProduceOptions {
   /** Lines of stdin (when no file is given). */
   input?: NodeJS.ReadableStream
   out?: (line: string) => void
+  /**
+   * While messages await acknowledgement and none has come for this long, give up: they are
+   * reported not acknowledged (Kafka's delivery.timeout.ms, for a command line). Default: never.
+   */
+  stallTimeoutMs?: number
+  /** Progress lines while acknowledgements are late (stderr in the CLI). */
+  say?: (line: string) => void
 }
 
 /** Most stdin lines awaiting acknowledgement at once; the producer's own buffer applies below it. */
 const MAX_OUTSTANDING = 1000
 
+/** How often a late acknowledgement is reported. */
+const STALL_REPORT_MS = 3000
+
 /** Returns the number of messages that were not acknowledged (the exit status is non-zero if any). */
 export async function produce(o: ProduceOptions): Promise<number> {
   const out = o.out ?? ((line: string) => process.stdout.write(line + '\n'))
   const producer = new ReliableProducer({ bootstrap: [o.bootstrap], clientId: 'cortado-cli', autocreateTopics: true })
+  // Lines of stdin, when no file is given; giving up closes them, so no more input is awaited.
+  const lines =
+    o.file === undefined ? createInterface({ input: o.input ?? process.stdin, crlfDelay: Infinity }) : undefined
+  const stall = watchAcknowledgements(o, () => {
+    lines?.close()
+    void producer.close(0)
+  })
   const large = new LargeMessageProducer({
-    send: (r) => producer.send({ ...r, timestamp: r.timestamp === undefined ? undefined : Number(r.timestamp) }),
+    send: async (r) => {
+      const ack = await producer.send({ ...r, timestamp: r.timestamp === undefined ? undefined : Number(r.timestamp) })
+      stall.progress()
+      return ack
+    },
     segmentSize: o.segmentSize,
   })
   const counter = new AuditCounter({ side: 'produce' })
@@ -48,11 +69,14 @@ export async function produce(o: ProduceOptions): Promise<number> {
     // Value bytes only: a split message's consumer sees the message id as its key.
     const bytes = auditBytes(null, value)
     counter.record(o.topic, timestamp, 'attempt', bytes)
+    stall.sent()
     try {
       const ack = await large.send({ topic: o.topic, key, value, timestamp })
+      stall.settled()
       counter.record(o.topic, timestamp, 'success', bytes)
       out(JSON.stringify({ partition: ack.partition, offset: String(ack.offset), segments: ack.segments }))
     } catch (err) {
+      stall.settled()
       failed++
       counter.record(o.topic, timestamp, 'failure', bytes)
       process.stderr.write(`cortado: message not acknowledged: ${err instanceof Error ? err.message : String(err)}\n`)
@@ -61,9 +85,9 @@ export async function produce(o: ProduceOptions): Promise<number> {
   try {
     if (o.file !== undefined) {
       await sendOne(await readFile(o.file))
-    } else {
+    } else if (lines !== undefined) {
       const pending = new Set<Promise<void>>()
-      for await (const line of createInterface({ input: o.input ?? process.stdin, crlfDelay: Infinity })) {
+      for await (const line of lines) {
         const p = sendOne(Buffer.from(line)).finally(() => pending.delete(p))
         pending.add(p)
         if (pending.size >= MAX_OUTSTANDING) await Promise.race(pending)
@@ -71,10 +95,58 @@ export async function produce(o: ProduceOptions): Promise<number> {
       await Promise.all(pending)
     }
   } finally {
+    stall.stop()
     await producer.close()
-    await audit.close()
+    await audit.close().catch((err: unknown) => {
+      process.stderr.write(`cortado: audit counts not published: ${err instanceof Error ? err.message : String(err)}\n`)
+    })
   }
   return failed
+}
+
+interface AcknowledgementWatch {
+  /** A message is sent: it awaits acknowledgement. */
+  sent(): void
+  /** Kafka acknowledged a record (a message or one segment of a large one). */
+  progress(): void
+  /** A message is acknowledged or failed. */
+  settled(): void
+  stop(): void
+}
+
+/**
+ * Reports, every few seconds, messages that wait for an acknowledgement while none comes, and
+ * gives up (`giveUp`) once none has come for `stallTimeoutMs`.
+ */
+function watchAcknowledgements(o: ProduceOptions, giveUp: () => void): AcknowledgementWatch {
+  const say = o.say ?? ((line: string) => process.stderr.write(line + '\n'))
+  let outstanding = 0
+  let lastProgress = Date.now()
+  let gaveUp = false
+  const timer = setInterval(() => {
+    const silentMs = Date.now() - lastProgress
+    if (outstanding === 0 || gaveUp || silentMs < STALL_REPORT_MS) return
+    const limit = o.stallTimeoutMs ?? Infinity
+    if (silentMs >= limit) {
+      gaveUp = true
+      say(`cortado: giving up: Kafka at ${o.bootstrap} acknowledged nothing for ${Math.round(silentMs / 1000)} s`)
+      giveUp()
+      return
+    }
+    const left = limit === Infinity ? '' : `; giving up in ${Math.ceil((limit - silentMs) / 1000)} s`
+    say(
+      `cortado: waiting for Kafka at ${o.bootstrap} to acknowledge ${outstanding} message${outstanding === 1 ? '' : 's'} (none for ${Math.round(silentMs / 1000)} s${left})`,
+    )
+  }, STALL_REPORT_MS / 3)
+  timer.unref()
+  return {
+    sent: () => {
+      if (outstanding++ === 0) lastProgress = Date.now()
+    },
+    progress: () => void (lastProgress = Date.now()),
+    settled: () => void outstanding--,
+    stop: () => clearInterval(timer),
+  }
 }
 
 export interface ConsumeOptions {

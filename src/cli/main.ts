@@ -311,7 +311,15 @@ const COMMANDS: Record<string, Command> = {
       const segmentSize = optionalPositive(values['segment-size'], 'segment-size')
       await kafkaReachable([bootstrap], values['connect-timeout'])
       const { produce } = await load.client()
-      const failed = await produce({ bootstrap, topic, key: values.key, file: values.file, segmentSize })
+      const stallTimeoutMs = connectTimeoutMs(values['connect-timeout'])
+      const failed = await produce({
+        bootstrap,
+        topic,
+        key: values.key,
+        file: values.file,
+        segmentSize,
+        stallTimeoutMs,
+      })
       exitAfterOutput(failed === 0 ? 0 : 1)
     },
   },

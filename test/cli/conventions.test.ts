@@ -135,3 +135,41 @@ void test('a command started before its broker waits for it, then works', { time
     removeDir(broker.dataDir)
   }
 })
+
+void test(
+  'cortado produce whose broker dies mid-stream says it waits for acknowledgements, then gives up and exits 1',
+  { timeout: 60_000 },
+  async () => {
+    const broker = await startBroker()
+    const p = spawn(
+      process.execPath,
+      [MAIN, 'produce', '--bootstrap', broker.bootstrap, '--topic', 'stall', '--connect-timeout', '5'],
+      {
+        stdio: ['pipe', 'pipe', 'pipe'],
+      },
+    )
+    let stdout = ''
+    let stderr = ''
+    p.stdout.on('data', (d: Buffer) => (stdout += d.toString()))
+    p.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
+    const exited = new Promise<number | null>((resolve) => p.on('exit', resolve))
+    try {
+      p.stdin.write('first\n')
+      while (!stdout.includes('"offset":"0"')) await new Promise((r) => setTimeout(r, 50))
+      await broker.kill()
+      p.stdin.write('second\n') // stdin stays open: the command must not wait for more input to give up
+      assert.equal(await exited, 1, stderr)
+      assert.match(
+        stderr,
+        /cortado: waiting for Kafka at 127\.0\.0\.1:\d+ to acknowledge 1 message \(none for \d+ s; giving up in \d+ s\)/,
+      )
+      assert.match(stderr, /cortado: giving up: Kafka at 127\.0\.0\.1:\d+ acknowledged nothing for \d+ s/)
+      assert.match(stderr, /cortado: message not acknowledged: .*the producer is closed/)
+      assert.equal(stdout.trim().split('\n').length, 1, 'only the first message was acknowledged')
+      assert.match(stderr, /cortado: audit counts not published: /)
+    } finally {
+      p.kill('SIGKILL')
+      removeDir(broker.dataDir)
+    }
+  },
+)
