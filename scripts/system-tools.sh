@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The system tools the tests and benchmarks drive, in one list: `npm test` and `.ci/run` both run
 # this script first, so the two cannot drift apart. A tool that is missing is installed from
-# Debian's packages when we are root and have apt-get (one line per tool); otherwise the script
-# stops at once with the exact command to run, instead of letting dozens of tests fail one by one.
+# Debian's packages with apt-get (one line per tool); without apt-get the script stops at once with
+# the packages to install, instead of letting dozens of tests fail one by one. The tests need root
+# (network namespaces), so the script checks that first.
 #
 # Each entry: Debian package | what checks that it is there | what uses it.
 set -euo pipefail
@@ -17,7 +18,15 @@ TOOLS=(
   "burrow|command -v Burrow|the Burrow compatibility test"
   "zookeeper|test -f /usr/share/java/zookeeper.jar|the ZooKeeper Burrow 1.2.1 needs"
   "postgresql-15|test -x /usr/lib/postgresql/15/bin/postgres|the PostgreSQL baseline of bench:db and its smoke test"
+  "iproute2|command -v ip|the network-namespace test network (ip netns, veth, bridge)"
+  "nftables|command -v nft|cutting links in the network-namespace tests"
 )
+
+# The network-partition tests create network namespaces, which takes root.
+if [ "$(id -u)" -ne 0 ]; then
+  echo "npm test needs root: its network-partition tests create network namespaces (ip netns). Run it as root (sudo npm test)." >&2
+  exit 1
+fi
 
 missing=()
 for entry in "${TOOLS[@]}"; do
@@ -29,10 +38,9 @@ done
 packages=()
 for entry in "${missing[@]}"; do packages+=("${entry%%|*}"); done
 
-if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
-  echo "system tools: missing ${packages[*]} (the tests drive them). Install them with:" >&2
-  echo "  sudo apt-get update && sudo apt-get install -y ${packages[*]}" >&2
-  echo "(on a system without apt-get, install the equivalent packages, then run npm test again)" >&2
+if ! command -v apt-get >/dev/null 2>&1; then
+  echo "system tools: missing ${packages[*]} (the tests drive them), and there is no apt-get to install them:" >&2
+  echo "install the equivalent packages of your system (Debian: apt-get install -y ${packages[*]}), then run npm test again" >&2
   exit 1
 fi
 
