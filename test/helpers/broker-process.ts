@@ -1,6 +1,7 @@
 // Runs the real broker as a child process (`cortado broker`), as users do, for integration,
 // compatibility and crash tests.
-import { spawn, type ChildProcess } from 'node:child_process'
+import assert from 'node:assert/strict'
+import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, dirname } from 'node:path'
@@ -38,20 +39,29 @@ export interface StartOptions {
   config?: Record<string, string>
   /** Serve Prometheus metrics on an ephemeral port. */
   metrics?: boolean
+  /** The address to listen on (default 127.0.0.1). */
+  host?: string
+  /** How to start the process (default child_process.spawn; a test network runs it in a namespace). */
+  spawn?: SpawnFunction
 }
+
+export type SpawnFunction = (command: string, args: string[], options: SpawnOptions) => ChildProcess
 
 /** Starts `cortado broker` and resolves once it prints its ready line. */
 export async function startBroker(options: StartOptions = {}): Promise<BrokerProcess> {
   const dataDir = options.dataDir ?? tempDir('broker')
-  const args = [MAIN, 'broker', '--port', String(options.port ?? 0), '--data-dir', dataDir]
+  const host = options.host ?? '127.0.0.1'
+  const args = [MAIN, 'broker', '--host', host, '--port', String(options.port ?? 0), '--data-dir', dataDir]
   for (const [k, v] of Object.entries(options.config ?? {})) args.push('--config', `${k}=${v}`)
   if (options.metrics === true) args.push('--metrics-port', '0')
-  const proc = spawn(process.execPath, args, {
+  const proc = (options.spawn ?? spawn)(process.execPath, args, {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, CORTADO_LOG_LEVEL: process.env.CORTADO_LOG_LEVEL ?? 'info' },
   })
+  const { stdout, stderr } = proc
+  assert.ok(stdout !== null && stderr !== null)
   let err = ''
-  proc.stderr.on('data', (d: Buffer) => {
+  stderr.on('data', (d: Buffer) => {
     err += d.toString()
     if (err.length > 1_000_000) err = err.slice(-500_000)
   })
@@ -62,19 +72,19 @@ export async function startBroker(options: StartOptions = {}): Promise<BrokerPro
       out += d.toString()
       const m = /ready on [^:\s]+:(\d+).*\n/.exec(out)
       if (m !== null) {
-        proc.stdout.off('data', onData)
+        stdout.off('data', onData)
         const metrics = /metrics on :(\d+)/.exec(m[0])
         resolve([Number(m[1]), metrics === null ? undefined : Number(metrics[1])])
       }
     }
-    proc.stdout.on('data', onData)
+    stdout.on('data', onData)
     void exited.then((code) => reject(new Error(`broker exited with ${code} before it was ready:\n${err}`)))
   })
   return {
     port,
     metricsPort,
     dataDir,
-    bootstrap: `127.0.0.1:${port}`,
+    bootstrap: `${host}:${port}`,
     proc,
     stderr: () => err,
     async stop() {

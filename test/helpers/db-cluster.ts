@@ -5,7 +5,8 @@ import assert from 'node:assert/strict'
 import { type ChildProcess, spawn } from 'node:child_process'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
-import { type BrokerProcess, MAIN, removeDir, startBroker, tempDir } from './broker-process.ts'
+import { type BrokerProcess, MAIN, removeDir, type SpawnFunction, startBroker, tempDir } from './broker-process.ts'
+import { type TestNetwork } from './netns.ts'
 
 export interface ServiceProcess {
   readonly url: string
@@ -54,19 +55,26 @@ export interface DbCluster {
   stop(): Promise<void>
 }
 
-function spawnService(args: string[], readyPattern: RegExp, what: string): Promise<ServiceProcess> {
-  const proc = spawn(process.execPath, [MAIN, ...args], {
+function spawnService(
+  args: string[],
+  readyPattern: RegExp,
+  what: string,
+  spawnProcess: SpawnFunction = spawn,
+): Promise<ServiceProcess> {
+  const proc = spawnProcess(process.execPath, [MAIN, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, CORTADO_LOG_LEVEL: process.env.CORTADO_LOG_LEVEL ?? 'info' },
   })
+  const { stdout, stderr } = proc
+  assert.ok(stdout !== null && stderr !== null)
   let err = ''
-  proc.stderr.on('data', (d: Buffer) => {
+  stderr.on('data', (d: Buffer) => {
     err += d.toString()
     if (err.length > 2_000_000) err = err.slice(-1_000_000)
   })
   const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)))
   return new Promise((resolve, reject) => {
-    const lines = createInterface({ input: proc.stdout })
+    const lines = createInterface({ input: stdout })
     lines.on('line', (line) => {
       const m = readyPattern.exec(line)
       if (m === null) return
@@ -100,23 +108,39 @@ export interface DbClusterOptions {
   brokerConfig?: Record<string, string>
   segmentSize?: number
   routerRetryMs?: number
+  /**
+   * Runs every process in a host of this test network instead of on the loopback: the broker on
+   * host `kafka`, the router on `router`, controller cN on `cN`, node nN on `nN` (the network must
+   * have these hosts, and the test runner must be connected to it to reach the router).
+   */
+  net?: TestNetwork
+}
+
+/** Where a process of the cluster runs: its spawn function and the address it listens on. */
+function placement(net: TestNetwork | undefined, host: string): { spawn: SpawnFunction; ip: string } {
+  if (net === undefined) return { spawn, ip: '127.0.0.1' }
+  return { spawn: (command, args, options) => net.spawn(host, command, args, options), ip: net.host(host).ip }
 }
 
 export async function startDbCluster(options: DbClusterOptions = {}): Promise<DbCluster> {
   const dir = tempDir('db-cluster')
-  let broker = await startBroker({ dataDir: join(dir, 'broker'), config: options.brokerConfig })
-  const routerArgs = ['router', '--bootstrap', broker.bootstrap, '--http-port', '0']
+  const onBrokerHost = placement(options.net, 'kafka')
+  const brokerOptions = { config: options.brokerConfig, host: onBrokerHost.ip, spawn: onBrokerHost.spawn }
+  let broker = await startBroker({ dataDir: join(dir, 'broker'), ...brokerOptions })
+  const onRouterHost = placement(options.net, 'router')
+  const routerArgs = ['router', '--bootstrap', broker.bootstrap, '--http-port', '0', '--host', onRouterHost.ip]
   if (options.routerRetryMs !== undefined) routerArgs.push('--retry-ms', String(options.routerRetryMs))
-  const router = await spawnService(routerArgs, /^cortado router ready http=(\S+)/, 'router')
+  const router = await spawnService(routerArgs, /^cortado router ready http=(\S+)/, 'router', onRouterHost.spawn)
   const nodes = new Map<string, ServiceProcess>()
 
   const startNode = async (id: string, o: { wipe?: boolean; rack?: string } = {}) => {
     const dataDir = join(dir, 'nodes', id)
     if (o.wipe === true) removeDir(dataDir)
-    const args = ['node', '--id', id, '--data-dir', dataDir, '--bootstrap', broker.bootstrap]
+    const onHost = placement(options.net, id)
+    const args = ['node', '--id', id, '--data-dir', dataDir, '--bootstrap', broker.bootstrap, '--host', onHost.ip]
     if (o.rack !== undefined) args.push('--rack', o.rack)
     if (options.segmentSize !== undefined) args.push('--segment-size', String(options.segmentSize))
-    const node = await spawnService(args, /^cortado node ready id=\S+ url=(\S+)/, `node ${id}`)
+    const node = await spawnService(args, /^cortado node ready id=\S+ url=(\S+)/, `node ${id}`, onHost.spawn)
     nodes.set(id, node)
     return node
   }
@@ -128,7 +152,8 @@ export async function startDbCluster(options: DbClusterOptions = {}): Promise<Db
       args.push('--controller-session-ms', String(options.controllerSessionMs))
     if (options.rereplicationDelayMs !== undefined)
       args.push('--rereplication-delay-ms', String(options.rereplicationDelayMs))
-    const controller = await spawnService(args, /^cortado controller ready id=(\S+)/, `controller ${id}`)
+    const onHost = placement(options.net, id)
+    const controller = await spawnService(args, /^cortado controller ready id=(\S+)/, `controller ${id}`, onHost.spawn)
     controllers.set(id, controller)
     return controller
   }
@@ -173,7 +198,7 @@ export async function startDbCluster(options: DbClusterOptions = {}): Promise<Db
     },
     async restartBroker() {
       await broker.kill()
-      broker = await startBroker({ dataDir: join(dir, 'broker'), port: broker.port, config: options.brokerConfig })
+      broker = await startBroker({ dataDir: join(dir, 'broker'), port: broker.port, ...brokerOptions })
     },
     router,
     nodes,

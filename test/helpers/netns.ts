@@ -91,6 +91,18 @@ export class TestNetwork {
     this.hosts.set(name, host)
   }
 
+  /**
+   * Connects the test runner's own namespace to the network (a veth into the switch, address .250),
+   * so the test can talk to the hosts directly. Removed with the switch namespace by destroy().
+   */
+  connectTestRunner(): void {
+    const link = `ct${this.#subnet}x${process.pid % 10000}`
+    ip('link', 'add', link, 'type', 'veth', 'peer', 'name', 'runner', 'netns', this.#switch)
+    ip('-n', this.#switch, 'link', 'set', 'runner', 'master', 'br0', 'up')
+    ip('addr', 'add', `${SUBNET_BASE}.${this.#subnet}.250/24`, 'dev', link)
+    ip('link', 'set', link, 'up')
+  }
+
   host(name: string): Host {
     const h = this.hosts.get(name)
     if (h === undefined) throw new Error(`no host ${name} in the test network`)
