@@ -112,16 +112,16 @@ void test(
 )
 
 void test(
-  'a slave cut off from the broker one way (its traffic to the broker dropped), then healed: it rejoins and catches up',
+  'a storage node whose traffic to the broker is dropped (one way), then healed: its partitions fail over, it rejoins and catches up',
   { timeout: 180_000 },
   async (t) => {
-    const db = 'cutslave'
+    const db = 'cutnode'
     await createDatabase(db)
     const master = await masterOf(db, 0)
-    const slave = ['n1', 'n2', 'n3'].find((n) => n !== master) as string
+    const other = ['n1', 'n2', 'n3'].find((n) => n !== master) as string
     await checkedUnder(t, db, 12, async () => {
       await sleep(1500)
-      net.cut(slave, 'kafka', { oneWay: true })
+      net.cut(other, 'kafka', { oneWay: true })
       await sleep(4000)
       net.healAll()
     })
