@@ -29,7 +29,10 @@ export interface MockKafka {
   readonly bootstrap: string
   /** The same, one entry per broker. */
   readonly brokers: string[]
-  /** Creates a topic (the mock's own admin path, as an operator would beforehand). */
+  /**
+   * Creates a topic (the mock's own admin path, as an operator would beforehand). librdkafka 2.0.2
+   * ignores `replication`: every partition has every broker as a replica.
+   */
   topic(name: string, partitions: number, replication: number): Promise<void>
   /** Makes `broker` (1-based id) the leader of a partition. */
   leader(topic: string, partition: number, broker: number): Promise<void>
