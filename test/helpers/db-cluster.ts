@@ -44,8 +44,13 @@ export interface DbCluster {
   /** Starts (or restarts) a controller. */
   startController(id: string): Promise<ServiceProcess>
   readonly dir: string
-  /** Starts (or restarts) a storage node; `wipe` deletes its data first. */
-  startNode(id: string, options?: { wipe?: boolean; rack?: string }): Promise<ServiceProcess>
+  /**
+   * Starts (or restarts) a storage node; `wipe` deletes its data first; `bootstrap` points it at
+   * another address than the broker's (a fault proxy in front of it).
+   */
+  startNode(id: string, options?: { wipe?: boolean; rack?: string; bootstrap?: string }): Promise<ServiceProcess>
+  /** Starts another router, optionally reaching the broker through `bootstrap`. */
+  startRouter(options?: { bootstrap?: string }): Promise<ServiceProcess>
   http(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<HttpResult>
   /** Waits until every replica of every partition of `db` has applied what its master has. */
   waitCaughtUp(db: string, timeoutMs?: number): Promise<void>
@@ -110,11 +115,22 @@ export async function startDbCluster(options: DbClusterOptions = {}): Promise<Db
   const router = await spawnService(routerArgs, /^cortado router ready http=(\S+)/, 'router')
   const nodes = new Map<string, ServiceProcess>()
 
-  const startNode = async (id: string, o: { wipe?: boolean; rack?: string } = {}) => {
+  const extraRouters: ServiceProcess[] = []
+  const startRouter = async (o: { bootstrap?: string } = {}) => {
+    const args = ['router', '--bootstrap', o.bootstrap ?? broker.bootstrap, '--http-port', '0']
+    if (options.routerRetryMs !== undefined) args.push('--retry-ms', String(options.routerRetryMs))
+    const r = await spawnService(args, /^cortado router ready http=(\S+)/, 'router')
+    extraRouters.push(r)
+    return r
+  }
+
+  const startNode = async (id: string, o: { wipe?: boolean; rack?: string; bootstrap?: string } = {}) => {
     const dataDir = join(dir, 'nodes', id)
     if (o.wipe === true) removeDir(dataDir)
-    const args = ['node', '--id', id, '--data-dir', dataDir, '--bootstrap', broker.bootstrap]
+    const args = ['node', '--id', id, '--data-dir', dataDir, '--bootstrap', o.bootstrap ?? broker.bootstrap]
     if (o.rack !== undefined) args.push('--rack', o.rack)
+    // The master lease is cut from the controller's node session: the nodes get the same value.
+    if (options.nodeSessionMs !== undefined) args.push('--node-session-ms', String(options.nodeSessionMs))
     if (options.segmentSize !== undefined) args.push('--segment-size', String(options.segmentSize))
     const node = await spawnService(args, /^cortado node ready id=\S+ url=(\S+)/, `node ${id}`)
     nodes.set(id, node)
@@ -181,6 +197,7 @@ export async function startDbCluster(options: DbClusterOptions = {}): Promise<Db
     startController,
     dir,
     startNode,
+    startRouter,
     http,
     async waitCaughtUp(db, timeoutMs = 60_000) {
       const deadline = Date.now() + timeoutMs
@@ -219,6 +236,7 @@ export async function startDbCluster(options: DbClusterOptions = {}): Promise<Db
     },
     async stop() {
       await router.stop()
+      await Promise.all(extraRouters.map((r) => r.stop()))
       await Promise.all([...controllers.values()].map((c) => c.stop()))
       await Promise.all([...nodes.values()].map((n) => n.stop()))
       await broker.stop()
