@@ -29,6 +29,8 @@ export interface NodeReport {
   nonce?: string
   /** The node session this node's master lease is cut from (master-lease.ts). */
   sessionMs?: number
+  /** The metadata offset the node had read up to when it wrote this report (every record below it). */
+  metadataOffset?: number
   replicas: { db: string; partition: number; role: string; generation: number; scn: number }[]
 }
 

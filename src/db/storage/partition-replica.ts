@@ -334,9 +334,12 @@ export class PartitionReplica {
     this.#lease = renew(this.#lease, sendTime, sessionMs)
   }
 
-  /** The previous master may serve until `at` (monotonic): this one waits until then. */
-  setTakeoverAt(at: number): void {
-    this.#takeoverAt = Math.max(this.#takeoverAt, at)
+  /**
+   * The previous master may serve until `at` (monotonic): this one waits until then. `clear`: the
+   * previous master has stepped down (it said so in a heartbeat), so nothing is left to wait for.
+   */
+  setTakeoverAt(at: number, clear = false): void {
+    this.#takeoverAt = clear ? at : Math.max(this.#takeoverAt, at)
   }
 
   /** Milliseconds left on the master lease (null when the replica needs none). */

@@ -95,7 +95,7 @@ export class StorageNode {
     this.#clock = options.clock ?? (() => performance.now())
     this.#sessionMs = options.nodeSessionMs ?? DEFAULT_NODE_SESSION_MS
     // Registered before the metadata is read, so the replay at start is seen too.
-    this.metadata.onRecord((key, value) => this.#onMetadataRecord(key, value))
+    this.metadata.onRecord((key, value, offset) => this.#onMetadataRecord(key, value, offset))
   }
 
   /**
@@ -104,9 +104,12 @@ export class StorageNode {
    * - our own heartbeat read back renews the lease of each replica the view still names master
    *   under its generation (a placement replacing us comes before, and stops the renewals);
    * - a placement that takes mastership from another node makes our replica of the partition wait
-   *   until that node's lease has surely run out, counted from when we read its last heartbeat.
+   *   until that node's lease has surely run out, counted from when we read its last heartbeat;
+   * - unless that node reports, in a heartbeat written after it read that placement, that it no
+   *   longer masters the partition (a planned move: it stepped down, and can serve the partition
+   *   again only once a later placement names it, which would set a new wait).
    */
-  #onMetadataRecord(key: string, value: unknown): void {
+  #onMetadataRecord(key: string, value: unknown, offset: number): void {
     const now = this.#clock()
     const slash = key.indexOf('/')
     const kind = key.slice(0, slash)
@@ -115,6 +118,7 @@ export class StorageNode {
       const report = value as Partial<NodeReport>
       const sessionMs = typeof report.sessionMs === 'number' ? report.sessionMs : DEFAULT_NODE_SESSION_MS
       this.#lastHeartbeat.set(id, { at: now, sessionMs })
+      this.#clearFencesOf(id, report)
       if (id !== this.id || typeof report.nonce !== 'string') return
       const sentAt = this.#sent.get(report.nonce)
       if (sentAt === undefined) return
@@ -130,14 +134,28 @@ export class StorageNode {
       if (before === null || before === this.id || before === after) return
       const hb = this.#lastHeartbeat.get(before)
       const at = takeoverAt(hb?.at, hb?.sessionMs ?? this.#sessionMs)
-      const fence = this.#takeoverFences.get(id) ?? -Infinity
-      if (at > fence) this.#takeoverFences.set(id, at)
+      const fence = this.#takeoverFences.get(id)
+      if (fence === undefined || at > fence.at) this.#takeoverFences.set(id, { at, from: before, offset })
       this.replicas.get(id)?.setTakeoverAt(at)
     }
   }
 
-  /** Per partition, when the last master replaced there may have stopped serving, at the latest (monotonic). */
-  readonly #takeoverFences = new Map<string, number>()
+  #clearFencesOf(node: string, report: Partial<NodeReport>): void {
+    if (typeof report.metadataOffset !== 'number' || !Array.isArray(report.replicas)) return
+    for (const [k, fence] of this.#takeoverFences) {
+      if (fence.from !== node || report.metadataOffset <= fence.offset) continue
+      const role = report.replicas.find((r) => partitionKey(r.db, r.partition) === k)?.role
+      if (role === 'master' || role === 'promoting' || role === 'error') continue
+      this.#takeoverFences.delete(k)
+      this.replicas.get(k)?.setTakeoverAt(-Infinity, true)
+    }
+  }
+
+  /**
+   * Per partition, when the master last replaced there may have stopped serving, at the latest
+   * (monotonic), which node that was and the offset of the placement that replaced it.
+   */
+  readonly #takeoverFences = new Map<string, { at: number; from: string; offset: number }>()
 
   /** Milliseconds since this node last read its own heartbeat back from the log (null: never). */
   logAgeMs(): number | null {
@@ -207,6 +225,7 @@ export class StorageNode {
       id: this.id,
       nonce,
       sessionMs: this.#sessionMs,
+      metadataOffset: this.view.offset,
       replicas: [
         ...[...this.replicas.values()].map((r) => ({
           db: r.db,
@@ -286,7 +305,7 @@ export class StorageNode {
       const r = this.replicas.get(k)
       if (r === undefined) continue
       const fence = this.#takeoverFences.get(k)
-      if (fence !== undefined) r.setTakeoverAt(fence)
+      if (fence !== undefined) r.setTakeoverAt(fence.at)
       r.setMastership(latest.master === this.id ? latest.generation : null)
       if (r.role === 'promoting') promoting = true
     }
