@@ -143,7 +143,7 @@ export interface ClusterOptions {
   /** Parent of the temp directory. */
   parentDir: string
   nodes: number
-  /** The controller's `--node-session-ms` (its default when undefined). */
+  /** The controller's and the nodes' `--node-session-ms` (the default when undefined). */
   nodeSessionMs?: number
   /** The router's `--retry-ms`. */
   routerRetryMs: number
@@ -220,7 +220,17 @@ export async function startCluster(
     const node = track(
       await spawnService(
         `node ${id}`,
-        ['node', '--id', id, '--data-dir', join(dir, 'nodes', id), '--bootstrap', bootstrap],
+        [
+          'node',
+          '--id',
+          id,
+          '--data-dir',
+          join(dir, 'nodes', id),
+          '--bootstrap',
+          bootstrap,
+          // The master lease is cut from the same session the controller uses.
+          ...(o.nodeSessionMs === undefined ? [] : ['--node-session-ms', String(o.nodeSessionMs)]),
+        ],
         /^cortado node ready id=\S+ url=(\S+)/,
         'info',
       ),

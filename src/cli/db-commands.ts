@@ -31,6 +31,8 @@ export interface NodeCommand {
   rack: string | null
   segmentSize?: number
   replicationFactor: number
+  /** The controller's node session, which the master lease is cut from (default 1500 ms). */
+  nodeSessionMs?: number
 }
 
 export async function runNode(cmd: NodeCommand): Promise<void> {

@@ -166,7 +166,8 @@ const COMMANDS: Record<string, Command> = {
     },
   },
   node: {
-    usage: `cortado node --id <id> --data-dir <dir> --bootstrap <host:port> [--port 0] [--rack <r>] [--segment-size <bytes>] ${CONNECT}`,
+    usage: `cortado node --id <id> --data-dir <dir> --bootstrap <host:port> [--port 0] [--rack <r>] [--segment-size <bytes>]
+                [--node-session-ms 1500 (as given to the controller; the master lease is cut from it)] ${CONNECT}`,
     run: async (args) => {
       const { values } = parseArgs({
         args,
@@ -179,6 +180,7 @@ const COMMANDS: Record<string, Command> = {
           rack: { type: 'string' },
           'segment-size': { type: 'string' },
           'replication-factor': { type: 'string' },
+          'node-session-ms': { type: 'string' },
           ...connectOption,
         },
         strict: true,
@@ -195,6 +197,7 @@ const COMMANDS: Record<string, Command> = {
         rack: values.rack ?? null,
         segmentSize: optionalPositive(values['segment-size'], 'segment-size'),
         replicationFactor: optionalPositive(values['replication-factor'], 'replication-factor') ?? 1,
+        nodeSessionMs: optionalPositive(values['node-session-ms'], 'node-session-ms'),
       }
       await kafkaReachable(command.bootstrap, values['connect-timeout'])
       const { runNode } = await load.db()

@@ -21,6 +21,7 @@ export type DbErrorCode =
   | 'NOT_MASTER'
   | 'NOT_APPLIED'
   | 'MASTER_ERROR'
+  | 'MASTER_LEASE_EXPIRED'
   | 'REPLICA_NOT_READY'
   | 'TIMEOUT'
   | 'INTERNAL'
@@ -45,6 +46,7 @@ const STATUS: Record<DbErrorCode, number> = {
   NOT_MASTER: 503,
   NOT_APPLIED: 503,
   MASTER_ERROR: 503,
+  MASTER_LEASE_EXPIRED: 503,
   REPLICA_NOT_READY: 503,
   TIMEOUT: 504,
   INTERNAL: 500,
@@ -52,13 +54,15 @@ const STATUS: Record<DbErrorCode, number> = {
 
 /** Codes after which the request is known not to have been applied, so it is safe to resend. */
 // MASTER_ERROR is among them: a fenced master refuses before writing anything, and by then the
-// metadata names (or is about to name) another master.
+// metadata names (or is about to name) another master. MASTER_LEASE_EXPIRED likewise: a master
+// whose lease ran out refuses before reading or writing anything (docs/database.md, "Master lease").
 export const RETRIABLE_CODES: ReadonlySet<DbErrorCode> = new Set([
   'NO_MASTER',
   'NOT_MASTER',
   'NOT_APPLIED',
   'REPLICA_NOT_READY',
   'MASTER_ERROR',
+  'MASTER_LEASE_EXPIRED',
 ])
 
 export class DbError extends Error {

@@ -41,15 +41,20 @@ export interface DbCluster {
   restartBroker(): Promise<void>
   /** The first router. */
   readonly router: ServiceProcess
-  /** Every router (`routers` option): router, router2, … */
+  /** Every router: those of the `routers` option (router, router2, …), then those startRouter added. */
   readonly routers: ServiceProcess[]
   readonly nodes: Map<string, ServiceProcess>
   readonly controllers: Map<string, ServiceProcess>
   /** Starts (or restarts) a controller. */
   startController(id: string): Promise<ServiceProcess>
   readonly dir: string
-  /** Starts (or restarts) a storage node; `wipe` deletes its data first. */
-  startNode(id: string, options?: { wipe?: boolean; rack?: string }): Promise<ServiceProcess>
+  /**
+   * Starts (or restarts) a storage node; `wipe` deletes its data first; `bootstrap` points it at
+   * another address than the broker's (a fault proxy in front of it).
+   */
+  startNode(id: string, options?: { wipe?: boolean; rack?: string; bootstrap?: string }): Promise<ServiceProcess>
+  /** Starts another router, optionally reaching the broker through `bootstrap`. */
+  startRouter(options?: { bootstrap?: string }): Promise<ServiceProcess>
   http(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<HttpResult>
   /** Waits until every replica of every partition of `db` has applied what its master has. */
   waitCaughtUp(db: string, timeoutMs?: number): Promise<void>
@@ -132,24 +137,41 @@ export async function startDbCluster(options: DbClusterOptions = {}): Promise<Db
   const onBrokerHost = placement(options.net, 'kafka')
   const brokerOptions = { config: options.brokerConfig, host: onBrokerHost.ip, spawn: onBrokerHost.spawn }
   let broker = await startBroker({ dataDir: join(dir, 'broker'), ...brokerOptions })
-  const startRouter = (name: string) => {
+  const spawnRouter = (name: string, bootstrap = broker.bootstrap) => {
     const onHost = placement(options.net, name)
-    const args = ['router', '--bootstrap', broker.bootstrap, '--http-port', '0', '--host', onHost.ip]
+    const args = ['router', '--bootstrap', bootstrap, '--http-port', '0', '--host', onHost.ip]
     if (options.routerRetryMs !== undefined) args.push('--retry-ms', String(options.routerRetryMs))
     return spawnService(args, /^cortado router ready http=(\S+)/, name, onHost.spawn)
   }
   const routers = await Promise.all(
-    Array.from({ length: options.routers ?? 1 }, (_, i) => startRouter(i === 0 ? 'router' : `router${i + 1}`)),
+    Array.from({ length: options.routers ?? 1 }, (_, i) => spawnRouter(i === 0 ? 'router' : `router${i + 1}`)),
   )
   const router = routers[0]
   const nodes = new Map<string, ServiceProcess>()
+  const startRouter = async (o: { bootstrap?: string } = {}) => {
+    const r = await spawnRouter(`router${routers.length + 1}`, o.bootstrap)
+    routers.push(r)
+    return r
+  }
 
-  const startNode = async (id: string, o: { wipe?: boolean; rack?: string } = {}) => {
+  const startNode = async (id: string, o: { wipe?: boolean; rack?: string; bootstrap?: string } = {}) => {
     const dataDir = join(dir, 'nodes', id)
     if (o.wipe === true) removeDir(dataDir)
     const onHost = placement(options.net, id)
-    const args = ['node', '--id', id, '--data-dir', dataDir, '--bootstrap', broker.bootstrap, '--host', onHost.ip]
+    const args = [
+      'node',
+      '--id',
+      id,
+      '--data-dir',
+      dataDir,
+      '--bootstrap',
+      o.bootstrap ?? broker.bootstrap,
+      '--host',
+      onHost.ip,
+    ]
     if (o.rack !== undefined) args.push('--rack', o.rack)
+    // The master lease is cut from the controller's node session: the nodes get the same value.
+    if (options.nodeSessionMs !== undefined) args.push('--node-session-ms', String(options.nodeSessionMs))
     if (options.segmentSize !== undefined) args.push('--segment-size', String(options.segmentSize))
     const node = await spawnService(args, /^cortado node ready id=\S+ url=(\S+)/, `node ${id}`, onHost.spawn)
     nodes.set(id, node)
@@ -218,6 +240,7 @@ export async function startDbCluster(options: DbClusterOptions = {}): Promise<Db
     startController,
     dir,
     startNode,
+    startRouter,
     http,
     async waitCaughtUp(db, timeoutMs = 60_000) {
       const deadline = Date.now() + timeoutMs

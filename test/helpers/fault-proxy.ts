@@ -4,6 +4,10 @@
 // sends it again; an idempotent producer must end up with each record once. Metadata and
 // FindCoordinator responses are rewritten to name the proxy, so clients keep coming back
 // through it rather than connecting to the broker directly.
+//
+// It can also cut the process behind it off from the broker altogether (cut(): every connection
+// through it is closed and new ones are closed as they arrive) and let it back (heal()): a
+// process that is alive but cannot reach the log.
 import { createServer, connect, type Server, type Socket } from 'node:net'
 import { APIS } from '../../src/protocol/apis.ts'
 import { Reader } from '../../src/protocol/reader.ts'
@@ -12,7 +16,7 @@ import { Writer } from '../../src/protocol/writer.ts'
 
 export interface FaultProxyOptions {
   /** Produce requests (counted over all connections, 1-based) whose answers are lost. */
-  readonly dropProduce: (produceNumber: number) => boolean
+  readonly dropProduce?: (produceNumber: number) => boolean
 }
 
 interface Pending {
@@ -48,6 +52,7 @@ export class FaultProxy {
   readonly versions = new Map<number, Set<number>>()
   private readonly server: Server
   private readonly sockets = new Set<Socket>()
+  private isCut = false
 
   private constructor(server: Server, port: number) {
     this.server = server
@@ -71,7 +76,22 @@ export class FaultProxy {
     return `127.0.0.1:${this.port}`
   }
 
+  /** Cuts every connection through the proxy, and every new one until heal(). */
+  cut(): void {
+    this.isCut = true
+    for (const s of this.sockets) s.destroy()
+    this.sockets.clear()
+  }
+
+  heal(): void {
+    this.isCut = false
+  }
+
   private accept(client: Socket, brokerPort: number, options: FaultProxyOptions): void {
+    if (this.isCut) {
+      client.destroy()
+      return
+    }
     const upstream = connect(brokerPort, '127.0.0.1')
     this.sockets.add(client)
     this.sockets.add(upstream)
@@ -109,7 +129,7 @@ export class FaultProxy {
         const correlationId = frame.readInt32BE(4)
         const req = pending.get(correlationId)
         pending.delete(correlationId)
-        if (req?.apiKey === PRODUCE && options.dropProduce(req.produceNumber)) {
+        if (req?.apiKey === PRODUCE && options.dropProduce?.(req.produceNumber) === true) {
           // Written and answered by the broker; the client never hears of it.
           this.droppedResponses++
           close()

@@ -4,6 +4,7 @@
 import { type Registry, Gauge } from 'prom-client'
 import { type Logger } from '../../util/log.ts'
 import { MetadataLog } from '../metadata/metadata-log.ts'
+import { DEFAULT_NODE_SESSION_MS } from '../metadata/model.ts'
 import {
   type ControllerAction,
   type ControllerConfig,
@@ -14,7 +15,7 @@ import {
 } from './controller-state.ts'
 
 export const DEFAULT_CONTROLLER_CONFIG: ControllerConfig = {
-  nodeSessionMs: 1500,
+  nodeSessionMs: DEFAULT_NODE_SESSION_MS,
   controllerSessionMs: 3000,
   controllerHeartbeatMs: 500,
   rereplicationDelayMs: 60_000,

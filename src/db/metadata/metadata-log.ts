@@ -57,7 +57,7 @@ export class MetadataLog {
   readonly #reader: LogReader
   #producer: ReliableProducer | undefined
   readonly #listeners: ((changed: string[]) => void)[] = []
-  readonly #recordListeners: ((key: string, value: unknown) => void)[] = []
+  readonly #recordListeners: ((key: string, value: unknown, offset: number) => void)[] = []
   #waiters: { offset: number; resolve: () => void }[] = []
 
   constructor(options: MetadataLogOptions) {
@@ -88,8 +88,11 @@ export class MetadataLog {
     this.#listeners.push(listener)
   }
 
-  /** Called with every record, in log order (heartbeats and commands included). */
-  onRecord(listener: (key: string, value: unknown) => void): void {
+  /**
+   * Called with every record and its offset, in log order (heartbeats and commands included),
+   * before the view takes that record (and after it took every earlier one).
+   */
+  onRecord(listener: (key: string, value: unknown, offset: number) => void): void {
     this.#recordListeners.push(listener)
   }
 
@@ -140,7 +143,7 @@ export class MetadataLog {
           continue
         }
       }
-      for (const l of this.#recordListeners) l(key, value)
+      for (const l of this.#recordListeners) l(key, value, r.offset)
       const [kind, ...rest] = key.split('/')
       const id = rest.join('/')
       if (kind === 'node') setOrDelete(this.view.nodes, id, value as NodeInfo | null)

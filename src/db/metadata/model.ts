@@ -15,9 +15,22 @@ export interface NodeInfo {
   startedAt: number
 }
 
+/**
+ * The default node session: a node whose heartbeat the controller has not read for this long is
+ * dead, and a storage node's master lease is cut from the same value (src/db/storage/master-lease.ts).
+ * `cortado controller` and `cortado node` both take `--node-session-ms`; give them the same value.
+ */
+export const DEFAULT_NODE_SESSION_MS = 1500
+
 /** What a node reports in its heartbeat (`heartbeat/<id>`): the current state of its replicas. */
 export interface NodeReport {
   id: string
+  /** Names this heartbeat, so its writer knows it when it reads it back (master lease). */
+  nonce?: string
+  /** The node session this node's master lease is cut from (master-lease.ts). */
+  sessionMs?: number
+  /** The metadata offset the node had read up to when it wrote this report (every record below it). */
+  metadataOffset?: number
   replicas: { db: string; partition: number; role: string; generation: number; scn: number }[]
 }
 

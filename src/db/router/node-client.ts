@@ -71,7 +71,10 @@ export class NodeClient {
    * GET of one document as the node stores it: its JSON text passed through untouched, with its
    * ETag and schema version from the headers. A refusal is thrown as the node's DbError.
    */
-  async getDocument(url: string, path: string): Promise<{ text: string; etag: string; schemaVersion: number }> {
+  async getDocument(
+    url: string,
+    path: string,
+  ): Promise<{ text: string; etag: string; schemaVersion: number; applied?: string; logAgeMs?: string }> {
     let res
     try {
       res = await this.#pool(url).request({ method: 'GET', path })
@@ -84,8 +87,17 @@ export class NodeClient {
     } catch (error) {
       throw new NodeUnreachableError(url, error, true)
     }
-    if (res.statusCode === 200)
-      return { text, etag: String(res.headers.etag), schemaVersion: Number(res.headers['x-cortado-schema-version']) }
+    if (res.statusCode === 200) {
+      const applied = res.headers['x-cortado-applied']
+      const age = res.headers['x-cortado-log-age-ms']
+      return {
+        text,
+        etag: String(res.headers.etag),
+        schemaVersion: Number(res.headers['x-cortado-schema-version']),
+        ...(typeof applied === 'string' ? { applied } : {}),
+        ...(typeof age === 'string' ? { logAgeMs: age } : {}),
+      }
+    }
     throw errorFrom(url, res.statusCode, text)
   }
 

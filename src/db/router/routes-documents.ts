@@ -247,6 +247,12 @@ export function documentRoutes(app: FastifyInstance, cluster: ClusterClient): vo
           ? await cluster.callAnyReplica(dbName, partition, call)
           : await cluster.callMaster(dbName, partition, 'read', call)
       reply.header('etag', quoted(doc.etag))
+      // A read from any replica says how stale it may be: the replica's applied generation.scn and
+      // how long ago its node last heard back from the log (docs/database.md, "Master lease").
+      if (q.consistency === 'any') {
+        if (doc.applied !== undefined) void reply.header('x-cortado-applied', doc.applied)
+        if (doc.logAgeMs !== undefined) void reply.header('x-cortado-log-age-ms', doc.logAgeMs)
+      }
       if (ifNoneMatch !== undefined && (ifNoneMatch === '*' || ifNoneMatch === doc.etag)) return reply.code(304).send()
       return reply.type('application/json; charset=utf-8').send(doc.text)
     },

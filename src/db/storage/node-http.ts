@@ -35,6 +35,8 @@ export interface NodeHttpContext {
   readonly registry: Registry
   replica(db: string, partition: number): PartitionReplica | undefined
   status(): NodeStatus
+  /** Milliseconds since the node last read its own heartbeat back from the log (null: never). */
+  logAgeMs(): number | null
 }
 
 export async function startNodeHttp(
@@ -196,13 +198,17 @@ function readable(node: NodeHttpContext, req: { db: string; partition: number; f
   const replica = replicaOf(node, req.db, req.partition)
   if (req.from !== 'any' && replica.role !== 'master')
     throw new DbError('NOT_MASTER', `node ${node.id} is not the master of partition ${req.partition} of ${req.db}`)
+  // A master read needs the master lease: a master cut off from the log may have been replaced.
+  if (req.from !== 'any') replica.checkMasterRead()
   return replica
 }
 
 /**
  * GET /_node/doc/{db}/{partition}/{table}/{key…}?from=master|any: one document, its stored JSON
  * text passed through when it is already in the latest schema version (the hot read path: no
- * parse, no re-serialization), with `etag` and `x-cortado-schema-version` headers.
+ * parse, no re-serialization), with `etag` and `x-cortado-schema-version` headers, and how stale
+ * it may be: `x-cortado-applied` (the replica's last applied generation.scn) and
+ * `x-cortado-log-age-ms` (time since this node last heard back from the log; absent if never).
  */
 function document(node: NodeHttpContext, parts: string[], from: 'master' | 'any', res: ServerResponse): void {
   const [, , dbName, partition, tableName, ...key] = parts
@@ -218,12 +224,16 @@ function document(node: NodeHttpContext, parts: string[], from: 'master' | 'any'
     d.schemaVersion >= versions.latestVersion
       ? d.doc
       : JSON.stringify(versions.readLatest(JSON.parse(d.doc), d.schemaVersion))
+  const applied = replica.applied
+  const age = node.logAgeMs()
   res
     .writeHead(200, {
       'content-type': 'application/json',
       'content-length': Buffer.byteLength(text),
       etag: d.etag,
       'x-cortado-schema-version': Math.max(d.schemaVersion, versions.latestVersion),
+      'x-cortado-applied': `${applied.generation}.${applied.scn}`,
+      ...(age === null ? {} : { 'x-cortado-log-age-ms': Math.round(age) }),
     })
     .end(text)
 }

@@ -14,6 +14,12 @@
 // It writes GENERATION_START(g) with a fresh nonce and takes writes only once it has applied that
 // very record (invariant 5, docs/invariants.md). If it then sees a newer generation while it
 // still believes itself master, it goes to ERROR and refuses writes (invariant 3, docs/invariants.md).
+//
+// Lease: on a storage node, a master also needs a valid master lease (master-lease.ts), renewed by
+// the node when it reads its own heartbeat back from the metadata log, to serve master reads and
+// writes; without one it refuses with MASTER_LEASE_EXPIRED, so a master cut off from the log stops
+// before another can be promoted. A master that follows another node also waits until that node's
+// lease has surely run out (takeoverAt).
 import { randomBytes } from 'node:crypto'
 import { type LogRecord } from '../../client/log-reader.ts'
 import {
@@ -35,6 +41,7 @@ import {
   type ReplicaState,
   step,
 } from '../replication/replica-state.ts'
+import { type MasterLease, NO_LEASE, remaining, renew, valid } from './master-lease.ts'
 import { etagOf, ReplicaStore, type StoredDocument } from './replica-store.ts'
 
 export type Role = 'slave' | 'promoting' | 'master' | 'error'
@@ -64,6 +71,11 @@ export interface ReplicaDeps {
   log: Logger
   /** Observes every action (metrics). */
   onAction?: (action: ReplicaAction) => void
+  /**
+   * The monotonic clock of the master lease (performance.now() on a node). Without it the replica
+   * needs no lease: a replica driven alone, with no heartbeats to renew one (the unit tests).
+   */
+  leaseClock?: () => number
 }
 
 interface Pending {
@@ -112,6 +124,10 @@ export class PartitionReplica {
   #failure: string | null = null
   /** Offset after the last record read (not only applied). */
   #readOffset: number
+  /** The master lease of the current generation (renewed by the node from its heartbeats). */
+  #lease: MasterLease = NO_LEASE
+  /** Monotonic time before which this master must not serve: the previous master's lease may still run. */
+  #takeoverAt = -Infinity
 
   constructor(db: string, partition: number, topic: string, path: string, deps: ReplicaDeps) {
     this.db = db
@@ -168,6 +184,8 @@ export class PartitionReplica {
     if ((this.#role === 'master' || this.#role === 'promoting') && this.#generation === generation) return
     if (this.#role === 'error' && this.#generation === generation) return
     this.#generation = generation
+    // A lease belongs to one generation: the new one is renewed from the next heartbeat read back.
+    this.#lease = NO_LEASE
     if (this.#state.generation > generation) {
       this.#enterError(`the log already holds generation ${this.#state.generation}, newer than assigned ${generation}`)
       return
@@ -257,6 +275,8 @@ export class PartitionReplica {
       return Promise.reject(
         new DbError('NOT_MASTER', `this node is not the master of partition ${this.partition} of ${this.db}`),
       )
+    const refused = this.#leaseRefusal()
+    if (refused !== null) return Promise.reject(refused)
     for (const w of ops) {
       if (w.ifMatch === undefined && w.ifNoneMatch === undefined) continue
       const current = this.#current(w.op.table, w.op.key)
@@ -306,6 +326,51 @@ export class PartitionReplica {
       ),
     )
     return promise
+  }
+
+  /** Renews the lease of `generation` from a heartbeat sent at `sendTime` and read back (master-lease.ts). */
+  renewLease(generation: number, sendTime: number, sessionMs: number): void {
+    if (generation !== this.#generation) return
+    this.#lease = renew(this.#lease, sendTime, sessionMs)
+  }
+
+  /**
+   * The previous master may serve until `at` (monotonic): this one waits until then. `clear`: the
+   * previous master has stepped down (it said so in a heartbeat), so nothing is left to wait for.
+   */
+  setTakeoverAt(at: number, clear = false): void {
+    this.#takeoverAt = clear ? at : Math.max(this.#takeoverAt, at)
+  }
+
+  /** Milliseconds left on the master lease (null when the replica needs none). */
+  get leaseRemainingMs(): number | null {
+    const clock = this.#deps.leaseClock
+    return clock === undefined ? null : remaining(this.#lease, clock())
+  }
+
+  /** Throws unless this replica may serve a master read now: master, lease held, takeover done. */
+  checkMasterRead(): void {
+    if (this.#role !== 'master')
+      throw new DbError('NOT_MASTER', `this node is not the master of partition ${this.partition} of ${this.db}`)
+    const refused = this.#leaseRefusal()
+    if (refused !== null) throw refused
+  }
+
+  #leaseRefusal(): DbError | null {
+    const clock = this.#deps.leaseClock
+    if (clock === undefined) return null
+    const now = clock()
+    if (now < this.#takeoverAt)
+      return new DbError(
+        'NOT_MASTER',
+        `partition ${this.partition} of ${this.db}: the master is waiting ${Math.ceil(this.#takeoverAt - now)} ms for the previous master's lease to run out`,
+      )
+    if (!valid(this.#lease, now))
+      return new DbError(
+        'MASTER_LEASE_EXPIRED',
+        `partition ${this.partition} of ${this.db}: this master has not heard back from the log in time; its lease expired`,
+      )
+    return null
   }
 
   /** The ETag a condition sees: in-flight writes first, then the applied state; null if absent. */

@@ -4,6 +4,7 @@
 //
 // A replica placed here with no local file is bootstrapped from a snapshot of another replica
 // (its SQLite file, checkpoint included) and then reads the log after the snapshot's checkpoint.
+import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import { closeSync, createWriteStream, existsSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync } from 'node:fs'
 import { type Server } from 'node:http'
@@ -22,6 +23,7 @@ import {
 } from '../metadata/metadata-log.ts'
 import { type NodeInfo, type NodeReport, type PartitionInfo } from '../metadata/model.ts'
 import { type NodeStatus, type ReplicaStatus } from '../node-api.ts'
+import { DEFAULT_NODE_SESSION_MS, takeoverAt } from './master-lease.ts'
 import { startNodeHttp } from './node-http.ts'
 import { createNodeMetrics, type NodeMetrics } from './node-metrics.ts'
 import { PartitionReplica } from './partition-replica.ts'
@@ -45,6 +47,13 @@ export interface StorageNodeOptions {
   replicationFactor?: number
   /** How often the node writes its heartbeat (default 250 ms). */
   heartbeatMs?: number
+  /**
+   * The controller's node session (`cortado controller --node-session-ms`, default 1500): the master
+   * lease is cut from it (master-lease.ts). Give the node the same value as the controller.
+   */
+  nodeSessionMs?: number
+  /** The monotonic clock of the master lease (default performance.now). */
+  clock?: () => number
 }
 
 export class StorageNode {
@@ -64,7 +73,16 @@ export class StorageNode {
   #reconciling: Promise<void> = Promise.resolve()
   #closed = false
   #heartbeat: NodeJS.Timeout | undefined
+  #heartbeatInFlight = false
   #unlock: () => void = () => undefined
+  readonly #clock: () => number
+  readonly #sessionMs: number
+  /** Heartbeats sent and not yet read back: nonce → monotonic send time. */
+  readonly #sent = new Map<string, number>()
+  /** Monotonic time this node last read its own heartbeat back (-Infinity: never). */
+  #heardAt = -Infinity
+  /** Per node, when this node last read its heartbeat (monotonic) and the session it announced. */
+  readonly #lastHeartbeat = new Map<string, { at: number; sessionMs: number }>()
 
   private constructor(options: StorageNodeOptions) {
     this.id = options.id
@@ -83,6 +101,74 @@ export class StorageNode {
       onError: (e) => log.warn('replication read error', { error: e.message }),
     })
     this.#metrics = createNodeMetrics(options.registry, this)
+    this.#clock = options.clock ?? (() => performance.now())
+    this.#sessionMs = options.nodeSessionMs ?? DEFAULT_NODE_SESSION_MS
+    // Registered before the metadata is read, so the replay at start is seen too.
+    this.metadata.onRecord((key, value, offset) => this.#onMetadataRecord(key, value, offset))
+  }
+
+  /**
+   * The master lease, from the metadata log in log order (called before the view takes the record,
+   * after it took every earlier one):
+   * - our own heartbeat read back renews the lease of each replica the view still names master
+   *   under its generation (a placement replacing us comes before, and stops the renewals);
+   * - a placement that takes mastership from another node makes our replica of the partition wait
+   *   until that node's lease has surely run out, counted from when we read its last heartbeat;
+   * - unless that node reports, in a heartbeat written after it read that placement, that it no
+   *   longer masters the partition (a planned move: it stepped down, and can serve the partition
+   *   again only once a later placement names it, which would set a new wait).
+   */
+  #onMetadataRecord(key: string, value: unknown, offset: number): void {
+    const now = this.#clock()
+    const slash = key.indexOf('/')
+    const kind = key.slice(0, slash)
+    const id = key.slice(slash + 1)
+    if (kind === 'heartbeat' && value !== null && typeof value === 'object') {
+      const report = value as Partial<NodeReport>
+      const sessionMs = typeof report.sessionMs === 'number' ? report.sessionMs : DEFAULT_NODE_SESSION_MS
+      this.#lastHeartbeat.set(id, { at: now, sessionMs })
+      this.#clearFencesOf(id, report)
+      if (id !== this.id || typeof report.nonce !== 'string') return
+      const sentAt = this.#sent.get(report.nonce)
+      if (sentAt === undefined) return
+      this.#sent.delete(report.nonce)
+      this.#heardAt = now
+      for (const [k, r] of this.replicas) {
+        const p = this.view.partitions.get(k)
+        if (p !== undefined && p.master === this.id) r.renewLease(p.generation, sentAt, sessionMs)
+      }
+    } else if (kind === 'partition' && value !== null && typeof value === 'object') {
+      const before = this.view.partitions.get(id)?.master ?? null
+      const after = (value as { master?: string | null }).master ?? null
+      if (before === null || before === this.id || before === after) return
+      const hb = this.#lastHeartbeat.get(before)
+      const at = takeoverAt(hb?.at, hb?.sessionMs ?? this.#sessionMs)
+      const fence = this.#takeoverFences.get(id)
+      if (fence === undefined || at > fence.at) this.#takeoverFences.set(id, { at, from: before, offset })
+      this.replicas.get(id)?.setTakeoverAt(at)
+    }
+  }
+
+  #clearFencesOf(node: string, report: Partial<NodeReport>): void {
+    if (typeof report.metadataOffset !== 'number' || !Array.isArray(report.replicas)) return
+    for (const [k, fence] of this.#takeoverFences) {
+      if (fence.from !== node || report.metadataOffset <= fence.offset) continue
+      const role = report.replicas.find((r) => partitionKey(r.db, r.partition) === k)?.role
+      if (role === 'master' || role === 'promoting' || role === 'error') continue
+      this.#takeoverFences.delete(k)
+      this.replicas.get(k)?.setTakeoverAt(-Infinity, true)
+    }
+  }
+
+  /**
+   * Per partition, when the master last replaced there may have stopped serving, at the latest
+   * (monotonic), which node that was and the offset of the placement that replaced it.
+   */
+  readonly #takeoverFences = new Map<string, { at: number; from: string; offset: number }>()
+
+  /** Milliseconds since this node last read its own heartbeat back from the log (null: never). */
+  logAgeMs(): number | null {
+    return this.#heardAt === -Infinity ? null : this.#clock() - this.#heardAt
   }
 
   static async start(options: StorageNodeOptions): Promise<StorageNode> {
@@ -155,34 +241,46 @@ export class StorageNode {
    * applied (generation, scn), every `intervalMs` (one in flight at a time).
    */
   #startHeartbeats(intervalMs: number): void {
-    let inFlight = false
-    this.#heartbeat = setInterval(() => {
-      if (inFlight || this.#closed) return
-      inFlight = true
-      const report: NodeReport = {
-        id: this.id,
-        replicas: [
-          ...[...this.replicas.values()].map((r) => ({
-            db: r.db,
-            partition: r.partition,
-            role: r.role,
-            generation: r.applied.generation,
-            scn: r.applied.scn,
-          })),
-          ...[...this.#bootstrapping.values()].map(({ db, partition }) => ({
-            db,
-            partition,
-            role: 'bootstrapping',
-            generation: -1,
-            scn: -1,
-          })),
-        ],
-      }
-      this.metadata
-        .send(`heartbeat/${this.id}`, report)
-        .catch((error: unknown) => this.#options.log.warn('heartbeat not written', { error: String(error) }))
-        .finally(() => (inFlight = false))
-    }, intervalMs)
+    this.#heartbeat = setInterval(() => this.#sendHeartbeat(), intervalMs)
+  }
+
+  /**
+   * Writes one heartbeat (unless one is in flight), stamped with a nonce whose monotonic send time
+   * is kept until it is read back: that read renews the master leases.
+   */
+  #sendHeartbeat(): void {
+    if (this.#heartbeatInFlight || this.#closed) return
+    this.#heartbeatInFlight = true
+    const nonce = randomBytes(8).toString('hex')
+    // Heartbeats lost on the way are never read back; their send times go after a while.
+    if (this.#sent.size > 64) this.#sent.clear()
+    this.#sent.set(nonce, this.#clock())
+    const report: NodeReport = {
+      id: this.id,
+      nonce,
+      sessionMs: this.#sessionMs,
+      metadataOffset: this.view.offset,
+      replicas: [
+        ...[...this.replicas.values()].map((r) => ({
+          db: r.db,
+          partition: r.partition,
+          role: r.role,
+          generation: r.applied.generation,
+          scn: r.applied.scn,
+        })),
+        ...[...this.#bootstrapping.values()].map(({ db, partition }) => ({
+          db,
+          partition,
+          role: 'bootstrapping',
+          generation: -1,
+          scn: -1,
+        })),
+      ],
+    }
+    this.metadata
+      .send(`heartbeat/${this.id}`, report)
+      .catch((error: unknown) => this.#options.log.warn('heartbeat not written', { error: String(error) }))
+      .finally(() => (this.#heartbeatInFlight = false))
   }
 
   #scheduleReconcile(): void {
@@ -234,11 +332,19 @@ export class StorageNode {
       }
     }
     await Promise.all([next(), next(), next(), next()])
+    let promoting = false
     for (const [k, p] of wanted) {
       // The latest placement (it may have changed while replicas were opening).
       const latest = this.view.partitions.get(k) ?? p
-      this.replicas.get(k)?.setMastership(latest.master === this.id ? latest.generation : null)
+      const r = this.replicas.get(k)
+      if (r === undefined) continue
+      const fence = this.#takeoverFences.get(k)
+      if (fence !== undefined) r.setTakeoverAt(fence.at)
+      r.setMastership(latest.master === this.id ? latest.generation : null)
+      if (r.role === 'promoting') promoting = true
     }
+    // A new master needs a lease: a heartbeat now rather than at the next tick.
+    if (promoting) this.#sendHeartbeat()
   }
 
   async #open(p: PartitionInfo): Promise<PartitionReplica> {
@@ -257,6 +363,7 @@ export class StorageNode {
       segmentSize: this.#options.segmentSize ?? 800_000,
       log: this.#options.log.child({ db: p.db, partition: p.partition }),
       onAction: (a) => this.#metrics.onAction(p.db, p.partition, a),
+      leaseClock: this.#clock,
     })
   }
 

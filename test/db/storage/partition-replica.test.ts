@@ -182,3 +182,51 @@ void test('concurrent writes to one partition share produce requests (group comm
     await a.close()
   }
 })
+
+void test('with a lease clock, a master serves only while its lease holds and once the previous master is past its lease', async () => {
+  let now = 0
+  const producer = new ReliableProducer({ bootstrap: [broker.bootstrap], clientId: 'test-lease' })
+  const replica = new PartitionReplica('core', 0, TOPIC, join(dir, 'lease-0.sqlite'), {
+    nodeId: 'lease',
+    send: (r) => producer.send({ topic: r.topic, partition: r.partition, key: r.key, value: r.value }),
+    segmentSize: 800_000,
+    log: quiet,
+    leaseClock: () => now,
+  })
+  const reader = new LogReader({ bootstrap: [broker.bootstrap], clientId: 'test-lease-reader', maxWaitMs: 100 })
+  reader.assign(TOPIC, 0, replica.readOffset, (records) => replica.onRecords(records))
+  try {
+    replica.setTakeoverAt(500)
+    replica.setMastership(10)
+    await until('the replica to become master', () => replica.role === 'master')
+    const expired = (e: DbError) => e.code === 'MASTER_LEASE_EXPIRED'
+    const waiting = (e: DbError) => e.code === 'NOT_MASTER' && /previous master's lease/.test(e.message)
+    // Taking over: the previous master may still serve until 500.
+    replica.renewLease(10, 0, 1500)
+    await assert.rejects(replica.write([put('lease', { v: 0 })]), waiting)
+    assert.throws(() => replica.checkMasterRead(), waiting)
+    now = 500
+    assert.equal(await replica.write([put('lease', { v: 1 })]), '10.1')
+    replica.checkMasterRead()
+    assert.equal(replica.leaseRemainingMs, 700)
+    // No heartbeat read back since the one sent at 0: the lease ends at 1200.
+    now = 1200
+    await assert.rejects(replica.write([put('lease', { v: 2 })]), expired)
+    assert.throws(() => replica.checkMasterRead(), expired)
+    // A heartbeat of another generation does not renew this one.
+    replica.renewLease(9, 1100, 1500)
+    assert.throws(() => replica.checkMasterRead(), expired)
+    // Heard back again: serves again.
+    replica.renewLease(10, 1100, 1500)
+    replica.checkMasterRead()
+    assert.equal(await replica.write([put('lease', { v: 3 })]), '10.2')
+    // A new generation starts without a lease.
+    replica.setMastership(11)
+    await until('the replica to become master of 11', () => replica.role === 'master')
+    await assert.rejects(replica.write([put('lease', { v: 4 })]), expired)
+  } finally {
+    await reader.close()
+    await producer.close()
+    replica.close()
+  }
+})

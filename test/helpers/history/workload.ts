@@ -50,6 +50,10 @@ export interface WorkloadOptions {
   seed?: number
   /** Prefix of the keys (default `w<seed>-`), so runs against one database do not see each other's values. */
   keyPrefix?: string
+  /** Prefix of the values written (default none): workloads sharing keys write distinct values. */
+  valuePrefix?: string
+  /** The clock of invokedAt/completedAt (default: ms since this workload started); share one to merge histories. */
+  clock?: () => number
 }
 
 interface HttpAnswer {
@@ -70,7 +74,7 @@ export async function runWorkload(o: WorkloadOptions): Promise<{ history: Operat
   const urls = [o.url, ...(o.moreRouters ?? [])]
   const pools = urls.map((url) => new Pool(url, { connections: o.clients + 2 }))
   const start = performance.now()
-  const now = () => performance.now() - start
+  const now = o.clock ?? (() => performance.now() - start)
   const request = async (
     method: 'GET' | 'PUT',
     path: string,
@@ -100,7 +104,7 @@ export async function runWorkload(o: WorkloadOptions): Promise<{ history: Operat
   }
   const history: Operation[] = []
   const prefix = o.keyPrefix ?? `w${o.seed ?? 1}-`
-  const deadline = o.durationMs
+  const deadline = now() + o.durationMs
   const readShare = o.readShare ?? 0.5
   const incrementShare = o.incrementShare ?? 0.2
   await Promise.all(
@@ -154,7 +158,7 @@ export async function runWorkload(o: WorkloadOptions): Promise<{ history: Operat
           })
           continue
         }
-        const value = `c${client}-${seq}`
+        const value = `${o.valuePrefix ?? ''}c${client}-${seq}`
         const invokedAt = now()
         const res = await request('PUT', `/${o.db}/registers/${key}`, { id: key, value }, {}, client)
         const outcome = outcomeOf(res)
