@@ -3,6 +3,7 @@
 // Replication: replication factor ≥ 3, min.insync.replicas ≥ 2, unclean leader election off).
 import { Admin } from '@platformatic/kafka'
 import { hasKafkaError } from '../client/errors.ts'
+import { type BrokerRack, rackAwareAssignment } from './rack-assignment.ts'
 
 export interface TopicSpec {
   name: string
@@ -11,19 +12,30 @@ export interface TopicSpec {
   configs: Record<string, string>
 }
 
-/** Creates the topic unless it exists (an existing topic is left as it is). */
+/**
+ * The CreateTopics request for `spec`: with brokers' racks known, an explicit rack-aware replica
+ * assignment (Kafka then takes partitions and replication factor from it); otherwise the counts,
+ * and the broker assigns.
+ */
+export function createTopicsRequest(spec: TopicSpec, brokers: BrokerRack[]): Parameters<Admin['createTopics']>[0] {
+  const configs = Object.entries(spec.configs).map(([name, value]) => ({ name, value }))
+  const assignments = rackAwareAssignment(brokers, spec.partitions, spec.replicationFactor)
+  if (assignments === null)
+    return { topics: [spec.name], partitions: spec.partitions, replicas: spec.replicationFactor, configs }
+  return { topics: [spec.name], assignments, configs }
+}
+
+/** Creates the topic unless it exists (an existing topic is left as it is), rack-aware when racks are known. */
 export async function ensureTopic(bootstrap: string[], spec: TopicSpec): Promise<'created' | 'exists'> {
   const admin = new Admin({ clientId: 'cortado-admin', bootstrapBrokers: bootstrap, retries: 5, retryDelay: 200 })
   try {
     const existing = await admin.metadata({ topics: [spec.name] }).catch(() => undefined)
     if (existing?.topics.has(spec.name) === true) return 'exists'
     try {
-      await admin.createTopics({
-        topics: [spec.name],
-        partitions: spec.partitions,
-        replicas: spec.replicationFactor,
-        configs: Object.entries(spec.configs).map(([name, value]) => ({ name, value })),
-      })
+      // The brokers and their racks (a failed metadata call leaves the assignment to the broker).
+      const cluster = existing ?? (await admin.metadata({ topics: [] }).catch(() => undefined))
+      const brokers = [...(cluster?.brokers ?? [])].map(([id, b]) => ({ id, rack: b.rack ?? null }))
+      await admin.createTopics(createTopicsRequest(spec, brokers))
       return 'created'
     } catch (error) {
       // Another process created it in between.
