@@ -9,8 +9,9 @@
 // more than `loadImbalanceFactor` times the least loaded one and at least `loadMinWritesPerSec`
 // more (so an idle or lightly used cluster never churns), mastership moves from the most loaded
 // node to a caught-up replica on a less loaded node, through the controller's planned handoff
-// (demote before promote). A move is taken only if it lowers the busier node of the pair: the
-// target ends below where the source was. So a single hot partition is never bounced between
+// (demote before promote). A move is taken only if it lowers the busier node of the pair (the
+// target ends below where the source was), by at least half of `loadMinWritesPerSec` (a handoff
+// pauses the partition's writes for a moment: moving a trickle is not worth it). So a single hot partition is never bounced between
 // nodes, and with steady rates every move lowers the loads in a strict order (no cycles); against
 // rates that change, each moved partition then waits `loadMoveCooldownMs` before it moves again.
 
@@ -127,6 +128,8 @@ export function planMasterMoves(
         // Only moves that leave the target below where the source was: no bouncing.
         if (target >= from) continue
         const worse = Math.max(from - p.rate, target)
+        // Each handoff pauses the partition's writes for a moment: not worth it for a trickle.
+        if (from - worse < settings.loadMinWritesPerSec / 2) continue
         if (best === undefined || worse < best.worse) best = { p, to, worse }
       }
     }

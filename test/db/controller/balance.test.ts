@@ -167,12 +167,14 @@ function simulate(rateOf: (k: string) => number, durationMs: number, seed: numbe
   return { state, moves, loads }
 }
 
-void test('simulated: masters of a skewed write load move until balanced, then stay (several seeds)', () => {
+void test('simulated: masters of a skewed write load move until balanced, then stay (several seeds)', (t) => {
   for (let seed = 1; seed <= 5; seed++) {
     // Writes go only to the partitions n1 masters at placement (by placePartitions: 0 and 3).
     const hot = new Set(['d/0', 'd/3'])
     const { moves, loads, state } = simulate((k) => (hot.has(k) ? 200 : 2), 120_000, seed)
-    assert.ok(moves.length >= 1, `seed ${seed}: no move`)
+    // One hot partition moves; moving the trickles as well would only pause their writes.
+    assert.equal(moves.length, 1, `seed ${seed}: ${JSON.stringify(moves)}`)
+    t.diagnostic(`seed ${seed}: loads after ${JSON.stringify(loads)}, moves ${JSON.stringify(moves)}`)
     const values = Object.values(loads)
     assert.ok(Math.max(...values) <= 210, `seed ${seed}: still skewed: ${JSON.stringify(loads)}`)
     // Settled: nothing moved in the last minute, and every moved partition is on its preferred master.
