@@ -117,7 +117,13 @@ interface SimResult {
  * and step down when a placement tells them to; partition p takes `rateOf(p)` writes/s while it has a
  * master, whose scn count restarts with each generation.
  */
-function simulate(rateOf: (k: string) => number, durationMs: number, seed: number): SimResult {
+function simulate(
+  rateOf: (k: string) => number,
+  durationMs: number,
+  seed: number,
+  config = CONFIG,
+  command?: { at: number; value: unknown },
+): SimResult {
   const random = mulberry32(seed)
   const log: { key: string; value: unknown }[] = NODES.map((id) => ({
     key: `node/${id}`,
@@ -130,6 +136,7 @@ function simulate(rateOf: (k: string) => number, durationMs: number, seed: numbe
   const moves: SimResult['moves'] = []
   const nextBeat = new Map(NODES.map((n) => [n, random() * 250]))
   for (let now = 0; now <= durationMs; now += 50) {
+    if (command?.at === now) log.push({ key: 'command/x', value: command.value })
     // Writes arrive at the masters.
     for (const [k, p] of state.partitions) {
       if (p.master === null) continue
@@ -151,7 +158,7 @@ function simulate(rateOf: (k: string) => number, durationMs: number, seed: numbe
         }))
       log.push({ key: `heartbeat/${n}`, value: { id: n, replicas } })
     }
-    const tick = step(state, { kind: 'tick', now }, CONFIG)
+    const tick = step(state, { kind: 'tick', now }, config)
     state = tick.state
     for (const a of tick.actions) {
       if (a.kind !== 'write') continue
@@ -160,7 +167,7 @@ function simulate(rateOf: (k: string) => number, durationMs: number, seed: numbe
       if (a.key.startsWith('partition/') && p?.handover !== undefined && state.loadMovedAt.get(a.key.slice(10)) === now)
         moves.push({ at: now, key: a.key.slice(10), to: p.handover.to })
     }
-    for (; read < log.length; read++) state = step(state, { kind: 'record', ...log[read], now }, CONFIG).state
+    for (; read < log.length; read++) state = step(state, { kind: 'record', ...log[read], now }, config).state
   }
   const loads: Record<string, number> = Object.fromEntries(NODES.map((n) => [n, 0]))
   for (const [k, p] of state.partitions) if (p.master !== null) loads[p.master] += rateOf(k)
@@ -191,4 +198,24 @@ void test('simulated: a balanced load, an idle cluster and a single hot partitio
   assert.deepEqual(simulate(() => 100, 60_000, 7).moves, [])
   assert.deepEqual(simulate(() => 3, 60_000, 8).moves, [])
   assert.deepEqual(simulate((k) => (k === 'd/1' ? 400 : 0), 60_000, 9).moves, [])
+})
+
+void test('simulated: with continuous balancing off, nothing moves until a rebalance command, which moves at once', () => {
+  const hot = new Set(['d/0', 'd/3'])
+  const off = { ...CONFIG, loadBalancing: false }
+  assert.deepEqual(simulate((k) => (hot.has(k) ? 200 : 2), 30_000, 3, off).moves, [])
+  const { moves, state, loads } = simulate((k) => (hot.has(k) ? 200 : 2), 30_000, 3, off, {
+    at: 20_000,
+    value: { type: 'rebalance' },
+  })
+  assert.equal(moves.length, 1, JSON.stringify(moves))
+  assert.ok(moves[0].at >= 20_000 && moves[0].at < 21_000, JSON.stringify(moves))
+  assert.deepEqual(Object.values(loads).sort(), [200, 204, 4].sort())
+  assert.equal(state.commands.size, 0, 'the command is done and deleted')
+  // A command restricted to another database moves nothing.
+  const other = simulate((k) => (hot.has(k) ? 200 : 2), 25_000, 3, off, {
+    at: 20_000,
+    value: { type: 'rebalance', db: 'other' },
+  })
+  assert.deepEqual(other.moves, [])
 })
