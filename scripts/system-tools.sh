@@ -17,6 +17,8 @@ TOOLS=(
   "python3-zstandard|/usr/bin/python3 -c 'import zstandard'|kafka-python's zstd codec"
   "burrow|command -v Burrow|the Burrow compatibility test"
   "zookeeper|test -f /usr/share/java/zookeeper.jar|the ZooKeeper Burrow 1.2.1 needs"
+  "gcc|command -v gcc|building test/mock-kafka/mock-cluster.c, the librdkafka mock cluster tests run against"
+  "librdkafka-dev|test -f /usr/include/librdkafka/rdkafka_mock.h|the librdkafka mock cluster (rdkafka_mock.h, -lrdkafka) of test/mock-kafka/"
   "postgresql-15|test -x /usr/lib/postgresql/15/bin/postgres|the PostgreSQL baseline of bench:db and its smoke test"
   "iproute2|command -v ip|the network-namespace test network (ip netns, veth, bridge)"
   "nftables|command -v nft|cutting links in the network-namespace tests"

@@ -94,6 +94,15 @@ export function hasKafkaError(error: unknown, id: string): boolean {
 }
 
 /**
+ * Whether the error says the broker does not offer an API the client needed (it did not list it
+ * in its ApiVersions answer): @platformatic/kafka fails such a call at once, without a request.
+ */
+export function isUnsupportedApi(error: unknown): boolean {
+  for (const e of errorChain(error)) if (e.code === 'PLT_KFK_UNSUPPORTED_API') return true
+  return false
+}
+
+/**
  * The Kafka error behind an error of @platformatic/kafka: the first protocol error in the chain
  * (preferring a non-retriable one), else the library's own code.
  */

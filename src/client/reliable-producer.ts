@@ -31,6 +31,7 @@
 // replication stream's (generation, scn) fencing rule and BEGIN…END framing do).
 import { compatibilityPartitioner, Producer, type ProduceResult } from '@platformatic/kafka'
 import { kafkaErrorInfo, ProducerClosedError, ProducerSendError, RecordAbandonedError } from './errors.ts'
+import { FIRST_INIT_PRODUCER } from './idempotence.ts'
 
 export { ProducerClosedError, ProducerSendError, RecordAbandonedError } from './errors.ts'
 
@@ -256,13 +257,18 @@ export class ReliableProducer {
       clientId: this.#options.clientId,
       bootstrapBrokers: this.#options.bootstrap,
       idempotent: true,
+      ...FIRST_INIT_PRODUCER,
       acks: -1,
       retries: Number.MAX_SAFE_INTEGER,
       retryDelay: (_client: unknown, _op: string, attempt: number) => {
         const base = Math.min(maxRetryBackoffMs, retryBackoffMs * 2 ** Math.min(30, Math.max(0, attempt - 1)))
         return Math.round(base * (0.8 + 0.4 * Math.random()))
       },
+      // `timeout` is only the time the broker may take (Produce's own timeout field); the
+      // connection's `requestTimeout` (30 s by default) is what gives up on an unanswered request
+      // and retries it, so both are set.
       timeout: this.#options.requestTimeoutMs,
+      requestTimeout: this.#options.requestTimeoutMs,
       autocreateTopics: this.#options.autocreateTopics,
     })
   }

@@ -1,9 +1,26 @@
 // The database's Kafka topics: creating them with the settings replication needs, and checking
 // an external Kafka's topics against what no-loss replication requires (docs/database.md,
 // Replication: replication factor ≥ 3, min.insync.replicas ≥ 2, unclean leader election off).
+//
+// A locked-down Kafka may not let us create topics or read their configs (no CreateTopics or
+// DescribeConfigs, as in librdkafka's mock cluster, or no ACL for them): topics an operator
+// created beforehand are then used as they are, and what could not be done or checked is said
+// in a message naming the API, instead of failing obscurely.
 import { Admin } from '@platformatic/kafka'
-import { hasKafkaError } from '../client/errors.ts'
+import { hasKafkaError, isUnsupportedApi } from '../client/errors.ts'
 import { type BrokerRack, rackAwareAssignment } from './rack-assignment.ts'
+
+/** Kafka refused or does not offer what we needed, said in one sentence an operator can act on. */
+export class KafkaTopicError extends Error {
+  override readonly name = 'KafkaTopicError'
+}
+
+function refusal(error: unknown): string | undefined {
+  if (isUnsupportedApi(error)) return 'this Kafka does not offer the API'
+  for (const id of ['TOPIC_AUTHORIZATION_FAILED', 'CLUSTER_AUTHORIZATION_FAILED'])
+    if (hasKafkaError(error, id)) return `this Kafka refused it (${id})`
+  return undefined
+}
 
 export interface TopicSpec {
   name: string
@@ -29,17 +46,32 @@ export function createTopicsRequest(spec: TopicSpec, brokers: BrokerRack[]): Par
 export async function ensureTopic(bootstrap: string[], spec: TopicSpec): Promise<'created' | 'exists'> {
   const admin = new Admin({ clientId: 'cortado-admin', bootstrapBrokers: bootstrap, retries: 5, retryDelay: 200 })
   try {
-    const existing = await admin.metadata({ topics: [spec.name] }).catch(() => undefined)
-    if (existing?.topics.has(spec.name) === true) return 'exists'
+    // Listing every topic, not asking for this one: a Metadata request naming a topic makes a
+    // broker that auto-creates topics (librdkafka's mock always does) create it with its defaults.
+    const existing = await admin.listTopics().catch(() => undefined)
+    if (existing?.includes(spec.name) === true) return 'exists'
     try {
-      // The brokers and their racks (a failed metadata call leaves the assignment to the broker).
-      const cluster = existing ?? (await admin.metadata({ topics: [] }).catch(() => undefined))
+      // The brokers and their racks, from a Metadata request naming no topic (so nothing is
+      // auto-created); if it fails, the broker assigns.
+      const cluster = await admin.metadata({ topics: [] }).catch(() => undefined)
       const brokers = [...(cluster?.brokers ?? [])].map(([id, b]) => ({ id, rack: b.rack ?? null }))
       await admin.createTopics(createTopicsRequest(spec, brokers))
       return 'created'
     } catch (error) {
       // Another process created it in between.
       if (hasKafkaError(error, 'TOPIC_ALREADY_EXISTS')) return 'exists'
+      const why = refusal(error)
+      if (why !== undefined) {
+        const configs = Object.entries(spec.configs)
+          .map(([k, v]) => `${k}=${v}`)
+          .join(', ')
+        throw new KafkaTopicError(
+          `topic ${spec.name} does not exist and cannot be created: CreateTopics failed, ${why}. ` +
+            `Create it beforehand with ${spec.partitions} partitions, replication factor ${spec.replicationFactor}` +
+            `${configs === '' ? '' : ` and ${configs}`}.`,
+          { cause: error },
+        )
+      }
       throw error
     }
   } finally {
@@ -58,19 +90,31 @@ export interface TopicCheck {
 export async function checkReplicationTopics(bootstrap: string[], topics: string[]): Promise<TopicCheck[]> {
   const admin = new Admin({ clientId: 'cortado-admin', bootstrapBrokers: bootstrap, retries: 3, retryDelay: 200 })
   try {
-    const metadata = await admin.metadata({ topics })
-    const described = await admin.describeConfigs({
-      resources: topics.map((name) => ({
-        resourceType: 2,
-        resourceName: name,
-        configurationKeys: ['min.insync.replicas', 'unclean.leader.election.enable'],
-      })),
-    })
+    // A copy: the library sorts the array it is given, and the checks are returned in our order.
+    const metadata = await admin.metadata({ topics: [...topics] })
+    // Without DescribeConfigs the replication factor is still checked (Metadata has it), and the
+    // two configs are reported as unchecked: a warning, as the operator must vouch for them.
+    let unchecked: string | undefined
+    const described = await admin
+      .describeConfigs({
+        resources: topics.map((name) => ({
+          resourceType: 2,
+          resourceName: name,
+          configurationKeys: ['min.insync.replicas', 'unclean.leader.election.enable'],
+        })),
+      })
+      .catch((error: unknown) => {
+        const why = refusal(error)
+        if (why === undefined) throw error
+        unchecked = `min.insync.replicas and unclean.leader.election.enable could not be checked: DescribeConfigs failed, ${why}`
+        return []
+      })
     return topics.map((topic) => {
       const problems: string[] = []
       const t = metadata.topics.get(topic)
       const rf = t === undefined ? 0 : Math.min(...t.partitions.map((p) => p.replicas.length))
       if (rf < 3) problems.push(`replication factor is ${rf}, needs at least 3`)
+      if (unchecked !== undefined) return { topic, ok: false, problems: [...problems, unchecked] }
       const configs = new Map(
         (described.find((d) => d.resourceName === topic)?.configs ?? []).map((c) => [c.name, c.value]),
       )

@@ -39,7 +39,10 @@ export interface DbCluster {
   readonly broker: BrokerProcess
   /** SIGKILLs the broker and starts it again on the same port and data directory. */
   restartBroker(): Promise<void>
+  /** The first router. */
   readonly router: ServiceProcess
+  /** Every router (`routers` option): router, router2, … */
+  readonly routers: ServiceProcess[]
   readonly nodes: Map<string, ServiceProcess>
   readonly controllers: Map<string, ServiceProcess>
   /** Starts (or restarts) a controller. */
@@ -110,6 +113,8 @@ export interface DbClusterOptions {
   brokerConfig?: Record<string, string>
   segmentSize?: number
   routerRetryMs?: number
+  /** Routers to start (default 1), on hosts `router`, `router2`, … of a test network. */
+  routers?: number
   /**
    * Runs every process in a host of this test network instead of on the loopback: the broker on
    * host `kafka`, the router on `router`, controller cN on `cN`, node nN on `nN` (the network must
@@ -129,10 +134,16 @@ export async function startDbCluster(options: DbClusterOptions = {}): Promise<Db
   const onBrokerHost = placement(options.net, 'kafka')
   const brokerOptions = { config: options.brokerConfig, host: onBrokerHost.ip, spawn: onBrokerHost.spawn }
   let broker = await startBroker({ dataDir: join(dir, 'broker'), ...brokerOptions })
-  const onRouterHost = placement(options.net, 'router')
-  const routerArgs = ['router', '--bootstrap', broker.bootstrap, '--http-port', '0', '--host', onRouterHost.ip]
-  if (options.routerRetryMs !== undefined) routerArgs.push('--retry-ms', String(options.routerRetryMs))
-  const router = await spawnService(routerArgs, /^cortado router ready http=(\S+)/, 'router', onRouterHost.spawn)
+  const startRouter = (name: string) => {
+    const onHost = placement(options.net, name)
+    const args = ['router', '--bootstrap', broker.bootstrap, '--http-port', '0', '--host', onHost.ip]
+    if (options.routerRetryMs !== undefined) args.push('--retry-ms', String(options.routerRetryMs))
+    return spawnService(args, /^cortado router ready http=(\S+)/, name, onHost.spawn)
+  }
+  const routers = await Promise.all(
+    Array.from({ length: options.routers ?? 1 }, (_, i) => startRouter(i === 0 ? 'router' : `router${i + 1}`)),
+  )
+  const router = routers[0]
   const nodes = new Map<string, ServiceProcess>()
 
   const startNode = async (id: string, o: { wipe?: boolean; rack?: string } = {}) => {
@@ -203,6 +214,7 @@ export async function startDbCluster(options: DbClusterOptions = {}): Promise<Db
       broker = await startBroker({ dataDir: join(dir, 'broker'), port: broker.port, ...brokerOptions })
     },
     router,
+    routers,
     nodes,
     controllers,
     startController,
@@ -245,7 +257,7 @@ export async function startDbCluster(options: DbClusterOptions = {}): Promise<Db
       )
     },
     async stop() {
-      await router.stop()
+      await Promise.all(routers.map((r) => r.stop()))
       await Promise.all([...controllers.values()].map((c) => c.stop()))
       await Promise.all([...nodes.values()].map((n) => n.stop()))
       await broker.stop()

@@ -21,6 +21,7 @@ import { randomUUID } from 'node:crypto'
 import { hostname } from 'node:os'
 import { Admin, ProduceAcks, Producer } from '@platformatic/kafka'
 import { AUDIT_OUTCOMES, AUDIT_SIDES, type AuditCount, type AuditCounter } from './counter.ts'
+import { FIRST_INIT_PRODUCER } from '../idempotence.ts'
 
 export const DEFAULT_AUDIT_TOPIC = '__cortado_audit'
 export const AUDIT_FORMAT_VERSION = 1
@@ -244,6 +245,7 @@ export class AuditPublisher {
         clientId: `${this.reporter.clientId}-audit`,
         bootstrapBrokers: this.#bootstrap,
         idempotent: true,
+        ...FIRST_INIT_PRODUCER,
         acks: ProduceAcks.ALL,
         retries: this.#options.retries ?? 5,
         retryDelay: this.#options.retryDelay ?? 200,

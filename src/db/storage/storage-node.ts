@@ -13,12 +13,21 @@ import { LogReader } from '../../client/log-reader.ts'
 import { ReliableProducer } from '../../client/reliable-producer.ts'
 import { lockDataDir } from '../../util/data-dir-lock.ts'
 import { type Logger } from '../../util/log.ts'
-import { CLOSE_FLUSH_TIMEOUT_MS, type MetadataView, MetadataLog, partitionKey } from '../metadata/metadata-log.ts'
+import {
+  CLOSE_FLUSH_TIMEOUT_MS,
+  METADATA_TOPIC,
+  type MetadataView,
+  MetadataLog,
+  partitionKey,
+} from '../metadata/metadata-log.ts'
 import { type NodeInfo, type NodeReport, type PartitionInfo } from '../metadata/model.ts'
 import { type NodeStatus, type ReplicaStatus } from '../node-api.ts'
 import { startNodeHttp } from './node-http.ts'
 import { createNodeMetrics, type NodeMetrics } from './node-metrics.ts'
 import { PartitionReplica } from './partition-replica.ts'
+
+/** The longest wait between attempts to register the node. */
+const REGISTER_MAX_BACKOFF_MS = 10_000
 
 export interface StorageNodeOptions {
   id: string
@@ -88,12 +97,37 @@ export class StorageNode {
     node.#url = url
     node.metadata.onChange(() => node.#scheduleReconcile())
     const info: NodeInfo = { id: options.id, url, rack: options.rack ?? null, pid: process.pid, startedAt: Date.now() }
-    await node.metadata.put(`node/${options.id}`, info)
+    await node.#register(info)
     node.#startHeartbeats(options.heartbeatMs ?? 250)
     node.#scheduleReconcile()
     await node.#reconciling
     options.log.info('storage node ready', { id: options.id, url, replicas: node.replicas.size })
     return node
+  }
+
+  /**
+   * Writes `node/<id>`, retrying until it is written. A Kafka that refuses the write for good (say,
+   * the producer is given no producer id) is a fault for the operator to fix, not a reason to exit:
+   * a node that exits before it is ready stops `cortado start` altogether, and a supervisor would
+   * only restart it into the same failure. Each failed attempt is logged with Kafka's error.
+   */
+  async #register(info: NodeInfo): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.metadata.put(`node/${info.id}`, info)
+        if (attempt > 1) this.#options.log.info('node registered', { attempts: attempt })
+        return
+      } catch (error) {
+        const retryInMs = Math.min(REGISTER_MAX_BACKOFF_MS, 500 * 2 ** Math.min(10, attempt - 1))
+        this.#options.log.warn('node registration not written to Kafka; retrying', {
+          topic: METADATA_TOPIC,
+          attempt,
+          retryInMs,
+          error: error instanceof Error ? error.message : String(error),
+        })
+        await new Promise((resolve) => setTimeout(resolve, retryInMs))
+      }
+    }
   }
 
   get url(): string {

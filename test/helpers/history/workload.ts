@@ -35,6 +35,8 @@ export const WORKLOAD_TABLES = {
 export interface WorkloadOptions {
   /** The router's base URL. */
   url: string
+  /** More routers: client i uses `[url, ...moreRouters][i % n]` (the final state is read through `url`). */
+  moreRouters?: string[]
   db: string
   clients: number
   registers: number
@@ -65,7 +67,8 @@ function outcomeOf(a: HttpAnswer | Error): Outcome {
 }
 
 export async function runWorkload(o: WorkloadOptions): Promise<{ history: Operation[]; final: FinalState }> {
-  const pool = new Pool(o.url, { connections: o.clients + 2 })
+  const urls = [o.url, ...(o.moreRouters ?? [])]
+  const pools = urls.map((url) => new Pool(url, { connections: o.clients + 2 }))
   const start = performance.now()
   const now = () => performance.now() - start
   const request = async (
@@ -73,9 +76,10 @@ export async function runWorkload(o: WorkloadOptions): Promise<{ history: Operat
     path: string,
     body?: unknown,
     headers: Record<string, string> = {},
+    client = 0,
   ): Promise<HttpAnswer | Error> => {
     try {
-      const res = await pool.request({
+      const res = await pools[client % pools.length].request({
         method,
         path,
         body: body === undefined ? undefined : JSON.stringify(body),
@@ -109,7 +113,7 @@ export async function runWorkload(o: WorkloadOptions): Promise<{ history: Operat
           let outcome: Outcome = 'info'
           // Read, add one, write back if unchanged; a 412 means someone else got there first: again.
           for (let attempt = 0; attempt < 50; attempt++) {
-            const current = await request('GET', `/${o.db}/counters/${key}`)
+            const current = await request('GET', `/${o.db}/counters/${key}`, undefined, {}, client)
             if (current instanceof Error || (current.status !== 200 && current.status !== 404)) {
               outcome = current instanceof Error ? 'info' : outcomeOf(current)
               break
@@ -117,7 +121,7 @@ export async function runWorkload(o: WorkloadOptions): Promise<{ history: Operat
             const n = current.status === 200 ? (current.body as { n: number }).n : 0
             const condition: Record<string, string> =
               current.status === 200 ? { 'if-match': `"${current.etag}"` } : { 'if-none-match': '*' }
-            const put = await request('PUT', `/${o.db}/counters/${key}`, { id: key, n: n + 1 }, condition)
+            const put = await request('PUT', `/${o.db}/counters/${key}`, { id: key, n: n + 1 }, condition, client)
             if (!(put instanceof Error) && put.status === 412) continue
             outcome = outcomeOf(put)
             break
@@ -132,6 +136,9 @@ export async function runWorkload(o: WorkloadOptions): Promise<{ history: Operat
           const res = await request(
             'GET',
             `/${o.db}/registers/${key}${consistency === 'any' ? '?consistency=any' : ''}`,
+            undefined,
+            {},
+            client,
           )
           const found = !(res instanceof Error) && res.status === 200
           const outcome = !(res instanceof Error) && res.status === 404 ? 'ok' : outcomeOf(res)
@@ -149,7 +156,7 @@ export async function runWorkload(o: WorkloadOptions): Promise<{ history: Operat
         }
         const value = `c${client}-${seq}`
         const invokedAt = now()
-        const res = await request('PUT', `/${o.db}/registers/${key}`, { id: key, value })
+        const res = await request('PUT', `/${o.db}/registers/${key}`, { id: key, value }, {}, client)
         const outcome = outcomeOf(res)
         history.push({
           kind: 'write',
@@ -184,6 +191,6 @@ export async function runWorkload(o: WorkloadOptions): Promise<{ history: Operat
       throw new Error(`final read of ${key} failed: ${res instanceof Error ? res.message : res.status}`)
     final.counters.set(key, res.status === 200 ? (res.body as { n: number }).n : 0)
   }
-  await pool.close()
+  await Promise.all(pools.map((p) => p.close()))
   return { history, final }
 }

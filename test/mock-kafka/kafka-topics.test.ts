@@ -1,0 +1,62 @@
+// The database's topic handling (src/db/kafka-topics.ts) against a Kafka that offers neither
+// CreateTopics nor DescribeConfigs, like a locked-down production cluster: librdkafka's mock
+// cluster (test/helpers/mock-kafka.ts). Topics an operator created beforehand are accepted and
+// checked as far as Metadata allows; a missing topic fails at once with a message naming the API
+// and saying what to create.
+import assert from 'node:assert/strict'
+import { after, before, test } from 'node:test'
+import { checkReplicationTopics, ensureTopic, KafkaTopicError } from '../../src/db/kafka-topics.ts'
+import { startMockKafka, type MockKafka } from '../helpers/mock-kafka.ts'
+
+let mock: MockKafka
+
+before(async () => {
+  mock = await startMockKafka(3)
+})
+
+after(async () => {
+  await mock.stop()
+})
+
+const spec = (name: string) => ({
+  name,
+  partitions: 4,
+  replicationFactor: 3,
+  configs: { 'min.insync.replicas': '2', 'unclean.leader.election.enable': 'false' },
+})
+
+void test('a topic created beforehand is used as it is', async () => {
+  await mock.topic('pre-made', 4, 3)
+  assert.equal(await ensureTopic(mock.brokers, spec('pre-made')), 'exists')
+})
+
+void test('a missing topic: a clear error naming CreateTopics and what to create, at once', async () => {
+  const started = Date.now()
+  await assert.rejects(ensureTopic(mock.brokers, spec('never-made')), (e: unknown) => {
+    assert.ok(e instanceof KafkaTopicError, String(e))
+    assert.match(e.message, /^topic never-made does not exist and cannot be created: CreateTopics failed/)
+    assert.match(e.message, /Create it beforehand with 4 partitions, replication factor 3 and min\.insync\.replicas=2/)
+    return true
+  })
+  assert.ok(Date.now() - started < 5000, `failed within 5 s (${Date.now() - started} ms), not after retries`)
+})
+
+void test('the replication check: replication factor from Metadata, the configs reported unchecked (no DescribeConfigs)', async () => {
+  // The mock places every partition on every broker whatever replication factor it is given, so
+  // a topic with two replicas needs a two-broker mock.
+  const small = await startMockKafka(2)
+  try {
+    await mock.topic('rf3', 2, 3)
+    await small.topic('rf2', 2, 2)
+    const unchecked =
+      'min.insync.replicas and unclean.leader.election.enable could not be checked: DescribeConfigs failed, this Kafka does not offer the API'
+    assert.deepEqual(await checkReplicationTopics(mock.brokers, ['rf3']), [
+      { topic: 'rf3', ok: false, problems: [unchecked] },
+    ])
+    assert.deepEqual(await checkReplicationTopics(small.brokers, ['rf2']), [
+      { topic: 'rf2', ok: false, problems: ['replication factor is 2, needs at least 3', unchecked] },
+    ])
+  } finally {
+    await small.stop()
+  }
+})
