@@ -2,6 +2,8 @@
 //   cortado admin cluster [--router URL]                       nodes and partitions, one line each
 //   cortado admin move-master <db> <partition> <node>          planned mastership move
 //   cortado admin decommission <node> | recommission <node>   drain a node / let it hold replicas again
+//   cortado admin rebalance [--dry-run] [--db <db>]            balance masters by write load now (or only
+//                                                              print the moves and per node load before → after)
 // A node is added by starting it: `cortado node --id <new> --bootstrap …` joins and gets replicas.
 
 interface ClusterView {
@@ -83,7 +85,55 @@ export async function admin(router: string, args: string[], out: (line: string) 
     )
     return
   }
+  if (sub === 'rebalance') {
+    const { dryRun, db } = rebalanceFlags(rest)
+    const query = new URLSearchParams({ ...(db === undefined ? {} : { db }), ...(dryRun ? { dryRun: 'true' } : {}) })
+    const plan = (await call(
+      router,
+      'POST',
+      `/_admin/rebalance${query.size > 0 ? `?${query.toString()}` : ''}`,
+    )) as RebalancePlan
+    printPlan(plan, out)
+    return
+  }
   throw new AdminUsageError(`unknown admin command: ${args.join(' ') || '(none)'}`)
+}
+
+interface RebalancePlan {
+  dryRun: boolean
+  measuredBy: { controller: string; epoch: number } | null
+  settings: { loadImbalanceFactor: number; loadMinWritesPerSec: number; maxConcurrentMoves: number }
+  nodes: { node: string; before: number; after: number }[]
+  moves: { db: string; partition: number; from: string; to: string; writesPerSec: number }[]
+  unmeasured: string[]
+}
+
+/** `rebalance`'s flags: --dry-run and --db <name>, nothing else. */
+function rebalanceFlags(args: string[]): { dryRun: boolean; db: string | undefined } {
+  let dryRun = false
+  let db: string | undefined
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === '--dry-run' && !dryRun) dryRun = true
+    else if (args[i] === '--db' && db === undefined && i + 1 < args.length && !args[i + 1].startsWith('--'))
+      db = args[++i]
+    else
+      throw new AdminUsageError(
+        `rebalance: unexpected ${JSON.stringify(args[i])} (usage: rebalance [--dry-run] [--db <db>])`,
+      )
+  }
+  return { dryRun, db }
+}
+
+function printPlan(plan: RebalancePlan, out: (line: string) => void): void {
+  const s = plan.settings
+  out(
+    `${plan.dryRun ? 'dry run' : 'rebalance requested'}: rates measured by ${plan.measuredBy === null ? '(no controller yet)' : `controller ${plan.measuredBy.controller} epoch ${plan.measuredBy.epoch}`}; moves when the busiest node exceeds the idlest by ${s.loadImbalanceFactor}× and ${s.loadMinWritesPerSec} writes/s, ${s.maxConcurrentMoves} at a time`,
+  )
+  if (plan.unmeasured.length > 0) out(`waiting for the write rates of ${plan.unmeasured.join(', ')}`)
+  for (const m of plan.moves)
+    out(`move ${m.db}/${m.partition} master ${m.from} -> ${m.to} (${m.writesPerSec} writes/s)`)
+  if (plan.moves.length === 0) out('no moves')
+  for (const n of plan.nodes) out(`node ${n.node} master load ${n.before} -> ${n.after} writes/s`)
 }
 
 export class AdminUsageError extends Error {

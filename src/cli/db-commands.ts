@@ -64,6 +64,8 @@ export interface ControllerCommand {
   nodeSessionMs?: number
   controllerSessionMs?: number
   rereplicationDelayMs?: number
+  /** Load-balancing settings (ControllerConfig's load* fields). */
+  load?: Record<string, number | boolean>
   replicationFactor: number
   metricsPort?: number
 }
@@ -75,6 +77,7 @@ export async function runController(cmd: ControllerCommand): Promise<void> {
     ...(cmd.nodeSessionMs === undefined ? {} : { nodeSessionMs: cmd.nodeSessionMs }),
     ...(cmd.controllerSessionMs === undefined ? {} : { controllerSessionMs: cmd.controllerSessionMs }),
     ...(cmd.rereplicationDelayMs === undefined ? {} : { rereplicationDelayMs: cmd.rereplicationDelayMs }),
+    ...cmd.load,
   }
   const controller = await Controller.start({
     id: cmd.id,

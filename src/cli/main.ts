@@ -64,6 +64,30 @@ function optionalPositive(value: string | undefined, name: string): number | und
   return value === undefined ? undefined : positive(value, name)
 }
 
+/** The controller's load-balancing flags (see docs/controller.md, Balancing by write load). */
+function loadOptions(values: Record<string, string | boolean | undefined>): Record<string, number | boolean> {
+  const out: Record<string, number | boolean> = {}
+  const onOff = values['load-balancing']
+  if (onOff !== undefined) {
+    if (onOff !== 'on' && onOff !== 'off')
+      throw new UsageError(`--load-balancing must be on or off, got "${String(onOff)}"`)
+    out.loadBalancing = onOff === 'on'
+  }
+  const number = (flag: string, key: string, min: number) => {
+    const v = values[flag]
+    if (v === undefined) return
+    const n = Number(v)
+    if (typeof v !== 'string' || !Number.isFinite(n) || n < min)
+      throw new UsageError(`--${flag} must be a number >= ${min}, got "${String(v)}"`)
+    out[key] = n
+  }
+  number('load-imbalance-factor', 'loadImbalanceFactor', 1)
+  number('load-min-writes-per-sec', 'loadMinWritesPerSec', 0)
+  number('load-smoothing-ms', 'loadSmoothingMs', 1)
+  number('load-move-cooldown-ms', 'loadMoveCooldownMs', 0)
+  return out
+}
+
 /** `--connect-timeout` in seconds (0 allowed: one attempt), returned in milliseconds. */
 function connectTimeoutMs(value: string | undefined): number {
   if (value === undefined) return DEFAULT_CONNECT_TIMEOUT_S * 1000
@@ -233,7 +257,9 @@ const COMMANDS: Record<string, Command> = {
   },
   controller: {
     usage: `cortado controller --id <id> --bootstrap <host:port> [--node-session-ms 1500] [--controller-session-ms 3000]
-                     [--rereplication-delay-ms 60000] [--metrics-port <n>] ${CONNECT}`,
+                     [--rereplication-delay-ms 60000] [--load-balancing on|off] [--load-imbalance-factor 1.5]
+                     [--load-min-writes-per-sec 20] [--load-smoothing-ms 10000] [--load-move-cooldown-ms 60000]
+                     [--metrics-port <n>] ${CONNECT}`,
     run: async (args) => {
       const { values } = parseArgs({
         args,
@@ -243,6 +269,11 @@ const COMMANDS: Record<string, Command> = {
           'node-session-ms': { type: 'string' },
           'controller-session-ms': { type: 'string' },
           'rereplication-delay-ms': { type: 'string' },
+          'load-balancing': { type: 'string' },
+          'load-imbalance-factor': { type: 'string' },
+          'load-min-writes-per-sec': { type: 'string' },
+          'load-smoothing-ms': { type: 'string' },
+          'load-move-cooldown-ms': { type: 'string' },
           'replication-factor': { type: 'string' },
           'metrics-port': { type: 'string' },
           ...connectOption,
@@ -255,6 +286,7 @@ const COMMANDS: Record<string, Command> = {
         nodeSessionMs: optionalPositive(values['node-session-ms'], 'node-session-ms'),
         controllerSessionMs: optionalPositive(values['controller-session-ms'], 'controller-session-ms'),
         rereplicationDelayMs: optionalPositive(values['rereplication-delay-ms'], 'rereplication-delay-ms'),
+        load: loadOptions(values),
         replicationFactor: optionalPositive(values['replication-factor'], 'replication-factor') ?? 1,
         metricsPort: values['metrics-port'] === undefined ? undefined : port('metrics-port', values['metrics-port']),
       }
@@ -265,14 +297,26 @@ const COMMANDS: Record<string, Command> = {
   },
   admin: {
     usage: `cortado admin cluster | move-master <db> <partition> <node> | decommission <node> | recommission <node>
-              [--router http://127.0.0.1:8080] ${CONNECT}`,
+              | rebalance [--dry-run] [--db <db>]   [--router http://127.0.0.1:8080] ${CONNECT}`,
     run: async (args) => {
       const { values, positionals } = parseArgs({
         args,
-        options: { router: { type: 'string', default: 'http://127.0.0.1:8080' }, ...connectOption },
+        options: {
+          router: { type: 'string', default: 'http://127.0.0.1:8080' },
+          'dry-run': { type: 'boolean' },
+          db: { type: 'string' },
+          ...connectOption,
+        },
         allowPositionals: true,
         strict: true,
       })
+      // rebalance's own flags, handed on to it (any other subcommand refuses them).
+      const flags = [
+        ...(values['dry-run'] === true ? ['--dry-run'] : []),
+        ...(values.db === undefined ? [] : ['--db', values.db]),
+      ]
+      if (flags.length > 0 && positionals[0] !== 'rebalance')
+        throw new UsageError(`${flags[0]} is an option of \`cortado admin rebalance\` only`)
       const router = values.router.replace(/\/$/, '')
       const timeoutMs = connectTimeoutMs(values['connect-timeout'])
       const say = (line: string) => process.stderr.write(line + '\n')
@@ -286,7 +330,7 @@ const COMMANDS: Record<string, Command> = {
         { timeoutMs, say },
       )
       try {
-        await admin(router, positionals, (line) => process.stdout.write(line + '\n'))
+        await admin(router, [...positionals, ...flags], (line) => process.stdout.write(line + '\n'))
       } catch (error) {
         if (error instanceof AdminUsageError) throw new UsageError(error.message)
         throw error

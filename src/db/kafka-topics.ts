@@ -8,6 +8,7 @@
 // in a message naming the API, instead of failing obscurely.
 import { Admin } from '@platformatic/kafka'
 import { hasKafkaError, isUnsupportedApi } from '../client/errors.ts'
+import { type BrokerRack, rackAwareAssignment } from './rack-assignment.ts'
 
 /** Kafka refused or does not offer what we needed, said in one sentence an operator can act on. */
 export class KafkaTopicError extends Error {
@@ -28,7 +29,20 @@ export interface TopicSpec {
   configs: Record<string, string>
 }
 
-/** Creates the topic unless it exists (an existing topic is left as it is). */
+/**
+ * The CreateTopics request for `spec`: with brokers' racks known, an explicit rack-aware replica
+ * assignment (Kafka then takes partitions and replication factor from it); otherwise the counts,
+ * and the broker assigns.
+ */
+export function createTopicsRequest(spec: TopicSpec, brokers: BrokerRack[]): Parameters<Admin['createTopics']>[0] {
+  const configs = Object.entries(spec.configs).map(([name, value]) => ({ name, value }))
+  const assignments = rackAwareAssignment(brokers, spec.partitions, spec.replicationFactor)
+  if (assignments === null)
+    return { topics: [spec.name], partitions: spec.partitions, replicas: spec.replicationFactor, configs }
+  return { topics: [spec.name], assignments, configs }
+}
+
+/** Creates the topic unless it exists (an existing topic is left as it is), rack-aware when racks are known. */
 export async function ensureTopic(bootstrap: string[], spec: TopicSpec): Promise<'created' | 'exists'> {
   const admin = new Admin({ clientId: 'cortado-admin', bootstrapBrokers: bootstrap, retries: 5, retryDelay: 200 })
   try {
@@ -37,12 +51,11 @@ export async function ensureTopic(bootstrap: string[], spec: TopicSpec): Promise
     const existing = await admin.listTopics().catch(() => undefined)
     if (existing?.includes(spec.name) === true) return 'exists'
     try {
-      await admin.createTopics({
-        topics: [spec.name],
-        partitions: spec.partitions,
-        replicas: spec.replicationFactor,
-        configs: Object.entries(spec.configs).map(([name, value]) => ({ name, value })),
-      })
+      // The brokers and their racks, from a Metadata request naming no topic (so nothing is
+      // auto-created); if it fails, the broker assigns.
+      const cluster = await admin.metadata({ topics: [] }).catch(() => undefined)
+      const brokers = [...(cluster?.brokers ?? [])].map(([id, b]) => ({ id, rack: b.rack ?? null }))
+      await admin.createTopics(createTopicsRequest(spec, brokers))
       return 'created'
     } catch (error) {
       // Another process created it in between.

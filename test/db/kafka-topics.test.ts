@@ -4,7 +4,7 @@ import assert from 'node:assert/strict'
 import { after, before, test } from 'node:test'
 import { Admin } from '@platformatic/kafka'
 import { hasKafkaError } from '../../src/client/errors.ts'
-import { ensureTopic } from '../../src/db/kafka-topics.ts'
+import { createTopicsRequest, ensureTopic } from '../../src/db/kafka-topics.ts'
 import { type BrokerProcess, removeDir, startBroker } from '../helpers/broker-process.ts'
 
 let broker: BrokerProcess
@@ -50,4 +50,28 @@ test('concurrent ensureTopic calls: one creates, the others find it, none fails'
   const results = await Promise.all(Array.from({ length: 5 }, () => ensureTopic([broker.bootstrap], spec('kt-race'))))
   assert.equal(results.filter((r) => r === 'created').length, 1, results.join(','))
   assert.equal(results.filter((r) => r === 'exists').length, 4, results.join(','))
+})
+
+test('the CreateTopics request: counts without racks, a rack-aware assignment with them, accepted by the broker', async () => {
+  const s = spec('kt-racks')
+  assert.deepEqual(createTopicsRequest(s, [{ id: 1, rack: null }]), {
+    topics: ['kt-racks'],
+    partitions: 2,
+    replicas: 1,
+    configs: [],
+  })
+  const admin = new Admin({ clientId: 'kt-test', bootstrapBrokers: [broker.bootstrap], retries: 0 })
+  try {
+    const brokers = [...(await admin.metadata({ topics: [] })).brokers.keys()].map((id) => ({ id, rack: 'r1' }))
+    const request = createTopicsRequest(s, brokers)
+    assert.deepEqual(request.assignments, [
+      { partition: 0, brokers: [brokers[0].id] },
+      { partition: 1, brokers: [brokers[0].id] },
+    ])
+    await admin.createTopics(request)
+    const created = (await admin.metadata({ topics: ['kt-racks'] })).topics.get('kt-racks')
+    assert.equal(created?.partitionsCount ?? created?.partitions.length, 2)
+  } finally {
+    await admin.close()
+  }
 })

@@ -46,7 +46,7 @@ export interface DbCluster {
   readonly nodes: Map<string, ServiceProcess>
   readonly controllers: Map<string, ServiceProcess>
   /** Starts (or restarts) a controller. */
-  startController(id: string): Promise<ServiceProcess>
+  startController(id: string, extraArgs?: string[]): Promise<ServiceProcess>
   readonly dir: string
   /**
    * Starts (or restarts) a storage node; `wipe` deletes its data first; `bootstrap` points it at
@@ -113,6 +113,8 @@ export interface DbClusterOptions {
   nodeSessionMs?: number
   controllerSessionMs?: number
   rereplicationDelayMs?: number
+  /** More arguments of `cortado controller` (e.g. the load-balancing flags). */
+  controllerArgs?: string[]
   brokerConfig?: Record<string, string>
   segmentSize?: number
   routerRetryMs?: number
@@ -178,8 +180,8 @@ export async function startDbCluster(options: DbClusterOptions = {}): Promise<Db
     return node
   }
   const controllers = new Map<string, ServiceProcess>()
-  const startController = async (id: string) => {
-    const args = ['controller', '--id', id, '--bootstrap', broker.bootstrap]
+  const startController = async (id: string, extraArgs = options.controllerArgs ?? []) => {
+    const args = ['controller', '--id', id, '--bootstrap', broker.bootstrap, ...extraArgs]
     if (options.nodeSessionMs !== undefined) args.push('--node-session-ms', String(options.nodeSessionMs))
     if (options.controllerSessionMs !== undefined)
       args.push('--controller-session-ms', String(options.controllerSessionMs))

@@ -22,8 +22,11 @@
 // - fails over: for each partition whose master is dead (no `heartbeat/<node>` for
 //   `nodeSessionMs`), makes the most caught-up live replica master under generation + 1, all
 //   partitions in the same tick; a partition with no live replica waits for one;
-// - runs commands written by the admin API (`command/<id>`: a planned mastership move), then
-//   deletes them; planned mastership changes demote the old master before promoting the new one.
+// - runs commands written by the admin API (`command/<id>`: a planned mastership move, or a
+//   rebalance by load), then deletes them; planned mastership changes demote the old master before
+//   promoting the new one;
+// - moves replicas (re-replication, expansion, decommissioning) and masters back to their preferred
+//   replicas, and balances masters by measured write load (balance.ts).
 import { violated } from '../../util/invariant.ts'
 import {
   type DatabaseInfo,
@@ -32,8 +35,16 @@ import {
   type PartitionInfo,
   placePartitions,
 } from '../metadata/model.ts'
+import {
+  type BalancePlan,
+  type BalanceSettings,
+  type PartitionLoad,
+  planMasterMoves,
+  type RateSample,
+  updateRate,
+} from './balance.ts'
 
-export interface ControllerConfig {
+export interface ControllerConfig extends BalanceSettings {
   /** A node is dead when its last heartbeat is older than this. */
   nodeSessionMs: number
   /** A standby claims leadership when the active controller's last heartbeat is older than this. */
@@ -46,14 +57,32 @@ export interface ControllerConfig {
   maxConcurrentMoves: number
   /** A new replica counts as caught up within this many transactions of its master. */
   caughtUpScns: number
+  /** Whether the controller balances masters by write load on its own (a `rebalance` command works either way). */
+  loadBalancing: boolean
+  /** A partition's write rate is sampled from its master's heartbeats at most this often. */
+  loadSampleMs: number
+  /** Time constant of the exponential smoothing of write rates. */
+  loadSmoothingMs: number
+  /** A partition whose mastership moved for load does not move for load again within this long. */
+  loadMoveCooldownMs: number
+  /** How often the active controller writes the rates it measures (`load`), for the admin API's dry run. */
+  loadReportMs: number
 }
 
-export interface MoveCommand {
-  type: 'move-master'
-  db: string
-  partition: number
-  node: string
+/** What the controller measures, for the dry run of the admin API (`load` record). */
+export interface LoadReport {
+  controller: string
+  epoch: number
+  /** Smoothed writes per second, by `${db}/${partition}`. */
+  rates: Record<string, number>
+  /** The settings the controller balances with, so that the dry run plans the same way. */
+  settings: BalanceSettings & { caughtUpScns: number; maxConcurrentMoves: number }
 }
+
+export type ControllerCommand =
+  | { type: 'move-master'; db: string; partition: number; node: string }
+  /** Balance masters by write load now (cooldowns ignored), optionally only moving `db`'s partitions. */
+  | { type: 'rebalance'; db?: string }
 
 export interface PlacedPartition extends PartitionInfo {
   /** The controller epoch that wrote this placement. */
@@ -87,7 +116,13 @@ export interface ControllerState {
   heartbeats: Map<string, { at: number; report: NodeReport }>
   databases: Map<string, DatabaseInfo>
   partitions: Map<string, PlacedPartition>
-  commands: Map<string, MoveCommand>
+  commands: Map<string, ControllerCommand>
+  /** Smoothed write rate of each partition (`${db}/${partition}`), from its master's heartbeats. */
+  rates: Map<string, RateSample>
+  /** Local time each partition's mastership was last moved for load (its cooldown). */
+  loadMovedAt: Map<string, number>
+  /** Local time of our last `load` record as active controller. */
+  lastLoadReportAt: number
   /** Nodes being decommissioned (their replicas move away). */
   decommissioned: Set<string>
   /** Local time each dead node was first found dead. */
@@ -116,6 +151,9 @@ export function initialControllerState(self: string): ControllerState {
     databases: new Map(),
     partitions: new Map(),
     commands: new Map(),
+    rates: new Map(),
+    loadMovedAt: new Map(),
+    lastLoadReportAt: 0,
     decommissioned: new Set(),
     deadSince: new Map(),
     inFlight: new Map(),
@@ -137,7 +175,7 @@ export function step(
   const actions: ControllerAction[] = []
   const next =
     event.kind === 'record'
-      ? applyRecord(state, event.key, event.value, event.now, actions)
+      ? applyRecord(state, event.key, event.value, event.now, actions, config)
       : tick(state, event.now, config, actions)
   assertInvariants(next, config)
   assertStepInvariants(state, next, actions, config)
@@ -150,8 +188,13 @@ function tick(
   config: ControllerConfig,
   actions: ControllerAction[],
 ): ControllerState {
-  // A tick changes only these two maps and the scalars; the rest is shared with `state`.
-  const s: ControllerState = { ...state, inFlight: new Map(state.inFlight), deadSince: new Map(state.deadSince) }
+  // A tick changes only these three maps and the scalars; the rest is shared with `state`.
+  const s: ControllerState = {
+    ...state,
+    inFlight: new Map(state.inFlight),
+    deadSince: new Map(state.deadSince),
+    loadMovedAt: new Map(state.loadMovedAt),
+  }
   for (const [key, at] of s.inFlight) if (now - at > IN_FLIGHT_MS) s.inFlight.delete(key)
   if (!isActive(s)) {
     const leaderGone = s.leader === null || now - s.leaderSeenAt > config.controllerSessionMs
@@ -179,8 +222,26 @@ function tick(
   placeNewDatabases(s, live, actions, now)
   completeHandovers(s, live, actions, now)
   failOver(s, live, actions, now)
-  runCommands(s, live, actions, now)
+  runCommands(s, live, actions, now, config)
   rebalance(s, live, actions, now, config)
+  if (config.loadBalancing) balanceLoad(s, live, actions, now, config, { cooldown: true })
+  if (now - s.lastLoadReportAt >= config.loadReportMs) {
+    s.lastLoadReportAt = now
+    const report: LoadReport = {
+      controller: s.self,
+      epoch: s.epoch,
+      rates: Object.fromEntries(
+        [...s.rates].flatMap(([k, r]) => (r.rate === null ? [] : [[k, Math.round(r.rate * 100) / 100]])),
+      ),
+      settings: {
+        loadImbalanceFactor: config.loadImbalanceFactor,
+        loadMinWritesPerSec: config.loadMinWritesPerSec,
+        caughtUpScns: config.caughtUpScns,
+        maxConcurrentMoves: config.maxConcurrentMoves,
+      },
+    }
+    actions.push({ kind: 'write', key: 'load', value: report })
+  }
   return s
 }
 
@@ -193,6 +254,15 @@ export function assertInvariants(s: ControllerState, config: ControllerConfig): 
     violated('controller', `own claim of epoch ${s.claim.epoch} kept after reading epoch ${s.epoch}`)
   if (!Number.isInteger(config.maxConcurrentMoves) || config.maxConcurrentMoves < 0)
     violated('controller', `maxConcurrentMoves ${config.maxConcurrentMoves}`)
+  if (!(config.loadImbalanceFactor >= 1) || !(config.loadMinWritesPerSec >= 0))
+    violated(
+      'controller',
+      `load balancing needs loadImbalanceFactor >= 1 and loadMinWritesPerSec >= 0, not ${config.loadImbalanceFactor} and ${config.loadMinWritesPerSec}`,
+    )
+  // Rates are measured from scns that only go forward within a generation: never negative.
+  for (const [k, r] of s.rates)
+    if (r.rate !== null && (!Number.isFinite(r.rate) || r.rate < 0))
+      violated('controller', `write rate of ${k} is ${r.rate}`)
 }
 
 /**
@@ -234,6 +304,23 @@ export function assertStepInvariants(
       `${started} moves started with ${inProgress} in progress, more than the ${config.maxConcurrentMoves} allowed`,
     )
   }
+  // A mastership moved for load is a planned handoff to a replica made its preferred master (so
+  // the preferred-master rule keeps it), within the throttle.
+  const loadMoved = [...next.loadMovedAt].filter(([k, at]) => prev.loadMovedAt.get(k) !== at).map(([k]) => k)
+  for (const k of loadMoved) {
+    const p = placements.find((x) => x.key === k)?.p
+    const to = p?.handover?.to ?? p?.master
+    if (p === undefined || to === undefined || to === null || p.replicas[0] !== to)
+      violated('controller', `load move of ${k} without a handoff to its new preferred master`)
+  }
+  const busy = [...next.partitions].filter(
+    ([k, p]) => (p.move !== undefined || p.handover !== undefined) && !loadMoved.includes(k),
+  ).length
+  if (loadMoved.length > 0 && busy + loadMoved.length > config.maxConcurrentMoves)
+    violated(
+      'controller',
+      `${loadMoved.length} load moves started with ${busy} moves in progress, more than the ${config.maxConcurrentMoves} allowed`,
+    )
 }
 
 /** A placement the controller decided, against the partition as it knows it. */
@@ -267,6 +354,7 @@ function applyRecord(
   value: unknown,
   now: number,
   actions: ControllerAction[],
+  config: ControllerConfig,
 ): ControllerState {
   const s: ControllerState = { ...state }
   if (s.inFlight.has(key)) s.inFlight = without(s.inFlight, key)
@@ -278,20 +366,36 @@ function applyRecord(
   }
   if (kind === 'node') s.nodes = setOrDelete(s.nodes, id, value as NodeInfo | null)
   else if (kind === 'db') s.databases = setOrDelete(s.databases, id, value as DatabaseInfo | null)
-  else if (kind === 'command') s.commands = setOrDelete(s.commands, id, value as MoveCommand | null)
+  else if (kind === 'command') s.commands = setOrDelete(s.commands, id, value as ControllerCommand | null)
   else if (kind === 'decommission') {
     s.decommissioned = new Set(s.decommissioned)
     if (value === null) s.decommissioned.delete(id)
     else s.decommissioned.add(id)
-  } else if (kind === 'heartbeat')
+  } else if (kind === 'heartbeat') {
     s.heartbeats = setOrDelete(s.heartbeats, id, value === null ? null : { at: now, report: value as NodeReport })
-  else if (kind === 'partition') {
+    if (value !== null) measureRates(s, value as NodeReport, now, config)
+  } else if (kind === 'partition') {
     const p = value as PlacedPartition | null
     // Placements of a deposed controller are not followed.
     if (p !== null && (p.controllerEpoch ?? 0) < s.epoch) return s
     s.partitions = setOrDelete(s.partitions, id, p)
   }
   return s
+}
+
+/** Write rates, from the applied scn of the replicas a node reports as masters (`s` is a copy of the state). */
+function measureRates(s: ControllerState, report: NodeReport, now: number, config: ControllerConfig): void {
+  if (!Array.isArray(report.replicas)) return
+  let copied = false
+  for (const r of report.replicas) {
+    if (r.role !== 'master' || !Number.isInteger(r.generation) || !Number.isInteger(r.scn)) continue
+    const key = `${r.db}/${r.partition}`
+    const next = updateRate(s.rates.get(key), r.generation, r.scn, now, config.loadSampleMs, config.loadSmoothingMs)
+    if (next === undefined) continue
+    if (!copied) s.rates = new Map(s.rates)
+    copied = true
+    s.rates.set(key, next)
+  }
 }
 
 /** A `controller` record (a claim or a heartbeat), applied to `s`, a copy of the state. */
@@ -481,8 +585,27 @@ function failOver(s: ControllerState, live: Set<string>, actions: ControllerActi
   }
 }
 
-function runCommands(s: ControllerState, live: Set<string>, actions: ControllerAction[], now: number): void {
+function runCommands(
+  s: ControllerState,
+  live: Set<string>,
+  actions: ControllerAction[],
+  now: number,
+  config: ControllerConfig,
+): void {
   for (const [id, c] of s.commands) {
+    if (c.type === 'rebalance') {
+      if (s.inFlight.has(`command/${id}`)) continue
+      // Balances now, cooldowns ignored (the operator asked), with the same rules and throttle.
+      const plan = balanceLoad(s, live, actions, now, config, { cooldown: false, db: c.db })
+      actions.push({
+        kind: 'log',
+        level: 'info',
+        msg: 'rebalance requested',
+        fields: { db: c.db ?? null, moves: plan.moves.length, before: plan.before, after: plan.after },
+      })
+      write(s, actions, `command/${id}`, null, now)
+      continue
+    }
     // A command waits while its partition has a decision in flight (it applies to what is read back).
     if (s.inFlight.has(`command/${id}`) || s.inFlight.has(`partition/${c.db}/${c.partition}`)) continue
     const p = s.partitions.get(`${c.db}/${c.partition}`)
@@ -633,6 +756,79 @@ function rebalance(
     if (!caughtUp(s, p, preferred, config)) continue
     handOver(s, live, actions, now, k, p, preferred, 'back to the preferred replica')
   }
+}
+
+/**
+ * The partitions as the load balancer sees them: rate, and whether it may move now (nothing in
+ * progress or in flight, its master live, and, for the continuous balancer, out of its cooldown).
+ */
+export function partitionLoads(
+  s: ControllerState,
+  live: Set<string>,
+  now: number,
+  config: ControllerConfig,
+  options: { cooldown: boolean; db?: string },
+): PartitionLoad[] {
+  return [...s.partitions].map(([k, p]) => ({
+    db: p.db,
+    partition: p.partition,
+    master: p.master,
+    replicas: p.replicas,
+    rate: s.rates.get(k)?.rate ?? 0,
+    movable:
+      (options.db === undefined || p.db === options.db) &&
+      p.move === undefined &&
+      p.handover === undefined &&
+      !s.inFlight.has(`partition/${k}`) &&
+      p.master !== null &&
+      live.has(p.master) &&
+      !(options.cooldown && now - (s.loadMovedAt.get(k) ?? -Infinity) < config.loadMoveCooldownMs),
+  }))
+}
+
+/**
+ * Mastership moves by write load (balance.ts), carried out as planned handoffs (demote before
+ * promote) that make the target the preferred master, so that the preferred-master rule keeps
+ * them. Handovers and replica moves in progress count against `maxConcurrentMoves`.
+ */
+function balanceLoad(
+  s: ControllerState,
+  live: Set<string>,
+  actions: ControllerAction[],
+  now: number,
+  config: ControllerConfig,
+  options: { cooldown: boolean; db?: string },
+): BalancePlan {
+  const usable = [...live].filter((id) => !s.decommissioned.has(id)).sort()
+  const none: BalancePlan = { before: {}, after: {}, moves: [] }
+  // Not before every mastered partition's rate is measured: a partial view looks skewed.
+  for (const [k, p] of s.partitions)
+    if (p.master !== null && live.has(p.master) && (s.rates.get(k)?.rate ?? null) === null) return none
+  let busy = 0
+  for (const [k, p] of s.partitions)
+    if (p.move !== undefined || p.handover !== undefined || s.inFlight.has(`partition/${k}`)) busy++
+  const plan = planMasterMoves(
+    usable,
+    partitionLoads(s, live, now, config, options),
+    (p, node) => caughtUp(s, s.partitions.get(`${p.db}/${p.partition}`)!, node, config),
+    Math.max(0, config.maxConcurrentMoves - busy),
+    config,
+  )
+  for (const m of plan.moves) {
+    const k = `${m.db}/${m.partition}`
+    const p = s.partitions.get(k)!
+    const replicas = [m.to, ...p.replicas.filter((r) => r !== m.to)]
+    s.loadMovedAt.set(k, now)
+    handOver(s, live, actions, now, k, { ...p, replicas }, m.to, `write load ${m.rate.toFixed(1)}/s`)
+  }
+  if (plan.moves.length > 0)
+    actions.push({
+      kind: 'log',
+      level: 'info',
+      msg: 'balance: masters moved by write load',
+      fields: { moves: plan.moves.length, before: plan.before, after: plan.after },
+    })
+  return plan
 }
 
 /** A usable node not holding `p`: in a rack its replicas do not use if possible, then the least loaded. */

@@ -21,6 +21,13 @@ export const DEFAULT_CONTROLLER_CONFIG: ControllerConfig = {
   rereplicationDelayMs: 60_000,
   maxConcurrentMoves: 4,
   caughtUpScns: 100,
+  loadBalancing: true,
+  loadImbalanceFactor: 1.5,
+  loadMinWritesPerSec: 20,
+  loadSampleMs: 1000,
+  loadSmoothingMs: 10_000,
+  loadMoveCooldownMs: 60_000,
+  loadReportMs: 2000,
 }
 
 export interface ControllerOptions {

@@ -7,6 +7,8 @@
 //   controller             → {id, epoch}       (the active controller's claim and heartbeats)
 //   decommission/<id>      → {at}              (admin API: move every replica off this node)
 //   partition/<db>/<p>     → PartitionInfo + controllerEpoch (written by the active controller)
+//   load                   → LoadReport        (the active controller, every 2 s: measured write
+//                                               rates, for the admin API's rebalance dry run)
 // Every process reads it from the beginning into a MetadataView and follows it; writes go through
 // the reliable producer, and a writer can wait until its own write is visible. A placement whose
 // controller epoch is below the highest epoch read so far comes from a deposed controller and is
@@ -14,6 +16,7 @@
 import { LogReader, type LogRecord } from '../../client/log-reader.ts'
 import { ReliableProducer } from '../../client/reliable-producer.ts'
 import { ensureTopic } from '../kafka-topics.ts'
+import { type LoadReport } from '../controller/controller-state.ts'
 import { type DatabaseInfo, type NodeInfo, type PartitionInfo } from './model.ts'
 
 /** How long closing waits for unacknowledged writes before giving them up. */
@@ -32,6 +35,8 @@ export interface MetadataView {
   controller: { id: string | null; epoch: number }
   /** Nodes being decommissioned. */
   decommissioned: Set<string>
+  /** The latest write rates measured by the active controller (null: none read yet). */
+  load: LoadReport | null
 }
 
 export const partitionKey = (db: string, partition: number): string => `${db}/${partition}`
@@ -52,6 +57,7 @@ export class MetadataLog {
     offset: 0,
     controller: { id: null, epoch: 0 },
     decommissioned: new Set(),
+    load: null,
   }
   readonly #options: MetadataLogOptions
   readonly #reader: LogReader
@@ -156,6 +162,11 @@ export class MetadataLog {
       } else if (kind === 'decommission') {
         if (value === null) this.view.decommissioned.delete(id)
         else this.view.decommissioned.add(id)
+      } else if (key === 'load') {
+        // Only the active controller's (a deposed one may still write for a moment).
+        const v = value as LoadReport | null
+        if (v === null || typeof v.rates !== 'object' || v.epoch < this.view.controller.epoch) continue
+        this.view.load = v
       } else if (key === 'controller') {
         const v = value as { id?: unknown; epoch?: unknown } | null
         if (

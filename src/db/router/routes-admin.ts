@@ -1,15 +1,16 @@
 // Admin routes under /_admin/: databases (create, read, list), schema versions, a planned
-// mastership move, and the cluster view (nodes, the controller, and every partition's replicas
+// mastership move, rebalancing masters by write load (with a dry run), and the cluster view (nodes, the controller, and every partition's replicas
 // with their applied (generation, scn)). The router writes definitions and requests; placements
 // are the controller's alone (src/db/controller/), and the routes wait until it has acted.
 import { randomUUID } from 'node:crypto'
 import { isDeepStrictEqual } from 'node:util'
 import { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import { type Logger } from '../../util/log.ts'
+import { type PartitionLoad, planMasterMoves } from '../controller/balance.ts'
 import { DbError } from '../errors.ts'
 import { ensureTopic } from '../kafka-topics.ts'
 import { partitionKey } from '../metadata/metadata-log.ts'
-import { type DatabaseInfo, parseDatabase, withSchemaVersion } from '../metadata/model.ts'
+import { type DatabaseInfo, type PartitionInfo, parseDatabase, withSchemaVersion } from '../metadata/model.ts'
 import { type NodeStatus } from '../node-api.ts'
 import { type ClusterClient } from './cluster-client.ts'
 
@@ -44,6 +45,63 @@ const databaseBody = {
           indexes: { type: 'array', items: { type: 'string' } },
         },
       },
+    },
+  },
+}
+
+const rebalanceQuery = {
+  type: 'object',
+  properties: {
+    db: { type: 'string', description: 'Only move masters of this database (loads still count every database)' },
+    dryRun: { type: 'string', enum: ['true', 'false'], description: 'POST only: plan without applying' },
+  },
+}
+const rebalanceResponse = {
+  type: 'object',
+  properties: {
+    dryRun: { type: 'boolean' },
+    requested: { type: 'boolean', description: 'A rebalance command was written for the controller' },
+    measuredBy: {
+      type: ['object', 'null'],
+      properties: { controller: { type: 'string' }, epoch: { type: 'integer' } },
+      description: 'The controller whose measured write rates the plan uses (null: none measured yet)',
+    },
+    settings: {
+      type: 'object',
+      properties: {
+        loadImbalanceFactor: { type: 'number' },
+        loadMinWritesPerSec: { type: 'number' },
+        maxConcurrentMoves: { type: 'integer' },
+      },
+    },
+    nodes: {
+      type: 'array',
+      items: {
+        type: 'object',
+        properties: {
+          node: { type: 'string' },
+          before: { type: 'number', description: 'Writes/s of the partitions it masters, now' },
+          after: { type: 'number', description: 'The same once the moves are done' },
+        },
+      },
+    },
+    moves: {
+      type: 'array',
+      items: {
+        type: 'object',
+        properties: {
+          db: { type: 'string' },
+          partition: { type: 'integer' },
+          from: { type: 'string' },
+          to: { type: 'string' },
+          writesPerSec: { type: 'number' },
+        },
+      },
+    },
+    unmeasured: {
+      type: 'array',
+      items: { type: 'string' },
+      description: 'Mastered partitions without a measured rate yet (the controller waits for them)',
     },
   },
 }
@@ -277,6 +335,118 @@ export function adminRoutes(app: FastifyInstance, cluster: ClusterClient, option
       if (!metadata.view.nodes.has(id)) throw new DbError('UNKNOWN_NODE', `no node ${id}`)
       await metadata.put(`decommission/${id}`, null)
       return reply.send({ node: id, decommissioning: false })
+    },
+  )
+
+  // The plan the controller would carry out now for `rebalance` (balance.ts, with the rates and
+  // settings the active controller publishes in the `load` record, and the nodes' reported
+  // applied scns for which replicas are caught up). Cooldowns are not applied: the command ignores
+  // them too. Measured a moment apart, the controller's own plan may differ slightly.
+  const rebalancePlan = async (db: string | undefined) => {
+    if (db !== undefined) cluster.database(db)
+    const statuses = await cluster.statuses()
+    const load = metadata.view.load
+    const settings = load?.settings ?? {
+      loadImbalanceFactor: 1.5,
+      loadMinWritesPerSec: 20,
+      caughtUpScns: 100,
+      maxConcurrentMoves: 4,
+    }
+    const view = metadata.view
+    const up = (id: string | null) => id !== null && (statuses.get(id) ?? null) !== null
+    const usable = [...view.nodes.keys()].filter((id) => up(id) && !view.decommissioned.has(id)).sort()
+    const applied = (id: string | null, p: PartitionLoad) =>
+      id === null ? undefined : statuses.get(id)?.replicas.find((x) => x.db === p.db && x.partition === p.partition)
+    let busy = 0
+    const unmeasured: string[] = []
+    const partitions: PartitionLoad[] = [...view.partitions].map(([k, info]) => {
+      const p = info as PartitionInfo & { move?: unknown; handover?: unknown }
+      const inProgress = p.move !== undefined || p.handover !== undefined
+      if (inProgress) busy++
+      const rate = load?.rates[k]
+      if (rate === undefined && up(p.master)) unmeasured.push(k)
+      return {
+        db: p.db,
+        partition: p.partition,
+        master: p.master,
+        replicas: p.replicas,
+        rate: rate ?? 0,
+        movable: (db === undefined || p.db === db) && !inProgress && up(p.master),
+      }
+    })
+    const caughtUp = (p: PartitionLoad, node: string) => {
+      const r = applied(node, p)
+      const m = applied(p.master, p)
+      if (r === undefined || m === undefined || r.role === 'bootstrapping' || r.role === 'error') return false
+      if (r.applied.generation !== m.applied.generation) return r.applied.generation > m.applied.generation
+      return m.applied.scn - r.applied.scn <= settings.caughtUpScns
+    }
+    const limit = unmeasured.length > 0 ? 0 : Math.max(0, settings.maxConcurrentMoves - busy)
+    const plan = planMasterMoves(usable, partitions, caughtUp, limit, settings)
+    const round = (x: number) => Math.round(x * 10) / 10
+    return {
+      measuredBy: load === null ? null : { controller: load.controller, epoch: load.epoch },
+      settings: {
+        loadImbalanceFactor: settings.loadImbalanceFactor,
+        loadMinWritesPerSec: settings.loadMinWritesPerSec,
+        maxConcurrentMoves: settings.maxConcurrentMoves,
+      },
+      nodes: usable.map((node) => ({ node, before: round(plan.before[node]), after: round(plan.after[node]) })),
+      moves: plan.moves.map((m) => ({
+        db: m.db,
+        partition: m.partition,
+        from: m.from,
+        to: m.to,
+        writesPerSec: round(m.rate),
+      })),
+      unmeasured,
+    }
+  }
+
+  const rebalanceArgs = (req: FastifyRequest) => {
+    const q = req.query as Record<string, unknown>
+    const unknown = Object.keys(q).filter((k) => k !== 'db' && k !== 'dryRun')
+    if (unknown.length > 0)
+      throw new DbError('BAD_REQUEST', `unknown parameter ${unknown.join(', ')} (expected db and dryRun)`)
+    if (q.dryRun !== undefined && q.dryRun !== 'true' && q.dryRun !== 'false')
+      throw new DbError('BAD_REQUEST', 'dryRun must be true or false')
+    return { db: q.db as string | undefined, dryRun: q.dryRun === 'true' }
+  }
+
+  app.get(
+    '/_admin/rebalance',
+    {
+      schema: {
+        summary: 'Dry run: the mastership moves a rebalance by write load would make, and per node load before → after',
+        querystring: { type: 'object', properties: { db: rebalanceQuery.properties.db } },
+        response: { 200: rebalanceResponse, '4xx': errorSchema },
+      },
+    },
+    async (req: FastifyRequest, reply: FastifyReply) => {
+      if ((req.query as Record<string, unknown>).dryRun !== undefined)
+        throw new DbError('BAD_REQUEST', 'dryRun is for POST (GET is always a dry run)')
+      const { db } = rebalanceArgs(req)
+      return reply.send({ dryRun: true, requested: false, ...(await rebalancePlan(db)) })
+    },
+  )
+
+  app.post(
+    '/_admin/rebalance',
+    {
+      schema: {
+        summary: 'Rebalance masters by write load now (the controller also does it on its own); dryRun=true only plans',
+        querystring: rebalanceQuery,
+        response: { 200: rebalanceResponse, 202: rebalanceResponse, '4xx': errorSchema },
+      },
+    },
+    async (req: FastifyRequest, reply: FastifyReply) => {
+      const { db, dryRun } = rebalanceArgs(req)
+      const plan = await rebalancePlan(db)
+      if (dryRun) return reply.send({ dryRun: true, requested: false, ...plan })
+      // The controller plans again with what it knows then, and carries the moves out.
+      await metadata.put(`command/${randomUUID()}`, { type: 'rebalance', ...(db === undefined ? {} : { db }) })
+      options.log.info('rebalance requested', { db: db ?? null, moves: plan.moves.length })
+      return reply.code(202).send({ dryRun: false, requested: true, ...plan })
     },
   )
 

@@ -25,6 +25,13 @@ const CONFIG: ControllerConfig = {
   rereplicationDelayMs: 60_000,
   maxConcurrentMoves: 2,
   caughtUpScns: 10,
+  loadBalancing: true,
+  loadImbalanceFactor: 1.5,
+  loadMinWritesPerSec: 20,
+  loadSampleMs: 1000,
+  loadSmoothingMs: 5000,
+  loadMoveCooldownMs: 30_000,
+  loadReportMs: 2000,
 }
 
 /** The simulator re-replicates quickly, so that its schedules exercise replica moves too. */
