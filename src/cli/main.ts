@@ -257,7 +257,7 @@ const COMMANDS: Record<string, Command> = {
   },
   controller: {
     usage: `cortado controller --id <id> --bootstrap <host:port> [--node-session-ms 1500] [--controller-session-ms 3000]
-                     [--rereplication-delay-ms 60000] [--load-balancing on|off] [--load-imbalance-factor 1.5]
+                     [--rereplication-delay-ms 60000] [--load-balancing off|on] [--load-imbalance-factor 1.5]
                      [--load-min-writes-per-sec 20] [--load-smoothing-ms 10000] [--load-move-cooldown-ms 60000]
                      [--metrics-port <n>] ${CONNECT}`,
     run: async (args) => {

@@ -42,7 +42,11 @@ before(async () => {
   assert.equal(res.status, 201, JSON.stringify(res.body))
 })
 
+/** Loads still running: stopped before the cluster, even when a test failed half-way. */
+const loads = new Set<Load>()
+
 after(async () => {
+  await Promise.all([...loads].map((l) => l.stop()))
   await cluster.stop()
 })
 
@@ -69,17 +73,23 @@ function startLoad(writers: number): Load {
         .http('PUT', `/${DB}/items/${id}`, { id, writer: w, seq, payload: 'p'.repeat(200) })
         .catch(() => ({ status: 0, body: undefined, headers: new Headers() }))
       if (res.status === 200) acked.set(id, (res.body as { etag: string }).etag)
-      else failed.set(res.status, (failed.get(res.status) ?? 0) + 1)
+      else {
+        failed.set(res.status, (failed.get(res.status) ?? 0) + 1)
+        await new Promise((r) => setTimeout(r, 20)) // no busy loop against a router that is gone
+      }
     }
   })
-  return {
+  const load: Load = {
     acked,
     failed,
     async stop() {
       running = false
+      loads.delete(load)
       await Promise.all(loops)
     },
   }
+  loads.add(load)
+  return load
 }
 
 /** Every acknowledged write reads back from the master with the ETag it was acknowledged with. */

@@ -21,7 +21,9 @@ export const DEFAULT_CONTROLLER_CONFIG: ControllerConfig = {
   rereplicationDelayMs: 60_000,
   maxConcurrentMoves: 4,
   caughtUpScns: 100,
-  loadBalancing: true,
+  // Off by default: each handoff pauses a partition's writes for a moment, so continuous moves are
+  // the operator's choice (`--load-balancing on`); `cortado admin rebalance` works either way.
+  loadBalancing: false,
   loadImbalanceFactor: 1.5,
   loadMinWritesPerSec: 20,
   loadSampleMs: 1000,
