@@ -9,6 +9,7 @@ import { checkHistory } from '../helpers/history/checker.ts'
 import { runWorkload, WORKLOAD_TABLES } from '../helpers/history/workload.ts'
 import { MAIN } from '../helpers/broker-process.ts'
 import { type DbCluster, startDbCluster } from '../helpers/db-cluster.ts'
+import { until } from '../helpers/wait.ts'
 
 let cluster: DbCluster
 const DB = 'fo'
@@ -25,16 +26,6 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 async function view(): Promise<ClusterView> {
   return (await cluster.http('GET', '/_admin/cluster')).body as ClusterView
-}
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const v = await probe()
-    if (v !== undefined) return v
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`)
-    await sleep(50)
-  }
 }
 
 before(async () => {

@@ -8,6 +8,7 @@ import { after, before, test } from 'node:test'
 import { partitionOf } from '../../src/db/metadata/model.ts'
 import { leaseMs } from '../../src/db/storage/master-lease.ts'
 import { type DbCluster, type ServiceProcess, startDbCluster } from '../helpers/db-cluster.ts'
+import { until } from '../helpers/wait.ts'
 import { FaultProxy } from '../helpers/fault-proxy.ts'
 import { checkHistory, compareVersions, type Operation } from '../helpers/history/checker.ts'
 import { runWorkload, WORKLOAD_TABLES } from '../helpers/history/workload.ts'
@@ -34,16 +35,6 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 async function view(): Promise<ClusterView> {
   return (await cluster.http('GET', '/_admin/cluster')).body as ClusterView
-}
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const v = await probe()
-    if (v !== undefined) return v
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`)
-    await sleep(50)
-  }
 }
 
 before(async () => {
