@@ -3,6 +3,7 @@
 // every few seconds) with what the command waits for and why, and after the timeout the command
 // gives up with an error naming the address.
 import { Admin } from '@platformatic/kafka'
+import { errorChain } from '../client/errors.ts'
 
 const RETRY_MS = 500
 const REPORT_EVERY_MS = 3000
@@ -66,19 +67,7 @@ export function waitForKafka(bootstrap: string[], o: WaitOptions): Promise<void>
 
 /** The innermost cause's message: "connect ECONNREFUSED 127.0.0.1:1" rather than "fetch failed". */
 function describe(error: unknown): string {
-  let e: unknown = error
-  for (let depth = 0; depth < 5; depth++) {
-    const inner = innerError(e)
-    if (inner === undefined) break
-    e = inner
-  }
-  return e instanceof Error ? e.message : String(e)
-}
-
-function innerError(e: unknown): unknown {
-  if (!(e instanceof Error)) return undefined
-  if (e.cause !== undefined) return e.cause
-  const errors = (e as { errors?: unknown }).errors
-  if (Array.isArray(errors) && errors.length > 0) return errors[0]
-  return undefined
+  let message = error instanceof Error ? error.message : String(error)
+  for (const e of errorChain(error)) if (typeof e.message === 'string' && e.message !== '') message = e.message
+  return message
 }

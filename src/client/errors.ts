@@ -74,7 +74,7 @@ export class ProducerClosedError extends ClientError {
 }
 
 /** Walks an error, its `errors` (AggregateError) and its `cause`, depth first. */
-function* errorChain(error: unknown, depth = 0): Generator<Record<string, unknown>> {
+export function* errorChain(error: unknown, depth = 0): Generator<Record<string, unknown>> {
   if (depth > 8 || error === null || typeof error !== 'object') return
   const e = error as Record<string, unknown>
   yield e
