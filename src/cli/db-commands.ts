@@ -33,6 +33,8 @@ export interface NodeCommand {
   replicationFactor: number
   /** The controller's node session, which the master lease is cut from (default 1500 ms). */
   nodeSessionMs?: number
+  /** Kafka's fetch.max.wait.ms for the node's log readers (StorageNodeOptions.fetchMaxWaitMs). */
+  fetchMaxWaitMs?: number
 }
 
 export async function runNode(cmd: NodeCommand): Promise<void> {
@@ -49,6 +51,7 @@ export interface RouterCommand {
   replicationFactor: number
   /** How long requests retry while a partition has no master (default 10 s). */
   retryMs?: number
+  fetchMaxWaitMs?: number
 }
 
 export async function runRouter(cmd: RouterCommand): Promise<void> {
@@ -68,6 +71,7 @@ export interface ControllerCommand {
   load?: Record<string, number | boolean>
   replicationFactor: number
   metricsPort?: number
+  fetchMaxWaitMs?: number
 }
 
 export async function runController(cmd: ControllerCommand): Promise<void> {
@@ -86,6 +90,7 @@ export async function runController(cmd: ControllerCommand): Promise<void> {
     registry,
     config,
     replicationFactor: cmd.replicationFactor,
+    fetchMaxWaitMs: cmd.fetchMaxWaitMs,
   })
   const metrics = cmd.metricsPort === undefined ? undefined : await serveMetrics(registry, '127.0.0.1', cmd.metricsPort)
   process.stdout.write(`cortado controller ready id=${cmd.id} pid=${process.pid}\n`)
@@ -117,6 +122,9 @@ export interface StartCommand {
   /** An external Kafka instead of the embedded broker. */
   bootstrap?: string[]
   brokerSettings: Record<string, string>
+  /** The controller's node session, also given to the nodes (their master lease is cut from it). */
+  nodeSessionMs?: number
+  fetchMaxWaitMs?: number
 }
 
 /** A storage node child process, restarted (after a pause) whenever it dies unexpectedly. */
@@ -210,6 +218,7 @@ export async function runStart(cmd: StartCommand): Promise<void> {
     log: log.child({ component: 'router' }),
     registry,
     replicationFactor,
+    fetchMaxWaitMs: cmd.fetchMaxWaitMs,
   })
   const controller = await Controller.start({
     id: 'controller-1',
@@ -217,6 +226,8 @@ export async function runStart(cmd: StartCommand): Promise<void> {
     log: log.child({ component: 'controller' }),
     registry,
     replicationFactor,
+    config: cmd.nodeSessionMs === undefined ? {} : { nodeSessionMs: cmd.nodeSessionMs },
+    fetchMaxWaitMs: cmd.fetchMaxWaitMs,
   })
   const nodes = Array.from({ length: cmd.nodes }, (_, i) => {
     const id = `node-${i + 1}`
@@ -230,6 +241,8 @@ export async function runStart(cmd: StartCommand): Promise<void> {
       '--replication-factor',
       String(replicationFactor),
     ]
+    if (cmd.nodeSessionMs !== undefined) args.push('--node-session-ms', String(cmd.nodeSessionMs))
+    if (cmd.fetchMaxWaitMs !== undefined) args.push('--fetch-max-wait-ms', String(cmd.fetchMaxWaitMs))
     return new NodeSupervisor(id, args, log)
   })
   await Promise.all(nodes.map((n) => n.ready))

@@ -27,6 +27,8 @@ const VERSION = (
 ).version
 
 const CONNECT = `[--connect-timeout <seconds, default ${DEFAULT_CONNECT_TIMEOUT_S}>]`
+/** Of the database's processes, which read Kafka's logs continuously. */
+const FETCH = "[--fetch-max-wait-ms <ms> (Kafka's fetch.max.wait.ms; default 500 for the log, 1000 for metadata)]"
 
 interface Command {
   usage: string
@@ -98,6 +100,7 @@ function connectTimeoutMs(value: string | undefined): number {
 }
 
 const connectOption = { 'connect-timeout': { type: 'string' } } as const
+const fetchOption = { 'fetch-max-wait-ms': { type: 'string' } } as const
 
 /** Waits for Kafka before a command uses it, saying on stderr what it waits for. */
 async function kafkaReachable(bootstrap: string[], timeout: string | undefined): Promise<void> {
@@ -158,7 +161,8 @@ const COMMANDS: Record<string, Command> = {
   },
   start: {
     usage: `cortado start [--data-dir ./data] [--http-port 8080] [--broker-port 9092] [--metrics-port 9404] [--nodes 3]
-                [--bootstrap <host:port,...>] [--config key=value]... ${CONNECT}`,
+                [--bootstrap <host:port,...>] [--config key=value]... [--node-session-ms 1500]
+                ${FETCH} ${CONNECT}`,
     run: async (args) => {
       const { values } = parseArgs({
         args,
@@ -170,6 +174,8 @@ const COMMANDS: Record<string, Command> = {
           nodes: { type: 'string' },
           bootstrap: { type: 'string' },
           config: { type: 'string', multiple: true, default: [] },
+          'node-session-ms': { type: 'string' },
+          ...fetchOption,
           ...connectOption,
         },
         strict: true,
@@ -183,6 +189,8 @@ const COMMANDS: Record<string, Command> = {
         nodes: optionalPositive(values.nodes, 'nodes') ?? 3,
         bootstrap,
         brokerSettings: parseConfigArgs(values.config),
+        nodeSessionMs: optionalPositive(values['node-session-ms'], 'node-session-ms'),
+        fetchMaxWaitMs: optionalPositive(values['fetch-max-wait-ms'], 'fetch-max-wait-ms'),
       }
       if (bootstrap !== undefined) await kafkaReachable(bootstrap, values['connect-timeout'])
       const { runStart } = await load.db()
@@ -191,7 +199,8 @@ const COMMANDS: Record<string, Command> = {
   },
   node: {
     usage: `cortado node --id <id> --data-dir <dir> --bootstrap <host:port> [--port 0] [--rack <r>] [--segment-size <bytes>]
-                [--node-session-ms 1500 (as given to the controller; the master lease is cut from it)] ${CONNECT}`,
+                [--node-session-ms 1500 (as given to the controller; the master lease is cut from it)]
+                ${FETCH} ${CONNECT}`,
     run: async (args) => {
       const { values } = parseArgs({
         args,
@@ -205,6 +214,7 @@ const COMMANDS: Record<string, Command> = {
           'segment-size': { type: 'string' },
           'replication-factor': { type: 'string' },
           'node-session-ms': { type: 'string' },
+          ...fetchOption,
           ...connectOption,
         },
         strict: true,
@@ -222,6 +232,7 @@ const COMMANDS: Record<string, Command> = {
         segmentSize: optionalPositive(values['segment-size'], 'segment-size'),
         replicationFactor: optionalPositive(values['replication-factor'], 'replication-factor') ?? 1,
         nodeSessionMs: optionalPositive(values['node-session-ms'], 'node-session-ms'),
+        fetchMaxWaitMs: optionalPositive(values['fetch-max-wait-ms'], 'fetch-max-wait-ms'),
       }
       await kafkaReachable(command.bootstrap, values['connect-timeout'])
       const { runNode } = await load.db()
@@ -229,7 +240,7 @@ const COMMANDS: Record<string, Command> = {
     },
   },
   router: {
-    usage: `cortado router --bootstrap <host:port> [--http-port 8080] [--retry-ms 10000] ${CONNECT}`,
+    usage: `cortado router --bootstrap <host:port> [--http-port 8080] [--retry-ms 10000] ${FETCH} ${CONNECT}`,
     run: async (args) => {
       const { values } = parseArgs({
         args,
@@ -239,6 +250,7 @@ const COMMANDS: Record<string, Command> = {
           'http-port': { type: 'string' },
           'replication-factor': { type: 'string' },
           'retry-ms': { type: 'string' },
+          ...fetchOption,
           ...connectOption,
         },
         strict: true,
@@ -249,6 +261,7 @@ const COMMANDS: Record<string, Command> = {
         host: values.host,
         port: port('http-port', values['http-port'], 8080),
         replicationFactor: optionalPositive(values['replication-factor'], 'replication-factor') ?? 1,
+        fetchMaxWaitMs: optionalPositive(values['fetch-max-wait-ms'], 'fetch-max-wait-ms'),
       }
       await kafkaReachable(command.bootstrap, values['connect-timeout'])
       const { runRouter } = await load.db()
@@ -259,7 +272,7 @@ const COMMANDS: Record<string, Command> = {
     usage: `cortado controller --id <id> --bootstrap <host:port> [--node-session-ms 1500] [--controller-session-ms 3000]
                      [--rereplication-delay-ms 60000] [--load-balancing off|on] [--load-imbalance-factor 1.5]
                      [--load-min-writes-per-sec 20] [--load-smoothing-ms 10000] [--load-move-cooldown-ms 60000]
-                     [--metrics-port <n>] ${CONNECT}`,
+                     [--metrics-port <n>] ${FETCH} ${CONNECT}`,
     run: async (args) => {
       const { values } = parseArgs({
         args,
@@ -276,6 +289,7 @@ const COMMANDS: Record<string, Command> = {
           'load-move-cooldown-ms': { type: 'string' },
           'replication-factor': { type: 'string' },
           'metrics-port': { type: 'string' },
+          ...fetchOption,
           ...connectOption,
         },
         strict: true,
@@ -289,6 +303,7 @@ const COMMANDS: Record<string, Command> = {
         load: loadOptions(values),
         replicationFactor: optionalPositive(values['replication-factor'], 'replication-factor') ?? 1,
         metricsPort: values['metrics-port'] === undefined ? undefined : port('metrics-port', values['metrics-port']),
+        fetchMaxWaitMs: optionalPositive(values['fetch-max-wait-ms'], 'fetch-max-wait-ms'),
       }
       await kafkaReachable(command.bootstrap, values['connect-timeout'])
       const { runController } = await load.db()

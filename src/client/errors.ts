@@ -103,6 +103,28 @@ export function isUnsupportedApi(error: unknown): boolean {
 }
 
 /**
+ * A topic Kafka would not create (or let us use), said in one sentence an operator can act on:
+ * what failed, why, and what to create beforehand. `code` is 'KAFKA_TOPIC'.
+ */
+export class KafkaTopicError extends ClientError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('KAFKA_TOPIC', message, options)
+  }
+}
+
+/**
+ * Why Kafka would not do what was asked, when it refused outright: it does not offer the API (a
+ * locked-down or partial Kafka, such as librdkafka's mock cluster), or an ACL denies it. Undefined
+ * for any other failure (those may be retried).
+ */
+export function kafkaRefusal(error: unknown): string | undefined {
+  if (isUnsupportedApi(error)) return 'this Kafka does not offer the API'
+  for (const id of ['TOPIC_AUTHORIZATION_FAILED', 'CLUSTER_AUTHORIZATION_FAILED'])
+    if (hasKafkaError(error, id)) return `this Kafka refused it (${id})`
+  return undefined
+}
+
+/**
  * The Kafka error behind an error of @platformatic/kafka: the first protocol error in the chain
  * (preferring a non-retriable one), else the library's own code.
  */

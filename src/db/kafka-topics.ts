@@ -7,20 +7,10 @@
 // created beforehand are then used as they are, and what could not be done or checked is said
 // in a message naming the API, instead of failing obscurely.
 import { Admin } from '@platformatic/kafka'
-import { hasKafkaError, isUnsupportedApi } from '../client/errors.ts'
+import { hasKafkaError, KafkaTopicError, kafkaRefusal } from '../client/errors.ts'
 import { type BrokerRack, rackAwareAssignment } from './rack-assignment.ts'
 
-/** Kafka refused or does not offer what we needed, said in one sentence an operator can act on. */
-export class KafkaTopicError extends Error {
-  override readonly name = 'KafkaTopicError'
-}
-
-function refusal(error: unknown): string | undefined {
-  if (isUnsupportedApi(error)) return 'this Kafka does not offer the API'
-  for (const id of ['TOPIC_AUTHORIZATION_FAILED', 'CLUSTER_AUTHORIZATION_FAILED'])
-    if (hasKafkaError(error, id)) return `this Kafka refused it (${id})`
-  return undefined
-}
+export { KafkaTopicError }
 
 export interface TopicSpec {
   name: string
@@ -60,7 +50,7 @@ export async function ensureTopic(bootstrap: string[], spec: TopicSpec): Promise
     } catch (error) {
       // Another process created it in between.
       if (hasKafkaError(error, 'TOPIC_ALREADY_EXISTS')) return 'exists'
-      const why = refusal(error)
+      const why = kafkaRefusal(error)
       if (why !== undefined) {
         const configs = Object.entries(spec.configs)
           .map(([k, v]) => `${k}=${v}`)
@@ -104,7 +94,7 @@ export async function checkReplicationTopics(bootstrap: string[], topics: string
         })),
       })
       .catch((error: unknown) => {
-        const why = refusal(error)
+        const why = kafkaRefusal(error)
         if (why === undefined) throw error
         unchecked = `min.insync.replicas and unclean.leader.election.enable could not be checked: DescribeConfigs failed, ${why}`
         return []

@@ -89,6 +89,8 @@ export interface NodeStatus {
   rack: string | null
   url: string
   metadataOffset: number
+  /** The node session its master lease is cut from (`--node-session-ms`). */
+  sessionMs: number
   replicas: ReplicaStatus[]
 }
 

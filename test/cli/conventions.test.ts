@@ -77,6 +77,19 @@ void test("a mistake in a command's options prints that command's usage and exit
   const timeout = run('produce', '--bootstrap', 'x:1', '--topic', 't', '--connect-timeout', 'soon')
   assert.equal(timeout.status, 2)
   assert.match(timeout.stderr, /--connect-timeout must be a number of seconds, got "soon"/)
+  const kafka = ['--bootstrap', '127.0.0.1:1']
+  const required: Record<string, string[]> = {
+    start: kafka,
+    node: ['--id', 'n1', '--data-dir', 'unused', ...kafka],
+    router: kafka,
+    controller: ['--id', 'c1', ...kafka],
+  }
+  for (const [command, args] of Object.entries(required)) {
+    const wait = run(command, ...args, '--fetch-max-wait-ms', '0')
+    assert.equal(wait.status, 2, command)
+    assert.match(wait.stderr, /--fetch-max-wait-ms must be a positive integer, got "0"/, command)
+    assert.match(wait.stdout + wait.stderr, /\[--fetch-max-wait-ms <ms>/, command)
+  }
 })
 
 void test(

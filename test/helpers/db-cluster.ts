@@ -1,5 +1,6 @@
 // A real database cluster for tests, every part its own process as in production: a broker
-// (`cortado broker`), storage nodes (`cortado node`) and a router (`cortado router`). Nodes can be
+// (`cortado broker`, or an external Kafka such as the mock cluster), storage nodes (`cortado
+// node`), controllers (`cortado controller`) and routers (`cortado router`). Nodes can be
 // SIGKILLed, restarted (optionally with their data wiped) and inspected through their HTTP APIs.
 import assert from 'node:assert/strict'
 import { type ChildProcess, spawn } from 'node:child_process'
@@ -36,7 +37,10 @@ export interface ReplicaDigest {
 }
 
 export interface DbCluster {
+  /** The embedded broker (throws when the cluster runs on an external Kafka). */
   readonly broker: BrokerProcess
+  /** The bootstrap address every process was given. */
+  readonly bootstrap: string
   /** SIGKILLs the broker and starts it again on the same port and data directory. */
   restartBroker(): Promise<void>
   /** The first router. */
@@ -126,6 +130,13 @@ export interface DbClusterOptions {
    * have these hosts, and the test runner must be connected to it to reach the router).
    */
   net?: TestNetwork
+  /**
+   * An external Kafka's bootstrap list (e.g. the mock cluster of test/helpers/mock-kafka.ts): no
+   * broker is started, and the topics must exist beforehand if that Kafka cannot create them.
+   */
+  kafka?: string
+  /** `--fetch-max-wait-ms` of every node, router and controller. */
+  fetchMaxWaitMs?: number
 }
 
 /** Where a process of the cluster runs: its spawn function and the address it listens on. */
@@ -138,11 +149,19 @@ export async function startDbCluster(options: DbClusterOptions = {}): Promise<Db
   const dir = tempDir('db-cluster')
   const onBrokerHost = placement(options.net, 'kafka')
   const brokerOptions = { config: options.brokerConfig, host: onBrokerHost.ip, spawn: onBrokerHost.spawn }
-  let broker = await startBroker({ dataDir: join(dir, 'broker'), ...brokerOptions })
-  const spawnRouter = (name: string, bootstrap = broker.bootstrap) => {
+  let broker =
+    options.kafka === undefined ? await startBroker({ dataDir: join(dir, 'broker'), ...brokerOptions }) : undefined
+  const kafkaBootstrap = () => options.kafka ?? (broker as BrokerProcess).bootstrap
+  const embeddedBroker = (): BrokerProcess => {
+    if (broker === undefined) throw new Error('this cluster runs on an external Kafka, not the embedded broker')
+    return broker
+  }
+  const fetchArgs = options.fetchMaxWaitMs === undefined ? [] : ['--fetch-max-wait-ms', String(options.fetchMaxWaitMs)]
+  const spawnRouter = (name: string, bootstrap = kafkaBootstrap()) => {
     const onHost = placement(options.net, name)
     const args = ['router', '--bootstrap', bootstrap, '--http-port', '0', '--host', onHost.ip]
     if (options.routerRetryMs !== undefined) args.push('--retry-ms', String(options.routerRetryMs))
+    args.push(...fetchArgs)
     return spawnService(args, /^cortado router ready http=(\S+)/, name, onHost.spawn)
   }
   const routers = await Promise.all(
@@ -167,7 +186,7 @@ export async function startDbCluster(options: DbClusterOptions = {}): Promise<Db
       '--data-dir',
       dataDir,
       '--bootstrap',
-      o.bootstrap ?? broker.bootstrap,
+      o.bootstrap ?? kafkaBootstrap(),
       '--host',
       onHost.ip,
     ]
@@ -175,13 +194,14 @@ export async function startDbCluster(options: DbClusterOptions = {}): Promise<Db
     // The master lease is cut from the controller's node session: the nodes get the same value.
     if (options.nodeSessionMs !== undefined) args.push('--node-session-ms', String(options.nodeSessionMs))
     if (options.segmentSize !== undefined) args.push('--segment-size', String(options.segmentSize))
+    args.push(...fetchArgs)
     const node = await spawnService(args, /^cortado node ready id=\S+ url=(\S+)/, `node ${id}`, onHost.spawn)
     nodes.set(id, node)
     return node
   }
   const controllers = new Map<string, ServiceProcess>()
   const startController = async (id: string, extraArgs = options.controllerArgs ?? []) => {
-    const args = ['controller', '--id', id, '--bootstrap', broker.bootstrap, ...extraArgs]
+    const args = ['controller', '--id', id, '--bootstrap', kafkaBootstrap(), ...extraArgs, ...fetchArgs]
     if (options.nodeSessionMs !== undefined) args.push('--node-session-ms', String(options.nodeSessionMs))
     if (options.controllerSessionMs !== undefined)
       args.push('--controller-session-ms', String(options.controllerSessionMs))
@@ -229,11 +249,15 @@ export async function startDbCluster(options: DbClusterOptions = {}): Promise<Db
 
   const cluster: DbCluster = {
     get broker() {
-      return broker
+      return embeddedBroker()
+    },
+    get bootstrap() {
+      return kafkaBootstrap()
     },
     async restartBroker() {
-      await broker.kill()
-      broker = await startBroker({ dataDir: join(dir, 'broker'), port: broker.port, ...brokerOptions })
+      const old = embeddedBroker()
+      await old.kill()
+      broker = await startBroker({ dataDir: join(dir, 'broker'), port: old.port, ...brokerOptions })
     },
     router,
     routers,
@@ -283,7 +307,7 @@ export async function startDbCluster(options: DbClusterOptions = {}): Promise<Db
       await Promise.all(routers.map((r) => r.stop()))
       await Promise.all([...controllers.values()].map((c) => c.stop()))
       await Promise.all([...nodes.values()].map((n) => n.stop()))
-      await broker.stop()
+      await broker?.stop()
       removeDir(dir)
     },
   }

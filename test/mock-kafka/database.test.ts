@@ -2,7 +2,8 @@
 // mock-kafka.ts), which offers neither CreateTopics nor DescribeConfigs: the topics are created
 // beforehand, as an operator of a locked-down Kafka would. The database comes up, says that it
 // could not check the topics' configs, and serves writes and reads through the HTTP API while the
-// leaders of its topics move across the brokers.
+// leaders of its topics move across the brokers. `--node-session-ms` reaches every node it runs,
+// and `--fetch-max-wait-ms` keeps writes fast on a Kafka that holds a fetch for its whole wait.
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { after, before, test } from 'node:test'
@@ -26,7 +27,22 @@ void test('cortado start --bootstrap <mock>: topics made beforehand, documents w
   const dir = tempDir('mock-start')
   const proc = spawn(
     process.execPath,
-    [MAIN, 'start', '--bootstrap', mock.bootstrap, '--data-dir', dir, '--http-port', '0', '--metrics-port', '0'],
+    [
+      MAIN,
+      'start',
+      '--bootstrap',
+      mock.bootstrap,
+      '--data-dir',
+      dir,
+      '--http-port',
+      '0',
+      '--metrics-port',
+      '0',
+      '--node-session-ms',
+      '2000',
+      '--fetch-max-wait-ms',
+      '50',
+    ],
     { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CORTADO_LOG_LEVEL: 'warn' } },
   )
   let out = ''
@@ -74,6 +90,13 @@ void test('cortado start --bootstrap <mock>: topics made beforehand, documents w
       },
     })
     assert.ok(created.status < 300, `database created: ${created.status} ${JSON.stringify(created.body)}`)
+
+    const view = (await http('GET', '/_admin/cluster')).body as { nodes: { id: string; sessionMs: number }[] }
+    assert.deepEqual(
+      view.nodes.map((n) => n.sessionMs),
+      [2000, 2000, 2000],
+      'every node runs with the session given to cortado start',
+    )
 
     const written = new Map<string, string>()
     for (let i = 0; i < 24; i++) {

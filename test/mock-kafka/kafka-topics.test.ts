@@ -2,9 +2,10 @@
 // CreateTopics nor DescribeConfigs, like a locked-down production cluster: librdkafka's mock
 // cluster (test/helpers/mock-kafka.ts). Topics an operator created beforehand are accepted and
 // checked as far as Metadata allows; a missing topic fails at once with a message naming the API
-// and saying what to create.
+// and saying what to create. The same for the audit topic of the client layer.
 import assert from 'node:assert/strict'
 import { after, before, test } from 'node:test'
+import { ensureAuditTopic } from '../../src/client/audit/publisher.ts'
 import { checkReplicationTopics, ensureTopic, KafkaTopicError } from '../../src/db/kafka-topics.ts'
 import { startMockKafka, type MockKafka } from '../helpers/mock-kafka.ts'
 
@@ -59,4 +60,18 @@ void test('the replication check: replication factor from Metadata, the configs 
   } finally {
     await small.stop()
   }
+})
+
+void test('the audit topic: used when made beforehand; when missing, a KafkaTopicError naming CreateTopics', async () => {
+  await mock.topic('audit-made', 1, 3)
+  await ensureAuditTopic(mock.brokers, 'audit-made')
+  await assert.rejects(ensureAuditTopic(mock.brokers, 'audit-missing', 2), (e: unknown) => {
+    assert.ok(e instanceof KafkaTopicError, String(e))
+    assert.equal(e.code, 'KAFKA_TOPIC')
+    assert.equal(
+      e.message,
+      'audit topic audit-missing does not exist and cannot be created: CreateTopics failed, this Kafka does not offer the API. Create it beforehand with 2 partitions.',
+    )
+    return true
+  })
 })

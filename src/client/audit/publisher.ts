@@ -21,6 +21,7 @@ import { randomUUID } from 'node:crypto'
 import { hostname } from 'node:os'
 import { Admin, ProduceAcks, Producer } from '@platformatic/kafka'
 import { AUDIT_OUTCOMES, AUDIT_SIDES, type AuditCount, type AuditCounter } from './counter.ts'
+import { KafkaTopicError, kafkaRefusal } from '../errors.ts'
 import { FIRST_INIT_PRODUCER } from '../idempotence.ts'
 
 export const DEFAULT_AUDIT_TOPIC = '__cortado_audit'
@@ -287,7 +288,10 @@ export class AuditPublisher {
   }
 }
 
-/** Creates the audit topic unless it exists. */
+/**
+ * Creates the audit topic unless it exists. A Kafka that will not create it (no CreateTopics, or
+ * no ACL) gets a KafkaTopicError saying to create it beforehand.
+ */
 export async function ensureAuditTopic(
   bootstrap: readonly string[],
   topic: string,
@@ -302,7 +306,14 @@ export async function ensureAuditTopic(
       await admin.createTopics({ topics: [topic], partitions, replicas: -1 })
     } catch (err) {
       // Someone else created it meanwhile.
-      if (!(await admin.listTopics()).includes(topic)) throw err
+      if ((await admin.listTopics()).includes(topic)) return
+      const why = kafkaRefusal(err)
+      if (why === undefined) throw err
+      throw new KafkaTopicError(
+        `audit topic ${topic} does not exist and cannot be created: CreateTopics failed, ${why}. ` +
+          `Create it beforehand with ${partitions} partition${partitions === 1 ? '' : 's'}.`,
+        { cause: err },
+      )
     }
   } finally {
     await admin.close()

@@ -41,6 +41,12 @@ export interface ControllerOptions {
   /** Clock tick (default 100 ms). */
   tickMs?: number
   replicationFactor?: number
+  /**
+   * How long a fetch waits at Kafka for new records (Kafka's fetch.max.wait.ms). Apache Kafka
+   * answers a waiting fetch as soon as records arrive; a Kafka that holds it for the whole wait
+   * (librdkafka's mock cluster) adds up to this much to every write: shorten it there.
+   */
+  fetchMaxWaitMs?: number
 }
 
 export class Controller {
@@ -61,6 +67,7 @@ export class Controller {
       clientId: `cortado-controller-${options.id}`,
       replicationFactor: options.replicationFactor,
       onError: (e) => options.log.warn('metadata read error', { error: e.message }),
+      maxWaitMs: options.fetchMaxWaitMs,
     })
     if (options.registry !== undefined) {
       const state = () => this.#state

@@ -47,6 +47,8 @@ export interface MetadataLogOptions {
   /** Replication factor for creating the metadata topic (1 on the embedded broker). */
   replicationFactor?: number
   onError?: (error: Error) => void
+  /** How long a fetch waits at Kafka for new records (default 1000 ms). */
+  maxWaitMs?: number
 }
 
 export class MetadataLog {
@@ -71,7 +73,7 @@ export class MetadataLog {
     this.#reader = new LogReader({
       bootstrap: options.bootstrap,
       clientId: `${options.clientId}-metadata`,
-      maxWaitMs: 1000,
+      maxWaitMs: options.maxWaitMs ?? 1000,
       onError: options.onError,
     })
   }

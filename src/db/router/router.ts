@@ -23,6 +23,12 @@ export interface RouterOptions {
   maxBodyBytes?: number
   /** How long requests retry while a partition has no master. Default 10 s. */
   retryMs?: number
+  /**
+   * How long a fetch waits at Kafka for new records (Kafka's fetch.max.wait.ms). Apache Kafka
+   * answers a waiting fetch as soon as records arrive; a Kafka that holds it for the whole wait
+   * (librdkafka's mock cluster) adds up to this much to every write: shorten it there.
+   */
+  fetchMaxWaitMs?: number
 }
 
 export class Router {
@@ -44,6 +50,7 @@ export class Router {
       clientId: 'cortado-router',
       replicationFactor: options.replicationFactor,
       onError: (e) => log.warn('metadata read error', { error: e.message }),
+      maxWaitMs: options.fetchMaxWaitMs,
     })
     await metadata.start()
     const cluster = new ClusterClient(metadata, { retryMs: options.retryMs })

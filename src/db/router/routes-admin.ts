@@ -463,6 +463,7 @@ export function adminRoutes(app: FastifyInstance, cluster: ClusterClient, option
         status: statuses.get(n.id) === null ? 'down' : 'up',
         decommissioning: metadata.view.decommissioned.has(n.id),
         replicas: statuses.get(n.id)?.replicas.length ?? null,
+        sessionMs: statuses.get(n.id)?.sessionMs ?? null,
       }))
       const databases = [...metadata.view.databases.values()].map((db) => ({
         name: db.name,

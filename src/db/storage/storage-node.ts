@@ -54,6 +54,12 @@ export interface StorageNodeOptions {
   nodeSessionMs?: number
   /** The monotonic clock of the master lease (default performance.now). */
   clock?: () => number
+  /**
+   * How long a fetch waits at Kafka for new records (Kafka's fetch.max.wait.ms). Apache Kafka
+   * answers a waiting fetch as soon as records arrive; a Kafka that holds it for the whole wait
+   * (librdkafka's mock cluster) adds up to this much to every write: shorten it there.
+   */
+  fetchMaxWaitMs?: number
 }
 
 export class StorageNode {
@@ -93,11 +99,12 @@ export class StorageNode {
       clientId: `cortado-node-${options.id}`,
       replicationFactor: options.replicationFactor,
       onError: (e) => log.warn('metadata read error', { error: e.message }),
+      maxWaitMs: options.fetchMaxWaitMs,
     })
     this.#reader = new LogReader({
       bootstrap: options.bootstrap,
       clientId: `cortado-node-${options.id}-replication`,
-      maxWaitMs: 500,
+      maxWaitMs: options.fetchMaxWaitMs ?? 500,
       onError: (e) => log.warn('replication read error', { error: e.message }),
     })
     this.#metrics = createNodeMetrics(options.registry, this)
@@ -469,6 +476,7 @@ export class StorageNode {
       rack: this.#options.rack ?? null,
       url: this.#url,
       metadataOffset: this.view.offset,
+      sessionMs: this.#sessionMs,
       replicas,
     }
   }
