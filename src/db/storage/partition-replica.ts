@@ -325,7 +325,37 @@ export class PartitionReplica {
         ),
       ),
     )
-    return promise
+    return this.#answerWithinLease(promise, etag)
+  }
+
+  /**
+   * The answer to a write, given at the latest when this master's lease runs out: a master cut off
+   * from the log cannot learn the write's fate, and its client should not wait as long as the cut
+   * lasts. The answer is then TIMEOUT (outcome unknown: the write may be in the log, and a new
+   * master would apply it). The transaction itself stays pending, its keys in the overlay, until
+   * the log settles it, so a later conditional write still sees it.
+   */
+  #answerWithinLease(applied: Promise<string>, etag: string): Promise<string> {
+    const clock = this.#deps.leaseClock
+    if (clock === undefined) return applied
+    return new Promise<string>((resolve, reject) => {
+      let timer: NodeJS.Timeout | undefined
+      const check = () => {
+        const left = remaining(this.#lease, clock())
+        if (left > 0) {
+          timer = setTimeout(check, left + 1)
+          return
+        }
+        reject(
+          new DbError(
+            'TIMEOUT',
+            `partition ${this.partition} of ${this.db}: this master's lease ran out (it has not heard back from the log) before transaction ${etag} was read back; its outcome is unknown`,
+          ),
+        )
+      }
+      check()
+      void applied.then(resolve, reject).finally(() => clearTimeout(timer))
+    })
   }
 
   /** Renews the lease of `generation` from a heartbeat sent at `sendTime` and read back (master-lease.ts). */

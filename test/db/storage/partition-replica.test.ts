@@ -230,3 +230,51 @@ void test('with a lease clock, a master serves only while its lease holds and on
     replica.close()
   }
 })
+
+void test('a master whose lease runs out while a write waits answers it TIMEOUT (outcome unknown) at once; the write stays pending and visible to conditional writes until the log settles it', async () => {
+  let now = 0
+  const producer = new ReliableProducer({ bootstrap: [broker.bootstrap], clientId: 'test-lease-answer' })
+  const replica = new PartitionReplica('core', 1, TOPIC, join(dir, 'lease-answer-1.sqlite'), {
+    nodeId: 'lease-answer',
+    send: (r) => producer.send({ topic: r.topic, partition: r.partition, key: r.key, value: r.value }),
+    segmentSize: 800_000,
+    log: quiet,
+    leaseClock: () => now,
+  })
+  const reader = new LogReader({ bootstrap: [broker.bootstrap], clientId: 'test-lease-answer-reader', maxWaitMs: 100 })
+  const follow = () => reader.assign(TOPIC, 1, replica.readOffset, (records) => replica.onRecords(records))
+  follow()
+  try {
+    replica.setMastership(20)
+    await until('the replica to become master', () => replica.role === 'master')
+    replica.renewLease(20, 0, 1500) // held until 1200
+    const first = await replica.write([put('fate', { v: 1 })])
+    // Cut off from the log: nothing more is read back.
+    reader.unassign(TOPIC, 1)
+    const started = performance.now()
+    const waiting = replica.write([put('fate', { v: 2 })])
+    now = 1200 // the lease ends; the write is answered when its timer looks (about 1.2 s from now, real time)
+    await assert.rejects(waiting, (e: DbError) => {
+      assert.equal(e.code, 'TIMEOUT')
+      assert.match(e.message, /lease ran out .* before transaction 20\.\d+ was read back; its outcome is unknown/)
+      return true
+    })
+    assert.ok(performance.now() - started < 10_000, 'answered without waiting for the log')
+    assert.equal(replica.pendingCount, 1, 'the transaction is still pending')
+    // Heard back again: a conditional write against the version before the unknown one is refused,
+    // since that one may yet be applied (no lost update).
+    replica.renewLease(20, 1100, 1500)
+    await assert.rejects(replica.write([{ ...put('fate', { v: 3 }), ifMatch: first }]), (e: DbError) => {
+      assert.equal(e.code, 'PRECONDITION_FAILED')
+      return true
+    })
+    // The log settles it: it was written, and is applied.
+    follow()
+    await until('the pending transaction to be applied', () => replica.pendingCount === 0)
+    assert.deepEqual(replica.store.get('t', ['fate'])?.doc, { v: 2 })
+  } finally {
+    await reader.close()
+    await producer.close()
+    replica.close()
+  }
+})
