@@ -32,6 +32,15 @@ export function createTopicsRequest(spec: TopicSpec, brokers: BrokerRack[]): Par
   return { topics: [spec.name], assignments, configs }
 }
 
+/**
+ * The brokers and their racks (`broker.rack`), from a Metadata request naming no topic, so that
+ * nothing is auto-created.
+ */
+export async function brokerRacks(admin: Admin): Promise<BrokerRack[]> {
+  const cluster = await admin.metadata({ topics: [] })
+  return [...cluster.brokers].map(([id, b]) => ({ id, rack: b.rack ?? null }))
+}
+
 /** Creates the topic unless it exists (an existing topic is left as it is), rack-aware when racks are known. */
 export async function ensureTopic(bootstrap: string[], spec: TopicSpec): Promise<'created' | 'exists'> {
   const admin = new Admin({ clientId: 'cortado-admin', bootstrapBrokers: bootstrap, retries: 5, retryDelay: 200 })
@@ -41,10 +50,8 @@ export async function ensureTopic(bootstrap: string[], spec: TopicSpec): Promise
     const existing = await admin.listTopics().catch(() => undefined)
     if (existing?.includes(spec.name) === true) return 'exists'
     try {
-      // The brokers and their racks, from a Metadata request naming no topic (so nothing is
-      // auto-created); if it fails, the broker assigns.
-      const cluster = await admin.metadata({ topics: [] }).catch(() => undefined)
-      const brokers = [...(cluster?.brokers ?? [])].map(([id, b]) => ({ id, rack: b.rack ?? null }))
+      // If the brokers cannot be read, the broker assigns.
+      const brokers = await brokerRacks(admin).catch(() => [])
       await admin.createTopics(createTopicsRequest(spec, brokers))
       return 'created'
     } catch (error) {

@@ -6,7 +6,14 @@
 import assert from 'node:assert/strict'
 import { after, before, test } from 'node:test'
 import { ensureAuditTopic } from '../../src/client/audit/publisher.ts'
-import { checkReplicationTopics, ensureTopic, KafkaTopicError } from '../../src/db/kafka-topics.ts'
+import { Admin } from '@platformatic/kafka'
+import {
+  brokerRacks,
+  checkReplicationTopics,
+  createTopicsRequest,
+  ensureTopic,
+  KafkaTopicError,
+} from '../../src/db/kafka-topics.ts'
 import { startMockKafka, type MockKafka } from '../helpers/mock-kafka.ts'
 
 let mock: MockKafka
@@ -74,4 +81,30 @@ void test('the audit topic: used when made beforehand; when missing, a KafkaTopi
     )
     return true
   })
+})
+
+void test("the brokers' racks read from a multi-broker Kafka's Metadata give a rack-aware assignment", async () => {
+  await mock.rack(1, 'east')
+  await mock.rack(2, 'west')
+  await mock.rack(3, 'east')
+  const admin = new Admin({ clientId: 'racks', bootstrapBrokers: mock.brokers })
+  try {
+    const brokers = await brokerRacks(admin)
+    assert.deepEqual(
+      brokers.sort((a, b) => a.id - b.id),
+      [
+        { id: 1, rack: 'east' },
+        { id: 2, rack: 'west' },
+        { id: 3, rack: 'east' },
+      ],
+    )
+    const request = createTopicsRequest(spec('racked'), brokers)
+    assert.ok('assignments' in request && request.assignments !== undefined, JSON.stringify(request))
+    for (const { brokers: ids } of request.assignments) {
+      assert.equal(new Set(ids).size, 3)
+      assert.ok(ids.includes(2), `every partition has a replica in the west rack: ${ids.join(',')}`)
+    }
+  } finally {
+    await admin.close()
+  }
 })
