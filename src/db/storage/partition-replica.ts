@@ -82,6 +82,7 @@ interface Pending {
   generation: number
   scn: number
   keys: string[]
+  /** Settle the write's answer; the first call wins (the lease watch may answer before the log). */
   resolve: (etag: string) => void
   reject: (error: DbError) => void
 }
@@ -126,6 +127,8 @@ export class PartitionReplica {
   #readOffset: number
   /** The master lease of the current generation (renewed by the node from its heartbeats). */
   #lease: MasterLease = NO_LEASE
+  /** Armed while writes wait to be read back: answers them when the lease runs out (#watchLease). */
+  #leaseWatch: NodeJS.Timeout | undefined
   /** Monotonic time before which this master must not serve: the previous master's lease may still run. */
   #takeoverAt = -Infinity
 
@@ -325,37 +328,38 @@ export class PartitionReplica {
         ),
       ),
     )
-    return this.#answerWithinLease(promise, etag)
+    this.#watchLease()
+    return promise
   }
 
   /**
-   * The answer to a write, given at the latest when this master's lease runs out: a master cut off
-   * from the log cannot learn the write's fate, and its client should not wait as long as the cut
-   * lasts. The answer is then TIMEOUT (outcome unknown: the write may be in the log, and a new
-   * master would apply it). The transaction itself stays pending, its keys in the overlay, until
-   * the log settles it, so a later conditional write still sees it.
+   * Answers the writes waiting to be read back, at the latest when this master's lease runs out: a
+   * master cut off from the log cannot learn their fate, and its clients should not wait as long
+   * as the cut lasts. The answer is then TIMEOUT (outcome unknown: a write may be in the log, and a
+   * new master would apply it). The transactions stay pending, their keys in the overlay, until
+   * the log settles them, so a later conditional write still sees them. One timer per replica,
+   * armed while writes wait.
    */
-  #answerWithinLease(applied: Promise<string>, etag: string): Promise<string> {
+  #watchLease(): void {
     const clock = this.#deps.leaseClock
-    if (clock === undefined) return applied
-    return new Promise<string>((resolve, reject) => {
-      let timer: NodeJS.Timeout | undefined
-      const check = () => {
-        const left = remaining(this.#lease, clock())
-        if (left > 0) {
-          timer = setTimeout(check, left + 1)
-          return
-        }
-        reject(
+    if (clock === undefined || this.#leaseWatch !== undefined || this.#closed) return
+    const check = () => {
+      this.#leaseWatch = undefined
+      if (this.#pending.size === 0) return
+      const left = remaining(this.#lease, clock())
+      if (left > 0) {
+        this.#leaseWatch = setTimeout(check, left + 1)
+        return
+      }
+      for (const p of this.#pending.values())
+        p.reject(
           new DbError(
             'TIMEOUT',
-            `partition ${this.partition} of ${this.db}: this master's lease ran out (it has not heard back from the log) before transaction ${etag} was read back; its outcome is unknown`,
+            `partition ${this.partition} of ${this.db}: this master's lease ran out (it has not heard back from the log) before transaction ${etagOf(p.generation, p.scn)} was read back; its outcome is unknown`,
           ),
         )
-      }
-      check()
-      void applied.then(resolve, reject).finally(() => clearTimeout(timer))
-    })
+    }
+    check()
   }
 
   /** Renews the lease of `generation` from a heartbeat sent at `sendTime` and read back (master-lease.ts). */
@@ -598,6 +602,7 @@ export class PartitionReplica {
 
   close(): void {
     this.#closed = true
+    clearTimeout(this.#leaseWatch)
     for (const etag of [...this.#pending.keys()])
       this.#settle(
         etag,
