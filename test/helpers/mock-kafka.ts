@@ -45,6 +45,8 @@ export interface MockKafka {
   coordinator(type: string, key: string, broker: number): Promise<void>
   rtt(broker: number, ms: number): Promise<void>
   rack(broker: number, rack: string): Promise<void>
+  /** The versions of `apiKey` every broker offers in ApiVersions from now on (-1, -1: not offered). */
+  apiVersion(apiKey: number, min: number, max: number): Promise<void>
   /** What the mock wrote to stderr. */
   stderr(): string
   stop(): Promise<void>
@@ -102,6 +104,7 @@ export async function startMockKafka(brokers = 3): Promise<MockKafka> {
     coordinator: (type, key, broker) => command('coordinator', type, key, broker),
     rtt: (broker, ms) => command('rtt', broker, ms),
     rack: (broker, rack) => command('rack', broker, rack),
+    apiVersion: (apiKey, min, max) => command('apiversion', apiKey, min, max),
     stderr: () => err,
     async stop() {
       if (proc.exitCode === null && proc.signalCode === null) proc.stdin.end()

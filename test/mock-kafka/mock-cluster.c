@@ -13,6 +13,7 @@
  *   coordinator <type> <key> <broker>       type is "group" or "transaction"
  *   rtt <broker> <ms>
  *   rack <broker> <rack>
+ *   apiversion <apikey> <min> <max>        the versions ApiVersions offers (-1 -1: the API is not offered)
  *   quit
  * Exits when stdin closes.
  */
@@ -96,6 +97,8 @@ int main(int argc, char **argv) {
       answer(rd_kafka_mock_broker_set_rtt(mc, atoi(args[1]), atoi(args[2])));
     } else if (strcmp(cmd, "rack") == 0 && n == 3) {
       answer(rd_kafka_mock_broker_set_rack(mc, atoi(args[1]), args[2]));
+    } else if (strcmp(cmd, "apiversion") == 0 && n == 4) {
+      answer(rd_kafka_mock_set_apiversion(mc, (int16_t)atoi(args[1]), (int16_t)atoi(args[2]), (int16_t)atoi(args[3])));
     } else {
       fail("unknown command or wrong number of arguments");
     }

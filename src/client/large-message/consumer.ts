@@ -8,16 +8,44 @@
 // (start, restart, rebalance) its committed offset and watermark are read back before its first
 // record is processed, so messages delivered before the commit are skipped and none is lost.
 // @platformatic/kafka's Consumer.commit writes no metadata, so commits and their read-back go to
-// the group coordinator over a connection of our own (OffsetCommit v8 / OffsetFetch v8, which
-// Apache Kafka and our broker both serve), with the member's generation and id.
+// the group coordinator over a connection of our own, with the member's generation and id.
+//
+// That path does for itself what the Consumer does for its own group requests:
+// - it uses the highest OffsetCommit (v2-v8) and OffsetFetch (v1-v8) version the cluster offers,
+//   so an older or locked-down Kafka (librdkafka's mock offers OffsetCommit 0-7 and OffsetFetch
+//   0-5 and closes the connection on anything newer) works too;
+// - it finds the coordinator itself (FindCoordinator on any broker), because the Consumer keeps
+//   the coordinator it found until one of its own requests fails, and a commit can be the first
+//   request to meet a moved coordinator;
+// - it retries NOT_COORDINATOR, COORDINATOR_NOT_AVAILABLE, COORDINATOR_LOAD_IN_PROGRESS, network
+//   errors and the rebalance errors (the Consumer rejoins meanwhile and the generation is read
+//   again each attempt) for as long as the partition stays assigned, up to `coordinatorTimeoutMs`.
 import {
   Connection,
   type Consumer,
+  findCoordinatorV0,
+  findCoordinatorV1,
+  findCoordinatorV2,
+  findCoordinatorV3,
+  findErrorBy,
   type Message,
   MessagesStreamFallbackModes,
   MessagesStreamModes,
   type MessagesStream,
+  offsetCommitV2,
+  offsetCommitV3,
+  offsetCommitV4,
+  offsetCommitV5,
+  offsetCommitV6,
+  offsetCommitV7,
   offsetCommitV8,
+  offsetFetchV1,
+  offsetFetchV2,
+  offsetFetchV3,
+  offsetFetchV4,
+  offsetFetchV5,
+  offsetFetchV6,
+  offsetFetchV7,
   offsetFetchV8,
 } from '@platformatic/kafka'
 import {
@@ -71,6 +99,12 @@ export interface LargeMessageConsumerOptions {
   onRecord?: (event: SegmentEvent) => void
   /** Observes every commit the coordinator acknowledged. */
   onCommit?: (event: { topic: string; partition: number; offset: number; highWatermark: number }) => void
+  /**
+   * How long a commit or a read-back of committed offsets keeps retrying while the coordinator
+   * is moving, loading or unreachable (default 60 s). A commit then gives up (counted in
+   * stats.commitErrors; the next commit of the partition covers it); a read-back fails run().
+   */
+  coordinatorTimeoutMs?: number
 }
 
 export interface LargeMessageConsumerStats extends AssemblerStats {
@@ -83,6 +117,67 @@ export type MessageHandler = (message: LargeMessage) => void | Promise<void>
 
 const pkey = (topic: string, partition: number) => `${topic}\u0000${partition}`
 
+// The request versions this consumer can send, highest first (all take the same arguments).
+const OFFSET_COMMIT = [
+  offsetCommitV8.api,
+  offsetCommitV7.api,
+  offsetCommitV6.api,
+  offsetCommitV5.api,
+  offsetCommitV4.api,
+  offsetCommitV3.api,
+  offsetCommitV2.api,
+]
+const OFFSET_FETCH = [
+  offsetFetchV8.api,
+  offsetFetchV7.api,
+  offsetFetchV6.api,
+  offsetFetchV5.api,
+  offsetFetchV4.api,
+  offsetFetchV3.api,
+  offsetFetchV2.api,
+  offsetFetchV1.api,
+]
+const FIND_COORDINATOR = [findCoordinatorV3.api, findCoordinatorV2.api, findCoordinatorV1.api, findCoordinatorV0.api]
+type OffsetCommitApi = (typeof OFFSET_COMMIT)[number]
+type OffsetFetchApi = (typeof OFFSET_FETCH)[number]
+type FindCoordinatorApi = (typeof FIND_COORDINATOR)[number]
+type FetchedTopic = {
+  name: string
+  partitions: { partitionIndex: number; committedOffset: bigint; metadata: string | null }[]
+}
+
+/** The highest version of `versions` within what the cluster offers for `apiKey`, or an error naming both. */
+function pickVersion<A extends { key: number; version: number }>(
+  versions: A[],
+  offered: { apiKey: number; minVersion: number; maxVersion: number }[],
+  name: string,
+): A {
+  const o = offered.find((a) => a.apiKey === versions[0].key)
+  const v = versions.find((x) => o !== undefined && x.version >= o.minVersion && x.version <= o.maxVersion)
+  if (v === undefined) {
+    const range = `v${versions.at(-1)!.version}-v${versions[0].version}`
+    const has = o === undefined ? 'not offered' : `offered v${o.minVersion}-v${o.maxVersion}`
+    throw new Error(`${name}: this client speaks ${range}, the cluster: ${has}`)
+  }
+  return v
+}
+
+/** Errors after which the same request may succeed: a moved or loading coordinator, a lost connection, a rebalance. */
+function retriable(err: unknown): boolean {
+  const e = err instanceof Error ? err : null
+  if (findErrorBy(e, 'code', 'PLT_KFK_NETWORK') !== null) return true
+  if (e !== null && 'code' in e && typeof e.code === 'string' && /^E[A-Z]+$/.test(e.code)) return true // ECONNREFUSED…
+  return [
+    'NOT_COORDINATOR',
+    'COORDINATOR_NOT_AVAILABLE',
+    'COORDINATOR_LOAD_IN_PROGRESS',
+    'REBALANCE_IN_PROGRESS',
+    'ILLEGAL_GENERATION',
+    'UNKNOWN_MEMBER_ID',
+    'REQUEST_TIMED_OUT',
+  ].some((id) => findErrorBy(e, 'apiId', id) !== null)
+}
+
 export class LargeMessageConsumer {
   readonly #consumer: Consumer<Buffer, Buffer, Buffer, Buffer>
   readonly #topics: string[]
@@ -93,6 +188,7 @@ export class LargeMessageConsumer {
   readonly #owned = new Set<string>()
   readonly #lastCommit = new Map<string, string>()
   #connection: Connection | undefined
+  #apis: { commit: OffsetCommitApi; fetch: OffsetFetchApi; find: FindCoordinatorApi } | undefined
   #stream: MessagesStream<Buffer, Buffer, Buffer, Buffer> | undefined
   #closing = false
   #commits = 0
@@ -221,10 +317,12 @@ export class LargeMessageConsumer {
         ],
       },
     ]
+    const deadline = Date.now() + (this.#options.coordinatorTimeoutMs ?? 60_000)
     for (let attempt = 0; ; attempt++) {
       try {
         const conn = await this.#coordinator()
-        const res = await offsetCommitV8.api.async(
+        const { commit } = await this.#versions()
+        const res = await commit.async(
           conn,
           this.#consumer.groupId,
           this.#consumer.generationId,
@@ -240,12 +338,13 @@ export class LargeMessageConsumer {
         return
       } catch (err) {
         await this.#dropConnection()
-        if (attempt >= 5 || this.#closing) {
+        // Once the partition has gone to another member, its commit is that member's to make:
+        // it resumes at our last acknowledged commit and reads what follows again.
+        if (this.#closing || !this.#owned.has(k) || !retriable(err) || Date.now() >= deadline) {
           this.#commitErrors++
-          void err
           return
         }
-        await new Promise((r) => setTimeout(r, 100 * (attempt + 1)))
+        await new Promise((r) => setTimeout(r, Math.min(1000, 50 * 2 ** attempt)))
       }
     }
   }
@@ -254,42 +353,77 @@ export class LargeMessageConsumer {
     topic: string,
     partition: number,
   ): Promise<{ offset: number; highWatermark: number | undefined } | undefined> {
+    const deadline = Date.now() + (this.#options.coordinatorTimeoutMs ?? 60_000)
     for (let attempt = 0; ; attempt++) {
       try {
         const conn = await this.#coordinator()
-        const res = await offsetFetchV8.api.async(
-          conn,
-          [
-            {
-              groupId: this.#consumer.groupId,
-              memberId: null,
-              memberEpoch: -1,
-              topics: [{ name: topic, partitionIndexes: [partition] }],
-            },
-          ],
-          false,
-        )
-        const p = res.groups[0]?.topics
-          .find((t) => t.name === topic)
-          ?.partitions.find((x) => x.partitionIndex === partition)
+        const { fetch } = await this.#versions()
+        const group = {
+          groupId: this.#consumer.groupId,
+          memberId: null,
+          memberEpoch: -1,
+          topics: [{ name: topic, partitionIndexes: [partition] }],
+        }
+        const res = await fetch.async(conn, [group], false)
+        // v8 answers per group; v1-v7 answer for the one group at the top level.
+        const r = res as { topics?: FetchedTopic[]; groups?: { topics: FetchedTopic[] }[] }
+        const topics = fetch.version >= 8 ? r.groups?.[0]?.topics : r.topics
+        const p = topics?.find((t) => t.name === topic)?.partitions.find((x) => x.partitionIndex === partition)
         if (p === undefined || p.committedOffset < 0n) return undefined
         return { offset: Number(p.committedOffset), highWatermark: decodeCommitMetadata(p.metadata) }
       } catch (err) {
         await this.#dropConnection()
-        if (attempt >= 10) throw err
-        await new Promise((r) => setTimeout(r, 100 * (attempt + 1)))
+        if (this.#closing || !retriable(err) || Date.now() >= deadline) throw err
+        await new Promise((r) => setTimeout(r, Math.min(1000, 50 * 2 ** attempt)))
       }
     }
   }
 
+  /** The request versions to use, chosen once from what the cluster offers. */
+  async #versions(): Promise<{ commit: OffsetCommitApi; fetch: OffsetFetchApi; find: FindCoordinatorApi }> {
+    if (this.#apis !== undefined) return this.#apis
+    const offered = await this.#consumer.listApis()
+    this.#apis = {
+      commit: pickVersion(OFFSET_COMMIT, offered, 'OffsetCommit'),
+      fetch: pickVersion(OFFSET_FETCH, offered, 'OffsetFetch'),
+      find: pickVersion(FIND_COORDINATOR, offered, 'FindCoordinator'),
+    }
+    return this.#apis
+  }
+
+  /** A connection to the group coordinator, found afresh (FindCoordinator) after each failure. */
   async #coordinator(): Promise<Connection> {
     if (this.#connection !== undefined) return this.#connection
-    const id = await this.#consumer.findGroupCoordinator()
+    const { find } = await this.#versions()
     const metadata = await this.#consumer.metadata({ topics: this.#topics })
-    const broker = metadata.brokers.get(id)
-    if (broker === undefined) throw new Error(`group coordinator ${id} not in the cluster metadata`)
+    // Any broker answers FindCoordinator; one that is down is skipped.
+    let coordinator: { host: string; port: number } | undefined
+    let lastError: unknown
+    for (const broker of metadata.brokers.values()) {
+      const conn = new Connection(`${this.#consumer.clientId}-lm-commits`)
+      try {
+        await conn.connect(broker.host, broker.port)
+        const res = await find.async(conn, 0, [this.#consumer.groupId])
+        const c = res.coordinators[0]
+        coordinator = { host: c.host, port: c.port }
+        break
+      } catch (err) {
+        lastError = err
+      } finally {
+        await conn.close().catch(() => undefined)
+      }
+    }
+    if (coordinator === undefined)
+      throw lastError instanceof Error
+        ? lastError
+        : new Error('no broker answered FindCoordinator', { cause: lastError })
     const conn = new Connection(`${this.#consumer.clientId}-lm-commits`)
-    await conn.connect(broker.host, broker.port)
+    try {
+      await conn.connect(coordinator.host, coordinator.port)
+    } catch (err) {
+      await conn.close().catch(() => undefined)
+      throw err
+    }
     this.#connection = conn
     return conn
   }
