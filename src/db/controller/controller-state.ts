@@ -15,7 +15,9 @@
 //   `controllerSessionMs`. Nobody acts on a claim before reading it back from the log.
 // - Every placement the controller writes carries its epoch; readers drop placements whose epoch
 //   is below the highest they have read (metadata-log.ts), so a deposed controller that wakes up
-//   (SIGSTOP, GC pause) writes nothing anyone follows.
+//   (SIGSTOP, GC pause, a network partition healed) writes nothing anyone follows. The active
+//   controller writes its own placement again over such a record, which would otherwise stay the
+//   latest of its key: what a compacted log keeps (reassertPlacements).
 //
 // What the active controller does on each tick:
 // - places databases that have no placement yet (placement over the live nodes);
@@ -129,6 +131,11 @@ export interface ControllerState {
   deadSince: Map<string, number>
   /** Decisions written and not yet read back, by key, so a tick does not write them twice. */
   inFlight: Map<string, number>
+  /**
+   * Partitions (`${db}/${partition}`) whose latest record in the log is a deposed controller's
+   * placement, not followed; the active controller writes its own again (reassertPlacements).
+   */
+  staleLatest: Set<string>
 }
 
 export type ControllerEvent =
@@ -157,6 +164,7 @@ export function initialControllerState(self: string): ControllerState {
     decommissioned: new Set(),
     deadSince: new Map(),
     inFlight: new Map(),
+    staleLatest: new Set(),
   }
 }
 
@@ -225,6 +233,7 @@ function tick(
   runCommands(s, live, actions, now, config)
   rebalance(s, live, actions, now, config)
   if (config.loadBalancing) balanceLoad(s, live, actions, now, config, { cooldown: true })
+  reassertPlacements(s, actions, now)
   if (now - s.lastLoadReportAt >= config.loadReportMs) {
     s.lastLoadReportAt = now
     const report: LoadReport = {
@@ -357,9 +366,21 @@ function applyRecord(
   config: ControllerConfig,
 ): ControllerState {
   const s: ControllerState = { ...state }
-  if (s.inFlight.has(key)) s.inFlight = without(s.inFlight, key)
   const [kind, ...rest] = key.split('/')
   const id = rest.join('/')
+  if (kind === 'partition') {
+    const p = value as PlacedPartition | null
+    const stale = p !== null && (p.controllerEpoch ?? 0) < s.epoch
+    if (s.staleLatest.has(id) !== stale) {
+      s.staleLatest = new Set(s.staleLatest)
+      if (stale) s.staleLatest.add(id)
+      else s.staleLatest.delete(id)
+    }
+    // Placements of a deposed controller are not followed. Nor are they a decision of ours read
+    // back: one in flight stays in flight (it lands after this record, which it supersedes).
+    if (stale) return s
+  }
+  if (s.inFlight.has(key)) s.inFlight = without(s.inFlight, key)
   if (key === 'controller') {
     applyController(s, value, now, actions)
     return s
@@ -375,10 +396,7 @@ function applyRecord(
     s.heartbeats = setOrDelete(s.heartbeats, id, value === null ? null : { at: now, report: value as NodeReport })
     if (value !== null) measureRates(s, value as NodeReport, now, config)
   } else if (kind === 'partition') {
-    const p = value as PlacedPartition | null
-    // Placements of a deposed controller are not followed.
-    if (p !== null && (p.controllerEpoch ?? 0) < s.epoch) return s
-    s.partitions = setOrDelete(s.partitions, id, p)
+    s.partitions = setOrDelete(s.partitions, id, value as PlacedPartition | null)
   }
   return s
 }
@@ -442,6 +460,28 @@ function write(s: ControllerState, actions: ControllerAction[], key: string, val
   if (s.inFlight.has(key)) return
   s.inFlight.set(key, now)
   actions.push({ kind: 'write', key, value })
+}
+
+/**
+ * Writes again, under our epoch, the placements whose latest record is a deposed controller's: a
+ * controller cut off from the broker (or paused) keeps deciding from its stale view, and its
+ * records are delivered once it is back, after the claim that deposed it. Nobody follows them, but
+ * each is now the latest record of its key, which is all a compacted log keeps: a process starting
+ * on the compacted log would read it before the claim of any higher epoch (only the latest
+ * `controller` record is kept, at the end) and follow it, a master and generation long replaced.
+ */
+function reassertPlacements(s: ControllerState, actions: ControllerAction[], now: number): void {
+  for (const k of s.staleLatest) {
+    const p = s.partitions.get(k)
+    if (p === undefined || s.inFlight.has(`partition/${k}`)) continue
+    write(s, actions, `partition/${k}`, { ...p, controllerEpoch: s.epoch }, now)
+    actions.push({
+      kind: 'log',
+      level: 'info',
+      msg: "placement written again over a deposed controller's",
+      fields: { db: p.db, partition: p.partition, master: p.master, generation: p.generation },
+    })
+  }
 }
 
 function placeNewDatabases(s: ControllerState, live: Set<string>, actions: ControllerAction[], now: number): void {
@@ -567,6 +607,8 @@ function completeHandovers(s: ControllerState, live: Set<string>, actions: Contr
 function failOver(s: ControllerState, live: Set<string>, actions: ControllerAction[], now: number): void {
   for (const [k, p] of s.partitions) {
     if (p.handover !== undefined || (p.master !== null && live.has(p.master))) continue
+    // Decided already, not read back yet (write() would skip it, but the line would be logged again).
+    if (s.inFlight.has(`partition/${k}`)) continue
     const next = mostCaughtUp(s, p, live, null)
     if (next === null) continue
     write(

@@ -163,6 +163,57 @@ void test("a standby takes over when the leader falls silent; the deposed leader
   assert.ok(!isActive(a.state), 'the deposed controller learns it from the log')
 })
 
+void test("a deposed controller's placement delivered late is written over by the active controller, unless a decision of its own is in flight", () => {
+  const { log, a } = started()
+  log.push({ key: 'db/d', value: db('d', 2) })
+  const b = new Reader('b')
+  a.catchUp(log, 0)
+  log.push(...a.tick(100))
+  a.catchUp(log, 100)
+  b.catchUp(log, 100)
+  // a is cut off from the log: b takes over, while a, still ticking, writes placements that wait in its producer.
+  log.push(...b.tick(2200))
+  b.catchUp(log, 2200)
+  assert.ok(isActive(b.state))
+  const current = b.state.partitions.get('d/0')!
+  const staleOf = (k: string) => ({ ...b.state.partitions.get(k)!, generation: 9, master: 'n3', controllerEpoch: 1 })
+  // Delivered once a is back: not followed, but the latest record of its key.
+  log.push({ key: 'partition/d/0', value: staleOf('d/0') })
+  b.catchUp(log, 2300)
+  assert.deepEqual(b.state.partitions.get('d/0'), current)
+  const again = b.tick(2300).filter((w) => w.key.startsWith('partition/'))
+  assert.deepEqual(again, [{ key: 'partition/d/0', value: { ...current, controllerEpoch: 2 } }])
+  assert.deepEqual(
+    b.tick(2400).filter((w) => w.key.startsWith('partition/')),
+    [],
+    'written once until read back',
+  )
+  log.push(...again)
+  b.catchUp(log, 2500)
+  assert.deepEqual(
+    b.tick(8000).filter((w) => w.key.startsWith('partition/')),
+    [],
+    'nothing more once its own record is the latest',
+  )
+  // With a decision of b's own in flight for the key (a failover), the late stale record neither
+  // counts as that decision read back nor is written over: the decision lands after it.
+  const decision = {
+    key: 'partition/d/1',
+    value: { ...b.state.partitions.get('d/1')!, generation: 5, controllerEpoch: 2 },
+  }
+  b.state = { ...b.state, inFlight: new Map(b.state.inFlight).set(decision.key, 8000) }
+  log.push({ key: 'partition/d/1', value: staleOf('d/1') })
+  b.catchUp(log, 8100)
+  assert.ok(b.state.inFlight.has(decision.key), 'still in flight')
+  assert.deepEqual(
+    b.tick(8100).filter((w) => w.key.startsWith('partition/')),
+    [],
+  )
+  log.push(decision)
+  b.catchUp(log, 8200)
+  assert.ok(!b.state.staleLatest.has('d/1'))
+})
+
 void test('databases are placed once enough nodes are alive; failover picks the most caught-up live replica, all partitions in one tick', () => {
   const { log, a } = started()
   log.push({ key: 'db/big', value: db('big', 4, 5) })
@@ -295,10 +346,11 @@ void test('a handover waits for the old master to report it stepped down, unless
   )
 })
 
-void test('simulator: over random schedules of controller pauses, node deaths and log delays, one epoch has one leader, a new master always has a new generation, lost replicas are rebuilt and masters return to their preferred replicas', () => {
+void test('simulator: over random schedules of controller pauses, node deaths and log delays, one epoch has one leader, a new master always has a new generation, lost replicas are rebuilt, masters return to their preferred replicas, and a compacted log leads to the same placements', () => {
   let takeovers = 0
   let failovers = 0
   let moves = 0
+  let stalePlacements = 0
   for (let seed = 1; seed <= 150; seed++) {
     const rand = mulberry32(seed)
     const log: Rec[] = [{ key: 'db/d', value: db('d', 4) }]
@@ -307,13 +359,19 @@ void test('simulator: over random schedules of controller pauses, node deaths an
     const controllers = ['a', 'b', 'c'].map((id) => new Reader(id))
     for (const c of controllers) c.checkEvery = 50
     const pausedUntil = new Map<string, number>()
+    const cutUntil = new Map<string, number>()
+    /** What a controller cut off from the log wrote meanwhile, delivered when the cut heals. */
+    const outbox = new Map<string, Rec[]>()
     const deadUntil = new Map<string, number>()
     for (let now = 0; now < 20_000; now += 50) {
-      // Faults: a controller pauses for up to 4 s; a node dies for up to 3 s.
+      // Faults: a controller pauses for up to 4 s, or is cut off from the log for up to 4 s (it
+      // reads nothing but keeps ticking, and its writes wait in its producer); a node dies for up to 3 s.
       if (rand() < 0.004) pausedUntil.set(controllers[Math.floor(rand() * 3)].state.self, now + rand() * 4000)
+      if (rand() < 0.004) cutUntil.set(controllers[Math.floor(rand() * 3)].state.self, now + rand() * 4000)
       if (rand() < 0.004) deadUntil.set(nodes[Math.floor(rand() * nodes.length)], now + rand() * 3000)
       if (now > 15_000) {
         pausedUntil.clear()
+        cutUntil.clear()
         deadUntil.clear()
       }
       for (const n of nodes) {
@@ -327,6 +385,13 @@ void test('simulator: over random schedules of controller pauses, node deaths an
       }
       for (const c of controllers) {
         if ((pausedUntil.get(c.state.self) ?? 0) > now) continue
+        const held = outbox.get(c.state.self) ?? []
+        if ((cutUntil.get(c.state.self) ?? 0) > now) {
+          outbox.set(c.state.self, [...held, ...c.tick(now, SIM_CONFIG)])
+          continue
+        }
+        log.push(...held)
+        outbox.delete(c.state.self)
         // Each controller reads the log with its own random lag, then ticks.
         const lag = Math.floor(rand() * 3)
         c.catchUp(log, now, Math.max(c.read, log.length - lag), SIM_CONFIG)
@@ -348,7 +413,10 @@ void test('simulator: over random schedules of controller pauses, node deaths an
         }
       } else if (r.key.startsWith('partition/')) {
         const p = r.value as { generation: number; master: string | null; controllerEpoch: number }
-        if (p.controllerEpoch < epoch) continue
+        if (p.controllerEpoch < epoch) {
+          stalePlacements++
+          continue
+        }
         // Generations never go back, and a new master always comes with a new generation.
         const prev = placed.get(r.key)
         if (prev !== undefined) {
@@ -368,6 +436,15 @@ void test('simulator: over random schedules of controller pauses, node deaths an
         if ((r.value as { move?: unknown }).move !== undefined) moves++
       }
     }
+    // A compacted log (the latest record of each key, in log order) leads a new reader to the
+    // placements the whole log does: no deposed controller's placement is left as the latest of its key.
+    const latest = new Map(log.map((r, i) => [r.key, i]))
+    const compacted = log.filter((r, i) => latest.get(r.key) === i)
+    const [full, fresh] = [new Reader('full'), new Reader('fresh')]
+    full.checkEvery = fresh.checkEvery = 1000
+    full.catchUp(log, 20_000, log.length, SIM_CONFIG)
+    fresh.catchUp(compacted, 20_000, compacted.length, SIM_CONFIG)
+    assert.deepEqual(fresh.state.partitions, full.state.partitions, `seed ${seed}: the compacted log leads elsewhere`)
     // Liveness after the faults stop: every controller agrees on one leader, and every partition
     // has a live master (all nodes are alive again).
     const leaders = new Set(controllers.map((c) => c.state.leader))
@@ -387,6 +464,7 @@ void test('simulator: over random schedules of controller pauses, node deaths an
   assert.ok(takeovers > 20, `only ${takeovers} controller takeovers`)
   assert.ok(failovers > 100, `only ${failovers} failovers`)
   assert.ok(moves > 20, `only ${moves} replica moves`)
+  assert.ok(stalePlacements > 10, `only ${stalePlacements} placements of deposed controllers`)
 })
 
 void test('assertInvariants rejects a corrupted state; assertStepInvariants a step or a decision breaking the rules', () => {
