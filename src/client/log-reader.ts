@@ -7,6 +7,11 @@
 // partitions (long polling, so a record appended anywhere wakes the loop at once), then awaits the
 // handlers of the partitions that returned records before fetching again. A handler that throws
 // stops nothing but its own partition's progress: the same records are fetched again next round.
+//
+// A partition may linger: after records of it were delivered, it sits out of the fetches for that
+// long, so what arrives meanwhile comes in one batch (for readers nobody waits on, such as a
+// database replica that answers no writer: fewer, larger handler calls). While a partition sits
+// out, fetches wait at most until it is due again.
 import { type ClusterMetadata, Consumer } from '@platformatic/kafka'
 
 export interface LogRecord {
@@ -44,6 +49,10 @@ interface Assignment {
   /** After a partition error, the partition is left out of fetches until then (ms since epoch). */
   retryAt: number
   failures: number
+  /** How long the partition sits out after a delivery (0: never). */
+  lingerMs: number
+  /** Lingering: left out of fetches until then (ms since epoch). */
+  dueAt: number
 }
 
 const METADATA_MAX_AGE_MS = 5000
@@ -74,8 +83,11 @@ export class LogReader {
     })
   }
 
-  /** Reads `topic`/`partition` from `offset` on, replacing any earlier assignment of it. */
-  assign(topic: string, partition: number, offset: number, handler: RecordsHandler): void {
+  /**
+   * Reads `topic`/`partition` from `offset` on, replacing any earlier assignment of it; `lingerMs`:
+   * how long the partition sits out of fetches after each delivery (see setLinger).
+   */
+  assign(topic: string, partition: number, offset: number, handler: RecordsHandler, lingerMs = 0): void {
     if (this.#closed) throw new Error('LogReader is closed')
     this.#assignments.set(key(topic, partition), {
       topic,
@@ -85,11 +97,27 @@ export class LogReader {
       epoch: ++this.#epoch,
       retryAt: 0,
       failures: 0,
+      lingerMs,
+      dueAt: 0,
     })
     this.#wake?.()
     if (!this.#running) {
       this.#running = true
       this.#loop = this.#run()
+    }
+  }
+
+  /**
+   * Changes how long an assigned partition sits out after each delivery; 0 brings it back into
+   * the fetches at once (a fetch in flight without it waits at most until it was due).
+   */
+  setLinger(topic: string, partition: number, lingerMs: number): void {
+    const a = this.#assignments.get(key(topic, partition))
+    if (a === undefined || a.lingerMs === lingerMs) return
+    a.lingerMs = lingerMs
+    if (lingerMs === 0 && a.dueAt > 0) {
+      a.dueAt = 0
+      this.#wake?.()
     }
   }
 
@@ -162,13 +190,31 @@ export class LogReader {
     const metadata = this.#metadata.value
     const byLeader = new Map<number, Assignment[]>()
     const now = Date.now()
+    // The soonest a lingering partition is due: no fetch waits longer than that.
+    let due = Infinity
     for (const a of assignments) {
       if (a.retryAt > now) continue
+      if (a.dueAt > now) {
+        due = Math.min(due, a.dueAt)
+        continue
+      }
       const leader = metadata.topics.get(a.topic)?.partitions[a.partition]?.leader
       if (leader === undefined || leader < 0) continue
       let list = byLeader.get(leader)
       if (list === undefined) byLeader.set(leader, (list = []))
       list.push(a)
+    }
+    if (byLeader.size === 0 && due < Infinity) {
+      // Every partition with a leader is lingering: wait until the first is due (or a change).
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, due - now)
+        this.#wake = () => {
+          clearTimeout(timer)
+          resolve()
+        }
+      })
+      this.#wake = undefined
+      return
     }
     if (byLeader.size === 0) {
       // No leader known for any assigned partition yet (topic being created): wait and retry.
@@ -176,10 +222,16 @@ export class LogReader {
       await new Promise((resolve) => setTimeout(resolve, 100))
       return
     }
-    await Promise.all([...byLeader].map(([leader, list]) => this.#fetchFrom(leader, list, metadata.topics)))
+    const maxWaitMs = Math.min(this.#options.maxWaitMs ?? 500, Math.max(0, due - now))
+    await Promise.all([...byLeader].map(([leader, list]) => this.#fetchFrom(leader, list, metadata.topics, maxWaitMs)))
   }
 
-  async #fetchFrom(leader: number, list: Assignment[], topics: Map<string, { id: string }>): Promise<void> {
+  async #fetchFrom(
+    leader: number,
+    list: Assignment[],
+    topics: Map<string, { id: string }>,
+    maxWaitMs: number,
+  ): Promise<void> {
     const maxPartitionBytes = this.#options.maxPartitionBytes ?? 4 * 1024 * 1024
     const byTopic = new Map<string, Assignment[]>()
     for (const a of list) {
@@ -190,7 +242,7 @@ export class LogReader {
     const requested = list.map((a) => ({ a, epoch: a.epoch, next: a.next }))
     const request = {
       node: leader,
-      maxWaitTime: this.#options.maxWaitMs ?? 500,
+      maxWaitTime: maxWaitMs,
       minBytes: 1,
       maxBytes: this.#options.maxBytes ?? 16 * 1024 * 1024,
       topics: [...byTopic].map(([topic, as]) => ({
@@ -265,8 +317,10 @@ export class LogReader {
       return
     }
     // Advance only if the assignment was not replaced while the handler ran.
-    if (this.#assignments.get(key(a.topic, a.partition))?.epoch === epoch)
+    if (this.#assignments.get(key(a.topic, a.partition))?.epoch === epoch) {
       a.next = records[records.length - 1].offset + 1
+      if (a.lingerMs > 0) a.dueAt = Date.now() + a.lingerMs
+    }
   }
 }
 

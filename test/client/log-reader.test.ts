@@ -111,3 +111,52 @@ void test('a handler that throws gets the same records again; a partition in err
     await reader.close()
   }
 })
+
+void test('a lingering partition gets what arrived meanwhile in one batch; the others are read at once; lingering stops when set to 0', async () => {
+  await ensureTopic([broker.bootstrap], { name: 'lr-linger', partitions: 2, replicationFactor: 1, configs: {} })
+  const reader = new LogReader({ bootstrap: [broker.bootstrap], maxWaitMs: 500 })
+  const batches = new Map<number, LogRecord[][]>([
+    [0, []],
+    [1, []],
+  ])
+  const total = (p: number) => batches.get(p)!.reduce((n, b) => n + b.length, 0)
+  const send = (partition: number, value: string) =>
+    producer.send({ topic: 'lr-linger', partition, key: null, value: Buffer.from(value) })
+  try {
+    reader.assign('lr-linger', 0, 0, (records) => void batches.get(0)!.push(records), 300)
+    reader.assign('lr-linger', 1, 0, (records) => void batches.get(1)!.push(records))
+    await send(0, 'first')
+    await until('the first record', () => total(0) === 1)
+    // Partition 0 now sits out for 300 ms: ten records sent meanwhile arrive together, while
+    // partition 1 (no linger) gets each of its records as it comes.
+    const sentAt = Date.now()
+    for (let i = 0; i < 10; i++) {
+      await send(0, `p0-${i}`)
+      await send(1, `p1-${i}`)
+      await until(`p1 record ${i}`, () => total(1) === i + 1)
+    }
+    await until('the ten lingering records', () => total(0) === 11)
+    assert.ok(Date.now() - sentAt < 2000, 'the lingering partition was fetched again once due')
+    assert.equal(batches.get(1)!.length, 10, 'partition 1: one delivery per record')
+    assert.ok(batches.get(0)!.length <= 3, `partition 0: batched (${batches.get(0)!.length} deliveries)`)
+    assert.deepEqual(
+      batches
+        .get(0)!
+        .flat()
+        .map((r) => r.value?.toString()),
+      ['first', ...Array.from({ length: 10 }, (_, i) => `p0-${i}`)],
+    )
+    // A long linger holds the next record back; setting it to 0 releases it at once.
+    reader.setLinger('lr-linger', 0, 60_000)
+    await send(0, 'x')
+    await until('the record that starts the long linger', () => total(0) === 12)
+    await send(0, 'held')
+    await new Promise((r) => setTimeout(r, 300))
+    assert.equal(total(0), 12, 'held back while lingering')
+    reader.setLinger('lr-linger', 0, 0)
+    await until('the held record, long before the linger ends', () => total(0) === 13)
+    assert.equal(batches.get(0)!.at(-1)![0].value?.toString(), 'held')
+  } finally {
+    await reader.close()
+  }
+})

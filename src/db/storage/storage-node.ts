@@ -28,6 +28,14 @@ import { startNodeHttp } from './node-http.ts'
 import { createNodeMetrics, type NodeMetrics } from './node-metrics.ts'
 import { PartitionReplica } from './partition-replica.ts'
 
+/**
+ * How long a follower replica's partition sits out of the fetches after records of it arrived
+ * (LogReader linger): a follower answers no writer, so it applies in batches (one SQLite commit
+ * for many transactions) at the cost of lagging its master by about this much more. A replica
+ * that becomes master (or starts taking over) reads without lingering at once.
+ */
+export const FOLLOWER_LINGER_MS = 10
+
 /** The longest wait between attempts to register the node. */
 const REGISTER_MAX_BACKOFF_MS = 10_000
 
@@ -60,6 +68,8 @@ export interface StorageNodeOptions {
    * (librdkafka's mock cluster) adds up to this much to every write: shorten it there.
    */
   fetchMaxWaitMs?: number
+  /** How long a follower replica's partition sits out of fetches after a delivery (default FOLLOWER_LINGER_MS). */
+  followerLingerMs?: number
 }
 
 export class StorageNode {
@@ -332,7 +342,7 @@ export class StorageNode {
           const r = await this.#open(p)
           if (this.#closed) return
           this.replicas.set(k, r)
-          this.#reader.assign(r.topic, r.partition, r.readOffset, (records) => r.onRecords(records))
+          this.#reader.assign(r.topic, r.partition, r.readOffset, (records) => r.onRecords(records), this.#lingerOf(r))
         } finally {
           this.#bootstrapping.delete(k)
         }
@@ -349,9 +359,15 @@ export class StorageNode {
       if (fence !== undefined) r.setTakeoverAt(fence.at)
       r.setMastership(latest.master === this.id ? latest.generation : null)
       if (r.role === 'promoting') promoting = true
+      this.#reader.setLinger(r.topic, r.partition, this.#lingerOf(r))
     }
     // A new master needs a lease: a heartbeat now rather than at the next tick.
     if (promoting) this.#sendHeartbeat()
+  }
+
+  /** Followers read in batches; a master, or a replica taking over, reads each record at once. */
+  #lingerOf(r: PartitionReplica): number {
+    return r.role === 'slave' ? (this.#options.followerLingerMs ?? FOLLOWER_LINGER_MS) : 0
   }
 
   async #open(p: PartitionInfo): Promise<PartitionReplica> {
