@@ -1,14 +1,16 @@
-// The database benchmark's Cortado side: `cortado start` (a broker, three storage nodes and a
-// router, src/cli/main.ts) on a temp data dir, a `bench` database of 8 partitions with 3 replicas
-// each, and documents written and read through the router's HTTP API with undici (a keep-alive
-// pool of as many connections as workers, one request in flight on each, like the `pg` pool on
-// the PostgreSQL side).
-import { spawn } from 'node:child_process'
+// The database benchmark's Cortado side: an embedded broker, a router, a controller and three
+// storage nodes on a temp data dir, each its own process wired as `cortado start` wires them (so
+// that /proc counts each role's CPU apart), or `cortado start` itself (src/cli/main.ts); a `bench`
+// database of 8 partitions with 3 replicas each (or as many as asked); documents written and read
+// through the router's HTTP API with undici (a keep-alive pool of as many connections as workers,
+// one request in flight on each, like the `pg` pool on the PostgreSQL side).
+import { type ChildProcess, spawn } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { type Dispatcher, Pool } from 'undici'
-import { keyOf, makeDoc, type Target } from './db-load.ts'
+import { type Dispatcher, Pool, request } from 'undici'
+import { EXIT_WITH_PARENT_ENV } from '../src/cli/shutdown.ts'
+import { keyOf, makeDoc, type ProcessGroup, type Target } from './db-load.ts'
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
 
@@ -101,106 +103,202 @@ export function httpTarget(origin: string, database: string, table: string, conn
 
 export interface CortadoOptions {
   parentDir: string
+  /** The router's HTTP port. */
   httpPort: number
   brokerPort: number
+  /** `cortado start`'s metrics port (separate processes serve no metrics of their own but the nodes'). */
   metricsPort: number
   concurrency: number
+  /** Replicas of each partition of the bench database (default REPLICAS). */
+  replicas?: number
+  /**
+   * 'separate' (default): the broker, the router, the controller and each storage node in a process
+   * of its own, wired and set as `cortado start` wires them, so each role's CPU is counted apart.
+   * 'start': `cortado start` itself, the broker, router and controller in one process.
+   */
+  processes?: 'separate' | 'start'
   /** Node arguments that run the `cortado` command (default: src/cli/main.ts). */
   command?: string[]
 }
 
 export interface CortadoCluster {
   target: Target
-  /** The `cortado ready ...` line. */
+  /** The `cortado ready ...` line, or which processes run where. */
   ready: string
-  /** The `cortado start` process, for counting its CPU (and its children's). */
+  /** The cluster's processes by role; the storage nodes are one group, 'nodes'. */
+  processes(): ProcessGroup[]
+  /** Every process of the cluster still running (with 'start', the one `cortado start`). */
   pids(): number[]
+  /**
+   * CPU seconds the storage nodes have spent so far applying records on replicas that were not
+   * master (their cortado_node_replica_apply_cpu_seconds_total, summed); NaN if a node did not say.
+   */
+  replicaApplySeconds(): Promise<number>
   stderr(): string
   stop(): Promise<void>
 }
 
+const NODES = 3
+const READY_TIMEOUT_MS = 60_000
+
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
+interface Spawned {
+  proc: ChildProcess
+  /** The process's first stdout line starting with the ready prefix. */
+  ready: Promise<string>
+  stop(): Promise<void>
+}
+
+/** Runs one `cortado` command; its stderr goes to `onStderr`. */
+function spawnCortado(command: string[], args: string[], readyPrefix: string, onStderr: (d: Buffer) => void): Spawned {
+  // EXIT_WITH_PARENT: the process stops by itself if the benchmark dies without stopping it.
+  const proc = spawn(process.execPath, [...command, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, CORTADO_LOG_LEVEL: 'warn', [EXIT_WITH_PARENT_ENV]: '1' },
+  })
+  proc.stderr.on('data', onStderr)
+  const running = () => proc.exitCode === null && proc.signalCode === null
+  const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()))
+  const ready = new Promise<string>((resolve, reject) => {
+    let out = ''
+    const what = `cortado ${args[0]}`
+    const timer = setTimeout(
+      () => reject(new Error(`${what} did not print "${readyPrefix}" within ${READY_TIMEOUT_MS / 1000} s:\n${out}`)),
+      READY_TIMEOUT_MS,
+    )
+    // Read on after the ready line too: a full pipe would stall the process.
+    proc.stdout.on('data', (d: Buffer) => {
+      out += d.toString()
+      if (out.length > 100_000) out = out.slice(-50_000)
+      // Whole lines only: a chunk may end inside one.
+      const line = out
+        .split('\n')
+        .slice(0, -1)
+        .find((l) => l.startsWith(readyPrefix))
+      if (line !== undefined) {
+        clearTimeout(timer)
+        resolve(line.trim())
+      }
+    })
+    void exited.then(() => {
+      clearTimeout(timer)
+      reject(
+        new Error(`${what} exited (code ${proc.exitCode}, signal ${proc.signalCode}) before it was ready:\n${out}`),
+      )
+    })
+  })
+  let stopped: Promise<void> | undefined
+  const stop = () => {
+    stopped ??= (async () => {
+      if (!running()) return
+      proc.kill('SIGTERM')
+      const timer = setTimeout(() => proc.kill('SIGKILL'), 15_000)
+      await exited
+      clearTimeout(timer)
+    })()
+    return stopped
+  }
+  return { proc, ready, stop }
+}
+
+/** The value of an unlabelled counter in a Prometheus text exposition; NaN if absent. */
+function counterValue(exposition: string, name: string): number {
+  const m = new RegExp(`^${name} (\\S+)$`, 'm').exec(exposition)
+  return m === null ? NaN : Number(m[1])
+}
+
 /**
- * Starts `cortado start`, creates the bench database, and waits until writes succeed on (very
- * nearly certainly) every partition. `defer` gets the cleanup as soon as there is something to
- * clean up.
+ * Starts the cluster, creates the bench database, and waits until writes succeed on (very nearly
+ * certainly) every partition. `defer` gets the cleanup as soon as there is something to clean up.
  */
 export async function startCortado(
   o: CortadoOptions,
   defer: (stop: () => Promise<void>) => void,
 ): Promise<CortadoCluster> {
   const dataDir = mkdtempSync(join(o.parentDir, 'cortado-bench-db-'))
-  const argv = [
-    ...(o.command ?? [join(ROOT, 'src/cli/main.ts')]),
-    'start',
-    '--data-dir',
-    dataDir,
-    '--http-port',
-    String(o.httpPort),
-    '--broker-port',
-    String(o.brokerPort),
-    '--metrics-port',
-    String(o.metricsPort),
-  ]
-  const proc = spawn(process.execPath, argv, {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, CORTADO_LOG_LEVEL: 'warn' },
-  })
+  const command = o.command ?? [join(ROOT, 'src/cli/main.ts')]
   let err = ''
-  proc.stderr.on('data', (d: Buffer) => {
+  const onStderr = (d: Buffer) => {
     err += d.toString()
     if (err.length > 200_000) err = err.slice(-100_000)
-  })
-  const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()))
+  }
+  const started: { role: string; spawned: Spawned }[] = []
+  const run = (role: string, args: string[], readyPrefix: string) => {
+    const spawned = spawnCortado(command, args, readyPrefix, onStderr)
+    started.push({ role, spawned })
+    return spawned.ready.catch((e: unknown) => {
+      throw new Error(`${e instanceof Error ? e.message : String(e)}\n${err}`)
+    })
+  }
   // The HTTP client, once there is a router to talk to.
   const client: { http?: HttpTarget } = {}
   let stopped: Promise<void> | undefined
   const stop = () => {
     stopped ??= (async () => {
       await client.http?.close().catch(() => {})
-      if (proc.exitCode === null && proc.signalCode === null) {
-        proc.kill('SIGTERM')
-        const timer = setTimeout(() => proc.kill('SIGKILL'), 15_000)
-        await exited
-        clearTimeout(timer)
-      }
+      // In `cortado start`'s order: the broker last, as the others flush their writes to it.
+      for (const role of ['start', 'router', 'controller', 'node', 'broker'])
+        await Promise.all(started.filter((s) => s.role === role).map((s) => s.spawned.stop()))
       rmSync(dataDir, { recursive: true, force: true })
     })()
     return stopped
   }
   defer(stop)
 
-  const { ready, origin } = await new Promise<{ ready: string; origin: string }>((resolve, reject) => {
-    let out = ''
-    const timer = setTimeout(
-      () => reject(new Error(`cortado start did not print "cortado ready" within 60 s:\n${out}\n${err}`)),
-      60_000,
+  let ready: string
+  let routerLine: string
+  if (o.processes === 'start') {
+    ready = await run(
+      'start',
+      [
+        'start',
+        '--data-dir',
+        dataDir,
+        '--http-port',
+        String(o.httpPort),
+        '--broker-port',
+        String(o.brokerPort),
+        '--metrics-port',
+        String(o.metricsPort),
+      ],
+      'cortado ready ',
     )
-    proc.stdout.on('data', (d: Buffer) => {
-      out += d.toString()
-      const line = out.split('\n').find((l) => l.startsWith('cortado ready '))
-      const m = line === undefined ? null : /http=(http:\/\/[^\s,]+)/.exec(line)
-      if (line !== undefined && m !== null) {
-        clearTimeout(timer)
-        resolve({ ready: line.trim(), origin: m[1].replace(/\/$/, '') })
-      }
-    })
-    void exited.then(() => {
-      clearTimeout(timer)
-      reject(
-        new Error(
-          `cortado start exited (code ${proc.exitCode}, signal ${proc.signalCode}) before it was ready:\n${out}\n${err}`,
-        ),
-      )
-    })
-  })
+    routerLine = ready
+  } else {
+    // What `cortado start` does in one process (src/cli/db-commands.ts runStart), one process each:
+    // the broker, then the router (it creates the metadata topic), the controller, the nodes.
+    // Replication factor 1 for the topics, as on `cortado start`'s embedded single broker.
+    const bootstrap = `127.0.0.1:${o.brokerPort}`
+    const common = ['--bootstrap', bootstrap, '--replication-factor', '1']
+    await run(
+      'broker',
+      ['broker', '--port', String(o.brokerPort), '--data-dir', join(dataDir, 'broker')],
+      'cortado broker ready',
+    )
+    routerLine = await run('router', ['router', ...common, '--http-port', String(o.httpPort)], 'cortado router ready')
+    await run('controller', ['controller', '--id', 'controller-1', ...common], 'cortado controller ready')
+    await Promise.all(
+      Array.from({ length: NODES }, (_, i) => {
+        const id = `node-${i + 1}`
+        return run(
+          'node',
+          ['node', '--id', id, '--data-dir', join(dataDir, 'nodes', id), ...common],
+          'cortado node ready',
+        )
+      }),
+    )
+    ready = `broker ${bootstrap}, router, controller and ${NODES} storage nodes, each its own process (cortado broker, router, controller, node)`
+  }
+  const m = /http=(http:\/\/[^\s,]+)/.exec(routerLine)
+  if (m === null) throw new Error(`no router URL in "${routerLine}"`)
+  const origin = m[1].replace(/\/$/, '')
 
   const http = httpTarget(origin, DATABASE, TABLE, o.concurrency)
   client.http = http
   const spec = {
     partitions: PARTITIONS,
-    replicas: REPLICAS,
+    replicas: o.replicas ?? REPLICAS,
     tables: { [TABLE]: { key: ['id'], schema: DOC_SCHEMA, indexes: [] } },
   }
   const deadline = Date.now() + 60_000
@@ -212,7 +310,8 @@ export async function startCortado(
     await sleep(100)
   }
 
-  // Partitions get their masters asynchronously; a write to a partition without one is a 503.
+  // Partitions get their masters asynchronously; a write to a partition without one is a 503, and
+  // one whose new master's lease lapsed on a busy machine a 504 (a PUT is safe to repeat).
   // Writing 128 keys touches all 8 partitions unless hashing is very unlucky ((7/8)^128 per
   // partition), so once they all succeed the measured slices do not hit a partition still starting.
   await Promise.all(
@@ -223,17 +322,49 @@ export async function startCortado(
           await http.target.write(key, makeDoc(key, 0))
           return
         } catch (e) {
-          if (!(e instanceof HttpError && e.status === 503) || Date.now() > deadline) throw e
+          if (!(e instanceof HttpError && (e.status === 503 || e.status === 504)) || Date.now() > deadline) throw e
           await sleep(100)
         }
       }
     }),
   )
 
+  // The storage nodes, as registered: their pids (`cortado start`'s children) and metrics URLs.
+  const cluster = await http.request('GET', '/_admin/cluster')
+  if (cluster.status !== 200)
+    throw new Error(`GET /_admin/cluster: HTTP ${cluster.status} ${cluster.text.slice(0, 500)}`)
+  const nodes = (JSON.parse(cluster.text) as { nodes: { pid: number; url: string }[] }).nodes
+  if (nodes.length !== NODES) throw new Error(`${nodes.length} storage nodes registered, not ${NODES}: ${cluster.text}`)
+
+  const pidsOf = (role: string) => started.filter((s) => s.role === role).flatMap((s) => s.spawned.proc.pid ?? [])
+  const running = (p: ChildProcess) => p.exitCode === null && p.signalCode === null
   return {
     target: http.target,
     ready,
-    pids: () => (proc.pid !== undefined && proc.exitCode === null && proc.signalCode === null ? [proc.pid] : []),
+    processes: () =>
+      o.processes === 'start'
+        ? [
+            { role: 'broker+router+controller', pids: pidsOf('start') },
+            { role: 'nodes', pids: nodes.map((n) => n.pid) },
+          ]
+        : [
+            ...['router', 'broker', 'controller'].map((role) => ({ role, pids: pidsOf(role) })),
+            { role: 'nodes', pids: pidsOf('node') },
+          ],
+    pids: () => started.flatMap((s) => (running(s.spawned.proc) ? (s.spawned.proc.pid ?? []) : [])),
+    async replicaApplySeconds() {
+      const values = await Promise.all(
+        nodes.map(async (n) => {
+          try {
+            const res = await request(`${n.url}/metrics`)
+            return counterValue(await res.body.text(), 'cortado_node_replica_apply_cpu_seconds_total')
+          } catch {
+            return NaN
+          }
+        }),
+      )
+      return values.reduce((a, b) => a + b, 0)
+    },
     stderr: () => err,
     stop,
   }

@@ -1,6 +1,7 @@
 // The database benchmark's load generator (`npm run bench:db`): target-agnostic, so Cortado and
-// PostgreSQL get exactly the same documents, keys and concurrency, and the client work (building
-// and serializing a document, parsing the one read back) costs the same on both sides.
+// the baselines get exactly the same documents, keys and concurrency, and the client work (building
+// and serializing a document, parsing the one read back) is the same for all, but for what each
+// database's own client adds (etcd's base64, say).
 //
 // A phase runs `concurrency` workers, each a closed loop of one operation at a time: a write
 // upserts a ~1 KB document under a random key among `keys`; a read fetches a random key this
@@ -15,6 +16,12 @@ export interface Target {
   write(key: string, doc: object): Promise<void>
   /** The document stored under `key`, or null if there is none. */
   read(key: string): Promise<object | null>
+}
+
+/** A database's processes of one kind (a role), for counting their CPU apart; each pid with its descendants. */
+export interface ProcessGroup {
+  role: string
+  pids: number[]
 }
 
 /** The benchmark's document; every field is also in Cortado's Avro table schema (db-cortado.ts). */
@@ -108,6 +115,8 @@ export interface PhaseResult {
   /** Every measured operation's latency in ms, in completion order. */
   latencies: number[]
   latencyMs: LatencySummary
+  /** Operations that succeeded in the whole phase, warm-up included: what CPU measured around the phase paid for. */
+  completed: number
   /** Operations that threw (or reads that found nothing), warm-up included. */
   errors: number
   firstError: string | undefined
@@ -150,6 +159,7 @@ export async function runPhase(o: PhaseOptions): Promise<PhaseResult> {
   const measureFrom = start + o.warmupMs
   const stopAt = measureFrom + o.durationMs
   const latencies: number[] = []
+  let completed = 0
   let errors = 0
   let firstError: string | undefined
   // A target failing at once (connection refused, client closed) must not spin the workers in
@@ -196,6 +206,7 @@ export async function runPhase(o: PhaseOptions): Promise<PhaseResult> {
           continue
         }
       }
+      completed++
       const t1 = performance.now()
       if (t1 >= measureFrom && t1 <= stopAt) latencies.push(t1 - t0)
     }
@@ -208,6 +219,7 @@ export async function runPhase(o: PhaseOptions): Promise<PhaseResult> {
     opsPerSec: latencies.length / seconds,
     latencies,
     latencyMs: summarize(latencies),
+    completed,
     errors,
     firstError,
   }

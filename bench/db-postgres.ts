@@ -1,4 +1,4 @@
-// The database benchmark's baseline: Debian's PostgreSQL 15, a primary and one synchronous
+// One of the database benchmark's baselines: Debian's PostgreSQL 15, a primary and one synchronous
 // streaming standby on localhost, each commit acknowledged only once the standby has flushed it
 // (synchronous_commit=on with synchronous_standby_names), fsync on: the same durability promise
 // as a Cortado write acknowledged by its replicas. Documents are JSONB rows upserted by key and
@@ -11,7 +11,8 @@ import { appendFileSync, chownSync, existsSync, mkdtempSync, readFileSync, rmSyn
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { Pool } from 'pg'
-import { type Target } from './db-load.ts'
+import { ensurePackage, isRoot } from './db-install.ts'
+import { type ProcessGroup, type Target } from './db-load.ts'
 
 const exec = promisify(execFile)
 
@@ -30,31 +31,12 @@ export function postgresInstalled(): boolean {
   return existsSync(join(PG_BIN, 'postgres')) && existsSync(join(PG_BIN, 'pg_basebackup'))
 }
 
-const isRoot = () => process.getuid?.() === 0
-
 /**
  * Makes sure PostgreSQL 15 is there: installs it with apt-get when running as root, else prints
  * what to install. Returns whether it is installed now.
  */
-export async function ensurePostgres(log: (line: string) => void): Promise<boolean> {
-  if (postgresInstalled()) return true
-  if (!isRoot()) {
-    log(INSTALL_HINT)
-    return false
-  }
-  log(`PostgreSQL 15 is not installed; installing ${PG_PACKAGE} with apt-get (as root)...`)
-  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }
-  try {
-    await exec('apt-get', ['update'], { env, maxBuffer: 64 * 1024 * 1024 })
-    await exec('apt-get', ['install', '-y', '--no-install-recommends', PG_PACKAGE], {
-      env,
-      maxBuffer: 64 * 1024 * 1024,
-    })
-  } catch (err) {
-    log(`installing ${PG_PACKAGE} failed: ${err instanceof Error ? err.message : String(err)}`)
-  }
-  if (!postgresInstalled()) log(INSTALL_HINT)
-  return postgresInstalled()
+export function ensurePostgres(log: (line: string) => void): Promise<boolean> {
+  return ensurePackage('PostgreSQL 15', PG_PACKAGE, postgresInstalled, INSTALL_HINT, log)
 }
 
 export interface PostgresOptions {
@@ -75,6 +57,8 @@ export interface PostgresCluster {
   settings: string[]
   /** The postmasters' pids, for counting the servers' CPU (their backends are children). */
   pids(): number[]
+  /** The same, the primary apart from the standby. */
+  processes(): ProcessGroup[]
   stop(): Promise<void>
 }
 
@@ -255,6 +239,10 @@ export async function startPostgres(
     replication,
     settings,
     pids: () => [postmasterPid(primary), postmasterPid(standby)].filter((x) => x !== undefined),
+    processes: () => [
+      { role: 'pg primary', pids: [postmasterPid(primary)].filter((x) => x !== undefined) },
+      { role: 'pg standby', pids: [postmasterPid(standby)].filter((x) => x !== undefined) },
+    ],
     stop,
   }
 }

@@ -1,32 +1,49 @@
-// `npm run bench:db`: Cortado's document writes and reads beside PostgreSQL 15 in the same run.
+// `npm run bench:db`: Cortado's document writes and reads beside PostgreSQL 15 and etcd in the same run.
 //
 //   node bench/db.ts [--duration <s>] [--concurrency <n>] [--keys <k>] [--pairs <n>] [--quick]
-//                    [--only cortado|postgres] [--dir <parent of the temp data dirs>]
+//                    [--only <column>,<column>...] [--cortado-start] [--dir <parent of the temp data dirs>]
 //
-// Cortado: `cortado start` (broker, 3 storage nodes, router; bench/db-cortado.ts), a database of
-// 8 partitions × 3 replicas, documents PUT and GET through the router's HTTP API.
-// PostgreSQL: Debian's PostgreSQL 15, a primary plus one synchronous streaming standby
-// (synchronous_commit=on, fsync=on; bench/db-postgres.ts), JSONB rows upserted and selected by
-// key on the primary. If it is not installed, it is installed with apt-get when running as root;
-// otherwise the run says what to install and measures Cortado alone.
-// Both are driven by the same load generator (bench/db-load.ts): `--concurrency` closed-loop
+// Columns (COLUMNS below; `--only` picks some, by name):
+// - cortado: an embedded broker, a router, a controller and 3 storage nodes (bench/db-cortado.ts),
+//   each its own process wired as `cortado start` wires them, so that each role's CPU is counted
+//   apart (`--cortado-start` runs `cortado start` itself instead: broker, router and controller in
+//   one process); a database of 8 partitions × 3 replicas, documents PUT and GET through the
+//   router's HTTP API.
+// - cortado-r2: the same with 2 replicas per partition.
+// - postgres: Debian's PostgreSQL 15, a primary plus one synchronous streaming standby
+//   (synchronous_commit=on, fsync=on; bench/db-postgres.ts), JSONB rows upserted and selected by
+//   key on the primary.
+// - etcd: Debian's etcd (3.4), three members with fsync as shipped (bench/db-etcd.ts), documents
+//   put and read (linearizable) through its JSON gateway, round robin over the members.
+// A baseline that is not installed is installed with apt-get when running as root; otherwise the
+// run says what to install and goes on without it.
+// All are driven by the same load generator (bench/db-load.ts): `--concurrency` closed-loop
 // workers, ~1 KB documents under random keys among `--keys`.
 //
 // Scenarios: writes at `--concurrency`, then reads of the written keys at `--concurrency`, then
 // writes from one worker (latency without queueing). Shared and virtual machines drift, so each
-// scenario runs as `--pairs` pairs of slices alternating the two (AB BA AB ...), each slice with
-// its own warm-up; `--duration` is the measured seconds per scenario and database, split over the
-// slices. Figures are totals over all slices; the "pairs" column shows the spread of the per-pair
-// ratios. Prints one table: scenario, metric, cortado, postgres, cortado/postgres.
+// scenario runs as `--pairs` pairs of slices, every column once per slice round, in column order
+// in odd pairs and in reverse in even ones (AB BA AB ...), each slice with its own warm-up;
+// `--duration` is the measured seconds per scenario and column, split over the slices (defaults
+// 10 s in 4 pairs: about 3 minutes in all with the four columns on 2 cores). Figures are totals
+// over all slices; "pairs" shows the spread of the per-pair cortado/postgres ratios.
+//
+// Besides throughput and latency, CPU per operation by process role, from /proc (each slice,
+// warm-up included, over the operations completed in it): for Cortado the router, broker,
+// controller and storage nodes, the nodes' work split into applying records as a replica that is
+// not master (their cortado_node_replica_apply_cpu_seconds_total, read from each node's /metrics)
+// and everything else (the masters' work, heartbeats, the metadata); the primary and standby of
+// PostgreSQL; etcd's leader and followers; and the load generator (this process).
 //
 // `--quick` is a short smoke run. Exits 1 if any operation failed (or a read found nothing where
 // a write had been acknowledged) or a database could not be started; no timing assertions.
 import { readdirSync, readFileSync } from 'node:fs'
-import { createServer } from 'node:net'
+import { createServer, type Server } from 'node:net'
 import { availableParallelism, tmpdir } from 'node:os'
 import { parseArgs } from 'node:util'
-import { startCortado, PARTITIONS, REPLICAS } from './db-cortado.ts'
-import { docBytes, runPhase, summarize, WrittenKeys, type Target } from './db-load.ts'
+import { PARTITIONS, startCortado } from './db-cortado.ts'
+import { ensureEtcd, startEtcd } from './db-etcd.ts'
+import { docBytes, type ProcessGroup, runPhase, summarize, type Target, WrittenKeys } from './db-load.ts'
 import { ensurePostgres, startPostgres } from './db-postgres.ts'
 
 const HOST = '127.0.0.1'
@@ -39,6 +56,7 @@ const { values: args } = parseArgs({
     keys: { type: 'string' },
     pairs: { type: 'string' },
     only: { type: 'string' },
+    'cortado-start': { type: 'boolean', default: false },
     dir: { type: 'string', default: tmpdir() },
   },
 })
@@ -46,15 +64,11 @@ const { values: args } = parseArgs({
 const quick = args.quick
 const durationMs = (args.duration !== undefined ? Number(args.duration) : quick ? 1 : 10) * 1000
 const pairs = args.pairs !== undefined ? Number(args.pairs) : quick ? 1 : 4
-/** Measured ms per slice: each database gets `pairs` slices per scenario. */
+/** Measured ms per slice: each column gets `pairs` slices per scenario. */
 const sliceMs = durationMs / pairs
 const warmupMs = quick ? 200 : 500
 const concurrency = Number(args.concurrency)
 const keys = args.keys !== undefined ? Number(args.keys) : quick ? 1000 : 10_000
-if (args.only !== undefined && args.only !== 'cortado' && args.only !== 'postgres') {
-  console.error(`--only takes cortado or postgres, not ${args.only}`)
-  process.exit(2)
-}
 for (const [name, v] of [
   ['duration', durationMs],
   ['pairs', pairs],
@@ -66,31 +80,168 @@ for (const [name, v] of [
     process.exit(2)
   }
 }
-const wantCortado = args.only !== 'postgres'
-const wantPostgres = args.only !== 'cortado'
 
-// ---------------------------------------------------------------- processes and their CPU
+// ---------------------------------------------------------------- columns
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer()
-    s.once('error', reject)
-    s.listen(0, HOST, () => {
-      const a = s.address()
-      const port = typeof a === 'object' && a !== null ? a.port : 0
-      s.close(() => resolve(port))
-    })
-  })
+/** A database being measured. */
+interface Side {
+  name: string
+  target: Target
+  /** Its processes by role, as of now (etcd's leader may move). */
+  processes(): Promise<ProcessGroup[]>
+  /** Its processes still running, cheaply: for its CPU while other columns are measured. */
+  pids(): number[]
+  /** Cortado: CPU seconds the nodes have spent applying records as replicas that are not master. */
+  replicaApplySeconds?: () => Promise<number>
+  written: WrittenKeys
+}
+
+interface Started {
+  side: Omit<Side, 'written'>
+  /** What it is, for the run's header. */
+  header: string[]
+  /** Anything to say after the table (warnings it logged). */
+  notes?: () => string[]
+}
+
+interface Column {
+  name: string
+  /** Whether it can run here (installing it if need be); says why not if not. */
+  available?: (log: (line: string) => void) => Promise<boolean>
+  start(defer: (stop: () => Promise<void>) => void, port: () => number): Promise<Started>
+}
+
+function cortadoColumn(name: string, replicas: number): Column {
+  return {
+    name,
+    async start(defer, port) {
+      const processes = args['cortado-start'] ? 'start' : 'separate'
+      const c = await startCortado(
+        {
+          parentDir: args.dir,
+          httpPort: port(),
+          brokerPort: port(),
+          metricsPort: port(),
+          concurrency,
+          replicas,
+          processes,
+        },
+        defer,
+      )
+      return {
+        side: {
+          name,
+          target: c.target,
+          processes: () => Promise.resolve(c.processes()),
+          pids: () => c.pids(),
+          replicaApplySeconds: () => c.replicaApplySeconds(),
+        },
+        header: [`${name}: ${c.ready}; database ${PARTITIONS} partitions x ${replicas} replicas`],
+        notes: () => {
+          const warnings = c
+            .stderr()
+            .split('\n')
+            .filter((l) => /"level":"(warn|error)"/.test(l))
+          return warnings.length === 0
+            ? []
+            : [`${name} logged ${warnings.length} warnings/errors, first: ${warnings[0].slice(0, 300)}`]
+        },
+      }
+    },
+  }
+}
+
+const postgresColumn: Column = {
+  name: 'postgres',
+  available: ensurePostgres,
+  async start(defer, port) {
+    const primaryPort = port()
+    const standbyPort = port()
+    const p = await startPostgres({ parentDir: args.dir, primaryPort, standbyPort, concurrency }, defer)
+    return {
+      side: {
+        name: 'postgres',
+        target: p.target,
+        processes: () => Promise.resolve(p.processes()),
+        pids: () => p.pids(),
+      },
+      header: [
+        `postgres: ${p.version}`,
+        `postgres: primary ${HOST}:${primaryPort}, standby ${HOST}:${standbyPort}; pg_stat_replication: ${p.replication}`,
+        `postgres settings: ${p.settings.join(', ')}`,
+        'postgres: write = INSERT INTO docs (key, doc) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET doc = excluded.doc; ' +
+          'read = SELECT doc FROM docs WHERE key = $1 (primary); docs(key text primary key, doc jsonb not null); ' +
+          `pg driver, pool of ${concurrency}`,
+      ],
+    }
+  },
+}
+
+const etcdColumn: Column = {
+  name: 'etcd',
+  available: ensureEtcd,
+  async start(defer, port) {
+    const clientPorts = [port(), port(), port()]
+    const peerPorts = [port(), port(), port()]
+    const e = await startEtcd({ parentDir: args.dir, clientPorts, peerPorts, concurrency }, defer)
+    return {
+      side: { name: 'etcd', target: e.target, processes: () => e.processes(), pids: () => e.pids() },
+      header: [
+        `etcd: ${e.version}`,
+        `etcd: 3 members, clients at ${e.clientUrls.join(' ')}; fsync on (as shipped), default snapshot and heartbeat settings`,
+        'etcd: write = POST /v3/kv/put {key, value: the JSON document} (base64); read = POST /v3/kv/range {key} ' +
+          `(linearizable); undici, round robin over the members, ${Math.max(concurrency, 3)} connections in all`,
+      ],
+    }
+  },
 }
 
 /**
- * CPU seconds (user + system) used so far by each of the given processes and all their
- * descendants (PostgreSQL's backends, walsender and walreceiver; Cortado's nodes if they are
- * processes), by pid; empty off Linux.
+ * The columns, in table (and slice) order. Ratios are of the first to postgres and to etcd.
+ * Another Cortado column is one more line here.
  */
-function treeCpu(roots: number[]): Map<number, number> {
-  const parent = new Map<number, number>()
-  const cpu = new Map<number, number>()
+const COLUMNS: Column[] = [cortadoColumn('cortado', 3), cortadoColumn('cortado-r2', 2), postgresColumn, etcdColumn]
+const BASE = 'cortado'
+const BASELINES = [
+  { name: 'postgres', short: 'pg' },
+  { name: 'etcd', short: 'etcd' },
+]
+
+const wanted = args.only === undefined ? COLUMNS : COLUMNS.filter((c) => args.only!.split(',').includes(c.name))
+for (const name of args.only?.split(',') ?? []) {
+  if (!COLUMNS.some((c) => c.name === name)) {
+    console.error(`--only takes a comma list of ${COLUMNS.map((c) => c.name).join(', ')}; not ${name}`)
+    process.exit(2)
+  }
+}
+const shown = wanted.map((c) => c.name)
+
+// ---------------------------------------------------------------- processes and their CPU
+
+/** Free ports, all held open at once so that no two are the same. */
+async function freePorts(n: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from(
+      { length: n },
+      () =>
+        new Promise<Server>((resolve, reject) => {
+          const s = createServer()
+          s.once('error', reject)
+          s.listen(0, HOST, () => resolve(s))
+        }),
+    ),
+  )
+  const ports = servers.map((s) => {
+    const a = s.address()
+    return typeof a === 'object' && a !== null ? a.port : 0
+  })
+  await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))))
+  return ports
+}
+
+/** Every process's parent and CPU seconds (user + system) so far, by pid; empty off Linux. */
+function processTable(): Map<number, { ppid: number; cpu: number }> {
+  const table = new Map<number, { ppid: number; cpu: number }>()
   let procs: string[] = []
   try {
     procs = readdirSync('/proc').filter((d) => /^\d+$/.test(d))
@@ -101,41 +252,37 @@ function treeCpu(roots: number[]): Map<number, number> {
     try {
       const stat = readFileSync(`/proc/${p}/stat`, 'utf8')
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-      parent.set(Number(p), Number(fields[1]))
-      cpu.set(Number(p), (Number(fields[11]) + Number(fields[12])) / 100) // utime, stime in USER_HZ=100 ticks
+      // utime and stime, in USER_HZ=100 ticks
+      table.set(Number(p), { ppid: Number(fields[1]), cpu: (Number(fields[11]) + Number(fields[12])) / 100 })
     } catch {
       // exited while we looked
     }
   }
-  const inTree = (pid: number): boolean => {
-    for (let p = pid, depth = 0; p > 1 && depth < 64; p = parent.get(p) ?? 0, depth++)
-      if (roots.includes(p)) return true
-    return false
-  }
-  const tree = new Map<number, number>()
-  for (const [pid, s] of cpu) if (inTree(pid)) tree.set(pid, s)
-  return tree
+  return table
 }
 
 /**
- * CPU seconds the tree used between two snapshots: a process that exited in between takes its
- * time with it (a lower bound then), one that started counts from zero. NaN off Linux.
+ * CPU seconds each group used between two process tables. A process counts to the group of its
+ * nearest ancestor-or-self among `groups`' pids (PostgreSQL's backends to their postmaster,
+ * `cortado start`'s nodes to the nodes, not to `cortado start`). A process that exited in between
+ * takes its time with it (a lower bound then); one that started counts from zero. Empty off Linux.
  */
-function cpuBetween(before: Map<number, number>, after: Map<number, number>): number {
-  if (after.size === 0) return NaN
-  let sum = 0
-  for (const [pid, s] of after) sum += s - (before.get(pid) ?? 0)
-  return sum
+function cpuBetween(
+  before: Map<number, { cpu: number }>,
+  after: Map<number, { ppid: number; cpu: number }>,
+  groups: Map<number, string>,
+): Map<string, number> {
+  const used = new Map<string, number>()
+  for (const [pid, { cpu }] of after) {
+    let group: string | undefined
+    for (let p = pid, depth = 0; p > 1 && depth < 64 && group === undefined; p = after.get(p)?.ppid ?? 0, depth++)
+      group = groups.get(p)
+    if (group !== undefined) used.set(group, (used.get(group) ?? 0) + cpu - (before.get(pid)?.cpu ?? 0))
+  }
+  return used
 }
 
 // ---------------------------------------------------------------- table
-
-interface Side {
-  name: 'cortado' | 'postgres'
-  target: Target
-  pids(): number[]
-  written: WrittenKeys
-}
 
 interface Totals {
   ops: number
@@ -143,9 +290,15 @@ interface Totals {
   latencies: number[]
   errors: number
   firstError: string | undefined
-  serverCpu: number
-  clientCpu: number
+  /** Operations completed over the slices, warm-up included: the denominator of CPU per operation. */
+  completed: number
   wall: number
+  clientCpu: number
+  /** Server CPU seconds by role, in the order the roles were first seen. */
+  roleCpu: Map<string, number>
+  /** Server CPU seconds and wall seconds while other columns were measured. */
+  idleCpu: number
+  idleWall: number
 }
 
 const emptyTotals = (): Totals => ({
@@ -154,16 +307,19 @@ const emptyTotals = (): Totals => ({
   latencies: [],
   errors: 0,
   firstError: undefined,
-  serverCpu: 0,
-  clientCpu: 0,
+  completed: 0,
   wall: 0,
+  clientCpu: 0,
+  roleCpu: new Map(),
+  idleCpu: 0,
+  idleWall: 0,
 })
 
 interface Row {
   scenario: string
   metric: string
-  cortado: number
-  postgres: number
+  /** By column name; a column without the figure has none. */
+  values: Map<string, number>
   /** 'up': higher is better; 'down': lower is better; 'info': no judgement. */
   better: 'up' | 'down' | 'info'
   /** Per-pair cortado/postgres ratios, for the spread column. */
@@ -191,22 +347,28 @@ function median(values: number[]): number {
 }
 
 function printTable(): void {
-  const header = ['scenario', 'metric', 'cortado', 'postgres', 'cortado/postgres', 'pairs']
+  const baselines = shown.includes(BASE) ? BASELINES.filter((b) => shown.includes(b.name)) : []
+  const withPairs = baselines.some((b) => b.name === 'postgres') && pairs > 1
+  const header = [
+    'scenario',
+    'metric',
+    ...shown,
+    ...baselines.map((b) => `${BASE}/${b.short}`),
+    ...(withPairs ? [`pairs ${BASE}/pg`] : []),
+  ]
   const lines = rows.map((r) => {
-    const ratio = r.cortado / r.postgres
-    const worse = r.better === 'up' ? ratio < 1 : r.better === 'down' ? ratio > 1 : false
+    const value = (name: string) => r.values.get(name) ?? NaN
+    const ratios = baselines.map((b) => {
+      const ratio = value(BASE) / value(b.name)
+      const worse = r.better === 'up' ? ratio < 1 : r.better === 'down' ? ratio > 1 : false
+      if (r.better === 'info') return ''
+      return Number.isFinite(ratio) ? `${ratio.toFixed(2)}x${worse ? ' <' : '  '}` : '-'
+    })
     const spread =
       r.pairs === undefined || r.pairs.length < 2
         ? ''
         : `${Math.min(...r.pairs).toFixed(2)}-${Math.max(...r.pairs).toFixed(2)}, med ${median(r.pairs).toFixed(2)}`
-    return [
-      r.scenario,
-      r.metric,
-      fmt(r.cortado),
-      fmt(r.postgres),
-      Number.isFinite(ratio) ? `${ratio.toFixed(2)}x${worse ? ' <' : '  '}` : '-',
-      spread,
-    ]
+    return [r.scenario, r.metric, ...shown.map((name) => fmt(value(name))), ...ratios, ...(withPairs ? [spread] : [])]
   })
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i].length)))
   const render = (cells: string[]) =>
@@ -216,27 +378,45 @@ function printTable(): void {
   console.log(render(header))
   console.log(widths.map((w) => '-'.repeat(w)).join('  '))
   for (const l of lines) {
-    const shown = l[0] === previous ? ['', ...l.slice(1)] : l
+    const cells = l[0] === previous ? ['', ...l.slice(1)] : l
     previous = l[0]
-    console.log(render(shown))
+    console.log(render(cells))
   }
   console.log('')
-  console.log(
-    'ops/s: higher is better; latency rows (ms, call to completion in the client): lower is better. "<" marks',
-  )
-  console.log(
-    'Cortado worse than PostgreSQL. "pairs": min-max and median of the per-pair cortado/postgres ops/s ratios.',
-  )
-  console.log('Server CPU % is every process of the database (PostgreSQL: primary, standby and their backends;')
-  console.log('Cortado: `cortado start` and its children), user+sys, 100% = one core, over each slice including its')
-  console.log('warm-up; load gen CPU % is this process.')
+  console.log('ops/s: higher is better; latency rows (ms, call to completion in the client): lower is better.')
+  if (baselines.length > 0)
+    console.log(
+      `"<" marks ${BASE} worse than the baseline${withPairs ? `; "pairs": min-max and median of the per-pair ${BASE}/pg ops/s ratios` : ''}.`,
+    )
+  console.log('server CPU %: every process of the database, user+sys, 100% = one core, over each slice with its')
+  console.log('warm-up; "idle": the same while the other columns were measured (what it takes from them).')
+  console.log('CPU µs/op: CPU of each kind of process over the operations completed in the slices. Cortado:')
+  console.log('"nodes: replica apply" is the storage nodes applying records as replicas that are not master,')
+  console.log('"nodes: master work" all their other CPU (serving and replicating writes as master, reads,')
+  console.log('heartbeats, metadata). "load generator" is this process, client library included.')
 }
 
 // ---------------------------------------------------------------- scenarios
 
-async function slice(side: Side, t: Totals, kind: 'write' | 'read', workers: number, seed: number): Promise<number> {
-  const pids = side.pids()
-  const cpu0 = treeCpu(pids)
+function add(map: Map<string, number>, key: string, value: number): void {
+  map.set(key, (map.get(key) ?? 0) + value)
+}
+
+async function slice(
+  side: Side,
+  sides: Side[],
+  totals: Map<string, Totals>,
+  kind: 'write' | 'read',
+  workers: number,
+  seed: number,
+): Promise<number> {
+  const t = totals.get(side.name)!
+  const applied0 = await side.replicaApplySeconds?.()
+  const groups = await side.processes()
+  const owners = new Map<number, string>()
+  for (const other of sides) if (other !== side) for (const pid of other.pids()) owners.set(pid, `idle ${other.name}`)
+  for (const g of groups) for (const pid of g.pids) owners.set(pid, g.role)
+  const table0 = processTable()
   const client0 = process.cpuUsage()
   const t0 = performance.now()
   const r = await runPhase({
@@ -250,13 +430,32 @@ async function slice(side: Side, t: Totals, kind: 'write' | 'read', workers: num
     seed,
     signal: interrupted.signal,
   })
-  t.wall += (performance.now() - t0) / 1000
+  const wall = (performance.now() - t0) / 1000
   const client = process.cpuUsage(client0)
-  t.serverCpu += cpuBetween(cpu0, treeCpu(pids))
+  const used = cpuBetween(table0, processTable(), owners)
+  const applied1 = await side.replicaApplySeconds?.()
+
+  t.wall += wall
   t.clientCpu += (client.user + client.system) / 1e6
+  for (const g of groups) {
+    const cpu = used.get(g.role) ?? NaN
+    if (g.role === 'nodes' && applied0 !== undefined && applied1 !== undefined) {
+      add(t.roleCpu, 'nodes: master work', cpu - (applied1 - applied0))
+      add(t.roleCpu, 'nodes: replica apply', applied1 - applied0)
+    } else {
+      add(t.roleCpu, g.role, cpu)
+    }
+  }
+  for (const other of sides) {
+    if (other === side) continue
+    const o = totals.get(other.name)!
+    o.idleCpu += used.get(`idle ${other.name}`) ?? NaN
+    o.idleWall += wall
+  }
   t.ops += r.ops
   t.seconds += r.seconds
   for (const l of r.latencies) t.latencies.push(l)
+  t.completed += r.completed
   t.errors += r.errors
   t.firstError ??= r.firstError
   return r.opsPerSec
@@ -273,30 +472,20 @@ async function scenario(
   const totals = new Map(sides.map((s) => [s.name, emptyTotals()]))
   const ratios: number[] = []
   for (let i = 0; i < pairs && !interrupted.signal.aborted; i++) {
-    // AB, BA, AB, ...: drift over the run hits both sides alike.
+    // Odd pairs in column order, even ones in reverse: drift over the run hits every column alike.
     const order = i % 2 === 0 ? sides : [...sides].reverse()
     const rate = new Map<string, number>()
     for (const s of order)
-      if (!interrupted.signal.aborted)
-        rate.set(s.name, await slice(s, totals.get(s.name)!, kind, workers, seedBase + i))
-    if (sides.length === 2) ratios.push(rate.get('cortado')! / rate.get('postgres')!)
+      if (!interrupted.signal.aborted) rate.set(s.name, await slice(s, sides, totals, kind, workers, seedBase + i))
+    if (rate.has(BASE) && rate.has('postgres')) ratios.push(rate.get(BASE)! / rate.get('postgres')!)
     process.stdout.write('.')
   }
   console.log('')
-  const get = (name: string, f: (t: Totals) => number) => {
-    const t = totals.get(name as Side['name'])
-    return t === undefined ? NaN : f(t)
-  }
-  const lat = (name: string) => summarize(totals.get(name as Side['name'])?.latencies ?? [])
+
   const row = (metric: string, better: Row['better'], f: (t: Totals) => number, withPairs = false) => {
-    rows.push({
-      scenario: label,
-      metric,
-      cortado: get('cortado', f),
-      postgres: get('postgres', f),
-      better,
-      ...(withPairs ? { pairs: ratios } : {}),
-    })
+    const values = new Map<string, number>()
+    for (const [name, t] of totals) values.set(name, f(t))
+    rows.push({ scenario: label, metric, values, better, ...(withPairs ? { pairs: ratios } : {}) })
   }
   row('ops/s', 'up', (t) => t.ops / t.seconds, true)
   for (const [metric, q] of [
@@ -305,11 +494,18 @@ async function scenario(
     ['p99.9 ms', 'p999'],
     ['max ms', 'max'],
   ] as const) {
-    rows.push({ scenario: label, metric, cortado: lat('cortado')[q], postgres: lat('postgres')[q], better: 'down' })
+    row(metric, 'down', (t) => summarize(t.latencies)[q])
   }
   row('errors', 'info', (t) => t.errors)
-  row('server CPU %', 'info', (t) => (t.serverCpu / t.wall) * 100)
-  row('load gen CPU %', 'info', (t) => (t.clientCpu / t.wall) * 100)
+  const serverCpu = (t: Totals) => [...t.roleCpu.values()].reduce((a, b) => a + b, 0)
+  row('server CPU %', 'info', (t) => (serverCpu(t) / t.wall) * 100)
+  row('server CPU % idle', 'info', (t) => (t.idleCpu / t.idleWall) * 100)
+  const perOp = (seconds: number, t: Totals) => (seconds * 1e6) / t.completed
+  const roles = [...new Set([...totals.values()].flatMap((t) => [...t.roleCpu.keys()]))]
+  for (const role of roles) row(`CPU µs/op ${role}`, 'info', (t) => perOp(t.roleCpu.get(role) ?? NaN, t))
+  row('CPU µs/op server total', 'down', (t) => perOp(serverCpu(t), t))
+  row('CPU µs/op load generator', 'down', (t) => perOp(t.clientCpu, t))
+  row('CPU µs/op total', 'down', (t) => perOp(serverCpu(t) + t.clientCpu, t))
   for (const s of sides) {
     const t = totals.get(s.name)!
     if (t.errors > 0) problems.push(`${s.name} ${label}: ${t.errors} failed operations, first: ${t.firstError}`)
@@ -338,59 +534,39 @@ async function main(): Promise<void> {
     })
   }
 
-  const sides: Side[] = []
+  const notes: (() => string[])[] = []
   try {
     const log = (line: string) => console.log(line)
-    const havePostgres = wantPostgres && (await ensurePostgres(log))
-    if (wantPostgres && !havePostgres) {
-      if (!wantCortado) throw new Error('PostgreSQL 15 is not installed (see above)')
-      console.log('Measuring Cortado alone.')
+    const runnable: Column[] = []
+    // One at a time: apt-get installs do not run side by side.
+    for (const c of wanted) {
+      if (c.available === undefined || (await c.available(log))) runnable.push(c)
+      else console.log(`Measuring without ${c.name}.`)
     }
-    const [httpPort, brokerPort, metricsPort, primaryPort, standbyPort] = await Promise.all(
-      Array.from({ length: 5 }, () => freePort()),
-    )
-    const [cortado, postgres] = await Promise.allSettled([
-      wantCortado
-        ? startCortado({ parentDir: args.dir, httpPort, brokerPort, metricsPort, concurrency }, defer)
-        : Promise.resolve(undefined),
-      havePostgres
-        ? startPostgres({ parentDir: args.dir, primaryPort, standbyPort, concurrency }, defer)
-        : Promise.resolve(undefined),
-    ])
+    if (runnable.length === 0) throw new Error('nothing to measure (see above)')
+    const ports = await freePorts(runnable.length * 6)
+    const port = () => ports.pop()!
+    const started = await Promise.allSettled(runnable.map((c) => c.start(defer, port)))
 
     console.log(
       `load: ${concurrency} workers (and 1 for the latency scenario), ${keys} keys, documents of ${docBytes()} bytes of JSON; ` +
-        `${pairs} AB/BA pair${pairs === 1 ? '' : 's'} of ${fmt(sliceMs / 1000)} s slices (+${warmupMs / 1000} s warm-up each) per scenario; ` +
+        `${pairs} pair${pairs === 1 ? '' : 's'} of slice rounds of ${fmt(sliceMs / 1000)} s (+${warmupMs / 1000} s warm-up each) per scenario; ` +
         `${availableParallelism()} CPUs; data under ${args.dir}`,
     )
-    if (cortado.status === 'fulfilled' && cortado.value !== undefined) {
-      const c = cortado.value
-      sides.push({ name: 'cortado', target: c.target, pids: () => c.pids(), written: new WrittenKeys(keys) })
-      console.log(`cortado: ${c.ready}; database ${PARTITIONS} partitions x ${REPLICAS} replicas`)
-    } else if (cortado.status === 'rejected') {
-      const msg = cortado.reason instanceof Error ? cortado.reason.message : String(cortado.reason)
-      problems.push(`cortado did not start: ${msg.split('\n')[0]}`)
-      console.log(`cortado did not start, measuring PostgreSQL alone:\n  ${msg.split('\n').slice(0, 20).join('\n  ')}`)
+    const sides: Side[] = []
+    for (const [i, s] of started.entries()) {
+      const name = runnable[i].name
+      if (s.status === 'fulfilled') {
+        sides.push({ ...s.value.side, written: new WrittenKeys(keys) })
+        for (const line of s.value.header) console.log(line)
+        if (s.value.notes !== undefined) notes.push(s.value.notes)
+      } else {
+        const msg = s.reason instanceof Error ? s.reason.message : String(s.reason)
+        problems.push(`${name} did not start: ${msg.split('\n')[0]}`)
+        console.log(`${name} did not start, measuring without it:\n  ${msg.split('\n').slice(0, 20).join('\n  ')}`)
+      }
     }
-    if (postgres.status === 'fulfilled' && postgres.value !== undefined) {
-      const p = postgres.value
-      sides.push({ name: 'postgres', target: p.target, pids: () => p.pids(), written: new WrittenKeys(keys) })
-      console.log(`postgres: ${p.version}`)
-      console.log(
-        `postgres: primary ${HOST}:${primaryPort}, standby ${HOST}:${standbyPort}; pg_stat_replication: ${p.replication}`,
-      )
-      console.log(`postgres settings: ${p.settings.join(', ')}`)
-      console.log(
-        'postgres: write = INSERT INTO docs (key, doc) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET doc = excluded.doc; ' +
-          'read = SELECT doc FROM docs WHERE key = $1 (primary); docs(key text primary key, doc jsonb not null); ' +
-          `pg driver, pool of ${concurrency}`,
-      )
-    } else if (postgres.status === 'rejected') {
-      throw postgres.reason
-    }
-    if (sides.length === 0) throw new Error('nothing to measure')
-    // A fixed order (cortado first) keeps the AB/BA alternation the same from run to run.
-    sides.sort((a, b) => a.name.localeCompare(b.name))
+    if (sides.length === 0) throw new Error('no database started')
 
     await scenario(`write 1 KB, ${concurrency} workers`, sides, 'write', concurrency, 100)
     await scenario(`read, ${concurrency} workers`, sides, 'read', concurrency, 200)
@@ -398,14 +574,7 @@ async function main(): Promise<void> {
 
     printTable()
     console.log(`total ${fmt((performance.now() - startedAt) / 1000)} s`)
-    if (cortado.status === 'fulfilled' && cortado.value !== undefined) {
-      const warnings = cortado.value
-        .stderr()
-        .split('\n')
-        .filter((l) => /"level":"(warn|error)"/.test(l))
-      if (warnings.length > 0)
-        console.log(`cortado logged ${warnings.length} warnings/errors, first: ${warnings[0].slice(0, 300)}`)
-    }
+    for (const note of notes) for (const line of note()) console.log(line)
   } finally {
     await stopAll()
   }

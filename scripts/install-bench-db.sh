@@ -1,7 +1,8 @@
 #!/bin/sh
 # Installs what `npm run bench:db` compares Cortado with: Debian's PostgreSQL 15 (binaries under
-# /usr/lib/postgresql/15/bin). Run as root. The benchmark starts its own primary and standby in a
-# temp dir as the `postgres` user the package creates; it does not use the package's own cluster.
+# /usr/lib/postgresql/15/bin) and etcd (/usr/bin/etcd). Run as root. The benchmark starts its own
+# primary and standby in a temp dir as the `postgres` user the package creates, and its own three
+# etcd members; it uses neither package's own service.
 set -eu
 if [ "$(id -u)" -ne 0 ]; then
   echo "run as root (or: sudo $0)" >&2
@@ -9,5 +10,6 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 export DEBIAN_FRONTEND=noninteractive
 apt-get update
-apt-get install -y --no-install-recommends postgresql-15
+apt-get install -y --no-install-recommends postgresql-15 etcd-server
 /usr/lib/postgresql/15/bin/postgres --version
+/usr/bin/etcd --version

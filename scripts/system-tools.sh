@@ -20,6 +20,7 @@ TOOLS=(
   "gcc|command -v gcc|building test/mock-kafka/mock-cluster.c, the librdkafka mock cluster tests run against"
   "librdkafka-dev|test -f /usr/include/librdkafka/rdkafka_mock.h|the librdkafka mock cluster (rdkafka_mock.h, -lrdkafka) of test/mock-kafka/"
   "postgresql-15|test -x /usr/lib/postgresql/15/bin/postgres|the PostgreSQL baseline of bench:db and its smoke test"
+  "etcd-server|test -x /usr/bin/etcd|the etcd baseline of bench:db and its smoke test"
   "iproute2|command -v ip|the network-namespace test network (ip netns, veth, bridge)"
   "nftables|command -v nft|cutting links in the network-namespace tests"
 )

@@ -133,7 +133,7 @@ async function runBroker(args: string[]): Promise<void> {
   const settings = parseConfigArgs(values.config)
   const wantedMetricsPort =
     values['metrics-port'] === undefined ? undefined : port('metrics-port', values['metrics-port'])
-  const [{ Broker }, { Logger }, { serveMetrics }, { stopOnSignals }] = await Promise.all([
+  const [{ Broker }, { Logger }, { serveMetrics }, { stopOnSignals, spawnedToExitWithParent }] = await Promise.all([
     load.broker(),
     load.log(),
     load.metrics(),
@@ -148,10 +148,14 @@ async function runBroker(args: string[]): Promise<void> {
   process.stdout.write(
     `cortado broker ready on ${broker.host}:${broker.port} (node ${broker.nodeId}, data ${broker.dataDir}${metricsNote})\n`,
   )
-  stopOnSignals(async () => {
-    metrics?.close()
-    await broker.stop()
-  }, log)
+  stopOnSignals(
+    async () => {
+      metrics?.close()
+      await broker.stop()
+    },
+    log,
+    { exitWithParent: spawnedToExitWithParent() },
+  )
 }
 
 const COMMANDS: Record<string, Command> = {

@@ -1,8 +1,10 @@
 // Keeps `npm run bench:db` honest: the load generator counts what completed, times it, and counts
 // failures as failures (against an in-process document store over HTTP, through the same client
-// the Cortado side uses, and against in-memory targets); and, where PostgreSQL 15 is installed,
-// a quick run against a real primary with a synchronous standby completes and prints a figure
-// for every scenario. No assertion on the figures themselves (tests never fail on timing).
+// the Cortado side uses, and against in-memory targets); the Cortado side starts as separate
+// processes or as `cortado start`; and, where PostgreSQL 15 and etcd are installed, the etcd
+// target writes and reads back through a real cluster and a quick run against each baseline
+// completes and prints a figure for every scenario. No assertion on the figures themselves
+// (tests never fail on timing).
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs'
@@ -12,6 +14,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'node:test'
 import { DOC_SCHEMA, httpTarget, startCortado } from '../../bench/db-cortado.ts'
+import { ETCD_INSTALL_HINT, ETCD_PACKAGE, etcdInstalled, startEtcd } from '../../bench/db-etcd.ts'
 import { docBytes, keyOf, makeDoc, runPhase, WrittenKeys, type Target } from '../../bench/db-load.ts'
 import { INSTALL_HINT, PG_PACKAGE, postgresInstalled } from '../../bench/db-postgres.ts'
 import { parseRecordSchema, validateDocument } from '../../src/db/schema/table-schema.ts'
@@ -193,53 +196,85 @@ function freePort(): Promise<number> {
   })
 }
 
-void test(
-  'the Cortado target starts the real `cortado start`, creates the database, writes and reads through the router, and cleans up',
-  { timeout: 120_000 },
-  async () => {
-    const parentDir = mkdtempSync(join(tmpdir(), 'cortado-db-bench-test-'))
-    const cleanups: (() => Promise<void>)[] = []
-    try {
-      const [httpPort, brokerPort, metricsPort] = await Promise.all([freePort(), freePort(), freePort()])
-      const c = await startCortado({ parentDir, httpPort, brokerPort, metricsPort, concurrency: 4 }, (stop) =>
-        cleanups.push(stop),
-      )
-      assert.match(c.ready, new RegExp(`^cortado ready .*http=http://127.0.0.1:${httpPort}`))
-      assert.equal(readdirSync(parentDir).length, 1)
-      const written = new WrittenKeys(100)
-      const w = await runPhase({
-        target: c.target,
-        kind: 'write',
-        concurrency: 4,
-        keys: 100,
-        written,
-        warmupMs: 50,
-        durationMs: 300,
-        seed: 6,
-      })
-      assert.equal(w.errors, 0, w.firstError)
-      const r = await runPhase({
-        target: c.target,
-        kind: 'read',
-        concurrency: 4,
-        keys: 100,
-        written,
-        warmupMs: 50,
-        durationMs: 300,
-        seed: 7,
-      })
-      assert.equal(r.errors, 0, r.firstError)
-      assert.ok(w.ops > 0 && r.ops > 0)
-      assert.equal(c.pids().length, 1)
-      await c.stop()
-      assert.equal(c.pids().length, 0)
-      assert.deepEqual(readdirSync(parentDir), [])
-    } finally {
-      await Promise.all(cleanups.map((stop) => stop()))
-      rmSync(parentDir, { recursive: true, force: true })
-    }
-  },
-)
+for (const processes of ['separate', 'start'] as const) {
+  void test(
+    `the Cortado target starts the cluster (${processes}), creates the database, writes and reads through the router, counts replica apply CPU, and cleans up`,
+    { timeout: 120_000 },
+    async () => {
+      const parentDir = mkdtempSync(join(tmpdir(), 'cortado-db-bench-test-'))
+      const cleanups: (() => Promise<void>)[] = []
+      try {
+        const [httpPort, brokerPort, metricsPort] = await Promise.all([freePort(), freePort(), freePort()])
+        const c = await startCortado(
+          { parentDir, httpPort, brokerPort, metricsPort, concurrency: 4, processes },
+          (stop) => cleanups.push(stop),
+        )
+        if (processes === 'start')
+          assert.match(c.ready, new RegExp(`^cortado ready .*http=http://127.0.0.1:${httpPort}`))
+        assert.equal(readdirSync(parentDir).length, 1)
+        const roles = c.processes()
+        assert.deepEqual(
+          roles.map((g) => g.role),
+          processes === 'start' ? ['broker+router+controller', 'nodes'] : ['router', 'broker', 'controller', 'nodes'],
+        )
+        assert.equal(roles.find((g) => g.role === 'nodes')?.pids.length, 3)
+        assert.equal(new Set(roles.flatMap((g) => g.pids)).size, processes === 'start' ? 4 : 6)
+        const applied0 = await c.replicaApplySeconds()
+        const written = new WrittenKeys(100)
+        const w = await runPhase({
+          target: c.target,
+          kind: 'write',
+          concurrency: 4,
+          keys: 100,
+          written,
+          warmupMs: 50,
+          durationMs: 300,
+          seed: 6,
+        })
+        assert.equal(w.errors, 0, w.firstError)
+        const r = await runPhase({
+          target: c.target,
+          kind: 'read',
+          concurrency: 4,
+          keys: 100,
+          written,
+          warmupMs: 50,
+          durationMs: 300,
+          seed: 7,
+        })
+        assert.equal(r.errors, 0, r.firstError)
+        assert.ok(w.ops > 0 && r.ops > 0)
+        // Each write was applied by two replicas that are not master, and their nodes counted it.
+        const applied1 = await c.replicaApplySeconds()
+        assert.ok(Number.isFinite(applied0) && applied1 > applied0, `replica apply CPU ${applied0} -> ${applied1} s`)
+        assert.equal(c.pids().length, processes === 'start' ? 1 : 6)
+        await c.stop()
+        assert.equal(c.pids().length, 0)
+        assert.deepEqual(readdirSync(parentDir), [])
+      } finally {
+        await Promise.all(cleanups.map((stop) => stop()))
+        rmSync(parentDir, { recursive: true, force: true })
+      }
+    },
+  )
+}
+
+/** Per scenario, the ops/s figure of one column of a bench/db.ts table. */
+function opsPerSec(stdout: string, column: string): Map<string, string> {
+  const lines = stdout.split('\n')
+  const header = lines.find((l) => l.startsWith('scenario '))
+  assert.ok(header !== undefined, `no table in:\n${stdout}`)
+  const index = header.split(/\s{2,}/).indexOf(column)
+  assert.ok(index > 1, `no ${column} column in: ${header}`)
+  const figures = new Map<string, string>()
+  for (const l of lines) {
+    const cells = l.split(/\s{2,}/)
+    if (cells[1] === 'ops/s') figures.set(cells[0], cells[index].replace(/,/g, ''))
+  }
+  return figures
+}
+
+const SCENARIOS = ['write 1 KB, 32 workers', 'read, 32 workers', 'write 1 KB, 1 worker']
 
 if (postgresInstalled()) {
   void test(
@@ -255,18 +290,77 @@ if (postgresInstalled()) {
       assert.match(res.stdout, /sync_state=sync/)
       assert.match(res.stdout, /synchronous_commit=on/)
       assert.match(res.stdout, /fsync=on/)
-      for (const scenario of ['write 1 KB, 32 workers', 'read, 32 workers', 'write 1 KB, 1 worker']) {
-        const row = res.stdout.split('\n').find((l) => l.startsWith(scenario) && l.includes('ops/s'))
-        assert.ok(row !== undefined, `no ${scenario} row in:\n${res.stdout}`)
-        const [, , cortado, postgres] = row.replace(/,/g, '').split(/\s{2,}/)
-        assert.equal(cortado, '-')
-        assert.ok(Number(postgres) > 0, row)
-      }
+      const figures = opsPerSec(res.stdout, 'postgres')
+      for (const scenario of SCENARIOS) assert.ok(Number(figures.get(scenario)) > 0, `${scenario}: ${res.stdout}`)
+      assert.match(res.stdout, /CPU µs\/op pg primary/)
     },
   )
 } else {
   void test('without PostgreSQL 15, the benchmark says what to install', () => {
     assert.match(INSTALL_HINT, new RegExp(`apt-get install -y ${PG_PACKAGE}`))
     assert.equal(PG_PACKAGE, 'postgresql-15')
+  })
+}
+
+if (etcdInstalled()) {
+  void test(
+    'the etcd target writes a document through a real three-member cluster and reads it back; a missing key is null',
+    { timeout: 60_000 },
+    async () => {
+      const parentDir = mkdtempSync(join(tmpdir(), 'cortado-db-bench-test-'))
+      const cleanups: (() => Promise<void>)[] = []
+      try {
+        const ports = await Promise.all(Array.from({ length: 6 }, () => freePort()))
+        const e = await startEtcd(
+          { parentDir, clientPorts: ports.slice(0, 3), peerPorts: ports.slice(3), concurrency: 4 },
+          (stop) => cleanups.push(stop),
+        )
+        assert.match(e.version, /etcd Version: 3\./)
+        assert.equal(e.pids().length, 3)
+        const roles = await e.processes()
+        assert.deepEqual(
+          roles.map((g) => [g.role, g.pids.length]),
+          [
+            ['etcd leader', 1],
+            ['etcd followers', 2],
+          ],
+        )
+        // Round robin: consecutive requests go to different members, so each read follows a
+        // write made through another member (linearizable reads see it).
+        for (let i = 0; i < 6; i++) {
+          const doc = makeDoc(keyOf(i), i)
+          await e.target.write(doc.id, doc)
+          assert.deepEqual(await e.target.read(doc.id), doc)
+        }
+        const again = makeDoc(keyOf(0), 99)
+        await e.target.write(again.id, again)
+        assert.deepEqual(await e.target.read(again.id), again)
+        assert.equal(await e.target.read(keyOf(1234)), null)
+        await e.stop()
+        assert.equal(e.pids().length, 0)
+        assert.deepEqual(readdirSync(parentDir), [])
+      } finally {
+        await Promise.all(cleanups.map((stop) => stop()))
+        rmSync(parentDir, { recursive: true, force: true })
+      }
+    },
+  )
+
+  void test('bench/db.ts --quick --only etcd measures a three-member etcd cluster', { timeout: 150_000 }, () => {
+    const res = spawnSync(process.execPath, [join(ROOT, 'bench', 'db.ts'), '--quick', '--only', 'etcd'], {
+      encoding: 'utf8',
+      timeout: 140_000,
+    })
+    assert.equal(res.status, 0, `${res.stdout}\n${res.stderr}`)
+    assert.match(res.stdout, /etcd Version: 3\./)
+    assert.match(res.stdout, /3 members/)
+    const figures = opsPerSec(res.stdout, 'etcd')
+    for (const scenario of SCENARIOS) assert.ok(Number(figures.get(scenario)) > 0, `${scenario}: ${res.stdout}`)
+    assert.match(res.stdout, /CPU µs\/op etcd leader/)
+  })
+} else {
+  void test('without etcd, the benchmark says what to install', () => {
+    assert.match(ETCD_INSTALL_HINT, new RegExp(`apt-get install -y ${ETCD_PACKAGE}`))
+    assert.equal(ETCD_PACKAGE, 'etcd-server')
   })
 }

@@ -4,6 +4,8 @@ import { type ReplicaAction } from '../replication/replica-state.ts'
 
 export interface NodeMetrics {
   onAction(db: string, partition: number, action: ReplicaAction): void
+  /** CPU a replica that is not master spent applying records it read (a process.cpuUsage() delta). */
+  onReplicaApply(cpu: NodeJS.CpuUsage): void
 }
 
 interface ReplicaSource {
@@ -60,9 +62,17 @@ export function createNodeMetrics(registry: Registry, node: ReplicaSource): Node
         if (r.role === 'master') this.set({ db: r.db, partition: String(r.partition) }, r.pendingCount)
     },
   })
+  const replicaApplyCpu = new Counter({
+    name: 'cortado_node_replica_apply_cpu_seconds_total',
+    help: 'CPU (user + system) spent applying replication records on replicas that were not master, apart from the work of masters',
+    registers: [registry],
+  })
   return {
     onAction(db, partition, action) {
       actions.inc({ db, partition: String(partition), outcome: action.kind })
+    },
+    onReplicaApply(cpu) {
+      replicaApplyCpu.inc((cpu.user + cpu.system) / 1e6)
     },
   }
 }

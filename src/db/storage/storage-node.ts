@@ -342,7 +342,19 @@ export class StorageNode {
           const r = await this.#open(p)
           if (this.#closed) return
           this.replicas.set(k, r)
-          this.#reader.assign(r.topic, r.partition, r.readOffset, (records) => r.onRecords(records), this.#lingerOf(r))
+          this.#reader.assign(
+            r.topic,
+            r.partition,
+            r.readOffset,
+            (records) => {
+              if (r.role === 'master' || r.role === 'promoting') return r.onRecords(records)
+              // A replica's apply CPU apart from the master's work (bench:db reads it per role).
+              const before = process.cpuUsage()
+              r.onRecords(records)
+              this.#metrics.onReplicaApply(process.cpuUsage(before))
+            },
+            this.#lingerOf(r),
+          )
         } finally {
           this.#bootstrapping.delete(k)
         }
