@@ -1,8 +1,12 @@
-// The router's HTTP client for storage nodes: one keep-alive connection pool per node, JSON in
-// and out, and errors as values the router can reason about: the node's own DbError, or
-// NodeUnreachableError saying whether the request may have reached the node.
+// The router's client for storage nodes: each call goes over the node's pipelined channel
+// (node-channel.ts; calls of one event-loop turn share a write), or over HTTP with a keep-alive
+// pool for a node that does not offer the channel. JSON in and out, and errors as values the
+// router can reason about: the node's own DbError, or NodeUnreachableError saying whether the
+// request may have reached the node.
 import { Pool } from 'undici'
 import { DbError, isDbErrorCode } from '../errors.ts'
+import { type RpcResponse } from '../node-rpc.ts'
+import { ChannelError, NodeChannel } from './node-channel.ts'
 
 export class NodeUnreachableError extends Error {
   override readonly name = 'NodeUnreachableError'
@@ -35,8 +39,18 @@ function errorFrom(url: string, status: number, text: string): DbError {
   return new DbError('INTERNAL', `storage node ${url} answered ${status}`)
 }
 
+/** A node's answer, whichever way it came. */
+interface Answer {
+  status: number
+  headers: Record<string, string | string[] | undefined>
+  text: string
+}
+
 export class NodeClient {
   readonly #pools = new Map<string, Pool>()
+  readonly #channels = new Map<string, NodeChannel>()
+  /** Nodes that answered the channel upgrade with plain HTTP: called over HTTP from then on. */
+  readonly #httpOnly = new Set<string>()
   readonly #timeoutMs: number
 
   constructor(timeoutMs = 30_000) {
@@ -75,30 +89,19 @@ export class NodeClient {
     url: string,
     path: string,
   ): Promise<{ text: string; etag: string; schemaVersion: number; applied?: string; logAgeMs?: string }> {
-    let res
-    try {
-      res = await this.#pool(url).request({ method: 'GET', path })
-    } catch (error) {
-      throw new NodeUnreachableError(url, error, !NOT_SENT_CODES.has(errorCode(error) ?? ''))
-    }
-    let text: string
-    try {
-      text = await res.body.text()
-    } catch (error) {
-      throw new NodeUnreachableError(url, error, true)
-    }
-    if (res.statusCode === 200) {
+    const res = await this.#call(url, 'GET', path, undefined)
+    if (res.status === 200) {
       const applied = res.headers['x-cortado-applied']
       const age = res.headers['x-cortado-log-age-ms']
       return {
-        text,
+        text: res.text,
         etag: String(res.headers.etag),
         schemaVersion: Number(res.headers['x-cortado-schema-version']),
         ...(typeof applied === 'string' ? { applied } : {}),
         ...(typeof age === 'string' ? { logAgeMs: age } : {}),
       }
     }
-    throw errorFrom(url, res.statusCode, text)
+    throw errorFrom(url, res.status, res.text)
   }
 
   async #request<T>(
@@ -108,6 +111,49 @@ export class NodeClient {
     body: string | undefined,
     timeoutMs?: number,
   ): Promise<T> {
+    const res = await this.#call(url, method, path, body, timeoutMs)
+    if (res.status < 200 || res.status >= 300) throw errorFrom(url, res.status, res.text)
+    try {
+      return JSON.parse(res.text) as T
+    } catch {
+      throw new DbError('INTERNAL', `storage node ${url} answered ${res.status} with a body that is not JSON`)
+    }
+  }
+
+  /** One call, over the node's channel unless it has none. */
+  async #call(
+    url: string,
+    method: 'GET' | 'POST',
+    path: string,
+    body: string | undefined,
+    timeoutMs?: number,
+  ): Promise<Answer> {
+    if (!this.#httpOnly.has(url)) {
+      let channel = this.#channels.get(url)
+      if (channel === undefined) this.#channels.set(url, (channel = new NodeChannel(url, this.#timeoutMs)))
+      let res: RpcResponse
+      try {
+        res = await channel.call(method, path, body, timeoutMs)
+        return { status: res.status, headers: res.headers, text: res.body.toString('utf8') }
+      } catch (error) {
+        if (!(error instanceof ChannelError)) throw error
+        if (!error.unsupported) throw new NodeUnreachableError(url, error, error.sent)
+        // An older node: the call never reached it, so it goes over HTTP.
+        this.#httpOnly.add(url)
+        this.#channels.delete(url)
+        channel.close()
+      }
+    }
+    return this.#httpCall(url, method, path, body, timeoutMs)
+  }
+
+  async #httpCall(
+    url: string,
+    method: 'GET' | 'POST',
+    path: string,
+    body: string | undefined,
+    timeoutMs?: number,
+  ): Promise<Answer> {
     let res
     try {
       res = await this.#pool(url).request({
@@ -120,21 +166,16 @@ export class NodeClient {
     } catch (error) {
       throw new NodeUnreachableError(url, error, !NOT_SENT_CODES.has(errorCode(error) ?? ''))
     }
-    let text: string
     try {
-      text = await res.body.text()
+      return { status: res.statusCode, headers: res.headers, text: await res.body.text() }
     } catch (error) {
       throw new NodeUnreachableError(url, error, true)
-    }
-    if (res.statusCode < 200 || res.statusCode >= 300) throw errorFrom(url, res.statusCode, text)
-    try {
-      return JSON.parse(text) as T
-    } catch {
-      throw new DbError('INTERNAL', `storage node ${url} answered ${res.statusCode} with a body that is not JSON`)
     }
   }
 
   async close(): Promise<void> {
+    for (const channel of this.#channels.values()) channel.close()
+    this.#channels.clear()
     await Promise.all([...this.#pools.values()].map((p) => p.close()))
     this.#pools.clear()
   }

@@ -67,6 +67,15 @@ export async function startNodeHttp(
   return { server, url: `http://${host}:${actual}` }
 }
 
+/** A JSON answer of the API, for either transport (HTTP or the router's channel, node-rpc.ts). */
+export interface NodeAnswer {
+  status: number
+  /** The body: JSON text. */
+  text: string
+  /** Headers beyond content-type and content-length (the document read's ETag and staleness). */
+  headers: Record<string, string> | null
+}
+
 async function handle(node: NodeHttpContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://node')
   const parts = url.pathname
@@ -75,23 +84,47 @@ async function handle(node: NodeHttpContext, req: IncomingMessage, res: ServerRe
     .map(decodeURIComponent)
   const route = `${req.method} /${parts.slice(0, 2).join('/')}`
   switch (route) {
-    case 'GET /_node/status':
-      return json(res, 200, node.status())
     case 'GET /metrics': {
       const registry = node.registry
       res.writeHead(200, { 'content-type': registry.contentType }).end(await registry.metrics())
       return
     }
-    case 'POST /_node/write':
-      return json(res, 200, { etag: await write(node, (await body(req)) as WriteRequest) })
-    case 'POST /_node/read':
-      return json(res, 200, read(node, (await body(req)) as ReadRequest))
-    case 'POST /_node/group':
-      return json(res, 200, group(node, (await body(req)) as GroupRequest))
     case 'GET /_node/snapshot':
       return snapshot(replicaOf(node, parts[2], Number(parts[3])), res)
+  }
+  const a = await answer(node, req.method ?? 'GET', url, parts, req.method === 'POST' ? await body(req) : undefined)
+  res
+    .writeHead(a.status, {
+      'content-type': 'application/json',
+      'content-length': Buffer.byteLength(a.text),
+      ...a.headers,
+    })
+    .end(a.text)
+}
+
+/**
+ * Answers a call of the API (everything but the metrics and the snapshot stream, which only HTTP
+ * serves); `body` is the parsed JSON of a POST. Refusals are thrown as DbError.
+ */
+export async function answer(
+  node: NodeHttpContext,
+  method: string,
+  url: URL,
+  parts: string[],
+  body: unknown,
+): Promise<NodeAnswer> {
+  const route = `${method} /${parts.slice(0, 2).join('/')}`
+  switch (route) {
+    case 'GET /_node/status':
+      return json(200, node.status())
+    case 'POST /_node/write':
+      return json(200, { etag: await write(node, body as WriteRequest) })
+    case 'POST /_node/read':
+      return json(200, read(node, body as ReadRequest))
+    case 'POST /_node/group':
+      return json(200, group(node, body as GroupRequest))
     case 'GET /_node/doc':
-      return document(node, parts, url.searchParams.get('from') === 'any' ? 'any' : 'master', res)
+      return document(node, parts, url.searchParams.get('from') === 'any' ? 'any' : 'master')
     case 'GET /_node/digest': {
       const r = replicaOf(node, parts[2], Number(parts[3]))
       const applied = r.applied
@@ -102,16 +135,24 @@ async function handle(node: NodeHttpContext, req: IncomingMessage, res: ServerRe
         scn: applied.scn,
         documents: r.store.count(),
       }
-      return json(res, 200, out)
+      return json(200, out)
     }
     default:
-      throw new DbError('NOT_FOUND', `no route ${req.method} ${url.pathname}`)
+      throw new DbError('NOT_FOUND', `no route ${method} ${url.pathname}`)
   }
 }
 
-function json(res: ServerResponse, status: number, value: unknown): void {
-  const text = JSON.stringify(value)
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) }).end(text)
+function json(status: number, value: unknown): NodeAnswer {
+  return { status, text: JSON.stringify(value), headers: null }
+}
+
+/** A request body's JSON (a DbError if it is not JSON). */
+export function parseBody(bytes: Buffer): unknown {
+  try {
+    return JSON.parse(bytes.toString('utf8')) as unknown
+  } catch {
+    throw new DbError('BAD_REQUEST', 'request body is not valid JSON')
+  }
 }
 
 async function body(req: IncomingMessage): Promise<unknown> {
@@ -123,11 +164,7 @@ async function body(req: IncomingMessage): Promise<unknown> {
       throw new DbError('PAYLOAD_TOO_LARGE', `request body larger than ${MAX_BODY_BYTES} bytes`)
     chunks.push(chunk)
   }
-  try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown
-  } catch {
-    throw new DbError('BAD_REQUEST', 'request body is not valid JSON')
-  }
+  return parseBody(Buffer.concat(chunks))
 }
 
 function replicaOf(node: NodeHttpContext, db: unknown, partition: unknown): PartitionReplica {
@@ -210,7 +247,7 @@ function readable(node: NodeHttpContext, req: { db: string; partition: number; f
  * it may be: `x-cortado-applied` (the replica's last applied generation.scn) and
  * `x-cortado-log-age-ms` (time since this node last heard back from the log; absent if never).
  */
-function document(node: NodeHttpContext, parts: string[], from: 'master' | 'any', res: ServerResponse): void {
+function document(node: NodeHttpContext, parts: string[], from: 'master' | 'any'): NodeAnswer {
   const [, , dbName, partition, tableName, ...key] = parts
   const replica = readable(node, { db: dbName, partition: Number(partition), from })
   const db = node.view.databases.get(dbName)!
@@ -226,16 +263,13 @@ function document(node: NodeHttpContext, parts: string[], from: 'master' | 'any'
       : JSON.stringify(versions.readLatest(JSON.parse(d.doc), d.schemaVersion))
   const applied = replica.applied
   const age = node.logAgeMs()
-  res
-    .writeHead(200, {
-      'content-type': 'application/json',
-      'content-length': Buffer.byteLength(text),
-      etag: d.etag,
-      'x-cortado-schema-version': Math.max(d.schemaVersion, versions.latestVersion),
-      'x-cortado-applied': `${applied.generation}.${applied.scn}`,
-      ...(age === null ? {} : { 'x-cortado-log-age-ms': Math.round(age) }),
-    })
-    .end(text)
+  const headers: Record<string, string> = {
+    etag: d.etag,
+    'x-cortado-schema-version': String(Math.max(d.schemaVersion, versions.latestVersion)),
+    'x-cortado-applied': `${applied.generation}.${applied.scn}`,
+  }
+  if (age !== null) headers['x-cortado-log-age-ms'] = String(Math.round(age))
+  return { status: 200, text, headers }
 }
 
 function view(node: NodeHttpContext, dbName: string, d: StoredDocument): DocumentView {

@@ -25,6 +25,7 @@ import { type NodeInfo, type NodeReport, type PartitionInfo } from '../metadata/
 import { type NodeStatus, type ReplicaStatus } from '../node-api.ts'
 import { DEFAULT_NODE_SESSION_MS, takeoverAt } from './master-lease.ts'
 import { startNodeHttp } from './node-http.ts'
+import { acceptRpc } from './node-rpc-server.ts'
 import { createNodeMetrics, type NodeMetrics } from './node-metrics.ts'
 import { PartitionReplica } from './partition-replica.ts'
 
@@ -85,6 +86,8 @@ export class StorageNode {
   /** Replicas placed here and still opening (downloading a snapshot): BOOTSTRAPPING. */
   readonly #bootstrapping = new Map<string, { db: string; partition: number }>()
   #server: Server | undefined
+  /** The routers' pipelined channels (node-rpc-server.ts). */
+  #rpc: { closeAll(): void } | undefined
   #url = ''
   #reconciling: Promise<void> = Promise.resolve()
   #closed = false
@@ -196,6 +199,7 @@ export class StorageNode {
     node.#unlock = unlock
     await node.metadata.start()
     const { server, url } = await startNodeHttp(node, options.host ?? '127.0.0.1', options.port ?? 0, options.log)
+    node.#rpc = acceptRpc(server, node, options.log)
     node.#server = server
     node.#url = url
     node.metadata.onChange(() => node.#scheduleReconcile())
@@ -516,6 +520,7 @@ export class StorageNode {
     if (server !== undefined) {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()))
       server.closeAllConnections()
+      this.#rpc?.closeAll()
       await closed
     }
     await this.#reader.close()
