@@ -64,7 +64,7 @@ export function createNodeMetrics(registry: Registry, node: ReplicaSource): Node
   })
   const replicaApplyCpu = new Counter({
     name: 'cortado_node_replica_apply_cpu_seconds_total',
-    help: 'CPU (user + system) spent applying replication records on replicas that were not master, apart from the work of masters',
+    help: 'CPU (user + system) spent applying replication records on replicas that were not master, apart from the work of masters (estimated from one apply in 8)',
     registers: [registry],
   })
   return {

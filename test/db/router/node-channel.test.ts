@@ -1,0 +1,151 @@
+// The router's pipelined channel to storage nodes (src/db/node-rpc.ts, node-channel.ts): frames
+// cut correctly from any chunking, calls of one turn in one write, answers paired by id in any
+// order, and what the router learns when a call fails: not sent (safe to retry) or sent (outcome
+// unknown); a node without the channel is called over HTTP. The peers here are plain node:http
+// servers speaking the protocol's two sides; the whole path router → node runs in
+// test/db/api.test.ts and the fault tests.
+import assert from 'node:assert/strict'
+import { createServer, type IncomingMessage, type Server } from 'node:http'
+import { type AddressInfo } from 'node:net'
+import { type Duplex } from 'node:stream'
+import { test } from 'node:test'
+import {
+  decodeRequest,
+  decodeResponse,
+  encodeRequest,
+  encodeResponse,
+  FrameReader,
+  MAX_FRAME_BYTES,
+  RPC_UPGRADE,
+  RpcFrameError,
+} from '../../../src/db/node-rpc.ts'
+import { NodeClient, NodeUnreachableError } from '../../../src/db/router/node-client.ts'
+
+void test('frames are cut the same from any chunking; an oversized frame is refused', () => {
+  const frames = [
+    encodeRequest(1, 'POST', '/_node/write', JSON.stringify({ a: 'é'.repeat(300) })),
+    encodeRequest(2, 'GET', '/_node/doc/db/0/t/k?from=any', undefined),
+    encodeResponse(3, 404, { etag: '1.2' }, '{"error":{}}'),
+  ]
+  const stream = Buffer.concat(frames)
+  for (const size of [1, 2, 3, 5, 7, 64, stream.length]) {
+    const reader = new FrameReader()
+    const out: Buffer[] = []
+    for (let i = 0; i < stream.length; i += size) out.push(...reader.push(stream.subarray(i, i + size)))
+    assert.equal(out.length, 3, `chunks of ${size}`)
+    const a = decodeRequest(out[0])
+    assert.deepEqual(
+      [a.id, a.method, a.path, (JSON.parse(a.body.toString()) as { a: string }).a.length],
+      [1, 'POST', '/_node/write', 300],
+    )
+    const b = decodeRequest(out[1])
+    assert.deepEqual([b.id, b.method, b.path, b.body.length], [2, 'GET', '/_node/doc/db/0/t/k?from=any', 0])
+    const c = decodeResponse(out[2])
+    assert.deepEqual([c.id, c.status, c.headers, c.body.toString()], [3, 404, { etag: '1.2' }, '{"error":{}}'])
+  }
+  const huge = Buffer.alloc(4)
+  huge.writeUInt32BE(MAX_FRAME_BYTES + 1)
+  assert.throws(() => new FrameReader().push(huge), RpcFrameError)
+  assert.throws(() => decodeRequest(Buffer.from([0, 0, 0, 1, 9, 0, 0])), RpcFrameError)
+})
+
+/** A node side speaking the channel: each upgraded socket emits 'frames' with the frames it reads. */
+async function channelPeer(onSocket: (socket: Duplex) => void): Promise<Server> {
+  const server = createServer((_req, res) => res.writeHead(404).end())
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex) => {
+    assert.equal(req.headers.upgrade, RPC_UPGRADE)
+    socket.write(`HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${RPC_UPGRADE}\r\n\r\n`)
+    const reader = new FrameReader()
+    onSocket(socket)
+    socket.on('data', (d: Buffer) => socket.emit('frames', reader.push(d)))
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  return server
+}
+
+const urlOf = (s: Server) => `http://127.0.0.1:${(s.address() as AddressInfo).port}`
+
+void test('calls of one turn share one write; answers in any order reach their callers', async () => {
+  let writes = 0
+  const server = await channelPeer((socket) => {
+    socket.on('data', () => writes++)
+    socket.on('frames', (frames: Buffer[]) => {
+      // Answer in reverse order, all in one write.
+      const answers = frames.reverse().map((f) => {
+        const call = decodeRequest(f)
+        return encodeResponse(call.id, 200, null, JSON.stringify({ path: call.path, body: call.body.toString() }))
+      })
+      socket.write(Buffer.concat(answers))
+    })
+  })
+  const client = new NodeClient(5000)
+  try {
+    const results = await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        client.post<{ path: string; body: string }>(urlOf(server), `/p/${i}`, { i }),
+      ),
+    )
+    assert.deepEqual(
+      results.map((r) => [r.path, (JSON.parse(r.body) as { i: number }).i]),
+      Array.from({ length: 20 }, (_, i) => [`/p/${i}`, i]),
+    )
+    assert.equal(writes, 1, 'twenty calls made in one turn arrive in one write')
+  } finally {
+    await client.close()
+    server.close()
+  }
+})
+
+void test('a node that refuses the connection: not sent; one that drops it after the call: maybe executed', async () => {
+  const client = new NodeClient(5000)
+  const closed = createServer()
+  await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve))
+  const refusedUrl = urlOf(closed)
+  await new Promise<void>((resolve) => closed.close(() => resolve()))
+  const dropping = await channelPeer((socket) => socket.on('frames', () => socket.destroy()))
+  try {
+    const refused = await client.post(refusedUrl, '/_node/write', {}).then(
+      () => assert.fail('a call to a closed port succeeded'),
+      (e: unknown) => e,
+    )
+    assert.ok(refused instanceof NodeUnreachableError)
+    assert.equal(refused.maybeExecuted, false)
+    const dropped = await client.post(urlOf(dropping), '/_node/write', {}).then(
+      () => assert.fail('a call the node dropped succeeded'),
+      (e: unknown) => e,
+    )
+    assert.ok(dropped instanceof NodeUnreachableError)
+    assert.equal(dropped.maybeExecuted, true)
+    // The next call opens a new connection.
+    const again = await client.post(urlOf(dropping), '/_node/write', {}).catch((e: unknown) => e)
+    assert.ok(again instanceof NodeUnreachableError && again.maybeExecuted)
+  } finally {
+    await client.close()
+    dropping.close()
+  }
+})
+
+void test('a call with no answer fails after its timeout as maybe executed; a node without the channel is called over HTTP', async () => {
+  const silent = await channelPeer(() => undefined)
+  const plain = createServer((req, res) => {
+    if (req.headers.upgrade !== undefined) {
+      res.writeHead(404).end()
+      return
+    }
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ over: 'http', path: req.url }))
+  })
+  await new Promise<void>((resolve) => plain.listen(0, '127.0.0.1', resolve))
+  const client = new NodeClient(5000)
+  try {
+    const started = performance.now()
+    const timedOut = await client.get(urlOf(silent), '/_node/status', 300).catch((e: unknown) => e)
+    assert.ok(timedOut instanceof NodeUnreachableError && timedOut.maybeExecuted)
+    assert.ok(performance.now() - started < 4000, 'the call was failed at its own timeout, not the default')
+    assert.deepEqual(await client.get(urlOf(plain), '/_node/status'), { over: 'http', path: '/_node/status' })
+    assert.deepEqual(await client.get(urlOf(plain), '/_node/status?x=1'), { over: 'http', path: '/_node/status?x=1' })
+  } finally {
+    await client.close()
+    silent.close()
+    plain.close()
+  }
+})
