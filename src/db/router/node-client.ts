@@ -5,7 +5,6 @@
 // request may have reached the node.
 import { Pool } from 'undici'
 import { DbError, isDbErrorCode } from '../errors.ts'
-import { type RpcResponse } from '../node-rpc.ts'
 import { ChannelError, NodeChannel } from './node-channel.ts'
 
 export class NodeUnreachableError extends Error {
@@ -131,9 +130,8 @@ export class NodeClient {
     if (!this.#httpOnly.has(url)) {
       let channel = this.#channels.get(url)
       if (channel === undefined) this.#channels.set(url, (channel = new NodeChannel(url, this.#timeoutMs)))
-      let res: RpcResponse
       try {
-        res = await channel.call(method, path, body, timeoutMs)
+        const res = await channel.call(method, path, body, timeoutMs)
         return { status: res.status, headers: res.headers, text: res.body.toString('utf8') }
       } catch (error) {
         if (!(error instanceof ChannelError)) throw error

@@ -12,7 +12,6 @@ import {
   encodeResponse,
   FrameReader,
   RPC_UPGRADE,
-  RpcFrameError,
   type RpcRequest,
 } from '../node-rpc.ts'
 import { answer, type NodeAnswer, type NodeHttpContext, parseBody } from './node-http.ts'
@@ -94,7 +93,7 @@ async function run(node: NodeHttpContext, call: RpcRequest, log: Logger): Promis
       error instanceof DbError
         ? error
         : new DbError(
-            error instanceof URIError || error instanceof RpcFrameError ? 'BAD_REQUEST' : 'INTERNAL',
+            error instanceof URIError ? 'BAD_REQUEST' : 'INTERNAL',
             error instanceof Error ? error.message : String(error),
           )
     if (e.code === 'INTERNAL')
