@@ -164,6 +164,8 @@ export class Broker {
     const broker = new Broker(options)
     try {
       broker.topics.load()
+      // Records a crashed broker left in the page cache become durable before anyone reads them.
+      await broker.flusher.flush()
       broker.groups.start()
       broker.server = new KafkaServer({
         host: options.host,

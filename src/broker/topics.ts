@@ -228,6 +228,7 @@ export class TopicManager {
       retentionMs: value('retention.ms'),
       retentionBytes: value('retention.bytes'),
       indexIntervalBytes: value('index.interval.bytes'),
+      visibleWhenDurable: this.config.get('cortado.fsync') === 'ack',
     }
   }
 

@@ -85,13 +85,14 @@ function collect(broker: FetchContext, ctx: RequestContext, req: FetchRequest, m
         const budget = Math.min(fp.partitionMaxBytes, maxBytes - out.bytes)
         // KIP-74: the first batch found is returned whole even when larger than the limits, so a
         // consumer can never get stuck behind one large batch.
-        if (budget > 0 || out.bytes === 0) records = log.read(fp.fetchOffset, Math.max(budget, 0), out.bytes === 0)
+        if (budget > 0 || out.bytes === 0)
+          records = log.read(fp.fetchOffset, Math.max(budget, 0), out.bytes === 0, log.highWatermark)
       } catch (err) {
         if (err instanceof LogError) return failed(err.code)
         throw err
       }
       out.bytes += records.length
-      const end = log.logEndOffset
+      const end = log.highWatermark
       return {
         partitionIndex: fp.partition,
         errorCode: ErrorCode.NONE,

@@ -40,7 +40,7 @@ export function listOffsetsHandler(broker: TopicsContext<'get'>): BoundHandler<t
             }
           }
           try {
-            if (p.timestamp === LATEST) return answer(log.logEndOffset, -1)
+            if (p.timestamp === LATEST) return answer(log.highWatermark, -1)
             if (p.timestamp === EARLIEST || p.timestamp === EARLIEST_LOCAL) return answer(log.logStartOffset, -1)
             if (p.timestamp < 0) {
               return {

@@ -62,6 +62,8 @@ export function produceHandler(broker: ProduceContext): BoundHandler<typeof ApiK
     const acks = req.acks
     // Logs whose answers wait for a flush: appended to, or holding the original of a duplicate.
     const appended: PartitionLog[] = []
+    // Partitions whose new records fetches waiting on them should see (once durable, with fsync=ack).
+    const grown: string[] = []
     const responses: Shape<TopicProduceResponse>[] = []
     let firstError: string | undefined
 
@@ -147,7 +149,7 @@ export function produceHandler(broker: ProduceContext): BoundHandler<typeof ApiK
           appended.push(log)
           broker.metrics.producedBytes.inc({ topic: topic.name }, pd.records.length)
           broker.metrics.producedBatches.inc({ topic: topic.name }, batches.length)
-          broker.waiters.notify(partitionKey(topic.id, pd.index))
+          grown.push(partitionKey(topic.id, pd.index))
           return {
             index: pd.index,
             errorCode: ErrorCode.NONE,
@@ -163,13 +165,21 @@ export function produceHandler(broker: ProduceContext): BoundHandler<typeof ApiK
       responses.push({ name: topicData.name, partitionResponses })
     }
 
+    // With fsync=ack, consumers see records once they are durable (log.highWatermark): waiting
+    // fetches are woken by the flush, which acks=0 requests start too.
+    const durable = broker.fsyncOnAck && appended.length > 0 ? Promise.all(appended.map((log) => log.flush())) : null
+    const notify = () => {
+      for (const k of grown) broker.waiters.notify(k)
+    }
+    if (durable === null) notify()
+    else durable.then(notify, () => {})
     if (acks === 0) {
       if (firstError !== undefined) throw new CloseConnection(`acks=0 produce failed: ${firstError}`)
       return null
     }
-    if (appended.length > 0 && broker.fsyncOnAck) {
+    if (durable !== null) {
       try {
-        await Promise.all(appended.map((log) => log.flush()))
+        await durable
       } catch (err) {
         // Not durable: the client must not take these offsets as acknowledged.
         broker.log.error('fsync failed; produce answered with KAFKA_STORAGE_ERROR', { err })

@@ -30,6 +30,11 @@ export interface LogConfig {
   /** -1 = unlimited */
   retentionBytes: number
   indexIntervalBytes: number
+  /**
+   * Consumers see only what is on disk (the high watermark is the durable end): set when
+   * acknowledgements wait for fsync, so no reader acts on a record a machine crash could take back.
+   */
+  visibleWhenDurable?: boolean
 }
 
 export interface ProducerStateLoad {
@@ -61,6 +66,8 @@ export class PartitionLog {
   private readonly dirFd: number
   private readonly segments: Segment[]
   private endOffset: number
+  /** Offsets below this were fdatasync'ed (flush() resolved after they were appended). */
+  private durableEnd: number
   private totalBytes: number
   private closing: Promise<void> | null = null
   // The snapshot written by a clean close, synced and closed with the other files.
@@ -96,6 +103,10 @@ export class PartitionLog {
     this.dirFd = dirFd
     this.segments = segments
     this.endOffset = segments[segments.length - 1].nextOffset
+    // What a crashed process left may be in the page cache only: the next flush round syncs it
+    // (the broker awaits one before it listens).
+    this.durableEnd = this.endOffset
+    for (const fd of segments[segments.length - 1].fds()) flusher.markDirty(fd)
     this.totalBytes = segments.reduce((sum, s) => sum + s.size, 0)
     this.recoveredTruncatedBytes = truncated
   }
@@ -184,6 +195,17 @@ export class PartitionLog {
   get logEndOffset(): number {
     return this.endOffset
   }
+  /**
+   * Offsets below this are on disk: everything appended before a flush() that resolved. With
+   * acknowledgements after fsync this is the high watermark, the end of what consumers may see.
+   */
+  get durableEndOffset(): number {
+    return this.durableEnd
+  }
+  /** The end of what consumers may read (Kafka's high watermark). */
+  get highWatermark(): number {
+    return this.config.visibleWhenDurable === true ? this.durableEnd : this.endOffset
+  }
   get sizeInBytes(): number {
     return this.totalBytes
   }
@@ -254,26 +276,34 @@ export class PartitionLog {
   /** Resolves when everything appended so far is on disk. */
   flush(): Promise<void> {
     if (this.closing !== null) return this.closing // close() syncs everything appended before it
-    return this.flusher.flush()
+    const end = this.endOffset
+    return this.flusher.flush().then(() => {
+      if (end > this.durableEnd) this.durableEnd = end
+    })
   }
 
   /**
    * Whole batches starting with the one that contains fetchOffset, from a single segment, at most
    * maxBytes in total, except that with minOneBatch the first batch comes whole even if larger
-   * (KIP-74). Empty at the log end. Throws OffsetOutOfRangeError outside
-   * [logStartOffset, logEndOffset].
+   * (KIP-74). Only batches that start below `upTo` (default: the log end; appends are whole
+   * batches, so a high watermark always falls between two). Empty at the log end. Throws
+   * OffsetOutOfRangeError outside [logStartOffset, logEndOffset].
    */
-  read(fetchOffset: number, maxBytes: number, minOneBatch: boolean): Buffer {
+  read(fetchOffset: number, maxBytes: number, minOneBatch: boolean, upTo: number = this.endOffset): Buffer {
     this.checkOpen()
     if (fetchOffset < this.logStartOffset || fetchOffset > this.endOffset) {
       throw new OffsetOutOfRangeError(fetchOffset, this.logStartOffset, this.endOffset)
     }
+    if (fetchOffset >= upTo) return EMPTY
     for (let i = this.segmentIndexFor(fetchOffset); i < this.segments.length; i++) {
       const segment = this.segments[i]
       // Past this segment's end (e.g. a gap), or a segment the log cleaner emptied: continue at
       // the next segment's first batch.
       const from = Math.max(fetchOffset, segment.baseOffset)
-      if (from < segment.nextOffset) return segment.read(from, maxBytes, minOneBatch)
+      if (from < segment.nextOffset) {
+        const batches = segment.read(from, maxBytes, minOneBatch)
+        return upTo >= segment.nextOffset ? batches : batchesBelow(batches, upTo)
+      }
     }
     return EMPTY
   }
@@ -550,4 +580,12 @@ export class PartitionLog {
 function deleteSegmentFiles(dir: string, baseOffset: number): void {
   for (const suffix of [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX])
     unlinkIfExists(segmentPath(dir, baseOffset, suffix))
+}
+
+/** The leading batches of `batches` (whole v2 batches, back to back) whose base offset is below `upTo`. */
+function batchesBelow(batches: Buffer, upTo: number): Buffer {
+  let pos = 0
+  while (pos + LOG_OVERHEAD <= batches.length && Number(batches.readBigInt64BE(pos)) < upTo)
+    pos += LOG_OVERHEAD + batches.readInt32BE(pos + 8)
+  return pos >= batches.length ? batches : batches.subarray(0, pos)
 }

@@ -78,7 +78,12 @@ export class ReplicaStore {
     this.#db = new DatabaseSync(path)
     // WAL with synchronous=NORMAL: a commit may be lost to a machine crash, but then its
     // checkpoint is lost with it and the replica replays those transactions from the log.
+    // Exclusive locking, set before WAL: only this process opens the file, so SQLite keeps its
+    // locks and the WAL index in its own memory instead of taking file locks and reading shared
+    // memory on every statement (a point read ~9 -> ~4 µs, a commit ~32 -> ~20 µs here); a second
+    // process opening the same replica gets SQLITE_BUSY.
     this.#db.exec(`
+      PRAGMA locking_mode = EXCLUSIVE;
       PRAGMA journal_mode = WAL;
       PRAGMA synchronous = NORMAL;
       -- A rowid table, with the key in its primary-key index: documents of ~1 KB are too large for

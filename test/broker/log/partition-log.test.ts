@@ -5,6 +5,7 @@ import { afterEach, test } from 'node:test'
 import { crc32c } from '../../../src/protocol/crc32c.ts'
 import { decodeRecords, readBatchHeader } from '../../../src/protocol/record-batch.ts'
 import { LogClosedError, OffsetOutOfRangeError } from '../../../src/broker/log/errors.ts'
+import { Flusher } from '../../../src/broker/log/flusher.ts'
 import { CLEAN_SHUTDOWN_FILE } from '../../../src/broker/log/partition-log.ts'
 import { appendValues, batch, batches, openLog, readAll, removeDir, splitBatches, tempDir } from './helpers.ts'
 
@@ -315,4 +316,49 @@ test('after close, append, read and retention throw LogClosedError; delete remov
   await other.delete()
   assert.ok(!fs.existsSync(d))
   assert.throws(() => other.read(0, 100, true), LogClosedError)
+})
+
+test('with visibleWhenDurable the high watermark is the fdatasynced end: readers never see what a crash could take back', async () => {
+  const d = dir()
+  // fdatasync calls held until the test lets them go.
+  const held: (() => void)[] = []
+  const flusher = new Flusher({ fdatasync: (fd, cb) => held.push(() => fs.fdatasync(fd, cb)) })
+  const releaseUntil = async (done: Promise<void>) => {
+    let settled = false
+    void done.then(() => (settled = true))
+    while (!settled) {
+      await new Promise((resolve) => setImmediate(resolve))
+      while (held.length > 0) held.shift()!()
+    }
+  }
+  const log = openLog(d, { visibleWhenDurable: true }, flusher)
+  // Opening marks the recovered data for the next round; let that round finish first.
+  await releaseUntil(log.flush())
+  appendValues(log, ['a'])
+  appendValues(log, ['b', 'c'])
+  assert.equal(log.logEndOffset, 3)
+  assert.equal(log.highWatermark, 0, 'nothing synced yet')
+  assert.equal(log.read(0, 1 << 20, true, log.highWatermark).length, 0)
+  const flushed = log.flush()
+  appendValues(log, ['d']) // appended after the flush was asked for: not covered by it
+  await new Promise((resolve) => setImmediate(resolve))
+  assert.ok(held.length > 0, 'a round is waiting on fdatasync')
+  assert.equal(log.highWatermark, 0, 'still not synced')
+  await releaseUntil(flushed)
+  assert.equal(log.highWatermark, 3)
+  // Only whole batches below the high watermark: 'd' (offset 3) stays out.
+  const visible = splitBatches(log.read(0, 1 << 20, true, log.highWatermark))
+  assert.deepEqual(
+    visible.map((b) => readBatchHeader(b, 0).baseOffset),
+    [0, 1],
+  )
+  assert.equal(log.read(3, 1 << 20, true, log.highWatermark).length, 0)
+  await releaseUntil(log.flush())
+  assert.equal(log.highWatermark, 4)
+  // Without the setting, readers see everything appended (the page cache), as with cortado.fsync=none.
+  const plain = openLog(dir(), {}, new Flusher())
+  appendValues(plain, ['x'])
+  assert.equal(plain.highWatermark, 1)
+  await releaseUntil(log.close())
+  await plain.close()
 })
