@@ -196,13 +196,9 @@ export class PartitionLog {
     return this.endOffset
   }
   /**
-   * Offsets below this are on disk: everything appended before a flush() that resolved. With
-   * acknowledgements after fsync this is the high watermark, the end of what consumers may see.
+   * The end of what consumers may read (Kafka's high watermark): with visibleWhenDurable, the end
+   * of what is on disk; otherwise the log end.
    */
-  get durableEndOffset(): number {
-    return this.durableEnd
-  }
-  /** The end of what consumers may read (Kafka's high watermark). */
   get highWatermark(): number {
     return this.config.visibleWhenDurable === true ? this.durableEnd : this.endOffset
   }
