@@ -62,7 +62,8 @@ export interface DbCluster {
   http(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<HttpResult>
   /** Waits until every replica of every partition of `db` has applied what its master has. */
   waitCaughtUp(db: string, timeoutMs?: number): Promise<void>
-  /** Each replica's content digest, per partition. */
+  /** Each replica's content digest, per partition, once every replica has caught up (followers
+   *  apply after their master answers, so a digest taken right after a write could differ). */
   digests(db: string): Promise<ReplicaDigest[][]>
   stop(): Promise<void>
 }
@@ -288,6 +289,7 @@ export async function startDbCluster(options: DbClusterOptions = {}): Promise<Db
       }
     },
     async digests(db) {
+      await cluster.waitCaughtUp(db)
       const view = (await http('GET', '/_admin/cluster')).body as ClusterView
       const d = view.databases.find((x) => x.name === db)!
       const urls = new Map(view.nodes.map((n) => [n.id, n.url]))
