@@ -82,6 +82,25 @@ export default tseslint.config(
     },
   },
   {
+    // The client library and the node client it shares with the router run in applications: they
+    // know the nodes' API and the placement, never the router's, storage's or controller's code.
+    files: ['src/db/client/**', 'src/db/node-client/**'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            NO_BROKER_OR_PROTOCOL,
+            {
+              group: ['**/router/**', '**/storage/**', '**/controller/**'],
+              message: 'src/db/client and src/db/node-client must not depend on the router, storage or controller',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
     // The codecs are the broker's vocabulary, usable by tests and tools without a broker.
     files: ['src/protocol/**'],
     rules: {

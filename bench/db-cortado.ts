@@ -3,13 +3,15 @@
 // that /proc counts each role's CPU apart), or `cortado start` itself (src/cli/main.ts); a `bench`
 // database of 8 partitions with 3 replicas each (or as many as asked); documents written and read
 // through the router's HTTP API with undici (a keep-alive pool of as many connections as workers,
-// one request in flight on each, like the `pg` pool on the PostgreSQL side).
+// one request in flight on each, like the `pg` pool on the PostgreSQL side), or (`via: 'client'`)
+// with the client library (src/db/client/), which calls each partition's master directly.
 import { type ChildProcess, spawn } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { type Dispatcher, Pool, request } from 'undici'
 import { EXIT_WITH_PARENT_ENV } from '../src/cli/shutdown.ts'
+import { CortadoClient } from '../src/db/client/cortado-client.ts'
 import { keyOf, makeDoc, type ProcessGroup, type Target } from './db-load.ts'
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
@@ -119,6 +121,8 @@ export interface CortadoOptions {
   processes?: 'separate' | 'start'
   /** Node arguments that run the `cortado` command (default: src/cli/main.ts). */
   command?: string[]
+  /** How the load reaches the database: the router's HTTP API (default) or the client library. */
+  via?: 'http' | 'client'
 }
 
 export interface CortadoCluster {
@@ -232,11 +236,12 @@ export async function startCortado(
     })
   }
   // The HTTP client, once there is a router to talk to.
-  const client: { http?: HttpTarget } = {}
+  const client: { http?: HttpTarget; library?: CortadoClient } = {}
   let stopped: Promise<void> | undefined
   const stop = () => {
     stopped ??= (async () => {
       await client.http?.close().catch(() => {})
+      await client.library?.close().catch(() => {})
       // In `cortado start`'s order: the broker last, as the others flush their writes to it.
       for (const role of ['start', 'router', 'controller', 'node', 'broker'])
         await Promise.all(started.filter((s) => s.role === role).map((s) => s.spawned.stop()))
@@ -338,8 +343,19 @@ export async function startCortado(
 
   const pidsOf = (role: string) => started.filter((s) => s.role === role).flatMap((s) => s.spawned.proc.pid ?? [])
   const running = (p: ChildProcess) => p.exitCode === null && p.signalCode === null
+  let target = http.target
+  if (o.via === 'client') {
+    const library = (client.library = await CortadoClient.connect({ router: origin }))
+    target = {
+      name: 'cortado-client',
+      write: async (key, doc) => {
+        await library.put(DATABASE, TABLE, key, doc as Record<string, unknown>)
+      },
+      read: async (key) => (await library.get(DATABASE, TABLE, key))?.doc ?? null,
+    }
+  }
   return {
-    target: http.target,
+    target,
     ready,
     processes: () =>
       o.processes === 'start'

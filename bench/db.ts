@@ -9,7 +9,10 @@
 //   apart (`--cortado-start` runs `cortado start` itself instead: broker, router and controller in
 //   one process); a database of 8 partitions × 3 replicas, documents PUT and GET through the
 //   router's HTTP API.
-// - cortado-r2: the same with 2 replicas per partition.
+// - cortado-client: the same cluster, driven through the client library (src/db/client/), which
+//   sends each request straight to the partition's master over the node's pipelined channel; a
+//   third column beside the HTTP API's, never instead of it.
+// - cortado-r2: the same as cortado with 2 replicas per partition.
 // - postgres: Debian's PostgreSQL 15, a primary plus one synchronous streaming standby
 //   (synchronous_commit=on, fsync=on; bench/db-postgres.ts), JSONB rows upserted and selected by
 //   key on the primary.
@@ -25,7 +28,7 @@
 // scenario runs as `--pairs` pairs of slices, every column once per slice round, in column order
 // in odd pairs and in reverse in even ones (AB BA AB ...), each slice with its own warm-up;
 // `--duration` is the measured seconds per scenario and column, split over the slices (defaults
-// 10 s in 4 pairs: about 3 minutes in all with the four columns on 2 cores). Figures are totals
+// 10 s in 4 pairs: about 4 minutes in all with the five columns on 2 cores). Figures are totals
 // over all slices; "pairs" shows the spread of the per-pair cortado/postgres ratios.
 //
 // Besides throughput and latency, CPU per operation by process role, from /proc (each slice,
@@ -111,7 +114,7 @@ interface Column {
   start(defer: (stop: () => Promise<void>) => void, port: () => number): Promise<Started>
 }
 
-function cortadoColumn(name: string, replicas: number): Column {
+function cortadoColumn(name: string, replicas: number, via: 'http' | 'client' = 'http'): Column {
   return {
     name,
     async start(defer, port) {
@@ -125,6 +128,7 @@ function cortadoColumn(name: string, replicas: number): Column {
           concurrency,
           replicas,
           processes,
+          via,
         },
         defer,
       )
@@ -136,7 +140,12 @@ function cortadoColumn(name: string, replicas: number): Column {
           pids: () => c.pids(),
           replicaApplySeconds: () => c.replicaApplySeconds(),
         },
-        header: [`${name}: ${c.ready}; database ${PARTITIONS} partitions x ${replicas} replicas`],
+        header: [
+          `${name}: ${c.ready}; database ${PARTITIONS} partitions x ${replicas} replicas; ` +
+            (via === 'client'
+              ? 'load through the client library (src/db/client/), straight to each partition master'
+              : "load through the router's HTTP API"),
+        ],
         notes: () => {
           const warnings = c
             .stderr()
@@ -200,8 +209,19 @@ const etcdColumn: Column = {
  * The columns, in table (and slice) order. Ratios are of the first to postgres and to etcd.
  * Another Cortado column is one more line here.
  */
-const COLUMNS: Column[] = [cortadoColumn('cortado', 3), cortadoColumn('cortado-r2', 2), postgresColumn, etcdColumn]
+const COLUMNS: Column[] = [
+  cortadoColumn('cortado', 3),
+  cortadoColumn('cortado-client', 3, 'client'),
+  cortadoColumn('cortado-r2', 2),
+  postgresColumn,
+  etcdColumn,
+]
 const BASE = 'cortado'
+/** The Cortado columns compared with each baseline (the HTTP API first: the figure the targets name). */
+const SUBJECTS = [
+  { name: BASE, short: BASE },
+  { name: 'cortado-client', short: 'client' },
+]
 const BASELINES = [
   { name: 'postgres', short: 'pg' },
   { name: 'etcd', short: 'etcd' },
@@ -347,19 +367,20 @@ function median(values: number[]): number {
 }
 
 function printTable(): void {
-  const baselines = shown.includes(BASE) ? BASELINES.filter((b) => shown.includes(b.name)) : []
-  const withPairs = baselines.some((b) => b.name === 'postgres') && pairs > 1
+  const baselines = BASELINES.filter((b) => shown.includes(b.name))
+  const compared = SUBJECTS.filter((s) => shown.includes(s.name)).flatMap((s) => baselines.map((b) => ({ s, b })))
+  const withPairs = shown.includes(BASE) && baselines.some((b) => b.name === 'postgres') && pairs > 1
   const header = [
     'scenario',
     'metric',
     ...shown,
-    ...baselines.map((b) => `${BASE}/${b.short}`),
+    ...compared.map(({ s, b }) => `${s.short}/${b.short}`),
     ...(withPairs ? [`pairs ${BASE}/pg`] : []),
   ]
   const lines = rows.map((r) => {
     const value = (name: string) => r.values.get(name) ?? NaN
-    const ratios = baselines.map((b) => {
-      const ratio = value(BASE) / value(b.name)
+    const ratios = compared.map(({ s, b }) => {
+      const ratio = value(s.name) / value(b.name)
       const worse = r.better === 'up' ? ratio < 1 : r.better === 'down' ? ratio > 1 : false
       if (r.better === 'info') return ''
       return Number.isFinite(ratio) ? `${ratio.toFixed(2)}x${worse ? ' <' : '  '}` : '-'
@@ -384,9 +405,9 @@ function printTable(): void {
   }
   console.log('')
   console.log('ops/s: higher is better; latency rows (ms, call to completion in the client): lower is better.')
-  if (baselines.length > 0)
+  if (compared.length > 0)
     console.log(
-      `"<" marks ${BASE} worse than the baseline${withPairs ? `; "pairs": min-max and median of the per-pair ${BASE}/pg ops/s ratios` : ''}.`,
+      `"<" marks the Cortado column worse than the baseline${withPairs ? `; "pairs": min-max and median of the per-pair ${BASE}/pg ops/s ratios` : ''}.`,
     )
   console.log('server CPU %: every process of the database, user+sys, 100% = one core, over each slice with its')
   console.log('warm-up; "idle": the same while the other columns were measured (what it takes from them).')

@@ -62,6 +62,17 @@ export interface PartitionInfo {
   replicas: string[]
 }
 
+/**
+ * Where every partition is served, as a client that routes its own requests needs it (the
+ * router's GET /_admin/placement; src/db/client/): the nodes' URLs, each database's partition
+ * count and tables' keys, and each partition's master and replicas.
+ */
+export interface Placement {
+  nodes: { id: string; url: string }[]
+  databases: { name: string; partitions: number; tables: Record<string, { key: string[] }> }[]
+  partitions: PartitionInfo[]
+}
+
 export const NAME_PATTERN = /^[A-Za-z][A-Za-z0-9_-]{0,63}$/
 export const MAX_PARTITIONS = 1024
 export const MAX_TABLES = 256

@@ -5,7 +5,7 @@ import { DbError, RETRIABLE_CODES } from '../errors.ts'
 import { type MetadataLog, partitionKey } from '../metadata/metadata-log.ts'
 import { type DatabaseInfo, type NodeInfo, type PartitionInfo } from '../metadata/model.ts'
 import { type NodeStatus } from '../node-api.ts'
-import { NodeClient, NodeUnreachableError } from './node-client.ts'
+import { NodeClient, NodeUnreachableError } from '../node-client/node-client.ts'
 
 export interface ClusterClientOptions {
   /** How long a request keeps retrying while a partition has no (reachable) master. Default 10 s. */

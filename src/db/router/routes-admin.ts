@@ -1,7 +1,9 @@
-// Admin routes under /_admin/: databases (create, read, list), schema versions, a planned
-// mastership move, rebalancing masters by write load (with a dry run), and the cluster view (nodes, the controller, and every partition's replicas
-// with their applied (generation, scn)). The router writes definitions and requests; placements
-// are the controller's alone (src/db/controller/), and the routes wait until it has acted.
+// Admin routes under /_admin/: databases (create, read, list), schema versions, the placement (for
+// client libraries that route their own requests), a planned mastership move, rebalancing masters
+// by write load (with a dry run), and the cluster view (nodes, the controller, and every
+// partition's replicas with their applied (generation, scn)). The router writes definitions and
+// requests; placements are the controller's alone (src/db/controller/), and the routes wait until
+// it has acted.
 import { randomUUID } from 'node:crypto'
 import { isDeepStrictEqual } from 'node:util'
 import { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
@@ -10,7 +12,13 @@ import { type PartitionLoad, planMasterMoves } from '../controller/balance.ts'
 import { DbError } from '../errors.ts'
 import { ensureTopic } from '../kafka-topics.ts'
 import { partitionKey } from '../metadata/metadata-log.ts'
-import { type DatabaseInfo, type PartitionInfo, parseDatabase, withSchemaVersion } from '../metadata/model.ts'
+import {
+  type DatabaseInfo,
+  type PartitionInfo,
+  parseDatabase,
+  type Placement,
+  withSchemaVersion,
+} from '../metadata/model.ts'
 import { type NodeStatus } from '../node-api.ts'
 import { type ClusterClient } from './cluster-client.ts'
 
@@ -229,6 +237,28 @@ export function adminRoutes(app: FastifyInstance, cluster: ClusterClient, option
     { schema: { summary: 'List databases' } },
     async (_req: FastifyRequest, reply: FastifyReply) => {
       return reply.send({ databases: [...metadata.view.databases.values()].map(describe) })
+    },
+  )
+
+  app.get(
+    '/_admin/placement',
+    {
+      schema: {
+        summary: "Every partition's master and replicas, the nodes' URLs and the tables' keys (for client libraries)",
+      },
+    },
+    async (_req: FastifyRequest, reply: FastifyReply) => {
+      const view = metadata.view
+      const placement: Placement = {
+        nodes: [...view.nodes.values()].map((n) => ({ id: n.id, url: n.url })),
+        databases: [...view.databases.values()].map((db) => ({
+          name: db.name,
+          partitions: db.partitions,
+          tables: Object.fromEntries(Object.entries(db.tables).map(([name, t]) => [name, { key: t.key }])),
+        })),
+        partitions: [...view.partitions.values()],
+      }
+      return reply.send(placement)
     },
   )
 

@@ -19,7 +19,7 @@ import {
   RPC_UPGRADE,
   RpcFrameError,
 } from '../../../src/db/node-rpc.ts'
-import { NodeClient, NodeUnreachableError } from '../../../src/db/router/node-client.ts'
+import { NodeClient, NodeUnreachableError } from '../../../src/db/node-client/node-client.ts'
 
 void test('frames are cut the same from any chunking; an oversized frame is refused', () => {
   const frames = [

@@ -1,8 +1,8 @@
-// The router's client for storage nodes: each call goes over the node's pipelined channel
-// (node-channel.ts; calls of one event-loop turn share a write), or over HTTP with a keep-alive
-// pool for a node that does not offer the channel. JSON in and out, and errors as values the
-// router can reason about: the node's own DbError, or NodeUnreachableError saying whether the
-// request may have reached the node.
+// The client for storage nodes, used by the router and by the client library (../client/): each
+// call goes over the node's pipelined channel (node-channel.ts; calls of one event-loop turn share
+// a write), or over HTTP with a keep-alive pool for a node that does not offer the channel. JSON in
+// and out, and errors as values a caller can reason about: the node's own DbError, or
+// NodeUnreachableError saying whether the request may have reached the node.
 import { Pool } from 'undici'
 import { DbError, isDbErrorCode } from '../errors.ts'
 import { ChannelError, NodeChannel } from './node-channel.ts'

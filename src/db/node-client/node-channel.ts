@@ -1,8 +1,8 @@
-// The router's end of its pipelined channel to one storage node (../node-rpc.ts): one connection,
-// opened with an HTTP Upgrade on the node's HTTP port and reopened on the next call after it
-// breaks. Calls of one event-loop turn go out in one write.
+// The calling end (the router's or the client library's) of the pipelined channel to one storage
+// node (../node-rpc.ts): one connection, opened with an HTTP Upgrade on the node's HTTP port and
+// reopened on the next call after it breaks. Calls of one event-loop turn go out in one write.
 //
-// What a caller learns when a call fails matters to the router (a write whose outcome is unknown
+// What a caller learns when a call fails matters to it (a write whose outcome is unknown
 // must not be retried): a call that never left this process (the connection could not be opened,
 // or broke before the call was written) is `sent: false`; once written, `sent: true`.
 import { request } from 'node:http'
