@@ -1,6 +1,7 @@
 // The router: a stateless HTTP front (fastify) that follows the cluster metadata, maps
 // /{db}/{table}/{partitionKey}… to a partition and forwards to its master or a replica. Routes are
 // schema-first; the OpenAPI document (GET /openapi.json) is generated from those schemas.
+import http, { type IncomingMessage, type ServerResponse } from 'node:http'
 import swagger from '@fastify/swagger'
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify'
 import { Counter, Histogram, type Registry } from 'prom-client'
@@ -9,7 +10,9 @@ import { DbError } from '../errors.ts'
 import { MetadataLog } from '../metadata/metadata-log.ts'
 import { ClusterClient } from './cluster-client.ts'
 import { adminRoutes } from './routes-admin.ts'
-import { documentRoutes } from './routes-documents.ts'
+import { documentFastPath, FAST_PATH_ROUTE, type JsonBodyParser } from './document-fast-path.ts'
+import { refusalHeaders, toDbError } from './refusals.ts'
+import { documentActions, documentRoutes } from './routes-documents.ts'
 
 export interface RouterOptions {
   bootstrap: string[]
@@ -54,8 +57,57 @@ export class Router {
     })
     await metadata.start()
     const cluster = new ClusterClient(metadata, { retryMs: options.retryMs })
+    const maxBodyBytes = options.maxBodyBytes ?? 64 * 1024 * 1024
+    const requests = new Counter({
+      name: 'cortado_router_requests_total',
+      help: 'Router requests by route, method and status',
+      labelNames: ['route', 'method', 'status'],
+      registers: [options.registry],
+    })
+    const latency = new Histogram({
+      name: 'cortado_router_request_seconds',
+      help: 'Router request latency by route and method',
+      labelNames: ['route', 'method'],
+      buckets: [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10],
+      registers: [options.registry],
+    })
+    const fastAnswers = new Counter({
+      name: 'cortado_router_fast_path_requests_total',
+      help: 'Router requests answered by the fast path (PUT and GET of one document), also counted in cortado_router_requests_total',
+      registers: [options.registry],
+    })
+    // Label sets resolved once each (prom-client hashes a label object on every call otherwise);
+    // bounded, as node's HTTP parser takes only the methods it knows.
+    const counted = new Map<
+      string,
+      { count: ReturnType<typeof requests.labels>; time: ReturnType<typeof latency.labels> }
+    >()
+    const observe = (route: string, method: string, status: number, seconds: number) => {
+      const id = `${route} ${method} ${status}`
+      let m = counted.get(id)
+      if (m === undefined) {
+        m = { count: requests.labels(route, method, String(status)), time: latency.labels(route, method) }
+        counted.set(id, m)
+      }
+      m.count.inc()
+      m.time.observe(seconds)
+    }
+    const actions = documentActions(cluster)
+    // Requests the fast path does not answer go to fastify's handler (the fast path is set once
+    // fastify exists: it uses fastify's JSON parser).
+    const front: { fastPath?: (req: IncomingMessage, res: ServerResponse) => boolean } = {}
     const app = Fastify({
-      bodyLimit: options.maxBodyBytes ?? 64 * 1024 * 1024,
+      // fastify's own server settings (keep-alive 72 s, no request timeout), with the fast path
+      // in front of its handler.
+      serverFactory: (handler) => {
+        const server = http.createServer((req, res) => {
+          if (front.fastPath?.(req, res) !== true) handler(req, res)
+        })
+        server.keepAliveTimeout = 72_000
+        server.requestTimeout = 0
+        return server
+      },
+      bodyLimit: maxBodyBytes,
       logger: false,
       ajv: { customOptions: { coerceTypes: true, useDefaults: true, removeAdditional: false } },
       // Errors fastify answers before routing (a path that is not valid percent-encoding, a too
@@ -85,30 +137,31 @@ export class Router {
       },
     })
 
-    const requests = new Counter({
-      name: 'cortado_router_requests_total',
-      help: 'Router requests by route, method and status',
-      labelNames: ['route', 'method', 'status'],
-      registers: [options.registry],
-    })
-    const latency = new Histogram({
-      name: 'cortado_router_request_seconds',
-      help: 'Router request latency by route and method',
-      labelNames: ['route', 'method'],
-      buckets: [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10],
-      registers: [options.registry],
-    })
     app.addHook('onResponse', async (req, reply) => {
-      const route = req.routeOptions.url ?? 'unknown'
-      requests.inc({ route, method: req.method, status: String(reply.statusCode) })
-      latency.observe({ route, method: req.method }, reply.elapsedTime / 1000)
+      observe(req.routeOptions.url ?? 'unknown', req.method, reply.statusCode, reply.elapsedTime / 1000)
+    })
+    front.fastPath = documentFastPath({
+      actions,
+      parseJson: app.getDefaultJsonParser('error', 'error') as JsonBodyParser,
+      maxBodyBytes,
+      onAnswer: (method, status, seconds) => {
+        fastAnswers.inc()
+        observe(FAST_PATH_ROUTE, method, status, seconds)
+      },
+      onInternalError: (method, url, error) =>
+        log.error('request failed', {
+          method,
+          url,
+          error: String(error),
+          stack: error instanceof Error ? error.stack : undefined,
+        }),
     })
 
     app.setErrorHandler((error: FastifyError | DbError, req, reply) => {
       const e = toDbError(error)
       if (e.code === 'INTERNAL')
         log.error('request failed', { method: req.method, url: req.url, error: String(error), stack: error.stack })
-      if (e.status === 503) void reply.header('retry-after', '1')
+      void reply.headers(refusalHeaders(e))
       void reply.code(e.status).send(e.toJSON())
     })
     app.setNotFoundHandler((req, reply) => {
@@ -123,7 +176,7 @@ export class Router {
       reply.send({ ok: true, metadataOffset: metadata.view.offset }),
     )
     adminRoutes(app, cluster, { bootstrap: options.bootstrap, replicationFactor: options.replicationFactor ?? 1, log })
-    documentRoutes(app, cluster)
+    documentRoutes(app, cluster, actions)
 
     const router = new Router(app, cluster, metadata)
     await app.listen({ host: options.host ?? '127.0.0.1', port: options.port ?? 8080 })
@@ -142,22 +195,4 @@ export class Router {
     await this.cluster.close()
     await this.metadata.close()
   }
-}
-
-/** Maps fastify's own errors (validation, body parsing, size) to typed database errors. */
-function toDbError(error: FastifyError | DbError): DbError {
-  if (error instanceof DbError) return error
-  const fe = error
-  if (fe.validation !== undefined)
-    return new DbError(
-      'BAD_REQUEST',
-      `invalid request: ${fe.message}`,
-      fe.validation.map((v) => `${v.instancePath || fe.validationContext || ''} ${v.message ?? ''}`.trim()),
-    )
-  if (fe.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return new DbError('PAYLOAD_TOO_LARGE', fe.message)
-  if (fe.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE')
-    return new DbError('BAD_REQUEST', `${fe.message} (send application/json)`)
-  if (fe.statusCode !== undefined && fe.statusCode >= 400 && fe.statusCode < 500)
-    return new DbError('BAD_REQUEST', fe.message)
-  return new DbError('INTERNAL', fe.message)
 }

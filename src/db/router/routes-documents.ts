@@ -4,7 +4,7 @@
 // unless the client allows any replica with ?consistency=any).
 import { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import { DbError } from '../errors.ts'
-import { partitionOf } from '../metadata/model.ts'
+import { type DatabaseInfo, partitionOf, type TableInfo } from '../metadata/model.ts'
 import {
   type DocumentView,
   type GroupRequest,
@@ -67,9 +67,9 @@ const keyParams = {
   },
 }
 
-/** Key parts from the raw path (each percent-decoded separately, so a part may contain '/'). */
-function keyParts(req: FastifyRequest): { db: string; table: string; key: string[] } {
-  const path = (req.raw.url ?? '').split('?')[0]
+/** Key parts from the raw URL (each percent-decoded separately, so a part may contain '/'). */
+export function keyParts(url: string): { db: string; table: string; key: string[] } {
+  const path = url.split('?')[0]
   let parts: string[]
   try {
     parts = path.split('/').slice(1).map(decodeURIComponent)
@@ -83,7 +83,7 @@ function keyParts(req: FastifyRequest): { db: string; table: string; key: string
 }
 
 /** One ETag from an If-Match / If-None-Match header: '*' or the quoted tag. */
-function condition(header: string | string[] | undefined, name: string): string | undefined {
+export function condition(header: string | string[] | undefined, name: string): string | undefined {
   if (header === undefined) return undefined
   const value = (Array.isArray(header) ? header.join(',') : header).trim()
   if (value === '*') return '*'
@@ -92,7 +92,7 @@ function condition(header: string | string[] | undefined, name: string): string 
   return m[1]
 }
 
-const quoted = (etag: string) => `"${etag}"`
+export const quoted = (etag: string): string => `"${etag}"`
 
 function parseQuery(query: string | undefined): { field: string; value: string } | undefined {
   if (query === undefined) return undefined
@@ -101,7 +101,38 @@ function parseQuery(query: string | undefined): { field: string; value: string }
   return { field: query.slice(0, i), value: query.slice(i + 1) }
 }
 
-export function documentRoutes(app: FastifyInstance, cluster: ClusterClient): void {
+/** What the document routes and the router's fast path (document-fast-path.ts) both do. */
+export interface DocumentActions {
+  /** The database and the table's definition; UNKNOWN_DATABASE or UNKNOWN_TABLE if there is none. */
+  table: (dbName: string, tableName: string) => { db: DatabaseInfo; t: TableInfo }
+  /** Writes a transaction of one document group at its partition's master: the new ETag. */
+  write: (dbName: string, ops: WriteRequestOp[]) => Promise<WriteResponse>
+  /** PUT of one document by its whole key, with the If-Match / If-None-Match headers: the new ETag. */
+  put: (
+    dbName: string,
+    tableName: string,
+    key: string[],
+    doc: Record<string, unknown>,
+    ifMatchHeader: string | string[] | undefined,
+    ifNoneMatchHeader: string | string[] | undefined,
+  ) => Promise<string>
+  /** One document by its whole key, as its node stores it (JSON text passed through). */
+  readDocument: (dbName: string, partition: number, path: string, from: 'master' | 'any') => Promise<NodeDocument>
+}
+
+export type NodeDocument = Awaited<ReturnType<ClusterClient['nodes']['getDocument']>>
+
+/** The path of one document at a node: /_node/doc/{db}/{partition}/{table}/{key…}?from=… */
+export const documentPath = (
+  dbName: string,
+  partition: number,
+  tableName: string,
+  key: string[],
+  from: string,
+): string =>
+  `/_node/doc/${[dbName, String(partition), tableName, ...key].map(encodeURIComponent).join('/')}?from=${from}`
+
+export function documentActions(cluster: ClusterClient): DocumentActions {
   const table = (dbName: string, tableName: string) => {
     const db = cluster.database(dbName)
     // Own properties only: a table named constructor or __proto__ is not the object's prototype.
@@ -122,6 +153,41 @@ export function documentRoutes(app: FastifyInstance, cluster: ClusterClient): vo
     const body: WriteRequest = { db: dbName, partition, ops }
     return cluster.toMaster<WriteResponse>(dbName, partition, '/_node/write', body, 'write')
   }
+
+  const put = async (
+    dbName: string,
+    tableName: string,
+    key: string[],
+    doc: Record<string, unknown>,
+    ifMatchHeader: string | string[] | undefined,
+    ifNoneMatchHeader: string | string[] | undefined,
+  ): Promise<string> => {
+    table(dbName, tableName)
+    const op: WriteRequestOp = { kind: 'put', table: tableName, key, doc }
+    const ifMatch = condition(ifMatchHeader, 'If-Match')
+    const ifNoneMatch = condition(ifNoneMatchHeader, 'If-None-Match')
+    if (ifMatch !== undefined) op.ifMatch = ifMatch
+    if (ifNoneMatch !== undefined) op.ifNoneMatch = ifNoneMatch
+    return (await write(dbName, [op])).etag
+  }
+
+  const readDocument = async (
+    dbName: string,
+    partition: number,
+    path: string,
+    from: 'master' | 'any',
+  ): Promise<NodeDocument> => {
+    const call = (url: string) => cluster.nodes.getDocument(url, path)
+    return from === 'any'
+      ? cluster.callAnyReplica(dbName, partition, call)
+      : cluster.callMaster(dbName, partition, 'read', call)
+  }
+
+  return { table, write, put, readDocument }
+}
+
+export function documentRoutes(app: FastifyInstance, cluster: ClusterClient, actions: DocumentActions): void {
+  const { table, write } = actions
 
   const read = async <T>(
     dbName: string,
@@ -152,14 +218,9 @@ export function documentRoutes(app: FastifyInstance, cluster: ClusterClient): vo
       },
     },
     async (req: FastifyRequest, reply: FastifyReply) => {
-      const { db, table: tableName, key } = keyParts(req)
-      table(db, tableName)
-      const op: WriteRequestOp = { kind: 'put', table: tableName, key, doc: req.body as Record<string, unknown> }
-      const ifMatch = condition(req.headers['if-match'], 'If-Match')
-      const ifNoneMatch = condition(req.headers['if-none-match'], 'If-None-Match')
-      if (ifMatch !== undefined) op.ifMatch = ifMatch
-      if (ifNoneMatch !== undefined) op.ifNoneMatch = ifNoneMatch
-      const { etag } = await write(db, [op])
+      const { db, table: tableName, key } = keyParts(req.raw.url ?? '')
+      const doc = req.body as Record<string, unknown>
+      const etag = await actions.put(db, tableName, key, doc, req.headers['if-match'], req.headers['if-none-match'])
       return reply.header('etag', quoted(etag)).send({ etag })
     },
   )
@@ -179,7 +240,7 @@ export function documentRoutes(app: FastifyInstance, cluster: ClusterClient): vo
       },
     },
     async (req: FastifyRequest, reply: FastifyReply) => {
-      const { db, table: tableName, key } = keyParts(req)
+      const { db, table: tableName, key } = keyParts(req.raw.url ?? '')
       table(db, tableName)
       const op: WriteRequestOp = { kind: 'delete', table: tableName, key }
       const ifMatch = condition(req.headers['if-match'], 'If-Match')
@@ -210,7 +271,7 @@ export function documentRoutes(app: FastifyInstance, cluster: ClusterClient): vo
       },
     },
     async (req: FastifyRequest, reply: FastifyReply) => {
-      const { db: dbName, table: tableName, key } = keyParts(req)
+      const { db: dbName, table: tableName, key } = keyParts(req.raw.url ?? '')
       const { db, t } = table(dbName, tableName)
       const q = req.query as { consistency: 'master' | 'any'; query?: string; limit: number }
       const partition = partitionOf(key[0], db.partitions)
@@ -240,12 +301,8 @@ export function documentRoutes(app: FastifyInstance, cluster: ClusterClient): vo
         )
       const ifNoneMatch = condition(req.headers['if-none-match'], 'If-None-Match')
       // The document's JSON text comes through as the node stored it (no parse, no re-serialization).
-      const path = `/_node/doc/${[dbName, String(partition), tableName, ...key].map(encodeURIComponent).join('/')}?from=${q.consistency}`
-      const call = (url: string) => cluster.nodes.getDocument(url, path)
-      const doc =
-        q.consistency === 'any'
-          ? await cluster.callAnyReplica(dbName, partition, call)
-          : await cluster.callMaster(dbName, partition, 'read', call)
+      const path = documentPath(dbName, partition, tableName, key, q.consistency)
+      const doc = await actions.readDocument(dbName, partition, path, q.consistency)
       reply.header('etag', quoted(doc.etag))
       // A read from any replica says how stale it may be: the replica's applied generation.scn and
       // how long ago its node last heard back from the log (docs/database.md, "Master lease").
