@@ -51,6 +51,8 @@ interface Connection {
   writer: CoalescingWriter
   /** Ids of the calls not yet written. */
   unsent: number[]
+  /** Set by the first sign of its end (FIN, close, error): later ones must not touch newer calls. */
+  lost: boolean
 }
 
 export class NodeChannel {
@@ -90,6 +92,7 @@ export class NodeChannel {
       socket: undefined,
       early: [],
       unsent: [],
+      lost: false,
       writer: new CoalescingWriter((data) => {
         for (const id of connection.unsent) {
           const p = this.#pending.get(id)
@@ -125,6 +128,10 @@ export class NodeChannel {
       }
       socket.on('data', onData)
       socket.on('error', () => undefined)
+      // The node never half-closes the channel: its FIN means it is gone (killed, say). Failing
+      // the calls at the FIN, not at the later 'close', keeps calls not yet written out of a dead
+      // connection: they fail as not sent (and are retried) instead of as outcome unknown.
+      socket.on('end', () => this.#lost(connection, 'the node closed the connection'))
       socket.on('close', () => this.#lost(connection, 'connection to the node closed'))
       if (head.length > 0) onData(head)
       for (const frame of connection.early) connection.writer.push(frame)
@@ -155,6 +162,9 @@ export class NodeChannel {
 
   /** The connection is gone: every call on it fails (sent or not), and the next call reconnects. */
   #lost(connection: Connection, why: string, unsupported = false, code?: string): void {
+    // Every pending call is on the current connection; once it is lost, calls go to a new one.
+    if (connection.lost) return
+    connection.lost = true
     if (this.#connection === connection) this.#connection = undefined
     connection.writer.discard()
     connection.socket?.destroy()

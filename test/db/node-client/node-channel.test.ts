@@ -125,6 +125,43 @@ void test('a node that refuses the connection: not sent; one that drops it after
   }
 })
 
+void test('a node that answers and then goes away (FIN): a call made after it fails as not sent', async () => {
+  // A killed node's kernel closes the connection: the answers it wrote arrive, then its FIN. A call
+  // the router makes right after must not go out on that dead connection and be reported as maybe
+  // executed (a write would then be answered 504, outcome unknown, instead of being retried). When
+  // the FIN travels apart from the answer depends on the kernel, so the scenario runs several times.
+  for (let round = 0; round < 8; round++) {
+    // One connection only, as to a node that is gone: a new one is refused.
+    const server: Server = await channelPeer((socket) => {
+      server.close()
+      let answered = false
+      socket.on('frames', (frames: Buffer[]) => {
+        if (answered) return
+        answered = true
+        socket.end(encodeResponse(decodeRequest(frames[0]).id, 200, null, '{"ok":true}'))
+      })
+    })
+    const url = urlOf(server)
+    const client = new NodeClient(5000)
+    try {
+      assert.deepEqual(await client.post(url, '/_node/write', {}), { ok: true })
+      // As at the router: the FIN is already in the kernel (the event loop was busy meanwhile)
+      // when the next call is made, from a callback run before the loop reads it.
+      const until = performance.now() + 20
+      while (performance.now() < until);
+      await new Promise((resolve) => setTimeout(resolve, 0))
+      const after = await client.post(url, '/_node/write', {}).then(
+        () => assert.fail('a call to a node that closed its side succeeded'),
+        (e: unknown) => e,
+      )
+      assert.ok(after instanceof NodeUnreachableError, String(after))
+      assert.equal(after.maybeExecuted, false, `round ${round}: ${after.message}`)
+    } finally {
+      await client.close()
+    }
+  }
+})
+
 void test('a call with no answer fails after its timeout as maybe executed; a node without the channel is called over HTTP', async () => {
   const silent = await channelPeer(() => undefined)
   const plain = createServer((req, res) => {
