@@ -108,7 +108,7 @@ export interface CortadoOptions {
   /** The router's HTTP port. */
   httpPort: number
   brokerPort: number
-  /** `cortado start`'s metrics port (separate processes serve no metrics of their own but the nodes'). */
+  /** The broker's metrics port (`cortado start`'s, which has the broker's metrics too). */
   metricsPort: number
   concurrency: number
   /** Replicas of each partition of the bench database (default REPLICAS). */
@@ -138,6 +138,8 @@ export interface CortadoCluster {
    * master (their cortado_node_replica_apply_cpu_seconds_total, summed); NaN if a node did not say.
    */
   replicaApplySeconds(): Promise<number>
+  /** Kafka requests the broker has handled so far, by API (its cortado_broker_requests_total); empty if it did not say. */
+  kafkaRequests(): Promise<Map<string, number>>
   stderr(): string
   stop(): Promise<void>
 }
@@ -212,6 +214,14 @@ function counterValue(exposition: string, name: string): number {
   return m === null ? NaN : Number(m[1])
 }
 
+/** A counter's values by one label in a Prometheus text exposition. */
+function labelledCounter(exposition: string, name: string, label: string): Map<string, number> {
+  const out = new Map<string, number>()
+  const line = new RegExp(`^${name}\\{[^}]*\\b${label}="([^"]*)"[^}]*\\} (\\S+)$`, 'gm')
+  for (const m of exposition.matchAll(line)) out.set(m[1], Number(m[2]))
+  return out
+}
+
 /**
  * Starts the cluster, creates the bench database, and waits until writes succeed on (very nearly
  * certainly) every partition. `defer` gets the cleanup as soon as there is something to clean up.
@@ -278,7 +288,15 @@ export async function startCortado(
     const common = ['--bootstrap', bootstrap, '--replication-factor', '1']
     await run(
       'broker',
-      ['broker', '--port', String(o.brokerPort), '--data-dir', join(dataDir, 'broker')],
+      [
+        'broker',
+        '--port',
+        String(o.brokerPort),
+        '--data-dir',
+        join(dataDir, 'broker'),
+        '--metrics-port',
+        String(o.metricsPort),
+      ],
       'cortado broker ready',
     )
     routerLine = await run('router', ['router', ...common, '--http-port', String(o.httpPort)], 'cortado router ready')
@@ -368,6 +386,14 @@ export async function startCortado(
             { role: 'nodes', pids: pidsOf('node') },
           ],
     pids: () => started.flatMap((s) => (running(s.spawned.proc) ? (s.spawned.proc.pid ?? []) : [])),
+    async kafkaRequests() {
+      try {
+        const res = await request(`http://127.0.0.1:${o.metricsPort}/metrics`)
+        return labelledCounter(await res.body.text(), 'cortado_broker_requests_total', 'api')
+      } catch {
+        return new Map<string, number>()
+      }
+    },
     async replicaApplySeconds() {
       const values = await Promise.all(
         nodes.map(async (n) => {

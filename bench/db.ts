@@ -96,6 +96,8 @@ interface Side {
   pids(): number[]
   /** Cortado: CPU seconds the nodes have spent applying records as replicas that are not master. */
   replicaApplySeconds?: () => Promise<number>
+  /** Cortado: Kafka requests the broker has handled so far, by API. */
+  kafkaRequests?: () => Promise<Map<string, number>>
   written: WrittenKeys
 }
 
@@ -139,6 +141,7 @@ function cortadoColumn(name: string, replicas: number, via: 'http' | 'client' = 
           processes: () => Promise.resolve(c.processes()),
           pids: () => c.pids(),
           replicaApplySeconds: () => c.replicaApplySeconds(),
+          kafkaRequests: () => c.kafkaRequests(),
         },
         header: [
           `${name}: ${c.ready}; database ${PARTITIONS} partitions x ${replicas} replicas; ` +
@@ -319,6 +322,8 @@ interface Totals {
   /** Server CPU seconds and wall seconds while other columns were measured. */
   idleCpu: number
   idleWall: number
+  /** Cortado: Kafka requests the broker handled during the slices, by API. */
+  kafkaRequests: Map<string, number>
 }
 
 const emptyTotals = (): Totals => ({
@@ -333,6 +338,7 @@ const emptyTotals = (): Totals => ({
   roleCpu: new Map(),
   idleCpu: 0,
   idleWall: 0,
+  kafkaRequests: new Map(),
 })
 
 interface Row {
@@ -415,9 +421,15 @@ function printTable(): void {
   console.log('"nodes: replica apply" is the storage nodes applying records as replicas that are not master,')
   console.log('"nodes: master work" all their other CPU (serving and replicating writes as master, reads,')
   console.log('heartbeats, metadata). "load generator" is this process, client library included.')
+  console.log('Kafka requests/op: Produce and Fetch requests the broker handled per operation (replication,')
+  console.log('read-back, followers, heartbeats and metadata); each costs a round of framing, decoding and')
+  console.log('wake-ups on both sides, which is most of the cost of a write (docs/database.md, "Performance").')
 }
 
 // ---------------------------------------------------------------- scenarios
+
+/** The Kafka requests per operation shown for Cortado: its replication stream's cost drivers. */
+const KAFKA_APIS_SHOWN = ['Produce', 'Fetch']
 
 function add(map: Map<string, number>, key: string, value: number): void {
   map.set(key, (map.get(key) ?? 0) + value)
@@ -433,6 +445,7 @@ async function slice(
 ): Promise<number> {
   const t = totals.get(side.name)!
   const applied0 = await side.replicaApplySeconds?.()
+  const kafka0 = await side.kafkaRequests?.()
   const groups = await side.processes()
   const owners = new Map<number, string>()
   for (const other of sides) if (other !== side) for (const pid of other.pids()) owners.set(pid, `idle ${other.name}`)
@@ -455,6 +468,9 @@ async function slice(
   const client = process.cpuUsage(client0)
   const used = cpuBetween(table0, processTable(), owners)
   const applied1 = await side.replicaApplySeconds?.()
+  const kafka1 = await side.kafkaRequests?.()
+  if (kafka0 !== undefined && kafka1 !== undefined)
+    for (const [api, n] of kafka1) add(t.kafkaRequests, api, n - (kafka0.get(api) ?? 0))
 
   t.wall += wall
   t.clientCpu += (client.user + client.system) / 1e6
@@ -527,6 +543,11 @@ async function scenario(
   row('CPU µs/op server total', 'down', (t) => perOp(serverCpu(t), t))
   row('CPU µs/op load generator', 'down', (t) => perOp(t.clientCpu, t))
   row('CPU µs/op total', 'down', (t) => perOp(serverCpu(t) + t.clientCpu, t))
+  for (const api of KAFKA_APIS_SHOWN)
+    if ([...totals.values()].some((t) => t.kafkaRequests.size > 0))
+      row(`Kafka ${api} requests/op`, 'info', (t) =>
+        t.kafkaRequests.size === 0 ? NaN : (t.kafkaRequests.get(api) ?? 0) / t.completed,
+      )
   for (const s of sides) {
     const t = totals.get(s.name)!
     if (t.errors > 0) problems.push(`${s.name} ${label}: ${t.errors} failed operations, first: ${t.firstError}`)

@@ -198,7 +198,7 @@ function freePort(): Promise<number> {
 
 for (const processes of ['separate', 'start'] as const) {
   void test(
-    `the Cortado target starts the cluster (${processes}), creates the database, writes and reads through the router, counts replica apply CPU, and cleans up`,
+    `the Cortado target starts the cluster (${processes}), creates the database, writes and reads through the router, counts replica apply CPU and Kafka requests, and cleans up`,
     { timeout: 120_000 },
     async () => {
       const parentDir = mkdtempSync(join(tmpdir(), 'cortado-db-bench-test-'))
@@ -220,6 +220,7 @@ for (const processes of ['separate', 'start'] as const) {
         assert.equal(roles.find((g) => g.role === 'nodes')?.pids.length, 3)
         assert.equal(new Set(roles.flatMap((g) => g.pids)).size, processes === 'start' ? 4 : 6)
         const applied0 = await c.replicaApplySeconds()
+        const kafka0 = await c.kafkaRequests()
         const written = new WrittenKeys(100)
         const w = await runPhase({
           target: c.target,
@@ -247,6 +248,12 @@ for (const processes of ['separate', 'start'] as const) {
         // Each write was applied by two replicas that are not master, and their nodes counted it.
         const applied1 = await c.replicaApplySeconds()
         assert.ok(Number.isFinite(applied0) && applied1 > applied0, `replica apply CPU ${applied0} -> ${applied1} s`)
+        // Every write was produced to the broker and read back from it at least once.
+        const kafka1 = await c.kafkaRequests()
+        for (const api of ['Produce', 'Fetch']) {
+          const n = (kafka1.get(api) ?? 0) - (kafka0.get(api) ?? 0)
+          assert.ok(n > 0, `${api} requests ${kafka0.get(api)} -> ${kafka1.get(api)}`)
+        }
         assert.equal(c.pids().length, processes === 'start' ? 1 : 6)
         await c.stop()
         assert.equal(c.pids().length, 0)
