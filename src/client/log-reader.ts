@@ -8,9 +8,10 @@
 // handlers of the partitions that returned records before fetching again. A handler that throws
 // stops nothing but its own partition's progress: the same records are fetched again next round.
 //
-// A partition may linger: after records of it were delivered, it sits out of the fetches for that
-// long, so what arrives meanwhile comes in one batch (for readers nobody waits on, such as a
-// database replica that answers no writer: fewer, larger handler calls). While a partition sits
+// A partition may linger: after records of it were delivered, it sits out of the fetches for about
+// that long, so what arrives meanwhile comes in one batch (for readers nobody waits on, such as a
+// database replica that answers no writer: fewer, larger handler calls). Lingering partitions come
+// due on a shared grid (lingerDue), so they rejoin the fetches together. While a partition sits
 // out, fetches wait at most until it is due again.
 import { type ClusterMetadata, Consumer } from '@platformatic/kafka'
 
@@ -319,9 +320,20 @@ export class LogReader {
     // Advance only if the assignment was not replaced while the handler ran.
     if (this.#assignments.get(key(a.topic, a.partition))?.epoch === epoch) {
       a.next = records[records.length - 1].offset + 1
-      if (a.lingerMs > 0) a.dueAt = Date.now() + a.lingerMs
+      if (a.lingerMs > 0) a.dueAt = lingerDue(Date.now(), a.lingerMs)
     }
   }
+}
+
+/**
+ * When a partition lingering `lingerMs` after a delivery at `now` is due again: the first step of a
+ * grid of `lingerMs` steps at least half a linger away (so it sits out lingerMs on average, between
+ * half and one and a half). Partitions delivered around the same time come due at the same step, so
+ * a reader following many lingering partitions fetches them together, one round per step, instead
+ * of one round each at scattered times (a storage node following every partition as a replica).
+ */
+export function lingerDue(now: number, lingerMs: number): number {
+  return Math.ceil((now + lingerMs / 2) / lingerMs) * lingerMs
 }
 
 type FetchResponse = Awaited<ReturnType<Consumer<Buffer, Buffer, Buffer, Buffer>['fetch']>>

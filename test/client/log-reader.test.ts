@@ -1,7 +1,7 @@
 // LogReader: partitions read from given offsets without a consumer group, against the real broker.
 import assert from 'node:assert/strict'
 import { after, before, test } from 'node:test'
-import { LogReader, type LogRecord } from '../../src/client/log-reader.ts'
+import { LogReader, lingerDue, type LogRecord } from '../../src/client/log-reader.ts'
 import { ReliableProducer } from '../../src/client/reliable-producer.ts'
 import { ensureTopic } from '../../src/db/kafka-topics.ts'
 import { type BrokerProcess, removeDir, startBroker } from '../helpers/broker-process.ts'
@@ -110,6 +110,21 @@ void test('a handler that throws gets the same records again; a partition in err
   } finally {
     await reader.close()
   }
+})
+
+void test('lingering partitions come due on a shared grid, between half and one and a half lingers away', () => {
+  for (const lingerMs of [1, 10, 50, 333]) {
+    for (let i = 0; i < 2000; i++) {
+      const now = 1_700_000_000_000 + Math.floor(Math.random() * 10_000_000) + Math.random()
+      const due = lingerDue(now, lingerMs)
+      assert.equal(due % lingerMs, 0, `${due} on the ${lingerMs} ms grid`)
+      assert.ok(due - now >= lingerMs / 2 && due - now < (3 * lingerMs) / 2, `${now} + ${lingerMs} -> ${due}`)
+    }
+  }
+  // Deliveries within one step of each other come due together (two partitions, one fetch round).
+  assert.equal(lingerDue(1000, 50), lingerDue(1024, 50))
+  assert.equal(lingerDue(1000, 50), 1050)
+  assert.equal(lingerDue(1026, 50), 1100)
 })
 
 void test('a lingering partition gets what arrived meanwhile in one batch; the others are read at once; lingering stops when set to 0', async () => {
