@@ -101,25 +101,6 @@ function parseQuery(query: string | undefined): { field: string; value: string }
   return { field: query.slice(0, i), value: query.slice(i + 1) }
 }
 
-/** What the document routes and the router's fast path (document-fast-path.ts) both do. */
-export interface DocumentActions {
-  /** The database and the table's definition; UNKNOWN_DATABASE or UNKNOWN_TABLE if there is none. */
-  table: (dbName: string, tableName: string) => { db: DatabaseInfo; t: TableInfo }
-  /** Writes a transaction of one document group at its partition's master: the new ETag. */
-  write: (dbName: string, ops: WriteRequestOp[]) => Promise<WriteResponse>
-  /** PUT of one document by its whole key, with the If-Match / If-None-Match headers: the new ETag. */
-  put: (
-    dbName: string,
-    tableName: string,
-    key: string[],
-    doc: Record<string, unknown>,
-    ifMatchHeader: string | string[] | undefined,
-    ifNoneMatchHeader: string | string[] | undefined,
-  ) => Promise<string>
-  /** One document by its whole key, as its node stores it (JSON text passed through). */
-  readDocument: (dbName: string, partition: number, path: string, from: 'master' | 'any') => Promise<NodeDocument>
-}
-
 export type NodeDocument = Awaited<ReturnType<ClusterClient['nodes']['getDocument']>>
 
 /** The path of one document at a node: /_node/doc/{db}/{partition}/{table}/{key…}?from=… */
@@ -132,8 +113,12 @@ export const documentPath = (
 ): string =>
   `/_node/doc/${[dbName, String(partition), tableName, ...key].map(encodeURIComponent).join('/')}?from=${from}`
 
-export function documentActions(cluster: ClusterClient): DocumentActions {
-  const table = (dbName: string, tableName: string) => {
+/** What the document routes and the router's fast path (document-fast-path.ts) both do. */
+export type DocumentActions = ReturnType<typeof documentActions>
+
+export function documentActions(cluster: ClusterClient) {
+  /** The database and the table's definition; UNKNOWN_DATABASE or UNKNOWN_TABLE if there is none. */
+  const table = (dbName: string, tableName: string): { db: DatabaseInfo; t: TableInfo } => {
     const db = cluster.database(dbName)
     // Own properties only: a table named constructor or __proto__ is not the object's prototype.
     const t = Object.hasOwn(db.tables, tableName) ? db.tables[tableName] : undefined
@@ -141,6 +126,7 @@ export function documentActions(cluster: ClusterClient): DocumentActions {
     return { db, t }
   }
 
+  /** Writes a transaction of one document group at its partition's master: the new ETag. */
   const write = async (dbName: string, ops: WriteRequestOp[]): Promise<WriteResponse> => {
     const db = cluster.database(dbName)
     const keys = new Set(ops.map((o) => o.key[0]))
@@ -154,6 +140,7 @@ export function documentActions(cluster: ClusterClient): DocumentActions {
     return cluster.toMaster<WriteResponse>(dbName, partition, '/_node/write', body, 'write')
   }
 
+  /** PUT of one document by its whole key, with the If-Match / If-None-Match headers: the new ETag. */
   const put = async (
     dbName: string,
     tableName: string,
@@ -171,6 +158,7 @@ export function documentActions(cluster: ClusterClient): DocumentActions {
     return (await write(dbName, [op])).etag
   }
 
+  /** One document by its whole key, as its node stores it (JSON text passed through). */
   const readDocument = async (
     dbName: string,
     partition: number,
