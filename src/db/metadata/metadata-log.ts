@@ -1,6 +1,6 @@
 // The cluster metadata topic `__cortado_metadata`: one compacted partition of JSON records keyed
 //   node/<id>              → NodeInfo          (written by each storage node at start)
-//   heartbeat/<id>         → NodeReport        (each storage node, every 250 ms: liveness and
+//   heartbeat/<id>         → NodeReport        (each storage node, every 500 ms: liveness and
 //                                               the current state of its replicas)
 //   db/<name>              → DatabaseInfo      (written by the admin API)
 //   command/<id>           → a request to the controller (admin API), deleted once done

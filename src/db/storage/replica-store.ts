@@ -61,6 +61,9 @@ function parseSubKey(skey: string): string[] {
   return parts
 }
 
+/** WAL pages (4 KiB each) after which a commit checkpoints the WAL into the database file. */
+export const WAL_CHECKPOINT_PAGES = 4000
+
 export class ReplicaStore {
   readonly path: string
   readonly #db: DatabaseSync
@@ -82,10 +85,16 @@ export class ReplicaStore {
     // locks and the WAL index in its own memory instead of taking file locks and reading shared
     // memory on every statement (a point read ~9 -> ~4 µs, a commit ~32 -> ~20 µs here); a second
     // process opening the same replica gets SQLITE_BUSY.
+    // A checkpoint (WAL pages copied into the file, two fsyncs) runs inside the commit that crosses
+    // wal_autocheckpoint pages and blocks the node's event loop for it: 5-25 ms under load here.
+    // At WAL_CHECKPOINT_PAGES instead of SQLite's 1,000 they come a quarter as often and copy each
+    // hot page once for more commits: under the 32-worker write load, the time nodes spent in
+    // commits over 1 ms fell from ~0.8 s to ~0.35 s in 6 s (docs/database.md, "Performance").
     this.#db.exec(`
       PRAGMA locking_mode = EXCLUSIVE;
       PRAGMA journal_mode = WAL;
       PRAGMA synchronous = NORMAL;
+      PRAGMA wal_autocheckpoint = ${WAL_CHECKPOINT_PAGES};
       -- A rowid table, with the key in its primary-key index: documents of ~1 KB are too large for
       -- WITHOUT ROWID's in-tree rows (upserts measured about 3x slower that way).
       CREATE TABLE IF NOT EXISTS docs (tbl TEXT NOT NULL, pkey TEXT NOT NULL, skey TEXT NOT NULL, doc TEXT NOT NULL,

@@ -3,12 +3,12 @@
 // committing atomically with the data it covers (invariant 4, docs/invariants.md), reopening,
 // digests, snapshots, and the shape check for operations decoded from the log.
 import assert from 'node:assert/strict'
-import { copyFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { copyFileSync, existsSync, mkdtempSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, test } from 'node:test'
 import { type Operation, validOperation } from '../../../src/db/replication/operation.ts'
-import { etagOf, ReplicaStore } from '../../../src/db/storage/replica-store.ts'
+import { etagOf, ReplicaStore, WAL_CHECKPOINT_PAGES } from '../../../src/db/storage/replica-store.ts'
 
 let dir: string
 let n = 0
@@ -464,4 +464,31 @@ test('validOperation accepts the two operation shapes and rejects every malforme
     ['delete without table', { kind: 'delete', key: ['p'] }],
   ]
   for (const [name, op] of bad) assert.equal(validOperation(op), false, name)
+})
+
+test('the WAL is checkpointed after WAL_CHECKPOINT_PAGES pages, not at the SQLite default of 1,000', () => {
+  const s = fresh()
+  const wal = `${s.path}-wal`
+  // A WAL frame is a 24-byte header and a 4 KiB page, after the file's 32-byte header.
+  const walPages = () => (statSync(wal).size - 32) / (24 + 4096)
+  const doc = { body: 'x'.repeat(1000) }
+  // Each commit adds about three pages (the document's leaf, its key index leaf, the checkpoint).
+  let scn = 0
+  while (walPages() < 1.5 * 1000) {
+    scn++
+    s.apply([put('t', [`k${scn % 300}`], doc)], cp(1, scn, scn))
+    assert.ok(scn < 3000, 'the WAL should have grown past 1,500 pages')
+  }
+  // Past SQLite's default threshold with nothing checkpointed: the database file has no rows yet.
+  assert.ok(WAL_CHECKPOINT_PAGES > 1.5 * 1000)
+  assert.ok(statSync(s.path).size <= 4 * 4096, 'nothing copied into the database file yet')
+  while (statSync(s.path).size <= 4 * 4096) {
+    scn++
+    s.apply([put('t', [`k${scn % 300}`], doc)], cp(1, scn, scn))
+    assert.ok(scn < 20_000, 'a checkpoint should have run')
+  }
+  // The checkpoint ran once the WAL reached the threshold, and the data is all there.
+  assert.ok(walPages() >= WAL_CHECKPOINT_PAGES && walPages() < WAL_CHECKPOINT_PAGES + 10, `${walPages()} pages`)
+  assert.equal(s.count(), 300)
+  assert.equal(s.checkpoint().scn, scn)
 })
