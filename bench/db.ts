@@ -423,7 +423,7 @@ function printTable(): void {
   console.log('heartbeats, metadata). "load generator" is this process, client library included.')
   console.log('Kafka requests/op: Produce and Fetch requests the broker handled per operation (replication,')
   console.log('read-back, followers, heartbeats and metadata); each costs a round of framing, decoding and')
-  console.log('wake-ups on both sides, which is most of the cost of a write (docs/database.md, "Performance").')
+  console.log('wake-ups on both sides (docs/database.md, "Performance", has what they cost).')
 }
 
 // ---------------------------------------------------------------- scenarios
