@@ -12,6 +12,7 @@ import { createRegistry } from '../util/metrics.ts'
 import { BrokerConfig } from './config.ts'
 import { FetchWaiters } from './fetch-waiters.ts'
 import { Flusher } from './log/flusher.ts'
+import { Journal } from './log/journal.ts'
 import { ProducerIdAllocator } from './producer-ids.ts'
 import { type AnyHandler, KafkaServer } from './server.ts'
 import { TopicManager } from './topics.ts'
@@ -81,6 +82,8 @@ export class Broker {
   /** Compaction of cleanup.policy=compact topics (log.cleaner.enable). */
   private cleaner: LogCleaner | undefined
   private releaseLock: () => void = () => undefined
+  /** The write-ahead journal (cortado.fsync=ack with cortado.journal=true). */
+  private readonly journal: Journal | undefined
 
   private constructor(options: BrokerOptions) {
     this.config = new BrokerConfig(options.settings)
@@ -93,7 +96,9 @@ export class Broker {
     mkdirSync(this.dataDir, { recursive: true })
     this.lock()
     this.clusterId = this.loadClusterId()
-    this.flusher = new Flusher()
+    this.journal =
+      this.fsyncOnAck && this.config.bool('cortado.journal') ? Journal.open(join(this.dataDir, 'journal')) : undefined
+    this.flusher = new Flusher({ journal: this.journal })
     this.topics = new TopicManager(this.dataDir, this.config, this.flusher, this.log)
     this.groups = new GroupCoordinator(this.topics, this.config, this.log, this.fsyncOnAck)
     this.producerIds = new ProducerIdAllocator(this.dataDir)
@@ -138,6 +143,16 @@ export class Broker {
       fsyncSeconds.observe(ms / 1000)
       fsyncFiles.inc(files)
     }
+    const flusher = this.flusher
+    new prom.Counter({
+      name: 'cortado_broker_journal_checkpoints_total',
+      help: 'Journal checkpoints: rounds that also synced every segment written since the last, then moved to a new journal file',
+      registers: reg,
+      collect() {
+        this.reset()
+        this.inc(flusher.checkpoints)
+      },
+    })
     const groups = this.groups
     new prom.Gauge({
       name: 'cortado_broker_groups',
@@ -164,8 +179,11 @@ export class Broker {
     const broker = new Broker(options)
     try {
       broker.topics.load()
-      // Records a crashed broker left in the page cache become durable before anyone reads them.
+      // Records a crashed broker left in the page cache, and those replayed from the journal,
+      // become durable before anyone reads them; then the journal's old files are redundant.
       await broker.flusher.flush()
+      broker.reportJournalRecovery()
+      broker.journal?.dropRecovered()
       broker.groups.start()
       broker.server = new KafkaServer({
         host: options.host,
@@ -179,6 +197,7 @@ export class Broker {
       broker.port = await broker.server.listen()
     } catch (err) {
       await broker.topics.close()
+      broker.journal?.close(false)
       broker.unlock()
       throw err
     }
@@ -204,6 +223,24 @@ export class Broker {
     return broker
   }
 
+  /** Logs what the journal replayed into logs that lost their tail (a machine crash). */
+  private reportJournalRecovery(): void {
+    const journal = this.journal
+    if (journal === undefined || journal.recovery.files === 0) return
+    let batches = 0
+    for (const topic of this.topics.list())
+      for (const [partition, log] of topic.partitions.entries()) {
+        batches += log.journalReplay.batches
+        if (log.journalReplay.gapAt !== null)
+          this.log.error('the journal does not continue a recovered log: its later batches were not replayed', {
+            topic: topic.name,
+            partition,
+            logEndOffset: log.journalReplay.gapAt,
+          })
+      }
+    this.log.info('journal recovered', { ...journal.recovery, replayedBatches: batches })
+  }
+
   /** The host put into metadata responses. */
   get advertisedHost(): string {
     const configured = this.config.get('advertised.host.name')
@@ -218,7 +255,14 @@ export class Broker {
     await this.server?.close()
     // No new cleaning rounds; a round in progress stops at its next slice once its log closes.
     const cleanerStopped = this.cleaner?.stop()
-    await this.topics.close()
+    let closed = false
+    try {
+      await this.topics.close()
+      closed = true
+    } finally {
+      // Every log closed cleanly has synced all it holds: the journal is then redundant.
+      this.journal?.close(closed)
+    }
     await cleanerStopped
     // Before the data directory is released: another broker may take it over.
     this.producerIds.close()

@@ -230,6 +230,11 @@ export const BROKER_CONFIGS: Readonly<Record<string, ConfigDef>> = {
     doc: 'ack: acks=1/all produce is answered only after fdatasync (group commit); none: page cache only, as Kafka by default',
     check: oneOf('ack', 'none'),
   },
+  'cortado.journal': {
+    type: 'BOOLEAN',
+    default: 'true',
+    doc: 'With cortado.fsync=ack: appends also go to one write-ahead journal, which each group commit syncs instead of every partition written; segments are synced at checkpoints',
+  },
   'cortado.max.inflight.requests.per.connection': {
     type: 'INT',
     default: '100',

@@ -119,7 +119,7 @@ export class TopicManager {
         partitions: [],
       }
       for (let p = 0; p < meta.partitions; p++) {
-        topic.partitions.push(PartitionLog.open(join(dir, String(p)), this.logConfig(topic), this.flusher, now))
+        topic.partitions.push(this.openPartition(topic, p, now))
       }
       this.byName.set(topic.name, topic)
       this.byId.set(meta.id, topic)
@@ -174,7 +174,7 @@ export class TopicManager {
     mkdirSync(dir, { recursive: true })
     const topic: Topic = { name, id, dir, configs: { ...configs }, partitions: [] }
     for (let p = 0; p < count; p++) {
-      topic.partitions.push(PartitionLog.open(join(dir, String(p)), this.logConfig(topic), this.flusher, now))
+      topic.partitions.push(this.openPartition(topic, p, now))
     }
     this.writeMeta(topic)
     fsyncDir(this.logsDir)
@@ -200,7 +200,7 @@ export class TopicManager {
       throw new TopicError(ErrorCode.INVALID_PARTITIONS, `at most ${MAX_PARTITIONS} partitions`)
     if (validateOnly) return
     for (let p = current; p < total; p++) {
-      topic.partitions.push(PartitionLog.open(join(topic.dir, String(p)), this.logConfig(topic), this.flusher, now))
+      topic.partitions.push(this.openPartition(topic, p, now))
     }
     this.writeMeta(topic)
     this.log.info('partitions added', { topic: name, partitions: total })
@@ -218,6 +218,11 @@ export class TopicManager {
     await Promise.all(topic.partitions.map((p) => p.delete()))
     rmSync(topic.dir, { recursive: true, force: true })
     this.log.info('topic deleted', { topic: name })
+  }
+
+  private openPartition(topic: Topic, partition: number, now: number): PartitionLog {
+    const dir = join(topic.dir, String(partition))
+    return PartitionLog.open(dir, this.logConfig(topic), this.flusher, now, { topicId: topic.id, partition })
   }
 
   logConfig(topic: Topic): LogConfig {

@@ -3,15 +3,24 @@
 // and fdatasyncs them in parallel, then resolves everyone who asked before it started. Whoever
 // asks while a round is running joins the next round, because their data may have been written
 // after the running round's fdatasync calls were issued.
+//
+// With a journal (journal.ts), an append's bytes are also queued for the journal and its segment
+// is synced only at the next checkpoint: a round writes the queued entries and syncs the journal
+// file (plus whatever was marked dirty), so it costs one fdatasync however many partitions it
+// covers. A checkpoint round also syncs every segment written since the last one, then the
+// journal moves to a new file.
 
 import fs from 'node:fs'
 import { LogStorageError } from './errors.ts'
+import { type Journal, JOURNAL_PENDING_LIMIT_BYTES, type JournalKey } from './journal.ts'
 
 export type FdatasyncFn = (fd: number, callback: (err: NodeJS.ErrnoException | null) => void) => void
 
 export interface FlusherOptions {
   /** Injected for tests (slow or failing disks); defaults to fs.fdatasync. */
   fdatasync?: FdatasyncFn
+  /** Write-ahead journal: appends are journaled and their segments synced at checkpoints. */
+  journal?: Journal
 }
 
 interface Round {
@@ -26,7 +35,13 @@ export class Flusher {
 
   private readonly fdatasync: FdatasyncFn
   private readonly dirty = new Set<number>()
+  /** Segments whose appended bytes are in the journal: synced by the next checkpoint round. */
+  private readonly journaled = new Set<number>()
+  /** Fds released while a round syncs them (a failed checkpoint must not put them back). */
+  private readonly releasedInRound = new Set<number>()
   private readonly inFlight = new Set<number>()
+  /** Undefined without a journal, or after writing it failed (every append is then synced eagerly). */
+  private journal: Journal | undefined
   private readonly releaseWaiters = new Map<number, (() => void)[]>()
   private next: Round | null = null
   private running = false
@@ -41,6 +56,19 @@ export class Flusher {
 
   constructor(options: FlusherOptions = {}) {
     this.fdatasync = options.fdatasync ?? fs.fdatasync
+    this.journal = options.journal
+    // The journal's new file needs its directory entry synced before its entries count.
+    if (this.journal !== undefined) this.dirty.add(this.journal.dirFd)
+  }
+
+  /** The batches the journal's previous files hold for a partition (PartitionLog.open replays them). */
+  recoveredFor(key: JournalKey): Buffer[] {
+    return this.journal?.recoveredFor(key) ?? []
+  }
+
+  /** Whether appends are journaled (a segment is then only synced at checkpoints, roll or close). */
+  get journaling(): boolean {
+    return this.journal !== undefined
   }
 
   /** Completed fsync rounds. */
@@ -69,9 +97,28 @@ export class Flusher {
   get dirtyCount(): number {
     return this.dirty.size
   }
+  /** Checkpoints completed (journal files moved past). */
+  get checkpoints(): number {
+    return this.journal?.checkpoints ?? 0
+  }
 
   markDirty(fd: number): void {
     this.dirty.add(fd)
+  }
+
+  /**
+   * A partition log appended `batches` to the segment open as `fd`: journaled (the segment synced
+   * at the next checkpoint) when there is a journal and the log has a key in it, else marked dirty.
+   */
+  appended(key: JournalKey | undefined, batches: Buffer, fd: number): void {
+    if (this.journal === undefined || key === undefined) {
+      this.dirty.add(fd)
+      return
+    }
+    this.journal.add(key, batches)
+    this.journaled.add(fd)
+    // Appends nobody flushes (acks=0) must not pile up in memory.
+    if (this.journal.pendingBytes >= JOURNAL_PENDING_LIMIT_BYTES) this.flush().catch(() => {})
   }
 
   /** Resolves once every fd marked dirty before this call has been fdatasync'ed. */
@@ -90,7 +137,9 @@ export class Flusher {
    */
   release(fd: number): Promise<void> {
     this.dirty.delete(fd)
+    this.journaled.delete(fd)
     if (!this.inFlight.has(fd)) return Promise.resolve()
+    this.releasedInRound.add(fd)
     return new Promise((resolve) => {
       const waiters = this.releaseWaiters.get(fd)
       if (waiters === undefined) this.releaseWaiters.set(fd, [resolve])
@@ -111,11 +160,32 @@ export class Flusher {
     if (round === null) return
     this.next = null
     this.running = true
+    const start = performance.now()
+    let failure: NodeJS.ErrnoException | null = null
+    const journal = this.journal
+    // A checkpoint round syncs the segments whose entries are in the current journal file.
+    let checkpoint: number[] | null = null
+    if (journal !== undefined) {
+      try {
+        if (journal.writePending()) this.dirty.add(journal.currentFd)
+        if (journal.checkpointDue(start)) {
+          checkpoint = [...this.journaled]
+          this.journaled.clear()
+          for (const fd of checkpoint) this.dirty.add(fd)
+        }
+      } catch (err) {
+        // Queued entries may be torn in the file, and later ones would sit behind them: stop
+        // journaling, and sync every segment the journal was covering, in this round and after.
+        failure = err as NodeJS.ErrnoException
+        this.journal = undefined
+        for (const fd of this.journaled) this.dirty.add(fd)
+        this.journaled.clear()
+      }
+    }
     const fds = [...this.dirty]
     this.dirty.clear()
-    const start = performance.now()
+    this.releasedInRound.clear()
     let pending = fds.length
-    let failure: NodeJS.ErrnoException | null = null
 
     const finish = (): void => {
       const ms = performance.now() - start
@@ -124,6 +194,19 @@ export class Flusher {
       this.lastMs = ms
       if (ms > this.maxMs) this.maxMs = ms
       this.running = false
+      if (checkpoint !== null && journal !== undefined && this.journal === journal) {
+        if (failure === null) {
+          try {
+            journal.rotate()
+            this.dirty.add(journal.dirFd)
+          } catch {
+            // No new file (a full disk, say): every segment is synced now, so go on without one.
+            this.journal = undefined
+          }
+        } else {
+          for (const fd of checkpoint) if (!this.releasedInRound.has(fd)) this.journaled.add(fd)
+        }
+      }
       if (failure === null) round.resolve()
       else round.reject(new LogStorageError(`fdatasync failed: ${failure.message}`, failure))
       if (this.next !== null) this.schedule()

@@ -1,6 +1,7 @@
 // The on-disk log of one partition: a directory of segments named by base offset, the newest
 // of which (the active segment) takes appends. Durability comes from the shared Flusher (group
-// commit); crash safety from recovery on open (see open()).
+// commit, through the broker's journal when it has one); crash safety from recovery on open (see
+// open()).
 
 import fs from 'node:fs'
 import path from 'node:path'
@@ -17,6 +18,7 @@ import {
   unlinkIfExists,
 } from './files.ts'
 import { type Flusher } from './flusher.ts'
+import { type JournalKey } from './journal.ts'
 import { INT32_MAX, Segment } from './segment.ts'
 import { completeInterruptedSwaps } from './swap.ts'
 import { ProducerStateTable } from './producer-state.ts'
@@ -35,6 +37,13 @@ export interface LogConfig {
    * acknowledgements wait for fsync, so no reader acts on a record a machine crash could take back.
    */
   visibleWhenDurable?: boolean
+}
+
+export interface JournalReplay {
+  /** Batches appended again from the journal (lost from the segment, acknowledged from the journal). */
+  batches: number
+  /** Set when the journal's batches did not continue the recovered log (a gap): the rest were not replayed. */
+  gapAt: number | null
 }
 
 export interface ProducerStateLoad {
@@ -63,6 +72,8 @@ export class PartitionLog {
   readonly dir: string
   readonly config: LogConfig
   private readonly flusher: Flusher
+  /** This log's name in the broker's journal; undefined: appends are synced by the next round. */
+  private readonly journalKey: JournalKey | undefined
   private readonly dirFd: number
   private readonly segments: Segment[]
   private endOffset: number
@@ -88,11 +99,14 @@ export class PartitionLog {
     discardedSnapshots: [],
     ms: 0,
   }
+  /** What open() appended again from the journal. */
+  journalReplay: JournalReplay = { batches: 0, gapAt: null }
 
   private constructor(
     dir: string,
     config: LogConfig,
     flusher: Flusher,
+    journalKey: JournalKey | undefined,
     dirFd: number,
     segments: Segment[],
     truncated: number,
@@ -100,6 +114,7 @@ export class PartitionLog {
     this.dir = dir
     this.config = config
     this.flusher = flusher
+    this.journalKey = journalKey
     this.dirFd = dirFd
     this.segments = segments
     this.endOffset = segments[segments.length - 1].nextOffset
@@ -116,9 +131,17 @@ export class PartitionLog {
    * from their files (a segment whose indexes do not match its log is rescanned). Otherwise the
    * last segment is scanned batch by batch and truncated at the first torn or corrupt batch. A
    * segment truncated that way drops every later segment, and a segment overlapping the previous
-   * one's offsets is dropped, so offsets always increase through the log.
+   * one's offsets is dropped, so offsets always increase through the log. With a journal key, the
+   * batches the broker's journal holds beyond the recovered end are then appended again (a machine
+   * crash took them from the page cache after the journal had acknowledged them).
    */
-  static open(dir: string, config: LogConfig, flusher: Flusher, now: number = Date.now()): PartitionLog {
+  static open(
+    dir: string,
+    config: LogConfig,
+    flusher: Flusher,
+    now: number = Date.now(),
+    journalKey?: JournalKey,
+  ): PartitionLog {
     fs.mkdirSync(dir, { recursive: true })
     const dirFd = fs.openSync(dir, 'r')
     try {
@@ -179,8 +202,9 @@ export class PartitionLog {
       }
       if (dirChanged) fs.fsyncSync(dirFd)
       segments[segments.length - 1].initRollBaseTime(now)
-      const log = new PartitionLog(dir, config, flusher, dirFd, segments, truncated)
+      const log = new PartitionLog(dir, config, flusher, journalKey, dirFd, segments, truncated)
       log.loadProducerState(now)
+      if (journalKey !== undefined) log.replayJournal(flusher.recoveredFor(journalKey), now)
       return log
     } catch (err) {
       closeQuietly(dirFd)
@@ -237,8 +261,38 @@ export class PartitionLog {
     const active = this.segments[this.segments.length - 1]
     this.endOffset = active.append(batches, headers, baseOffset, now)
     this.totalBytes += bytes
-    this.flusher.markDirty(active.fd)
+    this.flusher.appended(this.journalKey, batches, active.fd)
     return { baseOffset, lastOffset: this.endOffset - 1 }
+  }
+
+  /**
+   * Appends the journal's batches that continue the recovered log, in order, skipping those it
+   * already holds; they are synced by the broker's first round (marked dirty, not journaled again).
+   * A batch that neither is in the log nor continues it stops the replay (recorded in journalReplay).
+   */
+  private replayJournal(entries: Buffer[], now: number): void {
+    for (const batches of entries) {
+      let pos = 0
+      while (pos + LOG_OVERHEAD <= batches.length) {
+        const h = readBatchHeader(batches, pos)
+        const batch = batches.subarray(pos, pos + LOG_OVERHEAD + h.batchLength)
+        pos += batch.length
+        const last = h.baseOffset + h.lastOffsetDelta
+        if (last < this.endOffset) continue
+        if (h.baseOffset !== this.endOffset || batch.length !== LOG_OVERHEAD + h.batchLength) {
+          this.journalReplay.gapAt = this.endOffset
+          return
+        }
+        if (this.shouldRoll(batch.length, h.lastOffsetDelta + 1, now)) this.roll()
+        const active = this.segments[this.segments.length - 1]
+        this.endOffset = active.append(batch, [h], h.baseOffset, now)
+        this.totalBytes += batch.length
+        this.durableEnd = this.endOffset
+        this.flusher.markDirty(active.fd)
+        if (h.producerId >= 0) this.producerState.record(h, h.baseOffset, last, now)
+        this.journalReplay.batches++
+      }
+    }
   }
 
   private shouldRoll(bytes: number, count: number, now: number): boolean {
@@ -259,6 +313,9 @@ export class PartitionLog {
    */
   private roll(): void {
     const old = this.segments[this.segments.length - 1]
+    // With a journal, the old segment's tail may be on disk only there; it is synced now, before
+    // a newer segment exists: recovery scans only the last segment for a lost tail.
+    if (this.journalKey !== undefined && this.flusher.journaling) fs.fdatasyncSync(old.fd)
     old.finish()
     for (const fd of old.fds()) this.flusher.markDirty(fd)
     this.segments.push(Segment.create(this.dir, this.endOffset, this.config.indexIntervalBytes))
