@@ -172,3 +172,44 @@ test('retention deletes segments whose fsync is still in flight without syncing 
   await log.close()
   assert.deepEqual(errors, [])
 })
+
+test('a round of one file on a fast disk is synced on the event loop; after a slow round the next goes to the pool', async () => {
+  const pool: number[] = []
+  const inline: number[] = []
+  let inlineMs = 0
+  const flusher = new Flusher({
+    fdatasync: (fd, cb) => {
+      pool.push(fd)
+      fs.fdatasync(fd, cb)
+    },
+    fdatasyncSync: (fd) => {
+      inline.push(fd)
+      const until = performance.now() + inlineMs
+      while (performance.now() < until); // a disk this slow
+      fs.fdatasyncSync(fd)
+    },
+  })
+  const a = tempFd()
+  const b = tempFd()
+  flusher.markDirty(a)
+  await flusher.flush()
+  assert.deepEqual([inline, pool], [[a], []], 'one file, fast disk: inline')
+  flusher.markDirty(a)
+  flusher.markDirty(b)
+  await flusher.flush()
+  assert.deepEqual([inline, pool], [[a], [a, b]], 'two files: in parallel on the pool')
+  inlineMs = 5
+  flusher.markDirty(a)
+  await flusher.flush()
+  assert.ok(flusher.lastRoundMs >= 5)
+  flusher.markDirty(b)
+  await flusher.flush()
+  assert.deepEqual(
+    [inline, pool],
+    [
+      [a, a],
+      [a, b, b],
+    ],
+    'after a slow round: the pool',
+  )
+})
