@@ -98,7 +98,10 @@ export class Broker {
     this.clusterId = this.loadClusterId()
     this.journal =
       this.fsyncOnAck && this.config.bool('cortado.journal') ? Journal.open(join(this.dataDir, 'journal')) : undefined
-    this.flusher = new Flusher({ journal: this.journal })
+    this.flusher = new Flusher({
+      journal: this.journal,
+      journalDirectBytes: this.config.number('cortado.journal.direct.bytes'),
+    })
     this.topics = new TopicManager(this.dataDir, this.config, this.flusher, this.log)
     this.groups = new GroupCoordinator(this.topics, this.config, this.log, this.fsyncOnAck)
     this.producerIds = new ProducerIdAllocator(this.dataDir)

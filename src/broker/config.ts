@@ -235,6 +235,12 @@ export const BROKER_CONFIGS: Readonly<Record<string, ConfigDef>> = {
     default: 'true',
     doc: 'With cortado.fsync=ack: appends also go to one write-ahead journal, which each group commit syncs instead of every partition written; segments are synced at checkpoints',
   },
+  'cortado.journal.direct.bytes': {
+    type: 'INT',
+    default: '32768',
+    doc: 'A partition with this many bytes in a group-commit round, or the only one in it, has its segment synced instead of journaled (its bytes written once); -1: every append journaled',
+    check: atLeast(-1),
+  },
   'cortado.max.inflight.requests.per.connection': {
     type: 'INT',
     default: '100',

@@ -208,10 +208,15 @@ void test(
   { timeout: 120_000 },
   async () => {
     const dataDir = tempDir('crash-journal')
-    let broker: BrokerProcess = await startBroker({ dataDir, metrics: true })
+    // Every append journaled (no segment synced in a round by itself), so that each segment was
+    // last synced when the broker started (empty then) until a checkpoint, 10 s of journal later:
+    // everything written before that is in the journal alone.
+    let broker: BrokerProcess = await startBroker({
+      dataDir,
+      metrics: true,
+      config: { 'cortado.journal.direct.bytes': '-1' },
+    })
     const port = broker.port
-    // The broker synced every segment when it started (empty then) and syncs them next at a
-    // checkpoint, 10 s of journal later: everything written before that is in the journal alone.
     await createTopic(port, [])
     const acked: Acked[] = []
     const unknown = new Set<string>()

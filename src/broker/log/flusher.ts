@@ -7,12 +7,13 @@
 // With a journal (journal.ts), an append's bytes are also queued for the journal and its segment
 // is synced only at the next checkpoint: a round writes the queued entries and syncs the journal
 // file (plus whatever was marked dirty), so it costs one fdatasync however many partitions it
-// covers. A checkpoint round also syncs every segment written since the last one, then the
-// journal moves to a new file.
+// covers. A segment with many bytes in the round, or the round's only one, is synced itself
+// instead (Journal.writePending). A checkpoint round also syncs every segment written since the
+// last one, then the journal moves to a new file.
 
 import fs from 'node:fs'
 import { LogStorageError } from './errors.ts'
-import { type Journal, JOURNAL_PENDING_LIMIT_BYTES, type JournalKey } from './journal.ts'
+import { type Journal, JOURNAL_DIRECT_BYTES, JOURNAL_PENDING_LIMIT_BYTES, type JournalKey } from './journal.ts'
 
 export type FdatasyncFn = (fd: number, callback: (err: NodeJS.ErrnoException | null) => void) => void
 
@@ -26,6 +27,8 @@ export interface FlusherOptions {
   fdatasyncSync?: (fd: number) => void
   /** Write-ahead journal: appends are journaled and their segments synced at checkpoints. */
   journal?: Journal
+  /** A segment with this many bytes in a round (or the round's only one) is synced itself; < 0: never. Default JOURNAL_DIRECT_BYTES. */
+  journalDirectBytes?: number
 }
 
 /** A round slower than this sends the next single-file rounds to the thread pool. */
@@ -43,6 +46,7 @@ export class Flusher {
 
   private readonly fdatasync: FdatasyncFn
   private readonly fdatasyncSync: ((fd: number) => void) | undefined
+  private readonly journalDirectBytes: number
   private readonly dirty = new Set<number>()
   /** Segments whose appended bytes are in the journal: synced by the next checkpoint round. */
   private readonly journaled = new Set<number>()
@@ -67,6 +71,7 @@ export class Flusher {
     this.fdatasync = options.fdatasync ?? fs.fdatasync
     this.fdatasyncSync = options.fdatasyncSync ?? (options.fdatasync === undefined ? fs.fdatasyncSync : undefined)
     this.journal = options.journal
+    this.journalDirectBytes = options.journalDirectBytes ?? JOURNAL_DIRECT_BYTES
     // The journal's new file needs its directory entry synced before its entries count.
     if (this.journal !== undefined) this.dirty.add(this.journal.dirFd)
   }
@@ -125,7 +130,7 @@ export class Flusher {
       this.dirty.add(fd)
       return
     }
-    this.journal.add(key, batches)
+    this.journal.add(key, batches, fd)
     this.journaled.add(fd)
     // Appends nobody flushes (acks=0) must not pile up in memory.
     if (this.journal.pendingBytes >= JOURNAL_PENDING_LIMIT_BYTES) this.flush().catch(() => {})
@@ -177,7 +182,9 @@ export class Flusher {
     let checkpoint: number[] | null = null
     if (journal !== undefined) {
       try {
-        if (journal.writePending()) this.dirty.add(journal.currentFd)
+        const { wrote, direct } = journal.writePending(this.journalDirectBytes)
+        if (wrote) this.dirty.add(journal.currentFd)
+        for (const fd of direct) this.dirty.add(fd)
         if (journal.checkpointDue(start)) {
           checkpoint = [...this.journaled]
           this.journaled.clear()

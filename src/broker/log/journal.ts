@@ -32,6 +32,8 @@ export interface JournalKey {
 export const JOURNAL_CHECKPOINT_BYTES = 64 * 1024 * 1024
 /** Time after which the next round that writes the journal is a checkpoint, so that files do not linger. */
 export const JOURNAL_CHECKPOINT_MS = 10_000
+/** A segment with this many bytes queued in a round is synced itself instead of journaled. */
+export const JOURNAL_DIRECT_BYTES = 32 * 1024
 /** Entries waiting for a round beyond which the Flusher starts one (appends nobody flushes, acks=0). */
 export const JOURNAL_PENDING_LIMIT_BYTES = 16 * 1024 * 1024
 
@@ -64,7 +66,8 @@ export class Journal {
   readonly recovery: JournalRecovery
   private sequence: number
   private fd: number
-  private pending: Buffer[] = []
+  /** Entries waiting for the next round, by the segment fd they were appended to. */
+  private pending = new Map<number, { entries: { key: JournalKey; batches: Buffer }[]; bytes: number }>()
   private pendingSize = 0
   /** Bytes written to the current file. */
   private written = 0
@@ -156,27 +159,53 @@ export class Journal {
     return this.checkpointCount
   }
 
-  /** Queues an entry for the next round (which writes every queued entry in one system call). */
-  add(key: JournalKey, batches: Buffer): void {
-    const header = Buffer.allocUnsafe(HEADER_SIZE)
-    header.writeUInt32BE(HEADER_SIZE - 8 + batches.length, 0)
-    key.topicId.copy(header, 8, 0, 16)
-    header.writeInt32BE(key.partition, 24)
-    header.writeUInt32BE(crc32(batches, crc32(header.subarray(8))), 4)
-    this.pending.push(header, batches)
+  /** Queues an entry for the next round; `fd` is the segment the batches were appended to. */
+  add(key: JournalKey, batches: Buffer, fd: number): void {
+    let group = this.pending.get(fd)
+    if (group === undefined) {
+      group = { entries: [], bytes: 0 }
+      this.pending.set(fd, group)
+    }
+    group.entries.push({ key, batches })
+    group.bytes += HEADER_SIZE + batches.length
     this.pendingSize += HEADER_SIZE + batches.length
   }
 
-  /** Writes the queued entries to the current file (page cache); returns whether there were any. */
-  writePending(): boolean {
-    if (this.pendingSize === 0) return false
-    const data = Buffer.concat(this.pending, this.pendingSize)
-    this.pending = []
+  /**
+   * Writes the queued entries to the current file (page cache), in one system call, except those
+   * of a segment that is better synced itself: the only segment of the round (one fdatasync
+   * either way, and its bytes written once), or one with `directBytes` or more queued (writing
+   * that much twice costs more than the fdatasync it spares); with `directBytes` < 0, none.
+   * Returns whether it wrote, and the segments to sync directly in this round.
+   */
+  writePending(directBytes: number): { wrote: boolean; direct: number[] } {
+    const groups = this.pending
+    this.pending = new Map()
     this.pendingSize = 0
+    const direct: number[] = []
+    const parts: Buffer[] = []
+    let size = 0
+    for (const [fd, group] of groups) {
+      if (directBytes >= 0 && (groups.size === 1 || group.bytes >= directBytes)) {
+        direct.push(fd)
+        continue
+      }
+      for (const { key, batches } of group.entries) {
+        const header = Buffer.allocUnsafe(HEADER_SIZE)
+        header.writeUInt32BE(HEADER_SIZE - 8 + batches.length, 0)
+        key.topicId.copy(header, 8, 0, 16)
+        header.writeInt32BE(key.partition, 24)
+        header.writeUInt32BE(crc32(batches, crc32(header.subarray(8))), 4)
+        parts.push(header, batches)
+      }
+      size += group.bytes
+    }
+    if (size === 0) return { wrote: false, direct }
+    const data = Buffer.concat(parts, size)
     let done = 0
     while (done < data.length) done += fs.writeSync(this.fd, data, done, data.length - done, this.written + done)
     this.written += data.length
-    return true
+    return { wrote: true, direct }
   }
 
   /** Whether the round about to run should sync every segment and then move to a new file. */

@@ -125,16 +125,17 @@ test('a machine crash after an acknowledged round loses nothing: the logs replay
 
 test('a torn entry at the journal end (an unacknowledged round) ends the replay there', async () => {
   const r = root()
-  const b = open(r, 1)
+  const b = open(r, 2)
   await b.flusher.flush()
   const durable = segmentSizes(r)
   appendValues(b.logs[0], ['kept-1', 'kept-2'])
+  appendValues(b.logs[1], ['other'])
   await b.flusher.flush()
   const file = path.join(r, 'journal', fs.readdirSync(path.join(r, 'journal'))[0])
   fs.appendFileSync(file, Buffer.from([0, 0, 1, 0, 9, 9, 9])) // a header cut short
   losePageCache(r, durable)
-  const again = open(r, 1)
-  assert.deepEqual(again.journal.recovery, { files: 1, entries: 1, tornFiles: 1 })
+  const again = open(r, 2)
+  assert.deepEqual(again.journal.recovery, { files: 1, entries: 2, tornFiles: 1 })
   assert.deepEqual(readAll(again.logs[0]), [
     [0, 'kept-1'],
     [1, 'kept-2'],
@@ -143,13 +144,15 @@ test('a torn entry at the journal end (an unacknowledged round) ends the replay 
 
 test('entries of another topic (a deleted one, whose name may be reused) are never replayed', async () => {
   const r = root()
-  const b = open(r, 1, TOPIC_A)
+  const b = open(r, 2, TOPIC_A)
   await b.flusher.flush()
   const durable = segmentSizes(r)
   appendValues(b.logs[0], ['of-a'])
+  appendValues(b.logs[1], ['of-a too'])
   await b.flusher.flush()
+  assert.equal(b.journal.recoveredFor({ topicId: TOPIC_A, partition: 0 }).length, 0)
   losePageCache(r, durable)
-  const again = open(r, 1, TOPIC_B)
+  const again = open(r, 2, TOPIC_B)
   assert.deepEqual(readAll(again.logs[0]), [])
   assert.equal(again.logs[0].journalReplay.batches, 0)
 })
@@ -174,6 +177,7 @@ test('a checkpoint syncs every segment written since the last one, then moves to
   b.synced.length = 0
   const newFd = b.journal.currentFd
   appendValues(b.logs[0], ['y'])
+  appendValues(b.logs[1], ['z'])
   await b.flusher.flush()
   assert.ok(b.synced.includes(newFd) && b.synced.includes(b.journal.dirFd))
 })
@@ -205,4 +209,23 @@ test('with many segments, a roll syncs the old one: a crash takes only the activ
   )
   assert.deepEqual(readAll(again), expected)
   assert.ok(again.journalReplay.batches >= 1)
+})
+
+test("the round's only segment, and a segment with 32 KiB or more in the round, are synced themselves, not journaled", async () => {
+  const b = open(root(), 3)
+  await b.flusher.flush()
+  b.synced.length = 0
+  appendValues(b.logs[0], ['alone'])
+  await b.flusher.flush()
+  assert.equal(b.synced.length, 1)
+  assert.notEqual(b.synced[0], b.journal.currentFd, 'one segment: synced itself')
+  const alone = b.synced[0]
+  b.synced.length = 0
+  appendValues(b.logs[0], ['big'.padEnd(40_000, '.')])
+  appendValues(b.logs[1], ['small'])
+  appendValues(b.logs[2], ['small too'])
+  await b.flusher.flush()
+  assert.equal(b.synced.length, 2)
+  assert.ok(b.synced.includes(alone), 'the segment with 40 KB in the round')
+  assert.ok(b.synced.includes(b.journal.currentFd), 'the journal, for the two small ones')
 })
