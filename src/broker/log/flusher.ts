@@ -153,6 +153,7 @@ export class Flusher {
   release(fd: number): Promise<void> {
     this.dirty.delete(fd)
     this.journaled.delete(fd)
+    this.journal?.release(fd)
     if (!this.inFlight.has(fd)) return Promise.resolve()
     this.releasedInRound.add(fd)
     return new Promise((resolve) => {

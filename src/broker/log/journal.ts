@@ -38,6 +38,8 @@ export const JOURNAL_DIRECT_BYTES = 32 * 1024
 export const JOURNAL_PENDING_LIMIT_BYTES = 16 * 1024 * 1024
 
 const HEADER_SIZE = 4 + 4 + 16 + 4
+/** Where release() puts the queued entries of a segment being closed. */
+const RELEASED = -1
 const SUFFIX = '.journal'
 const FILE = /^(\d{20})\.journal$/
 
@@ -172,6 +174,22 @@ export class Journal {
   }
 
   /**
+   * The segment open as `fd` is being closed (deleted by retention, say): its queued entries go to
+   * the journal whatever their size, as no round may sync an fd that is closed or reused.
+   */
+  release(fd: number): void {
+    const group = this.pending.get(fd)
+    if (group === undefined) return
+    this.pending.delete(fd)
+    const orphans = this.pending.get(RELEASED)
+    if (orphans === undefined) this.pending.set(RELEASED, group)
+    else {
+      orphans.entries.push(...group.entries)
+      orphans.bytes += group.bytes
+    }
+  }
+
+  /**
    * Writes the queued entries to the current file (page cache), in one system call, except those
    * of a segment that is better synced itself: the only segment of the round (one fdatasync
    * either way, and its bytes written once), or one with `directBytes` or more queued (writing
@@ -186,7 +204,7 @@ export class Journal {
     const parts: Buffer[] = []
     let size = 0
     for (const [fd, group] of groups) {
-      if (directBytes >= 0 && (groups.size === 1 || group.bytes >= directBytes)) {
+      if (fd >= 0 && directBytes >= 0 && (groups.size === 1 || group.bytes >= directBytes)) {
         direct.push(fd)
         continue
       }

@@ -9,7 +9,7 @@ import path from 'node:path'
 import { afterEach, test } from 'node:test'
 import { type FdatasyncFn, Flusher } from '../../../src/broker/log/flusher.ts'
 import { Journal, type JournalKey, type JournalOptions } from '../../../src/broker/log/journal.ts'
-import { PartitionLog } from '../../../src/broker/log/partition-log.ts'
+import { type LogConfig, PartitionLog } from '../../../src/broker/log/partition-log.ts'
 import { encodeRecordBatch, readBatchHeader } from '../../../src/protocol/record-batch.ts'
 import { appendValues, config, readAll, removeDir, tempDir } from './helpers.ts'
 
@@ -29,7 +29,13 @@ interface Broker {
 }
 
 /** What a broker holds: a journal, a flusher over it, and `partitions` logs of one topic. */
-function open(root: string, partitions: number, topicId = TOPIC_A, options: JournalOptions = {}): Broker {
+function open(
+  root: string,
+  partitions: number,
+  topicId = TOPIC_A,
+  options: JournalOptions = {},
+  logConfig: Partial<LogConfig> = {},
+): Broker {
   const journal = Journal.open(path.join(root, 'journal'), options)
   const synced: number[] = []
   const fdatasync: FdatasyncFn = (fd, cb) => {
@@ -39,7 +45,7 @@ function open(root: string, partitions: number, topicId = TOPIC_A, options: Jour
   const flusher = new Flusher({ journal, fdatasync })
   const logs = Array.from({ length: partitions }, (_, p) => {
     const key: JournalKey = { topicId, partition: p }
-    return PartitionLog.open(path.join(root, 'logs', String(p)), config(), flusher, Date.now(), key)
+    return PartitionLog.open(path.join(root, 'logs', String(p)), config(logConfig), flusher, Date.now(), key)
   })
   return { journal, flusher, logs, synced }
 }
@@ -228,4 +234,16 @@ test("the round's only segment, and a segment with 32 KiB or more in the round, 
   assert.equal(b.synced.length, 2)
   assert.ok(b.synced.includes(alone), 'the segment with 40 KB in the round')
   assert.ok(b.synced.includes(b.journal.currentFd), 'the journal, for the two small ones')
+})
+
+test('a segment deleted while its bytes wait for a round is journaled, never synced as a closed fd', async () => {
+  const b = open(root(), 2, TOPIC_A, {}, { segmentBytes: 300, retentionBytes: 0 })
+  await b.flusher.flush()
+  appendValues(b.logs[0], ['big'.padEnd(40_000, '.')]) // 32 KiB or more: would be synced itself
+  appendValues(b.logs[0], ['rolls']) // rolls: the big one's segment is no longer active
+  assert.ok(b.logs[0].applyRetention(Date.now()) >= 1)
+  await new Promise((resolve) => setImmediate(resolve)) // its fd is closed now
+  appendValues(b.logs[1], ['other'])
+  await b.flusher.flush()
+  assert.equal(b.flusher.errors, 0)
 })
