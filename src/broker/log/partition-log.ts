@@ -275,11 +275,16 @@ export class PartitionLog {
       let pos = 0
       while (pos + LOG_OVERHEAD <= batches.length) {
         const h = readBatchHeader(batches, pos)
-        const batch = batches.subarray(pos, pos + LOG_OVERHEAD + h.batchLength)
-        pos += batch.length
+        const size = LOG_OVERHEAD + h.batchLength
+        if (h.batchLength <= 0 || pos + size > batches.length) {
+          this.journalReplay.gapAt = this.endOffset // not batches as appended: replay nothing more
+          return
+        }
+        const batch = batches.subarray(pos, pos + size)
+        pos += size
         const last = h.baseOffset + h.lastOffsetDelta
         if (last < this.endOffset) continue
-        if (h.baseOffset !== this.endOffset || batch.length !== LOG_OVERHEAD + h.batchLength) {
+        if (h.baseOffset !== this.endOffset) {
           this.journalReplay.gapAt = this.endOffset
           return
         }

@@ -247,3 +247,16 @@ test('a segment deleted while its bytes wait for a round is journaled, never syn
   await b.flusher.flush()
   assert.equal(b.flusher.errors, 0)
 })
+
+test('journal batches that do not continue the recovered log are not replayed, and the gap is reported', () => {
+  const r = root()
+  const writer = Journal.open(path.join(r, 'journal'))
+  const later = encodeRecordBatch({ records: [{ key: null, value: Buffer.from('at 5'), timestamp: 1000 }] })
+  later.writeBigInt64BE(5n, 0) // offsets 0-4 are nowhere
+  writer.add({ topicId: TOPIC_A, partition: 0 }, later, 99)
+  writer.add({ topicId: TOPIC_A, partition: 1 }, later, 98)
+  assert.equal(writer.writePending(-1).wrote, true)
+  const again = open(r, 1)
+  assert.deepEqual(readAll(again.logs[0]), [])
+  assert.deepEqual(again.logs[0].journalReplay, { batches: 0, gapAt: 0 })
+})
