@@ -96,6 +96,16 @@ async function produceUntilClosed(
   }
 }
 
+/** Produce requests of 1..`most` records with ids `<prefix>1`, `<prefix>2`…, spread over the partitions. */
+function recordIds(prefix: string, most: number): () => Sent {
+  let counter = 0
+  return () => {
+    const n = 1 + (counter % most)
+    const ids = Array.from({ length: n }, () => `${prefix}${++counter}`)
+    return { partition: counter % PARTITIONS, ids }
+  }
+}
+
 async function createTopic(port: number, configs: { name: string; value: string }[]): Promise<void> {
   const admin = await RawClient.connect(port)
   admin.write(
@@ -145,12 +155,7 @@ void test(
 
     const acked: Acked[] = []
     const unknown = new Set<string>()
-    let counter = 0
-    const next = (): Sent => {
-      const n = 1 + (counter % 4)
-      const ids = Array.from({ length: n }, () => `r${++counter}`)
-      return { partition: counter % PARTITIONS, ids }
-    }
+    const next = recordIds('r', 4)
     let stopping = false
     const producers = (async () => {
       while (!stopping) {
@@ -220,12 +225,7 @@ void test(
     await createTopic(port, [])
     const acked: Acked[] = []
     const unknown = new Set<string>()
-    let counter = 0
-    const next = (): Sent => {
-      const n = 1 + (counter % 3)
-      const ids = Array.from({ length: n }, () => `j${++counter}`)
-      return { partition: counter % PARTITIONS, ids }
-    }
+    const next = recordIds('j', 3)
     let stopping = false
     const producers = Promise.all(
       Array.from({ length: CONNECTIONS }, () => produceUntilClosed(port, next, acked, unknown, () => stopping)),
