@@ -111,8 +111,12 @@ export interface CortadoOptions {
   /** The broker's metrics port (`cortado start`'s, which has the broker's metrics too). */
   metricsPort: number
   concurrency: number
-  /** Replicas of each partition of the bench database (default REPLICAS). */
-  replicas?: number
+  /**
+   * The databases to create, each of PARTITIONS partitions with a table TABLE (default one,
+   * DATABASE, of REPLICAS replicas). Several share the cluster: the benchmark's Cortado columns
+   * measure one cluster, not one each, so that no column pays for idle copies of it.
+   */
+  databases?: { name: string; replicas: number }[]
   /**
    * 'separate' (default): the broker, the router, the controller and each storage node in a process
    * of its own, wired and set as `cortado start` wires them, so each role's CPU is counted apart.
@@ -121,12 +125,15 @@ export interface CortadoOptions {
   processes?: 'separate' | 'start'
   /** Node arguments that run the `cortado` command (default: src/cli/main.ts). */
   command?: string[]
-  /** How the load reaches the database: the router's HTTP API (default) or the client library. */
-  via?: 'http' | 'client'
 }
 
 export interface CortadoCluster {
-  target: Target
+  /**
+   * A target on one of the databases: through the router's HTTP API (on a keep-alive pool of
+   * `concurrency` connections), or through the client library, which calls each partition's
+   * master directly.
+   */
+  target(database: string, via: 'http' | 'client'): Promise<Target>
   /** The `cortado ready ...` line, or which processes run where. */
   ready: string
   /** The cluster's processes by role; the storage nodes are one group, 'nodes'. */
@@ -246,11 +253,11 @@ export async function startCortado(
     })
   }
   // The HTTP client, once there is a router to talk to.
-  const client: { http?: HttpTarget; library?: CortadoClient } = {}
+  const client: { http: HttpTarget[]; library?: CortadoClient } = { http: [] }
   let stopped: Promise<void> | undefined
   const stop = () => {
     stopped ??= (async () => {
-      await client.http?.close().catch(() => {})
+      for (const h of client.http) await h.close().catch(() => {})
       await client.library?.close().catch(() => {})
       // In `cortado start`'s order: the broker last, as the others flush their writes to it.
       for (const role of ['start', 'router', 'controller', 'node', 'broker'])
@@ -317,43 +324,52 @@ export async function startCortado(
   if (m === null) throw new Error(`no router URL in "${routerLine}"`)
   const origin = m[1].replace(/\/$/, '')
 
-  const http = httpTarget(origin, DATABASE, TABLE, o.concurrency)
-  client.http = http
-  const spec = {
-    partitions: PARTITIONS,
-    replicas: o.replicas ?? REPLICAS,
-    tables: { [TABLE]: { key: ['id'], schema: DOC_SCHEMA, indexes: [] } },
-  }
+  const admin = httpTarget(origin, DATABASE, TABLE, o.concurrency)
+  client.http.push(admin)
+  const databases = o.databases ?? [{ name: DATABASE, replicas: REPLICAS }]
   const deadline = Date.now() + 60_000
-  for (;;) {
-    const r = await http.request('PUT', `/_admin/databases/${DATABASE}`, spec)
-    if (r.status >= 200 && r.status <= 299) break
-    if (r.status !== 503 || Date.now() > deadline)
-      throw new Error(`PUT /_admin/databases/${DATABASE}: HTTP ${r.status} ${r.text.slice(0, 500)}`)
-    await sleep(100)
+  const http = new Map<string, HttpTarget>()
+  for (const { name, replicas } of databases) {
+    const spec = {
+      partitions: PARTITIONS,
+      replicas,
+      tables: { [TABLE]: { key: ['id'], schema: DOC_SCHEMA, indexes: [] } },
+    }
+    for (;;) {
+      const r = await admin.request('PUT', `/_admin/databases/${name}`, spec)
+      if (r.status >= 200 && r.status <= 299) break
+      if (r.status !== 503 || Date.now() > deadline)
+        throw new Error(`PUT /_admin/databases/${name}: HTTP ${r.status} ${r.text.slice(0, 500)}`)
+      await sleep(100)
+    }
+    const h = httpTarget(origin, name, TABLE, o.concurrency)
+    client.http.push(h)
+    http.set(name, h)
   }
 
   // Partitions get their masters asynchronously; a write to a partition without one is a 503, and
   // one whose new master's lease lapsed on a busy machine a 504 (a PUT is safe to repeat).
   // Writing 128 keys touches all 8 partitions unless hashing is very unlucky ((7/8)^128 per
   // partition), so once they all succeed the measured slices do not hit a partition still starting.
-  await Promise.all(
-    Array.from({ length: 128 }, async (_, i) => {
-      const key = keyOf(i)
-      for (;;) {
-        try {
-          await http.target.write(key, makeDoc(key, 0))
-          return
-        } catch (e) {
-          if (!(e instanceof HttpError && (e.status === 503 || e.status === 504)) || Date.now() > deadline) throw e
-          await sleep(100)
+  for (const h of http.values()) {
+    await Promise.all(
+      Array.from({ length: 128 }, async (_, i) => {
+        const key = keyOf(i)
+        for (;;) {
+          try {
+            await h.target.write(key, makeDoc(key, 0))
+            return
+          } catch (e) {
+            if (!(e instanceof HttpError && (e.status === 503 || e.status === 504)) || Date.now() > deadline) throw e
+            await sleep(100)
+          }
         }
-      }
-    }),
-  )
+      }),
+    )
+  }
 
   // The storage nodes, as registered: their pids (`cortado start`'s children) and metrics URLs.
-  const cluster = await http.request('GET', '/_admin/cluster')
+  const cluster = await admin.request('GET', '/_admin/cluster')
   if (cluster.status !== 200)
     throw new Error(`GET /_admin/cluster: HTTP ${cluster.status} ${cluster.text.slice(0, 500)}`)
   const nodes = (JSON.parse(cluster.text) as { nodes: { pid: number; url: string }[] }).nodes
@@ -361,15 +377,17 @@ export async function startCortado(
 
   const pidsOf = (role: string) => started.filter((s) => s.role === role).flatMap((s) => s.spawned.proc.pid ?? [])
   const running = (p: ChildProcess) => p.exitCode === null && p.signalCode === null
-  let target = http.target
-  if (o.via === 'client') {
-    const library = (client.library = await CortadoClient.connect({ router: origin }))
-    target = {
+  const target = async (database: string, via: 'http' | 'client'): Promise<Target> => {
+    const h = http.get(database)
+    if (h === undefined) throw new Error(`no bench database ${database}`)
+    if (via === 'http') return h.target
+    const library = (client.library ??= await CortadoClient.connect({ router: origin }))
+    return {
       name: 'cortado-client',
       write: async (key, doc) => {
-        await library.put(DATABASE, TABLE, key, doc as Record<string, unknown>)
+        await library.put(database, TABLE, key, doc as Record<string, unknown>)
       },
-      read: async (key) => (await library.get(DATABASE, TABLE, key))?.doc ?? null,
+      read: async (key) => (await library.get(database, TABLE, key))?.doc ?? null,
     }
   }
   return {

@@ -9,10 +9,14 @@
 //   apart (`--cortado-start` runs `cortado start` itself instead: broker, router and controller in
 //   one process); a database of 8 partitions × 3 replicas, documents PUT and GET through the
 //   router's HTTP API.
-// - cortado-client: the same cluster, driven through the client library (src/db/client/), which
-//   sends each request straight to the partition's master over the node's pipelined channel; a
-//   third column beside the HTTP API's, never instead of it.
-// - cortado-r2: the same as cortado with 2 replicas per partition.
+// - cortado-client: the same cluster and database, driven through the client library
+//   (src/db/client/), which sends each request straight to the partition's master over the node's
+//   pipelined channel; a third column beside the HTTP API's, never instead of it.
+// - cortado-r2: a second database of the same cluster, with 2 replicas per partition, through the
+//   router's HTTP API.
+// The Cortado columns measure one cluster: three idle copies of it beside the measured one would
+// take about a third of a core from every column's slices (~12% of a core each), and more from
+// Cortado's, whose requests cross more processes.
 // - postgres: Debian's PostgreSQL 15, a primary plus one synchronous streaming standby
 //   (synchronous_commit=on, fsync=on; bench/db-postgres.ts), JSONB rows upserted and selected by
 //   key on the primary.
@@ -44,7 +48,7 @@ import { readdirSync, readFileSync } from 'node:fs'
 import { createServer, type Server } from 'node:net'
 import { availableParallelism, tmpdir } from 'node:os'
 import { parseArgs } from 'node:util'
-import { PARTITIONS, startCortado } from './db-cortado.ts'
+import { type CortadoCluster, DATABASE, PARTITIONS, startCortado } from './db-cortado.ts'
 import { ensureEtcd, startEtcd } from './db-etcd.ts'
 import { docBytes, type ProcessGroup, runPhase, summarize, type Target, WrittenKeys } from './db-load.ts'
 import { ensurePostgres, startPostgres } from './db-postgres.ts'
@@ -114,37 +118,49 @@ interface Column {
   /** Whether it can run here (installing it if need be); says why not if not. */
   available?: (log: (line: string) => void) => Promise<boolean>
   start(defer: (stop: () => Promise<void>) => void, port: () => number): Promise<Started>
+  /** Cortado: the database of the shared cluster it measures. */
+  database?: { name: string; replicas: number }
 }
 
-function cortadoColumn(name: string, replicas: number, via: 'http' | 'client' = 'http'): Column {
+/** The one Cortado cluster every Cortado column measures, started by the first to need it. */
+let cortadoCluster: Promise<CortadoCluster> | undefined
+
+function cortadoColumn(name: string, database: string, replicas: number, via: 'http' | 'client' = 'http'): Column {
   return {
     name,
+    database: { name: database, replicas },
     async start(defer, port) {
       const processes = args['cortado-start'] ? 'start' : 'separate'
-      const c = await startCortado(
+      // Each database once, of the Cortado columns asked for.
+      const databases = [
+        ...new Map(
+          wanted.flatMap((c) => (c.database === undefined ? [] : [[c.database.name, c.database] as const])),
+        ).values(),
+      ]
+      cortadoCluster ??= startCortado(
         {
           parentDir: args.dir,
           httpPort: port(),
           brokerPort: port(),
           metricsPort: port(),
           concurrency,
-          replicas,
+          databases,
           processes,
-          via,
         },
         defer,
       )
+      const c = await cortadoCluster
       return {
         side: {
           name,
-          target: c.target,
+          target: await c.target(database, via),
           processes: () => Promise.resolve(c.processes()),
           pids: () => c.pids(),
           replicaApplySeconds: () => c.replicaApplySeconds(),
           kafkaRequests: () => c.kafkaRequests(),
         },
         header: [
-          `${name}: ${c.ready}; database ${PARTITIONS} partitions x ${replicas} replicas; ` +
+          `${name}: ${c.ready}; database ${database}, ${PARTITIONS} partitions x ${replicas} replicas; ` +
             (via === 'client'
               ? 'load through the client library (src/db/client/), straight to each partition master'
               : "load through the router's HTTP API"),
@@ -156,7 +172,7 @@ function cortadoColumn(name: string, replicas: number, via: 'http' | 'client' = 
             .filter((l) => /"level":"(warn|error)"/.test(l))
           return warnings.length === 0
             ? []
-            : [`${name} logged ${warnings.length} warnings/errors, first: ${warnings[0].slice(0, 300)}`]
+            : [`the Cortado cluster logged ${warnings.length} warnings/errors, first: ${warnings[0].slice(0, 300)}`]
         },
       }
     },
@@ -213,9 +229,9 @@ const etcdColumn: Column = {
  * Another Cortado column is one more line here.
  */
 const COLUMNS: Column[] = [
-  cortadoColumn('cortado', 3),
-  cortadoColumn('cortado-client', 3, 'client'),
-  cortadoColumn('cortado-r2', 2),
+  cortadoColumn('cortado', DATABASE, 3),
+  cortadoColumn('cortado-client', DATABASE, 3, 'client'),
+  cortadoColumn('cortado-r2', `${DATABASE}-r2`, 2),
   postgresColumn,
   etcdColumn,
 ]
@@ -416,7 +432,9 @@ function printTable(): void {
       `"<" marks the Cortado column worse than the baseline${withPairs ? `; "pairs": min-max and median of the per-pair ${BASE}/pg ops/s ratios` : ''}.`,
     )
   console.log('server CPU %: every process of the database, user+sys, 100% = one core, over each slice with its')
-  console.log('warm-up; "idle": the same while the other columns were measured (what it takes from them).')
+  console.log(
+    'warm-up; "idle": the same while the other databases\' columns were measured (what it takes from them; the Cortado columns share one cluster).',
+  )
   console.log('CPU µs/op: CPU of each kind of process over the operations completed in the slices. Cortado:')
   console.log('"nodes: replica apply" is the storage nodes applying records as replicas that are not master,')
   console.log('"nodes: master work" all their other CPU (serving and replicating writes as master, reads,')
@@ -447,8 +465,19 @@ async function slice(
   const applied0 = await side.replicaApplySeconds?.()
   const kafka0 = await side.kafkaRequests?.()
   const groups = await side.processes()
+  // The columns of other databases idle meanwhile; Cortado's columns share one cluster, so while
+  // one is measured the others are not idle but measured with it.
+  const mine = new Set(groups.flatMap((g) => g.pids))
+  const idle = sides.filter((other) => other !== side && !other.pids().some((pid) => mine.has(pid)))
   const owners = new Map<number, string>()
-  for (const other of sides) if (other !== side) for (const pid of other.pids()) owners.set(pid, `idle ${other.name}`)
+  // Idle columns of one cluster are credited with its CPU each.
+  const idleLabel = new Map<Side, string>()
+  for (const other of idle) {
+    const pids = other.pids()
+    const label = pids.map((pid) => owners.get(pid)).find((l) => l !== undefined) ?? `idle ${other.name}`
+    idleLabel.set(other, label)
+    for (const pid of pids) owners.set(pid, label)
+  }
   for (const g of groups) for (const pid of g.pids) owners.set(pid, g.role)
   const table0 = processTable()
   const client0 = process.cpuUsage()
@@ -483,10 +512,9 @@ async function slice(
       add(t.roleCpu, g.role, cpu)
     }
   }
-  for (const other of sides) {
-    if (other === side) continue
+  for (const other of idle) {
     const o = totals.get(other.name)!
-    o.idleCpu += used.get(`idle ${other.name}`) ?? NaN
+    o.idleCpu += used.get(idleLabel.get(other)!) ?? NaN
     o.idleWall += wall
   }
   t.ops += r.ops
@@ -616,7 +644,8 @@ async function main(): Promise<void> {
 
     printTable()
     console.log(`total ${fmt((performance.now() - startedAt) / 1000)} s`)
-    for (const note of notes) for (const line of note()) console.log(line)
+    // Columns sharing a cluster share its notes: each line once.
+    for (const line of new Set(notes.flatMap((note) => note()))) console.log(line)
   } finally {
     await stopAll()
   }

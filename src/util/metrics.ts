@@ -5,7 +5,10 @@ import { Registry, collectDefaultMetrics } from 'prom-client'
 
 export function createRegistry(): Registry {
   const registry = new Registry()
-  collectDefaultMetrics({ register: registry })
+  // The event-loop lag histogram samples with a timer: prom-client's default of every 10 ms wakes
+  // an idle process 100 times a second, which cost each of a cluster's processes ~0.6% of a core
+  // here; every 100 ms still sees any stall of the loop longer than that.
+  collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 100 })
   return registry
 }
 

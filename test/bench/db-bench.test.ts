@@ -13,7 +13,7 @@ import { type AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'node:test'
-import { DOC_SCHEMA, httpTarget, startCortado } from '../../bench/db-cortado.ts'
+import { DATABASE, DOC_SCHEMA, httpTarget, startCortado } from '../../bench/db-cortado.ts'
 import { ETCD_INSTALL_HINT, ETCD_PACKAGE, etcdInstalled, startEtcd } from '../../bench/db-etcd.ts'
 import { docBytes, keyOf, makeDoc, runPhase, WrittenKeys, type Target } from '../../bench/db-load.ts'
 import { INSTALL_HINT, PG_PACKAGE, postgresInstalled } from '../../bench/db-postgres.ts'
@@ -198,7 +198,7 @@ function freePort(): Promise<number> {
 
 for (const processes of ['separate', 'start'] as const) {
   void test(
-    `the Cortado target starts the cluster (${processes}), creates the database, writes and reads through the router, counts replica apply CPU and Kafka requests, and cleans up`,
+    `the Cortado target starts the cluster (${processes}), creates the database, writes and reads through the router and the client library, counts replica apply CPU and Kafka requests, and cleans up`,
     { timeout: 120_000 },
     async () => {
       const parentDir = mkdtempSync(join(tmpdir(), 'cortado-db-bench-test-'))
@@ -222,8 +222,9 @@ for (const processes of ['separate', 'start'] as const) {
         const applied0 = await c.replicaApplySeconds()
         const kafka0 = await c.kafkaRequests()
         const written = new WrittenKeys(100)
+        const http = await c.target(DATABASE, 'http')
         const w = await runPhase({
-          target: c.target,
+          target: http,
           kind: 'write',
           concurrency: 4,
           keys: 100,
@@ -234,7 +235,7 @@ for (const processes of ['separate', 'start'] as const) {
         })
         assert.equal(w.errors, 0, w.firstError)
         const r = await runPhase({
-          target: c.target,
+          target: http,
           kind: 'read',
           concurrency: 4,
           keys: 100,
@@ -245,6 +246,12 @@ for (const processes of ['separate', 'start'] as const) {
         })
         assert.equal(r.errors, 0, r.firstError)
         assert.ok(w.ops > 0 && r.ops > 0)
+        // The client library's target reads the same database: what the router wrote.
+        const library = await c.target(DATABASE, 'client')
+        const key = keyOf(written.list[0])
+        const viaRouter = await http.read(key)
+        assert.ok(viaRouter !== null)
+        assert.deepEqual(await library.read(key), viaRouter)
         // Each write was applied by two replicas that are not master, and their nodes counted it.
         const applied1 = await c.replicaApplySeconds()
         assert.ok(Number.isFinite(applied0) && applied1 > applied0, `replica apply CPU ${applied0} -> ${applied1} s`)
@@ -282,6 +289,30 @@ function opsPerSec(stdout: string, column: string): Map<string, string> {
 }
 
 const SCENARIOS = ['write 1 KB, 32 workers', 'read, 32 workers', 'write 1 KB, 1 worker']
+
+void test(
+  'bench/db.ts --quick --only cortado,cortado-r2 measures both databases on one cluster, each column with its own figures',
+  { timeout: 150_000 },
+  () => {
+    const res = spawnSync(
+      process.execPath,
+      [join(ROOT, 'bench', 'db.ts'), '--quick', '--only', 'cortado,cortado-r2', '--pairs', '1'],
+      { encoding: 'utf8', timeout: 140_000 },
+    )
+    assert.equal(res.status, 0, `${res.stdout}\n${res.stderr}`)
+    const r3 = /^cortado: broker (\S+), .*database bench, 8 partitions x 3 replicas/m.exec(res.stdout)
+    const r2 = /^cortado-r2: broker (\S+), .*database bench-r2, 8 partitions x 2 replicas/m.exec(res.stdout)
+    assert.ok(r3 !== null && r2 !== null, res.stdout)
+    assert.equal(r2[1], r3[1], 'one broker, so one cluster, for both columns')
+    for (const column of ['cortado', 'cortado-r2']) {
+      const figures = opsPerSec(res.stdout, column)
+      for (const scenario of SCENARIOS)
+        assert.ok(Number(figures.get(scenario)) > 0, `${column} ${scenario}: ${res.stdout}`)
+    }
+    // With no other database's column, no slice measures the cluster idle.
+    assert.match(res.stdout, /server CPU % idle\s+-\s+-/)
+  },
+)
 
 if (postgresInstalled()) {
   void test(
