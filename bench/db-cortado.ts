@@ -1,10 +1,11 @@
 // The database benchmark's Cortado side: an embedded broker, a router, a controller and three
 // storage nodes on a temp data dir, each its own process wired as `cortado start` wires them (so
 // that /proc counts each role's CPU apart), or `cortado start` itself (src/cli/main.ts); a `bench`
-// database of 8 partitions with 3 replicas each (or as many as asked); documents written and read
-// through the router's HTTP API with undici (a keep-alive pool of as many connections as workers,
-// one request in flight on each, like the `pg` pool on the PostgreSQL side), or (`via: 'client'`)
-// with the client library (src/db/client/), which calls each partition's master directly.
+// database of 8 partitions with 3 replicas each (or the databases asked for, on the same cluster);
+// documents written and read through the router's HTTP API with undici (a keep-alive pool of as
+// many connections as workers, one request in flight on each, like the `pg` pool on the PostgreSQL
+// side), or (`target(database, 'client')`) with the client library (src/db/client/), which calls
+// each partition's master directly.
 import { type ChildProcess, spawn } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { dirname, join } from 'node:path'

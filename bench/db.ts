@@ -14,9 +14,9 @@
 //   pipelined channel; a third column beside the HTTP API's, never instead of it.
 // - cortado-r2: a second database of the same cluster, with 2 replicas per partition, through the
 //   router's HTTP API.
-// The Cortado columns measure one cluster: three idle copies of it beside the measured one would
-// take about a third of a core from every column's slices (~12% of a core each), and more from
-// Cortado's, whose requests cross more processes.
+// The Cortado columns measure one cluster: a cluster per column would leave two idle copies beside
+// the measured one, ~12% of a core each taken from every column's slices, and more from Cortado's,
+// whose requests cross more processes.
 // - postgres: Debian's PostgreSQL 15, a primary plus one synchronous streaming standby
 //   (synchronous_commit=on, fsync=on; bench/db-postgres.ts), JSONB rows upserted and selected by
 //   key on the primary.
