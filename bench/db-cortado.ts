@@ -124,8 +124,10 @@ export interface CortadoOptions {
    * 'start': `cortado start` itself, the broker, router and controller in one process.
    */
   processes?: 'separate' | 'start'
-  /** Node arguments that run the `cortado` command (default: src/cli/main.ts). */
+  /** Node arguments that run the `cortado` command (default: src/cli/main.ts, after `nodeArgs`). */
   command?: string[]
+  /** Node.js flags for every Cortado process (say `--cpu-prof --cpu-prof-dir=<dir>`). */
+  nodeArgs?: string[]
 }
 
 export interface CortadoCluster {
@@ -239,7 +241,7 @@ export async function startCortado(
   defer: (stop: () => Promise<void>) => void,
 ): Promise<CortadoCluster> {
   const dataDir = mkdtempSync(join(o.parentDir, 'cortado-bench-db-'))
-  const command = o.command ?? [join(ROOT, 'src/cli/main.ts')]
+  const command = o.command ?? [...(o.nodeArgs ?? []), join(ROOT, 'src/cli/main.ts')]
   let err = ''
   const onStderr = (d: Buffer) => {
     err += d.toString()

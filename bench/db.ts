@@ -2,6 +2,10 @@
 //
 //   node bench/db.ts [--duration <s>] [--concurrency <n>] [--keys <k>] [--pairs <n>] [--quick]
 //                    [--only <column>,<column>...] [--cortado-start] [--dir <parent of the temp data dirs>]
+//                    [--cortado-node-args="<Node.js flags for every Cortado process>"]
+//
+// `--cortado-node-args="--cpu-prof --cpu-prof-dir=/tmp/prof"` profiles each Cortado process (a
+// .cpuprofile each when the run ends; `node bench/cpuprofile-top.ts <file>` summarizes one).
 //
 // Columns (COLUMNS below; `--only` picks some, by name):
 // - cortado: an embedded broker, a router, a controller and 3 storage nodes (bench/db-cortado.ts),
@@ -64,6 +68,7 @@ const { values: args } = parseArgs({
     pairs: { type: 'string' },
     only: { type: 'string' },
     'cortado-start': { type: 'boolean', default: false },
+    'cortado-node-args': { type: 'string' },
     dir: { type: 'string', default: tmpdir() },
   },
 })
@@ -146,6 +151,7 @@ function cortadoColumn(name: string, database: string, replicas: number, via: 'h
           concurrency,
           databases,
           processes,
+          nodeArgs: args['cortado-node-args']?.split(' ').filter((a) => a.length > 0),
         },
         defer,
       )

@@ -291,15 +291,28 @@ function opsPerSec(stdout: string, column: string): Map<string, string> {
 const SCENARIOS = ['write 1 KB, 32 workers', 'read, 32 workers', 'write 1 KB, 1 worker']
 
 void test(
-  'bench/db.ts --quick --only cortado,cortado-r2 measures both databases on one cluster, each column with its own figures',
+  'bench/db.ts --quick --only cortado,cortado-r2 measures both databases on one cluster, each column with its own figures, and profiles each process when asked',
   { timeout: 150_000 },
   () => {
+    const profiles = mkdtempSync(join(tmpdir(), 'cortado-db-bench-prof-'))
     const res = spawnSync(
       process.execPath,
-      [join(ROOT, 'bench', 'db.ts'), '--quick', '--only', 'cortado,cortado-r2', '--pairs', '1'],
+      [
+        join(ROOT, 'bench', 'db.ts'),
+        '--quick',
+        '--only',
+        'cortado,cortado-r2',
+        '--pairs',
+        '1',
+        `--cortado-node-args=--cpu-prof --cpu-prof-dir=${profiles}`,
+      ],
       { encoding: 'utf8', timeout: 140_000 },
     )
     assert.equal(res.status, 0, `${res.stdout}\n${res.stderr}`)
+    // The broker, the router, the controller and three nodes: one profile each.
+    const written = readdirSync(profiles).filter((f) => f.endsWith('.cpuprofile'))
+    rmSync(profiles, { recursive: true, force: true })
+    assert.equal(written.length, 6, written.join(', '))
     const r3 = /^cortado: broker (\S+), .*database bench, 8 partitions x 3 replicas/m.exec(res.stdout)
     const r2 = /^cortado-r2: broker (\S+), .*database bench-r2, 8 partitions x 2 replicas/m.exec(res.stdout)
     assert.ok(r3 !== null && r2 !== null, res.stdout)
