@@ -6,7 +6,7 @@
 // completes and prints a figure for every scenario. No assertion on the figures themselves
 // (tests never fail on timing).
 import assert from 'node:assert/strict'
-import { spawnSync } from 'node:child_process'
+import { spawnSync, type SpawnSyncReturns } from 'node:child_process'
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs'
 import { createServer, type IncomingMessage } from 'node:http'
 import { type AddressInfo } from 'node:net'
@@ -295,23 +295,28 @@ void test(
   { timeout: 150_000 },
   () => {
     const profiles = mkdtempSync(join(tmpdir(), 'cortado-db-bench-prof-'))
-    const res = spawnSync(
-      process.execPath,
-      [
-        join(ROOT, 'bench', 'db.ts'),
-        '--quick',
-        '--only',
-        'cortado,cortado-r2',
-        '--pairs',
-        '1',
-        `--cortado-node-args=--cpu-prof --cpu-prof-dir=${profiles}`,
-      ],
-      { encoding: 'utf8', timeout: 140_000 },
-    )
+    let res: SpawnSyncReturns<string>
+    let written: string[]
+    try {
+      res = spawnSync(
+        process.execPath,
+        [
+          join(ROOT, 'bench', 'db.ts'),
+          '--quick',
+          '--only',
+          'cortado,cortado-r2',
+          '--pairs',
+          '1',
+          `--cortado-node-args=--cpu-prof --cpu-prof-dir=${profiles}`,
+        ],
+        { encoding: 'utf8', timeout: 140_000 },
+      )
+      written = readdirSync(profiles).filter((f) => f.endsWith('.cpuprofile'))
+    } finally {
+      rmSync(profiles, { recursive: true, force: true })
+    }
     assert.equal(res.status, 0, `${res.stdout}\n${res.stderr}`)
     // The broker, the router, the controller and three nodes: one profile each.
-    const written = readdirSync(profiles).filter((f) => f.endsWith('.cpuprofile'))
-    rmSync(profiles, { recursive: true, force: true })
     assert.equal(written.length, 6, written.join(', '))
     const r3 = /^cortado: broker (\S+), .*database bench, 8 partitions x 3 replicas/m.exec(res.stdout)
     const r2 = /^cortado-r2: broker (\S+), .*database bench-r2, 8 partitions x 2 replicas/m.exec(res.stdout)
