@@ -135,13 +135,6 @@ function cortadoColumn(name: string, database: string, replicas: number, via: 'h
     name,
     database: { name: database, replicas },
     async start(defer, port) {
-      const processes = args['cortado-start'] ? 'start' : 'separate'
-      // Each database once, of the Cortado columns asked for.
-      const databases = [
-        ...new Map(
-          wanted.flatMap((c) => (c.database === undefined ? [] : [[c.database.name, c.database] as const])),
-        ).values(),
-      ]
       cortadoCluster ??= startCortado(
         {
           parentDir: args.dir,
@@ -149,8 +142,13 @@ function cortadoColumn(name: string, database: string, replicas: number, via: 'h
           brokerPort: port(),
           metricsPort: port(),
           concurrency,
-          databases,
-          processes,
+          // Each database once, of the Cortado columns asked for.
+          databases: [
+            ...new Map(
+              wanted.flatMap((c) => (c.database === undefined ? [] : [[c.database.name, c.database] as const])),
+            ).values(),
+          ],
+          processes: args['cortado-start'] ? 'start' : 'separate',
           nodeArgs: args['cortado-node-args']?.split(' ').filter((a) => a.length > 0),
         },
         defer,
