@@ -29,6 +29,8 @@ export interface FlusherOptions {
   journal?: Journal
   /** A segment with this many bytes in a round (or the round's only one) is synced itself; < 0: never. Default JOURNAL_DIRECT_BYTES. */
   journalDirectBytes?: number
+  /** The clock rounds are timed by, in milliseconds; injected for tests. Default performance.now. */
+  now?: () => number
 }
 
 /** A round slower than this sends the next single-file rounds to the thread pool. */
@@ -47,6 +49,7 @@ export class Flusher {
   private readonly fdatasync: FdatasyncFn
   private readonly fdatasyncSync: ((fd: number) => void) | undefined
   private readonly journalDirectBytes: number
+  private readonly now: () => number
   private readonly dirty = new Set<number>()
   /** Segments whose appended bytes are in the journal: synced by the next checkpoint round. */
   private readonly journaled = new Set<number>()
@@ -72,6 +75,7 @@ export class Flusher {
     this.fdatasyncSync = options.fdatasyncSync ?? (options.fdatasync === undefined ? fs.fdatasyncSync : undefined)
     this.journal = options.journal
     this.journalDirectBytes = options.journalDirectBytes ?? JOURNAL_DIRECT_BYTES
+    this.now = options.now ?? (() => performance.now())
     // The journal's new file needs its directory entry synced before its entries count.
     if (this.journal !== undefined) this.dirty.add(this.journal.dirFd)
   }
@@ -176,7 +180,7 @@ export class Flusher {
     if (round === null) return
     this.next = null
     this.running = true
-    const start = performance.now()
+    const start = this.now()
     let failure: NodeJS.ErrnoException | null = null
     const journal = this.journal
     // A checkpoint round syncs the segments whose entries are in the current journal file.
@@ -206,7 +210,7 @@ export class Flusher {
     let pending = fds.length
 
     const finish = (): void => {
-      const ms = performance.now() - start
+      const ms = this.now() - start
       this.roundCount++
       this.totalMs += ms
       this.lastMs = ms

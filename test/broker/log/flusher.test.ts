@@ -4,7 +4,7 @@ import path from 'node:path'
 import { afterEach, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { LogStorageError } from '../../../src/broker/log/errors.ts'
-import { type FdatasyncFn, Flusher } from '../../../src/broker/log/flusher.ts'
+import { type FdatasyncFn, Flusher, INLINE_SYNC_MAX_MS } from '../../../src/broker/log/flusher.ts'
 import { appendValues, openLog, readAll, removeDir, tempDir } from './helpers.ts'
 
 const dirs: string[] = []
@@ -176,16 +176,19 @@ test('retention deletes segments whose fsync is still in flight without syncing 
 test('a round of one file on a fast disk is synced on the event loop; after a slow round the next goes to the pool', async () => {
   const pool: number[] = []
   const inline: number[] = []
+  // The rounds are timed by a clock that moves only inside the syncs, so a loaded machine cannot
+  // make a round look slow (or fast) and change which path the next one takes.
+  let clockMs = 0
   let inlineMs = 0
   const flusher = new Flusher({
+    now: () => clockMs,
     fdatasync: (fd, cb) => {
       pool.push(fd)
       fs.fdatasync(fd, cb)
     },
     fdatasyncSync: (fd) => {
       inline.push(fd)
-      const until = performance.now() + inlineMs
-      while (performance.now() < until); // a disk this slow
+      clockMs += inlineMs // a disk this slow
       fs.fdatasyncSync(fd)
     },
   })
@@ -198,10 +201,10 @@ test('a round of one file on a fast disk is synced on the event loop; after a sl
   flusher.markDirty(b)
   await flusher.flush()
   assert.deepEqual([inline, pool], [[a], [a, b]], 'two files: in parallel on the pool')
-  inlineMs = 5
+  inlineMs = INLINE_SYNC_MAX_MS + 4
   flusher.markDirty(a)
   await flusher.flush()
-  assert.ok(flusher.lastRoundMs >= 5)
+  assert.equal(flusher.lastRoundMs, INLINE_SYNC_MAX_MS + 4)
   flusher.markDirty(b)
   await flusher.flush()
   assert.deepEqual(
@@ -212,4 +215,8 @@ test('a round of one file on a fast disk is synced on the event loop; after a sl
     ],
     'after a slow round: the pool',
   )
+  assert.equal(flusher.lastRoundMs, 0, 'the pool round, timed by the same clock')
+  flusher.markDirty(a)
+  await flusher.flush()
+  assert.deepEqual(inline, [a, a, a], 'after a fast round: inline again')
 })
