@@ -156,16 +156,23 @@ export class FrameReader {
 }
 
 /**
- * Gathers frames and writes them in one go at the end of the event-loop turn (setImmediate runs
- * after the I/O callbacks of the turn): every call or answer of one turn costs one write.
+ * Gathers frames and writes them in one go: every call or answer of one turn costs one write.
+ * 'turn' (the router's calls): at the end of the event-loop turn (setImmediate runs after the I/O
+ * callbacks of the turn), so the requests of many HTTP connections read in one turn share a write.
+ * 'microtasks' (the node's answers): once the promise jobs running now are done, so the answers
+ * released together (one fetch applied, one frame of reads) share a write, and none waits for
+ * the rest of the turn, say the node's next fetch being built and sent (~0.1 ms at one writer,
+ * docs/database.md "Performance").
  */
 export class CoalescingWriter {
   readonly #write: (data: Buffer) => void
+  readonly #schedule: (flush: () => void) => void
   #queued: Buffer[] = []
   #scheduled = false
 
-  constructor(write: (data: Buffer) => void) {
+  constructor(write: (data: Buffer) => void, flushAt: 'turn' | 'microtasks' = 'turn') {
     this.#write = write
+    this.#schedule = flushAt === 'turn' ? (flush) => setImmediate(flush) : queueMicrotask
   }
 
   get queued(): number {
@@ -176,7 +183,7 @@ export class CoalescingWriter {
     this.#queued.push(frame)
     if (this.#scheduled) return
     this.#scheduled = true
-    setImmediate(() => this.flush())
+    this.#schedule(() => this.flush())
   }
 
   flush(): void {

@@ -1,7 +1,7 @@
 // The node's end of the router's pipelined channel (../node-rpc.ts): an HTTP connection upgraded
 // to `cortado-rpc`, on which each frame is one call of the internal API, answered by the same
 // code as over HTTP (node-http.ts `answer`). Calls run concurrently, as HTTP requests would;
-// answers go back as they are ready, those of one event-loop turn in one write.
+// answers go back as they are ready, those released together in one write.
 import { type IncomingMessage, type Server } from 'node:http'
 import { type Duplex } from 'node:stream'
 import { type Logger } from '../../util/log.ts'
@@ -43,7 +43,7 @@ export function acceptRpc(server: Server, node: NodeHttpContext, log: Logger): {
 
 function serveRpc(node: NodeHttpContext, socket: Duplex, head: Buffer, log: Logger): void {
   const reader = new FrameReader()
-  const out = new CoalescingWriter((data) => socket.write(data))
+  const out = new CoalescingWriter((data) => socket.write(data), 'microtasks')
   let closed = false
   socket.on('close', () => {
     closed = true

@@ -10,6 +10,7 @@ import { type AddressInfo } from 'node:net'
 import { type Duplex } from 'node:stream'
 import { test } from 'node:test'
 import {
+  CoalescingWriter,
   decodeRequest,
   decodeResponse,
   encodeRequest,
@@ -94,6 +95,22 @@ void test('calls of one turn share one write; answers in any order reach their c
     await client.close()
     server.close()
   }
+})
+
+void test("a node's answers released together leave in one write, before the rest of the turn runs", async () => {
+  const events: string[] = []
+  const out = new CoalescingWriter((data) => events.push(`write ${data.toString()}`), 'microtasks')
+  // The rest of the turn: a callback queued before the answers (say the node's next fetch).
+  setImmediate(() => events.push('rest of the turn'))
+  // Three writes applied together: each answer comes at the end of its own chain of promise jobs.
+  const answer = async (name: string) => {
+    await Promise.resolve()
+    await Promise.resolve()
+    out.push(Buffer.from(name))
+  }
+  await Promise.all([answer('a'), answer('b'), answer('c')])
+  await new Promise((resolve) => setImmediate(resolve))
+  assert.deepEqual(events, ['write abc', 'rest of the turn'])
 })
 
 void test('a node that refuses the connection: not sent; one that drops it after the call: maybe executed', async () => {
