@@ -156,7 +156,7 @@ export class FrameReader {
 }
 
 /**
- * Gathers frames and writes them in one go: every call or answer of one turn costs one write.
+ * Gathers frames and writes them in one go, at the point `flushAt` names.
  * 'turn' (the router's calls): at the end of the event-loop turn (setImmediate runs after the I/O
  * callbacks of the turn), so the requests of many HTTP connections read in one turn share a write.
  * 'microtasks' (the node's answers): once the promise jobs running now are done, so the answers
