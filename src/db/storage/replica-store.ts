@@ -75,6 +75,14 @@ export class ReplicaStore {
   readonly #get: StatementSync
   readonly #group: StatementSync
   readonly #query: StatementSync
+  readonly #begin: StatementSync
+  readonly #commit: StatementSync
+  readonly #rollback: StatementSync
+  /**
+   * Whether the idx table may hold entries. While it holds none (a database whose tables have no
+   * indexes), applying a document skips the statement that deletes its old entries.
+   */
+  #mayHaveIndexEntries: boolean
 
   constructor(path: string) {
     this.path = path
@@ -119,6 +127,11 @@ export class ReplicaStore {
     this.#group = this.#db.prepare(
       'SELECT skey, doc, version, etag FROM docs WHERE tbl = ? AND pkey = ? ORDER BY skey LIMIT ?',
     )
+    // Prepared once: exec() would compile them again on every commit.
+    this.#begin = this.#db.prepare('BEGIN')
+    this.#commit = this.#db.prepare('COMMIT')
+    this.#rollback = this.#db.prepare('ROLLBACK')
+    this.#mayHaveIndexEntries = this.#db.prepare('SELECT 1 FROM idx LIMIT 1').get() !== undefined
     this.#query = this.#db.prepare(
       'SELECT d.skey AS skey, d.doc AS doc, d.version AS version, d.etag AS etag FROM idx i JOIN docs d ON d.tbl = i.tbl AND d.pkey = i.pkey AND d.skey = i.skey WHERE i.tbl = ? AND i.field = ? AND i.pkey = ? AND i.value = ? ORDER BY d.skey LIMIT ?',
     )
@@ -144,27 +157,30 @@ export class ReplicaStore {
    */
   applyBatch(transactions: readonly { ops: readonly Operation[]; checkpoint: Checkpoint }[]): void {
     if (transactions.length === 0) return
-    this.#db.exec('BEGIN')
+    this.#begin.run()
     try {
       for (const { ops, checkpoint } of transactions) {
         const etag = etagOf(checkpoint.generation, checkpoint.scn)
         for (const op of ops) {
           const pkey = op.key[0]
           const skey = subKey(op.key)
-          this.#deleteIndex.run(op.table, pkey, skey)
+          if (this.#mayHaveIndexEntries) this.#deleteIndex.run(op.table, pkey, skey)
           if (op.kind === 'delete') {
             this.#delete.run(op.table, pkey, skey)
             continue
           }
           this.#put.run(op.table, pkey, skey, JSON.stringify(op.doc), op.schemaVersion, etag)
-          for (const [field, value] of op.index) this.#insertIndex.run(op.table, field, pkey, value, skey)
+          for (const [field, value] of op.index) {
+            this.#mayHaveIndexEntries = true
+            this.#insertIndex.run(op.table, field, pkey, value, skey)
+          }
         }
       }
       const last = transactions[transactions.length - 1].checkpoint
       this.#saveCheckpoint.run(last.generation, last.scn, last.nextOffset)
-      this.#db.exec('COMMIT')
+      this.#commit.run()
     } catch (error) {
-      this.#db.exec('ROLLBACK')
+      this.#rollback.run()
       throw error
     }
   }

@@ -246,6 +246,28 @@ test('index entries: a query finds documents of the group by field value, in key
   assert.deepEqual(keys(s.query('orders', 'alice', 'status', 'open', 100)), ['alice/o4'])
 })
 
+test('index entries written after index-less puts, and found on reopening, are still replaced and removed', () => {
+  // A store without index entries skips deleting a document's old ones; that must never skip real ones.
+  const path = join(dir, 'index-later.sqlite')
+  const s = new ReplicaStore(path)
+  s.apply([put('t', ['p', 'a'], { v: 1 })], cp(1, 1, 1))
+  s.apply([put('t', ['p', 'a'], { v: 2 }, [['v', '2']])], cp(1, 2, 2))
+  assert.deepEqual(
+    s.query('t', 'p', 'v', '2', 10).map((d) => d.etag),
+    ['1.2'],
+  )
+  s.apply([put('t', ['p', 'a'], { v: 3 })], cp(1, 3, 3))
+  assert.deepEqual(s.query('t', 'p', 'v', '2', 10), [], 'an index-less update removes the old entry')
+  s.apply([put('t', ['p', 'b'], { v: 4 }, [['v', '4']]), put('t', ['p', 'c'], { v: 5 }, [['v', '5']])], cp(1, 4, 4))
+  s.close()
+  const r = new ReplicaStore(path)
+  open.push(r)
+  r.apply([put('t', ['p', 'b'], { v: 6 })], cp(1, 5, 5))
+  r.apply([del('t', ['p', 'c'])], cp(1, 6, 6))
+  assert.deepEqual(r.query('t', 'p', 'v', '4', 10), [], 'after reopening: an update removes the entry')
+  assert.deepEqual(r.query('t', 'p', 'v', '5', 10), [], 'after reopening: a delete removes the entry')
+})
+
 test('a transaction that fails midway changes neither data, index nor checkpoint', () => {
   const s = fresh()
   s.apply([put('t', ['a'], { v: 1 }, [['v', '1']]), put('t', ['b'], { v: 1 })], cp(1, 1, 3))
