@@ -284,10 +284,17 @@ void test(
     t.diagnostic(
       `requests to the dead master's partition while the router was cut off: ${JSON.stringify(Object.fromEntries(counts))}`,
     )
-    // The first, sent at once, cannot succeed: the router knows of no other master. Every answer
-    // is a retriable 503 naming why (or, once healed, a success); reads from any replica go on.
-    assert.equal(probes[0].answer, '503 NO_MASTER retry-after')
-    for (const p of probes)
+    // The first, sent at once, cannot succeed: the router knows of no other master. It is a
+    // retriable 503 naming why, or, when the router wrote it on the channel before reading the
+    // dead node's FIN (both in one turn of a busy router), a 504: outcome unknown to the router,
+    // which is what it may say of a call it wrote. Every later answer is a retriable 503 (or, once
+    // healed, a success); reads from any replica go on.
+    assert.match(probes[0].answer, /^(503 NO_MASTER retry-after|504 TIMEOUT)$/)
+    assert.ok(
+      probes.some((p) => p.answer === '503 NO_MASTER retry-after'),
+      'the failover the router cannot see is answered 503 NO_MASTER',
+    )
+    for (const p of probes.slice(1))
       assert.match(
         p.answer,
         p.kind === 'any-replica read' ? /^(200|404 NOT_FOUND)$/ : /^(200|404 NOT_FOUND|503 NO_MASTER retry-after)$/,
