@@ -351,6 +351,25 @@ if (postgresInstalled()) {
       assert.match(res.stdout, /CPU µs\/op pg primary/)
     },
   )
+  void test(
+    'bench/db-floor.ts measures PostgreSQL beside a bare one-hop and a bare two-hop HTTP path, every scenario',
+    { timeout: 150_000 },
+    () => {
+      const res = spawnSync(process.execPath, [join(ROOT, 'bench', 'db-floor.ts'), '--duration', '1', '--pairs', '1'], {
+        encoding: 'utf8',
+        timeout: 140_000,
+      })
+      assert.equal(res.status, 0, `${res.stdout}\n${res.stderr}`)
+      for (const scenario of SCENARIOS) {
+        for (const column of ['postgres', 'one-hop', 'two-hop']) {
+          // The scenario names hold no regular-expression metacharacters.
+          const line = new RegExp(`^${scenario}\\s+${column}\\s+(\\d+) ops/s .* server CPU (\\d+) µs/op$`, 'm')
+          const m = line.exec(res.stdout)
+          assert.ok(m !== null && Number(m[1]) > 0 && Number(m[2]) >= 0, `${scenario} ${column}: ${res.stdout}`)
+        }
+      }
+    },
+  )
 } else {
   void test('without PostgreSQL 15, the benchmark says what to install', () => {
     assert.match(INSTALL_HINT, new RegExp(`apt-get install -y ${PG_PACKAGE}`))
