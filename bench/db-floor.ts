@@ -27,13 +27,18 @@ import { NodeChannel } from '../src/db/node-client/node-channel.ts'
 import { httpTarget } from './db-cortado.ts'
 import { makeDoc, runPhase, type Target, WrittenKeys } from './db-load.ts'
 import { ensurePostgres, startPostgres } from './db-postgres.ts'
+import { freePorts } from './free-ports.ts'
 
 const HOST = '127.0.0.1'
 const KEYS = 10_000
 
-/** The document a bare server answers for a key (the load generator checks its id). */
+const texts = new Map<string, string>()
+
+/** The document a bare server answers for a key (the load generator checks its id), made once. */
 function docText(key: string): string {
-  return JSON.stringify(makeDoc(key, 1))
+  let text = texts.get(key)
+  if (text === undefined) texts.set(key, (text = JSON.stringify(makeDoc(key, 1))))
+  return text
 }
 
 function keyOfPath(path: string): string {
@@ -171,10 +176,8 @@ async function main(): Promise<void> {
   const defer = (stop: () => Promise<void>) => stops.push(stop)
   try {
     if (!(await ensurePostgres((line) => console.log(line)))) throw new Error('PostgreSQL 15 is needed')
-    const pg = await startPostgres(
-      { parentDir: args.dir, primaryPort: 47_301, standbyPort: 47_302, concurrency: 32 },
-      defer,
-    )
+    const [primaryPort, standbyPort] = await freePorts(HOST, 2)
+    const pg = await startPostgres({ parentDir: args.dir, primaryPort, standbyPort, concurrency: 32 }, defer)
     const oneHop = await spawnBare('direct', [], defer)
     const node = await spawnBare('node', [], defer)
     const router = await spawnBare('router', [node.url], defer)

@@ -49,13 +49,13 @@
 // `--quick` is a short smoke run. Exits 1 if any operation failed (or a read found nothing where
 // a write had been acknowledged) or a database could not be started; no timing assertions.
 import { readdirSync, readFileSync } from 'node:fs'
-import { createServer, type Server } from 'node:net'
 import { availableParallelism, tmpdir } from 'node:os'
 import { parseArgs } from 'node:util'
 import { type CortadoCluster, DATABASE, PARTITIONS, startCortado } from './db-cortado.ts'
 import { ensureEtcd, startEtcd } from './db-etcd.ts'
 import { docBytes, type ProcessGroup, runPhase, summarize, type Target, WrittenKeys } from './db-load.ts'
 import { ensurePostgres, startPostgres } from './db-postgres.ts'
+import { freePorts } from './free-ports.ts'
 
 const HOST = '127.0.0.1'
 
@@ -260,27 +260,6 @@ for (const name of args.only?.split(',') ?? []) {
 const shown = wanted.map((c) => c.name)
 
 // ---------------------------------------------------------------- processes and their CPU
-
-/** Free ports, all held open at once so that no two are the same. */
-async function freePorts(n: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from(
-      { length: n },
-      () =>
-        new Promise<Server>((resolve, reject) => {
-          const s = createServer()
-          s.once('error', reject)
-          s.listen(0, HOST, () => resolve(s))
-        }),
-    ),
-  )
-  const ports = servers.map((s) => {
-    const a = s.address()
-    return typeof a === 'object' && a !== null ? a.port : 0
-  })
-  await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))))
-  return ports
-}
 
 /** Every process's parent and CPU seconds (user + system) so far, by pid; empty off Linux. */
 function processTable(): Map<number, { ppid: number; cpu: number }> {
@@ -618,7 +597,7 @@ async function main(): Promise<void> {
       else console.log(`Measuring without ${c.name}.`)
     }
     if (runnable.length === 0) throw new Error('nothing to measure (see above)')
-    const ports = await freePorts(runnable.length * 6)
+    const ports = await freePorts(HOST, runnable.length * 6)
     const port = () => ports.pop()!
     const started = await Promise.allSettled(runnable.map((c) => c.start(defer, port)))
 
