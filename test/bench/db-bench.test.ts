@@ -3,8 +3,8 @@
 // the Cortado side uses, and against in-memory targets); the Cortado side starts as separate
 // processes or as `cortado start`; and, where PostgreSQL 15 and etcd are installed, the etcd
 // target writes and reads back through a real cluster and a quick run against each baseline
-// completes and prints a figure for every scenario. No assertion on the figures themselves
-// (tests never fail on timing).
+// completes and prints a figure for every scenario, as does `npm run bench:db-floor` for each of
+// its columns. No assertion on the figures themselves (tests never fail on timing).
 import assert from 'node:assert/strict'
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process'
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs'
