@@ -18,7 +18,6 @@
 // worker; each in pairs of slices, columns in order in odd pairs and reversed in even ones.
 // Prints ops/s, p50 latency and the servers' CPU per operation (from /proc); no timing assertions.
 import { type ChildProcess, fork } from 'node:child_process'
-import { readFileSync } from 'node:fs'
 import http from 'node:http'
 import { tmpdir } from 'node:os'
 import { parseArgs } from 'node:util'
@@ -28,6 +27,7 @@ import { httpTarget } from './db-cortado.ts'
 import { makeDoc, runPhase, type Target, WrittenKeys } from './db-load.ts'
 import { ensurePostgres, startPostgres } from './db-postgres.ts'
 import { freePorts } from './free-ports.ts'
+import { cpuBetween, processTable } from './process-cpu.ts'
 
 const HOST = '127.0.0.1'
 const KEYS = 10_000
@@ -123,31 +123,6 @@ async function spawnBare(role: string, args: string[], defer: (stop: () => Promi
   return { pid: child.pid!, url: `http://${HOST}:${port}` }
 }
 
-function cpuSeconds(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')
-  // utime, stime, cutime, cstime: PostgreSQL's backends are children of its postmasters.
-  return (Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])) / 100
-}
-
-/** CPU of the pids and their descendants (/proc/<pid>/task/<pid>/children). */
-function treeCpu(pids: number[]): number {
-  let total = 0
-  const seen = new Set<number>()
-  const visit = (pid: number) => {
-    if (seen.has(pid)) return
-    seen.add(pid)
-    try {
-      total += cpuSeconds(pid)
-      for (const c of readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').split(' ').filter(Boolean))
-        visit(Number(c))
-    } catch {
-      // Gone in between: its CPU went with it.
-    }
-  }
-  for (const pid of pids) visit(pid)
-  return total
-}
-
 interface Column {
   name: string
   target: Target
@@ -203,7 +178,7 @@ async function main(): Promise<void> {
       for (let slice = 0; slice < 2 * pairs; slice++) {
         const order = slice % 2 === 0 ? columns : [...columns].reverse()
         for (const c of order) {
-          const before = treeCpu(c.pids())
+          const before = processTable()
           const r = await runPhase({
             target: c.target,
             kind: s.kind,
@@ -219,7 +194,8 @@ async function main(): Promise<void> {
           t.ops += r.ops
           t.seconds += r.seconds
           t.completed += r.completed
-          t.cpu += treeCpu(c.pids()) - before
+          const owners = new Map(c.pids().map((pid) => [pid, c.name]))
+          t.cpu += cpuBetween(before, processTable(), owners).get(c.name) ?? 0
           for (const l of r.latencies) t.latencies.push(l)
         }
       }

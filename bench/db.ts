@@ -48,7 +48,6 @@
 //
 // `--quick` is a short smoke run. Exits 1 if any operation failed (or a read found nothing where
 // a write had been acknowledged) or a database could not be started; no timing assertions.
-import { readdirSync, readFileSync } from 'node:fs'
 import { availableParallelism, tmpdir } from 'node:os'
 import { parseArgs } from 'node:util'
 import { type CortadoCluster, DATABASE, PARTITIONS, startCortado } from './db-cortado.ts'
@@ -56,6 +55,7 @@ import { ensureEtcd, startEtcd } from './db-etcd.ts'
 import { docBytes, type ProcessGroup, runPhase, summarize, type Target, WrittenKeys } from './db-load.ts'
 import { ensurePostgres, startPostgres } from './db-postgres.ts'
 import { freePorts } from './free-ports.ts'
+import { cpuBetween, processTable } from './process-cpu.ts'
 
 const HOST = '127.0.0.1'
 
@@ -258,51 +258,6 @@ for (const name of args.only?.split(',') ?? []) {
   }
 }
 const shown = wanted.map((c) => c.name)
-
-// ---------------------------------------------------------------- processes and their CPU
-
-/** Every process's parent and CPU seconds (user + system) so far, by pid; empty off Linux. */
-function processTable(): Map<number, { ppid: number; cpu: number }> {
-  const table = new Map<number, { ppid: number; cpu: number }>()
-  let procs: string[] = []
-  try {
-    procs = readdirSync('/proc').filter((d) => /^\d+$/.test(d))
-  } catch {
-    // not Linux
-  }
-  for (const p of procs) {
-    try {
-      const stat = readFileSync(`/proc/${p}/stat`, 'utf8')
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-      // utime and stime, in USER_HZ=100 ticks
-      table.set(Number(p), { ppid: Number(fields[1]), cpu: (Number(fields[11]) + Number(fields[12])) / 100 })
-    } catch {
-      // exited while we looked
-    }
-  }
-  return table
-}
-
-/**
- * CPU seconds each group used between two process tables. A process counts to the group of its
- * nearest ancestor-or-self among `groups`' pids (PostgreSQL's backends to their postmaster,
- * `cortado start`'s nodes to the nodes, not to `cortado start`). A process that exited in between
- * takes its time with it (a lower bound then); one that started counts from zero. Empty off Linux.
- */
-function cpuBetween(
-  before: Map<number, { cpu: number }>,
-  after: Map<number, { ppid: number; cpu: number }>,
-  groups: Map<number, string>,
-): Map<string, number> {
-  const used = new Map<string, number>()
-  for (const [pid, { cpu }] of after) {
-    let group: string | undefined
-    for (let p = pid, depth = 0; p > 1 && depth < 64 && group === undefined; p = after.get(p)?.ppid ?? 0, depth++)
-      group = groups.get(p)
-    if (group !== undefined) used.set(group, (used.get(group) ?? 0) + cpu - (before.get(pid)?.cpu ?? 0))
-  }
-  return used
-}
 
 // ---------------------------------------------------------------- table
 
