@@ -40,8 +40,8 @@ export interface NodeCommand {
 export async function runNode(cmd: NodeCommand): Promise<void> {
   const log = new Logger({ component: 'node', node: cmd.id })
   const node = await StorageNode.start({ ...cmd, log, registry: createRegistry() })
-  process.stdout.write(`cortado node ready id=${cmd.id} url=${node.url} pid=${process.pid}\n`)
   stopOnSignals(() => node.close(), log, { exitWithParent: spawnedToExitWithParent() })
+  process.stdout.write(`cortado node ready id=${cmd.id} url=${node.url} pid=${process.pid}\n`)
 }
 
 export interface RouterCommand {
@@ -57,8 +57,8 @@ export interface RouterCommand {
 export async function runRouter(cmd: RouterCommand): Promise<void> {
   const log = new Logger({ component: 'router' })
   const router = await Router.start({ ...cmd, log, registry: createRegistry() })
-  process.stdout.write(`cortado router ready http=${router.url}\n`)
   stopOnSignals(() => router.close(), log, { exitWithParent: spawnedToExitWithParent() })
+  process.stdout.write(`cortado router ready http=${router.url}\n`)
 }
 
 export interface ControllerCommand {
@@ -93,7 +93,6 @@ export async function runController(cmd: ControllerCommand): Promise<void> {
     fetchMaxWaitMs: cmd.fetchMaxWaitMs,
   })
   const metrics = cmd.metricsPort === undefined ? undefined : await serveMetrics(registry, '127.0.0.1', cmd.metricsPort)
-  process.stdout.write(`cortado controller ready id=${cmd.id} pid=${process.pid}\n`)
   stopOnSignals(
     async () => {
       metrics?.close()
@@ -102,6 +101,7 @@ export async function runController(cmd: ControllerCommand): Promise<void> {
     log,
     { exitWithParent: spawnedToExitWithParent() },
   )
+  process.stdout.write(`cortado controller ready id=${cmd.id} pid=${process.pid}\n`)
 }
 
 async function brokerCount(bootstrap: string[]): Promise<number> {
@@ -262,6 +262,17 @@ export async function runStart(cmd: StartCommand): Promise<void> {
       }
     }
   }
+  stopOnSignals(
+    async () => {
+      await router.close()
+      await controller.close()
+      await Promise.all(nodes.map((n) => n.stop()))
+      metrics.close()
+      await broker?.stop()
+    },
+    log,
+    { exitWithParent: true },
+  )
   process.stdout.write(
     [
       `cortado ready http=${router.url} broker=${bootstrap.join(',')} nodes=${cmd.nodes} metrics=http://127.0.0.1:${metricsPort}/metrics`,
@@ -274,16 +285,5 @@ export async function runStart(cmd: StartCommand): Promise<void> {
       `  cluster: curl ${router.url}/_admin/cluster    API: ${router.url}/openapi.json`,
       'Ctrl-C stops everything cleanly.',
     ].join('\n') + '\n',
-  )
-  stopOnSignals(
-    async () => {
-      await router.close()
-      await controller.close()
-      await Promise.all(nodes.map((n) => n.stop()))
-      metrics.close()
-      await broker?.stop()
-    },
-    log,
-    { exitWithParent: true },
   )
 }

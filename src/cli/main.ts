@@ -145,9 +145,6 @@ async function runBroker(args: string[]): Promise<void> {
     wantedMetricsPort === undefined ? undefined : await serveMetrics(broker.registry, values.host, wantedMetricsPort)
   const address = metrics?.address()
   const metricsNote = typeof address === 'object' && address !== null ? `, metrics on :${address.port}/metrics` : ''
-  process.stdout.write(
-    `cortado broker ready on ${broker.host}:${broker.port} (node ${broker.nodeId}, data ${broker.dataDir}${metricsNote})\n`,
-  )
   stopOnSignals(
     async () => {
       metrics?.close()
@@ -155,6 +152,9 @@ async function runBroker(args: string[]): Promise<void> {
     },
     log,
     { exitWithParent: spawnedToExitWithParent() },
+  )
+  process.stdout.write(
+    `cortado broker ready on ${broker.host}:${broker.port} (node ${broker.nodeId}, data ${broker.dataDir}${metricsNote})\n`,
   )
 }
 

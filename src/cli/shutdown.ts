@@ -6,6 +6,8 @@
 //   orphans holding the ports and the data directory. Linux tells a child nothing when its parent
 //   dies, so the parent pid is polled: when it changes, the process was re-parented.
 // - A stop that hangs is cut short after `forceAfterMs`, with an error logged and exit code 1.
+// Each command calls stopOnSignals before it prints its ready line: a supervisor may signal as
+// soon as it reads that line, and before a handler is in place SIGTERM kills the process outright.
 import type { Logger } from '../util/log.ts'
 
 const PARENT_POLL_MS = 250
