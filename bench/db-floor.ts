@@ -11,18 +11,43 @@
 //   forwarding every request to a bare node (the real channel framing and coalescing,
 //   src/db/node-rpc.ts) that answers it from memory: the router → master shape of every Cortado
 //   request through the HTTP API, with no database work at all (no parsing, no log, no SQLite).
+// - log: two-hop plus the replication log, with no database work: the real embedded broker
+//   (`cortado broker`, its journal and fsync as shipped) and three bare nodes, each the master of
+//   a third of 8 partitions; a PUT goes router → the partition's master over the channel, which
+//   produces it with the reliable producer (src/client/reliable-producer.ts, one per partition, as
+//   a storage node has) and answers once its log reader (src/client/log-reader.ts) has read it
+//   back; every node reads every partition, the ones it follows lingering between deliveries as a
+//   storage node's followers do, and drops what it reads (no parsing, no SQLite). GETs go to the
+//   master and are answered from memory. This is the least a write of a database of 3 replicas
+//   costs through the HTTP API in this design.
 // The two-hop column's ratio to PostgreSQL is a ceiling: the HTTP API through a router process of
-// its own cannot beat it however cheap the database work becomes (docs/database.md, "Performance").
+// its own cannot beat it however cheap the database work becomes; the log column's write ratio is
+// the same ceiling for writes that go through the log (docs/database.md, "Performance").
 //
 // Scenarios as in bench:db: writes of ~1 KB documents at 32 workers, reads at 32, writes at one
 // worker; each in pairs of slices, columns in order in odd pairs and reversed in even ones.
 // Prints ops/s, p50 latency and the servers' CPU per operation (from /proc); no timing assertions.
-import { type ChildProcess, fork } from 'node:child_process'
+import { type ChildProcess, fork, spawn } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
 import http from 'node:http'
 import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { parseArgs } from 'node:util'
-import { CoalescingWriter, decodeRequest, encodeResponse, FrameReader, RPC_UPGRADE } from '../src/db/node-rpc.ts'
+import { EXIT_WITH_PARENT_ENV } from '../src/cli/shutdown.ts'
+import { LogReader } from '../src/client/log-reader.ts'
+import { ReliableProducer } from '../src/client/reliable-producer.ts'
+import { ensureTopic } from '../src/db/kafka-topics.ts'
+import { partitionOf } from '../src/db/metadata/model.ts'
+import {
+  CoalescingWriter,
+  decodeRequest,
+  encodeResponse,
+  FrameReader,
+  RPC_UPGRADE,
+  type RpcRequest,
+} from '../src/db/node-rpc.ts'
 import { NodeChannel } from '../src/db/node-client/node-channel.ts'
+import { FOLLOWER_LINGER_MS } from '../src/db/storage/storage-node.ts'
 import { httpTarget } from './db-cortado.ts'
 import { makeDoc, runPhase, type Target, WrittenKeys } from './db-load.ts'
 import { ensurePostgres, startPostgres } from './db-postgres.ts'
@@ -31,6 +56,10 @@ import { cpuBetween, processTable } from './process-cpu.ts'
 
 const HOST = '127.0.0.1'
 const KEYS = 10_000
+/** The log column's topic: 8 partitions over 3 nodes, as bench:db's database. */
+const LOG_TOPIC = 'floor-log'
+const LOG_PARTITIONS = 8
+const LOG_NODES = 3
 
 const texts = new Map<string, string>()
 
@@ -45,25 +74,30 @@ function keyOfPath(path: string): string {
   return decodeURIComponent(path.slice(path.lastIndexOf('/') + 1))
 }
 
-/** A bare node: the channel's framing and coalescing, every call answered from memory. */
-function bareNode(): http.Server {
+type Answer = (frame: Buffer) => void
+
+/** Answers a call from memory: a write with an ETag, a read with the key's document. */
+function answerFromMemory(call: RpcRequest, answer: Answer): void {
+  // Answered from a promise job, as the node's handlers are.
+  void Promise.resolve().then(() =>
+    answer(
+      call.method === 'POST'
+        ? encodeResponse(call.id, 200, null, '{"etag":"1-1"}')
+        : encodeResponse(call.id, 200, { etag: '1-1' }, docText(keyOfPath(call.path))),
+    ),
+  )
+}
+
+/** A bare node: the channel's framing and coalescing, every call answered by `handle`. */
+function bareNode(handle: (call: RpcRequest, answer: Answer) => void): http.Server {
   const server = http.createServer((_req, res) => res.writeHead(404).end())
   server.on('upgrade', (req, socket, head: Buffer) => {
     if (req.headers.upgrade?.toLowerCase() !== RPC_UPGRADE) return socket.destroy()
     const reader = new FrameReader()
     const out = new CoalescingWriter((data) => socket.write(data), 'microtasks')
+    const answer = (frame: Buffer) => out.push(frame)
     const onData = (chunk: Buffer) => {
-      for (const frame of reader.push(chunk)) {
-        const call = decodeRequest(frame)
-        // Answered from a promise job, as the node's handlers are.
-        void Promise.resolve().then(() =>
-          out.push(
-            call.method === 'POST'
-              ? encodeResponse(call.id, 200, null, '{"etag":"1-1"}')
-              : encodeResponse(call.id, 200, { etag: '1-1' }, docText(keyOfPath(call.path))),
-          ),
-        )
-      }
+      for (const frame of reader.push(chunk)) handle(decodeRequest(frame), answer)
     }
     socket.write(`HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${RPC_UPGRADE}\r\n\r\n`)
     socket.on('data', onData)
@@ -73,8 +107,57 @@ function bareNode(): http.Server {
   return server
 }
 
+/**
+ * The log column's node `index`: masters the partitions p with p % LOG_NODES === index, follows
+ * the others. A PUT is produced to its partition and answered once read back.
+ */
+function logNode(bootstrap: string, index: number): http.Server {
+  const reader = new LogReader({ bootstrap: [bootstrap], clientId: `floor-node-${index}` })
+  const producers = new Map<number, ReliableProducer>()
+  /** Per mastered partition: the next offset to read, and the writes acknowledged and not yet read back (in offset order). */
+  const readTo = new Map<number, number>()
+  const waiting = new Map<number, { offset: number; answer: () => void }[]>()
+  for (let p = 0; p < LOG_PARTITIONS; p++) {
+    if (p % LOG_NODES !== index) {
+      reader.assign(LOG_TOPIC, p, 0, () => undefined, FOLLOWER_LINGER_MS)
+      continue
+    }
+    producers.set(p, new ReliableProducer({ bootstrap: [bootstrap], clientId: `floor-node-${index}-${p}` }))
+    readTo.set(p, 0)
+    waiting.set(p, [])
+    reader.assign(LOG_TOPIC, p, 0, (records) => {
+      readTo.set(p, records[records.length - 1].offset + 1)
+      const queue = waiting.get(p)!
+      let n = 0
+      while (n < queue.length && queue[n].offset < readTo.get(p)!) queue[n++].answer()
+      queue.splice(0, n)
+    })
+  }
+  return bareNode((call, answer) => {
+    if (call.method !== 'POST') return answerFromMemory(call, answer)
+    const key = keyOfPath(call.path)
+    const partition = partitionOf(key, LOG_PARTITIONS)
+    const producer = producers.get(partition)
+    if (producer === undefined) return answer(encodeResponse(call.id, 421, null, '{"error":"not master"}'))
+    const done = () => answer(encodeResponse(call.id, 200, null, '{"etag":"1-1"}'))
+    producer.send({ topic: LOG_TOPIC, partition, key: Buffer.from(key), value: Buffer.from(call.body ?? '') }).then(
+      (m) => {
+        const offset = Number(m.offset)
+        if (offset < readTo.get(partition)!) done()
+        else waiting.get(partition)!.push({ offset, answer: done })
+      },
+      (e: unknown) => answer(encodeResponse(call.id, 503, null, JSON.stringify({ error: String(e) }))),
+    )
+  })
+}
+
+/** The log column's router: each request to its partition's master (as bareRouter, by partition). */
+function logRouter(nodes: NodeChannel[]): http.Server {
+  return bareRouter((url) => nodes[partitionOf(keyOfPath(url), LOG_PARTITIONS) % LOG_NODES])
+}
+
 /** A bare HTTP server: every GET answered with a document, every PUT with an ETag, from memory (or via the node). */
-function bareRouter(node: NodeChannel | undefined): http.Server {
+function bareRouter(nodeFor: ((url: string) => NodeChannel) | undefined): http.Server {
   const answer = (res: http.ServerResponse, status: number, etag: string, body: string) => {
     res.writeHead(status, {
       etag: `"${etag}"`,
@@ -89,20 +172,31 @@ function bareRouter(node: NodeChannel | undefined): http.Server {
     req.on('end', () => {
       const url = req.url ?? '/'
       const put = req.method === 'PUT'
-      if (node === undefined) return answer(res, 200, '1-1', put ? '{"etag":"1-1"}' : docText(keyOfPath(url)))
+      if (nodeFor === undefined) return answer(res, 200, '1-1', put ? '{"etag":"1-1"}' : docText(keyOfPath(url)))
       const body = put ? Buffer.concat(chunks).toString('utf8') : undefined
-      node.call(put ? 'POST' : 'GET', `/_node/doc${url}`, body).then(
-        (r) => answer(res, r.status, r.headers.etag ?? '', r.body.toString('utf8')),
-        () => res.writeHead(503).end(),
-      )
+      nodeFor(url)
+        .call(put ? 'POST' : 'GET', `/_node/doc${url}`, body)
+        .then(
+          (r) => answer(res, r.status, r.headers.etag ?? '', r.body.toString('utf8')),
+          () => res.writeHead(503).end(),
+        )
     })
   })
 }
 
 /** Runs a bare process of this file: prints its port once listening. */
-function serve(role: string): void {
-  const node = role === 'router' ? new NodeChannel(process.argv[4], 30_000) : undefined
-  const server = role === 'node' ? bareNode() : bareRouter(node)
+function serve(role: string, args: string[]): void {
+  const channels = role.endsWith('router') ? args.map((url) => new NodeChannel(url, 30_000)) : []
+  const server =
+    role === 'node'
+      ? bareNode(answerFromMemory)
+      : role === 'router'
+        ? bareRouter(() => channels[0])
+        : role === 'log-node'
+          ? logNode(args[0], Number(args[1]))
+          : role === 'log-router'
+            ? logRouter(channels)
+            : bareRouter(undefined)
   server.keepAliveTimeout = 72_000
   server.listen(0, HOST, () => {
     const a = server.address()
@@ -123,17 +217,56 @@ async function spawnBare(role: string, args: string[], defer: (stop: () => Promi
   return { pid: child.pid!, url: `http://${HOST}:${port}` }
 }
 
+/** Runs the real embedded broker (`cortado broker`) in a data directory of its own; resolves once it is ready. */
+async function startBroker(parentDir: string, defer: (stop: () => Promise<void>) => void) {
+  const dataDir = mkdtempSync(join(parentDir, 'cortado-bench-floor-'))
+  const [port] = await freePorts(HOST, 1)
+  const main = join(import.meta.dirname, '../src/cli/main.ts')
+  const broker = spawn(
+    process.execPath,
+    [main, 'broker', '--port', String(port), '--data-dir', join(dataDir, 'broker')],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env: { ...process.env, CORTADO_LOG_LEVEL: 'warn', [EXIT_WITH_PARENT_ENV]: '1' },
+    },
+  )
+  const exited = new Promise<void>((resolve) => broker.once('exit', () => resolve()))
+  defer(async () => {
+    broker.kill('SIGTERM')
+    await exited
+    rmSync(dataDir, { recursive: true, force: true })
+  })
+  await new Promise<void>((resolve, reject) => {
+    let out = ''
+    broker.stdout.on('data', (d: Buffer) => {
+      out += d.toString()
+      if (out.includes('cortado broker ready')) resolve()
+    })
+    void exited.then(() => reject(new Error(`cortado broker exited before it was ready:\n${out}`)))
+  })
+  const bootstrap = `${HOST}:${port}`
+  await ensureTopic([bootstrap], {
+    name: LOG_TOPIC,
+    partitions: LOG_PARTITIONS,
+    replicationFactor: 1,
+    configs: { 'cleanup.policy': 'delete', 'retention.ms': '-1', 'retention.bytes': '-1' },
+  })
+  return { pid: broker.pid!, bootstrap }
+}
+
 interface Column {
   name: string
   target: Target
-  pids: () => number[]
+  /** Its processes, each with the role its CPU is printed under. */
+  processes: () => [number, string][]
 }
 
 interface Result {
   ops: number
   seconds: number
   completed: number
-  cpu: number
+  /** CPU seconds by role. */
+  cpu: Map<string, number>
   latencies: number[]
 }
 
@@ -156,10 +289,39 @@ async function main(): Promise<void> {
     const oneHop = await spawnBare('direct', [], defer)
     const node = await spawnBare('node', [], defer)
     const router = await spawnBare('router', [node.url], defer)
+    const broker = await startBroker(args.dir, defer)
+    const logNodes = await Promise.all(
+      Array.from({ length: LOG_NODES }, (_, i) => spawnBare('log-node', [broker.bootstrap, String(i)], defer)),
+    )
+    const logRouter = await spawnBare(
+      'log-router',
+      logNodes.map((n) => n.url),
+      defer,
+    )
     const columns: Column[] = [
-      { name: 'postgres', target: pg.target, pids: () => pg.pids() },
-      { name: 'one-hop', target: httpTarget(oneHop.url, 'db', 'docs', 32).target, pids: () => [oneHop.pid] },
-      { name: 'two-hop', target: httpTarget(router.url, 'db', 'docs', 32).target, pids: () => [router.pid, node.pid] },
+      { name: 'postgres', target: pg.target, processes: () => pg.pids().map((pid) => [pid, 'postgres']) },
+      {
+        name: 'one-hop',
+        target: httpTarget(oneHop.url, 'db', 'docs', 32).target,
+        processes: () => [[oneHop.pid, 'server']],
+      },
+      {
+        name: 'two-hop',
+        target: httpTarget(router.url, 'db', 'docs', 32).target,
+        processes: () => [
+          [router.pid, 'router'],
+          [node.pid, 'node'],
+        ],
+      },
+      {
+        name: 'log',
+        target: httpTarget(logRouter.url, 'db', 'docs', 32).target,
+        processes: () => [
+          [logRouter.pid, 'router'],
+          [broker.pid, 'broker'],
+          ...logNodes.map((n): [number, string] => [n.pid, 'nodes']),
+        ],
+      },
     ]
     // Each column reads back only keys it was written (the write scenario comes first).
     const written = new Map(columns.map((c) => [c.name, new WrittenKeys(KEYS)]))
@@ -173,7 +335,7 @@ async function main(): Promise<void> {
     )
     for (const s of scenarios) {
       const results = new Map<string, Result>(
-        columns.map((c) => [c.name, { ops: 0, seconds: 0, completed: 0, cpu: 0, latencies: [] }]),
+        columns.map((c) => [c.name, { ops: 0, seconds: 0, completed: 0, cpu: new Map(), latencies: [] }]),
       )
       for (let slice = 0; slice < 2 * pairs; slice++) {
         const order = slice % 2 === 0 ? columns : [...columns].reverse()
@@ -194,8 +356,8 @@ async function main(): Promise<void> {
           t.ops += r.ops
           t.seconds += r.seconds
           t.completed += r.completed
-          const owners = new Map(c.pids().map((pid) => [pid, c.name]))
-          t.cpu += cpuBetween(before, processTable(), owners).get(c.name) ?? 0
+          for (const [role, seconds] of cpuBetween(before, processTable(), new Map(c.processes())))
+            t.cpu.set(role, (t.cpu.get(role) ?? 0) + seconds)
           for (const l of r.latencies) t.latencies.push(l)
         }
       }
@@ -205,8 +367,12 @@ async function main(): Promise<void> {
         const ops = t.ops / t.seconds
         const sorted = Float64Array.from(t.latencies).sort()
         const p50 = sorted[Math.max(0, Math.ceil(0.5 * sorted.length) - 1)]
+        const perOp = (seconds: number) => ((seconds * 1e6) / t.completed).toFixed(0)
+        const total = [...t.cpu.values()].reduce((a, b) => a + b, 0)
+        const roles =
+          t.cpu.size > 1 ? ` (${[...t.cpu].map(([role, seconds]) => `${role} ${perOp(seconds)}`).join(', ')})` : ''
         console.log(
-          `${s.name.padEnd(24)} ${c.name.padEnd(9)} ${ops.toFixed(0).padStart(7)} ops/s (${(ops / pgOps).toFixed(2)}x postgres)  p50 ${p50.toFixed(2)} ms  server CPU ${((t.cpu * 1e6) / t.completed).toFixed(0)} µs/op`,
+          `${s.name.padEnd(24)} ${c.name.padEnd(9)} ${ops.toFixed(0).padStart(7)} ops/s (${(ops / pgOps).toFixed(2)}x postgres)  p50 ${p50.toFixed(2)} ms  server CPU ${perOp(total)} µs/op${roles}`,
         )
       }
     }
@@ -215,7 +381,7 @@ async function main(): Promise<void> {
   }
 }
 
-if (process.argv[2] === '--serve') serve(process.argv[3])
+if (process.argv[2] === '--serve') serve(process.argv[3], process.argv.slice(4))
 else {
   await main()
   process.exit(0)

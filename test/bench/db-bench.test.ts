@@ -352,7 +352,7 @@ if (postgresInstalled()) {
     },
   )
   void test(
-    'bench/db-floor.ts measures PostgreSQL beside a bare one-hop and a bare two-hop HTTP path, every scenario',
+    'bench/db-floor.ts measures PostgreSQL beside bare one-hop, two-hop and replicated-log HTTP paths, every scenario',
     { timeout: 150_000 },
     () => {
       const res = spawnSync(process.execPath, [join(ROOT, 'bench', 'db-floor.ts'), '--duration', '1', '--pairs', '1'], {
@@ -361,11 +361,15 @@ if (postgresInstalled()) {
       })
       assert.equal(res.status, 0, `${res.stdout}\n${res.stderr}`)
       for (const scenario of SCENARIOS) {
-        for (const column of ['postgres', 'one-hop', 'two-hop']) {
+        for (const column of ['postgres', 'one-hop', 'two-hop', 'log']) {
           // The scenario names hold no regular-expression metacharacters.
-          const line = new RegExp(`^${scenario}\\s+${column}\\s+(\\d+) ops/s .* server CPU (\\d+) µs/op$`, 'm')
+          const line = new RegExp(`^${scenario}\\s+${column}\\s+(\\d+) ops/s .* server CPU (\\d+) µs/op(.*)$`, 'm')
           const m = line.exec(res.stdout)
           assert.ok(m !== null && Number(m[1]) > 0 && Number(m[2]) >= 0, `${scenario} ${column}: ${res.stdout}`)
+          // The log column's CPU split by process: its router, its broker and its three nodes.
+          if (column === 'log')
+            for (const role of ['router', 'broker', 'nodes'])
+              assert.match(m[3], new RegExp(`(\\(|, )${role} \\d+[,)]`), `${scenario}: ${m[3]}`)
         }
       }
     },
