@@ -23,6 +23,7 @@ TOOLS=(
   "etcd-server|test -x /usr/bin/etcd|the etcd baseline of bench:db and its smoke test"
   "iproute2|command -v ip|the network-namespace test network (ip netns, veth, bridge)"
   "nftables|command -v nft|cutting links in the network-namespace tests"
+  "openssl|command -v openssl|the TLS certificates (a CA, the broker's, clients') of the security tests"
 )
 
 # The network-partition tests create network namespaces, which takes root.

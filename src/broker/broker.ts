@@ -14,7 +14,21 @@ import { FetchWaiters } from './fetch-waiters.ts'
 import { Flusher } from './log/flusher.ts'
 import { Journal } from './log/journal.ts'
 import { ProducerIdAllocator } from './producer-ids.ts'
-import { type AnyHandler, KafkaServer } from './server.ts'
+import { type AccessControl, type AnyHandler, KafkaServer, type ServerListener } from './server.ts'
+import { AclStore } from './security/acl-store.ts'
+import { operationName, resourceTypeName } from './security/acls.ts'
+import { Authorizer, parseSuperUsers } from './security/authorizer.ts'
+import { createAclsHandler } from './handlers/create-acls.ts'
+import { describeAclsHandler } from './handlers/describe-acls.ts'
+import { deleteAclsHandler } from './handlers/delete-acls.ts'
+import { advertisedEndpoint, type ListenerSpec, parseListeners } from './listeners.ts'
+import { parseJaasConfig, plainUsers } from './security/jaas.ts'
+import { SaslAuthenticator } from './security/sasl-authenticator.ts'
+import { ScramCredentialStore } from './security/scram-credentials.ts'
+import { tlsServerOptions } from './security/tls.ts'
+import { saslAuthenticateHandler, saslHandshakeHandler } from './handlers/sasl.ts'
+import { alterUserScramCredentialsHandler } from './handlers/alter-user-scram-credentials.ts'
+import { describeUserScramCredentialsHandler } from './handlers/describe-user-scram-credentials.ts'
 import { TopicManager } from './topics.ts'
 import { LogCleaner, mapKeysForBuffer } from './log/cleaner.ts'
 import { apiVersionsHandler } from './handlers/api-versions.ts'
@@ -41,6 +55,7 @@ import { offsetDeleteHandler } from './handlers/offset-delete.ts'
 import { GroupCoordinator } from './groups/coordinator.ts'
 
 export interface BrokerOptions {
+  /** The PLAINTEXT listener's address when the `listeners` setting is empty; the host of `listeners` entries without one. */
   readonly host: string
   readonly port: number
   readonly dataDir: string
@@ -75,8 +90,17 @@ export class Broker {
   readonly producerIds: ProducerIdAllocator
   /** cortado.fsync=ack: acks=1/all produce waits for fdatasync. */
   readonly fsyncOnAck: boolean
-  /** The port clients connect to, once listening. */
+  /** The first listener's bound port, once listening. */
   port = 0
+  /** Each listener, with its bound port once listening (listeners, advertised.listeners). */
+  readonly listeners: readonly ListenerSpec[]
+  private readonly boundPorts = new Map<string, number>()
+  /** SCRAM credentials (AlterUserScramCredentials), durable in the data directory. */
+  readonly scramCredentials: ScramCredentialStore
+  /** ACLs (CreateAcls), durable in the data directory; enforced only with an authorizer. */
+  readonly acls: AclStore
+  /** authorizer.class.name is set: every request is checked against the ACLs. */
+  readonly authorizerEnabled: boolean
   private server: KafkaServer | undefined
   private retentionTimer: NodeJS.Timeout | undefined
   /** Compaction of cleanup.policy=compact topics (log.cleaner.enable). */
@@ -105,6 +129,18 @@ export class Broker {
     this.topics = new TopicManager(this.dataDir, this.config, this.flusher, this.log)
     this.groups = new GroupCoordinator(this.topics, this.config, this.log, this.fsyncOnAck)
     this.producerIds = new ProducerIdAllocator(this.dataDir)
+    this.listeners = parseListeners(
+      {
+        listeners: this.config.get('listeners'),
+        advertisedListeners: this.config.get('advertised.listeners'),
+        protocolMap: this.config.get('listener.security.protocol.map'),
+      },
+      options.host,
+      options.port,
+    )
+    this.scramCredentials = ScramCredentialStore.open(this.dataDir)
+    this.acls = AclStore.open(this.dataDir)
+    this.authorizerEnabled = this.config.get('authorizer.class.name') !== ''
     const reg = [this.registry]
     this.metrics = {
       producedBytes: new prom.Counter({
@@ -189,15 +225,16 @@ export class Broker {
       broker.journal?.dropRecovered()
       broker.groups.start()
       broker.server = new KafkaServer({
-        host: options.host,
-        port: options.port,
+        listeners: broker.listeners.map((l) => broker.serverListener(l)),
+        accessControl: broker.authorizerEnabled ? broker.accessControl() : undefined,
         maxFrameBytes: broker.config.number('socket.request.max.bytes'),
         maxInflight: broker.config.number('cortado.max.inflight.requests.per.connection'),
         handlers: broker.handlers(),
         log: broker.log,
         registry: broker.registry,
       })
-      broker.port = await broker.server.listen()
+      for (const [name, port] of await broker.server.listen()) broker.boundPorts.set(name, port)
+      broker.port = broker.boundPorts.get(broker.listeners[0].name)!
     } catch (err) {
       await broker.topics.close()
       broker.journal?.close(false)
@@ -220,6 +257,7 @@ export class Broker {
     broker.log.info('broker started', {
       host: broker.host,
       port: broker.port,
+      listeners: broker.listeners.map((l) => `${l.name}://${l.host}:${broker.boundPorts.get(l.name)} (${l.protocol})`),
       dataDir: broker.dataDir,
       clusterId: broker.clusterId,
     })
@@ -244,11 +282,98 @@ export class Broker {
     this.log.info('journal recovered', { ...journal.recovery, replayedBatches: batches })
   }
 
-  /** The host put into metadata responses. */
-  get advertisedHost(): string {
-    const configured = this.config.get('advertised.host.name')
-    if (configured !== '') return configured
-    return this.host === '0.0.0.0' || this.host === '::' ? 'localhost' : this.host
+  /** NAME://host:port of each listener as bound, comma-separated (the CLI's ready line). */
+  listenerSummary(): string {
+    return this.listeners.map((l) => `${l.name}://${l.host}:${this.boundPorts.get(l.name) ?? l.port}`).join(',')
+  }
+
+  /** The host:port Metadata and FindCoordinator give a client of `listener` (Kafka answers per listener). */
+  endpoint(listener: string): { host: string; port: number } {
+    const spec = this.listeners.find((l) => l.name === listener) ?? this.listeners[0]
+    return advertisedEndpoint(spec, this.boundPorts.get(spec.name) ?? 0, this.config.get('advertised.host.name'))
+  }
+
+  /**
+   * The authorizer as the server asks it, every denial logged and counted (as Kafka's authorizer
+   * log does) so an operator can see who was refused what.
+   */
+  private accessControl(): AccessControl {
+    const acls = this.acls
+    const authorizer = new Authorizer({
+      superUsers: parseSuperUsers(this.config.get('super.users')),
+      allowEveryoneIfNoAclFound: this.config.bool('allow.everyone.if.no.acl.found'),
+      acls: () => acls.list(),
+      version: () => acls.version,
+    })
+    const denied = new prom.Counter({
+      name: 'cortado_broker_authorization_denied_total',
+      help: 'Requests (or parts of them) refused by the ACLs, by operation and resource type',
+      labelNames: ['operation', 'resource_type'],
+      registers: [this.registry],
+    })
+    const log = this.log.child({ component: 'authorizer' })
+    const refused = (
+      principal: string,
+      host: string,
+      operation: number,
+      resourceType: number,
+      resourceName: string,
+    ) => {
+      denied.inc({ operation: operationName(operation), resource_type: resourceTypeName(resourceType) })
+      log.info('authorization denied', {
+        principal,
+        host,
+        operation: operationName(operation),
+        resourceType: resourceTypeName(resourceType),
+        resourceName,
+      })
+      return false
+    }
+    return {
+      authorize: (principal, host, operation, resourceType, resourceName, logIfDenied) =>
+        authorizer.authorize({ principal, host, operation, resourceType, resourceName }) ||
+        (logIfDenied && refused(principal, host, operation, resourceType, resourceName)),
+      // Asked as one of two alternatives (InitProducerId): the handler's refusal is what counts.
+      authorizeAny: (principal, host, operation, resourceType) =>
+        authorizer.authorizeAny(principal, host, operation, resourceType),
+    }
+  }
+
+  /** The server side of one listener: TLS for SSL and SASL_SSL, a SASL exchange per connection for SASL_*. */
+  private serverListener(spec: ListenerSpec): ServerListener {
+    const tls =
+      spec.protocol === 'SSL' || spec.protocol === 'SASL_SSL' ? tlsServerOptions(this.config, spec.name) : undefined
+    if (spec.protocol !== 'SASL_PLAINTEXT' && spec.protocol !== 'SASL_SSL')
+      return { name: spec.name, host: spec.host, port: spec.port, tls }
+    const get = (key: string) => this.config.forListener(spec.name, key)
+    const mechanisms = get('sasl.enabled.mechanisms')
+      .split(',')
+      .map((m) => m.trim())
+      .filter((m) => m !== '')
+    const jaas = this.config.forListener(spec.name, 'sasl.jaas.config', 'PLAIN')
+    const users = jaas === '' ? new Map<string, string>() : plainUsers(parseJaasConfig(jaas).options)
+    if (mechanisms.includes('PLAIN') && users.size === 0)
+      this.log.warn('PLAIN is enabled but no PLAIN users are configured: every PLAIN login fails', {
+        listener: spec.name,
+        hint: `listener.name.${spec.name.toLowerCase()}.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_<name>="<password>";`,
+      })
+    const reauthMs = Number(get('connections.max.reauth.ms'))
+    const scram = this.scramCredentials
+    return {
+      name: spec.name,
+      host: spec.host,
+      port: spec.port,
+      tls,
+      sasl: () =>
+        new SaslAuthenticator({
+          mechanisms,
+          plainUsers: users,
+          scramCredential: (user, mechanism) => scram.get(user, mechanism),
+          reauthMs,
+          maxUnauthenticatedFrameBytes: Number(get('sasl.server.max.receive.size')),
+          now: () => performance.now(),
+        }),
+    }
   }
 
   async stop(): Promise<void> {
@@ -296,6 +421,13 @@ export class Broker {
       listGroupsHandler(this),
       deleteGroupsHandler(this),
       offsetDeleteHandler(this),
+      saslHandshakeHandler(),
+      saslAuthenticateHandler(),
+      describeUserScramCredentialsHandler(this),
+      alterUserScramCredentialsHandler(this),
+      describeAclsHandler(this),
+      createAclsHandler(this),
+      deleteAclsHandler(this),
     ]
   }
 

@@ -241,6 +241,111 @@ export const BROKER_CONFIGS: Readonly<Record<string, ConfigDef>> = {
     doc: 'A partition with this many bytes in a group-commit round, or the only one in it, has its segment synced instead of journaled (its bytes written once); -1: every append journaled',
     check: atLeast(-1),
   },
+  // Listeners and their security (src/broker/listeners.ts, docs/security.md). Every ssl.* and
+  // sasl.* setting below may also be given for one listener as listener.name.<name>.<key>.
+  listeners: {
+    type: 'LIST',
+    default: '',
+    doc: 'NAME://host:port,... (empty: one PLAINTEXT listener on --host and --port)',
+  },
+  'advertised.listeners': {
+    type: 'LIST',
+    default: '',
+    doc: 'NAME://host:port,... told to clients of each listener (default: its listen address)',
+  },
+  'listener.security.protocol.map': {
+    type: 'LIST',
+    default: 'PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL',
+    doc: 'Listener name to security protocol (PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL)',
+  },
+  'ssl.keystore.type': {
+    type: 'STRING',
+    default: 'PEM',
+    doc: 'PEM (key and certificate chain) or PKCS12; JKS is not supported',
+    check: oneOf('PEM', 'PKCS12'),
+  },
+  'ssl.keystore.location': {
+    type: 'STRING',
+    default: '',
+    doc: "File with the broker's private key and certificate chain (PEM), or a PKCS12 file",
+  },
+  'ssl.keystore.password': { type: 'PASSWORD', default: '', doc: 'Password of a PKCS12 keystore' },
+  'ssl.key.password': { type: 'PASSWORD', default: '', doc: 'Passphrase of an encrypted PEM private key' },
+  'ssl.keystore.certificate.chain': {
+    type: 'PASSWORD',
+    default: '',
+    doc: 'The certificate chain in PEM, in place of ssl.keystore.location',
+  },
+  'ssl.keystore.key': {
+    type: 'PASSWORD',
+    default: '',
+    doc: 'The private key in PEM, in place of ssl.keystore.location',
+  },
+  'ssl.truststore.type': { type: 'STRING', default: 'PEM', doc: 'PEM only', check: oneOf('PEM') },
+  'ssl.truststore.location': {
+    type: 'STRING',
+    default: '',
+    doc: 'PEM file of the CA certificates client certificates are checked against',
+  },
+  'ssl.truststore.certificates': {
+    type: 'PASSWORD',
+    default: '',
+    doc: 'CA certificates in PEM, in place of ssl.truststore.location',
+  },
+  'ssl.client.auth': {
+    type: 'STRING',
+    default: 'none',
+    doc: 'none, requested (a client certificate is checked if sent) or required',
+    check: oneOf('none', 'requested', 'required'),
+  },
+  'ssl.enabled.protocols': {
+    type: 'LIST',
+    default: 'TLSv1.2,TLSv1.3',
+    doc: 'TLS versions accepted',
+    check: (v) =>
+      v.split(',').every((p) => ['TLSv1.2', 'TLSv1.3'].includes(p.trim())) ? undefined : 'must list TLSv1.2, TLSv1.3',
+  },
+  'sasl.enabled.mechanisms': {
+    type: 'LIST',
+    default: 'PLAIN,SCRAM-SHA-256,SCRAM-SHA-512',
+    doc: 'SASL mechanisms offered on SASL listeners (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512; not GSSAPI or OAUTHBEARER)',
+    check: (v) =>
+      v.split(',').every((m) => ['PLAIN', 'SCRAM-SHA-256', 'SCRAM-SHA-512'].includes(m.trim()))
+        ? undefined
+        : 'must list PLAIN, SCRAM-SHA-256, SCRAM-SHA-512',
+  },
+  'sasl.jaas.config': {
+    type: 'PASSWORD',
+    default: '',
+    doc: 'JAAS login module and options; PLAIN users as user_<name>="<password>" (usually per listener and mechanism: listener.name.<name>.plain.sasl.jaas.config)',
+  },
+  'authorizer.class.name': {
+    type: 'STRING',
+    default: '',
+    doc: "Any non-empty value (Kafka's kafka.security.authorizer.AclAuthorizer or org.apache.kafka.metadata.authorizer.StandardAuthorizer) turns on ACL authorization",
+  },
+  'super.users': {
+    type: 'STRING',
+    default: '',
+    doc: 'Principals allowed everything, separated by semicolons (User:admin;User:CN=ops)',
+  },
+  'allow.everyone.if.no.acl.found': {
+    type: 'BOOLEAN',
+    default: 'false',
+    doc: 'With an authorizer: a resource no ACL applies to is open to everyone',
+  },
+  'sasl.server.max.receive.size': {
+    type: 'INT',
+    default: '524288',
+    doc: 'Largest frame read from a client before it has authenticated (SASL listeners)',
+    check: atLeast(1024),
+  },
+  'connections.max.reauth.ms': {
+    type: 'LONG',
+    default: '0',
+    doc: 'Longest SASL session before the client must re-authenticate (KIP-368); 0: sessions do not expire',
+    check: atLeast(0),
+  },
   'cortado.max.inflight.requests.per.connection': {
     type: 'INT',
     default: '100',
@@ -284,7 +389,8 @@ function checkValue(key: string, def: ConfigDef, value: string): void {
 
 export interface ConfigEntry {
   name: string
-  value: string
+  /** null for a sensitive (PASSWORD) config, as Kafka answers. */
+  value: string | null
   source: 'DEFAULT' | 'STATIC_BROKER' | 'DYNAMIC_TOPIC'
   type: ConfigType
   doc: string
@@ -298,11 +404,29 @@ export class BrokerConfig {
     for (const [rawKey, rawValue] of Object.entries(settings)) {
       const alias = ALIASES[rawKey]
       const [key, value] = alias ? alias(rawValue) : [rawKey, rawValue]
-      const def = BROKER_CONFIGS[key] ?? BROKER_LEVEL_TOPIC_DEFS.get(key)
+      const def = BROKER_CONFIGS[key] ?? BROKER_LEVEL_TOPIC_DEFS.get(key) ?? listenerConfigDef(key)
       if (def === undefined) throw new ConfigError(key, `unknown broker config "${rawKey}"`)
       checkValue(key, def, value)
       this.overrides.set(key, value)
     }
+  }
+
+  /**
+   * A security setting as one listener sees it, as Kafka resolves it: `listener.name.<listener>.<key>`
+   * if set, else `<key>`. For `sasl.jaas.config`, pass the mechanism: the per-listener,
+   * per-mechanism `listener.name.<listener>.<mechanism>.sasl.jaas.config` comes first.
+   */
+  forListener(listener: string, key: string, mechanism?: string): string {
+    const prefix = `listener.name.${listener.toLowerCase()}.`
+    const candidates = [
+      ...(mechanism === undefined ? [] : [`${prefix}${mechanism.toLowerCase()}.${key}`]),
+      `${prefix}${key}`,
+    ]
+    for (const c of candidates) {
+      const v = this.overrides.get(c)
+      if (v !== undefined) return v
+    }
+    return this.get(key)
   }
 
   get(key: string): string {
@@ -335,7 +459,8 @@ export class BrokerConfig {
       const set = this.overrides.get(name)
       out.push({
         name,
-        value: set ?? def.default,
+        // Kafka never returns a sensitive value (DescribeConfigs answers null and isSensitive).
+        value: def.type === 'PASSWORD' ? null : (set ?? def.default),
         source: set === undefined ? 'DEFAULT' : 'STATIC_BROKER',
         type: def.type,
         doc: def.doc,
@@ -343,6 +468,17 @@ export class BrokerConfig {
     }
     return out.sort((a, b) => a.name.localeCompare(b.name))
   }
+}
+
+/** Settings a listener may override (`listener.name.<listener>.<key>`). */
+const LISTENER_KEYS = /^(ssl\.|sasl\.|connections\.max\.reauth\.ms$)/
+
+/** The definition of `listener.name.<listener>.<key>` (and `...<mechanism>.sasl.jaas.config`): that of `<key>`. */
+function listenerConfigDef(key: string): ConfigDef | undefined {
+  const m =
+    /^listener\.name\.[a-z0-9_]+\.(?:(?:plain|scram-sha-256|scram-sha-512)\.(?=sasl\.jaas\.config$))?(.+)$/.exec(key)
+  if (m === null || !LISTENER_KEYS.test(m[1])) return undefined
+  return BROKER_CONFIGS[m[1]]
 }
 
 /** Validates topic-level overrides (CreateTopics configs, topic metadata on disk). */

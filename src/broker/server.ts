@@ -8,7 +8,13 @@
 // the connection, and reading pauses while too many requests are in flight or the client is not
 // reading its responses. Anything a client sends that cannot be decoded closes that client's
 // connection and no other.
+//
+// A broker has one or more listeners (src/broker/listeners.ts): plain TCP or TLS, and on SASL
+// listeners a SASL exchange per connection (src/broker/security/sasl-authenticator.ts) that gates
+// every request until the client has authenticated, as Kafka's network layer does. Each request
+// carries the listener it came through and the client's principal.
 import { createServer, type Server, type Socket } from 'node:net'
+import { createServer as createTlsServer, type TLSSocket, type TlsOptions } from 'node:tls'
 import { type Counter, type Gauge, type Histogram, type Registry } from 'prom-client'
 import * as prom from 'prom-client'
 import { APIS, ApiKey, type ApiSpec, type RequestOf, type ResponseOf } from '../protocol/apis.ts'
@@ -17,6 +23,8 @@ import { Reader } from '../protocol/reader.ts'
 import { decode, encode, isFlexible, type Shape } from '../protocol/schema.ts'
 import { Writer } from '../protocol/writer.ts'
 import { type Logger } from '../util/log.ts'
+import { type SaslAuthenticator } from './security/sasl-authenticator.ts'
+import { certificatePrincipal } from './security/tls.ts'
 
 export interface RequestContext {
   readonly apiKey: number
@@ -24,6 +32,12 @@ export interface RequestContext {
   readonly correlationId: number
   readonly clientId: string | null
   readonly clientAddress: string
+  /** The listener the request came through (its name, upper case). */
+  readonly listener: string
+  /** `User:<name>` (SASL), `User:<certificate subject>` (TLS client certificate), or `User:ANONYMOUS`. */
+  readonly principal: string
+  /** What this request's principal may do (everything when the broker has no authorizer). */
+  readonly access: Access
   /** Aborted when the connection closes, so long polls can stop waiting. */
   readonly signal: AbortSignal
 }
@@ -52,9 +66,51 @@ export class CloseConnection extends Error {
   readonly code = 'CLOSE_CONNECTION'
 }
 
-export interface ServerOptions {
+/** A connection's permissions, asked by handlers before they act (Kafka's authorizer calls in KafkaApis). */
+export interface Access {
+  /**
+   * May the principal do `operation` on this resource? (ACL codes of src/broker/security/acls.ts.)
+   * A refusal is logged and counted unless `logIfDenied` is false: for filtering a listing (Metadata
+   * of all topics, ListGroups), where leaving things out is not a refused request.
+   */
+  authorize(operation: number, resourceType: number, resourceName: string, logIfDenied?: boolean): boolean
+  /** May it do `operation` on some resource of this type? (InitProducerId: WRITE on any topic.) */
+  authorizeAny(operation: number, resourceType: number): boolean
+}
+
+/** The broker's authorizer, as the server asks it for each connection's principal and host. */
+export interface AccessControl {
+  authorize(
+    principal: string,
+    host: string,
+    operation: number,
+    resourceType: number,
+    resourceName: string,
+    logIfDenied: boolean,
+  ): boolean
+  authorizeAny(principal: string, host: string, operation: number, resourceType: number): boolean
+}
+
+const ALLOW_ALL: Access = { authorize: () => true, authorizeAny: () => true }
+
+/** Kafka's principal of an unauthenticated client. */
+export const ANONYMOUS = 'User:ANONYMOUS'
+
+export interface ServerListener {
+  readonly name: string
   readonly host: string
+  /** 0: an ephemeral port. */
   readonly port: number
+  /** TLS server options, for SSL and SASL_SSL listeners. */
+  readonly tls?: TlsOptions
+  /** A new SASL exchange for each connection, for SASL_PLAINTEXT and SASL_SSL listeners. */
+  readonly sasl?: () => SaslAuthenticator
+}
+
+export interface ServerOptions {
+  readonly listeners: readonly ServerListener[]
+  /** Without it every request is allowed (Kafka without authorizer.class.name). */
+  readonly accessControl?: AccessControl
   readonly maxFrameBytes: number
   readonly maxInflight: number
   readonly handlers: readonly AnyHandler[]
@@ -115,7 +171,7 @@ export class KafkaServer {
   private readonly metrics: ServerMetrics
   private readonly handlers: ReadonlyMap<number, AnyHandler>
   private readonly connections = new Set<Connection>()
-  private server: Server | undefined
+  private readonly servers: Server[] = []
 
   constructor(options: ServerOptions) {
     this.options = options
@@ -123,32 +179,68 @@ export class KafkaServer {
     this.handlers = handlersByKey(options.handlers)
   }
 
-  /** Starts listening; resolves with the bound port (useful with port 0). */
-  async listen(): Promise<number> {
-    const server = createServer({ noDelay: true }, (socket) => this.accept(socket))
-    this.server = server
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject)
-      server.listen(this.options.port, this.options.host, () => {
-        server.off('error', reject)
-        resolve()
+  /** Starts every listener; resolves with the bound port of each, by name (useful with port 0). */
+  async listen(): Promise<Map<string, number>> {
+    const ports = new Map<string, number>()
+    for (const listener of this.options.listeners) {
+      const server = listener.tls === undefined ? this.plainServer(listener) : this.tlsServer(listener, listener.tls)
+      this.servers.push(server)
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject)
+        server.listen(listener.port, listener.host, () => {
+          server.off('error', reject)
+          resolve()
+        })
+      })
+      const address = server.address()
+      ports.set(listener.name, typeof address === 'object' && address !== null ? address.port : listener.port)
+    }
+    return ports
+  }
+
+  private plainServer(listener: ServerListener): Server {
+    return createServer({ noDelay: true }, (socket) => this.accept(socket, listener))
+  }
+
+  private tlsServer(listener: ServerListener, options: TlsOptions): Server {
+    const server = createTlsServer(options, (socket) => this.accept(socket, listener))
+    // A failed TLS handshake (no or a bad client certificate, a plaintext client) concerns that client only.
+    server.on('tlsClientError', (err: Error, socket: TLSSocket) => {
+      this.metrics.protocolErrors.inc({ reason: 'tls_handshake' })
+      this.options.log.warn('TLS handshake failed', {
+        listener: listener.name,
+        error: err.message,
+        client: socket.remoteAddress === undefined ? 'gone' : `${socket.remoteAddress}:${socket.remotePort}`,
       })
     })
-    const address = server.address()
-    return typeof address === 'object' && address !== null ? address.port : this.options.port
+    return server
   }
 
   /** Stops accepting and closes every connection. */
   async close(): Promise<void> {
-    const server = this.server
-    if (server === undefined) return
-    const closed = new Promise<void>((resolve) => server.close(() => resolve()))
+    const closed = this.servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve())))
     for (const c of this.connections) c.destroy()
-    await closed
+    await Promise.all(closed)
   }
 
-  private accept(socket: Socket): void {
-    const conn = new Connection(socket, this.options, this.handlers, this.metrics)
+  private accept(socket: Socket, listener: ServerListener): void {
+    if (listener.tls !== undefined) {
+      // With ssl.client.auth=requested the TLS layer lets a client in whose certificate it could
+      // not verify; Kafka refuses that client (only one with no certificate is let in).
+      const tls = socket as TLSSocket
+      if (!tls.authorized && Object.keys(tls.getPeerCertificate()).length > 0) {
+        this.metrics.protocolErrors.inc({ reason: 'tls_handshake' })
+        this.options.log.warn('TLS handshake failed', {
+          listener: listener.name,
+          error: `client certificate not trusted: ${String(tls.authorizationError)}`,
+          client: `${socket.remoteAddress}:${socket.remotePort}`,
+        })
+        socket.destroy()
+        return
+      }
+      socket.setNoDelay(true)
+    }
+    const conn = new Connection(socket, listener, this.options, this.handlers, this.metrics)
     this.connections.add(conn)
     this.metrics.connections.inc()
     socket.once('close', () => {
@@ -181,6 +273,12 @@ class Connection {
   private readonly log: Logger
   private readonly abort = new AbortController()
   private readonly clientAddress: string
+  private readonly listener: string
+  /** The SASL exchange, on SASL listeners. */
+  private readonly sasl: SaslAuthenticator | undefined
+  /** The TLS client certificate's principal, if any. */
+  private readonly certificatePrincipal: string | undefined
+  private readonly access: Access
   private input: Buffer[] = []
   private inputBytes = 0
   private readonly pending: Slot[] = []
@@ -190,6 +288,7 @@ class Connection {
 
   constructor(
     socket: Socket,
+    listener: ServerListener,
     options: ServerOptions,
     handlers: ReadonlyMap<number, AnyHandler>,
     metrics: ServerMetrics,
@@ -199,7 +298,11 @@ class Connection {
     this.handlers = handlers
     this.metrics = metrics
     this.clientAddress = `${socket.remoteAddress}:${socket.remotePort}`
-    this.log = options.log.child({ client: this.clientAddress })
+    this.listener = listener.name
+    this.sasl = listener.sasl?.()
+    this.certificatePrincipal = listener.tls === undefined ? undefined : certificatePrincipal(socket as TLSSocket)
+    this.log = options.log.child({ client: this.clientAddress, listener: listener.name })
+    this.access = this.accessOf(options.accessControl, socket.remoteAddress ?? '')
     socket.on('data', (chunk: Buffer) => this.onData(chunk))
     socket.on('drain', () => {
       this.waitingForDrain = false
@@ -210,6 +313,20 @@ class Connection {
       this.closed = true
       this.abort.abort()
     })
+  }
+
+  /** The principal of the connection now: SASL's (kept through re-authentication), else the certificate's. */
+  private principal(): string {
+    return this.sasl?.principal ?? this.certificatePrincipal ?? ANONYMOUS
+  }
+
+  private accessOf(control: AccessControl | undefined, host: string): Access {
+    if (control === undefined) return ALLOW_ALL
+    return {
+      authorize: (operation, resourceType, resourceName, logIfDenied = true) =>
+        control.authorize(this.principal(), host, operation, resourceType, resourceName, logIfDenied),
+      authorizeAny: (operation, resourceType) => control.authorizeAny(this.principal(), host, operation, resourceType),
+    }
   }
 
   destroy(): void {
@@ -239,6 +356,19 @@ class Connection {
       }
       const head = this.input[0].length >= 4 ? this.input[0] : this.compact()
       const size = head.readInt32BE(0)
+      // A client that has not authenticated gets a small frame limit (Kafka's sasl.server.max.receive.size).
+      if (
+        this.sasl !== undefined &&
+        this.sasl.principal === undefined &&
+        size > this.sasl.maxUnauthenticatedFrameBytes
+      ) {
+        this.fail(
+          'frame_size',
+          `frame of ${size} bytes before SASL authentication (sasl.server.max.receive.size=${this.sasl.maxUnauthenticatedFrameBytes})`,
+          { size },
+        )
+        return
+      }
       if (size < 8 || size > this.options.maxFrameBytes) {
         this.fail(
           'frame_size',
@@ -253,7 +383,8 @@ class Connection {
       const rest = all.subarray(4 + size)
       this.input = rest.length > 0 ? [rest] : []
       this.inputBytes = rest.length
-      this.handleFrame(frame)
+      if (this.sasl?.expectsBareToken === true) this.handleBareToken(this.sasl, frame)
+      else this.handleFrame(frame)
     }
   }
 
@@ -301,11 +432,65 @@ class Connection {
       }
       throw err
     }
-    this.dispatch(
-      spec,
-      { apiKey, apiVersion, correlationId, clientId, clientAddress: this.clientAddress, signal: this.abort.signal },
-      body,
-    )
+    const ctx: RequestContext = {
+      apiKey,
+      apiVersion,
+      correlationId,
+      clientId,
+      clientAddress: this.clientAddress,
+      listener: this.listener,
+      principal: this.principal(),
+      access: this.access,
+      signal: this.abort.signal,
+    }
+    if (this.sasl !== undefined && !this.saslRequest(this.sasl, spec, ctx, body)) return
+    this.dispatch(spec, ctx, body)
+  }
+
+  /**
+   * On a SASL listener: serves SaslHandshake and SaslAuthenticate here, and refuses what the
+   * exchange does not allow yet. True if the request goes on to its handler.
+   */
+  private saslRequest(sasl: SaslAuthenticator, spec: ApiSpec, ctx: RequestContext, body: unknown): boolean {
+    const refused = sasl.gate(spec.key, spec.name)
+    if (refused !== undefined) {
+      this.fail('sasl', refused, { api: spec.name, principal: sasl.principal })
+      return false
+    }
+    let step: { response: unknown; close?: string }
+    if (spec.key === ApiKey.SaslHandshake)
+      step = sasl.handshake(ctx.apiVersion, (body as { mechanism: string }).mechanism)
+    else if (spec.key === ApiKey.SaslAuthenticate)
+      step = sasl.authenticate(ctx.apiVersion, (body as { authBytes: Buffer }).authBytes)
+    else return true
+    this.metrics.requests.inc({ api: spec.name })
+    this.respondRaw(this.encodeResponse(spec, ctx, step.response))
+    if (step.close !== undefined) this.closeAfterWrite('sasl', step.close)
+    else if (spec.key === ApiKey.SaslAuthenticate && sasl.principal !== undefined)
+      this.log.debug('SASL authenticated', { principal: sasl.principal })
+    return false
+  }
+
+  /** A bare SASL token (after SaslHandshake v0): its reply goes back size-prefixed, with no Kafka header. */
+  private handleBareToken(sasl: SaslAuthenticator, token: Buffer): void {
+    const step = sasl.bareToken(token)
+    if (step.close !== undefined) {
+      this.fail('sasl', step.close)
+      return
+    }
+    const reply = step.response ?? Buffer.alloc(0)
+    const size = Buffer.alloc(4)
+    size.writeInt32BE(reply.length, 0)
+    this.respondRaw([size, reply])
+  }
+
+  /** Sends what is queued, then closes: a refused client gets its error before the connection ends. */
+  private closeAfterWrite(reason: string, message: string): void {
+    this.metrics.protocolErrors.inc({ reason })
+    this.log.warn(`closing connection: ${message}`, { reason })
+    this.closed = true
+    this.abort.abort()
+    this.socket.end()
   }
 
   private dispatch(spec: ApiSpec, ctx: RequestContext, body: unknown): void {

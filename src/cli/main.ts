@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { ConfigError, parseConfigArgs } from '../broker/config.ts'
+import { type ClientSecurity } from './client-config.ts'
 import { parseTime } from './time.ts'
 
 // Each command loads what it runs when it runs, so `--help` and `--version` answer at once.
@@ -13,6 +14,9 @@ const load = {
   log: () => import('../util/log.ts'),
   metrics: () => import('../util/metrics.ts'),
   admin: () => import('./admin-commands.ts'),
+  users: () => import('./user-commands.ts'),
+  acls: () => import('./acl-commands.ts'),
+  clientConfig: () => import('./client-config.ts'),
   client: () => import('./client-commands.ts'),
   db: () => import('./db-commands.ts'),
   reachability: () => import('./reachability.ts'),
@@ -103,12 +107,28 @@ const connectOption = { 'connect-timeout': { type: 'string' } } as const
 const fetchOption = { 'fetch-max-wait-ms': { type: 'string' } } as const
 
 /** Waits for Kafka before a command uses it, saying on stderr what it waits for. */
-async function kafkaReachable(bootstrap: string[], timeout: string | undefined): Promise<void> {
+async function kafkaReachable(
+  bootstrap: string[],
+  timeout: string | undefined,
+  security?: ClientSecurity,
+): Promise<void> {
   const { waitForKafka } = await load.reachability()
   return waitForKafka(bootstrap, {
     timeoutMs: connectTimeoutMs(timeout),
     say: (line) => process.stderr.write(line + '\n'),
+    security,
   })
+}
+
+/** `--command-config`'s TLS and SASL settings (a Kafka client properties file); a mistake in it is a usage error. */
+async function securityOption(path: string | undefined): Promise<ClientSecurity> {
+  const { readClientConfig, ClientConfigError } = await load.clientConfig()
+  try {
+    return readClientConfig(path)
+  } catch (error) {
+    if (error instanceof ClientConfigError) throw new UsageError(error.message)
+    throw error
+  }
 }
 
 /** Exits once everything written to stdout has gone out (process.exit would cut a pipe short). */
@@ -129,8 +149,12 @@ async function runBroker(args: string[]): Promise<void> {
     strict: true,
   })
   const dataDir = required(values['data-dir'], 'data-dir')
-  const brokerPort = port('port', values.port)
   const settings = parseConfigArgs(values.config)
+  // `listeners` (Kafka's syntax) names every listener with its port; --port is then not needed.
+  const withListeners = (settings.listeners ?? '').trim() !== ''
+  if (withListeners && values.port !== undefined)
+    throw new UsageError('--port and --config listeners=... both name ports: give the ports in listeners only')
+  const brokerPort = port('port', values.port, withListeners ? 0 : undefined)
   const wantedMetricsPort =
     values['metrics-port'] === undefined ? undefined : port('metrics-port', values['metrics-port'])
   const [{ Broker }, { Logger }, { serveMetrics }, { stopOnSignals, spawnedToExitWithParent }] = await Promise.all([
@@ -154,13 +178,15 @@ async function runBroker(args: string[]): Promise<void> {
     { exitWithParent: spawnedToExitWithParent() },
   )
   process.stdout.write(
-    `cortado broker ready on ${broker.host}:${broker.port} (node ${broker.nodeId}, data ${broker.dataDir}${metricsNote})\n`,
+    `cortado broker ready on ${broker.host}:${broker.port} (node ${broker.nodeId}, data ${broker.dataDir}${metricsNote}, listeners ${broker.listenerSummary()})\n`,
   )
 }
 
 const COMMANDS: Record<string, Command> = {
   broker: {
-    usage: 'cortado broker --port <n> --data-dir <dir> [--host 127.0.0.1] [--config key=value]... [--metrics-port <n>]',
+    usage:
+      'cortado broker --port <n> --data-dir <dir> [--host 127.0.0.1] [--config key=value]... [--metrics-port <n>]\n' +
+      '       cortado broker --config listeners=PLAINTEXT://:9092,SASL_SSL://:9094 --data-dir <dir> [--config key=value]...',
     run: runBroker,
   },
   start: {
@@ -355,6 +381,96 @@ const COMMANDS: Record<string, Command> = {
         throw error
       }
       exitAfterOutput(0)
+    },
+  },
+  user: {
+    usage: `cortado user add <name> --password <p|-> | remove <name> | list [<name>...]   --bootstrap <host:port>
+              [--mechanism SCRAM-SHA-256|SCRAM-SHA-512|all (default all)] [--iterations 4096] [--command-config <file>]`,
+    run: async (args) => {
+      const { values, positionals } = parseArgs({
+        args,
+        options: {
+          bootstrap: { type: 'string' },
+          'command-config': { type: 'string' },
+          password: { type: 'string' },
+          mechanism: { type: 'string', default: 'all' },
+          iterations: { type: 'string', default: '4096' },
+          ...connectOption,
+        },
+        allowPositionals: true,
+        strict: true,
+      })
+      const bootstrap = required(values.bootstrap, 'bootstrap')
+      const iterations = optionalPositive(values.iterations, 'iterations') ?? 4096
+      const password = values.password === '-' ? readFileSync(0, 'utf8').replace(/\r?\n$/, '') : values.password
+      const { user, UserUsageError } = await load.users()
+      const security = await securityOption(values['command-config'])
+      await kafkaReachable([bootstrap], values['connect-timeout'], security)
+      try {
+        const code = await user(
+          { bootstrap, security, password, mechanism: values.mechanism, iterations },
+          positionals,
+          (line) => process.stdout.write(line + '\n'),
+        )
+        exitAfterOutput(code)
+      } catch (error) {
+        if (error instanceof UserUsageError) throw new UsageError(error.message)
+        throw error
+      }
+    },
+  },
+  acl: {
+    usage: `cortado acl add | remove | list   --bootstrap <host:port> [--command-config <file>]
+              [--allow-principal User:<name>]... [--deny-principal User:<name>]... [--allow-host <ip>]... [--deny-host <ip>]...
+              [--principal User:<name> (list, remove)] [--operation read|write|create|delete|alter|describe|...]...
+              [--topic <t> | --group <g> | --cluster | --transactional-id <id>] [--resource-pattern-type literal|prefixed|match|any]`,
+    run: async (args) => {
+      const { values, positionals } = parseArgs({
+        args,
+        options: {
+          bootstrap: { type: 'string' },
+          'command-config': { type: 'string' },
+          'allow-principal': { type: 'string', multiple: true, default: [] },
+          'deny-principal': { type: 'string', multiple: true, default: [] },
+          'allow-host': { type: 'string', multiple: true, default: [] },
+          'deny-host': { type: 'string', multiple: true, default: [] },
+          principal: { type: 'string' },
+          operation: { type: 'string', multiple: true, default: [] },
+          topic: { type: 'string' },
+          group: { type: 'string' },
+          cluster: { type: 'boolean', default: false },
+          'transactional-id': { type: 'string' },
+          'resource-pattern-type': { type: 'string' },
+          ...connectOption,
+        },
+        allowPositionals: true,
+        strict: true,
+      })
+      const bootstrap = required(values.bootstrap, 'bootstrap')
+      const { acl, AclUsageError } = await load.acls()
+      const security = await securityOption(values['command-config'])
+      const options = {
+        bootstrap,
+        security,
+        allowPrincipal: values['allow-principal'],
+        denyPrincipal: values['deny-principal'],
+        allowHost: values['allow-host'],
+        denyHost: values['deny-host'],
+        principal: values.principal,
+        operation: values.operation,
+        topic: values.topic,
+        group: values.group,
+        cluster: values.cluster,
+        transactionalId: values['transactional-id'],
+        resourcePatternType: values['resource-pattern-type'],
+      }
+      await kafkaReachable([bootstrap], values['connect-timeout'], security)
+      try {
+        exitAfterOutput(await acl(options, positionals, (line) => process.stdout.write(line + '\n')))
+      } catch (error) {
+        if (error instanceof AclUsageError) throw new UsageError(error.message)
+        throw error
+      }
     },
   },
   produce: {

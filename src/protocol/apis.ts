@@ -2,6 +2,32 @@
 // Ranges start at 0 wherever Kafka 3.8 does: librdkafka's feature detection and kafka-python's
 // version inference look at the old versions (docs/reference/kafka-protocol.md §1).
 import { type MessageSchema } from './schema.ts'
+import { type SaslHandshakeRequest, saslHandshakeRequestSchema } from './messages/sasl-handshake-request.ts'
+import { type SaslHandshakeResponse, saslHandshakeResponseSchema } from './messages/sasl-handshake-response.ts'
+import { type SaslAuthenticateRequest, saslAuthenticateRequestSchema } from './messages/sasl-authenticate-request.ts'
+import { type SaslAuthenticateResponse, saslAuthenticateResponseSchema } from './messages/sasl-authenticate-response.ts'
+import {
+  type AlterUserScramCredentialsRequest,
+  alterUserScramCredentialsRequestSchema,
+} from './messages/alter-user-scram-credentials-request.ts'
+import {
+  type AlterUserScramCredentialsResponse,
+  alterUserScramCredentialsResponseSchema,
+} from './messages/alter-user-scram-credentials-response.ts'
+import {
+  type DescribeUserScramCredentialsRequest,
+  describeUserScramCredentialsRequestSchema,
+} from './messages/describe-user-scram-credentials-request.ts'
+import {
+  type DescribeUserScramCredentialsResponse,
+  describeUserScramCredentialsResponseSchema,
+} from './messages/describe-user-scram-credentials-response.ts'
+import { type CreateAclsRequest, createAclsRequestSchema } from './messages/create-acls-request.ts'
+import { type CreateAclsResponse, createAclsResponseSchema } from './messages/create-acls-response.ts'
+import { type DescribeAclsRequest, describeAclsRequestSchema } from './messages/describe-acls-request.ts'
+import { type DescribeAclsResponse, describeAclsResponseSchema } from './messages/describe-acls-response.ts'
+import { type DeleteAclsRequest, deleteAclsRequestSchema } from './messages/delete-acls-request.ts'
+import { type DeleteAclsResponse, deleteAclsResponseSchema } from './messages/delete-acls-response.ts'
 import { type ApiVersionsRequest, apiVersionsRequestSchema } from './messages/api-versions-request.ts'
 import { type ApiVersionsResponse, apiVersionsResponseSchema } from './messages/api-versions-response.ts'
 import { type MetadataRequest, metadataRequestSchema } from './messages/metadata-request.ts'
@@ -59,14 +85,21 @@ export const ApiKey = {
   SyncGroup: 14,
   DescribeGroups: 15,
   ListGroups: 16,
+  SaslHandshake: 17,
   ApiVersions: 18,
   CreateTopics: 19,
   DeleteTopics: 20,
   InitProducerId: 22,
   DescribeConfigs: 32,
+  SaslAuthenticate: 36,
+  DescribeAcls: 29,
+  CreateAcls: 30,
+  DeleteAcls: 31,
   CreatePartitions: 37,
   DeleteGroups: 42,
   OffsetDelete: 47,
+  DescribeUserScramCredentials: 50,
+  AlterUserScramCredentials: 51,
 } as const
 
 export type ApiKey = (typeof ApiKey)[keyof typeof ApiKey]
@@ -97,6 +130,19 @@ export interface ApiMessages {
   [ApiKey.CreatePartitions]: { request: CreatePartitionsRequest; response: CreatePartitionsResponse }
   [ApiKey.DeleteGroups]: { request: DeleteGroupsRequest; response: DeleteGroupsResponse }
   [ApiKey.OffsetDelete]: { request: OffsetDeleteRequest; response: OffsetDeleteResponse }
+  [ApiKey.DescribeAcls]: { request: DescribeAclsRequest; response: DescribeAclsResponse }
+  [ApiKey.CreateAcls]: { request: CreateAclsRequest; response: CreateAclsResponse }
+  [ApiKey.DeleteAcls]: { request: DeleteAclsRequest; response: DeleteAclsResponse }
+  [ApiKey.SaslHandshake]: { request: SaslHandshakeRequest; response: SaslHandshakeResponse }
+  [ApiKey.SaslAuthenticate]: { request: SaslAuthenticateRequest; response: SaslAuthenticateResponse }
+  [ApiKey.DescribeUserScramCredentials]: {
+    request: DescribeUserScramCredentialsRequest
+    response: DescribeUserScramCredentialsResponse
+  }
+  [ApiKey.AlterUserScramCredentials]: {
+    request: AlterUserScramCredentialsRequest
+    response: AlterUserScramCredentialsResponse
+  }
 }
 
 export type RequestOf<K extends ApiKey> = ApiMessages[K]['request']
@@ -141,5 +187,16 @@ export const APIS: ReadonlyMap<number, ApiSpec> = new Map(
     spec(listGroupsRequestSchema, listGroupsResponseSchema, [0, 5]),
     spec(deleteGroupsRequestSchema, deleteGroupsResponseSchema, [0, 2]),
     spec(offsetDeleteRequestSchema, offsetDeleteResponseSchema, [0, 0]),
+    // SASL (src/broker/security/sasl-authenticator.ts): v0 of SaslHandshake is followed by bare
+    // SASL tokens (kafka-python), v1 by SaslAuthenticate; SaslAuthenticate v1+ carries KIP-368's
+    // session lifetime.
+    spec(saslHandshakeRequestSchema, saslHandshakeResponseSchema, [0, 1]),
+    spec(saslAuthenticateRequestSchema, saslAuthenticateResponseSchema, [0, 2]),
+    spec(describeUserScramCredentialsRequestSchema, describeUserScramCredentialsResponseSchema, [0, 0]),
+    spec(alterUserScramCredentialsRequestSchema, alterUserScramCredentialsResponseSchema, [0, 0]),
+    // ACLs (src/broker/security/authorizer.ts).
+    spec(describeAclsRequestSchema, describeAclsResponseSchema, [0, 3]),
+    spec(createAclsRequestSchema, createAclsResponseSchema, [0, 3]),
+    spec(deleteAclsRequestSchema, deleteAclsResponseSchema, [0, 3]),
   ].map((s) => [s.key, s]),
 )

@@ -33,8 +33,7 @@ test('the server refuses two handlers for one API key', () => {
   assert.throws(
     () =>
       new KafkaServer({
-        host: '127.0.0.1',
-        port: 0,
+        listeners: [{ name: 'PLAINTEXT', host: '127.0.0.1', port: 0 }],
         maxFrameBytes: 1 << 20,
         maxInflight: 1,
         handlers,

@@ -16,6 +16,8 @@ export interface BrokerProcess {
   readonly bootstrap: string
   /** The /metrics port, when started with `metrics: true`. */
   readonly metricsPort: number | undefined
+  /** host:port of each listener, by name (the `listeners` config; PLAINTEXT alone without it). */
+  readonly listeners: ReadonlyMap<string, string>
   readonly proc: ChildProcess
   /** Everything the broker wrote to stderr (its structured log). */
   readonly stderr: () => string
@@ -51,7 +53,9 @@ export type SpawnFunction = (command: string, args: string[], options: SpawnOpti
 export async function startBroker(options: StartOptions = {}): Promise<BrokerProcess> {
   const dataDir = options.dataDir ?? tempDir('broker')
   const host = options.host ?? '127.0.0.1'
-  const args = [MAIN, 'broker', '--host', host, '--port', String(options.port ?? 0), '--data-dir', dataDir]
+  const args = [MAIN, 'broker', '--host', host, '--data-dir', dataDir]
+  // With `listeners`, the ports are in it.
+  if (options.config?.listeners === undefined) args.push('--port', String(options.port ?? 0))
   for (const [k, v] of Object.entries(options.config ?? {})) args.push('--config', `${k}=${v}`)
   if (options.metrics === true) args.push('--metrics-port', '0')
   const proc = (options.spawn ?? spawn)(process.execPath, args, {
@@ -66,23 +70,27 @@ export async function startBroker(options: StartOptions = {}): Promise<BrokerPro
     if (err.length > 1_000_000) err = err.slice(-500_000)
   })
   const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)))
-  const [port, metricsPort] = await new Promise<[number, number | undefined]>((resolve, reject) => {
-    let out = ''
-    const onData = (d: Buffer) => {
-      out += d.toString()
-      const m = /ready on [^:\s]+:(\d+).*\n/.exec(out)
-      if (m !== null) {
-        stdout.off('data', onData)
-        const metrics = /metrics on :(\d+)/.exec(m[0])
-        resolve([Number(m[1]), metrics === null ? undefined : Number(metrics[1])])
+  const [port, metricsPort, listeners] = await new Promise<[number, number | undefined, Map<string, string>]>(
+    (resolve, reject) => {
+      let out = ''
+      const onData = (d: Buffer) => {
+        out += d.toString()
+        const m = /ready on [^:\s]+:(\d+).*\n/.exec(out)
+        if (m !== null) {
+          stdout.off('data', onData)
+          const metrics = /metrics on :(\d+)/.exec(m[0])
+          const named = [...m[0].matchAll(/([A-Z0-9_]+):\/\/([^,)\s]+)/g)].map((l): [string, string] => [l[1], l[2]])
+          resolve([Number(m[1]), metrics === null ? undefined : Number(metrics[1]), new Map(named)])
+        }
       }
-    }
-    stdout.on('data', onData)
-    void exited.then((code) => reject(new Error(`broker exited with ${code} before it was ready:\n${err}`)))
-  })
+      stdout.on('data', onData)
+      void exited.then((code) => reject(new Error(`broker exited with ${code} before it was ready:\n${err}`)))
+    },
+  )
   return {
     port,
     metricsPort,
+    listeners,
     dataDir,
     bootstrap: `${host}:${port}`,
     proc,

@@ -8,9 +8,8 @@ import { type TopicManager } from '../topics.ts'
 export interface BrokerIdentity {
   readonly nodeId: number
   readonly clusterId: string
-  readonly advertisedHost: string
-  /** Read per request: known only once the broker listens. */
-  readonly port: number
+  /** The address a client of `listener` is given (read per request: ports are known once the broker listens). */
+  endpoint(listener: string): { host: string; port: number }
 }
 
 /** The named operations of the topic manager. */

@@ -8,11 +8,14 @@ import { type BoundHandler, defineHandler } from '../server.ts'
 import { TopicError } from '../topics.ts'
 import { type BrokerIdentity, type TopicsContext } from './context.ts'
 import { configSourceCode } from './describe-configs.ts'
+import { AclOperation, CLUSTER_RESOURCE_NAME, ResourceType } from '../security/acls.ts'
 
 export type CreateTopicsContext = Pick<BrokerIdentity, 'nodeId'> & TopicsContext<'validateNew' | 'create' | 'describe'>
 
 export function createTopicsHandler(broker: CreateTopicsContext): BoundHandler<typeof ApiKey.CreateTopics> {
-  return defineHandler(ApiKey.CreateTopics, (_ctx, req) => {
+  return defineHandler(ApiKey.CreateTopics, (ctx, req) => {
+    // CREATE on the cluster allows every topic; otherwise CREATE on each topic (as Kafka).
+    const clusterCreate = ctx.access.authorize(AclOperation.CREATE, ResourceType.CLUSTER, CLUSTER_RESOURCE_NAME)
     const counts = new Map<string, number>()
     for (const t of req.topics) counts.set(t.name, (counts.get(t.name) ?? 0) + 1)
     const topics = req.topics.map((t): Shape<CreatableTopicResult> => {
@@ -27,6 +30,8 @@ export function createTopicsHandler(broker: CreateTopicsContext): BoundHandler<t
       })
       if ((counts.get(t.name) ?? 0) > 1)
         return failed(ErrorCode.INVALID_REQUEST, `topic "${t.name}" appears more than once in the request`)
+      if (!clusterCreate && !ctx.access.authorize(AclOperation.CREATE, ResourceType.TOPIC, t.name))
+        return failed(ErrorCode.TOPIC_AUTHORIZATION_FAILED, `${ctx.principal} may not create topic "${t.name}"`)
       let partitions = t.numPartitions
       let replicationFactor = t.replicationFactor
       if (t.assignments.length > 0) {

@@ -10,6 +10,7 @@ import { OFFSETS_TOPIC } from '../groups/offsets-topic.ts'
 import { type BoundHandler, defineHandler } from '../server.ts'
 import { TopicError } from '../topics.ts'
 import { type TopicsContext } from './context.ts'
+import { AclOperation, ResourceType } from '../security/acls.ts'
 
 export type DeleteTopicsContext = TopicsContext<'get' | 'getById' | 'delete'> & {
   readonly waiters: Pick<FetchWaiters, 'notifyAll'>
@@ -22,6 +23,14 @@ export function deleteTopicsHandler(broker: DeleteTopicsContext): BoundHandler<t
       wanted.map(async (w): Promise<Shape<DeletableTopicResult>> => {
         const byId = w.name === null
         const topic = byId ? broker.topics.getById(w.topicId) : broker.topics.get(w.name ?? '')
+        const name = topic?.name ?? w.name
+        if (name !== null && !ctx.access.authorize(AclOperation.DELETE, ResourceType.TOPIC, name))
+          return {
+            name: w.name,
+            topicId: w.topicId,
+            errorCode: ErrorCode.TOPIC_AUTHORIZATION_FAILED,
+            errorMessage: `${ctx.principal} may not delete topic "${name}"`,
+          }
         if (topic === undefined) {
           return byId
             ? {

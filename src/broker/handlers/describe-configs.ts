@@ -10,6 +10,7 @@ import { type Shape } from '../../protocol/schema.ts'
 import { type BrokerConfig, type ConfigEntry } from '../config.ts'
 import { type BoundHandler, defineHandler } from '../server.ts'
 import { type BrokerIdentity, type TopicsContext } from './context.ts'
+import { AclOperation, CLUSTER_RESOURCE_NAME, ResourceType } from '../security/acls.ts'
 
 const RESOURCE_TOPIC = 2
 const RESOURCE_BROKER = 4
@@ -26,7 +27,7 @@ export type DescribeConfigsContext = Pick<BrokerIdentity, 'nodeId'> &
   TopicsContext<'get' | 'describe'> & { readonly config: Pick<BrokerConfig, 'entries'> }
 
 export function describeConfigsHandler(broker: DescribeConfigsContext): BoundHandler<typeof ApiKey.DescribeConfigs> {
-  return defineHandler(ApiKey.DescribeConfigs, (_ctx, req) => {
+  return defineHandler(ApiKey.DescribeConfigs, (ctx, req) => {
     const results = req.resources.map((res): Shape<DescribeConfigsResult> => {
       const failed = (errorCode: number, errorMessage: string): Shape<DescribeConfigsResult> => ({
         errorCode,
@@ -38,12 +39,22 @@ export function describeConfigsHandler(broker: DescribeConfigsContext): BoundHan
       let entries: ConfigEntry[]
       let readOnly: boolean
       if (res.resourceType === RESOURCE_TOPIC) {
+        if (!ctx.access.authorize(AclOperation.DESCRIBE_CONFIGS, ResourceType.TOPIC, res.resourceName))
+          return failed(
+            ErrorCode.TOPIC_AUTHORIZATION_FAILED,
+            `${ctx.principal} may not describe the configs of topic "${res.resourceName}"`,
+          )
         const topic = broker.topics.get(res.resourceName)
         if (topic === undefined)
           return failed(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, `topic "${res.resourceName}" does not exist`)
         entries = broker.topics.describe(topic)
         readOnly = false
       } else if (res.resourceType === RESOURCE_BROKER) {
+        if (!ctx.access.authorize(AclOperation.DESCRIBE_CONFIGS, ResourceType.CLUSTER, CLUSTER_RESOURCE_NAME))
+          return failed(
+            ErrorCode.CLUSTER_AUTHORIZATION_FAILED,
+            `${ctx.principal} may not describe the broker's configs`,
+          )
         if (res.resourceName !== '' && res.resourceName !== String(broker.nodeId)) {
           return failed(
             ErrorCode.INVALID_REQUEST,
@@ -67,7 +78,7 @@ export function describeConfigsHandler(broker: DescribeConfigsContext): BoundHan
           readOnly,
           isDefault: e.source === 'DEFAULT',
           configSource: SOURCE[e.source],
-          isSensitive: false,
+          isSensitive: e.type === 'PASSWORD',
           synonyms: req.includeSynonyms ? [{ name: e.name, value: e.value, source: SOURCE[e.source] }] : [],
           configType: TYPE[e.type],
           documentation: req.includeDocumentation ? e.doc : null,

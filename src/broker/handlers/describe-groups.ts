@@ -3,13 +3,23 @@ import { ApiKey } from '../../protocol/apis.ts'
 import { ErrorCode } from '../../protocol/errors.ts'
 import { type BoundHandler, defineHandler } from '../server.ts'
 import { type GroupsContext } from './context.ts'
+import { AclOperation, ResourceType } from '../security/acls.ts'
 
 export function describeGroupsHandler(
   broker: GroupsContext<'describe' | 'list'>,
 ): BoundHandler<typeof ApiKey.DescribeGroups> {
-  return defineHandler(ApiKey.DescribeGroups, (_ctx, req) => ({
+  return defineHandler(ApiKey.DescribeGroups, (ctx, req) => ({
     throttleTimeMs: 0,
     groups: req.groups.map((groupId) => {
+      if (!ctx.access.authorize(AclOperation.DESCRIBE, ResourceType.GROUP, groupId))
+        return {
+          errorCode: ErrorCode.GROUP_AUTHORIZATION_FAILED,
+          groupId,
+          groupState: '',
+          protocolType: '',
+          protocolData: '',
+          members: [],
+        }
       const g = broker.groups.describe(groupId)
       if (g === undefined) {
         const hasOffsets = broker.groups.list().some((l) => l.groupId === groupId)

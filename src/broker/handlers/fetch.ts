@@ -14,6 +14,7 @@ import { LogError } from '../log/errors.ts'
 import { type BoundHandler, defineHandler, type RequestContext } from '../server.ts'
 import { type Topic } from '../topics.ts'
 import { type TopicsContext } from './context.ts'
+import { AclOperation, ResourceType } from '../security/acls.ts'
 
 const EMPTY: Buffer = Buffer.alloc(0)
 const READ_COMMITTED = 1
@@ -62,6 +63,8 @@ function collect(broker: FetchContext, ctx: RequestContext, req: FetchRequest, m
   for (const ft of req.topics) {
     const topic: Topic | undefined = byId ? broker.topics.getById(ft.topicId) : broker.topics.get(ft.topic)
     const unknownTopic = byId ? ErrorCode.UNKNOWN_TOPIC_ID : ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+    const name = topic?.name ?? ft.topic
+    const readable = name === '' || ctx.access.authorize(AclOperation.READ, ResourceType.TOPIC, name)
     const partitions = ft.partitions.map((fp): Shape<PartitionData> => {
       const failed = (errorCode: number): Shape<PartitionData> => {
         out.hasError = true
@@ -76,6 +79,7 @@ function collect(broker: FetchContext, ctx: RequestContext, req: FetchRequest, m
           records: EMPTY,
         }
       }
+      if (!readable) return failed(ErrorCode.TOPIC_AUTHORIZATION_FAILED)
       const log = topic?.partitions[fp.partition]
       if (topic === undefined || log === undefined)
         return failed(topic === undefined ? unknownTopic : ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)

@@ -4,6 +4,7 @@ import { ApiKey } from '../../protocol/apis.ts'
 import { ErrorCode } from '../../protocol/errors.ts'
 import { type BoundHandler, defineHandler } from '../server.ts'
 import { type BrokerIdentity } from './context.ts'
+import { AclOperation, ResourceType } from '../security/acls.ts'
 
 const KEY_TYPE_TRANSACTION = 1
 
@@ -20,6 +21,15 @@ export function findCoordinatorHandler(broker: BrokerIdentity): BoundHandler<typ
           port: -1,
         }
       }
+      if (key !== '' && !ctx.access.authorize(AclOperation.DESCRIBE, ResourceType.GROUP, key))
+        return {
+          key,
+          errorCode: ErrorCode.GROUP_AUTHORIZATION_FAILED,
+          errorMessage: `${ctx.principal} may not describe group "${key}"`,
+          nodeId: -1,
+          host: '',
+          port: -1,
+        }
       if (key === '')
         return {
           key,
@@ -34,8 +44,7 @@ export function findCoordinatorHandler(broker: BrokerIdentity): BoundHandler<typ
         errorCode: ErrorCode.NONE,
         errorMessage: null,
         nodeId: broker.nodeId,
-        host: broker.advertisedHost,
-        port: broker.port,
+        ...broker.endpoint(ctx.listener),
       }
     }
     if (ctx.apiVersion >= 4) return { throttleTimeMs: 0, coordinators: req.coordinatorKeys.map(answer) }

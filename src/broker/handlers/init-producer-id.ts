@@ -22,6 +22,7 @@ import { type Shape } from '../../protocol/schema.ts'
 import { type Logger } from '../../util/log.ts'
 import { type ProducerIdAllocator } from '../producer-ids.ts'
 import { type BoundHandler, defineHandler } from '../server.ts'
+import { AclOperation, CLUSTER_RESOURCE_NAME, ResourceType } from '../security/acls.ts'
 
 /** The broker's producer id allocator: durable state, so the broker owns it, not this handler. */
 export interface InitProducerIdContext {
@@ -30,7 +31,7 @@ export interface InitProducerIdContext {
 }
 
 export function initProducerIdHandler(broker: InitProducerIdContext): BoundHandler<typeof ApiKey.InitProducerId> {
-  return defineHandler(ApiKey.InitProducerId, (_ctx, req) => {
+  return defineHandler(ApiKey.InitProducerId, (ctx, req) => {
     const refuse = (errorCode: number): Shape<InitProducerIdResponse> => ({
       throttleTimeMs: 0,
       errorCode,
@@ -39,6 +40,12 @@ export function initProducerIdHandler(broker: InitProducerIdContext): BoundHandl
     })
     if (req.transactionalId !== null) return refuse(ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
     if ((req.producerId === -1) !== (req.producerEpoch === -1)) return refuse(ErrorCode.INVALID_REQUEST)
+    // An idempotent producer needs IDEMPOTENT_WRITE on the cluster or WRITE on some topic (KIP-679).
+    if (
+      !ctx.access.authorizeAny(AclOperation.WRITE, ResourceType.TOPIC) &&
+      !ctx.access.authorize(AclOperation.IDEMPOTENT_WRITE, ResourceType.CLUSTER, CLUSTER_RESOURCE_NAME)
+    )
+      return refuse(ErrorCode.CLUSTER_AUTHORIZATION_FAILED)
     let producerId: number
     try {
       producerId = broker.producerIds.allocate()

@@ -4,12 +4,14 @@ import { ApiKey } from '../../protocol/apis.ts'
 import { ErrorCode } from '../../protocol/errors.ts'
 import { type BoundHandler, defineHandler } from '../server.ts'
 import { type GroupsContext } from './context.ts'
+import { AclOperation, ResourceType } from '../security/acls.ts'
 
 export function joinGroupHandler(broker: GroupsContext<'join'>): BoundHandler<typeof ApiKey.JoinGroup> {
   return defineHandler(ApiKey.JoinGroup, async (ctx, req) => {
-    if (req.groupId === '')
+    const refused = !ctx.access.authorize(AclOperation.READ, ResourceType.GROUP, req.groupId)
+    if (req.groupId === '' || refused)
       return {
-        errorCode: ErrorCode.INVALID_GROUP_ID,
+        errorCode: refused ? ErrorCode.GROUP_AUTHORIZATION_FAILED : ErrorCode.INVALID_GROUP_ID,
         generationId: -1,
         leader: '',
         memberId: req.memberId,

@@ -8,16 +8,18 @@ import { type Shape } from '../../protocol/schema.ts'
 import { LogError } from '../log/errors.ts'
 import { type BoundHandler, defineHandler } from '../server.ts'
 import { type TopicsContext } from './context.ts'
+import { AclOperation, ResourceType } from '../security/acls.ts'
 
 const LATEST = -1
 const EARLIEST = -2
 const EARLIEST_LOCAL = -4
 
 export function listOffsetsHandler(broker: TopicsContext<'get'>): BoundHandler<typeof ApiKey.ListOffsets> {
-  return defineHandler(ApiKey.ListOffsets, (_ctx, req) => ({
+  return defineHandler(ApiKey.ListOffsets, (ctx, req) => ({
     throttleTimeMs: 0,
     topics: req.topics.map((t) => {
-      const topic = broker.topics.get(t.name)
+      const describable = ctx.access.authorize(AclOperation.DESCRIBE, ResourceType.TOPIC, t.name)
+      const topic = describable ? broker.topics.get(t.name) : undefined
       return {
         name: t.name,
         partitions: t.partitions.map((p): Shape<ListOffsetsPartitionResponse> => {
@@ -33,7 +35,7 @@ export function listOffsetsHandler(broker: TopicsContext<'get'>): BoundHandler<t
           if (log === undefined) {
             return {
               partitionIndex: p.partitionIndex,
-              errorCode: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
+              errorCode: describable ? ErrorCode.UNKNOWN_TOPIC_OR_PARTITION : ErrorCode.TOPIC_AUTHORIZATION_FAILED,
               timestamp: -1,
               offset: -1,
               leaderEpoch: -1,

@@ -37,6 +37,7 @@ import { LogError } from '../log/errors.ts'
 import { type PartitionLog } from '../log/partition-log.ts'
 import { type BoundHandler, CloseConnection, defineHandler } from '../server.ts'
 import { type TopicsContext } from './context.ts'
+import { AclOperation, ResourceType } from '../security/acls.ts'
 
 type PartitionResult = Shape<PartitionProduceResponse>
 
@@ -74,8 +75,15 @@ export function produceHandler(broker: ProduceContext): BoundHandler<typeof ApiK
     }
 
     for (const topicData of req.topicData) {
+      const writable = ctx.access.authorize(AclOperation.WRITE, ResourceType.TOPIC, topicData.name)
       const topic = broker.topics.get(topicData.name)
       const partitionResponses = topicData.partitionData.map((pd): PartitionResult => {
+        if (!writable)
+          return refuse(
+            pd.index,
+            ErrorCode.TOPIC_AUTHORIZATION_FAILED,
+            `${ctx.principal} may not write to topic ${topicData.name}`,
+          )
         if (acks !== 0 && acks !== 1 && acks !== -1)
           return refuse(pd.index, ErrorCode.INVALID_REQUIRED_ACKS, `acks must be -1, 0 or 1, got ${acks}`)
         if (req.transactionalId !== null)
