@@ -32,6 +32,8 @@ const MESSAGES = [
   'CreateAcls',
   'DescribeAcls',
   'DeleteAcls',
+  'DescribeClientQuotas',
+  'AlterClientQuotas',
   'ApiVersions',
   'CreateTopics',
   'DeleteTopics',

@@ -16,6 +16,11 @@ import { Journal } from './log/journal.ts'
 import { ProducerIdAllocator } from './producer-ids.ts'
 import { type AccessControl, type AnyHandler, KafkaServer, type ServerListener } from './server.ts'
 import { AclStore } from './security/acl-store.ts'
+import { ClientQuotaStore } from './security/quota-store.ts'
+import { QuotaManager } from './security/quotas.ts'
+import { quotaUser } from './handlers/context.ts'
+import { describeClientQuotasHandler } from './handlers/describe-client-quotas.ts'
+import { alterClientQuotasHandler } from './handlers/alter-client-quotas.ts'
 import { operationName, resourceTypeName } from './security/acls.ts'
 import { Authorizer, parseSuperUsers } from './security/authorizer.ts'
 import { createAclsHandler } from './handlers/create-acls.ts'
@@ -101,6 +106,10 @@ export class Broker {
   readonly acls: AclStore
   /** authorizer.class.name is set: every request is checked against the ACLs. */
   readonly authorizerEnabled: boolean
+  /** Client quotas (AlterClientQuotas), durable in the data directory, in force at once. */
+  readonly clientQuotas: ClientQuotaStore
+  /** Rates measured against the client quotas, and the throttle times they give. */
+  readonly quotas: QuotaManager
   private server: KafkaServer | undefined
   private retentionTimer: NodeJS.Timeout | undefined
   /** Compaction of cleanup.policy=compact topics (log.cleaner.enable). */
@@ -141,6 +150,8 @@ export class Broker {
     this.scramCredentials = ScramCredentialStore.open(this.dataDir)
     this.acls = AclStore.open(this.dataDir)
     this.authorizerEnabled = this.config.get('authorizer.class.name') !== ''
+    this.clientQuotas = ClientQuotaStore.open(this.dataDir)
+    this.quotas = createQuotaManager(this.config, this.clientQuotas, this.registry)
     const reg = [this.registry]
     this.metrics = {
       producedBytes: new prom.Counter({
@@ -227,6 +238,8 @@ export class Broker {
       broker.server = new KafkaServer({
         listeners: broker.listeners.map((l) => broker.serverListener(l)),
         accessControl: broker.authorizerEnabled ? broker.accessControl() : undefined,
+        requestQuota: (principal, clientId, handlerMs) =>
+          broker.quotas.record('request_percentage', quotaUser(principal), clientId, handlerMs),
         maxFrameBytes: broker.config.number('socket.request.max.bytes'),
         maxInflight: broker.config.number('cortado.max.inflight.requests.per.connection'),
         handlers: broker.handlers(),
@@ -425,6 +438,8 @@ export class Broker {
       saslAuthenticateHandler(),
       describeUserScramCredentialsHandler(this),
       alterUserScramCredentialsHandler(this),
+      describeClientQuotasHandler(this),
+      alterClientQuotasHandler(this),
       describeAclsHandler(this),
       createAclsHandler(this),
       deleteAclsHandler(this),
@@ -449,4 +464,31 @@ export class Broker {
     writeFileSync(path, `# written by cortado broker\nversion=1\ncluster.id=${id}\nnode.id=${this.nodeId}\n`)
     return id
   }
+}
+
+/** The client quotas' rates (quota.window.*), with the throttles they give counted in the metrics. */
+function createQuotaManager(config: BrokerConfig, store: ClientQuotaStore, registry: Registry): QuotaManager {
+  const throttled = new prom.Counter({
+    name: 'cortado_broker_quota_throttled_total',
+    help: 'Responses throttled for a client quota (KIP-219), by quota',
+    labelNames: ['quota'],
+    registers: [registry],
+  })
+  const throttleSeconds = new prom.Counter({
+    name: 'cortado_broker_quota_throttle_seconds_total',
+    help: 'Throttle time given to clients over their quotas, by quota',
+    labelNames: ['quota'],
+    registers: [registry],
+  })
+  return new QuotaManager({
+    windowMs: config.number('quota.window.size.seconds') * 1000,
+    windows: config.number('quota.window.num'),
+    quotas: (entity) => store.get(entity),
+    version: () => store.version,
+    now: () => performance.now(),
+    onThrottle: (quota, ms) => {
+      throttled.inc({ quota })
+      throttleSeconds.inc({ quota }, ms / 1000)
+    },
+  })
 }

@@ -334,6 +334,18 @@ export const BROKER_CONFIGS: Readonly<Record<string, ConfigDef>> = {
     default: 'false',
     doc: 'With an authorizer: a resource no ACL applies to is open to everyone',
   },
+  'quota.window.num': {
+    type: 'INT',
+    default: '11',
+    doc: 'Samples a client quota rate is measured over',
+    check: atLeast(1),
+  },
+  'quota.window.size.seconds': {
+    type: 'INT',
+    default: '1',
+    doc: 'Length of each sample of a client quota rate',
+    check: atLeast(1),
+  },
   'sasl.server.max.receive.size': {
     type: 'INT',
     default: '524288',

@@ -38,6 +38,10 @@ export interface RequestContext {
   readonly principal: string
   /** What this request's principal may do (everything when the broker has no authorizer). */
   readonly access: Access
+  /** The request's size on the wire (the frame, without its size prefix): what producer_byte_rate counts. */
+  readonly size: number
+  /** The connection's quota throttle (KIP-219): the handler reports a throttle time and calls it. */
+  readonly throttle: Throttle
   /** Aborted when the connection closes, so long polls can stop waiting. */
   readonly signal: AbortSignal
 }
@@ -93,6 +97,24 @@ export interface AccessControl {
 
 const ALLOW_ALL: Access = { authorize: () => true, authorizeAny: () => true }
 
+/**
+ * A client over its quota is answered at once, with the throttle time in the response, and then its
+ * connection is not read for that long (KIP-219): a client that ignores the throttle time cannot
+ * send more meanwhile, and the others are not slowed.
+ */
+export interface Throttle {
+  mute(ms: number): void
+}
+
+/**
+ * The request-time quota (request_percentage): given the principal, the client id and the
+ * milliseconds the broker spent on a request, the throttle time to apply (0: none).
+ */
+export type RequestQuota = (principal: string, clientId: string, handlerMs: number) => number
+
+/** Requests that never count against or wait on the request quota (Kafka exempts them too). */
+const QUOTA_EXEMPT = new Set<number>([ApiKey.ApiVersions, ApiKey.SaslHandshake, ApiKey.SaslAuthenticate])
+
 /** Kafka's principal of an unauthenticated client. */
 export const ANONYMOUS = 'User:ANONYMOUS'
 
@@ -111,6 +133,8 @@ export interface ServerOptions {
   readonly listeners: readonly ServerListener[]
   /** Without it every request is allowed (Kafka without authorizer.class.name). */
   readonly accessControl?: AccessControl
+  /** Without it no request is throttled for the time it takes. */
+  readonly requestQuota?: RequestQuota
   readonly maxFrameBytes: number
   readonly maxInflight: number
   readonly handlers: readonly AnyHandler[]
@@ -279,6 +303,10 @@ class Connection {
   /** The TLS client certificate's principal, if any. */
   private readonly certificatePrincipal: string | undefined
   private readonly access: Access
+  private readonly throttle: Throttle = { mute: (ms) => this.mute(ms) }
+  /** Quota throttling: the connection is not read before this time (performance.now()). */
+  private mutedUntil = 0
+  private unmuteTimer: NodeJS.Timeout | undefined
   private input: Buffer[] = []
   private inputBytes = 0
   private readonly pending: Slot[] = []
@@ -312,7 +340,23 @@ class Connection {
     socket.on('close', () => {
       this.closed = true
       this.abort.abort()
+      clearTimeout(this.unmuteTimer)
     })
+  }
+
+  private mute(ms: number): void {
+    if (ms <= 0 || this.closed) return
+    this.mutedUntil = Math.max(this.mutedUntil, performance.now() + ms)
+    this.scheduleUnmute()
+  }
+
+  private scheduleUnmute(): void {
+    clearTimeout(this.unmuteTimer)
+    // setTimeout may fire a fraction of a millisecond early: round up, and check again when it fires.
+    this.unmuteTimer = setTimeout(
+      () => (this.isMuted() ? this.scheduleUnmute() : this.resumeIfIdle()),
+      Math.ceil(this.mutedUntil - performance.now()),
+    )
   }
 
   /** The principal of the connection now: SASL's (kept through re-authentication), else the certificate's. */
@@ -350,7 +394,7 @@ class Connection {
 
   private readFrames(): void {
     while (!this.closed && this.inputBytes >= 4) {
-      if (this.waitingForDrain || this.pending.length >= this.options.maxInflight) {
+      if (this.waitingForDrain || this.pending.length >= this.options.maxInflight || this.isMuted()) {
         this.socket.pause()
         return
       }
@@ -386,6 +430,10 @@ class Connection {
       if (this.sasl?.expectsBareToken === true) this.handleBareToken(this.sasl, frame)
       else this.handleFrame(frame)
     }
+  }
+
+  private isMuted(): boolean {
+    return this.mutedUntil > 0 && performance.now() < this.mutedUntil
   }
 
   private compact(): Buffer {
@@ -441,6 +489,8 @@ class Connection {
       listener: this.listener,
       principal: this.principal(),
       access: this.access,
+      size: frame.length,
+      throttle: this.throttle,
       signal: this.abort.signal,
     }
     if (this.sasl !== undefined && !this.saslRequest(this.sasl, spec, ctx, body)) return
@@ -498,9 +548,11 @@ class Connection {
     this.pending.push(slot)
     const started = performance.now()
     const api = spec.name
+    let handlerMs = 0
     const finish = (response: unknown) => {
       this.metrics.requests.inc({ api })
       this.metrics.requestSeconds.observe({ api }, (performance.now() - started) / 1000)
+      this.applyRequestQuota(spec, ctx, response, handlerMs)
       slot.chunks = response === null ? null : this.encodeResponse(spec, ctx, response)
       slot.done = true
       this.writeResponses()
@@ -528,11 +580,27 @@ class Connection {
       // Called synchronously so requests take effect in arrival order.
       // The body was decoded with this key's schema, so it is this handler's request type.
       const result = handler.handle(ctx, body as never)
+      // The time the handler held the event loop (not its waits, such as the fsync): Kafka counts
+      // request-handler thread time against request_percentage.
+      handlerMs = performance.now() - started
       if (result instanceof Promise) result.then(finish, failed)
       else finish(result)
     } catch (err) {
       failed(err)
     }
+  }
+
+  /** request_percentage: the throttle goes into the response's throttle_time_ms (the larger one) and mutes the connection. */
+  private applyRequestQuota(spec: ApiSpec, ctx: RequestContext, response: unknown, handlerMs: number): void {
+    const quota = this.options.requestQuota
+    if (quota === undefined || QUOTA_EXEMPT.has(spec.key)) return
+    const ms = quota(ctx.principal, ctx.clientId ?? '', handlerMs)
+    if (ms <= 0) return
+    if (response !== null && typeof response === 'object' && 'throttleTimeMs' in response) {
+      const r = response as { throttleTimeMs: number }
+      r.throttleTimeMs = Math.max(r.throttleTimeMs, Math.round(ms))
+    }
+    this.mute(ms)
   }
 
   private encodeResponse(spec: ApiSpec, ctx: RequestContext, response: unknown): Buffer[] {
@@ -596,7 +664,7 @@ class Connection {
   }
 
   private resumeIfIdle(): void {
-    if (this.closed || this.waitingForDrain || this.pending.length >= this.options.maxInflight) return
+    if (this.closed || this.waitingForDrain || this.pending.length >= this.options.maxInflight || this.isMuted()) return
     if (this.socket.isPaused()) this.socket.resume()
     this.readFrames()
   }

@@ -16,6 +16,7 @@ const load = {
   admin: () => import('./admin-commands.ts'),
   users: () => import('./user-commands.ts'),
   acls: () => import('./acl-commands.ts'),
+  quotas: () => import('./quota-commands.ts'),
   clientConfig: () => import('./client-config.ts'),
   client: () => import('./client-commands.ts'),
   db: () => import('./db-commands.ts'),
@@ -469,6 +470,47 @@ const COMMANDS: Record<string, Command> = {
         exitAfterOutput(await acl(options, positionals, (line) => process.stdout.write(line + '\n')))
       } catch (error) {
         if (error instanceof AclUsageError) throw new UsageError(error.message)
+        throw error
+      }
+    },
+  },
+  quota: {
+    usage: `cortado quota set <key>=<value>... [--remove <key>]... | list   --bootstrap <host:port> [--command-config <file>]
+              [--user <name> | --user-default] [--client-id <id> | --client-id-default]
+              keys: producer_byte_rate, consumer_byte_rate (bytes/s), request_percentage (% of one thread)`,
+    run: async (args) => {
+      const { values, positionals } = parseArgs({
+        args,
+        options: {
+          bootstrap: { type: 'string' },
+          'command-config': { type: 'string' },
+          user: { type: 'string' },
+          'user-default': { type: 'boolean', default: false },
+          'client-id': { type: 'string' },
+          'client-id-default': { type: 'boolean', default: false },
+          remove: { type: 'string', multiple: true, default: [] },
+          ...connectOption,
+        },
+        allowPositionals: true,
+        strict: true,
+      })
+      const bootstrap = required(values.bootstrap, 'bootstrap')
+      const { quota, QuotaUsageError } = await load.quotas()
+      const security = await securityOption(values['command-config'])
+      const options = {
+        bootstrap,
+        security,
+        user: values.user,
+        userDefault: values['user-default'],
+        clientId: values['client-id'],
+        clientIdDefault: values['client-id-default'],
+        remove: values.remove,
+      }
+      await kafkaReachable([bootstrap], values['connect-timeout'], security)
+      try {
+        exitAfterOutput(await quota(options, positionals, (line) => process.stdout.write(line + '\n')))
+      } catch (error) {
+        if (error instanceof QuotaUsageError) throw new UsageError(error.message)
         throw error
       }
     },

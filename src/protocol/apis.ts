@@ -28,6 +28,22 @@ import { type DescribeAclsRequest, describeAclsRequestSchema } from './messages/
 import { type DescribeAclsResponse, describeAclsResponseSchema } from './messages/describe-acls-response.ts'
 import { type DeleteAclsRequest, deleteAclsRequestSchema } from './messages/delete-acls-request.ts'
 import { type DeleteAclsResponse, deleteAclsResponseSchema } from './messages/delete-acls-response.ts'
+import {
+  type DescribeClientQuotasRequest,
+  describeClientQuotasRequestSchema,
+} from './messages/describe-client-quotas-request.ts'
+import {
+  type DescribeClientQuotasResponse,
+  describeClientQuotasResponseSchema,
+} from './messages/describe-client-quotas-response.ts'
+import {
+  type AlterClientQuotasRequest,
+  alterClientQuotasRequestSchema,
+} from './messages/alter-client-quotas-request.ts'
+import {
+  type AlterClientQuotasResponse,
+  alterClientQuotasResponseSchema,
+} from './messages/alter-client-quotas-response.ts'
 import { type ApiVersionsRequest, apiVersionsRequestSchema } from './messages/api-versions-request.ts'
 import { type ApiVersionsResponse, apiVersionsResponseSchema } from './messages/api-versions-response.ts'
 import { type MetadataRequest, metadataRequestSchema } from './messages/metadata-request.ts'
@@ -98,6 +114,8 @@ export const ApiKey = {
   CreatePartitions: 37,
   DeleteGroups: 42,
   OffsetDelete: 47,
+  DescribeClientQuotas: 48,
+  AlterClientQuotas: 49,
   DescribeUserScramCredentials: 50,
   AlterUserScramCredentials: 51,
 } as const
@@ -130,6 +148,8 @@ export interface ApiMessages {
   [ApiKey.CreatePartitions]: { request: CreatePartitionsRequest; response: CreatePartitionsResponse }
   [ApiKey.DeleteGroups]: { request: DeleteGroupsRequest; response: DeleteGroupsResponse }
   [ApiKey.OffsetDelete]: { request: OffsetDeleteRequest; response: OffsetDeleteResponse }
+  [ApiKey.DescribeClientQuotas]: { request: DescribeClientQuotasRequest; response: DescribeClientQuotasResponse }
+  [ApiKey.AlterClientQuotas]: { request: AlterClientQuotasRequest; response: AlterClientQuotasResponse }
   [ApiKey.DescribeAcls]: { request: DescribeAclsRequest; response: DescribeAclsResponse }
   [ApiKey.CreateAcls]: { request: CreateAclsRequest; response: CreateAclsResponse }
   [ApiKey.DeleteAcls]: { request: DeleteAclsRequest; response: DeleteAclsResponse }
@@ -194,6 +214,9 @@ export const APIS: ReadonlyMap<number, ApiSpec> = new Map(
     spec(saslAuthenticateRequestSchema, saslAuthenticateResponseSchema, [0, 2]),
     spec(describeUserScramCredentialsRequestSchema, describeUserScramCredentialsResponseSchema, [0, 0]),
     spec(alterUserScramCredentialsRequestSchema, alterUserScramCredentialsResponseSchema, [0, 0]),
+    // Client quotas (src/broker/security/quotas.ts).
+    spec(describeClientQuotasRequestSchema, describeClientQuotasResponseSchema, [0, 1]),
+    spec(alterClientQuotasRequestSchema, alterClientQuotasResponseSchema, [0, 1]),
     // ACLs (src/broker/security/authorizer.ts).
     spec(describeAclsRequestSchema, describeAclsResponseSchema, [0, 3]),
     spec(createAclsRequestSchema, createAclsResponseSchema, [0, 3]),

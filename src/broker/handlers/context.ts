@@ -21,3 +21,20 @@ export interface TopicsContext<M extends keyof TopicManager> {
 export interface GroupsContext<M extends keyof GroupCoordinator> {
   readonly groups: Pick<GroupCoordinator, M>
 }
+
+/** The byte-rate quotas (src/broker/security/quotas.ts): what a request records, and its throttle time. */
+export interface QuotasContext {
+  readonly quotas: {
+    /** Records `value` against the client's quota; the throttle time in ms (0 within quota or without one). */
+    record(key: 'producer_byte_rate' | 'consumer_byte_rate', user: string, clientId: string, value: number): number
+    /** The most a fetch may return before the quota throttles it (Infinity without a quota). */
+    maxValueInWindow(key: 'consumer_byte_rate', user: string, clientId: string): number
+    /** Takes back what a throttled fetch recorded: it is answered without records. */
+    unrecord(key: 'consumer_byte_rate', user: string, clientId: string, value: number): void
+  }
+}
+
+/** A principal's name as quotas know users: `User:alice` → `alice`. */
+export function quotaUser(principal: string): string {
+  return principal.startsWith('User:') ? principal.slice('User:'.length) : principal
+}

@@ -13,7 +13,7 @@ import { type FetchWaiters, partitionKey } from '../fetch-waiters.ts'
 import { LogError } from '../log/errors.ts'
 import { type BoundHandler, defineHandler, type RequestContext } from '../server.ts'
 import { type Topic } from '../topics.ts'
-import { type TopicsContext } from './context.ts'
+import { type QuotasContext, quotaUser, type TopicsContext } from './context.ts'
 import { AclOperation, ResourceType } from '../security/acls.ts'
 
 const EMPTY: Buffer = Buffer.alloc(0)
@@ -26,11 +26,12 @@ interface Collected {
   keys: string[]
 }
 
-export type FetchContext = TopicsContext<'get' | 'getById'> & {
-  readonly config: Pick<BrokerConfig, 'number'>
-  readonly metrics: Pick<BrokerMetrics, 'fetchedBytes'>
-  readonly waiters: Pick<FetchWaiters, 'wait'>
-}
+export type FetchContext = TopicsContext<'get' | 'getById'> &
+  QuotasContext & {
+    readonly config: Pick<BrokerConfig, 'number'>
+    readonly metrics: Pick<BrokerMetrics, 'fetchedBytes'>
+    readonly waiters: Pick<FetchWaiters, 'wait'>
+  }
 
 export function fetchHandler(broker: FetchContext): BoundHandler<typeof ApiKey.Fetch> {
   return defineHandler(ApiKey.Fetch, async (ctx, req) => {
@@ -41,13 +42,30 @@ export function fetchHandler(broker: FetchContext): BoundHandler<typeof ApiKey.F
       return { errorCode: ErrorCode.INVALID_FETCH_SESSION_EPOCH, sessionId: 0, responses: [] }
     }
     // fetch.max.bytes bounds what one response holds in memory, whatever the request asks for.
-    const limit = broker.config.number('fetch.max.bytes')
+    // And a consumer quota: no more than one quota window's worth (Kafka's getMaxValueInQuotaWindow).
+    const quotaBytes = broker.quotas.maxValueInWindow(
+      'consumer_byte_rate',
+      quotaUser(ctx.principal),
+      ctx.clientId ?? '',
+    )
+    const limit = Math.min(broker.config.number('fetch.max.bytes'), Math.max(1, Math.floor(quotaBytes)))
     const maxBytes = ctx.apiVersion >= 3 && req.maxBytes > 0 ? Math.min(req.maxBytes, limit) : limit
     const deadline = Date.now() + Math.max(0, req.maxWaitMs)
     for (;;) {
       const got = collect(broker, ctx, req, maxBytes)
       const remaining = deadline - Date.now()
       if (got.bytes >= req.minBytes || got.hasError || remaining <= 0 || ctx.signal.aborted || got.keys.length === 0) {
+        // consumer_byte_rate: over the quota, Kafka answers with no records and the throttle time,
+        // takes the bytes back (they were not sent), and mutes the connection (KIP-219).
+        const user = quotaUser(ctx.principal)
+        const throttleTimeMs = Math.round(
+          broker.quotas.record('consumer_byte_rate', user, ctx.clientId ?? '', got.bytes),
+        )
+        if (throttleTimeMs > 0) {
+          broker.quotas.unrecord('consumer_byte_rate', user, ctx.clientId ?? '', got.bytes)
+          ctx.throttle.mute(throttleTimeMs)
+          return { throttleTimeMs, errorCode: ErrorCode.NONE, sessionId: 0, responses: [] }
+        }
         broker.metrics.fetchedBytes.inc(got.bytes)
         return { throttleTimeMs: 0, errorCode: ErrorCode.NONE, sessionId: 0, responses: got.responses }
       }

@@ -36,19 +36,20 @@ import { type FetchWaiters, partitionKey } from '../fetch-waiters.ts'
 import { LogError } from '../log/errors.ts'
 import { type PartitionLog } from '../log/partition-log.ts'
 import { type BoundHandler, CloseConnection, defineHandler } from '../server.ts'
-import { type TopicsContext } from './context.ts'
+import { type QuotasContext, quotaUser, type TopicsContext } from './context.ts'
 import { AclOperation, ResourceType } from '../security/acls.ts'
 
 type PartitionResult = Shape<PartitionProduceResponse>
 
-export type ProduceContext = TopicsContext<'get' | 'topicConfig' | 'isCompacted'> & {
-  readonly config: Pick<BrokerConfig, 'number'>
-  readonly registry: prom.Registry
-  readonly metrics: Pick<BrokerMetrics, 'produceErrors' | 'producedBytes' | 'producedBatches'>
-  readonly waiters: Pick<FetchWaiters, 'notify'>
-  readonly fsyncOnAck: boolean
-  readonly log: Pick<Logger, 'error'>
-}
+export type ProduceContext = TopicsContext<'get' | 'topicConfig' | 'isCompacted'> &
+  QuotasContext & {
+    readonly config: Pick<BrokerConfig, 'number'>
+    readonly registry: prom.Registry
+    readonly metrics: Pick<BrokerMetrics, 'produceErrors' | 'producedBytes' | 'producedBatches'>
+    readonly waiters: Pick<FetchWaiters, 'notify'>
+    readonly fsyncOnAck: boolean
+    readonly log: Pick<Logger, 'error'>
+  }
 
 export function produceHandler(broker: ProduceContext): BoundHandler<typeof ApiKey.Produce> {
   const expirationMs = broker.config.number('producer.id.expiration.ms')
@@ -181,6 +182,12 @@ export function produceHandler(broker: ProduceContext): BoundHandler<typeof ApiK
     }
     if (durable === null) notify()
     else durable.then(notify, () => {})
+    // producer_byte_rate: the request's size counts; over the quota the answer carries the
+    // throttle time and the connection is not read for that long (KIP-219).
+    const throttleTimeMs = Math.round(
+      broker.quotas.record('producer_byte_rate', quotaUser(ctx.principal), ctx.clientId ?? '', ctx.size),
+    )
+    ctx.throttle.mute(throttleTimeMs)
     if (acks === 0) {
       if (firstError !== undefined) throw new CloseConnection(`acks=0 produce failed: ${firstError}`)
       return null
@@ -203,7 +210,7 @@ export function produceHandler(broker: ProduceContext): BoundHandler<typeof ApiK
         }
       }
     }
-    return { responses, throttleTimeMs: 0 }
+    return { responses, throttleTimeMs }
   })
 }
 
