@@ -132,6 +132,29 @@ async function securityOption(path: string | undefined): Promise<ClientSecurity>
   }
 }
 
+/** Each line of an admin command's output, on stdout. */
+const sayLine = (line: string) => process.stdout.write(line + '\n')
+
+/**
+ * The frame of `cortado user`, `acl` and `quota`: --bootstrap and --command-config, waiting for the
+ * broker, then the command; exits with its code. A mistake the command finds (an error with code
+ * USAGE) prints the usage, as a command-line mistake does.
+ */
+async function runKafkaAdmin(
+  values: { bootstrap?: string; 'command-config'?: string; 'connect-timeout'?: string },
+  command: (bootstrap: string, security: ClientSecurity) => Promise<number>,
+): Promise<void> {
+  const bootstrap = required(values.bootstrap, 'bootstrap')
+  const security = await securityOption(values['command-config'])
+  await kafkaReachable([bootstrap], values['connect-timeout'], security)
+  try {
+    exitAfterOutput(await command(bootstrap, security))
+  } catch (error) {
+    if ((error as { code?: unknown }).code === 'USAGE') throw new UsageError((error as Error).message)
+    throw error
+  }
+}
+
 /** Exits once everything written to stdout has gone out (process.exit would cut a pipe short). */
 function exitAfterOutput(code: number): void {
   process.stdout.write('', () => process.exit(code))
@@ -401,23 +424,12 @@ const COMMANDS: Record<string, Command> = {
         allowPositionals: true,
         strict: true,
       })
-      const bootstrap = required(values.bootstrap, 'bootstrap')
       const iterations = optionalPositive(values.iterations, 'iterations') ?? 4096
       const password = values.password === '-' ? readFileSync(0, 'utf8').replace(/\r?\n$/, '') : values.password
-      const { user, UserUsageError } = await load.users()
-      const security = await securityOption(values['command-config'])
-      await kafkaReachable([bootstrap], values['connect-timeout'], security)
-      try {
-        const code = await user(
-          { bootstrap, security, password, mechanism: values.mechanism, iterations },
-          positionals,
-          (line) => process.stdout.write(line + '\n'),
-        )
-        exitAfterOutput(code)
-      } catch (error) {
-        if (error instanceof UserUsageError) throw new UsageError(error.message)
-        throw error
-      }
+      await runKafkaAdmin(values, async (bootstrap, security) => {
+        const { user } = await load.users()
+        return user({ bootstrap, security, password, mechanism: values.mechanism, iterations }, positionals, sayLine)
+      })
     },
   },
   acl: {
@@ -447,31 +459,25 @@ const COMMANDS: Record<string, Command> = {
         allowPositionals: true,
         strict: true,
       })
-      const bootstrap = required(values.bootstrap, 'bootstrap')
-      const { acl, AclUsageError } = await load.acls()
-      const security = await securityOption(values['command-config'])
-      const options = {
-        bootstrap,
-        security,
-        allowPrincipal: values['allow-principal'],
-        denyPrincipal: values['deny-principal'],
-        allowHost: values['allow-host'],
-        denyHost: values['deny-host'],
-        principal: values.principal,
-        operation: values.operation,
-        topic: values.topic,
-        group: values.group,
-        cluster: values.cluster,
-        transactionalId: values['transactional-id'],
-        resourcePatternType: values['resource-pattern-type'],
-      }
-      await kafkaReachable([bootstrap], values['connect-timeout'], security)
-      try {
-        exitAfterOutput(await acl(options, positionals, (line) => process.stdout.write(line + '\n')))
-      } catch (error) {
-        if (error instanceof AclUsageError) throw new UsageError(error.message)
-        throw error
-      }
+      await runKafkaAdmin(values, async (bootstrap, security) => {
+        const { acl } = await load.acls()
+        const options = {
+          bootstrap,
+          security,
+          allowPrincipal: values['allow-principal'],
+          denyPrincipal: values['deny-principal'],
+          allowHost: values['allow-host'],
+          denyHost: values['deny-host'],
+          principal: values.principal,
+          operation: values.operation,
+          topic: values.topic,
+          group: values.group,
+          cluster: values.cluster,
+          transactionalId: values['transactional-id'],
+          resourcePatternType: values['resource-pattern-type'],
+        }
+        return acl(options, positionals, sayLine)
+      })
     },
   },
   quota: {
@@ -494,25 +500,19 @@ const COMMANDS: Record<string, Command> = {
         allowPositionals: true,
         strict: true,
       })
-      const bootstrap = required(values.bootstrap, 'bootstrap')
-      const { quota, QuotaUsageError } = await load.quotas()
-      const security = await securityOption(values['command-config'])
-      const options = {
-        bootstrap,
-        security,
-        user: values.user,
-        userDefault: values['user-default'],
-        clientId: values['client-id'],
-        clientIdDefault: values['client-id-default'],
-        remove: values.remove,
-      }
-      await kafkaReachable([bootstrap], values['connect-timeout'], security)
-      try {
-        exitAfterOutput(await quota(options, positionals, (line) => process.stdout.write(line + '\n')))
-      } catch (error) {
-        if (error instanceof QuotaUsageError) throw new UsageError(error.message)
-        throw error
-      }
+      await runKafkaAdmin(values, async (bootstrap, security) => {
+        const { quota } = await load.quotas()
+        const options = {
+          bootstrap,
+          security,
+          user: values.user,
+          userDefault: values['user-default'],
+          clientId: values['client-id'],
+          clientIdDefault: values['client-id-default'],
+          remove: values.remove,
+        }
+        return quota(options, positionals, sayLine)
+      })
     },
   },
   produce: {
