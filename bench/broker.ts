@@ -9,11 +9,14 @@
 // once, so they do not compete for the CPU. Prints one table: scenario, broker figure, baseline
 // figure, broker/baseline.
 //
-// Scenarios (--only takes a comma-separated subset of produce-100, produce-1024, latency):
+// Scenarios (--only takes a comma-separated subset of produce-100, produce-1024, latency, security):
 //   produce 100 B and 1 KB records: `--batch` records per request (one batch), `--connections`
 //     connections each keeping `--inflight` requests in flight, acks=-1;
 //   consume: Fetch v11 of everything the produce scenario wrote, 8 MiB per fetch;
-//   latency: 1 record of 100 B per request, 1 connection, 1 request in flight.
+//   latency: 1 record of 100 B per request, 1 connection, 1 request in flight;
+//   security: the produce 1 KB load against a second broker, over its PLAINTEXT, SSL and SASL_SSL
+//     listeners in turn, with an authorizer and an ACL for the SASL user: the cost of TLS and of
+//     ACL checks beside plaintext, in a table of its own (no baseline server).
 // Shared and virtual machines drift (CPU steal, disk), so each scenario runs as `--pairs` pairs
 // of short slices alternating broker and baseline (AB BA AB ...), each slice a fresh set of
 // connections with its own warm-up; figures are totals over all slices, and the "pairs" column
@@ -25,14 +28,16 @@
 // <dir>/broker and <dir>/baseline (summarize them with bench/cpuprofile-top.ts).
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
-import { createServer } from 'node:net'
+import { connect, createServer, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { ApiKey } from '../src/protocol/apis.ts'
 import { type CreateTopicsResponse } from '../src/protocol/messages/create-topics-response.ts'
+import { makeCertificates } from '../test/helpers/tls-certs.ts'
 import { call, runConsume, runProduce, summarize } from './load.ts'
+import { openSaslSsl, openTls } from './secure-connections.ts'
 import { BASELINE_STATS_API_KEY, decodeResponse, makeBatch, produceTemplate, requestFrame } from './wire.ts'
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
@@ -75,6 +80,8 @@ interface Server {
   readonly proc: ChildProcess
   readonly dataDir: string
   readonly metricsPort: number | undefined
+  /** Port of each listener by name, from the ready line (`listeners NAME://host:port,...`). */
+  readonly listeners: ReadonlyMap<string, number>
   stderr(): string
   /** CPU seconds (user + system) the process has used so far, or NaN off Linux. */
   cpuSeconds(): number
@@ -111,7 +118,9 @@ async function startServer(
   metricsPort?: number,
 ): Promise<Server> {
   const dataDir = mkdtempSync(join(tmpdir(), `cortado-bench-${name}-`))
-  const argv = [...nodeArgs, join(ROOT, script), ...extraArgs, '--port', '0', '--data-dir', dataDir]
+  // With `listeners` the ports are in it.
+  const ports = extraArgs.some((a) => a.startsWith('listeners=')) ? [] : ['--port', '0']
+  const argv = [...nodeArgs, join(ROOT, script), ...extraArgs, ...ports, '--data-dir', dataDir]
   if (metricsPort !== undefined) argv.push('--metrics-port', String(metricsPort))
   const proc = spawn(process.execPath, argv, {
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -124,15 +133,15 @@ async function startServer(
   })
   const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()))
   try {
-    const port = await new Promise<number>((resolve, reject) => {
+    const ready = await new Promise<string>((resolve, reject) => {
       let out = ''
       const timer = setTimeout(() => reject(new Error(`${name} did not start within 30 s:\n${err}`)), 30_000)
       proc.stdout.on('data', (d: Buffer) => {
         out += d.toString()
-        const m = /ready on [^\s]+:(\d+)/.exec(out)
+        const m = /ready on [^\s]+:(\d+).*\n/.exec(out)
         if (m !== null) {
           clearTimeout(timer)
-          resolve(Number(m[1]))
+          resolve(m[0])
         }
       })
       void exited.then(() => {
@@ -140,9 +149,12 @@ async function startServer(
         reject(new Error(`${name} exited (code ${proc.exitCode}) before it was ready:\n${err}`))
       })
     })
+    const port = Number(/ready on [^\s]+:(\d+)/.exec(ready)?.[1])
+    const listeners = new Map([...ready.matchAll(/([A-Z0-9_]+):\/\/[^,)\s]+:(\d+)/g)].map((m) => [m[1], Number(m[2])]))
     return {
       name,
       port,
+      listeners,
       proc,
       dataDir,
       metricsPort,
@@ -530,6 +542,138 @@ async function consumeScenario(
   )
 }
 
+/** One listener of the security scenario: how its connections are opened, and its totals. */
+interface SecureLane {
+  name: string
+  connect: () => Promise<Socket>
+  requests: number
+  seconds: number
+  latencies: number[]
+  serverCpu: number
+}
+
+/**
+ * The security scenario: one broker with an authorizer and three listeners, the produce-1 KB load
+ * over each in turn (rotating order), so the cost of TLS and of SASL with ACL checks shows beside
+ * plaintext in the same run. PLAINTEXT and SSL clients are ANONYMOUS, a super user (the
+ * authorizer answers them at once); the SASL_SSL client is `bench`, allowed by an ACL on the topic,
+ * so each of its requests goes through the ACL decision (cached, as in production).
+ */
+async function securityScenario(servers: Server[]): Promise<void> {
+  const certs = makeCertificates(mkdtempSync(join(tmpdir(), 'cortado-bench-certs-')))
+  try {
+    const secure = await startServer(
+      'broker-secure',
+      'src/cli/main.ts',
+      [
+        'broker',
+        ...['--config', `cortado.fsync=${fsyncMode}`],
+        ...['--config', 'listeners=PLAINTEXT://:0,SSL://:0,SASL_SSL://:0'],
+        ...['--config', `ssl.keystore.location=${certs.brokerPemFile}`],
+        ...['--config', 'authorizer.class.name=kafka.security.authorizer.AclAuthorizer'],
+        ...['--config', 'super.users=User:ANONYMOUS'],
+        ...['--config', 'sasl.enabled.mechanisms=PLAIN'],
+        ...[
+          '--config',
+          'sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_bench="bench-secret";',
+        ],
+      ],
+      [],
+    )
+    servers.push(secure)
+    const topic = 'bench-secure'
+    await createTopic(secure, topic)
+    const acl = {
+      resourceType: 2,
+      resourceName: topic,
+      resourcePatternType: 3,
+      principal: 'User:bench',
+      host: '*',
+      operation: 4,
+      permissionType: 3,
+    }
+    const created = decodeResponse<{ results: { errorCode: number }[] }>(
+      ApiKey.CreateAcls,
+      3,
+      await call(HOST, secure.port, requestFrame(ApiKey.CreateAcls, 3, 1, { creations: [acl] })),
+    )
+    if (created.body.results[0]?.errorCode !== 0) throw new Error(`CreateAcls failed: ${JSON.stringify(created.body)}`)
+    const port = (name: string) => secure.listeners.get(name)!
+    const lane = (name: string, connect: () => Promise<Socket>): SecureLane => ({
+      name,
+      connect,
+      requests: 0,
+      seconds: 0,
+      latencies: [],
+      serverCpu: 0,
+    })
+    const lanes = [
+      lane('PLAINTEXT', () => openPlain(port('PLAINTEXT'))),
+      lane('SSL (TLS)', () => openTls(HOST, port('SSL'), certs.caPem)),
+      lane('SASL_SSL + ACLs', () => openSaslSsl(HOST, port('SASL_SSL'), certs.caPem, 'bench', 'bench-secret')),
+    ]
+    for (let i = 0; i < pairs; i++) {
+      for (const l of i % 2 === 0 ? lanes : [...lanes].reverse()) {
+        const cpu0 = secure.cpuSeconds()
+        const r = await runProduce({
+          host: HOST,
+          port: 0,
+          topic,
+          records: batch,
+          recordSize: 1024,
+          connections,
+          inflight,
+          warmupMs,
+          durationMs: sliceMs,
+          connect: l.connect,
+        })
+        if (r.errors > 0) problems.push(`security ${l.name}: ${r.errors} produce errors (${r.firstError})`)
+        l.serverCpu += secure.cpuSeconds() - cpu0
+        l.requests += r.requests
+        l.seconds += sliceMs / 1000
+        for (const x of r.latencies) l.latencies.push(x)
+      }
+      process.stdout.write('.')
+    }
+    console.log('')
+    printSecurityTable(lanes)
+  } finally {
+    rmSync(certs.dir, { recursive: true, force: true })
+  }
+}
+
+function openPlain(port: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: HOST, port, noDelay: true }, () => {
+      socket.off('error', reject)
+      resolve(socket)
+    })
+    socket.once('error', reject)
+  })
+}
+
+function printSecurityTable(lanes: SecureLane[]): void {
+  const plain = lanes[0].requests / lanes[0].seconds
+  console.log(`\nsecurity: produce 1 KB x${batch}/req, ${connections}x${inflight}, one broker with an authorizer`)
+  const header = ['listener', 'requests/s', 'MB/s', 'p50 ms', 'p99 ms', 'server CPU µs/request', 'vs PLAINTEXT']
+  const rows = lanes.map((l) => {
+    const rate = l.requests / l.seconds
+    const lat = summarize(l.latencies)
+    return [
+      l.name,
+      fmt(rate),
+      fmt((rate * batch * 1024) / 1e6),
+      fmt(lat.p50),
+      fmt(lat.p99),
+      fmt((l.serverCpu * 1e6) / Math.max(1, l.requests)),
+      `${(rate / plain).toFixed(2)}x`,
+    ]
+  })
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)))
+  for (const r of [header, ...rows])
+    console.log(r.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  '))
+}
+
 async function main(): Promise<void> {
   const startedAt = performance.now()
   const prof = args['cpu-prof']
@@ -590,6 +734,10 @@ async function main(): Promise<void> {
     }
 
     printTable()
+    if (want('security')) {
+      process.stdout.write('security ')
+      await securityScenario(servers)
+    }
     console.log(`total ${fmt((performance.now() - startedAt) / 1000)} s`)
     const warnings = broker
       .stderr()

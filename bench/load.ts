@@ -38,6 +38,8 @@ export interface ProduceOptions {
   inflight: number
   warmupMs: number
   durationMs: number
+  /** How to open each connection (default: plain TCP to host:port): TLS, SASL (bench:broker's security scenario). */
+  connect?: () => Promise<Socket>
 }
 
 export interface LatencySummary {
@@ -120,7 +122,9 @@ export async function call(host: string, port: number, frame: Buffer): Promise<B
 
 export async function runProduce(o: ProduceOptions): Promise<ProduceResult> {
   const tpl: RequestTemplate = produceTemplate(o.topic, makeBatch(o.records, o.recordSize))
-  const sockets = await Promise.all(Array.from({ length: o.connections }, () => open(o.host, o.port)))
+  const sockets = await Promise.all(
+    Array.from({ length: o.connections }, () => (o.connect === undefined ? open(o.host, o.port) : o.connect())),
+  )
   const start = performance.now()
   const measureFrom = start + o.warmupMs
   const stopAt = measureFrom + o.durationMs

@@ -8,7 +8,7 @@ import { test } from 'node:test'
 import { ROOT } from '../helpers/broker-process.ts'
 
 void test(
-  'bench/broker.ts --quick runs every scenario against the broker and the baseline',
+  'bench/broker.ts --quick runs every scenario against the broker and the baseline, and the security scenario',
   { timeout: 180_000 },
   () => {
     const res = spawnSync(process.execPath, [join(ROOT, 'bench', 'broker.ts'), '--quick'], {
@@ -25,6 +25,13 @@ void test(
         .filter((x) => /^\d+(\.\d+)?$/.test(x))
         .map(Number)
       assert.ok(broker > 0 && baseline > 0, `${scenario}: ${row}`)
+    }
+    // The security scenario: one row per listener, each with a throughput and its ratio to PLAINTEXT.
+    for (const listener of ['PLAINTEXT', 'SSL (TLS)', 'SASL_SSL + ACLs']) {
+      const row = res.stdout.split('\n').find((l) => l.startsWith(listener + ' '))
+      assert.ok(row !== undefined, `no ${listener} row in:\n${res.stdout}`)
+      const m = /^\S.*?\s+(\d+)\s+.*\s(\d+\.\d\d)x$/.exec(row)
+      assert.ok(m !== null && Number(m[1]) > 0 && Number(m[2]) > 0, `${listener}: ${row}`)
     }
   },
 )
