@@ -115,6 +115,14 @@ export type RequestQuota = (principal: string, clientId: string, handlerMs: numb
 /** Requests that never count against or wait on the request quota (Kafka exempts them too). */
 const QUOTA_EXEMPT = new Set<number>([ApiKey.ApiVersions, ApiKey.SaslHandshake, ApiKey.SaslAuthenticate])
 
+/**
+ * The host ACLs match a client by: its address, with an IPv4 client of a listener on `::`
+ * (::ffff:a.b.c.d) named a.b.c.d, as Kafka names it.
+ */
+export function aclHost(remoteAddress: string | undefined): string {
+  return (remoteAddress ?? '').replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, '')
+}
+
 /** Kafka's principal of an unauthenticated client. */
 export const ANONYMOUS = 'User:ANONYMOUS'
 
@@ -330,7 +338,7 @@ class Connection {
     this.sasl = listener.sasl?.()
     this.certificatePrincipal = listener.tls === undefined ? undefined : certificatePrincipal(socket as TLSSocket)
     this.log = options.log.child({ client: this.clientAddress, listener: listener.name })
-    this.access = this.accessOf(options.accessControl, socket.remoteAddress ?? '')
+    this.access = this.accessOf(options.accessControl, aclHost(socket.remoteAddress))
     socket.on('data', (chunk: Buffer) => this.onData(chunk))
     socket.on('drain', () => {
       this.waitingForDrain = false

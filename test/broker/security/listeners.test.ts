@@ -5,6 +5,7 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { BrokerConfig, ConfigError } from '../../../src/broker/config.ts'
 import { advertisedEndpoint, parseListeners } from '../../../src/broker/listeners.ts'
+import { aclHost } from '../../../src/broker/server.ts'
 
 const DEFAULT_MAP = new BrokerConfig().get('listener.security.protocol.map')
 
@@ -97,4 +98,13 @@ test('DescribeConfigs never shows a password setting', () => {
     assert.equal(e.type, 'PASSWORD')
   }
   assert.equal(entries.find((x) => x.name === 'ssl.client.auth')?.value, 'none')
+})
+
+test('ACLs see an IPv4 client of a listener on :: by its IPv4 address, others as they are', () => {
+  assert.equal(aclHost('::ffff:127.0.0.1'), '127.0.0.1')
+  assert.equal(aclHost('::FFFF:10.1.2.3'), '10.1.2.3')
+  assert.equal(aclHost('127.0.0.1'), '127.0.0.1')
+  assert.equal(aclHost('::1'), '::1')
+  assert.equal(aclHost('::ffff:abcd'), '::ffff:abcd')
+  assert.equal(aclHost(undefined), '')
 })
