@@ -4,10 +4,11 @@
 // giving out its first id, so a restart continues at the next block and skips the rest of the
 // old one.
 //
-// File: <data dir>/producer-id-block, one line `next.block.start=<n>`, replaced atomically
-// (write temp file, fsync, rename, fsync the directory).
-import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
-import { dirname, join } from 'node:path'
+// File: <data dir>/producer-id-block, one line `next.block.start=<n>`, replaced atomically and
+// durably (src/util/durable-file.ts).
+import { existsSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { writeFileDurably } from '../util/durable-file.ts'
 
 export const PRODUCER_ID_FILE = 'producer-id-block'
 export const PRODUCER_ID_BLOCK_SIZE = 1000
@@ -54,23 +55,10 @@ export class ProducerIdAllocator {
   }
 
   private writeBlockStart(n: number): void {
-    const tmp = this.path + '.tmp'
-    writeFileSync(
-      tmp,
+    writeFileDurably(
+      this.path,
       `# written by cortado broker: producer ids below this may have been handed out\nnext.block.start=${n}\n`,
+      0o644,
     )
-    let fd = openSync(tmp, 'r')
-    try {
-      fsyncSync(fd)
-    } finally {
-      closeSync(fd)
-    }
-    renameSync(tmp, this.path)
-    fd = openSync(dirname(this.path), 'r')
-    try {
-      fsyncSync(fd)
-    } finally {
-      closeSync(fd)
-    }
   }
 }

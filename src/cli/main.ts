@@ -132,6 +132,13 @@ async function securityOption(path: string | undefined): Promise<ClientSecurity>
   }
 }
 
+/** The options of `cortado user`, `acl` and `quota`, which runKafkaAdmin reads. */
+const kafkaAdminOption = {
+  bootstrap: { type: 'string' },
+  'command-config': { type: 'string' },
+  ...connectOption,
+} as const
+
 /** Each line of an admin command's output, on stdout. */
 const sayLine = (line: string) => process.stdout.write(line + '\n')
 
@@ -414,12 +421,10 @@ const COMMANDS: Record<string, Command> = {
       const { values, positionals } = parseArgs({
         args,
         options: {
-          bootstrap: { type: 'string' },
-          'command-config': { type: 'string' },
+          ...kafkaAdminOption,
           password: { type: 'string' },
           mechanism: { type: 'string', default: 'all' },
           iterations: { type: 'string', default: '4096' },
-          ...connectOption,
         },
         allowPositionals: true,
         strict: true,
@@ -441,8 +446,7 @@ const COMMANDS: Record<string, Command> = {
       const { values, positionals } = parseArgs({
         args,
         options: {
-          bootstrap: { type: 'string' },
-          'command-config': { type: 'string' },
+          ...kafkaAdminOption,
           'allow-principal': { type: 'string', multiple: true, default: [] },
           'deny-principal': { type: 'string', multiple: true, default: [] },
           'allow-host': { type: 'string', multiple: true, default: [] },
@@ -454,7 +458,6 @@ const COMMANDS: Record<string, Command> = {
           cluster: { type: 'boolean', default: false },
           'transactional-id': { type: 'string' },
           'resource-pattern-type': { type: 'string' },
-          ...connectOption,
         },
         allowPositionals: true,
         strict: true,
@@ -488,14 +491,12 @@ const COMMANDS: Record<string, Command> = {
       const { values, positionals } = parseArgs({
         args,
         options: {
-          bootstrap: { type: 'string' },
-          'command-config': { type: 'string' },
+          ...kafkaAdminOption,
           user: { type: 'string' },
           'user-default': { type: 'boolean', default: false },
           'client-id': { type: 'string' },
           'client-id-default': { type: 'boolean', default: false },
           remove: { type: 'string', multiple: true, default: [] },
-          ...connectOption,
         },
         allowPositionals: true,
         strict: true,

@@ -6,21 +6,22 @@
 //   cortado user list [<name>…]
 // The password never leaves this process: it is salted and iterated here (PBKDF2, RFC 5802's
 // Hi), and the broker gets the salt and the salted password. `--password -` reads it from stdin.
-import { pbkdf2Sync, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import { alterUserScramCredentialsV0, type Connection, describeUserScramCredentialsV0 } from '@platformatic/kafka'
+import {
+  isScramMechanism,
+  saltedPassword,
+  SCRAM_MECHANISMS,
+  type ScramMechanism,
+  scramMechanismById,
+  scramMechanismId,
+} from '../broker/security/scram.ts'
 import { type ClientSecurity } from './client-config.ts'
 import { connectTo, withErrors } from './kafka-connection.ts'
 
 export class UserUsageError extends Error {
   readonly code = 'USAGE'
 }
-
-const MECHANISMS = {
-  'SCRAM-SHA-256': { id: 1, digest: 'sha256', bytes: 32 },
-  'SCRAM-SHA-512': { id: 2, digest: 'sha512', bytes: 64 },
-}
-type Mechanism = keyof typeof MECHANISMS
-const BY_ID = new Map(Object.entries(MECHANISMS).map(([name, m]) => [m.id, name]))
 
 export interface UserOptions {
   bootstrap: string
@@ -30,11 +31,11 @@ export interface UserOptions {
   iterations: number
 }
 
-function mechanismsOf(option: string): Mechanism[] {
-  if (option === 'all') return Object.keys(MECHANISMS) as Mechanism[]
-  if (!(option in MECHANISMS))
+function mechanismsOf(option: string): ScramMechanism[] {
+  if (option === 'all') return [...SCRAM_MECHANISMS]
+  if (!isScramMechanism(option))
     throw new UserUsageError(`--mechanism must be SCRAM-SHA-256, SCRAM-SHA-512 or all, got ${option}`)
-  return [option as Mechanism]
+  return [option]
 }
 
 type Results = { results: { user: string; errorCode: number; errorMessage?: string | null }[] }
@@ -55,18 +56,17 @@ export async function user(o: UserOptions, positionals: string[], say: (line: st
       const password = o.password
       const upsertions = mechanisms.map((m) => {
         const salt = randomBytes(32)
-        const { id, digest, bytes } = MECHANISMS[m]
         return {
           name,
-          mechanism: id,
+          mechanism: scramMechanismId(m),
           iterations: o.iterations,
           salt,
-          saltedPassword: pbkdf2Sync(password, salt, o.iterations, bytes, digest),
+          saltedPassword: saltedPassword(m, password, salt, o.iterations),
         }
       })
       response = await withErrors<Results>(alterUserScramCredentialsV0.api.async(connection, [], upsertions))
     } else {
-      const deletions = mechanisms.map((m) => ({ name, mechanism: MECHANISMS[m].id }))
+      const deletions = mechanisms.map((m) => ({ name, mechanism: scramMechanismId(m) }))
       response = await withErrors<Results>(alterUserScramCredentialsV0.api.async(connection, deletions, []))
     }
     let failed = 0
@@ -103,7 +103,7 @@ async function list(connection: Connection, names: string[], say: (line: string)
       continue
     }
     const infos = r.credentialInfos.map(
-      (c) => `${BY_ID.get(c.mechanism) ?? `mechanism ${c.mechanism}`} (${c.iterations} iterations)`,
+      (c) => `${scramMechanismById(c.mechanism) ?? `mechanism ${c.mechanism}`} (${c.iterations} iterations)`,
     )
     say(`${r.user}\t${infos.join(', ')}`)
   }

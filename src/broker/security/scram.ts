@@ -64,7 +64,12 @@ export function scramCredential(
 ): ScramCredential {
   checkIterations(iterations)
   if (salt.length === 0) throw new UnacceptableCredentialError('SCRAM salt must not be empty')
-  return credentialFromSaltedPassword(mechanism, salt, hi(mechanism, password, salt, iterations), iterations)
+  return credentialFromSaltedPassword(
+    mechanism,
+    salt,
+    saltedPassword(mechanism, password, salt, iterations),
+    iterations,
+  )
 }
 
 /** The credential from what AlterUserScramCredentials carries: the client salts the password itself. */
@@ -110,7 +115,8 @@ function checkIterations(iterations: number): void {
 // ---- primitives (RFC 5802 §2.2) ----
 
 /** Hi() is PBKDF2 with the mechanism's HMAC and one hash-length block. */
-function hi(mechanism: ScramMechanism, password: string, salt: Buffer, iterations: number): Buffer {
+/** SaltedPassword = Hi(password, salt, i) (RFC 5802 §3): what a client sends AlterUserScramCredentials. */
+export function saltedPassword(mechanism: ScramMechanism, password: string, salt: Buffer, iterations: number): Buffer {
   const { hash, length } = HASHES[mechanism]
   return pbkdf2Sync(Buffer.from(password, 'utf8'), salt, iterations, length, hash)
 }
@@ -422,12 +428,12 @@ export class ScramClient {
   private buildFinal(message: Buffer): Buffer<ArrayBuffer> {
     const serverFirst = decodeMessage(message, SERVER_FIRST)
     const { nonce, salt, iterations } = parseServerFirst(serverFirst, this.nonce)
-    const saltedPassword = hi(this.mechanism, this.password, salt, iterations)
-    const clientKey = hmac(this.mechanism, saltedPassword, 'Client Key')
+    const salted = saltedPassword(this.mechanism, this.password, salt, iterations)
+    const clientKey = hmac(this.mechanism, salted, 'Client Key')
     const withoutProof = `c=${base64('n,,')},r=${nonce}`
     const authMessage = `${this.bare},${serverFirst},${withoutProof}`
     const proof = xor(clientKey, hmac(this.mechanism, hash(this.mechanism, clientKey), authMessage))
-    this.expectedSignature = hmac(this.mechanism, hmac(this.mechanism, saltedPassword, 'Server Key'), authMessage)
+    this.expectedSignature = hmac(this.mechanism, hmac(this.mechanism, salted, 'Server Key'), authMessage)
     return Buffer.from(`${withoutProof},p=${proof.toString('base64')}`, 'utf8')
   }
 
