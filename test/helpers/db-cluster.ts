@@ -62,8 +62,9 @@ export interface DbCluster {
   http(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<HttpResult>
   /** Waits until every replica of every partition of `db` has applied what its master has. */
   waitCaughtUp(db: string, timeoutMs?: number): Promise<void>
-  /** Each replica's content digest, per partition, once every replica has caught up (followers
-   *  apply after their master answers, so a digest taken right after a write could differ). */
+  /** Each replica's content digest, per partition, once every replica has caught up and all
+   *  replicas of a partition report one position (followers apply after their master answers, and
+   *  a new generation may start meanwhile, so a digest taken too early could differ). */
   digests(db: string): Promise<ReplicaDigest[][]>
   stop(): Promise<void>
 }
@@ -289,21 +290,30 @@ export async function startDbCluster(options: DbClusterOptions = {}): Promise<Db
       }
     },
     async digests(db) {
-      await cluster.waitCaughtUp(db)
-      const view = (await http('GET', '/_admin/cluster')).body as ClusterView
-      const d = view.databases.find((x) => x.name === db)!
-      const urls = new Map(view.nodes.map((n) => [n.id, n.url]))
-      return Promise.all(
-        d.partitions.map((p) =>
-          Promise.all(
-            p.replicas.map(async (r) => {
-              const res = await fetch(`${urls.get(r.node)}/_node/digest/${db}/${p.partition}`)
-              assert.equal(res.status, 200)
-              return { node: r.node, ...((await res.json()) as Omit<ReplicaDigest, 'node'>) }
-            }),
+      // A partition can start a new generation between the catch-up check and the digests (a
+      // master moved back to a restarted node): digests are comparable only at one position, so
+      // they are read again until each partition's replicas report the same one (or 60 s pass).
+      const deadline = Date.now() + 60_000
+      for (;;) {
+        await cluster.waitCaughtUp(db)
+        const view = (await http('GET', '/_admin/cluster')).body as ClusterView
+        const d = view.databases.find((x) => x.name === db)!
+        const urls = new Map(view.nodes.map((n) => [n.id, n.url]))
+        const digests = await Promise.all(
+          d.partitions.map((p) =>
+            Promise.all(
+              p.replicas.map(async (r) => {
+                const res = await fetch(`${urls.get(r.node)}/_node/digest/${db}/${p.partition}`)
+                assert.equal(res.status, 200)
+                return { node: r.node, ...((await res.json()) as Omit<ReplicaDigest, 'node'>) }
+              }),
+            ),
           ),
-        ),
-      )
+        )
+        const atOnePosition = digests.every((rs) => new Set(rs.map((r) => `${r.generation}.${r.scn}`)).size === 1)
+        if (atOnePosition || Date.now() > deadline) return digests
+        await new Promise((r) => setTimeout(r, 100))
+      }
     },
     async stop() {
       await Promise.all(routers.map((r) => r.stop()))
