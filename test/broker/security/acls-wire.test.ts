@@ -1,9 +1,18 @@
-// ACL authorization on the wire, with KafkaJS's admin and clients: ACLs created, described and
+// ACL authorization on the wire, with KafkaJS's admin and clients (and @platformatic/kafka's
+// Producer and Consumer, for what a refusal looks like there): ACLs created, described and
 // deleted over Kafka's APIs, each refused operation answered with Kafka's error for it (topic,
 // group, cluster), DENY winning over ALLOW, the decision cache following changes, ACLs surviving a
 // restart, denials logged and counted, and SECURITY_DISABLED without an authorizer.
 import assert from 'node:assert/strict'
 import { after, before, test } from 'node:test'
+import {
+  Consumer,
+  MessagesStreamModes,
+  ProduceAcks,
+  Producer,
+  stringDeserializers,
+  stringSerializers,
+} from '@platformatic/kafka'
 import kafkajs from 'kafkajs'
 import { ApiKey } from '../../../src/protocol/apis.ts'
 import { ErrorCode } from '../../../src/protocol/errors.ts'
@@ -163,6 +172,84 @@ void test('consume: READ on the topic and on the group; DENY wins over a wildcar
   assert.equal(await consume('bob', 'orders-eu', 'g-bob'), 'read alice was here')
   assert.match(await consume('bob', 'orders-secret', 'g-bob'), /TOPIC_AUTHORIZATION_FAILED|Topic authorization failed/)
 })
+
+/** An error and everything it wraps (its cause and its errors), one line each: class, code, Kafka error, message. */
+function errorChain(e: unknown): string[] {
+  if (!(e instanceof Error)) return [String(e)]
+  const err = e as Error & { code?: string; apiId?: string; apiCode?: number; errors?: unknown[] }
+  const kafka = err.apiId === undefined ? '' : ` ${err.apiId}(${err.apiCode})`
+  return [
+    `${err.constructor.name} ${err.code ?? ''}${kafka}: ${err.message}`,
+    ...(err.cause === undefined ? [] : errorChain(err.cause)),
+    ...(err.errors ?? []).flatMap(errorChain),
+  ]
+}
+
+void test(
+  '@platformatic/kafka: allowed produce and consume work; refusals carry TOPIC_ and GROUP_AUTHORIZATION_FAILED',
+  { timeout: 60_000 },
+  async () => {
+    // alice: WRITE on topics prefixed orders, READ on orders-eu and on group g-alice, nothing on payments
+    // or g-other; bob: READ on every topic (so he may describe payments), no WRITE.
+    const as = (user: string) => ({
+      clientId: `acl-platformatic-${user}`,
+      bootstrapBrokers: [broker.listeners.get('SASL_PLAINTEXT')!],
+      sasl: { mechanism: 'PLAIN' as const, username: user, password: `${user}-secret` },
+      retries: 0,
+    })
+    const send = async (user: string, topic: string): Promise<string[]> => {
+      const producer = new Producer({ ...as(user), serializers: stringSerializers })
+      try {
+        return await producer
+          .send({ messages: [{ topic, value: `${user} via platformatic` }], acks: ProduceAcks.ALL })
+          .then((result) => (result.offsets ?? []).map((o) => `${o.topic} acknowledged`), errorChain)
+      } finally {
+        await producer.close()
+      }
+    }
+    assert.deepEqual(await send('alice', 'orders-eu'), ['orders-eu acknowledged'])
+    // alice may not even describe payments: the producer's Metadata request is refused.
+    assert.deepEqual(await send('alice', 'payments'), [
+      'ResponseError PLT_KFK_RESPONSE: Received response with error while executing API Metadata(v12)',
+      'ProtocolError PLT_KFK_PROTOCOL TOPIC_AUTHORIZATION_FAILED(29): Topic authorization failed.',
+    ])
+    // bob may describe it but not write to it: Produce itself is refused.
+    assert.deepEqual(await send('bob', 'payments'), [
+      'MultipleErrors PLT_KFK_MULTIPLE: Producing messages failed.',
+      'ResponseError PLT_KFK_RESPONSE: Received response with error while executing API Produce(v11)',
+      'ProtocolError PLT_KFK_PROTOCOL TOPIC_AUTHORIZATION_FAILED(29): Topic authorization failed.',
+    ])
+
+    /** Reads orders-eu from the start in `groupId` up to alice's record; resolves to the values, or the error chain. */
+    const consume = async (groupId: string): Promise<string[]> => {
+      const consumer = new Consumer({ ...as('alice'), groupId, deserializers: stringDeserializers, maxWaitTime: 100 })
+      try {
+        const stream = await consumer.consume({
+          topics: ['orders-eu'],
+          mode: MessagesStreamModes.EARLIEST,
+          autocommit: false,
+        })
+        const read: string[] = []
+        for await (const message of stream) {
+          read.push(message.value ?? '')
+          if (message.value === 'alice via platformatic') break
+        }
+        await stream.close()
+        return read
+      } catch (e) {
+        return errorChain(e)
+      } finally {
+        await consumer.close(true)
+      }
+    }
+    assert.equal((await consume('g-alice')).at(-1), 'alice via platformatic')
+    // consume() joins the group first; FindCoordinator, which needs DESCRIBE on the group, is refused.
+    assert.deepEqual(await consume('g-other'), [
+      'MultipleErrors PLT_KFK_MULTIPLE: Received response with error while executing API FindCoordinator(v4) Group authorization failed.',
+      'ProtocolError PLT_KFK_PROTOCOL GROUP_AUTHORIZATION_FAILED(30): Group authorization failed.',
+    ])
+  },
+)
 
 void test('metadata lists only the topics a principal may describe; ANONYMOUS on PLAINTEXT sees none', async () => {
   const admin = client('alice').admin()

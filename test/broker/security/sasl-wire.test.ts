@@ -8,7 +8,16 @@ import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { after, before, test } from 'node:test'
 import { promisify } from 'node:util'
-import { Producer, stringSerializers } from '@platformatic/kafka'
+import {
+  Admin,
+  type ConnectionOptions,
+  Consumer,
+  MessagesStreamModes,
+  ProduceAcks,
+  Producer,
+  stringDeserializers,
+  stringSerializers,
+} from '@platformatic/kafka'
 import { Kafka, logLevel, type SASLOptions } from 'kafkajs'
 import { ApiKey } from '../../../src/protocol/apis.ts'
 import { ErrorCode } from '../../../src/protocol/errors.ts'
@@ -38,6 +47,7 @@ function config(): Record<string, string> {
     'listener.name.ssl.ssl.client.auth': 'required',
     'sasl.jaas.config': PLAIN_JAAS,
     'listener.name.reauth.connections.max.reauth.ms': '2000',
+    'group.initial.rebalance.delay.ms': '0',
   }
 }
 
@@ -187,6 +197,192 @@ void test('@platformatic/kafka produces with SCRAM-SHA-512 over TLS', async () =
     await producer.close()
   }
 })
+
+/** The security options of a @platformatic/kafka client (its `sasl` and `tls`). */
+type PltSecurity = Pick<ConnectionOptions, 'sasl' | 'tls'>
+
+function pltOptions(listener: string, security: PltSecurity, retries: number) {
+  return {
+    clientId: 'security-platformatic',
+    bootstrapBrokers: [address(listener)],
+    ...security,
+    retries,
+    retryDelay: 100,
+  }
+}
+
+/**
+ * Writes `value` to `topic` with @platformatic/kafka's Producer, then reads the topic from the start
+ * with its Consumer in a group, both with `security`; resolves to the acknowledged offset and the values read.
+ */
+async function pltRoundTrip(
+  listener: string,
+  security: PltSecurity,
+  topic: string,
+  value: string,
+): Promise<{ offset: bigint | undefined; read: string[] }> {
+  const producer = new Producer({
+    ...pltOptions(listener, security, 2),
+    serializers: stringSerializers,
+    autocreateTopics: true,
+  })
+  let offset: bigint | undefined
+  try {
+    offset = (await producer.send({ messages: [{ topic, value }], acks: ProduceAcks.ALL })).offsets?.[0].offset
+  } finally {
+    await producer.close()
+  }
+  const consumer = new Consumer({
+    ...pltOptions(listener, security, 2),
+    groupId: `${topic}-check`,
+    deserializers: stringDeserializers,
+    maxWaitTime: 100,
+  })
+  const read: string[] = []
+  try {
+    const stream = await consumer.consume({ topics: [topic], mode: MessagesStreamModes.EARLIEST, autocommit: false })
+    for await (const message of stream) {
+      read.push(message.value ?? '')
+      if (message.value === value) break
+    }
+    await stream.close()
+  } finally {
+    await consumer.close(true)
+  }
+  return { offset, read }
+}
+
+/** An error and everything it wraps (its cause and its errors), one line each: class, code, Kafka error, message. */
+function errorChain(e: unknown): string[] {
+  if (!(e instanceof Error)) return [String(e)]
+  const err = e as Error & {
+    code?: string
+    apiId?: string
+    apiCode?: number
+    serverErrorMessage?: string | null
+    errors?: unknown[]
+  }
+  const kafka = err.apiId === undefined ? '' : ` ${err.apiId}(${err.apiCode})`
+  const server = err.serverErrorMessage == null ? '' : ` [${err.serverErrorMessage}]`
+  return [
+    `${err.constructor.name} ${err.code ?? ''}${kafka}: ${err.message}${server}`,
+    ...(err.cause === undefined ? [] : errorChain(err.cause)),
+    ...(err.errors ?? []).flatMap(errorChain),
+  ]
+}
+
+void test(
+  '@platformatic/kafka writes and reads back with SASL/PLAIN and SASL/SCRAM-SHA-256',
+  { timeout: 60_000 },
+  async () => {
+    const plain = await pltRoundTrip(
+      'SASL_PLAINTEXT',
+      { sasl: { mechanism: 'PLAIN', username: 'alice', password: 'alice-secret' } },
+      'security-platformatic-plain',
+      'plain',
+    )
+    assert.deepEqual(plain, { offset: 0n, read: ['plain'] })
+    for (const listener of ['SASL_PLAINTEXT', 'SASL_SSL']) {
+      const scram = await pltRoundTrip(
+        listener,
+        {
+          sasl: { mechanism: 'SCRAM-SHA-256', username: 'bob', password: 'bob-secret' },
+          tls: listener === 'SASL_SSL' ? { ca: [certs.caPem] } : undefined,
+        },
+        `security-platformatic-scram-${listener.toLowerCase()}`,
+        'scram-sha-256',
+      )
+      assert.deepEqual(scram, { offset: 0n, read: ['scram-sha-256'] })
+    }
+  },
+)
+
+void test(
+  '@platformatic/kafka: a wrong password fails the send with SASL_AUTHENTICATION_FAILED and delivers nothing',
+  { timeout: 60_000 },
+  async () => {
+    const topic = 'security-platformatic-refused'
+    const good: PltSecurity = {
+      tls: { ca: [certs.caPem] },
+      sasl: { mechanism: 'SCRAM-SHA-256', username: 'bob', password: 'bob-secret' },
+    }
+    const admin = new Admin(pltOptions('SASL_SSL', good, 2))
+    try {
+      await admin.createTopics({ topics: [topic], partitions: 1 })
+    } finally {
+      await admin.close()
+    }
+    const refused: [string, PltSecurity][] = [
+      ['SASL_SSL', { ...good, sasl: { mechanism: 'SCRAM-SHA-256', username: 'bob', password: 'wrong' } }],
+      ['SASL_SSL', { ...good, sasl: { mechanism: 'SCRAM-SHA-512', username: 'nobody', password: 'x' } }],
+      ['SASL_PLAINTEXT', { sasl: { mechanism: 'PLAIN', username: 'alice', password: 'nope' } }],
+    ]
+    for (const [listener, security] of refused) {
+      // retries: 0, as the library would otherwise try the same credentials again.
+      const producer = new Producer({ ...pltOptions(listener, security, 0), serializers: stringSerializers })
+      try {
+        const failed = await producer.send({ messages: [{ topic, value: 'x' }], acks: ProduceAcks.ALL }).then(
+          () => null,
+          (e: unknown) => e,
+        )
+        // Its MultipleErrors "Cannot connect to any broker." wraps a NetworkError, caused by an
+        // AuthenticationError, caused by SaslAuthenticate's ResponseError with Kafka's error 58.
+        const chain = errorChain(failed)
+        const mechanism = security.sasl!.mechanism
+        assert.equal(chain[0], 'MultipleErrors PLT_KFK_MULTIPLE: Cannot connect to any broker.', mechanism)
+        assert.ok(chain.includes('AuthenticationError PLT_KFK_AUTHENTICATION: SASL authentication failed.'), mechanism)
+        assert.ok(
+          chain.some((line) => line.startsWith('ProtocolError PLT_KFK_PROTOCOL SASL_AUTHENTICATION_FAILED(58)')),
+          `${mechanism}: ${chain.join(' / ')}`,
+        )
+      } finally {
+        await producer.close()
+      }
+    }
+    // Nothing arrived: the topic's end offset is still 0.
+    const consumer = new Consumer({ ...pltOptions('SASL_SSL', good, 2), groupId: 'security-platformatic-unused' })
+    try {
+      assert.deepEqual(await consumer.listOffsets({ topics: [topic] }), new Map([[topic, [0n]]]))
+    } finally {
+      await consumer.close()
+    }
+  },
+)
+
+void test(
+  '@platformatic/kafka with a client certificate the CA signed; one it did not sign, or none, is refused',
+  { timeout: 60_000 },
+  async () => {
+    const alice = certs.client('alice')
+    const topic = 'security-platformatic-cert'
+    const signed = await pltRoundTrip(
+      'SSL',
+      { tls: { ca: [certs.caPem], cert: alice.cert, key: alice.key } },
+      topic,
+      'cert',
+    )
+    assert.deepEqual(signed, { offset: 0n, read: ['cert'] })
+    const refused = [{ ca: [certs.caPem], cert: certs.rogue.cert, key: certs.rogue.key }, { ca: [certs.caPem] }]
+    for (const tls of refused) {
+      const producer = new Producer({ ...pltOptions('SSL', { tls }, 0), serializers: stringSerializers })
+      try {
+        const failed = await producer.send({ messages: [{ topic, value: 'x' }], acks: ProduceAcks.ALL }).then(
+          () => null,
+          (e: unknown) => e,
+        )
+        // With TLS 1.3 the client's side of the handshake is over before the broker checks its
+        // certificate: the library only sees the connection closed, without the TLS alert.
+        assert.deepEqual(errorChain(failed), ['NetworkError PLT_KFK_NETWORK: Connection closed'])
+      } finally {
+        await producer.close()
+      }
+    }
+    // The broker's log says why (its stderr arrives asynchronously).
+    const why = /"listener":"SSL","error":"[^"]*peer did not return a certificate/
+    for (let i = 0; i < 100 && !why.test(broker.stderr()); i++) await new Promise((r) => setTimeout(r, 50))
+    assert.match(broker.stderr(), why)
+  },
+)
 
 void test('Metadata answers each client with the address of the listener it came through', async () => {
   const admin = kafkajs('SASL_SSL', { mechanism: 'scram-sha-256', username: 'bob', password: 'bob-secret' }).admin()
