@@ -286,6 +286,7 @@ export async function startCortado(
         String(o.brokerPort),
         '--metrics-port',
         String(o.metricsPort),
+        '--insecure',
       ],
       'cortado ready ',
     )
@@ -309,7 +310,11 @@ export async function startCortado(
       ],
       'cortado broker ready',
     )
-    routerLine = await run('router', ['router', ...common, '--http-port', String(o.httpPort)], 'cortado router ready')
+    routerLine = await run(
+      'router',
+      ['router', ...common, '--http-port', String(o.httpPort), '--insecure'],
+      'cortado router ready',
+    )
     await run('controller', ['controller', '--id', 'controller-1', ...common], 'cortado controller ready')
     await Promise.all(
       Array.from({ length: NODES }, (_, i) => {

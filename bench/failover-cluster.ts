@@ -206,7 +206,7 @@ export async function startCluster(
   const router = track(
     await spawnService(
       'router',
-      ['router', '--bootstrap', bootstrap, '--http-port', '0', '--retry-ms', String(o.routerRetryMs)],
+      ['router', '--bootstrap', bootstrap, '--http-port', '0', '--retry-ms', String(o.routerRetryMs), '--insecure'],
       /^cortado router ready http=(\S+)/,
       'warn',
     ),

@@ -27,10 +27,18 @@ interface ClusterView {
   }[]
 }
 
-async function call(router: string, method: string, path: string, body?: unknown): Promise<unknown> {
-  const res = await fetch(`${router}${path}`, {
+/** A router's base URL, and the Authorization header of `--user` (Basic) or `CORTADO_TOKEN` (Bearer). */
+export interface RouterTarget {
+  url: string
+  authorization?: string
+}
+
+async function call(router: RouterTarget, method: string, path: string, body?: unknown): Promise<unknown> {
+  const headers: Record<string, string> = body === undefined ? {} : { 'content-type': 'application/json' }
+  if (router.authorization !== undefined) headers.authorization = router.authorization
+  const res = await fetch(`${router.url}${path}`, {
     method,
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    headers,
     body: body === undefined ? undefined : JSON.stringify(body),
   })
   const text = await res.text()
@@ -42,7 +50,7 @@ async function call(router: string, method: string, path: string, body?: unknown
   return parsed
 }
 
-export async function admin(router: string, args: string[], out: (line: string) => void): Promise<void> {
+export async function admin(router: RouterTarget, args: string[], out: (line: string) => void): Promise<void> {
   const [sub, ...rest] = args
   if (sub === 'cluster') {
     const v = (await call(router, 'GET', '/_admin/cluster')) as ClusterView

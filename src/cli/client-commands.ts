@@ -10,10 +10,13 @@ import { AuditPublisher } from '../client/audit/publisher.ts'
 import { runAuditReport } from '../client/audit/report.ts'
 import { LargeMessageConsumer } from '../client/large-message/consumer.ts'
 import { LargeMessageProducer } from '../client/large-message/producer.ts'
+import { kafkaConnectionOptions, type KafkaSecurity } from '../client/kafka-security.ts'
 import { ReliableProducer } from '../client/reliable-producer.ts'
 
 export interface ProduceOptions {
   bootstrap: string
+  /** TLS and SASL (`--command-config`); default plaintext. */
+  security?: KafkaSecurity
   topic: string
   key?: string
   file?: string
@@ -39,7 +42,12 @@ const STALL_REPORT_MS = 3000
 /** Returns the number of messages that were not acknowledged (the exit status is non-zero if any). */
 export async function produce(o: ProduceOptions): Promise<number> {
   const out = o.out ?? ((line: string) => process.stdout.write(line + '\n'))
-  const producer = new ReliableProducer({ bootstrap: [o.bootstrap], clientId: 'cortado-cli', autocreateTopics: true })
+  const producer = new ReliableProducer({
+    bootstrap: [o.bootstrap],
+    security: o.security,
+    clientId: 'cortado-cli',
+    autocreateTopics: true,
+  })
   // Lines of stdin, when no file is given; giving up closes them, so no more input is awaited.
   const lines =
     o.file === undefined ? createInterface({ input: o.input ?? process.stdin, crlfDelay: Infinity }) : undefined
@@ -58,6 +66,7 @@ export async function produce(o: ProduceOptions): Promise<number> {
   const counter = new AuditCounter({ side: 'produce' })
   const audit = new AuditPublisher({
     bootstrap: [o.bootstrap],
+    security: o.security,
     counter,
     intervalMs: 10_000,
     clientId: 'cortado-cli-audit',
@@ -151,6 +160,8 @@ function watchAcknowledgements(o: ProduceOptions, giveUp: () => void): Acknowled
 
 export interface ConsumeOptions {
   bootstrap: string
+  /** TLS and SASL (`--command-config`); default plaintext. */
+  security?: KafkaSecurity
   topic: string
   group?: string
   fromBeginning: boolean
@@ -169,17 +180,20 @@ export async function consume(o: ConsumeOptions): Promise<number> {
     clientId: 'cortado-cli',
     groupId: group,
     bootstrapBrokers: [o.bootstrap],
+    ...kafkaConnectionOptions(o.security),
     autocommit: false,
     maxWaitTime: 500,
   })
   const reader = new LargeMessageConsumer({
     consumer,
+    security: o.security,
     topics: [o.topic],
     startAt: o.fromBeginning || o.group !== undefined ? 'earliest' : 'latest',
   })
   const counter = new AuditCounter({ side: 'consume', group })
   const audit = new AuditPublisher({
     bootstrap: [o.bootstrap],
+    security: o.security,
     counter,
     intervalMs: 10_000,
     clientId: 'cortado-cli-audit',
@@ -208,6 +222,8 @@ export async function consume(o: ConsumeOptions): Promise<number> {
 
 export interface AuditOptions {
   bootstrap: string
+  /** TLS and SASL (`--command-config`); default plaintext. */
+  security?: KafkaSecurity
   topic: string
   group: string
   from: number
@@ -218,6 +234,7 @@ export interface AuditOptions {
 export async function audit(o: AuditOptions): Promise<boolean> {
   const report = await runAuditReport({
     bootstrap: [o.bootstrap],
+    security: o.security,
     topic: o.topic,
     group: o.group,
     from: o.from,

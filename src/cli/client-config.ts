@@ -6,15 +6,14 @@
 // `ssl.certificate.location`, `ssl.key.location`).
 import { readFileSync } from 'node:fs'
 import { type ConnectionOptions } from 'node:tls'
+import { type KafkaSecurity } from '../client/kafka-security.ts'
 
 export class ClientConfigError extends Error {
   readonly code = 'INVALID_CLIENT_CONFIG'
 }
 
-export interface ClientSecurity {
-  tls?: ConnectionOptions
-  sasl?: { mechanism: 'PLAIN' | 'SCRAM-SHA-256' | 'SCRAM-SHA-512'; username: string; password: string }
-}
+/** The security a `--command-config` file gives (the name the CLI commands have used for it). */
+export type ClientSecurity = KafkaSecurity
 
 /** Java properties: key=value or key: value lines, # and ! comments, no line continuations. */
 export function parseProperties(text: string): Map<string, string> {

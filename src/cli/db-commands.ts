@@ -11,6 +11,17 @@ import { join, resolve } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { Broker } from '../broker/broker.ts'
+import {
+  ADMIN_USER,
+  clusterSecretFile,
+  grantLocalAccess,
+  loadOrCreateCredentials,
+  propertiesFile,
+  secureBrokerSettings,
+  serviceSecurity,
+  writeClientProperties,
+} from './local-credentials.ts'
+import { kafkaConnectionOptions, type KafkaSecurity } from '../client/kafka-security.ts'
 import { Controller } from '../db/controller/controller.ts'
 import { checkReplicationTopics } from '../db/kafka-topics.ts'
 import { METADATA_TOPIC } from '../db/metadata/metadata-log.ts'
@@ -26,6 +37,10 @@ export interface NodeCommand {
   id: string
   dataDir: string
   bootstrap: string[]
+  /** TLS and SASL for Kafka (`--command-config`); default plaintext. */
+  security?: KafkaSecurity
+  /** The secret the internal API requires (`--cluster-secret-file`). */
+  clusterSecret?: string
   host: string
   port: number
   rack: string | null
@@ -46,17 +61,37 @@ export async function runNode(cmd: NodeCommand): Promise<void> {
 
 export interface RouterCommand {
   bootstrap: string[]
+  /** TLS and SASL for Kafka (`--command-config`); default plaintext. */
+  security?: KafkaSecurity
   host: string
   port: number
   replicationFactor: number
   /** How long requests retry while a partition has no master (default 10 s). */
   retryMs?: number
   fetchMaxWaitMs?: number
+  /** Authentication off (`--insecure`). */
+  insecure: boolean
+  /** The first cluster admin's password (`--admin-password-file`), used when the cluster has no user. */
+  adminPassword?: string
+  /** HTTPS (`--tls-cert`, `--tls-key`): PEM. */
+  tls?: { cert: string; key: string }
+  /** The secret the storage nodes require (`--cluster-secret-file`). */
+  clusterSecret?: string
 }
 
 export async function runRouter(cmd: RouterCommand): Promise<void> {
   const log = new Logger({ component: 'router' })
-  const router = await Router.start({ ...cmd, log, registry: createRegistry() })
+  const { insecure, adminPassword, ...rest } = cmd
+  const initialAdmin = adminPassword === undefined ? undefined : { name: ADMIN_USER, password: adminPassword }
+  const router = await Router.start({
+    ...rest,
+    access: { required: !insecure, initialAdmin },
+    log,
+    registry: createRegistry(),
+  })
+  if (insecure) process.stderr.write(INSECURE_WARNING(router.url, cmd.bootstrap.join(',')))
+  else if (router.metadata.view.users.size === 0)
+    log.warn('the cluster has no user yet: start a router with --admin-password-file to create the first cluster admin')
   stopOnSignals(() => router.close(), log, { exitWithParent: spawnedToExitWithParent() })
   process.stdout.write(`cortado router ready http=${router.url}\n`)
 }
@@ -64,6 +99,8 @@ export async function runRouter(cmd: RouterCommand): Promise<void> {
 export interface ControllerCommand {
   id: string
   bootstrap: string[]
+  /** TLS and SASL for Kafka (`--command-config`); default plaintext. */
+  security?: KafkaSecurity
   nodeSessionMs?: number
   controllerSessionMs?: number
   rereplicationDelayMs?: number
@@ -86,6 +123,7 @@ export async function runController(cmd: ControllerCommand): Promise<void> {
   const controller = await Controller.start({
     id: cmd.id,
     bootstrap: cmd.bootstrap,
+    security: cmd.security,
     log,
     registry,
     config,
@@ -104,8 +142,14 @@ export async function runController(cmd: ControllerCommand): Promise<void> {
   process.stdout.write(`cortado controller ready id=${cmd.id} pid=${process.pid}\n`)
 }
 
-async function brokerCount(bootstrap: string[]): Promise<number> {
-  const admin = new Admin({ clientId: 'cortado-start', bootstrapBrokers: bootstrap, retries: 5, retryDelay: 500 })
+async function brokerCount(bootstrap: string[], security: KafkaSecurity | undefined): Promise<number> {
+  const admin = new Admin({
+    clientId: 'cortado-start',
+    bootstrapBrokers: bootstrap,
+    ...kafkaConnectionOptions(security),
+    retries: 5,
+    retryDelay: 500,
+  })
   try {
     return Math.max(1, (await admin.metadata({ topics: [] })).brokers.size)
   } finally {
@@ -121,11 +165,28 @@ export interface StartCommand {
   nodes: number
   /** An external Kafka instead of the embedded broker. */
   bootstrap?: string[]
+  /** TLS and SASL for Kafka, read from `commandConfig`; default plaintext. */
+  security?: KafkaSecurity
+  /** The `--command-config` file `security` was read from, handed on to the storage node processes. */
+  commandConfig?: string
   brokerSettings: Record<string, string>
   /** The controller's node session, also given to the nodes (their master lease is cut from it). */
   nodeSessionMs?: number
   fetchMaxWaitMs?: number
+  /** Authentication off, on the API and the embedded broker (`--insecure`). */
+  insecure: boolean
+  /** HTTPS for the router (`--tls-cert`, `--tls-key`): PEM. */
+  tls?: { cert: string; key: string }
 }
+
+const INSECURE_WARNING = (http: string, broker: string) =>
+  [
+    '',
+    '!!! WARNING: --insecure: authentication and authorization are OFF.',
+    `!!! Anyone who can reach ${http} or the broker at ${broker} can read, write and delete everything.`,
+    '!!! Use it for local experiments only.',
+    '',
+  ].join('\n') + '\n'
 
 /** A storage node child process, restarted (after a pause) whenever it dies unexpectedly. */
 class NodeSupervisor {
@@ -191,20 +252,35 @@ export async function runStart(cmd: StartCommand): Promise<void> {
   let broker: Broker | undefined
   let bootstrap = cmd.bootstrap
   const registry = createRegistry()
+  // Secure by default: the first start makes the admin's and the processes' credentials.
+  const local = cmd.insecure ? undefined : loadOrCreateCredentials(dataDir)
+  // How each process reaches Kafka: an external Kafka as --command-config says; the embedded
+  // broker (when secure) with each process's own SCRAM user.
+  const kafka = { router: cmd.security, controller: cmd.security, nodeConfig: cmd.commandConfig }
+  const clusterSecret = local?.credentials.clusterSecret
   if (bootstrap === undefined) {
+    const secure = local === undefined ? {} : secureBrokerSettings('127.0.0.1', cmd.brokerPort)
     broker = await Broker.start({
       host: '127.0.0.1',
       port: cmd.brokerPort,
       dataDir: join(dataDir, 'broker'),
-      settings: cmd.brokerSettings,
+      settings: { ...secure, ...cmd.brokerSettings },
       log,
       registry,
     })
     bootstrap = [`${broker.host}:${broker.port}`]
+    if (local !== undefined) {
+      grantLocalAccess(broker, local.credentials)
+      writeClientProperties(dataDir, local.credentials, bootstrap[0])
+      const { services } = local.credentials
+      kafka.router = serviceSecurity(services.router)
+      kafka.controller = serviceSecurity(services.controller)
+      kafka.nodeConfig = propertiesFile(dataDir, services.node.name)
+    }
   }
   // Three Kafka replicas of every replication topic, or as many as there are brokers (the check
   // below then warns that the topic falls short).
-  const replicationFactor = broker === undefined ? Math.min(3, await brokerCount(bootstrap)) : 1
+  const replicationFactor = broker === undefined ? Math.min(3, await brokerCount(bootstrap, cmd.security)) : 1
   const metrics = await serveMetrics(registry, '127.0.0.1', cmd.metricsPort)
   const metricsAddress = metrics.address()
   const metricsPort =
@@ -213,6 +289,10 @@ export async function runStart(cmd: StartCommand): Promise<void> {
   // (one here; `cortado controller` runs more, as standbys).
   const router = await Router.start({
     bootstrap,
+    security: kafka.router,
+    access: { required: local !== undefined, initialAdmin: local?.credentials.admin },
+    clusterSecret,
+    tls: cmd.tls,
     host: '127.0.0.1',
     port: cmd.httpPort,
     log: log.child({ component: 'router' }),
@@ -223,6 +303,7 @@ export async function runStart(cmd: StartCommand): Promise<void> {
   const controller = await Controller.start({
     id: 'controller-1',
     bootstrap,
+    security: kafka.controller,
     log: log.child({ component: 'controller' }),
     registry,
     replicationFactor,
@@ -243,6 +324,8 @@ export async function runStart(cmd: StartCommand): Promise<void> {
     ]
     if (cmd.nodeSessionMs !== undefined) args.push('--node-session-ms', String(cmd.nodeSessionMs))
     if (cmd.fetchMaxWaitMs !== undefined) args.push('--fetch-max-wait-ms', String(cmd.fetchMaxWaitMs))
+    if (kafka.nodeConfig !== undefined) args.push('--command-config', kafka.nodeConfig)
+    if (clusterSecret !== undefined) args.push('--cluster-secret-file', clusterSecretFile(dataDir))
     return new NodeSupervisor(id, args, log)
   })
   await Promise.all(nodes.map((n) => n.ready))
@@ -254,7 +337,7 @@ export async function runStart(cmd: StartCommand): Promise<void> {
     )
   } else {
     const topics = [METADATA_TOPIC, ...[...router.metadata.view.databases.values()].map((d) => d.topic)]
-    for (const check of await checkReplicationTopics(bootstrap, topics)) {
+    for (const check of await checkReplicationTopics(bootstrap, topics, cmd.security)) {
       if (!check.ok) {
         const warning = `WARNING: topic ${check.topic} is not safe for no-loss replication: ${check.problems.join('; ')}`
         notes.push(warning)
@@ -273,17 +356,46 @@ export async function runStart(cmd: StartCommand): Promise<void> {
     log,
     { exitWithParent: true },
   )
+  const curl =
+    local === undefined ? 'curl' : `curl -u admin:${local.created ? local.credentials.admin.password : '<password>'}`
   process.stdout.write(
     [
       `cortado ready http=${router.url} broker=${bootstrap.join(',')} nodes=${cmd.nodes} metrics=http://127.0.0.1:${metricsPort}/metrics`,
       `Cortado is running: ${cmd.nodes} storage nodes and a router at ${router.url} over Kafka at ${bootstrap.join(',')}.`,
       ...notes,
-      `  create a database:  curl -X PUT ${router.url}/_admin/databases/shop -H 'content-type: application/json' \\`,
+      ...accessNotes(dataDir, local, broker !== undefined),
+      `  create a database:  ${curl} -X PUT ${router.url}/_admin/databases/shop -H 'content-type: application/json' \\`,
       `    -d '{"partitions": 8, "replicas": 3, "tables": {"users": {"key": ["id"], "schema": {"type": "record", "name": "User", "fields": [{"name": "id", "type": "string"}, {"name": "name", "type": "string"}]}}}}'`,
-      `  write:  curl -X PUT ${router.url}/shop/users/u1 -H 'content-type: application/json' -d '{"id": "u1", "name": "Ada"}'`,
-      `  read:   curl ${router.url}/shop/users/u1`,
-      `  cluster: curl ${router.url}/_admin/cluster    API: ${router.url}/openapi.json`,
+      `  write:  ${curl} -X PUT ${router.url}/shop/users/u1 -H 'content-type: application/json' -d '{"id": "u1", "name": "Ada"}'`,
+      `  read:   ${curl} ${router.url}/shop/users/u1`,
+      `  cluster: ${curl} ${router.url}/_admin/cluster    API: ${router.url}/openapi.json`,
       'Ctrl-C stops everything cleanly.',
     ].join('\n') + '\n',
   )
+  if (local === undefined) {
+    process.stderr.write(INSECURE_WARNING(router.url, bootstrap.join(',')))
+    log.warn('started with --insecure: authentication and authorization are off')
+  }
+}
+
+/** What the start says of its credentials: the admin's password the first time only. */
+function accessNotes(
+  dataDir: string,
+  local: ReturnType<typeof loadOrCreateCredentials> | undefined,
+  embedded: boolean,
+): string[] {
+  if (local === undefined) return []
+  const kafkaTools = embedded
+    ? [
+        `  Kafka tools as admin: kcat -F ${propertiesFile(dataDir, ADMIN_USER)} -L`,
+        `    (the same file for cortado produce/consume --command-config; the broker takes SCRAM-SHA-512 only)`,
+      ]
+    : []
+  if (!local.created)
+    return [`Authentication is on: the password of the cluster admin (user admin) is in ${local.path}.`, ...kafkaTools]
+  return [
+    `First start: created the cluster admin (shown once; stored in ${local.path}, readable only by you):`,
+    `  user: admin  password: ${local.credentials.admin.password}`,
+    ...kafkaTools,
+  ]
 }

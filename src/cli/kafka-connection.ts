@@ -2,11 +2,12 @@
 // SASL when --command-config says so, and the responses of Kafka's admin APIs read whole even when
 // some of their results carry errors (each is then reported on its own line).
 import { Connection } from '@platformatic/kafka'
+import { kafkaConnectionOptions } from '../client/kafka-security.ts'
 import { type ClientSecurity } from './client-config.ts'
 
 export async function connectTo(bootstrap: string, security: ClientSecurity, clientId: string): Promise<Connection> {
   const colon = bootstrap.lastIndexOf(':')
-  const connection = new Connection(clientId, { tls: security.tls, sasl: security.sasl, connectTimeout: 10_000 })
+  const connection = new Connection(clientId, { ...kafkaConnectionOptions(security), connectTimeout: 10_000 })
   await connection.connect(bootstrap.slice(0, colon), Number(bootstrap.slice(colon + 1)))
   return connection
 }

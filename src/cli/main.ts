@@ -32,6 +32,8 @@ const VERSION = (
 ).version
 
 const CONNECT = `[--connect-timeout <seconds, default ${DEFAULT_CONNECT_TIMEOUT_S}>]`
+/** A Kafka client properties file (security.protocol, sasl.*, ssl.*), as Kafka's own tools take it. */
+const COMMAND_CONFIG = '[--command-config <file>]'
 /** Of the database's processes, which read Kafka's logs continuously. */
 const FETCH = "[--fetch-max-wait-ms <ms> (Kafka's fetch.max.wait.ms; default 500 for the log, 1000 for metadata)]"
 
@@ -105,7 +107,86 @@ function connectTimeoutMs(value: string | undefined): number {
 }
 
 const connectOption = { 'connect-timeout': { type: 'string' } } as const
+const commandConfigOption = { 'command-config': { type: 'string' } } as const
 const fetchOption = { 'fetch-max-wait-ms': { type: 'string' } } as const
+const httpSecurityOptions = {
+  insecure: { type: 'boolean', default: false },
+  'tls-cert': { type: 'string' },
+  'tls-key': { type: 'string' },
+} as const
+const HTTP_SECURITY = '[--tls-cert <pem> --tls-key <pem>] [--insecure (no authentication: local experiments only)]'
+
+/** A PEM file's text; a missing file is a usage error. */
+function readOptionFile(option: string, path: string): string {
+  try {
+    return readFileSync(path, 'utf8')
+  } catch (error) {
+    throw new UsageError(`--${option}: cannot read ${path}: ${(error as Error).message}`)
+  }
+}
+
+const CLUSTER_SECRET = '[--cluster-secret-file <file> (the secret the nodes require of every caller)]'
+
+/** The first line of `--cluster-secret-file`, at least 16 characters. */
+function clusterSecret(path: string | undefined): string | undefined {
+  if (path === undefined) return undefined
+  const secret = readOptionFile('cluster-secret-file', path).split(/\r?\n/)[0]
+  if (secret.length < 16)
+    throw new UsageError(`--cluster-secret-file: the secret in ${path} is shorter than 16 characters`)
+  return secret
+}
+
+/** The first line of `--admin-password-file`, at least 8 characters. */
+function adminPassword(path: string | undefined): string | undefined {
+  if (path === undefined) return undefined
+  const password = readOptionFile('admin-password-file', path).split(/\r?\n/)[0]
+  if (password.length < 8)
+    throw new UsageError(`--admin-password-file: the password in ${path} is shorter than 8 characters`)
+  return password
+}
+
+/** `--user name:password`, or `--user name` with the password in CORTADO_PASSWORD (kept out of the process list). */
+function userAndPassword(user: string): { name: string; password: string } {
+  const colon = user.indexOf(':')
+  if (colon > 0) return { name: user.slice(0, colon), password: user.slice(colon + 1) }
+  const password = process.env.CORTADO_PASSWORD
+  if (password === undefined)
+    throw new UsageError('--user name needs the password: --user name:password, or CORTADO_PASSWORD in the environment')
+  return { name: user, password }
+}
+
+/** The Authorization header of the database API: `--user` (Basic), else a token in CORTADO_TOKEN (Bearer). */
+function routerAuthorization(user: string | undefined): string | undefined {
+  if (user === undefined) {
+    const token = process.env.CORTADO_TOKEN
+    return token === undefined || token === '' ? undefined : `Bearer ${token}`
+  }
+  const { name, password } = userAndPassword(user)
+  return `Basic ${Buffer.from(`${name}:${password}`).toString('base64')}`
+}
+
+const clientSecurityOptions = { ...commandConfigOption, user: { type: 'string' } } as const
+const CLIENT_SECURITY = '[--command-config <file>] [--user name[:password] (SASL; password also from CORTADO_PASSWORD)]'
+
+/**
+ * A client command's Kafka security: --command-config, with --user as its SASL user (the file's
+ * mechanism, else SCRAM-SHA-512; SASL_PLAINTEXT unless the file asks for TLS).
+ */
+async function clientSecurity(values: { 'command-config'?: string; user?: string }): Promise<ClientSecurity> {
+  const security = await securityOption(values['command-config'])
+  if (values.user === undefined) return security
+  const { name, password } = userAndPassword(values.user)
+  return { ...security, sasl: { mechanism: security.sasl?.mechanism ?? 'SCRAM-SHA-512', username: name, password } }
+}
+
+/** `--tls-cert` and `--tls-key`, both or neither. */
+function httpTls(values: { 'tls-cert'?: string; 'tls-key'?: string }): { cert: string; key: string } | undefined {
+  const cert = values['tls-cert']
+  const key = values['tls-key']
+  if (cert === undefined && key === undefined) return undefined
+  if (cert === undefined || key === undefined) throw new UsageError('--tls-cert and --tls-key go together')
+  return { cert: readOptionFile('tls-cert', cert), key: readOptionFile('tls-key', key) }
+}
 
 /** Waits for Kafka before a command uses it, saying on stderr what it waits for. */
 async function kafkaReachable(
@@ -222,7 +303,8 @@ const COMMANDS: Record<string, Command> = {
   },
   start: {
     usage: `cortado start [--data-dir ./data] [--http-port 8080] [--broker-port 9092] [--metrics-port 9404] [--nodes 3]
-                [--bootstrap <host:port,...>] [--config key=value]... [--node-session-ms 1500]
+                [--bootstrap <host:port,...> [--command-config <file>]] [--config key=value]... [--node-session-ms 1500]
+                ${HTTP_SECURITY}
                 ${FETCH} ${CONNECT}`,
     run: async (args) => {
       const { values } = parseArgs({
@@ -234,14 +316,21 @@ const COMMANDS: Record<string, Command> = {
           'metrics-port': { type: 'string' },
           nodes: { type: 'string' },
           bootstrap: { type: 'string' },
+          ...commandConfigOption,
           config: { type: 'string', multiple: true, default: [] },
           'node-session-ms': { type: 'string' },
+          ...httpSecurityOptions,
           ...fetchOption,
           ...connectOption,
         },
         strict: true,
       })
       const bootstrap = values.bootstrap?.split(',')
+      if (bootstrap === undefined && values['command-config'] !== undefined)
+        throw new UsageError(
+          "--command-config is for --bootstrap (an external Kafka): cortado start makes the embedded broker's credentials itself",
+        )
+      const security = await securityOption(values['command-config'])
       const command = {
         dataDir: values['data-dir'],
         httpPort: port('http-port', values['http-port'], 8080),
@@ -249,11 +338,15 @@ const COMMANDS: Record<string, Command> = {
         metricsPort: port('metrics-port', values['metrics-port'], 9404),
         nodes: optionalPositive(values.nodes, 'nodes') ?? 3,
         bootstrap,
+        security,
+        commandConfig: values['command-config'],
         brokerSettings: parseConfigArgs(values.config),
         nodeSessionMs: optionalPositive(values['node-session-ms'], 'node-session-ms'),
         fetchMaxWaitMs: optionalPositive(values['fetch-max-wait-ms'], 'fetch-max-wait-ms'),
+        insecure: values.insecure,
+        tls: httpTls(values),
       }
-      if (bootstrap !== undefined) await kafkaReachable(bootstrap, values['connect-timeout'])
+      if (bootstrap !== undefined) await kafkaReachable(bootstrap, values['connect-timeout'], security)
       const { runStart } = await load.db()
       await runStart(command)
     },
@@ -261,7 +354,7 @@ const COMMANDS: Record<string, Command> = {
   node: {
     usage: `cortado node --id <id> --data-dir <dir> --bootstrap <host:port> [--port 0] [--rack <r>] [--segment-size <bytes>]
                 [--node-session-ms 1500 (as given to the controller; the master lease is cut from it)]
-                ${FETCH} ${CONNECT}`,
+                ${COMMAND_CONFIG} ${CLUSTER_SECRET} ${FETCH} ${CONNECT}`,
     run: async (args) => {
       const { values } = parseArgs({
         args,
@@ -269,12 +362,14 @@ const COMMANDS: Record<string, Command> = {
           id: { type: 'string' },
           'data-dir': { type: 'string' },
           bootstrap: { type: 'string' },
+          ...commandConfigOption,
           host: { type: 'string', default: '127.0.0.1' },
           port: { type: 'string' },
           rack: { type: 'string' },
           'segment-size': { type: 'string' },
           'replication-factor': { type: 'string' },
           'node-session-ms': { type: 'string' },
+          'cluster-secret-file': { type: 'string' },
           ...fetchOption,
           ...connectOption,
         },
@@ -287,6 +382,8 @@ const COMMANDS: Record<string, Command> = {
         id,
         dataDir: required(values['data-dir'], 'data-dir'),
         bootstrap: required(values.bootstrap, 'bootstrap').split(','),
+        security: await securityOption(values['command-config']),
+        clusterSecret: clusterSecret(values['cluster-secret-file']),
         host: values.host,
         port: port('port', values.port, 0),
         rack: values.rack ?? null,
@@ -295,22 +392,29 @@ const COMMANDS: Record<string, Command> = {
         nodeSessionMs: optionalPositive(values['node-session-ms'], 'node-session-ms'),
         fetchMaxWaitMs: optionalPositive(values['fetch-max-wait-ms'], 'fetch-max-wait-ms'),
       }
-      await kafkaReachable(command.bootstrap, values['connect-timeout'])
+      await kafkaReachable(command.bootstrap, values['connect-timeout'], command.security)
       const { runNode } = await load.db()
       await runNode(command)
     },
   },
   router: {
-    usage: `cortado router --bootstrap <host:port> [--http-port 8080] [--retry-ms 10000] ${FETCH} ${CONNECT}`,
+    usage: `cortado router --bootstrap <host:port> [--http-port 8080] [--retry-ms 10000] ${COMMAND_CONFIG}
+                [--admin-password-file <file> (creates the first cluster admin, user admin)] ${HTTP_SECURITY}
+                ${CLUSTER_SECRET}
+                ${FETCH} ${CONNECT}`,
     run: async (args) => {
       const { values } = parseArgs({
         args,
         options: {
           bootstrap: { type: 'string' },
+          ...commandConfigOption,
           host: { type: 'string', default: '127.0.0.1' },
           'http-port': { type: 'string' },
           'replication-factor': { type: 'string' },
           'retry-ms': { type: 'string' },
+          'admin-password-file': { type: 'string' },
+          'cluster-secret-file': { type: 'string' },
+          ...httpSecurityOptions,
           ...fetchOption,
           ...connectOption,
         },
@@ -319,12 +423,17 @@ const COMMANDS: Record<string, Command> = {
       const command = {
         retryMs: optionalPositive(values['retry-ms'], 'retry-ms'),
         bootstrap: required(values.bootstrap, 'bootstrap').split(','),
+        security: await securityOption(values['command-config']),
         host: values.host,
         port: port('http-port', values['http-port'], 8080),
         replicationFactor: optionalPositive(values['replication-factor'], 'replication-factor') ?? 1,
         fetchMaxWaitMs: optionalPositive(values['fetch-max-wait-ms'], 'fetch-max-wait-ms'),
+        insecure: values.insecure,
+        tls: httpTls(values),
+        adminPassword: adminPassword(values['admin-password-file']),
+        clusterSecret: clusterSecret(values['cluster-secret-file']),
       }
-      await kafkaReachable(command.bootstrap, values['connect-timeout'])
+      await kafkaReachable(command.bootstrap, values['connect-timeout'], command.security)
       const { runRouter } = await load.db()
       await runRouter(command)
     },
@@ -333,13 +442,14 @@ const COMMANDS: Record<string, Command> = {
     usage: `cortado controller --id <id> --bootstrap <host:port> [--node-session-ms 1500] [--controller-session-ms 3000]
                      [--rereplication-delay-ms 60000] [--load-balancing off|on] [--load-imbalance-factor 1.5]
                      [--load-min-writes-per-sec 20] [--load-smoothing-ms 10000] [--load-move-cooldown-ms 60000]
-                     [--metrics-port <n>] ${FETCH} ${CONNECT}`,
+                     [--metrics-port <n>] ${COMMAND_CONFIG} ${FETCH} ${CONNECT}`,
     run: async (args) => {
       const { values } = parseArgs({
         args,
         options: {
           id: { type: 'string' },
           bootstrap: { type: 'string' },
+          ...commandConfigOption,
           'node-session-ms': { type: 'string' },
           'controller-session-ms': { type: 'string' },
           'rereplication-delay-ms': { type: 'string' },
@@ -358,6 +468,7 @@ const COMMANDS: Record<string, Command> = {
       const command = {
         id: required(values.id, 'id'),
         bootstrap: required(values.bootstrap, 'bootstrap').split(','),
+        security: await securityOption(values['command-config']),
         nodeSessionMs: optionalPositive(values['node-session-ms'], 'node-session-ms'),
         controllerSessionMs: optionalPositive(values['controller-session-ms'], 'controller-session-ms'),
         rereplicationDelayMs: optionalPositive(values['rereplication-delay-ms'], 'rereplication-delay-ms'),
@@ -366,19 +477,21 @@ const COMMANDS: Record<string, Command> = {
         metricsPort: values['metrics-port'] === undefined ? undefined : port('metrics-port', values['metrics-port']),
         fetchMaxWaitMs: optionalPositive(values['fetch-max-wait-ms'], 'fetch-max-wait-ms'),
       }
-      await kafkaReachable(command.bootstrap, values['connect-timeout'])
+      await kafkaReachable(command.bootstrap, values['connect-timeout'], command.security)
       const { runController } = await load.db()
       await runController(command)
     },
   },
   admin: {
     usage: `cortado admin cluster | move-master <db> <partition> <node> | decommission <node> | recommission <node>
-              | rebalance [--dry-run] [--db <db>]   [--router http://127.0.0.1:8080] ${CONNECT}`,
+              | rebalance [--dry-run] [--db <db>]   [--router http://127.0.0.1:8080] ${CONNECT}
+              [--user name[:password] (password also from CORTADO_PASSWORD; or a token in CORTADO_TOKEN)]`,
     run: async (args) => {
       const { values, positionals } = parseArgs({
         args,
         options: {
           router: { type: 'string', default: 'http://127.0.0.1:8080' },
+          user: { type: 'string' },
           'dry-run': { type: 'boolean' },
           db: { type: 'string' },
           ...connectOption,
@@ -402,11 +515,12 @@ const COMMANDS: Record<string, Command> = {
       ])
       await waitUntilReachable(
         `the router at ${router}`,
-        async () => void (await fetch(`${router}/_admin/cluster`)).body?.cancel(),
+        async () => void (await fetch(`${router}/_health`)).body?.cancel(),
         { timeoutMs, say },
       )
+      const target = { url: router, authorization: routerAuthorization(values.user) }
       try {
-        await admin(router, [...positionals, ...flags], (line) => process.stdout.write(line + '\n'))
+        await admin(target, [...positionals, ...flags], (line) => process.stdout.write(line + '\n'))
       } catch (error) {
         if (error instanceof AdminUsageError) throw new UsageError(error.message)
         throw error
@@ -517,7 +631,8 @@ const COMMANDS: Record<string, Command> = {
     },
   },
   produce: {
-    usage: `cortado produce --bootstrap <host:port> --topic <t> [--key <k>] [--file <path>] [--segment-size <bytes>] ${CONNECT}`,
+    usage: `cortado produce --bootstrap <host:port> --topic <t> [--key <k>] [--file <path>] [--segment-size <bytes>]
+                ${CLIENT_SECURITY} ${CONNECT}`,
     run: async (args) => {
       const { values } = parseArgs({
         args,
@@ -527,6 +642,7 @@ const COMMANDS: Record<string, Command> = {
           key: { type: 'string' },
           file: { type: 'string' },
           'segment-size': { type: 'string' },
+          ...clientSecurityOptions,
           ...connectOption,
         },
         strict: true,
@@ -534,11 +650,13 @@ const COMMANDS: Record<string, Command> = {
       const bootstrap = required(values.bootstrap, 'bootstrap')
       const topic = required(values.topic, 'topic')
       const segmentSize = optionalPositive(values['segment-size'], 'segment-size')
-      await kafkaReachable([bootstrap], values['connect-timeout'])
+      const security = await clientSecurity(values)
+      await kafkaReachable([bootstrap], values['connect-timeout'], security)
       const { produce } = await load.client()
       const stallTimeoutMs = connectTimeoutMs(values['connect-timeout'])
       const failed = await produce({
         bootstrap,
+        security,
         topic,
         key: values.key,
         file: values.file,
@@ -549,7 +667,8 @@ const COMMANDS: Record<string, Command> = {
     },
   },
   consume: {
-    usage: `cortado consume --bootstrap <host:port> --topic <t> [--group <g>] [--from-beginning] [--count <n>] [--output <dir>] ${CONNECT}`,
+    usage: `cortado consume --bootstrap <host:port> --topic <t> [--group <g>] [--from-beginning] [--count <n>] [--output <dir>]
+                ${CLIENT_SECURITY} ${CONNECT}`,
     run: async (args) => {
       const { values } = parseArgs({
         args,
@@ -560,6 +679,7 @@ const COMMANDS: Record<string, Command> = {
           'from-beginning': { type: 'boolean', default: false },
           count: { type: 'string' },
           output: { type: 'string' },
+          ...clientSecurityOptions,
           ...connectOption,
         },
         strict: true,
@@ -567,20 +687,22 @@ const COMMANDS: Record<string, Command> = {
       const bootstrap = required(values.bootstrap, 'bootstrap')
       const options = {
         bootstrap,
+        security: await clientSecurity(values),
         topic: required(values.topic, 'topic'),
         group: values.group,
         fromBeginning: values['from-beginning'],
         count: optionalPositive(values.count, 'count'),
         output: values.output,
       }
-      await kafkaReachable([bootstrap], values['connect-timeout'])
+      await kafkaReachable([bootstrap], values['connect-timeout'], options.security)
       const { consume } = await load.client()
       await consume(options)
       exitAfterOutput(0)
     },
   },
   audit: {
-    usage: `cortado audit --bootstrap <host:port> --topic <t> --group <g> --from <time> --to <time> ${CONNECT}`,
+    usage: `cortado audit --bootstrap <host:port> --topic <t> --group <g> --from <time> --to <time>
+                ${CLIENT_SECURITY} ${CONNECT}`,
     run: async (args) => {
       const { values } = parseArgs({
         args,
@@ -590,6 +712,7 @@ const COMMANDS: Record<string, Command> = {
           group: { type: 'string' },
           from: { type: 'string' },
           to: { type: 'string' },
+          ...clientSecurityOptions,
           ...connectOption,
         },
         strict: true,
@@ -603,12 +726,13 @@ const COMMANDS: Record<string, Command> = {
       const bootstrap = required(values.bootstrap, 'bootstrap')
       const options = {
         bootstrap,
+        security: await clientSecurity(values),
         topic: required(values.topic, 'topic'),
         group: required(values.group, 'group'),
         from: time('from', values.from),
         to: time('to', values.to),
       }
-      await kafkaReachable([bootstrap], values['connect-timeout'])
+      await kafkaReachable([bootstrap], values['connect-timeout'], options.security)
       const { audit } = await load.client()
       const complete = await audit(options)
       exitAfterOutput(complete ? 0 : 1)

@@ -14,6 +14,7 @@
 // due on a shared grid (lingerDue), so they rejoin the fetches together. While a partition sits
 // out, fetches wait at most until it is due again.
 import { type ClusterMetadata, Consumer } from '@platformatic/kafka'
+import { kafkaConnectionOptions, type KafkaSecurity } from './kafka-security.ts'
 
 export interface LogRecord {
   topic: string
@@ -31,6 +32,8 @@ export type RecordsHandler = (records: LogRecord[], highWatermark: number) => vo
 export interface LogReaderOptions {
   bootstrap: string[]
   clientId?: string
+  /** TLS and SASL for the connections to the brokers (default: plaintext, no authentication). */
+  security?: KafkaSecurity
   /** Longest a fetch waits for new records (default 500 ms). */
   maxWaitMs?: number
   /** Most bytes per fetch response (default 16 MiB) and per partition (default 4 MiB). */
@@ -77,6 +80,7 @@ export class LogReader {
     this.#consumer = new Consumer({
       clientId: options.clientId ?? 'cortado-log-reader',
       bootstrapBrokers: options.bootstrap,
+      ...kafkaConnectionOptions(options.security),
       groupId: `${options.clientId ?? 'cortado-log-reader'}-unused`,
       retries: 0,
       connectTimeout: 5000,

@@ -18,10 +18,10 @@
 //   buffer is full, send() waits (its promise stays pending, in order) instead of dropping.
 //   A single record larger than `maxBufferedBytes` is admitted alone, when the buffer is empty.
 // - A non-retriable error (the underlying client gives up only on those, retries being
-//   unbounded) stops sending at once: the failed record's send() rejects with ProducerSendError;
-//   every record behind it (the rest of its batch, the queue, and sends waiting for room) rejects
-//   with RecordAbandonedError and is never sent; the underlying producer is closed and a new one
-//   (a new producer id) created; `onFailure` is called exactly once, synchronously, with the
+//   unbounded; a failed SASL authentication counts as one) stops sending at once: the failed
+//   record's send() rejects with ProducerSendError; every record behind it (the rest of its
+//   batch, the queue, and sends waiting for room) rejects with RecordAbandonedError and is never
+//   sent; the underlying producer is closed and a new one (a new producer id) created; `onFailure` is called exactly once, synchronously, with the
 //   failure. Sends made after that go to the new producer.
 //
 // The caller decides what to resend, typically everything from its last checkpoint (the last
@@ -30,8 +30,9 @@
 // the earlier records of a partial transaction: consumers must tell duplicates apart (the
 // replication stream's (generation, scn) fencing rule and BEGIN…END framing do).
 import { compatibilityPartitioner, Producer, type ProduceResult } from '@platformatic/kafka'
-import { kafkaErrorInfo, ProducerClosedError, ProducerSendError, RecordAbandonedError } from './errors.ts'
+import { errorChain, kafkaErrorInfo, ProducerClosedError, ProducerSendError, RecordAbandonedError } from './errors.ts'
 import { FIRST_INIT_PRODUCER } from './idempotence.ts'
+import { kafkaConnectionOptions, type KafkaSecurity } from './kafka-security.ts'
 
 export { ProducerClosedError, ProducerSendError, RecordAbandonedError } from './errors.ts'
 
@@ -67,6 +68,8 @@ export interface ReliableProducerOptions {
   /** host:port of one or more brokers. */
   bootstrap: string[]
   clientId?: string
+  /** TLS and SASL for the connections to the brokers (default: plaintext, no authentication). */
+  security?: KafkaSecurity
   /** Ask the broker to create unknown topics (if it allows); off by default, as the database creates its own. */
   autocreateTopics?: boolean
   /** Bound on the bytes of records buffered (queued or in flight). Default 32 MiB. */
@@ -108,6 +111,12 @@ const DEFAULTS = {
 /** Cached partition counts are re-read after this long. */
 const PARTITION_COUNT_TTL_MS = 30_000
 
+/** The library's error for a broker that refused our SASL credentials, anywhere in the error's chain. */
+function isAuthenticationFailure(error: unknown): boolean {
+  for (const e of errorChain(error)) if (e.code === 'PLT_KFK_AUTHENTICATION') return true
+  return false
+}
+
 /** Approximate bytes a record occupies in the buffer. */
 function recordSize(r: ProducerRecord): number {
   let n = 64 + (r.key?.length ?? 0) + (r.value?.length ?? 0) + Buffer.byteLength(r.topic)
@@ -116,7 +125,10 @@ function recordSize(r: ProducerRecord): number {
 }
 
 export class ReliableProducer {
-  readonly #options: Required<Omit<ReliableProducerOptions, 'onFailure' | 'clientId'>> & { clientId: string }
+  readonly #options: Required<Omit<ReliableProducerOptions, 'onFailure' | 'clientId' | 'security'>> & {
+    clientId: string
+  }
+  readonly #security: KafkaSecurity | undefined
   readonly #onFailure: ((f: ProducerFailure) => void) | undefined
   #producer: Producer<Buffer, Buffer, Buffer, Buffer>
   /** Admitted records not yet sent, in send order. */
@@ -156,6 +168,7 @@ export class ReliableProducer {
     if (!(this.#options.maxBufferedRecords >= 1)) throw new RangeError('maxBufferedRecords must be at least 1')
     if (!(this.#options.maxBufferedBytes >= 1)) throw new RangeError('maxBufferedBytes must be at least 1')
     this.#onFailure = options.onFailure
+    this.#security = options.security
     this.#producer = this.#createProducer()
   }
 
@@ -256,11 +269,20 @@ export class ReliableProducer {
     return new Producer<Buffer, Buffer, Buffer, Buffer>({
       clientId: this.#options.clientId,
       bootstrapBrokers: this.#options.bootstrap,
+      ...kafkaConnectionOptions(this.#security),
       idempotent: true,
       ...FIRST_INIT_PRODUCER,
       acks: -1,
       retries: Number.MAX_SAFE_INTEGER,
-      retryDelay: (_client: unknown, _op: string, attempt: number) => {
+      retryDelay: (client: unknown, _op: string, attempt: number, _retries: number, error: Error) => {
+        // A failed SASL authentication is final, as in Kafka's clients (KIP-152), but the library
+        // retries it (it comes wrapped in a retriable network error), which with unbounded retries
+        // would block every send for ever. Closing the producer ends the retries: the send fails
+        // with SASL_AUTHENTICATION_FAILED through the non-retriable path.
+        if (isAuthenticationFailure(error))
+          setImmediate(
+            () => void (client as Producer<Buffer, Buffer, Buffer, Buffer>).close(true).catch(() => undefined),
+          )
         const base = Math.min(maxRetryBackoffMs, retryBackoffMs * 2 ** Math.min(30, Math.max(0, attempt - 1)))
         return Math.round(base * (0.8 + 0.4 * Math.random()))
       },

@@ -24,6 +24,11 @@ export type DbErrorCode =
   | 'MASTER_LEASE_EXPIRED'
   | 'REPLICA_NOT_READY'
   | 'TIMEOUT'
+  | 'UNAUTHENTICATED'
+  | 'FORBIDDEN'
+  | 'INVALID_USER'
+  | 'UNKNOWN_USER'
+  | 'UNKNOWN_TOKEN'
   | 'INTERNAL'
 
 const STATUS: Record<DbErrorCode, number> = {
@@ -49,6 +54,11 @@ const STATUS: Record<DbErrorCode, number> = {
   MASTER_LEASE_EXPIRED: 503,
   REPLICA_NOT_READY: 503,
   TIMEOUT: 504,
+  UNAUTHENTICATED: 401,
+  FORBIDDEN: 403,
+  INVALID_USER: 400,
+  UNKNOWN_USER: 404,
+  UNKNOWN_TOKEN: 404,
   INTERNAL: 500,
 }
 

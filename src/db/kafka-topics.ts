@@ -8,6 +8,7 @@
 // in a message naming the API, instead of failing obscurely.
 import { Admin } from '@platformatic/kafka'
 import { hasKafkaError, KafkaTopicError, kafkaRefusal } from '../client/errors.ts'
+import { kafkaConnectionOptions, type KafkaSecurity } from '../client/kafka-security.ts'
 import { type BrokerRack, rackAwareAssignment } from './rack-assignment.ts'
 
 export { KafkaTopicError }
@@ -42,8 +43,18 @@ export async function brokerRacks(admin: Admin): Promise<BrokerRack[]> {
 }
 
 /** Creates the topic unless it exists (an existing topic is left as it is), rack-aware when racks are known. */
-export async function ensureTopic(bootstrap: string[], spec: TopicSpec): Promise<'created' | 'exists'> {
-  const admin = new Admin({ clientId: 'cortado-admin', bootstrapBrokers: bootstrap, retries: 5, retryDelay: 200 })
+export async function ensureTopic(
+  bootstrap: string[],
+  spec: TopicSpec,
+  security?: KafkaSecurity,
+): Promise<'created' | 'exists'> {
+  const admin = new Admin({
+    clientId: 'cortado-admin',
+    bootstrapBrokers: bootstrap,
+    ...kafkaConnectionOptions(security),
+    retries: 5,
+    retryDelay: 200,
+  })
   try {
     // Listing every topic, not asking for this one: a Metadata request naming a topic makes a
     // broker that auto-creates topics (librdkafka's mock always does) create it with its defaults.
@@ -84,8 +95,18 @@ export interface TopicCheck {
 }
 
 /** Checks replication factor, min.insync.replicas and unclean.leader.election.enable of each topic. */
-export async function checkReplicationTopics(bootstrap: string[], topics: string[]): Promise<TopicCheck[]> {
-  const admin = new Admin({ clientId: 'cortado-admin', bootstrapBrokers: bootstrap, retries: 3, retryDelay: 200 })
+export async function checkReplicationTopics(
+  bootstrap: string[],
+  topics: string[],
+  security?: KafkaSecurity,
+): Promise<TopicCheck[]> {
+  const admin = new Admin({
+    clientId: 'cortado-admin',
+    bootstrapBrokers: bootstrap,
+    ...kafkaConnectionOptions(security),
+    retries: 3,
+    retryDelay: 200,
+  })
   try {
     // A copy: the library sorts the array it is given, and the checks are returned in our order.
     const metadata = await admin.metadata({ topics: [...topics] })

@@ -1,5 +1,6 @@
 // The storage node's internal HTTP API, as the router calls it (JSON bodies). Documents travel
 // as JSON objects; keys as lists of key parts, the partition key first.
+import { timingSafeEqual } from 'node:crypto'
 
 export interface WriteRequestOp {
   kind: 'put' | 'delete'
@@ -15,6 +16,8 @@ export interface WriteRequest {
   db: string
   partition: number
   ops: WriteRequestOp[]
+  /** Who asked for the write (the router's authenticated user), recorded in the replication record. */
+  principal?: string
 }
 
 export interface WriteResponse {
@@ -104,3 +107,23 @@ export interface DigestResponse {
   scn: number
   documents: number
 }
+
+/**
+ * The header that carries the cluster secret on every call to a node's internal API (HTTP, and
+ * the channel's upgrade request), when the cluster has one: the router, the nodes fetching
+ * snapshots from their peers, and the client library prove with it that they are the cluster's.
+ */
+export const CLUSTER_SECRET_HEADER = 'x-cortado-cluster-secret'
+
+/** Whether a request's header holds the cluster secret (always, when the cluster has none). */
+export function hasClusterSecret(secret: string | undefined, header: string | string[] | undefined): boolean {
+  if (secret === undefined) return true
+  if (typeof header !== 'string') return false
+  const expected = Buffer.from(secret)
+  const given = Buffer.from(header)
+  return expected.length === given.length && timingSafeEqual(expected, given)
+}
+
+/** The headers that prove a caller is the cluster's (none when the cluster has no secret). */
+export const clusterSecretHeaders = (secret: string | undefined): Record<string, string> =>
+  secret === undefined ? {} : { [CLUSTER_SECRET_HEADER]: secret }

@@ -52,8 +52,19 @@ interface ClusterNodes {
 
 void test('cortado start runs the broker, three storage nodes and the router; restarts a killed node; stops everything cleanly on SIGTERM', async () => {
   const dataDir = tempDir('start')
-  const c = await startCommand(['--data-dir', dataDir, '--broker-port', '0', '--http-port', '0', '--metrics-port', '0'])
+  const c = await startCommand([
+    '--data-dir',
+    dataDir,
+    '--broker-port',
+    '0',
+    '--http-port',
+    '0',
+    '--metrics-port',
+    '0',
+    '--insecure',
+  ])
   assert.match(c.out(), /Embedded single broker/)
+  assert.match(c.err(), /WARNING: --insecure: authentication and authorization are OFF/)
   assert.match(c.out(), /curl -X PUT http:\/\/127\.0\.0\.1:\d+\/_admin\/databases\/shop/)
   // The usage printed works as printed.
   const create = await fetch(`${c.http}/_admin/databases/shop`, {

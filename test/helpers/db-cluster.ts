@@ -161,7 +161,7 @@ export async function startDbCluster(options: DbClusterOptions = {}): Promise<Db
   const fetchArgs = options.fetchMaxWaitMs === undefined ? [] : ['--fetch-max-wait-ms', String(options.fetchMaxWaitMs)]
   const spawnRouter = (name: string, bootstrap = kafkaBootstrap()) => {
     const onHost = placement(options.net, name)
-    const args = ['router', '--bootstrap', bootstrap, '--http-port', '0', '--host', onHost.ip]
+    const args = ['router', '--bootstrap', bootstrap, '--http-port', '0', '--host', onHost.ip, '--insecure']
     if (options.routerRetryMs !== undefined) args.push('--retry-ms', String(options.routerRetryMs))
     args.push(...fetchArgs)
     return spawnService(args, /^cortado router ready http=(\S+)/, name, onHost.spawn)

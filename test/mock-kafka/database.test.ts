@@ -42,6 +42,7 @@ void test('cortado start --bootstrap <mock>: topics made beforehand, documents w
       '2000',
       '--fetch-max-wait-ms',
       '50',
+      '--insecure',
     ],
     { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CORTADO_LOG_LEVEL: 'warn' } },
   )

@@ -23,6 +23,7 @@ import { Admin, ProduceAcks, Producer } from '@platformatic/kafka'
 import { AUDIT_OUTCOMES, AUDIT_SIDES, type AuditCount, type AuditCounter } from './counter.ts'
 import { KafkaTopicError, kafkaRefusal } from '../errors.ts'
 import { FIRST_INIT_PRODUCER } from '../idempotence.ts'
+import { kafkaConnectionOptions, type KafkaSecurity } from '../kafka-security.ts'
 
 export const DEFAULT_AUDIT_TOPIC = '__cortado_audit'
 export const AUDIT_FORMAT_VERSION = 1
@@ -134,6 +135,8 @@ function isCount(x: unknown): x is number {
 export interface AuditPublisherOptions {
   /** host:port, or a list of them. */
   bootstrap: string | readonly string[]
+  /** TLS and SASL for the connections to the brokers (default: plaintext, no authentication). */
+  security?: KafkaSecurity
   counter: AuditCounter
   /** Audit topic (default `__cortado_audit`), created if missing. */
   auditTopic?: string
@@ -245,6 +248,7 @@ export class AuditPublisher {
       this.#producer ??= new Producer({
         clientId: `${this.reporter.clientId}-audit`,
         bootstrapBrokers: this.#bootstrap,
+        ...kafkaConnectionOptions(this.#options.security),
         idempotent: true,
         ...FIRST_INIT_PRODUCER,
         acks: ProduceAcks.ALL,
@@ -277,6 +281,7 @@ export class AuditPublisher {
       this.auditTopic,
       this.#options.auditTopicPartitions ?? 1,
       `${this.reporter.clientId}-audit-admin`,
+      this.#options.security,
     )
     this.#topicReady = true
   }
@@ -297,8 +302,15 @@ export async function ensureAuditTopic(
   topic: string,
   partitions = 1,
   clientId = 'cortado-audit-admin',
+  security?: KafkaSecurity,
 ): Promise<void> {
-  const admin = new Admin({ clientId, bootstrapBrokers: [...bootstrap], retries: 3, retryDelay: 200 })
+  const admin = new Admin({
+    clientId,
+    bootstrapBrokers: [...bootstrap],
+    ...kafkaConnectionOptions(security),
+    retries: 3,
+    retryDelay: 200,
+  })
   try {
     if ((await admin.listTopics()).includes(topic)) return
     try {

@@ -10,6 +10,7 @@
 import { Consumer, protocolErrors } from '@platformatic/kafka'
 import { type AuditCount } from './counter.ts'
 import { type AuditRecord, DEFAULT_AUDIT_TOPIC, decodeAuditRecord } from './publisher.ts'
+import { kafkaConnectionOptions, type KafkaSecurity } from '../kafka-security.ts'
 
 export interface AuditTally {
   messages: number
@@ -227,6 +228,8 @@ function signed(n: number): string {
 
 export interface ReadAuditOptions {
   bootstrap: string | readonly string[]
+  /** TLS and SASL for the connections to the brokers (default: plaintext, no authentication). */
+  security?: KafkaSecurity
   auditTopic?: string
   clientId?: string
   /** Give up after this long (default 30 s). */
@@ -248,6 +251,7 @@ export async function readAuditRecords(
     clientId: options.clientId ?? 'cortado-audit-report',
     groupId: 'cortado-audit-report-unused',
     bootstrapBrokers: bootstrap,
+    ...kafkaConnectionOptions(options.security),
     retries: 3,
     retryDelay: 200,
   })

@@ -56,6 +56,7 @@ import {
   type AssemblerStats,
 } from './assembler.ts'
 import { decodeLargeMessageHeader, LARGE_MESSAGE_HEADER, type LargeMessageHeader } from './segment.ts'
+import { kafkaConnectionOptions, type KafkaSecurity } from '../kafka-security.ts'
 
 export interface LargeMessage {
   topic: string
@@ -82,6 +83,8 @@ export interface SegmentEvent {
 export interface LargeMessageConsumerOptions {
   /** A Consumer with a groupId; its deserializers must leave keys, values and headers as Buffers. */
   consumer: Consumer<Buffer, Buffer, Buffer, Buffer>
+  /** TLS and SASL of our own connections to the coordinator (for commits): the same as the Consumer's. */
+  security?: KafkaSecurity
   topics: string[]
   /** Where a partition without a committed offset starts (default earliest). */
   startAt?: 'earliest' | 'latest'
@@ -400,7 +403,9 @@ export class LargeMessageConsumer {
     let coordinator: { host: string; port: number } | undefined
     let lastError: unknown
     for (const broker of metadata.brokers.values()) {
-      const conn = new Connection(`${this.#consumer.clientId}-lm-commits`)
+      const conn = new Connection(`${this.#consumer.clientId}-lm-commits`, {
+        ...kafkaConnectionOptions(this.#options.security),
+      })
       try {
         await conn.connect(broker.host, broker.port)
         const res = await find.async(conn, 0, [this.#consumer.groupId])
@@ -417,7 +422,9 @@ export class LargeMessageConsumer {
       throw lastError instanceof Error
         ? lastError
         : new Error('no broker answered FindCoordinator', { cause: lastError })
-    const conn = new Connection(`${this.#consumer.clientId}-lm-commits`)
+    const conn = new Connection(`${this.#consumer.clientId}-lm-commits`, {
+      ...kafkaConnectionOptions(this.#options.security),
+    })
     try {
       await conn.connect(coordinator.host, coordinator.port)
     } catch (err) {

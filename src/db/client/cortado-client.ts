@@ -23,6 +23,13 @@ export { DbError, type DbErrorCode } from '../errors.ts'
 export interface CortadoClientOptions {
   /** A router's base URL (http://host:port): where the placement is read. */
   router: string
+  /**
+   * The Authorization header for the router, when it requires authentication (`Basic …` or
+   * `Bearer <token>`). The nodes' internal API takes none: the library acts as a trusted service.
+   */
+  authorization?: string
+  /** The cluster secret the storage nodes require, when the cluster has one (StorageNodeOptions.clusterSecret). */
+  clusterSecret?: string
   /** How long a request keeps retrying while its partition has no reachable master. Default 10 s. */
   retryMs?: number
   /** Longest wait for one node's answer. Default 30 s. */
@@ -49,6 +56,7 @@ const STALE_PLACEMENT: ReadonlySet<DbErrorCode> = new Set([...RETRIABLE_CODES, '
 
 export class CortadoClient {
   readonly #router: string
+  readonly #authorization: string | undefined
   readonly #retryMs: number
   readonly #nodes: NodeClient
   #placement: Placement = { nodes: [], databases: [], partitions: [] }
@@ -61,8 +69,9 @@ export class CortadoClient {
 
   private constructor(options: CortadoClientOptions) {
     this.#router = options.router.replace(/\/$/, '')
+    this.#authorization = options.authorization
     this.#retryMs = options.retryMs ?? 10_000
-    this.#nodes = new NodeClient(options.timeoutMs ?? 30_000)
+    this.#nodes = new NodeClient(options.timeoutMs ?? 30_000, options.clusterSecret)
   }
 
   /** A client with the router's current placement. */
@@ -81,11 +90,17 @@ export class CortadoClient {
   async #readPlacement(): Promise<void> {
     let res
     try {
-      res = await request(`${this.#router}/_admin/placement`)
+      const headers = this.#authorization === undefined ? {} : { authorization: this.#authorization }
+      res = await request(`${this.#router}/_admin/placement`, { headers })
     } catch (error) {
       throw new DbError('NO_MASTER', `router ${this.#router} unreachable: ${(error as Error).message}`)
     }
     const text = await res.body.text()
+    if (res.statusCode === 401 || res.statusCode === 403)
+      throw new DbError(
+        res.statusCode === 401 ? 'UNAUTHENTICATED' : 'FORBIDDEN',
+        `router ${this.#router} refused GET /_admin/placement (${res.statusCode}): pass authorization`,
+      )
     if (res.statusCode !== 200)
       throw new DbError('INTERNAL', `router ${this.#router} answered ${res.statusCode} to GET /_admin/placement`)
     const placement = JSON.parse(text) as Placement

@@ -2,6 +2,7 @@
 // in log order and a clock tick every `tickMs`, and writes the records it decides on. Any number
 // of controllers may run; the log makes one of them active (see controller-state.ts).
 import { type Registry, Gauge } from 'prom-client'
+import { type KafkaSecurity } from '../../client/kafka-security.ts'
 import { type Logger } from '../../util/log.ts'
 import { MetadataLog } from '../metadata/metadata-log.ts'
 import { DEFAULT_NODE_SESSION_MS } from '../metadata/model.ts'
@@ -35,6 +36,8 @@ export const DEFAULT_CONTROLLER_CONFIG: ControllerConfig = {
 export interface ControllerOptions {
   id: string
   bootstrap: string[]
+  /** TLS and SASL for the connections to Kafka (default: plaintext, no authentication). */
+  security?: KafkaSecurity
   log: Logger
   registry?: Registry
   config?: Partial<ControllerConfig>
@@ -64,6 +67,7 @@ export class Controller {
     this.#state = initialControllerState(options.id)
     this.metadata = new MetadataLog({
       bootstrap: options.bootstrap,
+      security: options.security,
       clientId: `cortado-controller-${options.id}`,
       replicationFactor: options.replicationFactor,
       onError: (e) => options.log.warn('metadata read error', { error: e.message }),

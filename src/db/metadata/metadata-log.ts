@@ -9,14 +9,19 @@
 //   partition/<db>/<p>     → PartitionInfo + controllerEpoch (written by the active controller)
 //   load                   → LoadReport        (the active controller, every 2 s: measured write
 //                                               rates, for the admin API's rebalance dry run)
+//   user/<name>            → UserRecord        (admin API: a database user, its password hash
+//                                               and roles; src/db/access/users.ts)
+//   token/<id>             → TokenRecord       (admin API: an API token's hash and its user)
 // Every process reads it from the beginning into a MetadataView and follows it; writes go through
 // the reliable producer, and a writer can wait until its own write is visible. A placement whose
 // controller epoch is below the highest epoch read so far comes from a deposed controller and is
 // not followed.
+import { type KafkaSecurity } from '../../client/kafka-security.ts'
 import { LogReader, type LogRecord } from '../../client/log-reader.ts'
 import { ReliableProducer } from '../../client/reliable-producer.ts'
 import { ensureTopic } from '../kafka-topics.ts'
 import { type LoadReport } from '../controller/controller-state.ts'
+import { type TokenRecord, type UserRecord } from '../access/users.ts'
 import { type DatabaseInfo, type NodeInfo, type PartitionInfo } from './model.ts'
 
 /** How long closing waits for unacknowledged writes before giving them up. */
@@ -37,12 +42,17 @@ export interface MetadataView {
   decommissioned: Set<string>
   /** The latest write rates measured by the active controller (null: none read yet). */
   load: LoadReport | null
+  /** The database API's users and tokens (src/db/access/). */
+  users: Map<string, UserRecord>
+  tokens: Map<string, TokenRecord>
 }
 
 export const partitionKey = (db: string, partition: number): string => `${db}/${partition}`
 
 export interface MetadataLogOptions {
   bootstrap: string[]
+  /** TLS and SASL for the connections to the brokers (default: plaintext, no authentication). */
+  security?: KafkaSecurity
   clientId: string
   /** Replication factor for creating the metadata topic (1 on the embedded broker). */
   replicationFactor?: number
@@ -60,6 +70,8 @@ export class MetadataLog {
     controller: { id: null, epoch: 0 },
     decommissioned: new Set(),
     load: null,
+    users: new Map(),
+    tokens: new Map(),
   }
   readonly #options: MetadataLogOptions
   readonly #reader: LogReader
@@ -72,6 +84,7 @@ export class MetadataLog {
     this.#options = options
     this.#reader = new LogReader({
       bootstrap: options.bootstrap,
+      security: options.security,
       clientId: `${options.clientId}-metadata`,
       maxWaitMs: options.maxWaitMs ?? 1000,
       onError: options.onError,
@@ -80,12 +93,16 @@ export class MetadataLog {
 
   /** Creates the topic if needed, then reads it up to its current end before resolving. */
   async start(): Promise<void> {
-    await ensureTopic(this.#options.bootstrap, {
-      name: METADATA_TOPIC,
-      partitions: 1,
-      replicationFactor: this.#options.replicationFactor ?? 1,
-      configs: { 'cleanup.policy': 'compact', 'min.compaction.lag.ms': '3600000' },
-    })
+    await ensureTopic(
+      this.#options.bootstrap,
+      {
+        name: METADATA_TOPIC,
+        partitions: 1,
+        replicationFactor: this.#options.replicationFactor ?? 1,
+        configs: { 'cleanup.policy': 'compact', 'min.compaction.lag.ms': '3600000' },
+      },
+      this.#options.security,
+    )
     this.#reader.assign(METADATA_TOPIC, 0, 0, (records) => this.#apply(records))
     const end = await this.#reader.endOffset(METADATA_TOPIC, 0)
     await this.waitFor(end)
@@ -121,6 +138,7 @@ export class MetadataLog {
   async send(key: string, value: unknown): Promise<number> {
     this.#producer ??= new ReliableProducer({
       bootstrap: this.#options.bootstrap,
+      security: this.#options.security,
       clientId: `${this.#options.clientId}-metadata-writer`,
     })
     const ack = await this.#producer.send({
@@ -156,6 +174,8 @@ export class MetadataLog {
       const id = rest.join('/')
       if (kind === 'node') setOrDelete(this.view.nodes, id, value as NodeInfo | null)
       else if (kind === 'db') setOrDelete(this.view.databases, id, value as DatabaseInfo | null)
+      else if (kind === 'user') setOrDelete(this.view.users, id, value as UserRecord | null)
+      else if (kind === 'token') setOrDelete(this.view.tokens, id, value as TokenRecord | null)
       else if (kind === 'partition') {
         // A deposed controller's placements are not followed.
         const epoch = (value as { controllerEpoch?: number } | null)?.controllerEpoch ?? 0

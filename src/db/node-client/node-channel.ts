@@ -7,6 +7,7 @@
 // or broke before the call was written) is `sent: false`; once written, `sent: true`.
 import { request } from 'node:http'
 import { type Socket } from 'node:net'
+import { clusterSecretHeaders } from '../node-api.ts'
 import {
   CoalescingWriter,
   decodeResponse,
@@ -65,9 +66,12 @@ export class NodeChannel {
   #sweep: NodeJS.Timeout | undefined
   #closed = false
 
-  constructor(url: string, timeoutMs: number) {
+  readonly #clusterSecret: string | undefined
+
+  constructor(url: string, timeoutMs: number, clusterSecret?: string) {
     this.#url = new URL(url)
     this.#timeoutMs = timeoutMs
+    this.#clusterSecret = clusterSecret
   }
 
   call(method: RpcMethod, path: string, body?: string, timeoutMs = this.#timeoutMs): Promise<RpcResponse> {
@@ -106,7 +110,7 @@ export class NodeChannel {
       host: this.#url.hostname,
       port: this.#url.port,
       path: '/_node/rpc',
-      headers: { connection: 'Upgrade', upgrade: RPC_UPGRADE },
+      headers: { connection: 'Upgrade', upgrade: RPC_UPGRADE, ...clusterSecretHeaders(this.#clusterSecret) },
     })
     req.on('upgrade', (_res, socket: Socket, head: Buffer) => {
       if (this.#connection !== connection || this.#closed) {

@@ -5,6 +5,7 @@
 // NodeUnreachableError saying whether the request may have reached the node.
 import { Pool } from 'undici'
 import { DbError, isDbErrorCode } from '../errors.ts'
+import { clusterSecretHeaders } from '../node-api.ts'
 import { ChannelError, NodeChannel } from './node-channel.ts'
 
 export class NodeUnreachableError extends Error {
@@ -51,9 +52,12 @@ export class NodeClient {
   /** Nodes that answered the channel upgrade with plain HTTP: called over HTTP from then on. */
   readonly #httpOnly = new Set<string>()
   readonly #timeoutMs: number
+  readonly #clusterSecret: string | undefined
 
-  constructor(timeoutMs = 30_000) {
+  /** `clusterSecret`: sent with every call, when the cluster has one (node-api.ts CLUSTER_SECRET_HEADER). */
+  constructor(timeoutMs = 30_000, clusterSecret?: string) {
     this.#timeoutMs = timeoutMs
+    this.#clusterSecret = clusterSecret
   }
 
   #pool(url: string): Pool {
@@ -129,7 +133,8 @@ export class NodeClient {
   ): Promise<Answer> {
     if (!this.#httpOnly.has(url)) {
       let channel = this.#channels.get(url)
-      if (channel === undefined) this.#channels.set(url, (channel = new NodeChannel(url, this.#timeoutMs)))
+      if (channel === undefined)
+        this.#channels.set(url, (channel = new NodeChannel(url, this.#timeoutMs, this.#clusterSecret)))
       try {
         const res = await channel.call(method, path, body, timeoutMs)
         return { status: res.status, headers: res.headers, text: res.body.toString('utf8') }
@@ -158,7 +163,10 @@ export class NodeClient {
         method,
         path,
         body,
-        headers: body === undefined ? {} : { 'content-type': 'application/json' },
+        headers: {
+          ...clusterSecretHeaders(this.#clusterSecret),
+          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        },
         ...(timeoutMs === undefined ? {} : { headersTimeout: timeoutMs, bodyTimeout: timeoutMs }),
       })
     } catch (error) {

@@ -11,8 +11,10 @@
 //                            per guid, sequences must be contiguous)
 //     sequence     int32  position of this record in its producer's stream
 //     checksum     int32  CRC-32 of the payload
-//     payload      JSON (UTF-8) — BEGIN {count}, DATA {op}, END {count}, TXN {ops},
-//                  GENERATION_START {node, nonce}
+//     payload      JSON (UTF-8) — BEGIN {count, principal?}, DATA {op}, END {count},
+//                  TXN {ops, principal?}, GENERATION_START {node, nonce}
+//                  (principal: the user whose request made the transaction; absent in records
+//                  written before it was recorded, or by a client that writes to nodes directly)
 //
 // TXN is a whole transaction in one record: BEGIN, its DATA and END folded together, used when it
 // fits in one segment (the common case: a third of the records to write, read and apply). A
@@ -30,10 +32,10 @@ export const RecordType = { BEGIN: 1, DATA: 2, END: 3, TXN: 4, GENERATION_START:
 export type RecordTypeValue = (typeof RecordType)[keyof typeof RecordType]
 
 export type Payload =
-  | { type: typeof RecordType.BEGIN; count: number }
+  | { type: typeof RecordType.BEGIN; count: number; principal?: string }
   | { type: typeof RecordType.DATA; op: Operation }
   | { type: typeof RecordType.END; count: number }
-  | { type: typeof RecordType.TXN; ops: Operation[] }
+  | { type: typeof RecordType.TXN; ops: Operation[]; principal?: string }
   | { type: typeof RecordType.GENERATION_START; node: string; nonce: string }
 
 export interface Envelope {
@@ -85,7 +87,10 @@ export function decodeEnvelope(bytes: Buffer | null): DecodeResult {
     case RecordType.BEGIN:
     case RecordType.END:
       if (!Number.isInteger(fields.count)) return { ok: false, error: 'BEGIN/END without a count' }
-      payload = { type, count: fields.count as number }
+      payload =
+        type === RecordType.BEGIN
+          ? { type, count: fields.count as number, ...principalOf(fields) }
+          : { type, count: fields.count as number }
       break
     case RecordType.DATA:
       if (typeof fields.op !== 'object' || fields.op === null) return { ok: false, error: 'DATA without an operation' }
@@ -93,7 +98,7 @@ export function decodeEnvelope(bytes: Buffer | null): DecodeResult {
       break
     case RecordType.TXN:
       if (!Array.isArray(fields.ops) || fields.ops.length === 0) return { ok: false, error: 'TXN without operations' }
-      payload = { type, ops: fields.ops as Operation[] }
+      payload = { type, ops: fields.ops as Operation[], ...principalOf(fields) }
       break
     case RecordType.GENERATION_START:
       if (typeof fields.node !== 'string' || typeof fields.nonce !== 'string')
@@ -114,3 +119,6 @@ export function decodeEnvelope(bytes: Buffer | null): DecodeResult {
     },
   }
 }
+
+const principalOf = (fields: Record<string, unknown>): { principal?: string } =>
+  typeof fields.principal === 'string' ? { principal: fields.principal } : {}

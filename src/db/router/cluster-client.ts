@@ -10,13 +10,15 @@ import { NodeClient, NodeUnreachableError } from '../node-client/node-client.ts'
 export interface ClusterClientOptions {
   /** How long a request keeps retrying while a partition has no (reachable) master. Default 10 s. */
   retryMs?: number
+  /** Sent with every call to a node, when the cluster has one (node-api.ts CLUSTER_SECRET_HEADER). */
+  clusterSecret?: string
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 export class ClusterClient {
   readonly metadata: MetadataLog
-  readonly nodes = new NodeClient()
+  readonly nodes: NodeClient
   readonly #retryMs: number
   /** Round robin over replicas for reads that allow any replica. */
   #next = 0
@@ -24,6 +26,7 @@ export class ClusterClient {
   constructor(metadata: MetadataLog, options: ClusterClientOptions = {}) {
     this.metadata = metadata
     this.#retryMs = options.retryMs ?? 10_000
+    this.nodes = new NodeClient(undefined, options.clusterSecret)
   }
 
   database(name: string): DatabaseInfo {

@@ -9,6 +9,7 @@
 // definition of the API and of its OpenAPI document.
 import { type IncomingMessage, type ServerResponse } from 'node:http'
 import { type FastifyError } from 'fastify'
+import { type Principal, type Role } from '../access/users.ts'
 import { DbError } from '../errors.ts'
 import { partitionOf } from '../metadata/model.ts'
 import { refusalHeaders, toDbError } from './refusals.ts'
@@ -22,6 +23,10 @@ export interface FastPathOptions {
   parseJson: JsonBodyParser
   /** Largest body taken; a larger announced length goes to fastify, which refuses it. */
   maxBodyBytes: number
+  /** The request's principal, if it may take `role` on the database (else a 401 or 403 DbError), as the fastify routes check it. */
+  authorize(req: IncomingMessage, db: string, role: Role): Promise<Principal>
+  /** The same at once, or undefined when that takes a password check (AccessControl.authenticateNow). */
+  authorizeNow(req: IncomingMessage, db: string, role: Role): Principal | undefined
   /** Counts an answer (the same metrics as fastify's routes). */
   onAnswer(method: string, status: number, seconds: number): void
   /** An unexpected failure, answered INTERNAL. */
@@ -83,6 +88,7 @@ export function documentFastPath(o: FastPathOptions): (req: IncomingMessage, res
           )
         void (async () => {
           const { db, table, key } = keyParts(req.url ?? '')
+          const principal = await o.authorize(req, db, 'write')
           const h = req.headers
           const etag = await o.actions.put(
             db,
@@ -91,6 +97,7 @@ export function documentFastPath(o: FastPathOptions): (req: IncomingMessage, res
             doc as Record<string, unknown>,
             h['if-match'],
             h['if-none-match'],
+            principal.name,
           )
           answer(req, res, started, 200, { etag: quoted(etag) }, JSON.stringify({ etag }))
         })().catch((e: unknown) => refuse(req, res, started, e))
@@ -103,6 +110,8 @@ export function documentFastPath(o: FastPathOptions): (req: IncomingMessage, res
     let partitions: number
     try {
       parts = keyParts(req.url ?? '')
+      // A password not checked yet: fastify's route checks it (off the fast path, once per client).
+      if (o.authorizeNow(req, parts.db, 'read') === undefined) return false
       const { db, t } = o.actions.table(parts.db, parts.table)
       // A document-group listing (fewer key parts) or too many parts: fastify's route answers.
       if (parts.key.length !== t.key.length) return false

@@ -22,7 +22,12 @@ export function toDbError(error: FastifyError | DbError): DbError {
   return new DbError('INTERNAL', fe.message)
 }
 
-/** Headers of a refusal beyond its status: a 503 (no master yet) says when to retry. */
+/**
+ * Headers of a refusal beyond its status: a 503 (no master yet) says when to retry, a 401 which
+ * credentials the API takes (RFC 9110: a 401 must carry WWW-Authenticate).
+ */
 export function refusalHeaders(e: DbError): Record<string, string> {
-  return e.status === 503 ? { 'retry-after': '1' } : {}
+  if (e.status === 503) return { 'retry-after': '1' }
+  if (e.status === 401) return { 'www-authenticate': 'Basic realm="cortado", Bearer realm="cortado"' }
+  return {}
 }

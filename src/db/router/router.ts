@@ -2,20 +2,35 @@
 // /{db}/{table}/{partitionKey}… to a partition and forwards to its master or a replica. Routes are
 // schema-first; the OpenAPI document (GET /openapi.json) is generated from those schemas.
 import http, { type IncomingMessage, type ServerResponse } from 'node:http'
+import https from 'node:https'
 import swagger from '@fastify/swagger'
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify'
 import { Counter, Histogram, type Registry } from 'prom-client'
+import { type KafkaSecurity } from '../../client/kafka-security.ts'
 import { type Logger } from '../../util/log.ts'
+import { AccessControl } from '../access/access-control.ts'
+import { hashPassword, type UserRecord } from '../access/users.ts'
 import { DbError } from '../errors.ts'
 import { MetadataLog } from '../metadata/metadata-log.ts'
 import { ClusterClient } from './cluster-client.ts'
+import { accessRoutes, requireAccess } from './routes-access.ts'
 import { adminRoutes } from './routes-admin.ts'
 import { documentFastPath, FAST_PATH_ROUTE, type JsonBodyParser } from './document-fast-path.ts'
 import { refusalHeaders, toDbError } from './refusals.ts'
 import { documentActions, documentRoutes } from './routes-documents.ts'
 
+/** Authentication of the API (src/db/access/). */
+export interface RouterAccess {
+  /** false: every request is anonymous and may do everything (`--insecure`). */
+  required: boolean
+  /** A cluster admin created when the cluster has no user at all (the first start). */
+  initialAdmin?: { name: string; password: string }
+}
+
 export interface RouterOptions {
   bootstrap: string[]
+  /** TLS and SASL for the connections to Kafka (default: plaintext, no authentication). */
+  security?: KafkaSecurity
   host?: string
   port?: number
   log: Logger
@@ -32,6 +47,12 @@ export interface RouterOptions {
    * (librdkafka's mock cluster) adds up to this much to every write: shorten it there.
    */
   fetchMaxWaitMs?: number
+  /** Authentication and authorization. Default: not required (a library caller's choice; the CLI requires it). */
+  access?: RouterAccess
+  /** The cluster secret the storage nodes require (StorageNodeOptions.clusterSecret). */
+  clusterSecret?: string
+  /** HTTPS: the server's certificate chain and key (PEM). Default: plain HTTP. */
+  tls?: { cert: string | Buffer; key: string | Buffer }
 }
 
 export class Router {
@@ -50,13 +71,15 @@ export class Router {
     const log = options.log
     const metadata = new MetadataLog({
       bootstrap: options.bootstrap,
+      security: options.security,
       clientId: 'cortado-router',
       replicationFactor: options.replicationFactor,
       onError: (e) => log.warn('metadata read error', { error: e.message }),
       maxWaitMs: options.fetchMaxWaitMs,
     })
     await metadata.start()
-    const cluster = new ClusterClient(metadata, { retryMs: options.retryMs })
+    const access = await startAccess(metadata, options)
+    const cluster = new ClusterClient(metadata, { retryMs: options.retryMs, clusterSecret: options.clusterSecret })
     const maxBodyBytes = options.maxBodyBytes ?? 64 * 1024 * 1024
     const requests = new Counter({
       name: 'cortado_router_requests_total',
@@ -100,9 +123,11 @@ export class Router {
       // fastify's own server settings (keep-alive 72 s, no request timeout), with the fast path
       // in front of its handler.
       serverFactory: (handler) => {
-        const server = http.createServer((req, res) => {
+        const listener = (req: IncomingMessage, res: ServerResponse) => {
           if (front.fastPath?.(req, res) !== true) handler(req, res)
-        })
+        }
+        const server =
+          options.tls === undefined ? http.createServer(listener) : https.createServer(options.tls, listener)
         server.keepAliveTimeout = 72_000
         server.requestTimeout = 0
         return server
@@ -144,6 +169,16 @@ export class Router {
       actions,
       parseJson: app.getDefaultJsonParser('error', 'error') as JsonBodyParser,
       maxBodyBytes,
+      authorize: async (req, db, role) => {
+        const principal = await access.authenticate(req.headers.authorization)
+        access.authorize(principal, { kind: 'database', db, role })
+        return principal
+      },
+      authorizeNow: (req, db, role) => {
+        const principal = access.authenticateNow(req.headers.authorization)
+        if (principal !== undefined) access.authorize(principal, { kind: 'database', db, role })
+        return principal
+      },
       onAnswer: (method, status, seconds) => {
         fastAnswers.inc()
         observe(FAST_PATH_ROUTE, method, status, seconds)
@@ -168,6 +203,7 @@ export class Router {
       void reply.code(404).send(new DbError('NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}`).toJSON())
     })
 
+    requireAccess(app, access)
     app.get('/openapi.json', { schema: { hide: true } }, (_req, reply) => reply.send(app.swagger()))
     app.get('/metrics', { schema: { hide: true } }, async (_req, reply) =>
       reply.type(options.registry.contentType).send(await options.registry.metrics()),
@@ -175,13 +211,19 @@ export class Router {
     app.get('/_health', { schema: { hide: true } }, (_req, reply) =>
       reply.send({ ok: true, metadataOffset: metadata.view.offset }),
     )
-    adminRoutes(app, cluster, { bootstrap: options.bootstrap, replicationFactor: options.replicationFactor ?? 1, log })
+    adminRoutes(app, cluster, {
+      bootstrap: options.bootstrap,
+      security: options.security,
+      replicationFactor: options.replicationFactor ?? 1,
+      log,
+    })
     documentRoutes(app, cluster, actions)
+    accessRoutes(app, metadata, access)
 
     const router = new Router(app, cluster, metadata)
     await app.listen({ host: options.host ?? '127.0.0.1', port: options.port ?? 8080 })
     const address = app.server.address()
-    router.#url = `http://${options.host ?? '127.0.0.1'}:${typeof address === 'object' && address !== null ? address.port : options.port}`
+    router.#url = `${options.tls === undefined ? 'http' : 'https'}://${options.host ?? '127.0.0.1'}:${typeof address === 'object' && address !== null ? address.port : options.port}`
     log.info('router listening', { url: router.#url })
     return router
   }
@@ -195,4 +237,42 @@ export class Router {
     await this.cluster.close()
     await this.metadata.close()
   }
+}
+
+/** The access control of the API, with its metrics, and the first cluster admin on a cluster with no user. */
+async function startAccess(metadata: MetadataLog, options: RouterOptions): Promise<AccessControl> {
+  const unauthenticated = new Counter({
+    name: 'cortado_router_authentication_failures_total',
+    help: 'Requests refused 401: no, malformed or wrong credentials',
+    registers: [options.registry],
+  })
+  const denied = new Counter({
+    name: 'cortado_router_authorization_denied_total',
+    help: 'Requests of an authenticated principal refused 403',
+    registers: [options.registry],
+  })
+  const access = new AccessControl(metadata.view, {
+    open: options.access?.required !== true,
+    onUnauthenticated: (reason, user) => {
+      unauthenticated.inc()
+      options.log.warn('authentication refused', { reason, user })
+    },
+    onDenied: (principal, need) => {
+      denied.inc()
+      options.log.warn('request denied', { principal: principal.name, need })
+    },
+  })
+  const initial = options.access?.initialAdmin
+  if (access.open) options.log.warn('authentication is off: every request may read, write and administer everything')
+  else if (initial !== undefined && metadata.view.users.size === 0) {
+    const user: UserRecord = {
+      name: initial.name,
+      password: await hashPassword(initial.password),
+      admin: true,
+      roles: {},
+    }
+    await metadata.put(`user/${initial.name}`, user)
+    options.log.info('created the first cluster admin', { user: initial.name })
+  }
+  return access
 }

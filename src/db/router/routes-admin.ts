@@ -7,6 +7,7 @@
 import { randomUUID } from 'node:crypto'
 import { isDeepStrictEqual } from 'node:util'
 import { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
+import { type KafkaSecurity } from '../../client/kafka-security.ts'
 import { type Logger } from '../../util/log.ts'
 import { type PartitionLoad, planMasterMoves } from '../controller/balance.ts'
 import { DbError } from '../errors.ts'
@@ -24,6 +25,8 @@ import { type ClusterClient } from './cluster-client.ts'
 
 export interface AdminOptions {
   bootstrap: string[]
+  /** TLS and SASL for the connections to Kafka (default: plaintext, no authentication). */
+  security?: KafkaSecurity
   /** Replication factor of new replication topics (1 on the embedded broker, 3 on Kafka). */
   replicationFactor: number
   log: Logger
@@ -217,12 +220,11 @@ export function adminRoutes(app: FastifyInstance, cluster: ClusterClient, option
     }
     if (options.replicationFactor >= 3)
       Object.assign(configs, { 'min.insync.replicas': '2', 'unclean.leader.election.enable': 'false' })
-    await ensureTopic(options.bootstrap, {
-      name: db.topic,
-      partitions: db.partitions,
-      replicationFactor: options.replicationFactor,
-      configs,
-    })
+    await ensureTopic(
+      options.bootstrap,
+      { name: db.topic, partitions: db.partitions, replicationFactor: options.replicationFactor, configs },
+      options.security,
+    )
     await metadata.put(`db/${name}`, db)
     options.log.info('database created', {
       db: name,

@@ -127,7 +127,7 @@ export function documentActions(cluster: ClusterClient) {
   }
 
   /** Writes a transaction of one document group at its partition's master: the new ETag. */
-  const write = async (dbName: string, ops: WriteRequestOp[]): Promise<WriteResponse> => {
+  const write = async (dbName: string, ops: WriteRequestOp[], principal: string): Promise<WriteResponse> => {
     const db = cluster.database(dbName)
     const keys = new Set(ops.map((o) => o.key[0]))
     if (keys.size !== 1)
@@ -136,7 +136,7 @@ export function documentActions(cluster: ClusterClient) {
         `a transaction covers one document group (one partition key); got ${[...keys].join(', ')}`,
       )
     const partition = partitionOf(ops[0].key[0], db.partitions)
-    const body: WriteRequest = { db: dbName, partition, ops }
+    const body: WriteRequest = { db: dbName, partition, ops, principal }
     return cluster.toMaster<WriteResponse>(dbName, partition, '/_node/write', body, 'write')
   }
 
@@ -148,6 +148,7 @@ export function documentActions(cluster: ClusterClient) {
     doc: Record<string, unknown>,
     ifMatchHeader: string | string[] | undefined,
     ifNoneMatchHeader: string | string[] | undefined,
+    principal: string,
   ): Promise<string> => {
     table(dbName, tableName)
     const op: WriteRequestOp = { kind: 'put', table: tableName, key, doc }
@@ -155,7 +156,7 @@ export function documentActions(cluster: ClusterClient) {
     const ifNoneMatch = condition(ifNoneMatchHeader, 'If-None-Match')
     if (ifMatch !== undefined) op.ifMatch = ifMatch
     if (ifNoneMatch !== undefined) op.ifNoneMatch = ifNoneMatch
-    return (await write(dbName, [op])).etag
+    return (await write(dbName, [op], principal)).etag
   }
 
   /** One document by its whole key, as its node stores it (JSON text passed through). */
@@ -208,7 +209,15 @@ export function documentRoutes(app: FastifyInstance, cluster: ClusterClient, act
     async (req: FastifyRequest, reply: FastifyReply) => {
       const { db, table: tableName, key } = keyParts(req.raw.url ?? '')
       const doc = req.body as Record<string, unknown>
-      const etag = await actions.put(db, tableName, key, doc, req.headers['if-match'], req.headers['if-none-match'])
+      const etag = await actions.put(
+        db,
+        tableName,
+        key,
+        doc,
+        req.headers['if-match'],
+        req.headers['if-none-match'],
+        req.principal.name,
+      )
       return reply.header('etag', quoted(etag)).send({ etag })
     },
   )
@@ -233,7 +242,7 @@ export function documentRoutes(app: FastifyInstance, cluster: ClusterClient, act
       const op: WriteRequestOp = { kind: 'delete', table: tableName, key }
       const ifMatch = condition(req.headers['if-match'], 'If-Match')
       if (ifMatch !== undefined) op.ifMatch = ifMatch
-      const { etag } = await write(db, [op])
+      const { etag } = await write(db, [op], req.principal.name)
       return reply.send({ etag })
     },
   )
@@ -429,7 +438,7 @@ export function documentRoutes(app: FastifyInstance, cluster: ClusterClient, act
         if (ifNoneMatch !== undefined) op.ifNoneMatch = ifNoneMatch
         return op
       })
-      const { etag } = await write(dbName, ops)
+      const { etag } = await write(dbName, ops, req.principal.name)
       return reply.send({ etag })
     },
   )

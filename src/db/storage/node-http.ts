@@ -10,6 +10,8 @@ import { DbError } from '../errors.ts'
 import { type MetadataView } from '../metadata/metadata-log.ts'
 import { type DatabaseInfo, partitionOf, type TableInfo } from '../metadata/model.ts'
 import {
+  CLUSTER_SECRET_HEADER,
+  hasClusterSecret,
   type DigestResponse,
   type DocumentView,
   type GroupRequest,
@@ -37,6 +39,8 @@ export interface NodeHttpContext {
   status(): NodeStatus
   /** Milliseconds since the node last read its own heartbeat back from the log (null: never). */
   logAgeMs(): number | null
+  /** Every call but GET /metrics must carry it (CLUSTER_SECRET_HEADER); undefined: none needed. */
+  readonly clusterSecret: string | undefined
 }
 
 export async function startNodeHttp(
@@ -46,6 +50,11 @@ export async function startNodeHttp(
   log: Logger,
 ): Promise<{ server: Server; url: string }> {
   const server = createServer((req, res) => {
+    if (req.url !== '/metrics' && !hasClusterSecret(node.clusterSecret, req.headers[CLUSTER_SECRET_HEADER])) {
+      const e = new DbError('UNAUTHENTICATED', "a node's internal API takes only the cluster's own calls")
+      res.writeHead(e.status, { 'content-type': 'application/json' }).end(JSON.stringify(e.toJSON()))
+      return
+    }
     handle(node, req, res).catch((error: unknown) => {
       const e =
         error instanceof DbError
@@ -228,7 +237,7 @@ async function write(node: NodeHttpContext, req: WriteRequest): Promise<string> 
       'BAD_REQUEST',
       `partition key ${pk} belongs to partition ${partitionOf(pk, db.partitions)}, not ${req.partition}`,
     )
-  return replica.write(ops)
+  return replica.write(ops, typeof req.principal === 'string' ? req.principal : undefined)
 }
 
 function readable(node: NodeHttpContext, req: { db: string; partition: number; from: string }): PartitionReplica {

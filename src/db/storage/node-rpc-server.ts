@@ -14,6 +14,7 @@ import {
   RPC_UPGRADE,
   type RpcRequest,
 } from '../node-rpc.ts'
+import { CLUSTER_SECRET_HEADER, hasClusterSecret } from '../node-api.ts'
 import { answer, type NodeAnswer, type NodeHttpContext, parseBody } from './node-http.ts'
 
 /** The answer to the upgrade request: the connection speaks frames from the next byte on. */
@@ -28,6 +29,10 @@ export function acceptRpc(server: Server, node: NodeHttpContext, log: Logger): {
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     if (req.headers.upgrade?.toLowerCase() !== RPC_UPGRADE) {
       socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n')
+      return
+    }
+    if (!hasClusterSecret(node.clusterSecret, req.headers[CLUSTER_SECRET_HEADER])) {
+      socket.end('HTTP/1.1 401 Unauthorized\r\nConnection: close\r\nContent-Length: 0\r\n\r\n')
       return
     }
     open.add(socket)

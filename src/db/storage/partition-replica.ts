@@ -251,8 +251,11 @@ export class PartitionReplica {
     return Promise.all(segments.map((s) => this.#deps.send(s)))
   }
 
-  /** Runs a transaction as master; resolves with its ETag once applied here from the log. */
-  write(ops: WriteOp[]): Promise<string> {
+  /**
+   * Runs a transaction as master; resolves with its ETag once applied here from the log. The
+   * principal who asked for it is recorded in its TXN or BEGIN record.
+   */
+  write(ops: WriteOp[], principal?: string): Promise<string> {
     if (this.#failure !== null)
       return Promise.reject(
         new DbError(
@@ -310,11 +313,12 @@ export class PartitionReplica {
     )
     ops.forEach((w, i) => this.#overlay.set(keys[i], { exists: w.op.kind === 'put', etag }))
     // One TXN record when the transaction fits in a segment, else BEGIN, DATA…, END.
-    const whole = this.#encode(scn, { type: RecordType.TXN, ops: ops.map((w) => w.op) })
+    const by = principal === undefined ? {} : { principal }
+    const whole = this.#encode(scn, { type: RecordType.TXN, ops: ops.map((w) => w.op), ...by })
     const sends: Promise<unknown>[] = []
     if (whole.length <= this.#deps.segmentSize) sends.push(this.#sendEncoded(whole))
     else {
-      sends.push(this.#sendEncoded(this.#encode(scn, { type: RecordType.BEGIN, count: ops.length })))
+      sends.push(this.#sendEncoded(this.#encode(scn, { type: RecordType.BEGIN, count: ops.length, ...by })))
       for (const w of ops) sends.push(this.#sendEncoded(this.#encode(scn, { type: RecordType.DATA, op: w.op })))
       sends.push(this.#sendEncoded(this.#encode(scn, { type: RecordType.END, count: ops.length })))
     }

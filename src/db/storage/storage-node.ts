@@ -10,6 +10,7 @@ import { closeSync, createWriteStream, existsSync, fsyncSync, mkdirSync, openSyn
 import { type Server } from 'node:http'
 import { join } from 'node:path'
 import { type Registry } from 'prom-client'
+import { type KafkaSecurity } from '../../client/kafka-security.ts'
 import { LogReader } from '../../client/log-reader.ts'
 import { ReliableProducer } from '../../client/reliable-producer.ts'
 import { lockDataDir } from '../../util/data-dir-lock.ts'
@@ -22,7 +23,7 @@ import {
   partitionKey,
 } from '../metadata/metadata-log.ts'
 import { type NodeInfo, type NodeReport, type PartitionInfo } from '../metadata/model.ts'
-import { type NodeStatus, type ReplicaStatus } from '../node-api.ts'
+import { clusterSecretHeaders, type NodeStatus, type ReplicaStatus } from '../node-api.ts'
 import { DEFAULT_NODE_SESSION_MS, takeoverAt } from './master-lease.ts'
 import { startNodeHttp } from './node-http.ts'
 import { acceptRpc } from './node-rpc-server.ts'
@@ -57,6 +58,8 @@ export interface StorageNodeOptions {
   id: string
   dataDir: string
   bootstrap: string[]
+  /** TLS and SASL for the connections to Kafka (default: plaintext, no authentication). */
+  security?: KafkaSecurity
   host?: string
   /** Port of the internal HTTP API (0 picks one). */
   port?: number
@@ -84,12 +87,18 @@ export interface StorageNodeOptions {
   fetchMaxWaitMs?: number
   /** How long a follower replica's partition sits out of fetches after a delivery (default FOLLOWER_LINGER_MS). */
   followerLingerMs?: number
+  /**
+   * The cluster secret: the internal API answers only calls that carry it (node-api.ts
+   * CLUSTER_SECRET_HEADER), and the node sends it to its peers. Default: none needed.
+   */
+  clusterSecret?: string
 }
 
 export class StorageNode {
   readonly id: string
   readonly metadata: MetadataLog
   readonly replicas = new Map<string, PartitionReplica>()
+  readonly clusterSecret: string | undefined
   readonly #options: StorageNodeOptions
   /** One producer per partition replica, so partitions do not wait on each other's requests. */
   readonly #producers = new Map<string, ReliableProducer>()
@@ -120,10 +129,12 @@ export class StorageNode {
 
   private constructor(options: StorageNodeOptions) {
     this.id = options.id
+    this.clusterSecret = options.clusterSecret
     this.#options = options
     const log = options.log
     this.metadata = new MetadataLog({
       bootstrap: options.bootstrap,
+      security: options.security,
       clientId: `cortado-node-${options.id}`,
       replicationFactor: options.replicationFactor,
       onError: (e) => log.warn('metadata read error', { error: e.message }),
@@ -131,6 +142,7 @@ export class StorageNode {
     })
     this.#reader = new LogReader({
       bootstrap: options.bootstrap,
+      security: options.security,
       clientId: `cortado-node-${options.id}-replication`,
       maxWaitMs: options.fetchMaxWaitMs ?? 500,
       onError: (e) => log.warn('replication read error', { error: e.message }),
@@ -434,6 +446,7 @@ export class StorageNode {
       const log = this.#options.log
       producer = new ReliableProducer({
         bootstrap: this.#options.bootstrap,
+        security: this.#options.security,
         clientId: `cortado-node-${this.id}-${db}-${partition}`,
         maxBatchBytes: 1024 * 1024,
         onFailure: (f) => {
@@ -458,7 +471,9 @@ export class StorageNode {
       const peer = this.view.nodes.get(peerId)
       if (peer === undefined) continue
       try {
-        const res = await fetch(`${peer.url}/_node/snapshot/${encodeURIComponent(p.db)}/${p.partition}`)
+        const res = await fetch(`${peer.url}/_node/snapshot/${encodeURIComponent(p.db)}/${p.partition}`, {
+          headers: clusterSecretHeaders(this.clusterSecret),
+        })
         if (res.status !== 200 || res.body === null) continue
         const tmp = `${path}.bootstrap`
         const bytes = await download(res.body, tmp, (done) =>
