@@ -30,6 +30,8 @@ export interface OpenTransaction {
   count: number
   ops: Operation[]
   broken: boolean
+  /** Who made it (the BEGIN record's principal), when recorded. */
+  principal?: string
 }
 
 export interface ReplicaState {
@@ -44,7 +46,7 @@ export interface ReplicaState {
 export type ReplicaInput = { offset: number; envelope: Envelope } | { offset: number; invalid: string }
 
 export type ReplicaAction =
-  | { kind: 'apply'; generation: number; scn: number; ops: Operation[]; nextOffset: number }
+  | { kind: 'apply'; generation: number; scn: number; ops: Operation[]; nextOffset: number; principal?: string }
   | { kind: 'generation-start'; generation: number; scn: number; node: string; nonce: string; nextOffset: number }
   /** A record whose (generation, scn) is not above the last applied; `nonce` set for a generation start. */
   | { kind: 'duplicate'; generation: number; scn: number; nonce?: string }
@@ -148,6 +150,7 @@ function apply(state: ReplicaState, input: ReplicaInput): StepResult {
             count: p.count,
             ops: [],
             broken: false,
+            ...(p.principal === undefined ? {} : { principal: p.principal }),
           },
         },
         actions,
@@ -160,7 +163,14 @@ function apply(state: ReplicaState, input: ReplicaInput): StepResult {
         actions.push({ kind: 'discarded', generation: e.generation, scn: e.scn, reason: 'malformed operation' })
         return { state: next, actions }
       }
-      actions.push({ kind: 'apply', generation: e.generation, scn: e.scn, ops: p.ops, nextOffset: input.offset + 1 })
+      actions.push({
+        kind: 'apply',
+        generation: e.generation,
+        scn: e.scn,
+        ops: p.ops,
+        nextOffset: input.offset + 1,
+        ...(p.principal === undefined ? {} : { principal: p.principal }),
+      })
       return { state: { ...next, generation: e.generation, scn: e.scn }, actions }
     }
     actions.push({
@@ -207,6 +217,7 @@ function apply(state: ReplicaState, input: ReplicaInput): StepResult {
     scn: open.scn,
     ops: open.ops,
     nextOffset: input.offset + 1,
+    ...(open.principal === undefined ? {} : { principal: open.principal }),
   })
   return { state: { ...next, open: null, generation: open.generation, scn: open.scn }, actions }
 }

@@ -20,6 +20,7 @@ export function routeNeed(method: string, route: string | undefined, params: unk
     case '/:db/:table/*':
       return method === 'GET' || method === 'HEAD' ? read : write
     case '/:db/_multiget':
+    case '/:db/_changes':
       return read
     case '/:db/_transaction':
       return write

@@ -14,6 +14,7 @@ import { DbError } from '../errors.ts'
 import { MetadataLog } from '../metadata/metadata-log.ts'
 import { ClusterClient } from './cluster-client.ts'
 import { accessRoutes, requireAccess } from './routes-access.ts'
+import { changesRoutes } from './routes-changes.ts'
 import { adminRoutes } from './routes-admin.ts'
 import { documentFastPath, FAST_PATH_ROUTE, type JsonBodyParser } from './document-fast-path.ts'
 import { refusalHeaders, toDbError } from './refusals.ts'
@@ -219,6 +220,7 @@ export class Router {
     })
     documentRoutes(app, cluster, actions)
     accessRoutes(app, metadata, access)
+    changesRoutes(app, cluster, { bootstrap: options.bootstrap, security: options.security, log })
 
     const router = new Router(app, cluster, metadata)
     await app.listen({ host: options.host ?? '127.0.0.1', port: options.port ?? 8080 })

@@ -114,6 +114,21 @@ test('a whole transaction is applied at its END, with the offset after the END',
   assert.equal(state.open, null)
 })
 
+test("a transaction's principal (of its TXN record, or of its BEGIN) comes with its apply", () => {
+  const log = new Log()
+    .genStart(1, 0)
+    .record(1, 1, { type: RecordType.TXN, ops: [put('a')], principal: 'alice' })
+    .record(1, 2, { type: RecordType.BEGIN, count: 1, principal: 'bob' })
+    .data(1, 2, put('b'))
+    .end(1, 2, 1)
+    .record(1, 3, { type: RecordType.TXN, ops: [put('c')] })
+  const applied = run(log).actions.filter((a) => a.kind === 'apply')
+  assert.deepEqual(
+    applied.map((a) => a.principal),
+    ['alice', 'bob', undefined],
+  )
+})
+
 test('an empty transaction (count 0) is applied', () => {
   const { actions, state } = run(new Log().txn(1, 1, []))
   assert.deepEqual(actions, [{ kind: 'apply', generation: 1, scn: 1, ops: [], nextOffset: 2 }])
