@@ -4,8 +4,8 @@
 // bob added over the wire with `cortado user add`). Each client produces and reads back records
 // over SASL (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512), over TLS with a client certificate, and over
 // PLAINTEXT; a wrong password is refused as an authentication failure, a client certificate the
-// CA did not sign fails the TLS handshake, and a client that skips SASL on a SASL listener is
-// disconnected before it can read anything.
+// CA did not sign is refused (the broker closes the connection once the handshake is over), and
+// a client that skips SASL on a SASL listener is disconnected before it can read anything.
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
 import { after, before, test } from 'node:test'
@@ -81,11 +81,12 @@ function brokerLog(listener: string, text: string): number {
 
 // ---- kcat ----
 
-const scram512 = (password: string) => [
+type Scram = 'SCRAM-SHA-256' | 'SCRAM-SHA-512'
+const scram = (mechanism: Scram, password: string) => [
   '-X',
   'security.protocol=SASL_SSL',
   '-X',
-  'sasl.mechanisms=SCRAM-SHA-512',
+  `sasl.mechanisms=${mechanism}`,
   '-X',
   'sasl.username=bob',
   '-X',
@@ -162,14 +163,21 @@ function assertKcatFailed(r: RunResult, pattern: RegExp): void {
   assert.match(r.stderr, pattern)
 }
 
-void test('kcat over SASL_SSL with SCRAM-SHA-512: records round-trip; a wrong password fails authentication', async () => {
-  await kcatRoundTrip('SASL_SSL', scram512('bob-secret'))
+for (const mechanism of ['SCRAM-SHA-512', 'SCRAM-SHA-256'] as const) {
+  void test(`kcat over SASL_SSL with ${mechanism}: records round-trip; a wrong password fails authentication`, async () => {
+    await kcatRoundTrip('SASL_SSL', scram(mechanism, 'bob-secret'))
 
-  const before = brokerLog('SASL_SSL', INVALID_CREDENTIALS)
-  const r = await kcat('SASL_SSL', scram512('not-bobs'), ['-P', '-t', uniqueTopic('sec-kcat-badscram')], 'x\n')
-  assertKcatFailed(r, new RegExp(`SASL authentication error: ${INVALID_CREDENTIALS}`))
-  assert.ok(brokerLog('SASL_SSL', INVALID_CREDENTIALS) > before, 'the broker logged the failed authentication')
-})
+    const before = brokerLog('SASL_SSL', INVALID_CREDENTIALS)
+    const r = await kcat(
+      'SASL_SSL',
+      scram(mechanism, 'not-bobs'),
+      ['-P', '-t', uniqueTopic('sec-kcat-badscram')],
+      'x\n',
+    )
+    assertKcatFailed(r, new RegExp(`SASL authentication error: ${INVALID_CREDENTIALS}`))
+    assert.ok(brokerLog('SASL_SSL', INVALID_CREDENTIALS) > before, 'the broker logged the failed authentication')
+  })
+}
 
 void test('kcat over SASL_PLAINTEXT with PLAIN: records round-trip; a wrong password and a client without SASL are refused', async () => {
   await kcatRoundTrip('SASL_PLAINTEXT', plain('alice-secret'))
@@ -216,19 +224,39 @@ interface ClientError {
   str: string
 }
 
-function confluentConfig(password: string): string {
+/** librdkafka settings for a SASL listener: PLAIN as alice, SCRAM as bob (SASL_SSL also checks the CA). */
+function confluentConfig(
+  listener: 'SASL_PLAINTEXT' | 'SASL_SSL',
+  mechanism: 'PLAIN' | Scram,
+  password: string,
+): string {
   return JSON.stringify({
-    'bootstrap.servers': address('SASL_SSL'),
-    'security.protocol': 'SASL_SSL',
-    'sasl.mechanisms': 'SCRAM-SHA-256',
-    'sasl.username': 'bob',
+    'bootstrap.servers': address(listener),
+    'security.protocol': listener,
+    'sasl.mechanisms': mechanism,
+    'sasl.username': mechanism === 'PLAIN' ? 'alice' : 'bob',
     'sasl.password': password,
-    'ssl.ca.location': certs.caFile,
+    ...(listener === 'SASL_SSL' ? { 'ssl.ca.location': certs.caFile } : {}),
   })
 }
 
-void test('confluent-kafka over SASL_SSL with SCRAM-SHA-256: acks=all producer, group consumer, commits', async () => {
-  const topic = uniqueTopic('sec-ck')
+/** librdkafka settings for the SSL listener with a client certificate. */
+function confluentTlsConfig(client: { certFile: string; keyFile: string }): string {
+  return JSON.stringify({
+    'bootstrap.servers': address('SSL'),
+    'security.protocol': 'SSL',
+    'ssl.ca.location': certs.caFile,
+    'ssl.certificate.location': client.certFile,
+    'ssl.key.location': client.keyFile,
+  })
+}
+
+/**
+ * An acks=all producer sends records to both partitions of a new topic, a group consumer reads
+ * them all back and commits the end of both partitions, with no client error on the way.
+ */
+async function confluentRoundTrip(config: string, prefix: string): Promise<void> {
+  const topic = uniqueTopic(prefix)
   const n = 40
   const r = await runPythonJson<{
     reports: (Acked & { error: string | null })[]
@@ -238,7 +266,7 @@ void test('confluent-kafka over SASL_SSL with SCRAM-SHA-256: acks=all producer, 
     committed: number[]
     consume_errors: string[]
     errors: ClientError[]
-  }>(CONFLUENT, [confluentConfig('bob-secret'), 'round-trip', topic, String(PARTITIONS), String(n), `${topic}-group`])
+  }>(CONFLUENT, [config, 'round-trip', topic, String(PARTITIONS), String(n), `${topic}-group`])
   assert.deepEqual(r.errors, [], 'no client errors (error_cb)')
   assert.equal(r.undelivered, 0)
   assert.deepEqual(
@@ -256,66 +284,136 @@ void test('confluent-kafka over SASL_SSL with SCRAM-SHA-256: acks=all producer, 
   assert.deepEqual(r.consume_errors, [])
   assertRoundTrip(sent, r.records)
   assert.deepEqual(r.committed, [n / 2, n / 2], 'the group committed the end of both partitions')
-})
+}
 
-void test('confluent-kafka over SASL_SSL with a wrong SCRAM password: error_cb reports _AUTHENTICATION, nothing is delivered', async () => {
+/** A producer with a wrong password: error_cb reports _AUTHENTICATION and nothing is delivered. */
+async function assertConfluentBadLogin(config: string, listener: string): Promise<void> {
+  const before = brokerLog(listener, INVALID_CREDENTIALS)
   const r = await runPythonJson<{
     errors: ClientError[]
     queued_after_error: number
     delivery_reports: (string | null)[]
-  }>(CONFLUENT, [confluentConfig('not-bobs'), 'bad-login', uniqueTopic('sec-ck-bad')])
+  }>(CONFLUENT, [config, 'bad-login', uniqueTopic('sec-ck-bad')])
   const auth = r.errors.filter((e) => e.name === '_AUTHENTICATION')
   assert.ok(auth.length > 0, `an _AUTHENTICATION error: ${JSON.stringify(r.errors)}`)
   assert.match(auth[0].str, new RegExp(`SASL authentication error: ${INVALID_CREDENTIALS}`))
   assert.equal(r.queued_after_error, 1, 'the record was still queued when authentication failed')
   assert.deepEqual(r.delivery_reports, ['_PURGE_QUEUE'], 'the record was never delivered')
+  assert.ok(brokerLog(listener, INVALID_CREDENTIALS) > before, 'the broker logged the failed authentication')
+}
+
+void test('confluent-kafka over SASL_SSL with SCRAM-SHA-256: acks=all producer, group consumer, commits', async () => {
+  await confluentRoundTrip(confluentConfig('SASL_SSL', 'SCRAM-SHA-256', 'bob-secret'), 'sec-ck')
+})
+
+void test('confluent-kafka over SASL_SSL with a wrong SCRAM password: error_cb reports _AUTHENTICATION, nothing is delivered', async () => {
+  await assertConfluentBadLogin(confluentConfig('SASL_SSL', 'SCRAM-SHA-256', 'not-bobs'), 'SASL_SSL')
+})
+
+void test('confluent-kafka over SASL_SSL with SCRAM-SHA-512: acks=all producer, group consumer, commits', async () => {
+  await confluentRoundTrip(confluentConfig('SASL_SSL', 'SCRAM-SHA-512', 'bob-secret'), 'sec-ck-512')
+})
+
+void test('confluent-kafka over SASL_PLAINTEXT with PLAIN: records round-trip; a wrong password reports _AUTHENTICATION', async () => {
+  await confluentRoundTrip(confluentConfig('SASL_PLAINTEXT', 'PLAIN', 'alice-secret'), 'sec-ck-plain')
+  await assertConfluentBadLogin(confluentConfig('SASL_PLAINTEXT', 'PLAIN', 'not-alices'), 'SASL_PLAINTEXT')
+})
+
+void test('confluent-kafka over SSL: with a CA-signed client certificate records round-trip; a self-signed one is refused', async () => {
+  await confluentRoundTrip(confluentTlsConfig(certs.client('carol')), 'sec-ck-tls')
+
+  const before = brokerLog('SSL', 'TLS handshake failed')
+  const r = await runPythonJson<{
+    errors: ClientError[]
+    queued_after_error: number
+    delivery_reports: (string | null)[]
+  }>(CONFLUENT, [confluentTlsConfig(certs.rogue), 'refused', uniqueTopic('sec-ck-rogue')])
+  // TLS 1.3: librdkafka's side of the handshake is over before the broker checks the certificate
+  // and closes the connection, so it sees the refusal as an EOF on its first read (ApiVersions),
+  // a transport error, not as a failed handshake; then it retries the connection.
+  const transport = r.errors.filter((e) => e.name === '_TRANSPORT')
+  assert.ok(transport.length > 0, `a _TRANSPORT error: ${JSON.stringify(r.errors)}`)
+  for (const e of transport) assert.match(e.str, /SSL routines::unexpected eof while reading|SSL handshake failed/)
+  assert.ok(
+    r.errors.some((e) => e.name === '_ALL_BROKERS_DOWN'),
+    `_ALL_BROKERS_DOWN: ${JSON.stringify(r.errors)}`,
+  )
+  assert.deepEqual(
+    r.errors.filter((e) => e.name !== '_TRANSPORT' && e.name !== '_ALL_BROKERS_DOWN'),
+    [],
+    'no other client error',
+  )
+  assert.equal(r.queued_after_error, 1, 'the record was still queued when every broker was down')
+  assert.deepEqual(r.delivery_reports, ['_PURGE_QUEUE'], 'the record was never delivered')
+  assert.ok(brokerLog('SSL', 'TLS handshake failed') > before, 'the broker refused the certificate')
 })
 
 // ---- kafka-python ----
 
-function kafkaPythonConfig(listener: 'SASL_PLAINTEXT' | 'SASL_SSL', password: string): string {
-  const sasl =
-    listener === 'SASL_PLAINTEXT'
-      ? { sasl_mechanism: 'PLAIN', sasl_plain_username: 'alice' }
-      : {
-          sasl_mechanism: 'SCRAM-SHA-512',
-          sasl_plain_username: 'bob',
-          ssl_cafile: certs.caFile,
-          ssl_check_hostname: true,
-        }
+function kafkaPythonConfig(
+  listener: 'SASL_PLAINTEXT' | 'SASL_SSL',
+  mechanism: 'PLAIN' | Scram,
+  password: string,
+): string {
   return JSON.stringify({
     bootstrap_servers: address(listener),
     security_protocol: listener,
+    sasl_mechanism: mechanism,
+    sasl_plain_username: mechanism === 'PLAIN' ? 'alice' : 'bob',
     sasl_plain_password: password,
-    ...sasl,
+    ...(listener === 'SASL_SSL' ? { ssl_cafile: certs.caFile, ssl_check_hostname: true } : {}),
   })
+}
+
+function kafkaPythonTlsConfig(client: { certFile: string; keyFile: string }): string {
+  return JSON.stringify({
+    bootstrap_servers: address('SSL'),
+    security_protocol: 'SSL',
+    ssl_cafile: certs.caFile,
+    ssl_check_hostname: true,
+    ssl_certfile: client.certFile,
+    ssl_keyfile: client.keyFile,
+  })
+}
+
+/** kafka-python's producer sends records to partition 0 of a new topic; a group-less consumer reads them back. */
+async function kafkaPythonRoundTrip(config: string, prefix: string): Promise<void> {
+  const topic = uniqueTopic(prefix)
+  const n = 30
+  const r = await runPythonJson<{ sent: Acked[]; records: Acked[] }>(KAFKA_PYTHON, [
+    config,
+    'round-trip',
+    topic,
+    String(n),
+  ])
+  assert.deepEqual(
+    r.sent.map((m) => [m.key, m.value, m.partition, m.offset]),
+    Array.from({ length: n }, (_, i) => [`k${i}`, `${topic}-${i}`, 0, i]),
+  )
+  assertRoundTrip(r.sent, r.records)
+}
+
+interface KafkaPythonRefusal {
+  exception: string | null
+  message?: string
+  seconds: number
+  log: string[]
 }
 
 for (const [listener, mechanism, password] of [
   ['SASL_PLAINTEXT', 'PLAIN', 'alice-secret'],
   ['SASL_SSL', 'SCRAM-SHA-512', 'bob-secret'],
+  ['SASL_SSL', 'SCRAM-SHA-256', 'bob-secret'],
 ] as const) {
   void test(`kafka-python over ${listener} with ${mechanism}: records round-trip; a wrong password raises NoBrokersAvailable`, async () => {
-    const topic = uniqueTopic(`sec-kp-${mechanism.toLowerCase()}`)
-    const n = 30
-    const r = await runPythonJson<{ sent: Acked[]; records: Acked[] }>(KAFKA_PYTHON, [
-      kafkaPythonConfig(listener, password),
-      'round-trip',
-      topic,
-      String(n),
-    ])
-    assert.deepEqual(
-      r.sent.map((m) => [m.key, m.value, m.partition, m.offset]),
-      Array.from({ length: n }, (_, i) => [`k${i}`, `${topic}-${i}`, 0, i]),
-    )
-    assertRoundTrip(r.sent, r.records)
+    await kafkaPythonRoundTrip(kafkaPythonConfig(listener, mechanism, password), `sec-kp-${mechanism.toLowerCase()}`)
 
     // kafka-python 2.0.2 authenticates with SaslHandshake v0 and bare SASL tokens: a refused login
     // can only be a closed connection, which it reports as a connection error while
     // authenticating, so KafkaProducer() gives up on the bootstrap server.
     const before = brokerLog(listener, INVALID_CREDENTIALS)
-    const bad = await runPythonJson<{ exception: string | null; seconds: number; log: string[] }>(KAFKA_PYTHON, [
-      kafkaPythonConfig(listener, 'wrong-password'),
+    const bad = await runPythonJson<KafkaPythonRefusal>(KAFKA_PYTHON, [
+      kafkaPythonConfig(listener, mechanism, 'wrong-password'),
       'bad-login',
     ])
     assert.equal(bad.exception, 'NoBrokersAvailable')
@@ -326,3 +424,17 @@ for (const [listener, mechanism, password] of [
     assert.ok(brokerLog(listener, INVALID_CREDENTIALS) > before, 'the broker refused the password')
   })
 }
+
+void test('kafka-python over SSL: with a CA-signed client certificate records round-trip; a self-signed one is refused', async () => {
+  await kafkaPythonRoundTrip(kafkaPythonTlsConfig(certs.client('dave')), 'sec-kp-tls')
+
+  const before = brokerLog('SSL', 'TLS handshake failed')
+  const bad = await runPythonJson<KafkaPythonRefusal>(KAFKA_PYTHON, [kafkaPythonTlsConfig(certs.rogue), 'bad-login'])
+  // TLS 1.3: the handshake succeeds on kafka-python's side and the broker closes the connection
+  // after checking the certificate. kafka-python 2.0.2 probes the broker version by sending
+  // ApiVersions and, 0.1 s later, Metadata; writing the second to the closed TLS connection raises
+  // ssl.SSLEOFError, which escapes KafkaProducer() as it is (not as a KafkaError).
+  assert.equal(bad.exception, 'SSLEOFError', JSON.stringify(bad))
+  assert.match(bad.message ?? '', /EOF occurred in violation of protocol/)
+  assert.ok(brokerLog('SSL', 'TLS handshake failed') > before, 'the broker refused the certificate')
+})

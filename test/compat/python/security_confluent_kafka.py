@@ -12,6 +12,10 @@ TypeScript test makes the assertions. Usage:
   security_confluent_kafka.py CONFIG bad-login TOPIC
       a Producer sends one record and polls until librdkafka reports an authentication error
       through error_cb (or the deadline passes).
+  security_confluent_kafka.py CONFIG refused TOPIC
+      the same, for a connection the broker refuses before any request (a client certificate it
+      does not trust): polls until error_cb reports _ALL_BROKERS_DOWN (or the deadline passes),
+      then a second more for the errors that follow.
 Run with /usr/bin/python3 (the Debian interpreter that has confluent_kafka).
 """
 
@@ -129,12 +133,33 @@ def bad_login(conf, topic):
     return {"errors": errors, "queued_after_error": queued, "delivery_reports": reports}
 
 
+def refused(conf, topic):
+    errors = []
+    reports = []
+    producer = Producer({
+        **conf,
+        "message.timeout.ms": 10000,
+        "error_cb": lambda err: errors.append(error_entry(err)),
+    })
+    producer.produce(topic, value="never", on_delivery=lambda err, msg: reports.append(None if err is None else err.name()))
+    deadline = time.monotonic() + DEADLINE_S
+    while time.monotonic() < deadline and not any(e["code"] == KafkaError._ALL_BROKERS_DOWN for e in errors):
+        producer.poll(0.1)
+    producer.poll(1)
+    queued = len(producer)
+    producer.purge()
+    producer.flush(2)
+    return {"errors": errors, "queued_after_error": queued, "delivery_reports": reports}
+
+
 def main():
     conf, command, args = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3:]
     if command == "round-trip":
         result = round_trip(conf, args[0], int(args[1]), int(args[2]), args[3])
     elif command == "bad-login":
         result = bad_login(conf, args[0])
+    elif command == "refused":
+        result = refused(conf, args[0])
     else:
         raise SystemExit("unknown command " + command)
     print(json.dumps(result))

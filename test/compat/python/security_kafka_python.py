@@ -3,14 +3,15 @@ test/compat/security-clients.test.ts.
 
 CONFIG is a JSON object of keyword arguments every client of the command gets (bootstrap_servers,
 security_protocol, sasl_mechanism, sasl_plain_username, sasl_plain_password, ssl_cafile,
-ssl_check_hostname). Each command prints one JSON object on stdout; the TypeScript test makes
+ssl_check_hostname, ssl_certfile, ssl_keyfile). Each command prints one JSON object on stdout; the TypeScript test makes
 the assertions. Usage:
   security_kafka_python.py CONFIG round-trip TOPIC COUNT
       KafkaProducer acks=all sends record i (key k<i>, value <TOPIC>-<i>) to partition 0 of an
       auto-created topic; a group-less KafkaConsumer (assign + seek_to_beginning) reads them back.
   security_kafka_python.py CONFIG bad-login
       constructs a KafkaProducer (which connects to bootstrap at once) and reports the exception
-      it raises, with kafka.conn's error log lines.
+      it raises, with kafka.conn's error log lines: for a wrong password, or a client certificate
+      the broker does not trust.
 Run with /usr/bin/python3 (the Debian interpreter that has the kafka package).
 """
 
@@ -77,7 +78,8 @@ def bad_login(conf):
     out = {"exception": None}
     try:
         KafkaProducer(**conf).close()
-    except kafka.errors.KafkaError as e:
+    except (kafka.errors.KafkaError, OSError) as e:
+        # OSError: kafka-python 2.0.2 lets some socket and ssl errors escape as they are.
         out["exception"] = type(e).__name__
         out["message"] = str(e)
     out["seconds"] = time.monotonic() - started
