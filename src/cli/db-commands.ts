@@ -6,7 +6,7 @@
 //                   N storage node processes (restarted if they die), a controller and the router.
 import { Admin } from '@platformatic/kafka'
 import { type ChildProcess, spawn } from 'node:child_process'
-import { mkdirSync } from 'node:fs'
+import { mkdirSync, readFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
@@ -22,6 +22,7 @@ import {
   writeClientProperties,
 } from './local-credentials.ts'
 import { kafkaConnectionOptions, type KafkaSecurity } from '../client/kafka-security.ts'
+import { CdcService } from '../db/changes/cdc-service.ts'
 import { Controller } from '../db/controller/controller.ts'
 import { checkReplicationTopics } from '../db/kafka-topics.ts'
 import { METADATA_TOPIC } from '../db/metadata/metadata-log.ts'
@@ -32,6 +33,9 @@ import { createRegistry, serveMetrics } from '../util/metrics.ts'
 import { EXIT_WITH_PARENT_ENV, spawnedToExitWithParent, stopOnSignals } from './shutdown.ts'
 
 const MAIN = fileURLToPath(new URL('./main.ts', import.meta.url))
+const VERSION = (
+  JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
+).version
 
 export interface NodeCommand {
   id: string
@@ -140,6 +144,35 @@ export async function runController(cmd: ControllerCommand): Promise<void> {
     { exitWithParent: spawnedToExitWithParent() },
   )
   process.stdout.write(`cortado controller ready id=${cmd.id} pid=${process.pid}\n`)
+}
+
+export interface CdcCommand {
+  bootstrap: string[]
+  /** TLS and SASL for Kafka (`--command-config`); default plaintext. */
+  security?: KafkaSecurity
+  /** Only these databases (default all). */
+  databases?: string[]
+  replicationFactor: number
+  metricsPort?: number
+}
+
+export async function runCdc(cmd: CdcCommand): Promise<void> {
+  const log = new Logger({ component: 'cdc' })
+  const registry = createRegistry()
+  const service = await CdcService.start({ ...cmd, log, registry, version: VERSION })
+  const metrics = cmd.metricsPort === undefined ? undefined : await serveMetrics(registry, '127.0.0.1', cmd.metricsPort)
+  stopOnSignals(
+    async () => {
+      metrics?.close()
+      await service.close()
+    },
+    log,
+    { exitWithParent: spawnedToExitWithParent() },
+  )
+  const address = metrics?.address()
+  const metricsUrl =
+    typeof address === 'object' && address !== null ? ` metrics=http://127.0.0.1:${address.port}/metrics` : ''
+  process.stdout.write(`cortado cdc ready pid=${process.pid}${metricsUrl}\n`)
 }
 
 async function brokerCount(bootstrap: string[], security: KafkaSecurity | undefined): Promise<number> {
@@ -256,7 +289,7 @@ export async function runStart(cmd: StartCommand): Promise<void> {
   const local = cmd.insecure ? undefined : loadOrCreateCredentials(dataDir)
   // How each process reaches Kafka: an external Kafka as --command-config says; the embedded
   // broker (when secure) with each process's own SCRAM user.
-  const kafka = { router: cmd.security, controller: cmd.security, nodeConfig: cmd.commandConfig }
+  const kafka = { router: cmd.security, controller: cmd.security, cdc: cmd.security, nodeConfig: cmd.commandConfig }
   const clusterSecret = local?.credentials.clusterSecret
   if (bootstrap === undefined) {
     const secure = local === undefined ? {} : secureBrokerSettings('127.0.0.1', cmd.brokerPort)
@@ -275,6 +308,7 @@ export async function runStart(cmd: StartCommand): Promise<void> {
       const { services } = local.credentials
       kafka.router = serviceSecurity(services.router)
       kafka.controller = serviceSecurity(services.controller)
+      kafka.cdc = serviceSecurity(services.cdc)
       kafka.nodeConfig = propertiesFile(dataDir, services.node.name)
     }
   }
@@ -329,6 +363,15 @@ export async function runStart(cmd: StartCommand): Promise<void> {
     return new NodeSupervisor(id, args, log)
   })
   await Promise.all(nodes.map((n) => n.ready))
+  // Each database's change topic (cortado-cdc-<db>), in Debezium's envelope.
+  const cdc = await CdcService.start({
+    bootstrap,
+    security: kafka.cdc,
+    replicationFactor,
+    log: log.child({ component: 'cdc' }),
+    registry,
+    version: VERSION,
+  })
 
   const notes: string[] = []
   if (broker !== undefined) {
@@ -348,6 +391,7 @@ export async function runStart(cmd: StartCommand): Promise<void> {
   stopOnSignals(
     async () => {
       await router.close()
+      await cdc.close()
       await controller.close()
       await Promise.all(nodes.map((n) => n.stop()))
       metrics.close()

@@ -2,8 +2,9 @@
 // default (docs/security.md, "A secure local cluster"):
 //   - `admin`: the database API's first cluster admin and the embedded broker's super user, with
 //     one random password;
-//   - `cortado-router`, `cortado-controller`, `cortado-node`: SCRAM users of the cluster's own
-//     processes on the embedded broker, each with only the ACLs its work needs;
+//   - `cortado-router`, `cortado-controller`, `cortado-node`, `cortado-cdc` (the change-topic
+//     publisher): SCRAM users of the cluster's own processes on the embedded broker, each with
+//     only the ACLs its work needs;
 //   - the cluster secret, which the storage nodes' internal API requires of every caller
 //     (the router, and the nodes themselves fetching snapshots from their peers).
 // They live in <data-dir>/credentials/ (owner-only: 0700 directory, 0600 files): credentials.json,
@@ -20,13 +21,15 @@ import { randomPassword } from '../db/access/users.ts'
 import { METADATA_TOPIC } from '../db/metadata/metadata-log.ts'
 import { writeFileDurably } from '../util/durable-file.ts'
 
-export type ServiceRole = 'router' | 'controller' | 'node'
-const SERVICE_ROLES: readonly ServiceRole[] = ['router', 'controller', 'node']
+export type ServiceRole = 'router' | 'controller' | 'node' | 'cdc'
+const SERVICE_ROLES: readonly ServiceRole[] = ['router', 'controller', 'node', 'cdc']
 export const ADMIN_USER = 'admin'
 /** The SASL mechanism of the local cluster's embedded broker. */
 const MECHANISM = 'SCRAM-SHA-512'
 /** Every replication topic's name starts so (model.ts topicOf). */
 const DATABASE_TOPIC_PREFIX = 'cortado-db-'
+/** Every change topic's name starts so (debezium.ts cdcTopicOf). */
+const CDC_TOPIC_PREFIX = 'cortado-cdc-'
 
 export interface Credential {
   name: string
@@ -58,12 +61,17 @@ export function loadOrCreateCredentials(dataDir: string): {
   const path = join(dir, 'credentials.json')
   let credentials: LocalCredentials
   let created = false
-  if (existsSync(path)) credentials = readCredentials(path)
-  else {
-    const service = (role: ServiceRole): Credential => ({ name: `cortado-${role}`, password: randomPassword() })
+  const service = (role: ServiceRole): Credential => ({ name: `cortado-${role}`, password: randomPassword() })
+  if (existsSync(path)) {
+    credentials = readCredentials(path)
+    // A service added since the file was made gets its credential now.
+    const missing = SERVICE_ROLES.filter((r) => credentials.services[r] === undefined)
+    for (const r of missing) credentials.services[r] = service(r)
+    if (missing.length > 0) writeFileDurably(path, JSON.stringify(credentials, null, 2) + '\n')
+  } else {
     credentials = {
       admin: { name: ADMIN_USER, password: randomPassword() },
-      services: { router: service('router'), controller: service('controller'), node: service('node') },
+      services: Object.fromEntries(SERVICE_ROLES.map((r) => [r, service(r)])) as Record<ServiceRole, Credential>,
       clusterSecret: randomBytes(32).toString('base64url'),
     }
     mkdirSync(dir, { recursive: true, mode: 0o700 })
@@ -93,7 +101,7 @@ function readCredentials(path: string): LocalCredentials {
   if (
     !ok(c.admin) ||
     typeof c.services !== 'object' ||
-    !SERVICE_ROLES.every((r) => ok(c.services?.[r])) ||
+    !SERVICE_ROLES.every((r) => c.services?.[r] === undefined || ok(c.services[r])) ||
     typeof c.clusterSecret !== 'string'
   )
     throw new CredentialsFileError(
@@ -132,7 +140,8 @@ export function serviceSecurity(credential: Credential): KafkaSecurity {
 /**
  * The ACLs each process of the cluster needs (WRITE on a topic implies IDEMPOTENT_WRITE on the
  * cluster, KIP-679): every one reads and writes the metadata topic (and creates it if missing);
- * the router creates the replication topics; the nodes read and write them.
+ * the router creates the replication topics; the nodes read and write them; the change-topic
+ * publisher reads them and writes the change topics.
  */
 export function serviceAcls(services: Record<ServiceRole, Credential>): AclBinding[] {
   const out: AclBinding[] = []
@@ -149,10 +158,14 @@ export function serviceAcls(services: Record<ServiceRole, Credential>): AclBindi
       })
   }
   const { READ, WRITE, DESCRIBE, CREATE } = AclOperation
-  for (const role of SERVICE_ROLES)
+  for (const role of ['router', 'controller', 'node'] as const)
     allow(services[role], PatternType.LITERAL, METADATA_TOPIC, [READ, WRITE, DESCRIBE, CREATE])
   allow(services.router, PatternType.PREFIXED, DATABASE_TOPIC_PREFIX, [CREATE, DESCRIBE])
   allow(services.node, PatternType.PREFIXED, DATABASE_TOPIC_PREFIX, [READ, WRITE, DESCRIBE])
+  // The change-topic publisher reads the metadata and the replication topics, and owns the change topics.
+  allow(services.cdc, PatternType.LITERAL, METADATA_TOPIC, [READ, DESCRIBE, CREATE])
+  allow(services.cdc, PatternType.PREFIXED, DATABASE_TOPIC_PREFIX, [READ, DESCRIBE])
+  allow(services.cdc, PatternType.PREFIXED, CDC_TOPIC_PREFIX, [READ, WRITE, DESCRIBE, CREATE])
   return out
 }
 

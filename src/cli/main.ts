@@ -2,7 +2,7 @@
 // function that parses its options and runs it. `cortado --help`, `cortado <command> --help`
 // (or -h, or `cortado help <command>`) print usage and exit 0; `cortado --version` prints the
 // version. A command-line mistake exits 2 with the usage; any other failure exits 1.
-import { readFileSync } from 'node:fs'
+import { accessSync, constants, readFileSync, statSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { ConfigError, parseConfigArgs } from '../broker/config.ts'
 import { type ClientSecurity } from './client-config.ts'
@@ -14,6 +14,7 @@ const load = {
   log: () => import('../util/log.ts'),
   metrics: () => import('../util/metrics.ts'),
   admin: () => import('./admin-commands.ts'),
+  bulk: () => import('./bulk-commands.ts'),
   users: () => import('./user-commands.ts'),
   acls: () => import('./acl-commands.ts'),
   quotas: () => import('./quota-commands.ts'),
@@ -125,6 +126,16 @@ function readOptionFile(option: string, path: string): string {
   }
 }
 
+/** A file that exists and can be read (a usage error otherwise), not read yet. */
+function readableFile(option: string, path: string): void {
+  try {
+    accessSync(path, constants.R_OK)
+    if (!statSync(path).isFile()) throw new Error('not a file')
+  } catch (error) {
+    throw new UsageError(`--${option}: cannot read ${path}: ${(error as Error).message}`)
+  }
+}
+
 const CLUSTER_SECRET = '[--cluster-secret-file <file> (the secret the nodes require of every caller)]'
 
 /** The first line of `--cluster-secret-file`, at least 16 characters. */
@@ -163,6 +174,41 @@ function routerAuthorization(user: string | undefined): string | undefined {
   }
   const { name, password } = userAndPassword(user)
   return `Basic ${Buffer.from(`${name}:${password}`).toString('base64')}`
+}
+
+const ROUTER = 'http://127.0.0.1:8080'
+const routerOptions = {
+  router: { type: 'string', default: ROUTER },
+  user: { type: 'string' },
+  ...connectOption,
+} as const
+const ROUTER_USER = '[--user name[:password] (password also from CORTADO_PASSWORD; or a token in CORTADO_TOKEN)]'
+
+/**
+ * The router of `--router`, with the Authorization header of `--user` (or CORTADO_TOKEN), once it
+ * answers; until then, says on stderr what it waits for, and gives up after `--connect-timeout`.
+ */
+async function reachRouter(values: {
+  router: string
+  user?: string
+  'connect-timeout'?: string
+}): Promise<{ url: string; authorization?: string }> {
+  const url = values.router.replace(/\/$/, '')
+  const authorization = routerAuthorization(values.user)
+  const timeoutMs = connectTimeoutMs(values['connect-timeout'])
+  const { waitUntilReachable } = await load.reachability()
+  await waitUntilReachable(`the router at ${url}`, async () => void (await fetch(`${url}/_health`)).body?.cancel(), {
+    timeoutMs,
+    say: (line) => process.stderr.write(line + '\n'),
+  })
+  return { url, authorization }
+}
+
+/** The one positional argument a command takes (`<db>`). */
+function onePositional(positionals: string[], name: string): string {
+  if (positionals.length === 0) throw new UsageError(`${name} is required`)
+  if (positionals.length > 1) throw new UsageError(`unexpected argument "${positionals[1]}"`)
+  return positionals[0]
 }
 
 const clientSecurityOptions = { ...commandConfigOption, user: { type: 'string' } } as const
@@ -222,6 +268,8 @@ const kafkaAdminOption = {
 
 /** Each line of an admin command's output, on stdout. */
 const sayLine = (line: string) => process.stdout.write(line + '\n')
+/** A bulk command's messages, on stderr. */
+const sayError = (line: string) => process.stderr.write(line + '\n')
 
 /**
  * The frame of `cortado user`, `acl` and `quota`: --bootstrap and --command-config, waiting for the
@@ -482,19 +530,45 @@ const COMMANDS: Record<string, Command> = {
       await runController(command)
     },
   },
+  cdc: {
+    usage: `cortado cdc --bootstrap <host:port> [--db <db>,...] [--replication-factor 1] [--metrics-port <n>]
+                ${COMMAND_CONFIG} ${CONNECT}   (one per cluster: each database's changes to topic cortado-cdc-<db>)`,
+    run: async (args) => {
+      const { values } = parseArgs({
+        args,
+        options: {
+          bootstrap: { type: 'string' },
+          ...commandConfigOption,
+          db: { type: 'string' },
+          'replication-factor': { type: 'string' },
+          'metrics-port': { type: 'string' },
+          ...connectOption,
+        },
+        strict: true,
+      })
+      const command = {
+        bootstrap: required(values.bootstrap, 'bootstrap').split(','),
+        security: await securityOption(values['command-config']),
+        databases: values.db?.split(','),
+        replicationFactor: optionalPositive(values['replication-factor'], 'replication-factor') ?? 1,
+        metricsPort: values['metrics-port'] === undefined ? undefined : port('metrics-port', values['metrics-port']),
+      }
+      await kafkaReachable(command.bootstrap, values['connect-timeout'], command.security)
+      const { runCdc } = await load.db()
+      await runCdc(command)
+    },
+  },
   admin: {
     usage: `cortado admin cluster | move-master <db> <partition> <node> | decommission <node> | recommission <node>
-              | rebalance [--dry-run] [--db <db>]   [--router http://127.0.0.1:8080] ${CONNECT}
-              [--user name[:password] (password also from CORTADO_PASSWORD; or a token in CORTADO_TOKEN)]`,
+              | rebalance [--dry-run] [--db <db>]   [--router ${ROUTER}] ${CONNECT}
+              ${ROUTER_USER}`,
     run: async (args) => {
       const { values, positionals } = parseArgs({
         args,
         options: {
-          router: { type: 'string', default: 'http://127.0.0.1:8080' },
-          user: { type: 'string' },
+          ...routerOptions,
           'dry-run': { type: 'boolean' },
           db: { type: 'string' },
-          ...connectOption,
         },
         allowPositionals: true,
         strict: true,
@@ -506,19 +580,8 @@ const COMMANDS: Record<string, Command> = {
       ]
       if (flags.length > 0 && positionals[0] !== 'rebalance')
         throw new UsageError(`${flags[0]} is an option of \`cortado admin rebalance\` only`)
-      const router = values.router.replace(/\/$/, '')
-      const timeoutMs = connectTimeoutMs(values['connect-timeout'])
-      const say = (line: string) => process.stderr.write(line + '\n')
-      const [{ waitUntilReachable }, { admin, AdminUsageError }] = await Promise.all([
-        load.reachability(),
-        load.admin(),
-      ])
-      await waitUntilReachable(
-        `the router at ${router}`,
-        async () => void (await fetch(`${router}/_health`)).body?.cancel(),
-        { timeoutMs, say },
-      )
-      const target = { url: router, authorization: routerAuthorization(values.user) }
+      const target = await reachRouter(values)
+      const { admin, AdminUsageError } = await load.admin()
       try {
         await admin(target, [...positionals, ...flags], (line) => process.stdout.write(line + '\n'))
       } catch (error) {
@@ -526,6 +589,59 @@ const COMMANDS: Record<string, Command> = {
         throw error
       }
       exitAfterOutput(0)
+    },
+  },
+  export: {
+    usage: `cortado export <db> --out <file|dir> [--table <t>] [--router ${ROUTER}] ${CONNECT}
+              ${ROUTER_USER}
+              (one file of {"table", "key", "doc"} lines, bare documents with --table; a directory: <table>.ndjson each)`,
+    run: async (args) => {
+      const { values, positionals } = parseArgs({
+        args,
+        options: { ...routerOptions, out: { type: 'string' }, table: { type: 'string' } },
+        allowPositionals: true,
+        strict: true,
+      })
+      const db = onePositional(positionals, '<db>')
+      const out = required(values.out, 'out')
+      const router = await reachRouter(values)
+      const { exportDatabase } = await load.bulk()
+      await exportDatabase({ router, db, table: values.table, out, say: sayError })
+      exitAfterOutput(0)
+    },
+  },
+  import: {
+    usage: `cortado import <db> --table <t> --file <x.ndjson> [--on-error skip|fail (default skip)] [--batch 500] [--concurrency 8]
+              [--state <file> (default <file>.import-state)] [--router ${ROUTER}] ${CONNECT}
+              ${ROUTER_USER}`,
+    run: async (args) => {
+      const { values, positionals } = parseArgs({
+        args,
+        options: {
+          ...routerOptions,
+          table: { type: 'string' },
+          file: { type: 'string' },
+          'on-error': { type: 'string', default: 'skip' },
+          batch: { type: 'string', default: '500' },
+          concurrency: { type: 'string', default: '8' },
+          state: { type: 'string' },
+        },
+        allowPositionals: true,
+        strict: true,
+      })
+      const db = onePositional(positionals, '<db>')
+      const table = required(values.table, 'table')
+      const file = required(values.file, 'file')
+      const onError = values['on-error']
+      if (onError !== 'skip' && onError !== 'fail')
+        throw new UsageError(`--on-error must be skip or fail, got "${onError}"`)
+      const batch = positive(values.batch, 'batch')
+      const concurrency = positive(values.concurrency, 'concurrency')
+      readableFile('file', file)
+      const router = await reachRouter(values)
+      const { importFile } = await load.bulk()
+      const options = { router, db, table, file, onError, batch, concurrency, say: sayError } as const
+      exitAfterOutput(await importFile({ ...options, state: values.state ?? `${file}.import-state` }))
     },
   },
   user: {

@@ -4,13 +4,26 @@
 // comes up is used.
 import assert from 'node:assert/strict'
 import { spawn, spawnSync } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { test } from 'node:test'
 import { MAIN, ROOT, removeDir, startBroker, tempDir } from '../helpers/broker-process.ts'
 
-const COMMANDS = ['broker', 'start', 'node', 'router', 'controller', 'admin', 'produce', 'consume', 'audit']
+const COMMANDS = [
+  'broker',
+  'start',
+  'node',
+  'router',
+  'controller',
+  'cdc',
+  'admin',
+  'export',
+  'import',
+  'produce',
+  'consume',
+  'audit',
+]
 const VERSION = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version
 
 const run = (...args: string[]) => spawnSync(process.execPath, [MAIN, ...args], { encoding: 'utf8', input: '' })
@@ -99,6 +112,9 @@ void test(
     const port = await closedPort()
     const kafka = `127.0.0.1:${port}`
     const dir = tempDir('unreachable')
+    const router = `http://127.0.0.1:${port}`
+    const importFile = join(dir, 'import.ndjson')
+    writeFileSync(importFile, '{"id": "a"}\n')
     const cases: [string, string[]][] = [
       ['produce', ['produce', '--bootstrap', kafka, '--topic', 't']],
       ['consume', ['consume', '--bootstrap', kafka, '--topic', 't']],
@@ -106,17 +122,20 @@ void test(
       ['node', ['node', '--id', 'n1', '--data-dir', join(dir, 'n1'), '--bootstrap', kafka]],
       ['router', ['router', '--bootstrap', kafka, '--http-port', '0']],
       ['controller', ['controller', '--id', 'c1', '--bootstrap', kafka]],
+      ['cdc', ['cdc', '--bootstrap', kafka]],
       [
         'start',
         ['start', '--bootstrap', kafka, '--data-dir', join(dir, 'start'), '--http-port', '0', '--metrics-port', '0'],
       ],
-      ['admin', ['admin', 'cluster', '--router', `http://127.0.0.1:${port}`]],
+      ['admin', ['admin', 'cluster', '--router', router]],
+      ['export', ['export', 'db', '--out', join(dir, 'export.ndjson'), '--router', router]],
+      ['import', ['import', 'db', '--table', 't', '--file', importFile, '--router', router]],
     ]
     try {
       const results = await Promise.all(cases.map(([, args]) => runAsync([...args, '--connect-timeout', '2'], 'x\n')))
       results.forEach((res, i) => {
         const [name] = cases[i]
-        const target = name === 'admin' ? `the router at http://127.0.0.1:${port}` : `Kafka at ${kafka}`
+        const target = ['admin', 'export', 'import'].includes(name) ? `the router at ${router}` : `Kafka at ${kafka}`
         assert.equal(res.code, 1, `${name}: ${res.stderr}`)
         assert.ok(
           res.stderr.includes(`cortado: waiting for ${target}: `),

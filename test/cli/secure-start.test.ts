@@ -15,6 +15,7 @@ import { CortadoClient } from '../../src/db/client/cortado-client.ts'
 import { type DbError } from '../../src/db/errors.ts'
 import { MAIN, removeDir, tempDir } from '../helpers/broker-process.ts'
 import { run } from '../helpers/compat.ts'
+import { until } from '../helpers/wait.ts'
 import { makeCertificates, type TestCertificates } from '../helpers/tls-certs.ts'
 
 interface Started {
@@ -226,6 +227,14 @@ void test('the embedded broker takes only SCRAM clients, and each process of the
   const listed = await kcat(props('admin'), ['-L'])
   assert.equal(listed.code, 0, listed.stderr)
   assert.match(listed.stdout, /topic "cortado-db-shop"/)
+  // The change-topic publisher (its own SCRAM user) made the database's change topic.
+  await until(
+    'the change topic',
+    async () => ((await kcat(props('admin'), ['-L'])).stdout.includes('topic "cortado-cdc-shop"') ? true : undefined),
+    30_000,
+  )
+  const cdc = await kcat(props('admin'), ['-C', '-t', 'cortado-cdc-shop', '-e', '-q', '-f', '%s\n'])
+  assert.match(cdc.stdout, /"connector":"cortado"/)
   // The nodes' user may not write outside the replication and metadata topics; the router's may
   // not read the replication topics.
   const stray = await run('kcat', ['-b', cluster.broker, '-F', props('cortado-node'), '-P', '-t', 'stray'], {

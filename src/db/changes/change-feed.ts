@@ -96,8 +96,12 @@ export interface ChangeFeedOptions {
   /** The partitions to follow (default all). */
   partitions?: number[]
   from: Positions
-  /** Called with each partition's newly committed transactions, in commit order. */
-  onTransactions: (transactions: CommittedTransaction[]) => void
+  /**
+   * Called with each partition's newly committed transactions, in commit order; the partition is
+   * read on once a promise it returns settles. If it rejects, the feed does not deliver those
+   * transactions again: its user must start a new feed (from a position it trusts).
+   */
+  onTransactions: (transactions: CommittedTransaction[]) => void | Promise<void>
   onError?: (error: Error) => void
 }
 
@@ -123,7 +127,7 @@ export class ChangeFeed {
       this.#decoders.set(p, decoder)
       this.#reader.assign(options.db.topic, p, from.offset, (records) => {
         const transactions = decoder.decode(records)
-        if (transactions.length > 0) options.onTransactions(transactions)
+        if (transactions.length > 0) return options.onTransactions(transactions)
       })
     }
   }
@@ -135,6 +139,11 @@ export class ChangeFeed {
       if (read < (ends.get(p) ?? 0)) return false
     }
     return true
+  }
+
+  /** The next offset to read of a followed partition. */
+  readOffset(partition: number): number {
+    return this.#reader.position(this.#options.db.topic, partition) ?? 0
   }
 
   /** Each followed partition's end offset now. */

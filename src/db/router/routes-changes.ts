@@ -6,8 +6,9 @@
 //   ?group=<partition key>  only this document group's operations
 //   ?feed=longpoll|sse      default longpoll, or sse when the request accepts text/event-stream
 //   ?limit=n, ?timeout=ms   long polling: answer with the events up to the end of the log as it
-//                           was when the request came, or, if there is none, the first to come
-//                           within the timeout; about n at most (a transaction is never split)
+//                           was when the request came (timeout=0 included), or, if there is
+//                           none, the first to come within the timeout; about n at most (a
+//                           transaction is never split)
 // Long polling answers NDJSON: one event per line, then {"token"} (where to continue, also when
 // no event came). SSE sends each event with its token as the event id, and a comment line every
 // 15 s so proxies keep the stream open.
@@ -43,6 +44,8 @@ interface ChangesQuery {
 }
 
 const HEARTBEAT_MS = 15_000
+/** A long poll answers with what it read after this long, even if it has not read up to the end. */
+const MAX_CATCH_UP_MS = 60_000
 
 export function changesRoutes(app: FastifyInstance, cluster: ClusterClient, options: ChangesOptions): void {
   app.get(
@@ -117,10 +120,15 @@ async function longPoll(s: Stream, limit: number, timeoutMs: number, options: Ch
   })
   try {
     const ends = await feed.endOffsets()
-    const deadline = Date.now() + timeoutMs
+    const started = Date.now()
+    // The timeout is how long to wait for new events once everything there was has been read;
+    // reading that takes what it takes (bounded, should Kafka stop answering).
+    let caughtUpAt: number | undefined
     for (;;) {
-      const caughtUp = feed.readUpTo(ends)
-      if (events.length >= limit || (caughtUp && events.length > 0) || Date.now() >= deadline) break
+      if (caughtUpAt === undefined && feed.readUpTo(ends)) caughtUpAt = Date.now()
+      if (events.length >= limit) break
+      if (caughtUpAt !== undefined && (events.length > 0 || Date.now() - caughtUpAt >= timeoutMs)) break
+      if (caughtUpAt === undefined && Date.now() - started >= MAX_CATCH_UP_MS) break
       await new Promise((resolve) => setTimeout(resolve, 20))
     }
   } finally {
