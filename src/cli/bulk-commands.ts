@@ -47,7 +47,7 @@ async function send(router: RouterTarget, method: string, path: string, body?: s
 }
 
 /** `409 CODE message (details)` from an error answer `{"error": {"code", "message", "details"}}`. */
-function describeAnswer(a: Answer): string {
+export function describeAnswer(a: Answer): string {
   try {
     const e = (JSON.parse(a.text) as { error?: { code?: string; message?: string; details?: string[] } }).error
     if (e !== undefined) {
@@ -66,7 +66,7 @@ const isRetriable = (status: number) => status === 503 || status === 504
  * A request retried, backing off, while the answer is 503 (not applied: NO_MASTER, NOT_MASTER, …)
  * or 504 (outcome unknown) or the router cannot be reached, for up to 30 s; then any answer.
  */
-async function sendRetrying(router: RouterTarget, method: string, path: string, body?: unknown): Promise<Answer> {
+export async function sendRetrying(router: RouterTarget, method: string, path: string, body?: unknown): Promise<Answer> {
   const deadline = Date.now() + RETRY_FOR_MS
   const text = body === undefined ? undefined : JSON.stringify(body)
   let backoffMs = 100
@@ -91,7 +91,7 @@ async function sendRetrying(router: RouterTarget, method: string, path: string, 
 }
 
 /** The JSON of a successful answer; any other answer is a BulkError naming the request. */
-async function getJson(router: RouterTarget, path: string): Promise<unknown> {
+export async function getJson(router: RouterTarget, path: string): Promise<unknown> {
   const a = await sendRetrying(router, 'GET', path)
   if (a.status < 200 || a.status > 299) throw new BulkError(`GET ${path}: ${describeAnswer(a)}`)
   return JSON.parse(a.text) as unknown
@@ -124,22 +124,22 @@ export interface ExportOptions {
   say: (line: string) => void
 }
 
-interface ChangeEvent {
+export interface ChangeEvent {
   op: 'put' | 'delete'
   table: string
   key: string[]
   after: Record<string, unknown> | null
 }
 
-interface ExportedDocument {
+export interface ExportedDocument {
   table: string
   key: string[]
   doc: Record<string, unknown>
 }
 
-/** One long poll of the change stream from `since` (the beginning when undefined). */
-async function pollChanges(
-  o: ExportOptions,
+/** One long poll (timeout=0) of the change stream from `since` (the beginning when undefined). */
+export async function pollChanges(
+  o: { router: RouterTarget; db: string; table?: string },
   since: string | undefined,
 ): Promise<{ events: ChangeEvent[]; token: string }> {
   const query = new URLSearchParams({ timeout: '0', limit: String(POLL_LIMIT) })
@@ -155,7 +155,7 @@ async function pollChanges(
 }
 
 /** A put sets the document, a delete removes it. */
-function fold(documents: Map<string, ExportedDocument>, e: ChangeEvent): void {
+export function fold(documents: Map<string, ExportedDocument>, e: ChangeEvent): void {
   const id = JSON.stringify([e.table, ...e.key])
   if (e.op === 'put' && e.after !== null) documents.set(id, { table: e.table, key: e.key, doc: e.after })
   else documents.delete(id)
@@ -166,13 +166,13 @@ function compareKeys(a: string[], b: string[]): number {
   return a.length - b.length
 }
 
-function byTableAndKey(a: ExportedDocument, b: ExportedDocument): number {
+export function byTableAndKey(a: ExportedDocument, b: ExportedDocument): number {
   if (a.table !== b.table) return a.table < b.table ? -1 : 1
   return compareKeys(a.key, b.key)
 }
 
 /** Writes `lines` to a temporary file next to `path`, then renames it into place. */
-async function writeAtomically(path: string, lines: Iterable<string>): Promise<void> {
+export async function writeAtomically(path: string, lines: Iterable<string>): Promise<void> {
   const tmp = `${path}.${process.pid}.tmp`
   const file = await open(tmp, 'w')
   try {
@@ -223,46 +223,6 @@ async function writeExport(o: ExportOptions, tables: string[], documents: Export
   return written
 }
 
-/** A partition's replication position: (generation, scn). */
-type Position = [number, number]
-
-const before = (a: Position, b: Position) => a[0] < b[0] || (a[0] === b[0] && a[1] < b[1])
-
-/** Each partition's position at its most advanced replica, now (GET /_admin/cluster). */
-async function appliedPositions(router: RouterTarget, db: string): Promise<Map<number, Position>> {
-  const view = (await getJson(router, '/_admin/cluster')) as {
-    databases: {
-      name: string
-      partitions: { partition: number; replicas: { applied: { generation: number; scn: number } | null }[] }[]
-    }[]
-  }
-  const out = new Map<number, Position>()
-  for (const p of view.databases.find((d) => d.name === db)?.partitions ?? []) {
-    for (const { applied } of p.replicas) {
-      if (applied === null) continue
-      const position: Position = [applied.generation, applied.scn]
-      const best = out.get(p.partition)
-      if (best === undefined || before(best, position)) out.set(p.partition, position)
-    }
-  }
-  return out
-}
-
-/** The positions a change-stream token holds: base64url JSON [[partition, offset, generation, scn], …]. */
-function tokenPositions(token: string): Map<number, Position> {
-  const entries = JSON.parse(Buffer.from(token, 'base64url').toString('utf8')) as number[][]
-  return new Map(entries.map(([p, , generation, scn]) => [p, [generation, scn]]))
-}
-
-/** The partitions a stream at `token` has not read up to `targets` yet (nothing to read in a partition at scn 0). */
-function partitionsBehind(token: string, targets: Map<number, Position>): number[] {
-  const at = tokenPositions(token)
-  return [...targets].filter(([p, target]) => target[1] > 0 && before(at.get(p) ?? [0, 0], target)).map(([p]) => p)
-}
-
-/** Empty polls in a row after which a stream still behind its start targets is taken as done. */
-const MAX_EMPTY_POLLS_BEHIND = 5
-
 /**
  * Exports the database (or one table): every document as of the position the change stream
  * reached, a consistent snapshot of each partition at that position.
@@ -277,15 +237,10 @@ export async function exportDatabase(o: ExportOptions): Promise<void> {
   progress.update({ events: 0, documents: 0 })
   let events = 0
   let since: string | undefined
-  // Where every partition was when the export began: the stream must get there at least.
-  const targets = await appliedPositions(o.router, o.db)
-  let emptyPolls = 0
   try {
     // Done when a poll (timeout=0: everything up to the log end as of the request, or nothing)
     // brings no event and does not move the token (a filtered stream moves it past other tables'
-    // transactions), once the stream has reached the start positions. An empty poll short of
-    // them is polled again (a router may answer before its reader got anything); should the
-    // stream still not get there after a few, the export ends with what it read and says so.
+    // transactions).
     for (;;) {
       const poll = await pollChanges(o, since)
       for (const e of poll.events) fold(documents, e)
@@ -293,16 +248,7 @@ export async function exportDatabase(o: ExportOptions): Promise<void> {
       progress.update({ events, documents: documents.size })
       const empty = poll.events.length === 0 && poll.token === since
       since = poll.token
-      emptyPolls = empty ? emptyPolls + 1 : 0
-      if (!empty) continue
-      const behind = partitionsBehind(since, targets)
-      if (behind.length === 0) break
-      if (emptyPolls >= MAX_EMPTY_POLLS_BEHIND) {
-        progress.log(
-          `export: the change stream did not reach the start position of partitions ${behind.join(', ')}; exported what it read`,
-        )
-        break
-      }
+      if (empty) break
     }
   } finally {
     progress.done()

@@ -15,6 +15,7 @@ const load = {
   metrics: () => import('../util/metrics.ts'),
   admin: () => import('./admin-commands.ts'),
   bulk: () => import('./bulk-commands.ts'),
+  backup: () => import('./backup-commands.ts'),
   users: () => import('./user-commands.ts'),
   acls: () => import('./acl-commands.ts'),
   quotas: () => import('./quota-commands.ts'),
@@ -642,6 +643,61 @@ const COMMANDS: Record<string, Command> = {
       const { importFile } = await load.bulk()
       const options = { router, db, table, file, onError, batch, concurrency, say: sayError } as const
       exitAfterOutput(await importFile({ ...options, state: values.state ?? `${file}.import-state` }))
+    },
+  },
+  backup: {
+    usage: `cortado backup <db> --to <dir> [--router ${ROUTER}] ${CONNECT}
+              ${ROUTER_USER}   (the first into a directory takes the base; each next one, the log's tail since)`,
+    run: async (args) => {
+      const { values, positionals } = parseArgs({
+        args,
+        options: { ...routerOptions, to: { type: 'string' } },
+        allowPositionals: true,
+        strict: true,
+      })
+      const db = onePositional(positionals, '<db>')
+      const to = required(values.to, 'to')
+      const router = await reachRouter(values)
+      const { backup } = await load.backup()
+      await backup({ router, db, to, say: sayError })
+      exitAfterOutput(0)
+    },
+  },
+  restore: {
+    usage: `cortado restore --from <dir> --db <new name> [--until <ISO time | epoch ms> | --until-token <token>]
+              [--concurrency 8] [--router ${ROUTER}] ${CONNECT}
+              ${ROUTER_USER}`,
+    run: async (args) => {
+      const { values, positionals } = parseArgs({
+        args,
+        options: {
+          ...routerOptions,
+          from: { type: 'string' },
+          db: { type: 'string' },
+          until: { type: 'string' },
+          'until-token': { type: 'string' },
+          concurrency: { type: 'string', default: '8' },
+        },
+        allowPositionals: true,
+        strict: true,
+      })
+      if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`)
+      const from = required(values.from, 'from')
+      const db = required(values.db, 'db')
+      if (values.until !== undefined && values['until-token'] !== undefined)
+        throw new UsageError('--until and --until-token go one at a time')
+      let until: { time: number } | { token: string } | undefined
+      if (values.until !== undefined) {
+        const time = parseTime(values.until)
+        if (time === undefined)
+          throw new UsageError(`--until must be a time (ISO 8601 or epoch milliseconds), got "${values.until}"`)
+        until = { time }
+      } else if (values['until-token'] !== undefined) until = { token: values['until-token'] }
+      const concurrency = positive(values.concurrency, 'concurrency')
+      const router = await reachRouter(values)
+      const { restore } = await load.backup()
+      await restore({ router, from, db, until, concurrency, say: sayError })
+      exitAfterOutput(0)
     },
   },
   user: {

@@ -20,6 +20,8 @@ const COMMANDS = [
   'admin',
   'export',
   'import',
+  'backup',
+  'restore',
   'produce',
   'consume',
   'audit',
@@ -130,12 +132,16 @@ void test(
       ['admin', ['admin', 'cluster', '--router', router]],
       ['export', ['export', 'db', '--out', join(dir, 'export.ndjson'), '--router', router]],
       ['import', ['import', 'db', '--table', 't', '--file', importFile, '--router', router]],
+      ['backup', ['backup', 'db', '--to', join(dir, 'backup'), '--router', router]],
+      ['restore', ['restore', '--from', join(dir, 'backup'), '--db', 'x', '--router', router]],
     ]
     try {
       const results = await Promise.all(cases.map(([, args]) => runAsync([...args, '--connect-timeout', '2'], 'x\n')))
       results.forEach((res, i) => {
         const [name] = cases[i]
-        const target = ['admin', 'export', 'import'].includes(name) ? `the router at ${router}` : `Kafka at ${kafka}`
+        const target = ['admin', 'export', 'import', 'backup', 'restore'].includes(name)
+          ? `the router at ${router}`
+          : `Kafka at ${kafka}`
         assert.equal(res.code, 1, `${name}: ${res.stderr}`)
         assert.ok(
           res.stderr.includes(`cortado: waiting for ${target}: `),
