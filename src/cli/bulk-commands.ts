@@ -66,7 +66,12 @@ const isRetriable = (status: number) => status === 503 || status === 504
  * A request retried, backing off, while the answer is 503 (not applied: NO_MASTER, NOT_MASTER, …)
  * or 504 (outcome unknown) or the router cannot be reached, for up to 30 s; then any answer.
  */
-export async function sendRetrying(router: RouterTarget, method: string, path: string, body?: unknown): Promise<Answer> {
+export async function sendRetrying(
+  router: RouterTarget,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<Answer> {
   const deadline = Date.now() + RETRY_FOR_MS
   const text = body === undefined ? undefined : JSON.stringify(body)
   let backoffMs = 100
