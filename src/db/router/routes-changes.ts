@@ -89,7 +89,11 @@ interface Stream {
   group?: string
 }
 
-function feedOf(s: Stream, options: ChangesOptions, onTransactions: (t: CommittedTransaction[]) => void): ChangeFeed {
+function feedOf(
+  s: Stream,
+  options: ChangesOptions,
+  onTransactions: (t: CommittedTransaction[]) => void | Promise<void>,
+): ChangeFeed {
   return new ChangeFeed({
     bootstrap: options.bootstrap,
     security: options.security,
@@ -147,8 +151,20 @@ function serveEvents(req: FastifyRequest, reply: FastifyReply, s: Stream, option
   })
   res.write(': cortado change stream\n\n')
   const feed = feedOf(s, options, (transactions) => {
+    let full = false
     for (const t of transactions)
-      for (const e of select(s, t)) res.write(`id: ${e.token}\nevent: change\ndata: ${JSON.stringify(e)}\n\n`)
+      for (const e of select(s, t)) full = !res.write(`id: ${e.token}\nevent: change\ndata: ${JSON.stringify(e)}\n\n`)
+    // A slow client: the partition is read on once its buffer has drained (or it went away).
+    if (full && !res.destroyed)
+      return new Promise<void>((resolve) => {
+        const done = () => {
+          res.off('drain', done)
+          res.off('close', done)
+          resolve()
+        }
+        res.on('drain', done)
+        res.on('close', done)
+      })
   })
   const heartbeat = setInterval(() => res.write(': keep-alive\n\n'), HEARTBEAT_MS)
   req.raw.once('close', () => {
