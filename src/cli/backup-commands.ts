@@ -202,9 +202,15 @@ function within(e: StreamEvent, until: RestoreUntil, positions: Map<number, [num
 }
 
 /** A request retried while the answer is 503 or 504 (sendRetrying); any status but `ok` fails the restore. */
-async function call(o: RestoreOptions, method: 'PUT' | 'POST', path: string, body: unknown, ok: number): Promise<void> {
+async function call(
+  o: RestoreOptions,
+  method: 'PUT' | 'POST',
+  path: string,
+  body: unknown,
+  ok: number[],
+): Promise<void> {
   const a = await sendRetrying(o.router, method, path, body)
-  if (a.status !== ok) throw new BulkError(`${method} ${path}: ${describeAnswer(a)}`)
+  if (!ok.includes(a.status)) throw new BulkError(`${method} ${path}: ${describeAnswer(a)}`)
 }
 
 /** Creates the database with the backup's definition: its first schema versions, then each later one. */
@@ -213,10 +219,11 @@ async function createDatabase(o: RestoreOptions, d: Definition): Promise<void> {
     Object.entries(d.tables).map(([t, def]) => [t, { key: def.key, schema: def.schemas[0], indexes: def.indexes }]),
   )
   const path = `/_admin/databases/${encodeURIComponent(o.db)}`
-  await call(o, 'PUT', path, { partitions: d.partitions, replicas: d.replicas, tables }, 201)
+  // 202: created, its masters not all taking writes yet (the writes below retry until they do).
+  await call(o, 'PUT', path, { partitions: d.partitions, replicas: d.replicas, tables }, [201, 202])
   for (const [t, def] of Object.entries(d.tables))
     for (const schema of def.schemas.slice(1))
-      await call(o, 'POST', `${path}/tables/${encodeURIComponent(t)}/schemas`, schema, 201)
+      await call(o, 'POST', `${path}/tables/${encodeURIComponent(t)}/schemas`, schema, [201])
 }
 
 type Operation = { op: 'put' | 'delete'; table: string; key: string[]; doc?: Record<string, unknown> }
@@ -229,7 +236,7 @@ async function writeTransactions(o: RestoreOptions, byGroup: Map<string, Operati
   const worker = async () => {
     while (next < groups.length) {
       for (const operations of groups[next++]) {
-        await call(o, 'POST', `/${encodeURIComponent(o.db)}/_transaction`, { operations }, 200)
+        await call(o, 'POST', `/${encodeURIComponent(o.db)}/_transaction`, { operations }, [200])
         written += operations.length
         progress.update({ operations: written })
       }
