@@ -27,7 +27,8 @@ import {
   type ExportedDocument,
   fold,
   getJson,
-  pollChanges,
+  MAX_TRANSACTION_OPS,
+  readToEnd,
   sendRetrying,
   writeAtomically,
 } from './bulk-commands.ts'
@@ -35,7 +36,6 @@ import { Progress } from './progress.ts'
 
 const MANIFEST = 'manifest.json'
 const MANIFEST_FORMAT = 1
-const MAX_TRANSACTION_OPS = 1000
 
 interface TableDefinition {
   key: string[]
@@ -77,25 +77,21 @@ export interface BackupOptions {
   say: (line: string) => void
 }
 
-/** Reads the change stream from `since` to the end of the log: its events and the token reached. */
+/** Reads the change stream from `since` to the end of the log, with progress: the token reached. */
 async function readStream(
   router: RouterTarget,
   db: string,
   since: string | undefined,
   onEvents: (events: StreamEvent[]) => void,
-): Promise<string | undefined> {
+): Promise<string> {
   const progress = new Progress('backup')
   let count = 0
   try {
-    for (;;) {
-      const poll = await pollChanges({ router, db }, since)
-      onEvents(poll.events as StreamEvent[])
-      count += poll.events.length
+    return await readToEnd({ router, db }, since, (events) => {
+      onEvents(events as StreamEvent[])
+      count += events.length
       progress.update({ events: count })
-      const done = poll.events.length === 0 && poll.token === since
-      since = poll.token
-      if (done) return since
-    }
+    })
   } finally {
     progress.done()
   }
@@ -120,7 +116,7 @@ export async function backup(o: BackupOptions): Promise<void> {
   }
   const file = `incr-${String(manifest.increments.length + 1).padStart(4, '0')}.ndjson`
   await writeAtomically(join(o.to, file), events)
-  manifest.increments.push({ file, token: token!, at, events: events.length })
+  manifest.increments.push({ file, token, at, events: events.length })
   writeFileDurably(manifestPath, JSON.stringify(manifest, null, 2) + '\n', 0o644)
   o.say(`backup: increment ${file}, ${events.length} changes, as of token ${token}`)
 }
@@ -147,7 +143,7 @@ async function takeBase(o: BackupOptions, manifestPath: string): Promise<void> {
       replicas: definition.replicas,
       tables: definition.tables,
     },
-    base: { file: 'base.ndjson', token: token!, at, documents: sorted.length },
+    base: { file: 'base.ndjson', token, at, documents: sorted.length },
     increments: [],
   }
   writeFileDurably(manifestPath, JSON.stringify(manifest, null, 2) + '\n', 0o644)

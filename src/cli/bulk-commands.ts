@@ -21,7 +21,7 @@ import { Progress } from './progress.ts'
 /** How long a request is retried while the database answers 503 or 504, or cannot be reached. */
 const RETRY_FOR_MS = 30_000
 /** The most operations one transaction takes (POST /{db}/_transaction). */
-const MAX_TRANSACTION_OPS = 1000
+export const MAX_TRANSACTION_OPS = 1000
 /** Events asked for by each poll of the change stream. */
 const POLL_LIMIT = 5000
 
@@ -143,7 +143,7 @@ export interface ExportedDocument {
 }
 
 /** One long poll (timeout=0) of the change stream from `since` (the beginning when undefined). */
-export async function pollChanges(
+async function pollChanges(
   o: { router: RouterTarget; db: string; table?: string },
   since: string | undefined,
 ): Promise<{ events: ChangeEvent[]; token: string }> {
@@ -157,6 +157,26 @@ export async function pollChanges(
   const last = JSON.parse(lines.pop() ?? '{}') as { token?: string }
   if (typeof last.token !== 'string') throw new BulkError(`GET ${path}: the answer does not end with a token`)
   return { events: lines.map((l) => JSON.parse(l) as ChangeEvent), token: last.token }
+}
+
+/**
+ * Reads the change stream from `since` (the beginning when undefined) to the end of the log,
+ * handing each poll's events to `onEvents`; resolves with the token reached. Done when a poll
+ * (timeout=0: everything up to the log end as of the request, or nothing) brings no event and
+ * does not move the token (a filtered stream moves it past other tables' transactions).
+ */
+export async function readToEnd(
+  o: { router: RouterTarget; db: string; table?: string },
+  since: string | undefined,
+  onEvents: (events: ChangeEvent[]) => void,
+): Promise<string> {
+  for (;;) {
+    const poll = await pollChanges(o, since)
+    onEvents(poll.events)
+    const empty = poll.events.length === 0 && poll.token === since
+    since = poll.token
+    if (empty) return since
+  }
 }
 
 /** A put sets the document, a delete removes it. */
@@ -241,20 +261,13 @@ export async function exportDatabase(o: ExportOptions): Promise<void> {
   const progress = new Progress('export')
   progress.update({ events: 0, documents: 0 })
   let events = 0
-  let since: string | undefined
+  let since: string
   try {
-    // Done when a poll (timeout=0: everything up to the log end as of the request, or nothing)
-    // brings no event and does not move the token (a filtered stream moves it past other tables'
-    // transactions).
-    for (;;) {
-      const poll = await pollChanges(o, since)
-      for (const e of poll.events) fold(documents, e)
-      events += poll.events.length
+    since = await readToEnd(o, undefined, (batch) => {
+      for (const e of batch) fold(documents, e)
+      events += batch.length
       progress.update({ events, documents: documents.size })
-      const empty = poll.events.length === 0 && poll.token === since
-      since = poll.token
-      if (empty) break
-    }
+    })
   } finally {
     progress.done()
   }

@@ -52,6 +52,21 @@ let certs: TestCertificates
 let dataDir: string
 let cluster: Started
 let adminPassword: string
+/** The same data directory and certificates each start (every port chosen afresh). */
+const startArgs = () => [
+  '--data-dir',
+  dataDir,
+  '--broker-port',
+  '0',
+  '--http-port',
+  '0',
+  '--metrics-port',
+  '0',
+  '--tls-cert',
+  join(certs.dir, 'broker.pem'),
+  '--tls-key',
+  join(certs.dir, 'broker.key'),
+]
 
 interface Answer {
   status: number
@@ -112,20 +127,7 @@ const SHOP = {
 before(async () => {
   dataDir = tempDir('secure-start')
   certs = makeCertificates(tempDir('secure-start-certs'))
-  cluster = await start([
-    '--data-dir',
-    dataDir,
-    '--broker-port',
-    '0',
-    '--http-port',
-    '0',
-    '--metrics-port',
-    '0',
-    '--tls-cert',
-    join(certs.dir, 'broker.pem'),
-    '--tls-key',
-    join(certs.dir, 'broker.key'),
-  ])
+  cluster = await start(startArgs())
   const shown = /user: admin {2}password: (\S+)/.exec(cluster.out())
   assert.ok(shown !== null, `the first start prints the admin password:\n${cluster.out()}`)
   adminPassword = shown[1]
@@ -248,20 +250,7 @@ void test('the embedded broker takes only SCRAM clients, and each process of the
 
 void test('a restart keeps the credentials and does not print the password again', async () => {
   await stop(cluster)
-  cluster = await start([
-    '--data-dir',
-    dataDir,
-    '--broker-port',
-    '0',
-    '--http-port',
-    '0',
-    '--metrics-port',
-    '0',
-    '--tls-cert',
-    join(certs.dir, 'broker.pem'),
-    '--tls-key',
-    join(certs.dir, 'broker.key'),
-  ])
+  cluster = await start(startArgs())
   assert.ok(!cluster.out().includes(adminPassword), 'the password is shown only on the first start')
   assert.match(cluster.out(), /credentials\.json/)
   assert.deepEqual((await call('GET', '/shop/users/u1', 'alice:alice-pass-1')).body, { id: 'u1', name: 'Ada' })
