@@ -355,3 +355,35 @@ void test('the client library: authorization for the placement, the cluster secr
     await intruder.close()
   }
 })
+
+void test('malformed users and credentials are refused with typed errors', async () => {
+  const short = await call('PUT', '/_admin/users/dave', admin(), { password: 'short' })
+  assert.equal(short.status, 400)
+  assert.equal(short.body.error?.code, 'INVALID_USER')
+  assert.equal(
+    (await call('PUT', '/_admin/users/dave', admin(), { password: 'long-enough', roles: { shop: 'owner' } })).status,
+    400,
+  )
+  assert.equal((await call('PUT', '/_admin/users/dave', admin(), { password: 'long-enough', extra: 1 })).status, 400)
+  assert.equal((await call('PUT', '/_admin/users/9bad', admin(), { password: 'long-enough' })).status, 400)
+  assert.equal((await call('PUT', '/_admin/users/dave', admin(), { roles: {} })).body.error?.code, 'INVALID_USER')
+  // Garbage, oversized and wrong-scheme credentials: 401, and the router keeps serving.
+  for (const authorization of ['Basic !!!', 'Bearer ctd_nope', 'Digest x', `Basic ${'A'.repeat(8000)}`, 'Basic'])
+    assert.equal(
+      await new Promise<number>((resolve, reject) => {
+        const req = https.request(
+          `${cluster.http}/_admin/whoami`,
+          { headers: { authorization }, ca: certs.caPem },
+          (res) => {
+            res.resume()
+            resolve(res.statusCode ?? 0)
+          },
+        )
+        req.once('error', reject)
+        req.end()
+      }),
+      401,
+      authorization.slice(0, 20),
+    )
+  assert.equal((await call('GET', '/_admin/whoami', admin())).status, 200)
+})
